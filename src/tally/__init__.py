@@ -1,0 +1,1 @@
+"""Tally: a typed Python SDK for the Tally Metrics API."""

@@ -1,0 +1,1 @@
+"""The Tally reference server: every operation of openapi/tally.yaml, on SQLite."""
