@@ -64,28 +64,30 @@ def differences(left: Path, right: Path) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if generated/tally_api is not current")
+    parser.add_argument("--target", type=Path, default=TARGET, help="the package folder (default generated/tally_api)")
     args = parser.parse_args()
+    target: Path = args.target
     with tempfile.TemporaryDirectory(prefix="tally-generate-") as scratch:
         fresh = Path(scratch) / "tally_api"
         generate_into(fresh)
         if args.check:
-            if not TARGET.exists():
-                print(f"{TARGET.relative_to(ROOT)} is missing; run `make generate`", file=sys.stderr)
+            if not target.exists():
+                print(f"{target} is missing; run `make generate`", file=sys.stderr)
                 return 1
-            changed = differences(fresh, TARGET)
+            changed = differences(fresh, target)
             if changed:
-                print("generated/tally_api differs from what openapi/tally.yaml generates:", file=sys.stderr)
+                print(f"{target} differs from what openapi/tally.yaml generates:", file=sys.stderr)
                 for name in changed:
                     print(f"  {name}", file=sys.stderr)
                 print("Never edit generated/ by hand: change the spec and run `make generate`.", file=sys.stderr)
                 return 1
-            print("generated/tally_api is current")
+            print(f"{target} is current")
             return 0
-        if TARGET.exists():
-            shutil.rmtree(TARGET)
-        TARGET.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(fresh, TARGET)
-        print(f"wrote {TARGET.relative_to(ROOT)}")
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(fresh, target)
+        print(f"wrote {target}")
     return 0
 
 

@@ -17,7 +17,6 @@ from .create_ingestion_key_request import CreateIngestionKeyRequest
 from .created_ingestion_key import CreatedIngestionKey
 from .error_body import ErrorBody
 from .error_body_details_type_0 import ErrorBodyDetailsType0
-from .error_code import ErrorCode
 from .error_response import ErrorResponse
 from .event_conflict import EventConflict
 from .experiment import Experiment
@@ -32,7 +31,6 @@ from .ingest_metrics_request import IngestMetricsRequest
 from .ingest_metrics_result import IngestMetricsResult
 from .ingestion_key import IngestionKey
 from .ingestion_key_page import IngestionKeyPage
-from .key_kind import KeyKind
 from .labels import Labels
 from .metadata import Metadata
 from .metadata_value_count import MetadataValueCount
@@ -46,6 +44,7 @@ from .metric_point_page import MetricPointPage
 from .move_experiment_request import MoveExperimentRequest
 from .move_folder_request import MoveFolderRequest
 from .patch_folder_request import PatchFolderRequest
+from .patch_folder_request_metadata_type_0 import PatchFolderRequestMetadataType0
 from .rename_folder_request import RenameFolderRequest
 from .series_selector import SeriesSelector
 from .update_experiment_status_request import UpdateExperimentStatusRequest
@@ -67,7 +66,6 @@ __all__ = (
     "CreateIngestionKeyRequest",
     "ErrorBody",
     "ErrorBodyDetailsType0",
-    "ErrorCode",
     "ErrorResponse",
     "EventConflict",
     "Experiment",
@@ -82,7 +80,6 @@ __all__ = (
     "IngestionKeyPage",
     "IngestMetricsRequest",
     "IngestMetricsResult",
-    "KeyKind",
     "Labels",
     "Metadata",
     "MetadataValueCount",
@@ -96,6 +93,7 @@ __all__ = (
     "MoveExperimentRequest",
     "MoveFolderRequest",
     "PatchFolderRequest",
+    "PatchFolderRequestMetadataType0",
     "RenameFolderRequest",
     "SeriesSelector",
     "UpdateExperimentStatusRequest",

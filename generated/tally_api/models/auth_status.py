@@ -7,8 +7,6 @@ from typing import Any, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..models.key_kind import KeyKind
-
 T = TypeVar("T", bound="AuthStatus")
 
 
@@ -20,7 +18,8 @@ class AuthStatus:
         organization_id (str):
         organization_name (str):
         key_id (str):
-        key_kind (KeyKind | str): A key kind as the server reports it; later versions may add values.
+        key_kind (str): A key kind as the server reports it: one of `x-extensible-enum` today; later versions may add
+            values, so clients must accept any string.
         scopes (list[str]): What the key may do.
         experiment_id (None | str): The experiment an ingestion key is scoped to; null for org keys.
     """
@@ -28,7 +27,7 @@ class AuthStatus:
     organization_id: str
     organization_name: str
     key_id: str
-    key_kind: KeyKind | str
+    key_kind: str
     scopes: list[str]
     experiment_id: None | str
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -40,11 +39,7 @@ class AuthStatus:
 
         key_id = self.key_id
 
-        key_kind: str
-        if isinstance(self.key_kind, KeyKind):
-            key_kind = self.key_kind.value
-        else:
-            key_kind = self.key_kind
+        key_kind = self.key_kind
 
         scopes = self.scopes
 
@@ -75,18 +70,7 @@ class AuthStatus:
 
         key_id = d.pop("key_id")
 
-        def _parse_key_kind(data: object) -> KeyKind | str:
-            try:
-                if not isinstance(data, str):
-                    raise TypeError()
-                componentsschemas_key_kind_value_type_0 = KeyKind(data)
-
-                return componentsschemas_key_kind_value_type_0
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(KeyKind | str, data)
-
-        key_kind = _parse_key_kind(d.pop("key_kind"))
+        key_kind = d.pop("key_kind")
 
         scopes = cast(list[str], d.pop("scopes"))
 

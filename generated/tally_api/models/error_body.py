@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..models.error_code import ErrorCode
-
 if TYPE_CHECKING:
     from ..models.error_body_details_type_0 import ErrorBodyDetailsType0
 
@@ -21,14 +19,15 @@ class ErrorBody:
     """What went wrong.
 
     Attributes:
-        code (ErrorCode | str): An error code as the server reports it; later versions may add values.
+        code (str): An error code as the server reports it: one of `x-extensible-enum` today; later versions may add
+            values, so clients must accept any string.
         message (str): For humans.
         request_id (str): Same as the `X-Request-Id` header.
         details (ErrorBodyDetailsType0 | None): Structured detail; for `invalid_request`, `errors` lists field paths and
             problems.
     """
 
-    code: ErrorCode | str
+    code: str
     message: str
     request_id: str
     details: ErrorBodyDetailsType0 | None
@@ -37,11 +36,7 @@ class ErrorBody:
     def to_dict(self) -> dict[str, Any]:
         from ..models.error_body_details_type_0 import ErrorBodyDetailsType0  # noqa: PLC0415
 
-        code: str
-        if isinstance(self.code, ErrorCode):
-            code = self.code.value
-        else:
-            code = self.code
+        code = self.code
 
         message = self.message
 
@@ -71,19 +66,7 @@ class ErrorBody:
         from ..models.error_body_details_type_0 import ErrorBodyDetailsType0  # noqa: PLC0415
 
         d = dict(src_dict)
-
-        def _parse_code(data: object) -> ErrorCode | str:
-            try:
-                if not isinstance(data, str):
-                    raise TypeError()
-                componentsschemas_error_code_value_type_0 = ErrorCode(data)
-
-                return componentsschemas_error_code_value_type_0
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(ErrorCode | str, data)
-
-        code = _parse_code(d.pop("code"))
+        code = d.pop("code")
 
         message = d.pop("message")
 

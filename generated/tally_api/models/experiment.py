@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..models.experiment_status import ExperimentStatus
-
 if TYPE_CHECKING:
     from ..models.experiment_metadata import ExperimentMetadata
 
@@ -27,7 +25,8 @@ class Experiment:
         folder_id (None | str): The folder holding it; null when in none.
         description (None | str):
         metadata (ExperimentMetadata):
-        status (ExperimentStatus | str): An experiment status as the server reports it; later versions may add values.
+        status (str): An experiment status as the server reports it: one of `x-extensible-enum` today; later versions
+            may add values, so clients must accept any string.
         created_at (datetime.datetime):
         updated_at (datetime.datetime):
         ended_at (datetime.datetime | None): When it reached a terminal status.
@@ -38,7 +37,7 @@ class Experiment:
     folder_id: None | str
     description: None | str
     metadata: ExperimentMetadata
-    status: ExperimentStatus | str
+    status: str
     created_at: datetime.datetime
     updated_at: datetime.datetime
     ended_at: datetime.datetime | None
@@ -57,11 +56,7 @@ class Experiment:
 
         metadata = self.metadata.to_dict()
 
-        status: str
-        if isinstance(self.status, ExperimentStatus):
-            status = self.status.value
-        else:
-            status = self.status
+        status = self.status
 
         created_at = self.created_at.isoformat()
 
@@ -116,18 +111,7 @@ class Experiment:
 
         metadata = ExperimentMetadata.from_dict(d.pop("metadata"))
 
-        def _parse_status(data: object) -> ExperimentStatus | str:
-            try:
-                if not isinstance(data, str):
-                    raise TypeError()
-                componentsschemas_experiment_status_value_type_0 = ExperimentStatus(data)
-
-                return componentsschemas_experiment_status_value_type_0
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(ExperimentStatus | str, data)
-
-        status = _parse_status(d.pop("status"))
+        status = d.pop("status")
 
         created_at = datetime.datetime.fromisoformat(d.pop("created_at"))
 

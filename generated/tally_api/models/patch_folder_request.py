@@ -9,7 +9,9 @@ from attrs import define as _attrs_define
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
-    from ..models.metadata import Metadata
+    from ..models.patch_folder_request_metadata_type_0 import (
+        PatchFolderRequestMetadataType0,
+    )
 
 
 T = TypeVar("T", bound="PatchFolderRequest")
@@ -21,14 +23,17 @@ class PatchFolderRequest:
 
     Attributes:
         description (None | str | Unset): Free text.
-        metadata (Metadata | None | Unset): Replaces the whole metadata object; null clears it.
+        metadata (None | PatchFolderRequestMetadataType0 | Unset): Replaces the whole metadata object (at most 64 top-
+            level entries); null clears it.
     """
 
     description: None | str | Unset = UNSET
-    metadata: Metadata | None | Unset = UNSET
+    metadata: None | PatchFolderRequestMetadataType0 | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
-        from ..models.metadata import Metadata  # noqa: PLC0415
+        from ..models.patch_folder_request_metadata_type_0 import (
+            PatchFolderRequestMetadataType0,  # noqa: PLC0415
+        )
 
         description: None | str | Unset
         if isinstance(self.description, Unset):
@@ -39,7 +44,7 @@ class PatchFolderRequest:
         metadata: dict[str, Any] | None | Unset
         if isinstance(self.metadata, Unset):
             metadata = UNSET
-        elif isinstance(self.metadata, Metadata):
+        elif isinstance(self.metadata, PatchFolderRequestMetadataType0):
             metadata = self.metadata.to_dict()
         else:
             metadata = self.metadata
@@ -56,7 +61,9 @@ class PatchFolderRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        from ..models.metadata import Metadata  # noqa: PLC0415
+        from ..models.patch_folder_request_metadata_type_0 import (
+            PatchFolderRequestMetadataType0,  # noqa: PLC0415
+        )
 
         d = dict(src_dict)
 
@@ -69,7 +76,7 @@ class PatchFolderRequest:
 
         description = _parse_description(d.pop("description", UNSET))
 
-        def _parse_metadata(data: object) -> Metadata | None | Unset:
+        def _parse_metadata(data: object) -> None | PatchFolderRequestMetadataType0 | Unset:
             if data is None:
                 return data
             if isinstance(data, Unset):
@@ -77,12 +84,12 @@ class PatchFolderRequest:
             try:
                 if not isinstance(data, dict):
                     raise TypeError()
-                metadata_type_0 = Metadata.from_dict(data)
+                metadata_type_0 = PatchFolderRequestMetadataType0.from_dict(data)
 
                 return metadata_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 pass
-            return cast(Metadata | None | Unset, data)
+            return cast(None | PatchFolderRequestMetadataType0 | Unset, data)
 
         metadata = _parse_metadata(d.pop("metadata", UNSET))
 

@@ -1,0 +1,288 @@
+"""The contract's house rules, checked on openapi/tally.yaml itself.
+
+Each test names the rule from ARCHITECTURE.md or issue 2 that it holds the spec to, so a failure says what to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from openapi_spec_validator import validate
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC_PATH = ROOT / "openapi" / "tally.yaml"
+SPEC: dict[str, Any] = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
+METHODS = ("get", "put", "post", "patch", "delete")
+
+# The operations issue 2 asks for: operationId -> (method, path, tag).
+EXPECTED_OPERATIONS = {
+    "getHealth": ("get", "/v1/health", "health"),
+    "getAuthStatus": ("get", "/v1/auth/status", "auth"),
+    "listFolders": ("get", "/v1/folders", "folders"),
+    "createFolder": ("post", "/v1/folders", "folders"),
+    "getFolder": ("get", "/v1/folders/{folder_id}", "folders"),
+    "patchFolder": ("patch", "/v1/folders/{folder_id}", "folders"),
+    "renameFolder": ("post", "/v1/folders/{folder_id}/rename", "folders"),
+    "moveFolder": ("post", "/v1/folders/{folder_id}/move", "folders"),
+    "listExperiments": ("get", "/v1/experiments", "experiments"),
+    "createExperiment": ("post", "/v1/experiments", "experiments"),
+    "getExperiment": ("get", "/v1/experiments/{experiment_id}", "experiments"),
+    "updateExperimentStatus": ("post", "/v1/experiments/{experiment_id}/status", "experiments"),
+    "moveExperiment": ("post", "/v1/experiments/{experiment_id}/move", "experiments"),
+    "ingestMetrics": ("post", "/v1/experiments/{experiment_id}/metrics", "metrics"),
+    "listMetrics": ("get", "/v1/experiments/{experiment_id}/metrics", "metrics"),
+    "compareMetrics": ("post", "/v1/metrics/compare", "metrics"),
+    "listMetricCatalog": ("get", "/v1/metric-catalog", "metric-catalog"),
+    "inspectMetricCatalogValues": ("get", "/v1/metric-catalog/values", "metric-catalog"),
+    "listIngestionKeys": ("get", "/v1/experiments/{experiment_id}/ingestion-keys", "ingestion-keys"),
+    "createIngestionKey": ("post", "/v1/experiments/{experiment_id}/ingestion-keys", "ingestion-keys"),
+    "revokeIngestionKey": ("post", "/v1/ingestion-keys/{key_id}/revoke", "ingestion-keys"),
+    "listAnnotations": ("get", "/v1/experiments/{experiment_id}/annotations", "annotations"),
+    "createAnnotation": ("post", "/v1/experiments/{experiment_id}/annotations", "annotations"),
+}
+INGESTION_KEY_OPERATIONS = {"ingestMetrics", "createAnnotation"}
+UNAUTHENTICATED_OPERATIONS = {"getHealth"}
+
+
+def operations() -> Iterator[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    """Every (method, path, path item, operation) in the spec."""
+    for path, item in SPEC["paths"].items():
+        for method in METHODS:
+            if method in item:
+                yield method, path, item, item[method]
+
+
+def resolve(node: Any) -> Any:
+    """Follow a local `$ref` (one level at a time) to the object it names."""
+    while isinstance(node, dict) and "$ref" in node:
+        target: Any = SPEC
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        node = target
+    return node
+
+
+def parameters_of(item: dict[str, Any], operation: dict[str, Any]) -> list[dict[str, Any]]:
+    return [resolve(p) for p in item.get("parameters", []) + operation.get("parameters", [])]
+
+
+def op_ids() -> list[str]:
+    return [op["operationId"] for _, _, _, op in operations()]
+
+
+def op_by_id(operation_id: str) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+    for method, path, item, op in operations():
+        if op["operationId"] == operation_id:
+            return method, path, item, op
+    raise KeyError(operation_id)
+
+
+# A registry so that example validation follows the spec's own `$ref`s under Draft 2020-12, as OpenAPI 3.1 says.
+_REGISTRY: Registry[Any] = Registry().with_resource(
+    "tally.yaml", Resource.from_contents(SPEC, default_specification=DRAFT202012)
+)
+
+
+def validate_example(schema: dict[str, Any], example: Any) -> None:
+    rooted = _rebase_refs(schema)
+    validator = jsonschema.Draft202012Validator(
+        rooted, registry=_REGISTRY, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    errors = sorted(validator.iter_errors(example), key=lambda e: list(e.absolute_path))
+    assert not errors, "; ".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+
+
+def _rebase_refs(node: Any) -> Any:
+    """Point `#/...` refs at the registered spec document, so a sub-schema validates on its own."""
+    if isinstance(node, dict):
+        return {k: ("tally.yaml" + v if k == "$ref" and v.startswith("#") else _rebase_refs(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rebase_refs(v) for v in node]
+    return node
+
+
+def test_spec_is_valid_openapi_3_1() -> None:
+    assert SPEC["openapi"].startswith("3.1")
+    validate(SPEC)
+
+
+def test_operations_are_exactly_the_contracted_ones() -> None:
+    found = {op["operationId"]: (method, path, op.get("tags")) for method, path, _, op in operations()}
+    expected = {oid: (method, path, [tag]) for oid, (method, path, tag) in EXPECTED_OPERATIONS.items()}
+    assert found == expected
+
+
+def test_servers_name_the_local_reference_server() -> None:
+    assert {"url": "http://127.0.0.1:8787"}.items() <= SPEC["servers"][0].items()
+
+
+@pytest.mark.parametrize("operation_id", op_ids())
+def test_every_body_has_an_example_that_validates(operation_id: str) -> None:
+    _, _, _, op = op_by_id(operation_id)
+    bodies: list[tuple[str, dict[str, Any]]] = []
+    if "requestBody" in op:
+        bodies += [(f"request {ct}", media) for ct, media in resolve(op["requestBody"])["content"].items()]
+    for status, response in op["responses"].items():
+        bodies += [(f"response {status} {ct}", media) for ct, media in resolve(response).get("content", {}).items()]
+    assert bodies, f"{operation_id} has no bodies at all"
+    for where, media in bodies:
+        examples = [media["example"]] if "example" in media else [e["value"] for e in media.get("examples", {}).values()]
+        assert examples, f"{operation_id}: {where} has no example"
+        for example in examples:
+            try:
+                validate_example(media["schema"], example)
+            except AssertionError as exc:
+                raise AssertionError(f"{operation_id}: {where} example does not match its schema: {exc}") from None
+
+
+@pytest.mark.parametrize("operation_id", op_ids())
+def test_every_operation_declares_its_error_responses(operation_id: str) -> None:
+    method, _, item, op = op_by_id(operation_id)
+    statuses = set(op["responses"])
+    required = {"500", "503"}
+    if operation_id not in UNAUTHENTICATED_OPERATIONS:
+        required |= {"401", "429"}
+    if operation_id not in UNAUTHENTICATED_OPERATIONS | {"getAuthStatus"}:
+        required |= {"400", "403"}
+    if "{" in SPEC_PATH_OF[operation_id]:
+        required.add("404")
+    if method in ("post", "patch"):
+        required |= {"409", "413", "422"}
+    assert required <= statuses, f"{operation_id} lacks error responses {sorted(required - statuses)}"
+    for status in statuses - {s for s in statuses if s.startswith("2")}:
+        content = resolve(op["responses"][status])["content"]["application/json"]
+        assert content["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}, (
+            f"{operation_id} {status} must use the error envelope"
+        )
+
+
+SPEC_PATH_OF = {op["operationId"]: path for _, path, _, op in operations()}
+
+
+@pytest.mark.parametrize("operation_id", op_ids())
+def test_every_response_declares_x_request_id(operation_id: str) -> None:
+    _, _, _, op = op_by_id(operation_id)
+    for status, response in op["responses"].items():
+        assert "X-Request-Id" in resolve(response).get("headers", {}), f"{operation_id} {status} lacks X-Request-Id"
+
+
+@pytest.mark.parametrize("operation_id", [oid for oid, (m, _, _) in EXPECTED_OPERATIONS.items() if m in ("post", "patch")])
+def test_every_post_and_patch_takes_an_idempotency_key(operation_id: str) -> None:
+    _, _, item, op = op_by_id(operation_id)
+    headers = {p["name"]: p for p in parameters_of(item, op) if p["in"] == "header"}
+    assert "Idempotency-Key" in headers
+    schema = headers["Idempotency-Key"]["schema"]
+    assert (schema["minLength"], schema["maxLength"]) == (1, 255)
+
+
+@pytest.mark.parametrize("operation_id", [oid for oid in EXPECTED_OPERATIONS if oid.startswith("list")])
+def test_every_list_takes_page_size_and_cursor_and_answers_a_page(operation_id: str) -> None:
+    _, _, item, op = op_by_id(operation_id)
+    query = {p["name"]: p for p in parameters_of(item, op) if p["in"] == "query"}
+    page_size = query["page_size"]["schema"]
+    assert (page_size["minimum"], page_size["maximum"], page_size["default"]) == (1, 1000, 100)
+    assert query["cursor"]["schema"]["type"] == "string"
+    page = resolve(op["responses"]["200"]["content"]["application/json"]["schema"])
+    assert set(page["required"]) == {"data", "next_cursor"}
+    assert resolve(page["properties"]["next_cursor"])["type"] == ["string", "null"]
+
+
+@pytest.mark.parametrize("operation_id", op_ids())
+def test_security_is_declared_per_operation(operation_id: str) -> None:
+    _, _, _, op = op_by_id(operation_id)
+    assert "security" in op, f"{operation_id} must declare its own security"
+    schemes = {name for requirement in op["security"] for name in requirement}
+    if operation_id in UNAUTHENTICATED_OPERATIONS:
+        assert schemes == set()
+    elif operation_id in INGESTION_KEY_OPERATIONS:
+        assert schemes == {"IngestionKey"}
+    elif operation_id == "getAuthStatus":
+        assert schemes == {"OrgApiKey", "IngestionKey"}
+    else:
+        assert schemes == {"OrgApiKey"}
+
+
+def test_query_parameters_are_plain_scalars() -> None:
+    for method, path, item, op in operations():
+        for parameter in parameters_of(item, op):
+            if parameter["in"] == "query":
+                schema = resolve(parameter["schema"])
+                assert schema.get("type") in {"string", "integer", "boolean", "number"}, (
+                    f"{method.upper()} {path} ?{parameter['name']} must be a plain scalar, not {schema}"
+                )
+
+
+def test_metric_names_never_travel_in_paths() -> None:
+    for method, path, item, op in operations():
+        path_parameters = [p["name"] for p in parameters_of(item, op) if p["in"] == "path"]
+        assert not [name for name in path_parameters if "name" in name], f"{method.upper()} {path}"
+
+
+def _response_enums() -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every enumeration reachable from a 2xx or error response body, with where it is."""
+    seen: set[int] = set()
+
+    def walk(node: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        node = resolve(node)
+        if not isinstance(node, dict) or id(node) in seen:
+            return
+        seen.add(id(node))
+        if "enum" in node:
+            yield where, node
+        for key in ("properties",):
+            for name, child in node.get(key, {}).items():
+                yield from walk(child, f"{where}.{name}")
+        for key in ("items", "additionalProperties"):
+            if isinstance(node.get(key), dict):
+                yield from walk(node[key], f"{where}[]")
+        for key in ("allOf", "oneOf"):
+            for child in node.get(key, []):
+                yield from walk(child, where)
+        if "anyOf" in node:
+            branches = [resolve(b) for b in node["anyOf"]]
+            open_string = any(b.get("type") == "string" and "enum" not in b for b in branches)
+            for branch in branches:
+                if "enum" in branch and not open_string:
+                    yield where, branch
+
+    for _, _, _, op in operations():
+        for status, response in op["responses"].items():
+            for media in resolve(response).get("content", {}).values():
+                yield from walk(media["schema"], f"{op['operationId']} {status}")
+
+
+def test_response_enums_stay_parseable_when_the_server_adds_a_value() -> None:
+    closed = [where for where, _ in _response_enums()]
+    assert not closed, f"closed enums in responses (wrap them in anyOf [enum, string]): {closed}"
+
+
+def test_the_open_enum_check_catches_a_closed_enum() -> None:
+    experiment = SPEC["components"]["schemas"]["Experiment"]["properties"]
+    original = experiment["status"]
+    experiment["status"] = {"$ref": "#/components/schemas/ExperimentStatus"}
+    try:
+        assert any("status" in where for where, _ in _response_enums())
+    finally:
+        experiment["status"] = original
+
+
+def test_no_unions_so_the_breaking_change_check_sees_every_property() -> None:
+    """Optic's breaking-change rules skip union-typed properties (anyOf/oneOf) when checking required-ness, so a
+    union in the spec would let `make spec-diff` miss a required property made optional. Nullable fields use type
+    arrays (`[string, 'null']`) and open enums use `x-extensible-enum` instead."""
+    text = SPEC_PATH.read_text(encoding="utf-8")
+    assert "anyOf:" not in text
+    assert "oneOf:" not in text
+
+
+def test_open_enums_list_the_same_values_as_their_strict_request_twins() -> None:
+    schemas = SPEC["components"]["schemas"]
+    assert schemas["ExperimentStatusValue"]["x-extensible-enum"] == schemas["ExperimentStatus"]["enum"]
+    assert schemas["ExperimentStatusValue"]["type"] == "string"
