@@ -64,7 +64,9 @@ def differences(left: Path, right: Path) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if generated/tally_api is not current")
-    parser.add_argument("--target", type=Path, default=TARGET, help="the package folder (default generated/tally_api)")
+    parser.add_argument(
+        "--target", type=Path, default=TARGET, help="the package folder (default generated/tally_api)"
+    )
     args = parser.parse_args()
     target: Path = args.target
     with tempfile.TemporaryDirectory(prefix="tally-generate-") as scratch:
@@ -79,7 +81,9 @@ def main() -> int:
                 print(f"{target} differs from what openapi/tally.yaml generates:", file=sys.stderr)
                 for name in changed:
                     print(f"  {name}", file=sys.stderr)
-                print("Never edit generated/ by hand: change the spec and run `make generate`.", file=sys.stderr)
+                print(
+                    "Never edit generated/ by hand: change the spec and run `make generate`.", file=sys.stderr
+                )
                 return 1
             print(f"{target} is current")
             return 0

@@ -50,9 +50,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", help="git revision of the base spec, e.g. HEAD~1 or main")
     parser.add_argument("--base-file", type=Path, help="compare against this spec file instead of a revision")
-    parser.add_argument("--head-file", type=Path, default=ROOT / SPEC_PATH, help="the new spec (default: working tree)")
     parser.add_argument(
-        "--allow-missing-base", action="store_true", help="pass when the base revision or its spec does not exist"
+        "--head-file", type=Path, default=ROOT / SPEC_PATH, help="the new spec (default: working tree)"
+    )
+    parser.add_argument(
+        "--allow-missing-base",
+        action="store_true",
+        help="pass when the base revision or its spec does not exist",
     )
     args = parser.parse_args()
     if not OPTIC.exists():
@@ -81,7 +85,9 @@ def main() -> int:
         base_file = Path(scratch) / "base.yaml"
         base_file.write_text(base_text, encoding="utf-8")
         if head_major > base_major:
-            print(f"spec-diff: info.version major raised {base_major} -> {head_major}; breaking changes are allowed")
+            print(
+                f"spec-diff: info.version major raised {base_major} -> {head_major}; breaking changes are allowed"
+            )
             run_optic(base_file, args.head_file, check=False)
             return 0
         print(f"spec-diff: {base_name} -> {args.head_file} (breaking changes fail)")

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tally_server import RunningServer
-
     from tally import AsyncTally, Tally
+    from tally_server import RunningServer
 
 __all__ = ["EmbeddedServer", "embedded_async_tally", "embedded_tally", "start_embedded"]
 
@@ -75,7 +74,9 @@ def start_embedded(
     try:
         from tally_server import start_server
     except ImportError as exc:  # pragma: no cover - only without the server's dependencies
-        raise ImportError("the embedded server needs tally_server and its dependencies (starlette, uvicorn)") from exc
+        raise ImportError(
+            "the embedded server needs tally_server and its dependencies (starlette, uvicorn)"
+        ) from exc
     running = start_server(db=db, rate_limit=rate_limit, validate_responses=validate_responses)
     return EmbeddedServer(url=running.url, api_key=running.api_key, _running=running)
 

@@ -102,7 +102,10 @@ def validate_example(schema: dict[str, Any], example: Any) -> None:
 def _rebase_refs(node: Any) -> Any:
     """Point `#/...` refs at the registered spec document, so a sub-schema validates on its own."""
     if isinstance(node, dict):
-        return {k: ("tally.yaml" + v if k == "$ref" and v.startswith("#") else _rebase_refs(v)) for k, v in node.items()}
+        return {
+            k: ("tally.yaml" + v if k == "$ref" and v.startswith("#") else _rebase_refs(v))
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_rebase_refs(v) for v in node]
     return node
@@ -130,21 +133,29 @@ def test_every_body_has_an_example_that_validates(operation_id: str) -> None:
     if "requestBody" in op:
         bodies += [(f"request {ct}", media) for ct, media in resolve(op["requestBody"])["content"].items()]
     for status, response in op["responses"].items():
-        bodies += [(f"response {status} {ct}", media) for ct, media in resolve(response).get("content", {}).items()]
+        bodies += [
+            (f"response {status} {ct}", media) for ct, media in resolve(response).get("content", {}).items()
+        ]
     assert bodies, f"{operation_id} has no bodies at all"
     for where, media in bodies:
-        examples = [media["example"]] if "example" in media else [e["value"] for e in media.get("examples", {}).values()]
+        examples = (
+            [media["example"]]
+            if "example" in media
+            else [e["value"] for e in media.get("examples", {}).values()]
+        )
         assert examples, f"{operation_id}: {where} has no example"
         for example in examples:
             try:
                 validate_example(media["schema"], example)
             except AssertionError as exc:
-                raise AssertionError(f"{operation_id}: {where} example does not match its schema: {exc}") from None
+                raise AssertionError(
+                    f"{operation_id}: {where} example does not match its schema: {exc}"
+                ) from None
 
 
 @pytest.mark.parametrize("operation_id", op_ids())
 def test_every_operation_declares_its_error_responses(operation_id: str) -> None:
-    method, _, item, op = op_by_id(operation_id)
+    method, _, _, op = op_by_id(operation_id)
     statuses = set(op["responses"])
     required = {"500", "503"}
     if operation_id not in UNAUTHENTICATED_OPERATIONS:
@@ -170,10 +181,14 @@ SPEC_PATH_OF = {op["operationId"]: path for _, path, _, op in operations()}
 def test_every_response_declares_x_request_id(operation_id: str) -> None:
     _, _, _, op = op_by_id(operation_id)
     for status, response in op["responses"].items():
-        assert "X-Request-Id" in resolve(response).get("headers", {}), f"{operation_id} {status} lacks X-Request-Id"
+        assert "X-Request-Id" in resolve(response).get("headers", {}), (
+            f"{operation_id} {status} lacks X-Request-Id"
+        )
 
 
-@pytest.mark.parametrize("operation_id", [oid for oid, (m, _, _) in EXPECTED_OPERATIONS.items() if m in ("post", "patch")])
+@pytest.mark.parametrize(
+    "operation_id", [oid for oid, (m, _, _) in EXPECTED_OPERATIONS.items() if m in ("post", "patch")]
+)
 def test_every_post_and_patch_takes_an_idempotency_key(operation_id: str) -> None:
     _, _, item, op = op_by_id(operation_id)
     headers = {p["name"]: p for p in parameters_of(item, op) if p["in"] == "header"}

@@ -20,7 +20,9 @@ OPTIC = ROOT / "tools" / "node" / "node_modules" / ".bin" / "optic"
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
 
 
 def test_check_generated_passes_on_the_committed_copy() -> None:
@@ -48,7 +50,10 @@ def optional_query_parameter_made_required(spec: dict[str, Any]) -> None:
 
 
 def a_new_optional_response_property(spec: dict[str, Any]) -> None:
-    spec["components"]["schemas"]["Experiment"]["properties"]["tags"] = {"type": "array", "items": {"type": "string"}}
+    spec["components"]["schemas"]["Experiment"]["properties"]["tags"] = {
+        "type": "array",
+        "items": {"type": "string"},
+    }
 
 
 def a_break_with_the_major_version_raised(spec: dict[str, Any]) -> None:
@@ -66,7 +71,9 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], bool]] = {
 
 
 @pytest.fixture(scope="module")
-def spec_diff_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.CompletedProcess[str]]:
+def spec_diff_results(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, subprocess.CompletedProcess[str]]:
     """Run every case's spec-diff at once: Optic takes seconds per run and the machine has two cores."""
     if not OPTIC.exists():
         pytest.fail("Optic is not installed: run `make install`")

@@ -37,14 +37,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="one Tally server per test session (default) or per test function",
     )
-    parser.addini("tally_isolation", "session (default) or function: the lifetime of the tally_server fixture")
+    parser.addini(
+        "tally_isolation", "session (default) or function: the lifetime of the tally_server fixture"
+    )
 
 
 def _server_scope(fixture_name: str, config: pytest.Config) -> str:
     """The `tally_server` fixture's scope, from the command line, else the ini file, else `session`."""
     chosen = config.getoption("--tally-isolation") or config.getini("tally_isolation") or "session"
     if chosen not in _ISOLATION_CHOICES:
-        raise pytest.UsageError(f"tally_isolation must be one of {', '.join(_ISOLATION_CHOICES)}, not {chosen!r}")
+        raise pytest.UsageError(
+            f"tally_isolation must be one of {', '.join(_ISOLATION_CHOICES)}, not {chosen!r}"
+        )
     return str(chosen)
 
 

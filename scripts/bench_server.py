@@ -1,0 +1,125 @@
+"""Throughput of the reference server: ingest (10,000-event batches) and listing (pages of 1,000).
+
+The server runs in its own process (`python -m tally_server`, a scratch database file) so that the client does
+not share its GIL; request bodies are encoded before the clock starts, so the figures are the server's.
+
+    uv run python scripts/bench_server.py [--batches 30] [--batch-size 10000] [--db PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import msgspec
+
+KEY = "tk_org_" + "BenchmarkBootstrapKey00000000000"[:32]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(db: str, config_dir: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    env = {**os.environ, "TALLY_CONFIG_DIR": config_dir}
+    command = [sys.executable, "-m", "tally_server", "--port", str(port), "--db", db, "--bootstrap-key", KEY]
+    process = subprocess.Popen(
+        [*command, "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("the server did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--batches", type=int, default=30, help="ingest batches to send (default 30)")
+    parser.add_argument("--batch-size", type=int, default=10_000, help="events per batch (default 10,000)")
+    parser.add_argument("--db", default=None, help="database file (default: a temporary file)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tally-bench-") as scratch:
+        db = args.db or str(Path(scratch) / "bench.sqlite3")
+        process, url = _start(db, scratch)
+        try:
+            run(url, args.batches, args.batch_size)
+        finally:
+            process.terminate()
+            process.wait(30)
+
+
+def run(url: str, batches: int, batch_size: int) -> None:
+    org = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=120)
+    experiment = org.post("/v1/experiments", json={"name": f"bench-{uuid.uuid4().hex[:8]}"}).json()["id"]
+    token = org.post(f"/v1/experiments/{experiment}/ingestion-keys", json={}).json()["token"]
+    ingest = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+    path = f"/v1/experiments/{experiment}/metrics"
+    bodies = []
+    for b in range(batches):
+        events = [
+            {
+                "name": ("train/loss", "train/accuracy", "val/loss")[i % 3],
+                "value": (b * batch_size + i) * 1e-6,
+                "step": (b * batch_size + i) // 3,
+                "timestamp": f"2026-11-23T10:{(i // 60) % 60:02d}:{i % 60:02d}.{i % 1000:03d}000Z",
+                "metadata": {"split": "train", "host": f"node-{i % 4}"},
+                "client_event_id": f"{b}-{i}",
+            }
+            for i in range(batch_size)
+        ]
+        bodies.append(json.dumps({"events": events}).encode())
+    ingest.post(path, content=bodies[0], headers={"Content-Type": "application/json"})  # warm-up, counted out
+    started = time.perf_counter()
+    accepted = 0
+    for body in bodies[1:]:
+        response = ingest.post(path, content=body, headers={"Content-Type": "application/json"})
+        response.raise_for_status()
+        accepted += msgspec.json.decode(response.content)["accepted"]
+    ingest_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    items = pages = 0
+    cursor = None
+    while True:
+        params = {"page_size": 1000, **({"cursor": cursor} if cursor else {})}
+        page = msgspec.json.decode(org.get(path, params=params).content)  # a fast decoder: time the server
+        items += len(page["data"])
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    list_seconds = time.perf_counter() - started
+    mb = sum(len(b) for b in bodies[1:]) / 1e6
+    python = platform.python_version()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {python}, {platform.system()}")
+    print(f"{'operation':<34}{'items':>10}{'seconds':>10}{'per second':>14}")
+    label = f"ingest (batches of {batch_size} events)"
+    print(f"{label:<34}{accepted:>10}{ingest_seconds:>10.2f}{accepted / ingest_seconds:>14,.0f}")
+    print(
+        f"{'list metrics (pages of 1000)':<34}{items:>10}{list_seconds:>10.2f}{items / list_seconds:>14,.0f}"
+    )
+    print(f"(ingest bodies: {mb:.1f} MB, {pages} list pages)")
+
+
+if __name__ == "__main__":
+    main()

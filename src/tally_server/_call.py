@@ -1,0 +1,47 @@
+"""What a handler receives and returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tally_server._spec import Operation
+from tally_server.pagination import encode_cursor
+from tally_server.storage.repository import Page, Principal, Repository
+
+__all__ = ["Call", "Handler", "Reply", "page_reply"]
+
+
+@dataclass(slots=True)
+class Call:
+    """One validated request: the operation, who made it, its parameters and body."""
+
+    operation: Operation
+    repo: Repository
+    principal: Principal | None
+    path: dict[str, Any]
+    query: dict[str, Any]
+    body: Any
+    request_id: str
+
+    @property
+    def org_pk(self) -> int:
+        assert self.principal is not None, "an authenticated operation"
+        return self.principal.org_pk
+
+
+@dataclass(slots=True)
+class Reply:
+    """A JSON answer (the body is encoded later)."""
+
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Call], Reply]
+
+
+def page_reply(kind: str, page: Page) -> Reply:
+    return Reply(200, {"data": page.items, "next_cursor": encode_cursor(kind, page.next_key)})

@@ -1,0 +1,55 @@
+"""The error envelope: one exception type for every non-2xx answer, and the body every one of them carries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tally_server._spec import FieldError
+
+__all__ = ["ApiError", "conflict", "envelope", "invalid_request", "not_found"]
+
+
+class ApiError(Exception):
+    """An answer other than success: HTTP status, snake_case code, a message for humans, optional details."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+    def __repr__(self) -> str:
+        return f"ApiError({self.status}, {self.code!r}, {self.message!r})"
+
+
+def envelope(
+    code: str, message: str, request_id: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`{"error": {"code", "message", "request_id", "details"}}`."""
+    return {"error": {"code": code, "message": message, "request_id": request_id, "details": details}}
+
+
+def invalid_request(errors: list[FieldError]) -> ApiError:
+    """400 `invalid_request` naming each field path and problem; the message leads with the first one."""
+    first = errors[0]
+    message = f"{first.path}: {first.message}"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more)"
+    return ApiError(400, "invalid_request", message, {"errors": [e.as_dict() for e in errors]})
+
+
+def not_found(kind: str, ident: str) -> ApiError:
+    return ApiError(404, "not_found", f"No {kind} {ident}.")
+
+
+def conflict(message: str, details: dict[str, Any] | None = None) -> ApiError:
+    return ApiError(409, "conflict", message, details)

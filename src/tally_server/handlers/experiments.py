@@ -1,0 +1,48 @@
+"""Experiments: list, create, get, update status, move."""
+
+from __future__ import annotations
+
+from tally_server._call import Call, Handler, Reply, page_reply
+from tally_server.pagination import decode_cursor
+
+__all__ = ["HANDLERS"]
+
+_FILTERS = ("folder_id", "status", "name_prefix", "created_after", "created_before")
+
+
+def list_experiments(call: Call) -> Reply:
+    after = decode_cursor("experiments", call.query.get("cursor"))
+    filters = {name: call.query.get(name) for name in _FILTERS}
+    page = call.repo.list_experiments(call.org_pk, filters, call.query["page_size"], after)
+    return page_reply("experiments", page)
+
+
+def create_experiment(call: Call) -> Reply:
+    body = call.body
+    experiment = call.repo.create_experiment(
+        call.org_pk, body["name"], body.get("folder_id"), body.get("description"), body.get("metadata")
+    )
+    return Reply(201, experiment)
+
+
+def get_experiment(call: Call) -> Reply:
+    return Reply(200, call.repo.get_experiment(call.org_pk, call.path["experiment_id"]))
+
+
+def update_experiment_status(call: Call) -> Reply:
+    experiment_id = call.path["experiment_id"]
+    return Reply(200, call.repo.update_experiment_status(call.org_pk, experiment_id, call.body["status"]))
+
+
+def move_experiment(call: Call) -> Reply:
+    experiment_id = call.path["experiment_id"]
+    return Reply(200, call.repo.move_experiment(call.org_pk, experiment_id, call.body["folder_id"]))
+
+
+HANDLERS: dict[str, Handler] = {
+    "listExperiments": list_experiments,
+    "createExperiment": create_experiment,
+    "getExperiment": get_experiment,
+    "updateExperimentStatus": update_experiment_status,
+    "moveExperiment": move_experiment,
+}

@@ -1,0 +1,76 @@
+"""Metrics: ingest, list, compare."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tally_server._call import Call, Handler, Reply, page_reply
+from tally_server._spec import FieldError
+from tally_server.auth import check_experiment
+from tally_server.errors import ApiError, invalid_request
+from tally_server.pagination import decode_cursor
+
+__all__ = ["HANDLERS", "MAX_BODY_BYTES", "check_batch_size"]
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+
+
+def check_batch_size(body: Any, max_events: int) -> None:
+    """413 `payload_too_large` for a batch over `max_events` (before schema validation, so it is not a
+    400)."""
+    if isinstance(body, dict):
+        events = body.get("events")
+        if isinstance(events, list) and len(events) > max_events:
+            raise ApiError(
+                413,
+                "payload_too_large",
+                f"A request holds at most {max_events} events; split the batch.",
+                {"max_events": max_events, "max_bytes": MAX_BODY_BYTES},
+            )
+
+
+def ingest_metrics(call: Call) -> Reply:
+    principal = call.principal
+    if principal is None or principal.experiment_pk is None or principal.experiment_id is None:
+        raise RuntimeError("an ingestion operation without an ingestion key")  # auth.check_kind prevents it
+    check_experiment(call.repo, principal, call.path["experiment_id"])
+    events = call.body["events"]
+    errors = []
+    for index, event in enumerate(events):
+        value = event["value"]
+        if type(value) is not float:  # an integer: a float only if in range
+            try:
+                float(value)
+            except OverflowError:
+                errors.append(FieldError(f"events[{index}].value", "must be a finite number"))
+        elif not math.isfinite(value):  # pragma: no cover - the parser already refuses these
+            errors.append(FieldError(f"events[{index}].value", "must be a finite number"))
+    if errors:
+        raise invalid_request(errors)
+    result = call.repo.ingest_metrics(principal.experiment_pk, principal.experiment_id, events)
+    return Reply(200, result)
+
+
+def list_metrics(call: Call) -> Reply:
+    query = call.query
+    if query.get("metadata_value") is not None and query.get("metadata_key") is None:
+        raise invalid_request([FieldError("metadata_value", "needs metadata_key")])
+    after = decode_cursor("metrics", query.get("cursor"))
+    page = call.repo.list_metrics(call.org_pk, call.path["experiment_id"], query, query["page_size"], after)
+    return page_reply("metrics", page)
+
+
+def compare_metrics(call: Call) -> Reply:
+    body = call.body
+    result = call.repo.compare_metrics(
+        call.org_pk, body["series"], body.get("min_step"), body.get("max_step"), int(body.get("limit", 1000))
+    )
+    return Reply(200, result)
+
+
+HANDLERS: dict[str, Handler] = {
+    "ingestMetrics": ingest_metrics,
+    "listMetrics": list_metrics,
+    "compareMetrics": compare_metrics,
+}

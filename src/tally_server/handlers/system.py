@@ -1,0 +1,33 @@
+"""getHealth and getAuthStatus."""
+
+from __future__ import annotations
+
+from tally_server._call import Call, Handler, Reply
+from tally_server._util import now
+from tally_server.auth import scopes
+from tally_server.version import VERSION
+
+__all__ = ["HANDLERS"]
+
+
+def get_health(call: Call) -> Reply:
+    return Reply(200, {"status": "ok", "version": VERSION, "time": now()[1]})
+
+
+def get_auth_status(call: Call) -> Reply:
+    principal = call.principal
+    assert principal is not None
+    return Reply(
+        200,
+        {
+            "organization_id": principal.org_id,
+            "organization_name": principal.org_name,
+            "key_id": principal.key_id,
+            "key_kind": principal.kind,
+            "scopes": scopes(principal),
+            "experiment_id": principal.experiment_id,
+        },
+    )
+
+
+HANDLERS: dict[str, Handler] = {"getHealth": get_health, "getAuthStatus": get_auth_status}

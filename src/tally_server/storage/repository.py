@@ -1,0 +1,186 @@
+"""The storage interface the HTTP layer talks to, its record types and its errors.
+
+The handlers only ever call a `Repository`; `tally_server.storage.sqlite.SqliteRepository` is the one backend
+today. A PostgreSQL backend would implement this same protocol; nothing above this module would change.
+
+Records cross this boundary already shaped as the contract's JSON objects (dicts), with metadata kept as
+raw JSON
+text (`msgspec.Raw`) so that listing a page does not parse and re-encode every point's metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+__all__ = [
+    "BootstrapResult",
+    "ConflictError",
+    "ExperimentClosedError",
+    "IdempotencyClaim",
+    "InvalidTransitionError",
+    "NotFoundError",
+    "Page",
+    "Principal",
+    "Repository",
+    "StorageError",
+]
+
+Json = dict[str, Any]
+Key = tuple[Any, ...]
+
+
+class StorageError(Exception):
+    """A rule of the data model refused the operation."""
+
+
+class NotFoundError(StorageError):
+    def __init__(self, kind: str, ident: str) -> None:
+        super().__init__(f"No {kind} {ident}.")
+        self.kind = kind
+        self.ident = ident
+
+
+class ConflictError(StorageError):
+    def __init__(self, message: str, details: Json | None = None) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class InvalidTransitionError(StorageError):
+    def __init__(self, experiment_id: str, current: str, requested: str) -> None:
+        super().__init__(f"Experiment {experiment_id} is {current}; terminal states are final.")
+        self.current = current
+        self.requested = requested
+
+
+class ExperimentClosedError(StorageError):
+    def __init__(self, experiment_id: str, status: str) -> None:
+        super().__init__(f"Experiment {experiment_id} is {status}; it no longer accepts metrics.")
+        self.experiment_id = experiment_id
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who made a request: the key, its kind and organisation, and for an ingestion key its experiment."""
+
+    key_id: str
+    kind: Literal["org", "ingestion"]
+    org_pk: int
+    org_id: str
+    org_name: str
+    experiment_pk: int | None = None
+    experiment_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list: the items, and the keyset position after the last one (None on the last page)."""
+
+    items: list[Json]
+    next_key: Key | None
+
+
+@dataclass(frozen=True, slots=True)
+class BootstrapResult:
+    org_id: str
+    created_org: bool
+    new_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """The outcome of claiming an Idempotency-Key: `claimed` (run it), `running`, `mismatch`, or `done`."""
+
+    state: Literal["claimed", "running", "mismatch", "done"]
+    status: int = 0
+    body: bytes = field(default=b"", repr=False)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Repository(Protocol):
+    """Everything the server stores and reads."""
+
+    def close(self) -> None: ...
+
+    # organisations and keys
+    def bootstrap(self, token: str | None, *, mint_if_existing: bool) -> BootstrapResult: ...
+    def create_organization(self, name: str) -> tuple[str, str]: ...
+    def authenticate(self, token: str) -> Principal | None: ...
+    def experiment_ref(self, org_pk: int, experiment_id: str) -> tuple[int, str]: ...
+
+    # folders
+    def list_folders(self, org_pk: int, parent_id: str | None, limit: int, after: Key | None) -> Page: ...
+    def create_folder(
+        self, org_pk: int, name: str, parent_id: str | None, description: str | None, metadata: Any
+    ) -> Json: ...
+    def get_folder(self, org_pk: int, folder_id: str) -> Json: ...
+    def patch_folder(self, org_pk: int, folder_id: str, changes: Json) -> Json: ...
+    def rename_folder(self, org_pk: int, folder_id: str, name: str) -> Json: ...
+    def move_folder(self, org_pk: int, folder_id: str, parent_id: str | None) -> Json: ...
+
+    # experiments
+    def list_experiments(self, org_pk: int, filters: Json, limit: int, after: Key | None) -> Page: ...
+    def create_experiment(
+        self, org_pk: int, name: str, folder_id: str | None, description: str | None, metadata: Any
+    ) -> Json: ...
+    def get_experiment(self, org_pk: int, experiment_id: str) -> Json: ...
+    def update_experiment_status(self, org_pk: int, experiment_id: str, status: str) -> Json: ...
+    def move_experiment(self, org_pk: int, experiment_id: str, folder_id: str | None) -> Json: ...
+
+    # metrics
+    def ingest_metrics(self, experiment_pk: int, experiment_id: str, events: Sequence[Json]) -> Json: ...
+    def list_metrics(
+        self, org_pk: int, experiment_id: str, filters: Json, limit: int, after: Key | None
+    ) -> Page: ...
+    def compare_metrics(
+        self, org_pk: int, series: Sequence[Json], min_step: int | None, max_step: int | None, limit: int
+    ) -> Json: ...
+    def list_metric_catalog(
+        self,
+        org_pk: int,
+        experiment_id: str | None,
+        folder_id: str | None,
+        name_prefix: str | None,
+        limit: int,
+        after: Key | None,
+    ) -> Page: ...
+    def inspect_metric_values(
+        self,
+        org_pk: int,
+        metric_name: str,
+        metadata_key: str,
+        experiment_id: str | None,
+        folder_id: str | None,
+        limit: int,
+        after: Key | None,
+    ) -> Page: ...
+
+    # ingestion keys
+    def list_ingestion_keys(self, org_pk: int, experiment_id: str, limit: int, after: Key | None) -> Page: ...
+    def create_ingestion_key(self, org_pk: int, experiment_id: str, name: str | None) -> Json: ...
+    def revoke_ingestion_key(self, org_pk: int, key_id: str) -> Json: ...
+
+    # annotations
+    def list_annotations(self, org_pk: int, experiment_id: str, limit: int, after: Key | None) -> Page: ...
+    def create_annotation(
+        self, experiment_pk: int, experiment_id: str, payload: Json
+    ) -> tuple[bool, Json]: ...
+
+    # idempotency
+    def idempotency_claim(
+        self,
+        org_pk: int,
+        key: str,
+        fingerprint: str,
+        now_us: int,
+        expire_before_us: int,
+        stale_before_us: int,
+    ) -> IdempotencyClaim: ...
+    def idempotency_complete(
+        self, org_pk: int, key: str, status: int, body: bytes, headers: dict[str, str]
+    ) -> None: ...
+    def idempotency_release(self, org_pk: int, key: str) -> None: ...
+    def idempotency_purge(self, expire_before_us: int) -> int: ...

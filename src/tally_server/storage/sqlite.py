@@ -1,0 +1,901 @@
+"""The SQLite backend of `Repository`.
+
+SQL is assembled only from constant fragments of this module; every value is a bound parameter.
+"""
+
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import msgspec
+
+from tally_server._util import hash_token, new_id, new_token, now, parse_timestamp
+from tally_server.storage.database import Database
+from tally_server.storage.repository import (
+    BootstrapResult,
+    ConflictError,
+    ExperimentClosedError,
+    IdempotencyClaim,
+    InvalidTransitionError,
+    Json,
+    Key,
+    NotFoundError,
+    Page,
+    Principal,
+)
+
+__all__ = ["SqliteRepository"]
+
+_TERMINAL = frozenset({"completed", "failed", "cancelled"})
+_NO_STEP = -1  # how a point without a step is stored: it sorts before step 0
+_label_encoder = msgspec.json.Encoder(order="sorted")
+_raw = msgspec.Raw
+_EMPTY = "{}"
+
+
+def _free_json(value: Any) -> str:
+    """Free-form metadata as stored: compact JSON text in the order sent (stdlib json keeps huge integers)."""
+    return json.dumps(
+        {} if value is None else value, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def _meta(text: str) -> msgspec.Raw:
+    return _raw(text)
+
+
+def _json_path(key: str) -> str:
+    # Metadata keys match ^[A-Za-z_][A-Za-z0-9_.-]*$ (the contract), so quoting them is enough.
+    return '$."' + key + '"'
+
+
+_FOLDER_SELECT = (
+    "SELECT f.pk, f.id, f.name, p.id, f.description, f.metadata, f.created_at, f.updated_at, f.parent "
+    "FROM folders f LEFT JOIN folders p ON p.pk = f.parent "
+)
+_EXPERIMENT_SELECT = (
+    "SELECT e.pk, e.id, e.name, f.id, e.description, e.metadata, e.status, e.created_at, e.updated_at, "
+    "e.ended_at FROM experiments e LEFT JOIN folders f ON f.pk = e.folder "
+)
+_KEY_SELECT = "SELECT k.pk, k.id, e.id, k.name, k.token_hint, k.created_at, k.revoked_at FROM api_keys k "
+_KEY_SELECT += "JOIN experiments e ON e.pk = k.experiment "
+_ANNOTATION_SELECT = (
+    "SELECT a.pk, a.id, e.id, a.text, a.step, a.ts, a.metadata, a.client_event_id, a.created_at, a.ts_auto "
+    "FROM annotations a JOIN experiments e ON e.pk = a.experiment "
+)
+
+
+def _folder(row: Sequence[Any]) -> Json:
+    return {
+        "id": row[1],
+        "name": row[2],
+        "parent_id": row[3],
+        "description": row[4],
+        "metadata": _meta(row[5]),
+        "created_at": row[6],
+        "updated_at": row[7],
+    }
+
+
+def _experiment(row: Sequence[Any]) -> Json:
+    return {
+        "id": row[1],
+        "name": row[2],
+        "folder_id": row[3],
+        "description": row[4],
+        "metadata": _meta(row[5]),
+        "status": row[6],
+        "created_at": row[7],
+        "updated_at": row[8],
+        "ended_at": row[9],
+    }
+
+
+def _ingestion_key(row: Sequence[Any]) -> Json:
+    return {
+        "id": row[1],
+        "experiment_id": row[2],
+        "name": row[3],
+        "token_hint": row[4],
+        "created_at": row[5],
+        "revoked_at": row[6],
+    }
+
+
+def _annotation(row: Sequence[Any]) -> Json:
+    return {
+        "id": row[1],
+        "experiment_id": row[2],
+        "text": row[3],
+        "step": row[4],
+        "timestamp": row[5],
+        "metadata": _meta(row[6]),
+        "client_event_id": row[7],
+        "created_at": row[8],
+    }
+
+
+def _page(rows: list[Any], limit: int, item: Any, key: Any) -> Page:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page([item(r) for r in rows], key(rows[-1]) if more and rows else None)
+
+
+def _extremes(stamps: list[str]) -> tuple[tuple[int, str], tuple[int, str]]:
+    """The earliest and latest of some RFC 3339 timestamps, as (microseconds, text)."""
+    lengths = set(map(len, stamps))
+    if len(lengths) == 1 and all(s[-1] == "Z" and s[10] == "T" for s in stamps):
+        # Same layout, UTC, same fraction width: text order is time order.
+        low, high = min(stamps), max(stamps)
+        return (parse_timestamp(low), low), (parse_timestamp(high), high)
+    parsed = [(parse_timestamp(s), s) for s in stamps]
+    return min(parsed), max(parsed)
+
+
+class SqliteRepository:
+    """`Repository` on SQLite (see `tally_server.storage.database` for connections and migrations)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.db = Database(path)
+        with self.db.write() as conn:
+            # Requests that were running when a previous process stopped will never finish.
+            conn.execute("DELETE FROM idempotency_keys WHERE state = 'running'")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ---- organisations and keys ---------------------------------------------------------------------------
+    def bootstrap(self, token: str | None, *, mint_if_existing: bool) -> BootstrapResult:
+        _, stamp = now()
+        with self.db.write() as conn:
+            row = conn.execute("SELECT pk, id FROM organizations ORDER BY pk LIMIT 1").fetchone()
+            created = row is None
+            if created:
+                org_id = new_id("org_")
+                cur = conn.execute(
+                    "INSERT INTO organizations(id, name, created_at) VALUES (?, 'default', ?)",
+                    (org_id, stamp),
+                )
+                org_pk = int(cur.lastrowid or 0)
+            else:
+                org_pk, org_id = int(row[0]), str(row[1])
+            new: str | None = None
+            if token is not None:
+                known = conn.execute(
+                    "SELECT 1 FROM api_keys WHERE token_hash = ?", (hash_token(token),)
+                ).fetchone()
+                if known is None:
+                    self._insert_org_key(conn, org_pk, token, stamp)
+            elif created or mint_if_existing:
+                new = new_token("tk_org_")
+                self._insert_org_key(conn, org_pk, new, stamp)
+        return BootstrapResult(org_id=org_id, created_org=created, new_token=new)
+
+    def create_organization(self, name: str) -> tuple[str, str]:
+        """A new organisation with one org API key: (organisation id, token)."""
+        _, stamp = now()
+        org_id = new_id("org_")
+        token = new_token("tk_org_")
+        with self.db.write() as conn:
+            cur = conn.execute(
+                "INSERT INTO organizations(id, name, created_at) VALUES (?, ?, ?)", (org_id, name, stamp)
+            )
+            self._insert_org_key(conn, int(cur.lastrowid or 0), token, stamp)
+        return org_id, token
+
+    @staticmethod
+    def _insert_org_key(conn: sqlite3.Connection, org_pk: int, token: str, stamp: str) -> None:
+        conn.execute(
+            "INSERT INTO api_keys(id, org, kind, experiment, name, token_hash, token_hint, created_at) "
+            "VALUES (?, ?, 'org', NULL, NULL, ?, ?, ?)",
+            (new_id("key_"), org_pk, hash_token(token), token[-4:], stamp),
+        )
+
+    def authenticate(self, token: str) -> Principal | None:
+        row = (
+            self.db.reader()
+            .execute(
+                "SELECT k.id, k.kind, k.revoked_at, o.pk, o.id, o.name, e.pk, e.id FROM api_keys k "
+                "JOIN organizations o ON o.pk = k.org LEFT JOIN experiments e ON e.pk = k.experiment "
+                "WHERE k.token_hash = ?",
+                (hash_token(token),),
+            )
+            .fetchone()
+        )
+        if row is None or row[2] is not None:
+            return None
+        kind: Literal["org", "ingestion"] = "ingestion" if row[1] == "ingestion" else "org"
+        return Principal(
+            key_id=row[0], kind=kind, org_pk=row[3], org_id=row[4], org_name=row[5], experiment_pk=row[6],
+            experiment_id=row[7],
+        )  # fmt: skip
+
+    def experiment_ref(self, org_pk: int, experiment_id: str) -> tuple[int, str]:
+        """The experiment's row key and status; NotFoundError outside the organisation."""
+        return self._experiment_ref(self.db.reader(), org_pk, experiment_id)
+
+    @staticmethod
+    def _experiment_ref(conn: sqlite3.Connection, org_pk: int, experiment_id: str) -> tuple[int, str]:
+        row = conn.execute(
+            "SELECT pk, status FROM experiments WHERE id = ? AND org = ?", (experiment_id, org_pk)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError("experiment", experiment_id)
+        return int(row[0]), str(row[1])
+
+    @staticmethod
+    def _folder_pk(conn: sqlite3.Connection, org_pk: int, folder_id: str) -> int:
+        row = conn.execute("SELECT pk FROM folders WHERE id = ? AND org = ?", (folder_id, org_pk)).fetchone()
+        if row is None:
+            raise NotFoundError("folder", folder_id)
+        return int(row[0])
+
+    # ---- folders -------------------------------------------------------------------------------------------
+    def list_folders(self, org_pk: int, parent_id: str | None, limit: int, after: Key | None) -> Page:
+        with self.db.read_snapshot() as conn:
+            where = "f.org = ? AND f.pk > ? AND "
+            args: list[Any] = [org_pk, after[0] if after else 0]
+            if parent_id is None:
+                where += "f.parent IS NULL"
+            else:
+                where += "f.parent = ?"
+                args.append(self._folder_pk(conn, org_pk, parent_id))
+            rows = conn.execute(
+                _FOLDER_SELECT + f"WHERE {where} ORDER BY f.pk LIMIT ?", (*args, limit + 1)
+            ).fetchall()
+        return _page(rows, limit, _folder, lambda r: (r[0],))
+
+    def _fetch_folder(self, conn: sqlite3.Connection, org_pk: int, folder_id: str) -> Sequence[Any]:
+        row = conn.execute(_FOLDER_SELECT + "WHERE f.id = ? AND f.org = ?", (folder_id, org_pk)).fetchone()
+        if row is None:
+            raise NotFoundError("folder", folder_id)
+        return tuple(row)
+
+    @staticmethod
+    def _check_name_free(
+        conn: sqlite3.Connection, org_pk: int, parent_pk: int | None, name: str, except_pk: int | None = None
+    ) -> None:
+        row = conn.execute(
+            "SELECT id FROM folders WHERE org = ? AND ifnull(parent, 0) = ? AND name = ? AND pk != ?",
+            (org_pk, parent_pk or 0, name, except_pk or 0),
+        ).fetchone()
+        if row is not None:
+            raise ConflictError(
+                f"A folder named {name!r} already exists in this parent.",
+                {"name": name, "existing_id": row[0]},
+            )
+
+    def create_folder(
+        self, org_pk: int, name: str, parent_id: str | None, description: str | None, metadata: Any
+    ) -> Json:
+        _, stamp = now()
+        folder_id = new_id("fld_")
+        with self.db.write() as conn:
+            parent_pk = self._folder_pk(conn, org_pk, parent_id) if parent_id is not None else None
+            self._check_name_free(conn, org_pk, parent_pk, name)
+            conn.execute(
+                "INSERT INTO folders(id, org, parent, name, description, metadata, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (folder_id, org_pk, parent_pk, name, description, _free_json(metadata), stamp, stamp),
+            )
+            return _folder(self._fetch_folder(conn, org_pk, folder_id))
+
+    def get_folder(self, org_pk: int, folder_id: str) -> Json:
+        return _folder(self._fetch_folder(self.db.reader(), org_pk, folder_id))
+
+    def patch_folder(self, org_pk: int, folder_id: str, changes: Json) -> Json:
+        _, stamp = now()
+        with self.db.write() as conn:
+            row = self._fetch_folder(conn, org_pk, folder_id)
+            sets, args = ["updated_at = ?"], [stamp]
+            if "description" in changes:
+                sets.append("description = ?")
+                args.append(changes["description"])
+            if "metadata" in changes:
+                sets.append("metadata = ?")
+                args.append(_free_json(changes["metadata"]))
+            conn.execute(f"UPDATE folders SET {', '.join(sets)} WHERE pk = ?", (*args, row[0]))
+            return _folder(self._fetch_folder(conn, org_pk, folder_id))
+
+    def rename_folder(self, org_pk: int, folder_id: str, name: str) -> Json:
+        _, stamp = now()
+        with self.db.write() as conn:
+            row = self._fetch_folder(conn, org_pk, folder_id)
+            if row[2] != name:
+                self._check_name_free(conn, org_pk, row[8], name, except_pk=row[0])
+                conn.execute(
+                    "UPDATE folders SET name = ?, updated_at = ? WHERE pk = ?", (name, stamp, row[0])
+                )
+            return _folder(self._fetch_folder(conn, org_pk, folder_id))
+
+    def move_folder(self, org_pk: int, folder_id: str, parent_id: str | None) -> Json:
+        _, stamp = now()
+        with self.db.write() as conn:
+            row = self._fetch_folder(conn, org_pk, folder_id)
+            folder_pk = int(row[0])
+            parent_pk = self._folder_pk(conn, org_pk, parent_id) if parent_id is not None else None
+            if parent_pk is not None:
+                ancestors = {
+                    r[0]
+                    for r in conn.execute(
+                        "WITH RECURSIVE up(pk) AS (SELECT ? UNION SELECT f.parent FROM folders f JOIN up "
+                        "ON f.pk = up.pk WHERE f.parent IS NOT NULL) SELECT pk FROM up",
+                        (parent_pk,),
+                    )
+                }
+                if folder_pk in ancestors:
+                    raise ConflictError(
+                        f"Folder {folder_id} cannot move under itself or one of its descendants.",
+                        {"folder_id": folder_id, "parent_id": parent_id},
+                    )
+            if row[8] != parent_pk:
+                self._check_name_free(conn, org_pk, parent_pk, row[2], except_pk=folder_pk)
+                conn.execute(
+                    "UPDATE folders SET parent = ?, updated_at = ? WHERE pk = ?",
+                    (parent_pk, stamp, folder_pk),
+                )
+            return _folder(self._fetch_folder(conn, org_pk, folder_id))
+
+    def _subtree(self, conn: sqlite3.Connection, folder_pk: int) -> list[int]:
+        return [
+            r[0]
+            for r in conn.execute(
+                "WITH RECURSIVE down(pk) AS (SELECT ? UNION SELECT f.pk FROM folders f JOIN down "
+                "ON f.parent = down.pk) SELECT pk FROM down",
+                (folder_pk,),
+            )
+        ]
+
+    # ---- experiments ---------------------------------------------------------------------------------------
+    def list_experiments(self, org_pk: int, filters: Json, limit: int, after: Key | None) -> Page:
+        with self.db.read_snapshot() as conn:
+            where, args = ["e.org = ?", "e.pk > ?"], [org_pk, after[0] if after else 0]
+            if filters.get("folder_id") is not None:
+                # The contract gives listExperiments no 404: a folder that does not exist holds no
+                # experiments.
+                folder = conn.execute(
+                    "SELECT pk FROM folders WHERE id = ? AND org = ?", (filters["folder_id"], org_pk)
+                ).fetchone()
+                if folder is None:
+                    return Page([], None)
+                where.append("e.folder = ?")
+                args.append(folder[0])
+            if filters.get("status") is not None:
+                where.append("e.status = ?")
+                args.append(filters["status"])
+            if filters.get("name_prefix") is not None:
+                where.append("substr(e.name, 1, length(?)) = ?")
+                args += [filters["name_prefix"], filters["name_prefix"]]
+            if filters.get("created_after") is not None:
+                where.append("e.created_us > ?")
+                args.append(parse_timestamp(filters["created_after"]))
+            if filters.get("created_before") is not None:
+                where.append("e.created_us < ?")
+                args.append(parse_timestamp(filters["created_before"]))
+            rows = conn.execute(
+                _EXPERIMENT_SELECT + f"WHERE {' AND '.join(where)} ORDER BY e.pk LIMIT ?", (*args, limit + 1)
+            ).fetchall()
+        return _page(rows, limit, _experiment, lambda r: (r[0],))
+
+    def _fetch_experiment(self, conn: sqlite3.Connection, org_pk: int, experiment_id: str) -> Sequence[Any]:
+        row = conn.execute(
+            _EXPERIMENT_SELECT + "WHERE e.id = ? AND e.org = ?", (experiment_id, org_pk)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError("experiment", experiment_id)
+        return tuple(row)
+
+    def create_experiment(
+        self, org_pk: int, name: str, folder_id: str | None, description: str | None, metadata: Any
+    ) -> Json:
+        us, stamp = now()
+        experiment_id = new_id("exp_")
+        with self.db.write() as conn:
+            folder_pk = self._folder_pk(conn, org_pk, folder_id) if folder_id is not None else None
+            conn.execute(
+                "INSERT INTO experiments(id, org, folder, name, description, metadata, status, created_us, "
+                "created_at, updated_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, NULL)",
+                (experiment_id, org_pk, folder_pk, name, description, _free_json(metadata), us, stamp, stamp),
+            )
+            return _experiment(self._fetch_experiment(conn, org_pk, experiment_id))
+
+    def get_experiment(self, org_pk: int, experiment_id: str) -> Json:
+        return _experiment(self._fetch_experiment(self.db.reader(), org_pk, experiment_id))
+
+    def update_experiment_status(self, org_pk: int, experiment_id: str, status: str) -> Json:
+        _, stamp = now()
+        with self.db.write() as conn:
+            row = self._fetch_experiment(conn, org_pk, experiment_id)
+            current = row[6]
+            if current in _TERMINAL:
+                raise InvalidTransitionError(experiment_id, current, status)
+            if status != current:
+                conn.execute(
+                    "UPDATE experiments SET status = ?, updated_at = ?, ended_at = ? WHERE pk = ?",
+                    (status, stamp, stamp if status in _TERMINAL else None, row[0]),
+                )
+            return _experiment(self._fetch_experiment(conn, org_pk, experiment_id))
+
+    def move_experiment(self, org_pk: int, experiment_id: str, folder_id: str | None) -> Json:
+        _, stamp = now()
+        with self.db.write() as conn:
+            row = self._fetch_experiment(conn, org_pk, experiment_id)
+            folder_pk = self._folder_pk(conn, org_pk, folder_id) if folder_id is not None else None
+            if row[3] != folder_id:
+                conn.execute(
+                    "UPDATE experiments SET folder = ?, updated_at = ? WHERE pk = ?",
+                    (folder_pk, stamp, row[0]),
+                )
+            return _experiment(self._fetch_experiment(conn, org_pk, experiment_id))
+
+    # ---- metrics -------------------------------------------------------------------------------------------
+    def ingest_metrics(self, experiment_pk: int, experiment_id: str, events: Sequence[Json]) -> Json:
+        """Store a validated batch in one transaction, committed before this returns (so `sync=true` holds:
+        every accepted point is readable through `list_metrics` as soon as the answer is sent)."""
+        _, received = now()
+        encode = _label_encoder.encode
+        # (name, step, value, ts, ts_auto, metadata, client_event_id); the payload compared for duplicates is
+        # (name, value, step, timestamp as sent or None, metadata).
+        rows: list[tuple[str, int, float, str, bool, str, str]] = []
+        append = rows.append
+        for event in events:
+            step = event.get("step")
+            ts = event.get("timestamp")
+            metadata = event.get("metadata")
+            append(
+                (
+                    event["name"],
+                    _NO_STEP if step is None else int(step),
+                    float(event["value"]),
+                    received if ts is None else ts,
+                    ts is None,
+                    encode(metadata).decode() if metadata else _EMPTY,
+                    event["client_event_id"],
+                )
+            )
+        with self.db.write() as conn:
+            status = conn.execute("SELECT status FROM experiments WHERE pk = ?", (experiment_pk,)).fetchone()
+            if status is None:
+                raise NotFoundError("experiment", experiment_id)
+            if status[0] in _TERMINAL:
+                raise ExperimentClosedError(experiment_id, status[0])
+            ids = msgspec.json.encode([r[6] for r in rows])
+            existing: dict[str, tuple[Any, ...]] = {
+                r[0]: (r[1], r[2], r[3], None if r[5] else r[4], r[6])
+                for r in conn.execute(
+                    "SELECT client_event_id, name, value, step, ts, ts_auto, metadata "
+                    "FROM metric_points WHERE experiment = ? "
+                    "AND client_event_id IN (SELECT value FROM json_each(?))",
+                    (experiment_pk, ids),
+                )
+            }
+            accepted: list[tuple[str, int, float, str, bool, str, str]]
+            duplicates = 0
+            conflicts: list[Json] = []
+            if not existing and len({r[6] for r in rows}) == len(rows):
+                accepted = rows
+            else:
+                accepted = []
+                for index, row in enumerate(rows):
+                    payload = (row[0], row[2], row[1], None if row[4] else row[3], row[5])
+                    seen = existing.get(row[6])
+                    if seen is None:
+                        existing[row[6]] = payload
+                        accepted.append(row)
+                    elif seen == payload:
+                        duplicates += 1
+                    else:
+                        conflicts.append(
+                            {
+                                "index": index,
+                                "client_event_id": row[6],
+                                "message": "client_event_id was already used with another payload",
+                            }
+                        )
+            if accepted:
+                last = conn.execute(
+                    "UPDATE counters SET value = value + ? WHERE name = 'metric_seq' RETURNING value",
+                    (len(accepted),),
+                ).fetchone()[0]
+                first = last - len(accepted) + 1
+                conn.executemany(
+                    "INSERT INTO metric_points(experiment, name, step, seq, value, ts, ts_auto, metadata, "
+                    "client_event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (experiment_pk, r[0], r[1], first + i, r[2], r[3], r[4], r[5], r[6])
+                        for i, r in enumerate(accepted)
+                    ],
+                )  # fmt: skip
+                self._update_stats(conn, experiment_pk, accepted)
+        return {"accepted": len(accepted), "duplicates": duplicates, "conflicts": conflicts}
+
+    @staticmethod
+    def _update_stats(
+        conn: sqlite3.Connection, experiment_pk: int, rows: list[tuple[str, int, float, str, bool, str, str]]
+    ) -> None:
+        stamps: dict[str, list[str]] = {}
+        for row in rows:
+            stamps.setdefault(row[0], []).append(row[3])
+        series = []
+        for name, values in stamps.items():
+            (first_us, first_ts), (last_us, last_ts) = _extremes(values)
+            series.append((experiment_pk, name, len(values), first_us, first_ts, last_us, last_ts))
+        conn.executemany(
+            "INSERT INTO metric_series(experiment, name, count, first_us, first_ts, last_us, last_ts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(experiment, name) DO UPDATE SET "
+            "count = count + excluded.count, "
+            "first_ts = CASE WHEN excluded.first_us < first_us THEN excluded.first_ts ELSE first_ts END, "
+            "first_us = min(first_us, excluded.first_us), "
+            "last_ts = CASE WHEN excluded.last_us > last_us THEN excluded.last_ts ELSE last_ts END, "
+            "last_us = max(last_us, excluded.last_us)",
+            series,
+        )
+        labels: Counter[tuple[str, str, str]] = Counter()
+        for (name, metadata), count in Counter((r[0], r[5]) for r in rows if r[5] != _EMPTY).items():
+            for key, value in msgspec.json.decode(metadata).items():
+                labels[(name, key, value)] += count
+        if labels:
+            conn.executemany(
+                "INSERT INTO metric_label_values(experiment, name, key, value, count) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(experiment, name, key, value) DO UPDATE SET count = count + excluded.count",
+                [(experiment_pk, n, k, v, c) for (n, k, v), c in labels.items()],
+            )
+
+    def list_metrics(
+        self, org_pk: int, experiment_id: str, filters: Json, limit: int, after: Key | None
+    ) -> Page:
+        conn = self.db.reader()
+        experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
+        where: list[str] = ["experiment = ?"]
+        args: list[Any] = [experiment_pk]
+        if filters.get("name") is not None:
+            where.append("name = ?")
+            args.append(filters["name"])
+        if filters.get("min_step") is not None:
+            where.append("step >= ?")
+            args.append(filters["min_step"])
+        if filters.get("max_step") is not None:
+            where.append("step <= ? AND step >= 0")
+            args.append(filters["max_step"])
+        if filters.get("metadata_key") is not None:
+            if filters.get("metadata_value") is not None:
+                where.append("json_extract(metadata, ?) = ?")
+                args += [_json_path(filters["metadata_key"]), filters["metadata_value"]]
+            else:
+                where.append("json_type(metadata, ?) IS NOT NULL")
+                args.append(_json_path(filters["metadata_key"]))
+        if after is not None:
+            where.append("(name, step, seq) > (?, ?, ?)")
+            args += list(after)
+        rows = conn.execute(
+            "SELECT name, value, step, ts, metadata, client_event_id, seq FROM metric_points "
+            f"WHERE {' AND '.join(where)} ORDER BY name, step, seq LIMIT ?",
+            (*args, limit + 1),
+        ).fetchall()
+        more = len(rows) > limit
+        if more:
+            del rows[limit:]
+        items = [
+            {
+                "name": r[0],
+                "value": r[1],
+                "step": None if r[2] < 0 else r[2],
+                "timestamp": r[3],
+                "metadata": _raw(r[4]),
+                "client_event_id": r[5],
+            }
+            for r in rows
+        ]
+        last = rows[-1] if rows else None
+        return Page(items, (last[0], last[2], last[6]) if more and last else None)
+
+    def compare_metrics(
+        self, org_pk: int, series: Sequence[Json], min_step: int | None, max_step: int | None, limit: int
+    ) -> Json:
+        low = 0 if min_step is None else min_step
+        high = (1 << 63) - 1 if max_step is None else max_step
+        described: list[Json] = []
+        columns: list[dict[int, float]] = []
+        with self.db.read_snapshot() as conn:
+            for selector in series:
+                experiment_pk, _ = self._experiment_ref(conn, org_pk, selector["experiment_id"])
+                labels: dict[str, str] = selector.get("metadata") or {}
+                where = "experiment = ? AND name = ? AND step >= ? AND step <= ?"
+                args: list[Any] = [experiment_pk, selector["name"], low, high]
+                for key, value in sorted(labels.items()):
+                    where += " AND json_extract(metadata, ?) = ?"
+                    args += [_json_path(key), value]
+                values: dict[int, float] = {}
+                cursor = conn.execute(
+                    f"SELECT step, value FROM metric_points WHERE {where} ORDER BY step, seq", args
+                )
+                for step, value in cursor:
+                    if step not in values and len(values) > limit:
+                        break  # the first limit+1 steps of every series are enough to build the rows
+                    values[step] = value  # ordered by ingestion within a step: the latest wins
+                cursor.close()
+                if len(values) > limit:
+                    count = conn.execute(
+                        f"SELECT count(DISTINCT step) FROM metric_points WHERE {where}", args
+                    )
+                    points = int(count.fetchone()[0])
+                else:
+                    points = len(values)
+                columns.append(values)
+                described.append(
+                    {
+                        "experiment_id": selector["experiment_id"],
+                        "name": selector["name"],
+                        "metadata": labels,
+                        "points": points,
+                    }
+                )
+        steps = sorted(set().union(*columns))
+        truncated = len(steps) > limit
+        rows = [{"step": step, "values": [column.get(step) for column in columns]} for step in steps[:limit]]
+        return {"series": described, "rows": rows, "truncated": truncated}
+
+    def _experiment_scope(
+        self, conn: sqlite3.Connection, org_pk: int, experiment_id: str | None, folder_id: str | None
+    ) -> tuple[str, list[Any]]:
+        """An SQL condition on `experiment` for the catalog's filters (404 for ids outside the
+        organisation)."""
+        clauses: list[str] = []
+        args: list[Any] = []
+        if experiment_id is not None:
+            experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
+            clauses.append("experiment = ?")
+            args.append(experiment_pk)
+        if folder_id is not None:
+            folders = self._subtree(conn, self._folder_pk(conn, org_pk, folder_id))
+            clauses.append(
+                "experiment IN (SELECT pk FROM experiments WHERE folder IN (SELECT value FROM json_each(?)))"
+            )
+            args.append(json.dumps(folders))
+        if not clauses:
+            clauses.append("experiment IN (SELECT pk FROM experiments WHERE org = ?)")
+            args.append(org_pk)
+        return " AND ".join(clauses), args
+
+    def list_metric_catalog(
+        self,
+        org_pk: int,
+        experiment_id: str | None,
+        folder_id: str | None,
+        name_prefix: str | None,
+        limit: int,
+        after: Key | None,
+    ) -> Page:
+        with self.db.read_snapshot() as conn:
+            scope, args = self._experiment_scope(conn, org_pk, experiment_id, folder_id)
+            where = scope
+            if name_prefix is not None:
+                where += " AND substr(name, 1, length(?)) = ?"
+                args += [name_prefix, name_prefix]
+            if after is not None:
+                where += " AND name > ?"
+                args.append(after[0])
+            names = [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT DISTINCT name FROM metric_series WHERE {where} ORDER BY name LIMIT ?",
+                    (*args, limit + 1),
+                )
+            ]
+            more = len(names) > limit
+            names = names[:limit]
+            if not names:
+                return Page([], None)
+            scope_args = args[
+                : len(args) - (2 if name_prefix is not None else 0) - (1 if after is not None else 0)
+            ]
+            wanted = json.dumps(names)
+            entries: dict[str, Json] = {}
+            for name, count, first_us, first_ts, last_us, last_ts in conn.execute(
+                "SELECT name, count, first_us, first_ts, last_us, last_ts FROM metric_series "
+                f"WHERE {scope} AND name IN (SELECT value FROM json_each(?))",
+                (*scope_args, wanted),
+            ):
+                entry = entries.get(name)
+                if entry is None:
+                    entries[name] = {
+                        "name": name, "count": count, "experiment_count": 1, "first": (first_us, first_ts),
+                        "last": (last_us, last_ts),
+                    }  # fmt: skip
+                else:
+                    entry["count"] += count
+                    entry["experiment_count"] += 1
+                    entry["first"] = min(entry["first"], (first_us, first_ts))
+                    entry["last"] = max(entry["last"], (last_us, last_ts))
+            keys: dict[str, list[str]] = {}
+            for name, key in conn.execute(
+                f"SELECT DISTINCT name, key FROM metric_label_values WHERE {scope} "
+                "AND name IN (SELECT value FROM json_each(?)) ORDER BY name, key",
+                (*scope_args, wanted),
+            ):
+                keys.setdefault(name, []).append(key)
+        items = [
+            {
+                "name": name,
+                "count": entries[name]["count"],
+                "experiment_count": entries[name]["experiment_count"],
+                "first_seen": entries[name]["first"][1],
+                "last_seen": entries[name]["last"][1],
+                "metadata_keys": keys.get(name, []),
+            }
+            for name in names
+        ]
+        return Page(items, (names[-1],) if more else None)
+
+    def inspect_metric_values(
+        self,
+        org_pk: int,
+        metric_name: str,
+        metadata_key: str,
+        experiment_id: str | None,
+        folder_id: str | None,
+        limit: int,
+        after: Key | None,
+    ) -> Page:
+        with self.db.read_snapshot() as conn:
+            scope, args = self._experiment_scope(conn, org_pk, experiment_id, folder_id)
+            where = f"{scope} AND name = ? AND key = ?"
+            args += [metric_name, metadata_key]
+            if after is not None:
+                where += " AND value > ?"
+                args.append(after[0])
+            rows = conn.execute(
+                f"SELECT value, sum(count) FROM metric_label_values WHERE {where} "
+                "GROUP BY value ORDER BY value LIMIT ?",
+                (*args, limit + 1),
+            ).fetchall()
+        return _page(rows, limit, lambda r: {"value": r[0], "count": int(r[1])}, lambda r: (r[0],))
+
+    # ---- ingestion keys ------------------------------------------------------------------------------------
+    def list_ingestion_keys(self, org_pk: int, experiment_id: str, limit: int, after: Key | None) -> Page:
+        conn = self.db.reader()
+        experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
+        rows = conn.execute(
+            _KEY_SELECT
+            + "WHERE k.experiment = ? AND k.kind = 'ingestion' AND k.pk > ? ORDER BY k.pk LIMIT ?",
+            (experiment_pk, after[0] if after else 0, limit + 1),
+        ).fetchall()
+        return _page(rows, limit, _ingestion_key, lambda r: (r[0],))
+
+    def create_ingestion_key(self, org_pk: int, experiment_id: str, name: str | None) -> Json:
+        _, stamp = now()
+        token = new_token("tk_ing_")
+        key_id = new_id("ik_")
+        with self.db.write() as conn:
+            experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
+            conn.execute(
+                "INSERT INTO api_keys(id, org, kind, experiment, name, token_hash, token_hint, created_at) "
+                "VALUES (?, ?, 'ingestion', ?, ?, ?, ?, ?)",
+                (key_id, org_pk, experiment_pk, name, hash_token(token), token[-4:], stamp),
+            )
+            row = conn.execute(_KEY_SELECT + "WHERE k.id = ?", (key_id,)).fetchone()
+        return {**_ingestion_key(row), "token": token}
+
+    def revoke_ingestion_key(self, org_pk: int, key_id: str) -> Json:
+        _, stamp = now()
+        with self.db.write() as conn:
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND org = ? AND kind = 'ingestion' "
+                "AND revoked_at IS NULL",
+                (stamp, key_id, org_pk),
+            )
+            row = conn.execute(
+                _KEY_SELECT + "WHERE k.id = ? AND k.org = ? AND k.kind = 'ingestion'", (key_id, org_pk)
+            ).fetchone()
+        if row is None:
+            raise NotFoundError("ingestion key", key_id)
+        return _ingestion_key(row)
+
+    # ---- annotations ---------------------------------------------------------------------------------------
+    def list_annotations(self, org_pk: int, experiment_id: str, limit: int, after: Key | None) -> Page:
+        conn = self.db.reader()
+        experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
+        rows = conn.execute(
+            _ANNOTATION_SELECT + "WHERE a.experiment = ? AND a.pk > ? ORDER BY a.pk LIMIT ?",
+            (experiment_pk, after[0] if after else 0, limit + 1),
+        ).fetchall()
+        return _page(rows, limit, _annotation, lambda r: (r[0],))
+
+    def create_annotation(self, experiment_pk: int, experiment_id: str, payload: Json) -> tuple[bool, Json]:
+        """Create an annotation; an existing one with the same `client_event_id` and payload is answered as is
+        (`created` False); with another payload, ConflictError."""
+        _, stamp = now()
+        step = payload.get("step")
+        step = None if step is None else int(step)
+        ts = payload.get("timestamp")
+        metadata = payload.get("metadata") or {}
+        client_event_id = payload["client_event_id"]
+        with self.db.write() as conn:
+            row = conn.execute(
+                _ANNOTATION_SELECT + "WHERE a.experiment = ? AND a.client_event_id = ?",
+                (experiment_pk, client_event_id),
+            ).fetchone()
+            if row is not None:
+                stored = (row[3], row[4], None if row[9] else row[5], json.loads(row[6]))
+                if stored != (payload["text"], step, ts, metadata):
+                    raise ConflictError(
+                        "client_event_id was already used with another payload.",
+                        {"client_event_id": client_event_id, "annotation_id": row[1]},
+                    )
+                return False, _annotation(row)
+            annotation_id = new_id("ann_")
+            conn.execute(
+                "INSERT INTO annotations(id, experiment, text, step, ts, ts_auto, metadata, client_event_id, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (annotation_id, experiment_pk, payload["text"], step, stamp if ts is None else ts, ts is None,
+                 _free_json(metadata), client_event_id, stamp),
+            )  # fmt: skip
+            row = conn.execute(_ANNOTATION_SELECT + "WHERE a.id = ?", (annotation_id,)).fetchone()
+        return True, _annotation(row)
+
+    # ---- idempotency ---------------------------------------------------------------------------------------
+    def idempotency_claim(
+        self,
+        org_pk: int,
+        key: str,
+        fingerprint: str,
+        now_us: int,
+        expire_before_us: int,
+        stale_before_us: int,
+    ) -> IdempotencyClaim:
+        with self.db.write() as conn:
+            row = conn.execute(
+                "SELECT fingerprint, state, status, body, headers, created_us FROM idempotency_keys "
+                "WHERE org = ? AND key = ?",
+                (org_pk, key),
+            ).fetchone()
+            if row is not None and row[5] < expire_before_us:
+                conn.execute("DELETE FROM idempotency_keys WHERE org = ? AND key = ?", (org_pk, key))
+                row = None
+            if row is None:
+                conn.execute(
+                    "INSERT INTO idempotency_keys(org, key, fingerprint, state, created_us) "
+                    "VALUES (?, ?, ?, 'running', ?)",
+                    (org_pk, key, fingerprint, now_us),
+                )
+                return IdempotencyClaim("claimed")
+            if row[0] != fingerprint:
+                return IdempotencyClaim("mismatch")
+            if row[1] == "running":
+                if row[5] < stale_before_us:  # its process died long ago: run it again
+                    conn.execute(
+                        "UPDATE idempotency_keys SET created_us = ? WHERE org = ? AND key = ?",
+                        (now_us, org_pk, key),
+                    )
+                    return IdempotencyClaim("claimed")
+                return IdempotencyClaim("running")
+            return IdempotencyClaim("done", int(row[2]), bytes(row[3]), json.loads(row[4] or "{}"))
+
+    def idempotency_complete(
+        self, org_pk: int, key: str, status: int, body: bytes, headers: dict[str, str]
+    ) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                "UPDATE idempotency_keys SET state = 'done', status = ?, body = ?, headers = ? "
+                "WHERE org = ? AND key = ?",
+                (status, body, json.dumps(headers), org_pk, key),
+            )
+
+    def idempotency_release(self, org_pk: int, key: str) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                "DELETE FROM idempotency_keys WHERE org = ? AND key = ? AND state = 'running'", (org_pk, key)
+            )
+
+    def idempotency_purge(self, expire_before_us: int) -> int:
+        with self.db.write() as conn:
+            return conn.execute(
+                "DELETE FROM idempotency_keys WHERE created_us < ?", (expire_before_us,)
+            ).rowcount

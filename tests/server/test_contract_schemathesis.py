@@ -1,0 +1,163 @@
+"""Contract testing: schemathesis generates requests for every operation of openapi/tally.yaml (valid and
+invalid ones) and checks every answer of the live server against the spec: no 5xx, declared status codes,
+conforming bodies and headers. Requests are authenticated, and a good share target real ids so that the
+success
+paths are exercised, not only 404s."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.config._checks import (
+    NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES,
+    POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES,
+    NegativeDataRejectionConfig,
+    PositiveDataAcceptanceConfig,
+)
+from schemathesis.core.parameters import ParameterLocation
+from schemathesis.generation.modes import GenerationMode
+
+from tally_server import RunningServer
+
+from .helpers import make_client
+
+pytestmark = pytest.mark.contract
+
+SPEC = Path(__file__).resolve().parents[2] / "openapi" / "tally.yaml"
+EXAMPLES = 100
+
+schema = schemathesis.openapi.from_path(SPEC)
+schema.config.generation.update(
+    modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=EXAMPLES, deterministic=True
+)
+# 413 is how the contract refuses a batch of more than 10,000 events or a body over 5 MiB: it rejects data.
+schema.config.checks.negative_data_rejection = NegativeDataRejectionConfig(
+    expected_statuses=[*NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES, "413"]
+)
+schema.config.checks.positive_data_acceptance = PositiveDataAcceptanceConfig(
+    expected_statuses=[*POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES, "413"]
+)
+
+
+@dataclass
+class Fixtures:
+    server: RunningServer
+    ingestion_token: str
+    ids: dict[str, list[str]]
+
+
+@pytest.fixture(scope="module")
+def fixtures(live_server: RunningServer) -> Iterator[Fixtures]:
+    with make_client(live_server, live_server.api_key) as c:
+        folder = c.post("/v1/folders", json={"name": "contract"}).json()
+        child = c.post("/v1/folders", json={"name": "child", "parent_id": folder["id"]}).json()
+        ingest_target = c.post(
+            "/v1/experiments", json={"name": "contract-ingest", "folder_id": folder["id"]}
+        ).json()
+        others = [c.post("/v1/experiments", json={"name": f"contract-{i}"}).json() for i in range(3)]
+        token = c.post(f"/v1/experiments/{ingest_target['id']}/ingestion-keys", json={"name": "c"}).json()[
+            "token"
+        ]
+        spare = c.post(f"/v1/experiments/{others[0]['id']}/ingestion-keys", json={}).json()
+        with make_client(live_server, token) as ingest:
+            events = [
+                {
+                    "name": "train/loss",
+                    "value": i / 10,
+                    "step": i,
+                    "metadata": {"split": "train"},
+                    "client_event_id": f"c{i}",
+                }
+                for i in range(20)
+            ]
+            ingest.post(f"/v1/experiments/{ingest_target['id']}/metrics", json={"events": events})
+        yield Fixtures(
+            server=live_server,
+            ingestion_token=token,
+            ids={
+                "ingest_experiment": [ingest_target["id"]],
+                "experiment_id": [ingest_target["id"], *[o["id"] for o in others]],
+                "folder_id": [folder["id"], child["id"]],
+                "key_id": [spare["id"]],
+            },
+        )
+
+
+_turn = itertools.count()
+CALLS: dict[str, int] = {}
+_INGESTION_OPERATIONS = {"ingestMetrics", "createAnnotation"}
+
+
+def _aim_at_real_ids(case: Any, fixtures: Fixtures) -> None:
+    """In positive cases, point path ids at real resources two times out of three (always for ingestion)."""
+    component = case.meta.components.get(ParameterLocation.PATH) if case.meta is not None else None
+    if component is not None and component.mode != GenerationMode.POSITIVE:
+        return
+    operation_id = case.operation.definition.raw.get("operationId")
+    for name in list(case.path_parameters or {}):
+        if operation_id in _INGESTION_OPERATIONS and name == "experiment_id":
+            case.path_parameters[name] = fixtures.ids["ingest_experiment"][0]
+        elif name in fixtures.ids and next(_turn) % 3:
+            choices = fixtures.ids[name]
+            case.path_parameters[name] = choices[next(_turn) % len(choices)]
+
+
+def _make_semantically_valid(case: Any) -> None:
+    """What a schema cannot say, a positive case still has to respect: cursors are opaque tokens the server
+    hands out (a made-up one is a 400), an Idempotency-Key is for one request (a reused one is a 422), and
+    `metadata_value` needs `metadata_key` (the spec says so in words). Negative cases are left as
+    generated."""
+    query = case.query
+    components = case.meta.components if case.meta is not None else {}
+    if query is not None and _positive(components, ParameterLocation.QUERY):
+        query.pop("cursor", None)
+        if "metadata_value" in query and "metadata_key" not in query:
+            query.pop("metadata_value")
+    headers = case.headers
+    if (
+        headers is not None
+        and "Idempotency-Key" in headers
+        and _positive(components, ParameterLocation.HEADER)
+    ):
+        headers["Idempotency-Key"] = f"contract-{uuid.uuid4().hex}"
+
+
+def _positive(components: Any, location: ParameterLocation) -> bool:
+    component = components.get(location)
+    return component is None or component.mode == GenerationMode.POSITIVE
+
+
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_every_operation_conforms(case: Any, fixtures: Fixtures) -> None:
+    operation_id = case.operation.definition.raw.get("operationId")
+    token = fixtures.ingestion_token if operation_id in _INGESTION_OPERATIONS else fixtures.server.api_key
+    _aim_at_real_ids(case, fixtures)
+    _make_semantically_valid(case)
+    case.call_and_validate(base_url=fixtures.server.url, headers={"Authorization": f"Bearer {token}"})
+    CALLS[operation_id] = CALLS.get(operation_id, 0) + 1
+
+
+def test_the_contract_run_covers_every_operation() -> None:
+    operations = {op.ok().definition.raw["operationId"] for op in schema.get_all_operations()}
+    assert len(operations) == 23
+    if CALLS:  # after the run above: every operation was called, most of them 100 times or more
+        print("schemathesis calls per operation:", dict(sorted(CALLS.items())))
+        assert set(CALLS) == operations
+        assert all(
+            count >= EXAMPLES for op, count in CALLS.items() if op != "getHealth"
+        )  # health has no inputs
