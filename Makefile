@@ -57,18 +57,23 @@ lint: $(STAMPS)/venv ## ruff check and format check over src, tests and scripts.
 	$(RUN) ruff check src tests scripts
 	$(RUN) ruff format --check src tests scripts
 
+.PHONY: check-sync
+check-sync: $(STAMPS)/venv ## Fail if src/tally/_sync differs from what scripts/unasync.py derives from _async.
+	$(RUN) python scripts/unasync.py --check
+
 .PHONY: typecheck
-typecheck: $(STAMPS)/venv ## mypy --strict over src and generated.
+typecheck: $(STAMPS)/venv ## mypy --strict over src and generated, and the typing-only check of the public API.
 	$(RUN) mypy --strict src generated
+	$(RUN) mypy --strict tests/typing
 
 .PHONY: pytest
 pytest: $(STAMPS)/venv ## Run the test suite only.
 	$(RUN) pytest $(PYTEST_ARGS)
 
 .PHONY: test
-test: check-generated lint-spec ## Everything CI runs: generated check, spec lint, spec diff, ruff, mypy, pytest.
+test: check-generated lint-spec ## Everything CI runs: generated and sync checks, spec lint and diff, ruff, mypy, pytest.
 	$(RUN) python scripts/spec_diff.py --base "$(BASE)" --allow-missing-base
-	$(MAKE) --no-print-directory lint typecheck pytest
+	$(MAKE) --no-print-directory check-sync lint typecheck pytest
 
 # ---- running it ---------------------------------------------------------------------------------------------
 .PHONY: demo

@@ -1,0 +1,266 @@
+"""The client (`AsyncTally`) and the core that every resource calls to send one operation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
+
+import httpx
+import msgspec
+
+from tally._base import (
+    DEFAULT_INGEST_TIMEOUT,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    USER_AGENT,
+    Decoders,
+    Options,
+    TimeoutArg,
+    client_repr,
+    decode,
+    prepare,
+)
+from tally._credentials import ResolvedConfig, resolve_from_environment
+from tally._errors import AuthenticationError, translate_transport_errors
+from tally._logging import setup_from_env
+from tally._raw import CAPTURE, Capture, RawResponse
+from tally._transports import default_async_transport
+from tally._types import NOT_GIVEN, Health, NotGiven
+
+from ._resources import (
+    AsyncAnnotations,
+    AsyncAuth,
+    AsyncExperiments,
+    AsyncFolders,
+    AsyncIngestionKeys,
+    AsyncMetricCatalog,
+    AsyncMetrics,
+)
+from ._transport import AsyncRetryTransport
+
+__all__ = ["AsyncCore", "AsyncTally"]
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+EventHooks = Mapping[str, list[Callable[..., Any]]]
+
+
+class _SharedState:
+    """What every `with_options` copy shares: credentials, the HTTP pool, the ingestion-key cache."""
+
+    __slots__ = ("config", "http", "ingestion_keys", "key_lock")
+
+    def __init__(self, config: ResolvedConfig, http: httpx.AsyncClient) -> None:
+        self.config = config
+        self.http = http
+        self.ingestion_keys: dict[str, str] = {}
+        self.key_lock = asyncio.Lock()
+
+
+class AsyncCore:
+    """Sends one operation and decodes its answer, for every resource. Holds no reference to the client."""
+
+    __slots__ = ("_ingest_extensions", "_read_extensions", "options", "state")
+
+    def __init__(self, state: _SharedState, options: Options) -> None:
+        self.state = state
+        self.options = options
+        self._read_extensions = options.extensions()
+        self._ingest_extensions = options.extensions(ingest=True)
+
+    async def request(
+        self,
+        operation: dict[str, Any],
+        decoder: msgspec.json.Decoder[T],
+        *,
+        token: str | NotGiven | None = NOT_GIVEN,
+        idempotency_key: str | None = None,
+        content: bytes | None = None,
+        ingest: bool = False,
+    ) -> T:
+        """Send a generated operation's `_get_kwargs(...)` with the org key (or `token`); decode."""
+        bearer = self.state.config.api_key if isinstance(token, NotGiven) else token
+        method, url, params, headers, body = prepare(
+            operation, token=bearer, idempotency_key=idempotency_key, content=content
+        )
+        http = self.state.http
+        request = http.build_request(
+            method,
+            url,
+            params=params,
+            headers=headers,
+            content=body,
+            extensions=self._ingest_extensions if ingest else self._read_extensions,
+        )
+        with translate_transport_errors(method, str(request.url)):
+            response = await http.send(request)
+        capture = CAPTURE.get()
+        if capture is not None:
+            capture.response = response
+        return decode(decoder, response)
+
+    # ---- ingestion keys, minted on first use per experiment and cached -------------------------------------
+    async def ingestion_token(self, experiment_id: str) -> str:
+        cached = self.state.ingestion_keys.get(experiment_id)
+        if cached is not None:
+            return cached
+        async with self.state.key_lock:
+            cached = self.state.ingestion_keys.get(experiment_id)
+            if cached is not None:
+                return cached
+            from tally_api.api.ingestion_keys import create_ingestion_key
+            from tally_api.models.create_ingestion_key_request import CreateIngestionKeyRequest
+
+            created = await self.request(
+                create_ingestion_key._get_kwargs(
+                    experiment_id, body=CreateIngestionKeyRequest(name="tally-sdk")
+                ),
+                Decoders.created_ingestion_key,
+            )
+            self.state.ingestion_keys[experiment_id] = created.token
+            return created.token
+
+    def forget_ingestion_token(self, experiment_id: str, token: str | None = None) -> None:
+        """Drop the cached key (only if it is still `token`, when given)."""
+        if token is None or self.state.ingestion_keys.get(experiment_id) == token:
+            self.state.ingestion_keys.pop(experiment_id, None)
+
+    async def with_ingestion_token(self, experiment_id: str, send: Callable[[str], Awaitable[T]]) -> T:
+        """`send(token)` with the experiment's ingestion key; on 401, replace the cached key once."""
+        token = await self.ingestion_token(experiment_id)
+        try:
+            return await send(token)
+        except AuthenticationError:
+            self.forget_ingestion_token(experiment_id, token)
+            token = await self.ingestion_token(experiment_id)
+            return await send(token)
+
+
+class AsyncTally:
+    """The Tally client for async code. Every method is awaited; every `list()` is `async for`-able.
+
+        async with AsyncTally() as client:
+            experiment = await client.experiments.create("baseline")
+
+    Credentials resolve themselves (argument, `TALLY_API_KEY`, then the credentials file;
+    `AsyncTally("local")` for the file alone). `timeout` is for ordinary calls, `ingest_timeout` for ingestion
+    and annotations, in seconds; `max_retries` retries connection errors, timeouts, 408, 409
+    `idempotency_in_progress`, 429 and 5xx. `transport`, `proxy`, `event_hooks` and `limits` go to the
+    underlying httpx client; retries and auth still apply around a custom `transport`.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: TimeoutArg = DEFAULT_TIMEOUT,
+        ingest_timeout: TimeoutArg = DEFAULT_INGEST_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        transport: httpx.AsyncBaseTransport | None = None,
+        proxy: str | httpx.Proxy | None = None,
+        event_hooks: EventHooks | None = None,
+        limits: httpx.Limits | None = None,
+    ) -> None:
+        setup_from_env()
+        config = resolve_from_environment(api_key, base_url)
+        options = Options(timeout=timeout, ingest_timeout=ingest_timeout, max_retries=max_retries)
+        pool_limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        inner = transport or default_async_transport(proxy=proxy, limits=pool_limits)
+        http = httpx.AsyncClient(
+            base_url=config.base_url,
+            transport=AsyncRetryTransport(inner, max_retries=max_retries),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            event_hooks=dict(event_hooks) if event_hooks else None,
+            timeout=options.timeout,
+            trust_env=False,
+        )
+        self._init(_SharedState(config, http), options)
+
+    def _init(self, state: _SharedState, options: Options) -> None:
+        core = AsyncCore(state, options)
+        self._core = core
+        self.folders = AsyncFolders(core)
+        self.experiments = AsyncExperiments(core)
+        self.metrics = AsyncMetrics(core)
+        self.metric_catalog = AsyncMetricCatalog(core)
+        self.ingestion_keys = AsyncIngestionKeys(core)
+        self.annotations = AsyncAnnotations(core)
+        self.auth = AsyncAuth(core)
+
+    @property
+    def base_url(self) -> str:
+        """The server this client talks to."""
+        return self._core.state.config.base_url
+
+    @property
+    def credential_source(self) -> str:
+        """Where the API key came from: `argument`, `env:TALLY_API_KEY` or `file:<path>`."""
+        return self._core.state.config.credential_source
+
+    @property
+    def timeout(self) -> TimeoutArg:
+        return self._core.options.timeout
+
+    @property
+    def ingest_timeout(self) -> TimeoutArg:
+        return self._core.options.ingest_timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self._core.options.max_retries
+
+    def with_options(
+        self,
+        *,
+        timeout: TimeoutArg | NotGiven = NOT_GIVEN,
+        ingest_timeout: TimeoutArg | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> AsyncTally:
+        """A client with other settings that shares this one's connection pool and ingestion keys. Cheap: use
+        it per call (`client.with_options(max_retries=0).experiments.get(...)`). Close the original, not the
+        copy."""
+        clone = object.__new__(type(self))
+        clone._init(self._core.state, self._core.options.replace(timeout, ingest_timeout, max_retries))
+        return clone
+
+    def with_raw_response(self, method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[RawResponse[T]]]:
+        """Wrap any method of this client so that it returns a `RawResponse` (parsed result, status, headers,
+        request id): `await client.with_raw_response(client.experiments.get)(experiment_id)`."""
+
+        async def call(*args: P.args, **kwargs: P.kwargs) -> RawResponse[T]:
+            capture = Capture()
+            token = CAPTURE.set(capture)
+            try:
+                parsed = await method(*args, **kwargs)
+            finally:
+                CAPTURE.reset(token)
+            if capture.response is None:
+                raise TypeError(
+                    f"{getattr(method, '__qualname__', method)!r} made no HTTP request to capture"
+                )
+            return RawResponse(parsed=parsed, http_response=capture.response)
+
+        return call
+
+    async def health(self) -> Health:
+        """Whether the service is up (no credentials needed)."""
+        from tally_api.api.health import get_health
+
+        return await self._core.request(get_health._get_kwargs(), Decoders.health, token=None)
+
+    async def close(self) -> None:
+        """Close the connection pool (shared with every `with_options` copy)."""
+        await self._core.state.http.aclose()
+
+    async def __aenter__(self) -> AsyncTally:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        config = self._core.state.config
+        return client_repr(type(self).__name__, config.api_key, config.base_url, config.credential_source)

@@ -1,0 +1,60 @@
+"""The paginator every async `list()` returns: lazy, `async for` over items, `.pages()` over pages.
+
+The walk itself (what to ask for next, the resume cursor, `limit`) is `tally._pagination.PageWalk`; this class
+only fetches. See `tally._pagination` for exactly what `next_cursor` means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Generic, TypeVar
+
+from tally._pagination import PageWalk
+from tally._types import Page
+
+__all__ = ["AsyncPaginator"]
+
+T = TypeVar("T")
+
+FetchPage = Callable[[int | None, str | None], Awaitable[Page[T]]]
+
+
+class AsyncPaginator(Generic[T]):
+    """A lazy walk over a list endpoint. Nothing is fetched until you iterate.
+
+    - `async for item in paginator`: every item, across pages, up to `limit`.
+    - `async for page in paginator.pages()`: the pages themselves (`page.data`, `page.next_cursor`).
+    - `paginator.next_cursor`: pass it as `cursor=` to a new `list()` call to resume after what was consumed.
+    """
+
+    def __init__(
+        self, fetch: FetchPage[T], *, limit: int | None, page_size: int | None, cursor: str | None
+    ) -> None:
+        self._fetch = fetch
+        self._walk = PageWalk(limit=limit, page_size=page_size, cursor=cursor)
+
+    @property
+    def next_cursor(self) -> str | None:
+        """The cursor to resume from: the start cursor before any fetch, then each page's `next_cursor`
+        (None once the last page was fetched)."""
+        return self._walk.cursor
+
+    @property
+    def has_more(self) -> bool:
+        """True while another page may exist."""
+        return self._walk.has_more
+
+    async def pages(self) -> AsyncIterator[Page[T]]:
+        """Fetch and yield one page at a time."""
+        walk = self._walk
+        while (request := walk.next_request()) is not None:
+            page = await self._fetch(*request)
+            yield walk.accept(page)
+
+    async def __aiter__(self) -> AsyncIterator[T]:
+        async for page in self.pages():
+            for item in page.data:
+                yield item
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(next_cursor={self.next_cursor!r}, has_more={self.has_more})"

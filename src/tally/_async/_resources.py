@@ -1,0 +1,533 @@
+"""The resources of `AsyncTally`: one class per tag of the spec. Requests are built by the generated client's
+operation functions (`tally_api.api.<tag>.<operation>._get_kwargs`), answers decoded by
+`tally._base.Decoders`.
+
+Generated modules are imported inside the methods, so that `import tally` stays light.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from tally._base import Decoders, new_idempotency_key, unset
+from tally._events import EventInput, annotation_event_id, plan_batches, prepare_events
+from tally._types import (
+    NOT_GIVEN,
+    Annotation,
+    AuthStatus,
+    CatalogEntry,
+    CompareResult,
+    CreatedIngestionKey,
+    EventConflict,
+    Experiment,
+    ExperimentStatus,
+    Folder,
+    IngestionKey,
+    IngestResult,
+    MetadataValueCount,
+    MetricPoint,
+    NotGiven,
+    Page,
+    SeriesSelector,
+)
+
+from ._pagination import AsyncPaginator
+
+if TYPE_CHECKING:
+    from ._client import AsyncCore
+
+__all__ = [
+    "AsyncAnnotations",
+    "AsyncAuth",
+    "AsyncExperiments",
+    "AsyncFolders",
+    "AsyncIngestionKeys",
+    "AsyncMetricCatalog",
+    "AsyncMetrics",
+]
+
+
+def _metadata(value: Mapping[str, Any] | None) -> Any:
+    from tally_api.models.metadata import Metadata
+
+    return unset(None if value is None else Metadata.from_dict(dict(value)))
+
+
+class _Resource:
+    __slots__ = ("_core",)
+
+    def __init__(self, core: AsyncCore) -> None:
+        self._core = core
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+
+class AsyncAuth(_Resource):
+    """What the client's credential is."""
+
+    async def status(self) -> AuthStatus:
+        """The organisation, key kind and scopes of the client's API key, and where the SDK found the key."""
+        from tally_api.api.auth import get_auth_status
+
+        status = await self._core.request(get_auth_status._get_kwargs(), Decoders.auth_status)
+        return msgspec.structs.replace(status, credential_source=self._core.state.config.credential_source)
+
+
+class AsyncFolders(_Resource):
+    """A tree of folders that organises experiments."""
+
+    def list(
+        self,
+        *,
+        parent_id: str | None = None,
+        limit: int | None = None,
+        page_size: int | None = None,
+        cursor: str | None = None,
+    ) -> AsyncPaginator[Folder]:
+        """The folders directly under `parent_id` (the top level when None), oldest first."""
+        from tally_api.api.folders import list_folders
+
+        async def fetch(size: int | None, after: str | None) -> Page[Folder]:
+            operation = list_folders._get_kwargs(
+                parent_id=unset(parent_id), page_size=unset(size), cursor=unset(after)
+            )
+            return await self._core.request(operation, Decoders.folder_page)
+
+        return AsyncPaginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
+
+    async def create(
+        self,
+        name: str,
+        *,
+        parent_id: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Folder:
+        """Create a folder; names are unique within a parent."""
+        from tally_api.api.folders import create_folder
+        from tally_api.models.create_folder_request import CreateFolderRequest
+
+        body = CreateFolderRequest(
+            name=name,
+            parent_id=unset(parent_id),
+            description=unset(description),
+            metadata=_metadata(metadata),
+        )
+        operation = create_folder._get_kwargs(body=body)
+        return await self._core.request(operation, Decoders.folder, idempotency_key=idempotency_key)
+
+    async def get(self, folder_id: str) -> Folder:
+        """One folder."""
+        from tally_api.api.folders import get_folder
+
+        return await self._core.request(get_folder._get_kwargs(folder_id), Decoders.folder)
+
+    async def patch(
+        self,
+        folder_id: str,
+        *,
+        description: str | NotGiven | None = NOT_GIVEN,
+        metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
+    ) -> Folder:
+        """Change the description or metadata (replaced whole); None clears, absent leaves as is."""
+        from tally_api.api.folders import patch_folder
+        from tally_api.models.patch_folder_request import PatchFolderRequest
+        from tally_api.models.patch_folder_request_metadata_type_0 import PatchFolderRequestMetadataType0
+        from tally_api.types import UNSET
+
+        if isinstance(description, NotGiven) and isinstance(metadata, NotGiven):
+            raise ValueError("folders.patch needs description= or metadata= (None clears a field)")
+        body = PatchFolderRequest(
+            description=UNSET if isinstance(description, NotGiven) else description,
+            metadata=UNSET
+            if isinstance(metadata, NotGiven)
+            else None
+            if metadata is None
+            else PatchFolderRequestMetadataType0.from_dict(dict(metadata)),
+        )
+        return await self._core.request(patch_folder._get_kwargs(folder_id, body=body), Decoders.folder)
+
+    async def rename(self, folder_id: str, name: str) -> Folder:
+        """Rename a folder; the new name must be unique within its parent."""
+        from tally_api.api.folders import rename_folder
+        from tally_api.models.rename_folder_request import RenameFolderRequest
+
+        operation = rename_folder._get_kwargs(folder_id, body=RenameFolderRequest(name=name))
+        return await self._core.request(operation, Decoders.folder)
+
+    async def move(self, folder_id: str, parent_id: str | None) -> Folder:
+        """Move a folder under `parent_id`, or to the top level with None."""
+        from tally_api.api.folders import move_folder
+        from tally_api.models.move_folder_request import MoveFolderRequest
+
+        operation = move_folder._get_kwargs(folder_id, body=MoveFolderRequest(parent_id=parent_id))
+        return await self._core.request(operation, Decoders.folder)
+
+
+class AsyncExperiments(_Resource):
+    """Experiments and their lifecycle."""
+
+    def list(
+        self,
+        *,
+        folder_id: str | None = None,
+        status: ExperimentStatus | str | None = None,
+        name_prefix: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int | None = None,
+        page_size: int | None = None,
+        cursor: str | None = None,
+    ) -> AsyncPaginator[Experiment]:
+        """Experiments matching every filter given, oldest first."""
+        from tally_api.api.experiments import list_experiments
+
+        status_param = unset(None if status is None else _request_status(status))
+
+        async def fetch(size: int | None, after: str | None) -> Page[Experiment]:
+            operation = list_experiments._get_kwargs(
+                folder_id=unset(folder_id),
+                status=status_param,
+                name_prefix=unset(name_prefix),
+                created_after=unset(created_after),
+                created_before=unset(created_before),
+                page_size=unset(size),
+                cursor=unset(after),
+            )
+            return await self._core.request(operation, Decoders.experiment_page)
+
+        return AsyncPaginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
+
+    async def create(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        folder_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Experiment:
+        """Create an experiment, in status `running`."""
+        from tally_api.api.experiments import create_experiment
+        from tally_api.models.create_experiment_request import CreateExperimentRequest
+
+        body = CreateExperimentRequest(
+            name=name,
+            description=unset(description),
+            metadata=_metadata(metadata),
+            folder_id=unset(folder_id),
+        )
+        operation = create_experiment._get_kwargs(body=body)
+        return await self._core.request(operation, Decoders.experiment, idempotency_key=idempotency_key)
+
+    async def get(self, experiment_id: str) -> Experiment:
+        """One experiment."""
+        from tally_api.api.experiments import get_experiment
+
+        return await self._core.request(get_experiment._get_kwargs(experiment_id), Decoders.experiment)
+
+    async def update_status(self, experiment_id: str, status: ExperimentStatus | str) -> Experiment:
+        """Move a running experiment to `completed`, `failed` or `cancelled`; terminal states are final."""
+        from tally_api.api.experiments import update_experiment_status
+        from tally_api.models.update_experiment_status_request import UpdateExperimentStatusRequest
+
+        body = UpdateExperimentStatusRequest(status=_request_status(status))
+        operation = update_experiment_status._get_kwargs(experiment_id, body=body)
+        return await self._core.request(operation, Decoders.experiment)
+
+    async def move(self, experiment_id: str, folder_id: str | None) -> Experiment:
+        """Move an experiment into a folder, or out of every folder with None."""
+        from tally_api.api.experiments import move_experiment
+        from tally_api.models.move_experiment_request import MoveExperimentRequest
+
+        operation = move_experiment._get_kwargs(
+            experiment_id, body=MoveExperimentRequest(folder_id=folder_id)
+        )
+        return await self._core.request(operation, Decoders.experiment)
+
+
+class AsyncMetrics(_Resource):
+    """Metric ingestion, listing and comparison."""
+
+    async def ingest(
+        self, experiment_id: str, events: Sequence[EventInput], *, sync: bool = True
+    ) -> IngestResult:
+        """Store metric events (dicts or `tally.MetricEvent`), with the experiment's ingestion key.
+
+        Events without `client_event_id` get `tally.event_id(...)` when they have a step. Any number of
+        events: batches over 10,000 events or 5 MiB are split, each sent with its own Idempotency-Key; the
+        result sums the parts, with conflict indexes into `events`. `sync=True` answers once the points are
+        readable."""
+        prepared = prepare_events(experiment_id, events)
+        accepted = duplicates = 0
+        conflicts: builtins.list[EventConflict] = []
+        for start, _end, body in plan_batches(prepared):
+            result = await self._send_batch(
+                experiment_id, body, sync=sync, idempotency_key=new_idempotency_key()
+            )
+            accepted += result.accepted
+            duplicates += result.duplicates
+            if result.conflicts:
+                conflicts.extend(
+                    msgspec.structs.replace(conflict, index=conflict.index + start) if start else conflict
+                    for conflict in result.conflicts
+                )
+        return IngestResult(accepted=accepted, duplicates=duplicates, conflicts=tuple(conflicts))
+
+    async def _send_batch(
+        self, experiment_id: str, body: bytes, *, sync: bool, idempotency_key: str
+    ) -> IngestResult:
+        """One encoded batch, with the experiment's ingestion key (replaced once if the server revoked it)."""
+        from tally_api.api.metrics import ingest_metrics
+
+        core = self._core
+
+        async def send(token: str) -> IngestResult:
+            operation = ingest_metrics._get_kwargs(experiment_id, body=_empty_batch(), sync=sync)
+            return await core.request(
+                operation,
+                Decoders.ingest_result,
+                token=token,
+                content=body,
+                ingest=True,
+                idempotency_key=idempotency_key,
+            )
+
+        return await core.with_ingestion_token(experiment_id, send)
+
+    def list(
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+        metadata_key: str | None = None,
+        metadata_value: str | None = None,
+        limit: int | None = None,
+        page_size: int | None = None,
+        cursor: str | None = None,
+    ) -> AsyncPaginator[MetricPoint]:
+        """An experiment's metric points, by name, then step, then ingestion order."""
+        from tally_api.api.metrics import list_metrics
+
+        async def fetch(size: int | None, after: str | None) -> Page[MetricPoint]:
+            operation = list_metrics._get_kwargs(
+                experiment_id,
+                name=unset(name),
+                min_step=unset(min_step),
+                max_step=unset(max_step),
+                metadata_key=unset(metadata_key),
+                metadata_value=unset(metadata_value),
+                page_size=unset(size),
+                cursor=unset(after),
+            )
+            return await self._core.request(operation, Decoders.metric_point_page)
+
+        return AsyncPaginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
+
+    async def compare(
+        self,
+        series: Sequence[SeriesSelector | Mapping[str, Any]],
+        *,
+        min_step: int | None = None,
+        max_step: int | None = None,
+        limit: int | None = None,
+    ) -> CompareResult:
+        """Align up to 20 series (dicts or `tally.SeriesSelector`) by step into rows."""
+        from tally_api.api.metrics import compare_metrics
+        from tally_api.models.compare_metrics_request import CompareMetricsRequest
+        from tally_api.models.series_selector import SeriesSelector as RequestSeries
+
+        selectors = [
+            RequestSeries.from_dict(item.to_dict() if isinstance(item, SeriesSelector) else dict(item))
+            for item in series
+        ]
+        body = CompareMetricsRequest(
+            series=selectors, min_step=unset(min_step), max_step=unset(max_step), limit=unset(limit)
+        )
+        return await self._core.request(compare_metrics._get_kwargs(body=body), Decoders.compare_result)
+
+
+class AsyncMetricCatalog(_Resource):
+    """The metric names seen, with counts and metadata keys."""
+
+    def list(
+        self,
+        *,
+        experiment_id: str | None = None,
+        folder_id: str | None = None,
+        name_prefix: str | None = None,
+        limit: int | None = None,
+        page_size: int | None = None,
+        cursor: str | None = None,
+    ) -> AsyncPaginator[CatalogEntry]:
+        """Metric names in the organisation, an experiment, or a folder and its descendants, by name."""
+        from tally_api.api.metric_catalog import list_metric_catalog
+
+        async def fetch(size: int | None, after: str | None) -> Page[CatalogEntry]:
+            operation = list_metric_catalog._get_kwargs(
+                experiment_id=unset(experiment_id),
+                folder_id=unset(folder_id),
+                name_prefix=unset(name_prefix),
+                page_size=unset(size),
+                cursor=unset(after),
+            )
+            return await self._core.request(operation, Decoders.catalog_page)
+
+        return AsyncPaginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
+
+    def inspect_values(
+        self,
+        metric_name: str,
+        metadata_key: str,
+        *,
+        experiment_id: str | None = None,
+        folder_id: str | None = None,
+        limit: int | None = None,
+        page_size: int | None = None,
+        cursor: str | None = None,
+    ) -> AsyncPaginator[MetadataValueCount]:
+        """The distinct values of one metadata key for one metric, with point counts, by value."""
+        from tally_api.api.metric_catalog import inspect_metric_catalog_values
+
+        async def fetch(size: int | None, after: str | None) -> Page[MetadataValueCount]:
+            operation = inspect_metric_catalog_values._get_kwargs(
+                metric_name=metric_name,
+                metadata_key=metadata_key,
+                experiment_id=unset(experiment_id),
+                folder_id=unset(folder_id),
+                page_size=unset(size),
+                cursor=unset(after),
+            )
+            return await self._core.request(operation, Decoders.metadata_value_page)
+
+        return AsyncPaginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
+
+
+class AsyncIngestionKeys(_Resource):
+    """Per-experiment keys that may ingest metrics and create annotations."""
+
+    def list(
+        self,
+        experiment_id: str,
+        *,
+        limit: int | None = None,
+        page_size: int | None = None,
+        cursor: str | None = None,
+    ) -> AsyncPaginator[IngestionKey]:
+        """An experiment's ingestion keys, revoked ones included, oldest first. Tokens are never listed."""
+        from tally_api.api.ingestion_keys import list_ingestion_keys
+
+        async def fetch(size: int | None, after: str | None) -> Page[IngestionKey]:
+            operation = list_ingestion_keys._get_kwargs(
+                experiment_id, page_size=unset(size), cursor=unset(after)
+            )
+            return await self._core.request(operation, Decoders.ingestion_key_page)
+
+        return AsyncPaginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
+
+    async def create(
+        self, experiment_id: str, *, name: str | None = None, idempotency_key: str | None = None
+    ) -> CreatedIngestionKey:
+        """A new ingestion key; its `token` is in this answer only."""
+        from tally_api.api.ingestion_keys import create_ingestion_key
+        from tally_api.models.create_ingestion_key_request import CreateIngestionKeyRequest
+
+        operation = create_ingestion_key._get_kwargs(
+            experiment_id, body=CreateIngestionKeyRequest(name=unset(name))
+        )
+        return await self._core.request(
+            operation, Decoders.created_ingestion_key, idempotency_key=idempotency_key
+        )
+
+    async def revoke(self, key_id: str) -> IngestionKey:
+        """Revoke a key (revoking a revoked key changes nothing)."""
+        from tally_api.api.ingestion_keys import revoke_ingestion_key
+
+        return await self._core.request(revoke_ingestion_key._get_kwargs(key_id), Decoders.ingestion_key)
+
+    def forget(self, experiment_id: str) -> None:
+        """Drop the ingestion key this client cached for the experiment; the next ingest mints a new one."""
+        self._core.forget_ingestion_token(experiment_id)
+
+
+class AsyncAnnotations(_Resource):
+    """Free-text notes attached to an experiment, optionally at a step."""
+
+    def list(
+        self,
+        experiment_id: str,
+        *,
+        limit: int | None = None,
+        page_size: int | None = None,
+        cursor: str | None = None,
+    ) -> AsyncPaginator[Annotation]:
+        """An experiment's annotations, oldest first."""
+        from tally_api.api.annotations import list_annotations
+
+        async def fetch(size: int | None, after: str | None) -> Page[Annotation]:
+            operation = list_annotations._get_kwargs(
+                experiment_id, page_size=unset(size), cursor=unset(after)
+            )
+            return await self._core.request(operation, Decoders.annotation_page)
+
+        return AsyncPaginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
+
+    async def create(
+        self,
+        experiment_id: str,
+        text: str,
+        *,
+        step: int | None = None,
+        timestamp: datetime | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        client_event_id: str | None = None,
+    ) -> Annotation:
+        """Annotate an experiment, with its ingestion key. Idempotent by `client_event_id`, which defaults to
+        deterministic id of the experiment, text, step, timestamp and metadata."""
+        from tally_api.api.annotations import create_annotation
+        from tally_api.models.create_annotation_request import CreateAnnotationRequest
+
+        event_id = client_event_id or annotation_event_id(experiment_id, text, step, timestamp, metadata)
+        body = CreateAnnotationRequest(
+            text=text,
+            client_event_id=event_id,
+            step=step,
+            timestamp=unset(timestamp),
+            metadata=_metadata(metadata),
+        )
+        key = new_idempotency_key()
+        core = self._core
+
+        async def send(token: str) -> Annotation:
+            operation = create_annotation._get_kwargs(experiment_id, body=body)
+            return await core.request(
+                operation, Decoders.annotation, token=token, ingest=True, idempotency_key=key
+            )
+
+        return await core.with_ingestion_token(experiment_id, send)
+
+
+def _request_status(status: ExperimentStatus | str) -> Any:
+    from tally_api.models.experiment_status import ExperimentStatus as RequestStatus
+
+    try:
+        return RequestStatus(str(status))
+    except ValueError:
+        known = ", ".join(item.value for item in RequestStatus)
+        raise ValueError(f"status must be one of {known}, not {status!r}") from None
+
+
+def _empty_batch() -> Any:
+    """The generated request model, empty: the operation's route and query come from it, the body is ours."""
+    from tally_api.models.ingest_metrics_request import IngestMetricsRequest
+
+    return IngestMetricsRequest(events=[])

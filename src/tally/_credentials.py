@@ -1,0 +1,208 @@
+"""Which API key and base URL a client uses: one pure resolver for the client and the CLI, plus a thin reader.
+
+Order for the API key: the explicit argument, then `TALLY_API_KEY`, then the credentials file. The argument
+`"local"` means: the credentials file alone, environment ignored. The base URL: the explicit argument, then
+`TALLY_BASE_URL`, then the file, then `DEFAULT_BASE_URL`.
+
+The credentials file is `$TALLY_CONFIG_DIR/credentials.json` when TALLY_CONFIG_DIR is set, else
+`credentials.json` in the platform's user config directory for `tally`; `tally serve` and `tally auth login`
+write it as `{"api_key": "tk_org_...", "base_url": "http://..."}` with owner-only permissions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from tally._errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "LOCAL",
+    "CredentialsFile",
+    "ResolvedConfig",
+    "credentials_path",
+    "read_credentials_file",
+    "redact",
+    "resolve",
+    "resolve_from_environment",
+    "write_credentials_file",
+]
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8787"
+LOCAL = "local"
+API_KEY_ENV = "TALLY_API_KEY"
+BASE_URL_ENV = "TALLY_BASE_URL"
+CONFIG_DIR_ENV = "TALLY_CONFIG_DIR"
+FILE_NAME = "credentials.json"
+
+
+def redact(token: str | None) -> str:
+    """A token as it may be shown: its kind prefix and last four characters (`tk_org_…abcd`), never more."""
+    if not token:
+        return "<none>"
+    prefix = "tk_org_" if token.startswith("tk_org_") else "tk_ing_" if token.startswith("tk_ing_") else ""
+    return f"{prefix}…{token[-4:]}" if len(token) > 8 else "…"
+
+
+@dataclass(frozen=True)
+class CredentialsFile:
+    """What reading the credentials file found. `state` is `ok`, `missing`, `unreadable` or `no_api_key`."""
+
+    path: Path
+    state: Literal["ok", "missing", "unreadable", "no_api_key"]
+    api_key: str | None = None
+    base_url: str | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """The credentials a client uses, and where each came from. The repr never shows the key."""
+
+    api_key: str
+    base_url: str
+    credential_source: str
+    base_url_source: str
+
+    def __repr__(self) -> str:
+        return (
+            f"ResolvedConfig(api_key={redact(self.api_key)!r}, base_url={self.base_url!r}, "
+            f"credential_source={self.credential_source!r}, base_url_source={self.base_url_source!r})"
+        )
+
+
+def credentials_path(env: Mapping[str, str] | None = None) -> Path:
+    """Where the credentials file lives (whether or not it exists)."""
+    env = os.environ if env is None else env
+    configured = env.get(CONFIG_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser() / FILE_NAME
+    import platformdirs
+
+    return platformdirs.user_config_path("tally") / FILE_NAME
+
+
+def read_credentials_file(path: Path) -> CredentialsFile:
+    """Read the credentials file; never raises."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return CredentialsFile(path, "missing")
+    except OSError as exc:
+        return CredentialsFile(path, "unreadable", problem=f"{type(exc).__name__}: {exc.strerror or exc}")
+    try:
+        data: Any = json.loads(text)
+    except ValueError as exc:
+        return CredentialsFile(path, "unreadable", problem=f"not JSON ({exc})")
+    if not isinstance(data, dict):
+        return CredentialsFile(path, "unreadable", problem="not a JSON object")
+    api_key = data.get("api_key")
+    base_url = data.get("base_url")
+    base_url = base_url if isinstance(base_url, str) and base_url else None
+    if not isinstance(api_key, str) or not api_key:
+        return CredentialsFile(path, "no_api_key", base_url=base_url, problem="has no api_key")
+    return CredentialsFile(path, "ok", api_key=api_key, base_url=base_url)
+
+
+def _file_note(file: CredentialsFile) -> str:
+    if file.state == "missing":
+        return f"file {file.path}: does not exist"
+    if file.state == "unreadable":
+        return f"file {file.path}: unreadable ({file.problem})"
+    if file.state == "no_api_key":
+        return f"file {file.path}: has no api_key"
+    return f"file {file.path}: found"
+
+
+def resolve(
+    *,
+    api_key: str | None,
+    base_url: str | None,
+    env: Mapping[str, str],
+    file: CredentialsFile,
+) -> ResolvedConfig:
+    """Pick the API key and base URL from the argument, the environment and the file; pure, no I/O."""
+    local = api_key == LOCAL
+    looked: list[str] = []
+    key: str | None = None
+    source = ""
+    if local:
+        looked.append('argument: "local" (the credentials file alone; environment ignored)')
+    elif api_key:
+        key, source = api_key, "argument"
+    else:
+        looked.append("argument: api_key not given")
+        env_key = env.get(API_KEY_ENV)
+        if env_key:
+            key, source = env_key, f"env:{API_KEY_ENV}"
+        else:
+            looked.append(f"env {API_KEY_ENV}: not set")
+    if key is None:
+        if file.state == "ok" and file.api_key:
+            key, source = file.api_key, f"file:{file.path}"
+        else:
+            looked.append(_file_note(file))
+            raise ConfigurationError(
+                "No Tally API key found. Looked at: "
+                + "; ".join(looked)
+                + f". Set {API_KEY_ENV}=tk_org_..., run `tally auth login --api-key tk_org_...`, "
+                "pass Tally(api_key=...), or run `tally serve` to start a local server that writes the file."
+            )
+
+    if base_url:
+        url, url_source = base_url, "argument"
+    elif not local and env.get(BASE_URL_ENV):
+        url, url_source = env[BASE_URL_ENV], f"env:{BASE_URL_ENV}"
+    elif file.base_url:
+        url, url_source = file.base_url, f"file:{file.path}"
+    else:
+        url, url_source = DEFAULT_BASE_URL, "default"
+    return ResolvedConfig(
+        api_key=key, base_url=url.rstrip("/"), credential_source=source, base_url_source=url_source
+    )
+
+
+def resolve_from_environment(api_key: str | None, base_url: str | None) -> ResolvedConfig:
+    """`resolve` over the real environment and file; the file is read only when it may be needed."""
+    env = os.environ
+    needs_file = (api_key == LOCAL or not (api_key or env.get(API_KEY_ENV))) or not (
+        base_url or env.get(BASE_URL_ENV)
+    )
+    path = credentials_path(env)
+    file = read_credentials_file(path) if needs_file else CredentialsFile(path, "missing")
+    return resolve(api_key=api_key, base_url=base_url, env=env, file=file)
+
+
+def write_credentials_file(api_key: str, base_url: str, path: Path) -> Path:
+    """Write (or update) the credentials file atomically, the file 0600 and a new directory 0700."""
+    directory = path.parent
+    if not directory.exists():
+        directory.mkdir(parents=True, mode=0o700)
+        os.chmod(directory, 0o700)
+    data: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        existing = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(existing, dict):
+            data = existing
+    data.update({"api_key": api_key, "base_url": base_url})
+    temporary = directory / f".{FILE_NAME}.{os.getpid()}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        raise
+    return path

@@ -1,0 +1,287 @@
+"""Every exception Tally raises, and the one place that turns a response or a transport failure into one.
+
+    TallyError
+    ├── ConfigurationError              no credentials found, or a bad option
+    ├── APIConnectionError              the request did not get an answer
+    │   └── APITimeoutError             ... because it took too long
+    ├── APIStatusError                  the server answered with a non-2xx status
+    │   ├── BadRequestError             400
+    │   ├── AuthenticationError         401
+    │   ├── PermissionDeniedError       403
+    │   ├── NotFoundError               404
+    │   ├── ConflictError               409
+    │   ├── UnprocessableEntityError    422
+    │   ├── RateLimitError              429
+    │   └── InternalServerError         5xx
+    └── ResponseValidationError         a 2xx body that does not match openapi/tally.yaml
+
+Each carries `status_code`, `code`, `message`, `request_id`, `method`, `url` and `details` (None where it does
+not apply); `str()` is one readable line. Tokens never appear in them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import msgspec
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ConflictError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseValidationError",
+    "TallyError",
+    "UnprocessableEntityError",
+    "error_from_response",
+    "translate_transport_errors",
+    "validation_error",
+]
+
+_HINTS = {
+    "unauthenticated": "check the API key (TALLY_API_KEY, `tally auth login`, or Tally(api_key=...))",
+    "forbidden": "this key may not do this; ingestion needs an ingestion key, everything else an org key",
+    "idempotency_key_reused": "use a new idempotency_key for a different request",
+    "payload_too_large": "send smaller batches",
+    "rate_limited": "slow down, or raise max_retries to wait and retry",
+}
+
+
+class TallyError(Exception):
+    """The root of every error this SDK raises."""
+
+    status_code: int | None = None
+    code: str | None = None
+    request_id: str | None = None
+    method: str | None = None
+    url: str | None = None
+    details: Any = None
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigurationError(TallyError):
+    """The client could not be configured: no credentials were found, or an option is invalid."""
+
+
+def _where(method: str | None, url: str | None) -> str:
+    return f"{method} {url}" if method and url else ""
+
+
+class APIConnectionError(TallyError):
+    """The request got no answer: the connection failed, was reset, or was refused."""
+
+    def __init__(self, message: str, *, method: str | None = None, url: str | None = None) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+
+    def __str__(self) -> str:
+        where = _where(self.method, self.url)
+        return f"{where}: {self.message}" if where else self.message
+
+
+class APITimeoutError(APIConnectionError):
+    """The request took longer than its timeout (`timeout`, or `ingest_timeout` for ingestion)."""
+
+
+class APIStatusError(TallyError):
+    """The server answered with a non-2xx status. `response` is the `httpx.Response`."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        code: str | None,
+        request_id: str | None,
+        method: str | None,
+        url: str | None,
+        details: Any,
+        response: httpx.Response | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.request_id = request_id
+        self.method = method
+        self.url = url
+        self.details = details
+        self.response = response
+
+    @property
+    def retry_after(self) -> float | None:
+        """The server's `Retry-After`, in seconds, when it sent one."""
+        if self.response is None:
+            return None
+        from tally._retry_policy import parse_retry_after
+
+        return parse_retry_after(self.response.headers.get("retry-after"))
+
+    def __str__(self) -> str:
+        parts = [f"{_where(self.method, self.url)} -> {self.status_code}".strip()]
+        parts.append(f"{self.code}: {self.message}" if self.code else self.message)
+        hint = _HINTS.get(self.code or "")
+        if hint:
+            parts.append(f"hint: {hint}")
+        if self.request_id:
+            parts.append(f"request_id={self.request_id}")
+        return " | ".join(parts)
+
+
+class BadRequestError(APIStatusError):
+    """400: the request is malformed; `details` names the field path."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the token is missing, unknown or revoked."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the token is valid but may not do this."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such resource in this organisation."""
+
+
+class ConflictError(APIStatusError):
+    """409: the request conflicts with the current state (`code` says how)."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: for example an `Idempotency-Key` reused with another request."""
+
+
+class RateLimitError(APIStatusError):
+    """429: the key's request budget is spent for now; see `retry_after`."""
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the server failed or is unavailable."""
+
+
+class ResponseValidationError(TallyError):
+    """A 2xx response whose body does not match the spec (a server bug, or an SDK older than the server)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        request_id: str | None,
+        method: str | None,
+        url: str | None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.request_id = request_id
+        self.method = method
+        self.url = url
+
+    def __str__(self) -> str:
+        where = f"{_where(self.method, self.url)} -> {self.status_code}".strip()
+        tail = f" | request_id={self.request_id}" if self.request_id else ""
+        return f"{where} | response does not match the API spec: {self.message}{tail}"
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    """The spec's `ErrorBody`; every field optional, so that a malformed envelope still gives an error."""
+
+    code: str | None = None
+    message: str | None = None
+    request_id: str | None = None
+    details: Any = None
+
+
+class ErrorResponse(msgspec.Struct, kw_only=True):
+    """The spec's `ErrorResponse`: `{"error": ErrorBody}`."""
+
+    error: ErrorBody | None = None
+
+
+_ERROR_DECODER = msgspec.json.Decoder(ErrorResponse)
+
+
+def _redacted_url(url: httpx.URL) -> str:
+    return str(url)
+
+
+def error_from_response(response: httpx.Response) -> APIStatusError:
+    """The exception for a non-2xx response. Never raises: any body, any status, any content type."""
+    request = response.request
+    header_id = response.headers.get("x-request-id")
+    body: ErrorBody | None = None
+    try:
+        body = _ERROR_DECODER.decode(response.content).error
+    except (msgspec.DecodeError, msgspec.ValidationError, httpx.ResponseNotRead):
+        body = None
+    if body is not None and body.message:
+        message, code, details = body.message, body.code, body.details
+        request_id = header_id or body.request_id
+    else:
+        text = ""
+        with contextlib.suppress(Exception):
+            text = " ".join(response.text.split())[:200]
+        reason = response.reason_phrase or "error"
+        message = f"{reason} (a non-JSON or unexpected error body: {text!r})" if text else reason
+        code, details, request_id = None, None, header_id
+    status = response.status_code
+    cls = _BY_STATUS.get(status) or (InternalServerError if status >= 500 else APIStatusError)
+    return cls(
+        message,
+        status_code=status,
+        code=code,
+        request_id=request_id,
+        method=request.method,
+        url=_redacted_url(request.url),
+        details=details,
+        response=response,
+    )
+
+
+def validation_error(response: httpx.Response, problem: str) -> ResponseValidationError:
+    """The exception for a 2xx body that the typed decoder refused."""
+    return ResponseValidationError(
+        problem,
+        status_code=response.status_code,
+        request_id=response.headers.get("x-request-id"),
+        method=response.request.method,
+        url=_redacted_url(response.request.url),
+    )
+
+
+@contextlib.contextmanager
+def translate_transport_errors(method: str, url: str) -> Iterator[None]:
+    """Turn httpx's transport exceptions into Tally's, most specific first, always `raise ... from exc`."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise APITimeoutError(f"timed out ({type(exc).__name__}: {exc})", method=method, url=url) from exc
+    except httpx.TransportError as exc:
+        raise APIConnectionError(
+            f"connection failed ({type(exc).__name__}: {exc})", method=method, url=url
+        ) from exc

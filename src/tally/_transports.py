@@ -1,0 +1,33 @@
+"""The inner transports the retry transport wraps by default.
+
+Sync: httpx's own `HTTPTransport`. Async: `httpx_aiohttp.AiohttpTransport` when the `httpx-aiohttp` package is
+importable (httpx 0.28's own async pool slows down badly with many concurrent calls, encode/httpcore#1035),
+with its exception mapping corrected (it reports refused connections and resets as `ConnectTimeout`); else
+httpx's own `AsyncHTTPTransport`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import httpx
+
+__all__ = ["aiohttp_available", "default_async_transport", "default_transport"]
+
+
+def aiohttp_available() -> bool:
+    return importlib.util.find_spec("httpx_aiohttp") is not None
+
+
+def default_transport(*, proxy: str | httpx.Proxy | None, limits: httpx.Limits) -> httpx.BaseTransport:
+    return httpx.HTTPTransport(proxy=proxy, limits=limits)
+
+
+def default_async_transport(
+    *, proxy: str | httpx.Proxy | None, limits: httpx.Limits
+) -> httpx.AsyncBaseTransport:
+    if aiohttp_available():
+        from tally._aiohttp import aiohttp_transport
+
+        return aiohttp_transport(proxy=proxy, limits=limits)
+    return httpx.AsyncHTTPTransport(proxy=proxy, limits=limits)

@@ -1,0 +1,96 @@
+"""Typing-only: exercises the public API under `mypy --strict tests/typing`. Never run, never collected."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import tally
+import tally.retries
+from tally import AsyncTally, Tally
+
+
+def sync_usage() -> None:
+    with Tally(api_key="tk_org_x", base_url="http://127.0.0.1:8787", timeout=5.0, max_retries=1) as client:
+        health: tally.Health = client.health()
+        status: tally.AuthStatus = client.auth.status()
+        source: str | None = status.credential_source
+        folder: tally.Folder = client.folders.create("f", metadata={"a": 1})
+        folder = client.folders.patch(folder.id, description=None)
+        folder = client.folders.rename(folder.id, "g")
+        folder = client.folders.move(folder.id, None)
+        folders: tally.Paginator[tally.Folder] = client.folders.list(parent_id=folder.id, limit=10)
+        for item in folders:
+            name: str = item.name
+        experiment: tally.Experiment = client.experiments.create("e", folder_id=folder.id)
+        experiment = client.experiments.update_status(experiment.id, tally.ExperimentStatus.COMPLETED)
+        experiment = client.experiments.move(experiment.id, None)
+        running: bool = experiment.status == tally.ExperimentStatus.RUNNING
+        for page in client.experiments.list(created_after=datetime.now(UTC), page_size=50).pages():
+            items: tuple[tally.Experiment, ...] = page.data
+            cursor: str | None = page.next_cursor
+        result: tally.IngestResult = client.metrics.ingest(
+            experiment.id,
+            [{"name": "loss", "value": 0.1, "step": 1}, tally.MetricEvent(name="acc", value=1.0, step=1)],
+        )
+        conflicts: tuple[tally.EventConflict, ...] = result.conflicts
+        points = client.metrics.list(experiment.id, name="loss", min_step=0)
+        value: float = next(iter(points)).value
+        resume: str | None = points.next_cursor
+        compared: tally.CompareResult = client.metrics.compare(
+            [tally.SeriesSelector(experiment_id="e", name="n")]
+        )
+        row_values: tuple[float | None, ...] = compared.rows[0].values
+        entry: tally.CatalogEntry = next(iter(client.metric_catalog.list(experiment_id=experiment.id)))
+        counts: list[tally.MetadataValueCount] = list(client.metric_catalog.inspect_values("loss", "split"))
+        key: tally.CreatedIngestionKey = client.ingestion_keys.create(experiment.id, name="k")
+        token: str = key.token
+        revoked: tally.IngestionKey = client.ingestion_keys.revoke(key.id)
+        client.ingestion_keys.forget(experiment.id)
+        note: tally.Annotation = client.annotations.create(experiment.id, "hi", step=3)
+        notes: list[tally.Annotation] = list(client.annotations.list(experiment.id))
+        raw: tally.RawResponse[tally.Experiment] = client.with_raw_response(client.experiments.get)(
+            experiment.id
+        )
+        request_id: str | None = raw.request_id
+        quick: Tally = client.with_options(timeout=1.0, max_retries=0)
+        as_dict: dict[str, object] = quick.experiments.get(experiment.id).to_dict()
+        ident: str = tally.event_id(experiment.id, "loss", 3, {"split": "train"})
+        del health, source, name, running, items, cursor, conflicts, value, resume, row_values, entry, counts
+        del token, revoked, note, notes, request_id, as_dict, ident
+
+
+async def async_usage() -> None:
+    async with AsyncTally("local") as client:
+        experiment: tally.Experiment = await client.experiments.get("exp_1")
+        points: tally.AsyncPaginator[tally.MetricPoint] = client.metrics.list(experiment.id, limit=5)
+        async for point in points:
+            step: int | None = point.step
+        async for page in client.folders.list().pages():
+            data: tuple[tally.Folder, ...] = page.data
+        result: tally.IngestResult = await client.metrics.ingest(
+            experiment.id, [{"name": "m", "value": 1, "step": 0}]
+        )
+        raw: tally.RawResponse[tally.Health] = await client.with_raw_response(client.health)()
+        copy: AsyncTally = client.with_options(ingest_timeout=120.0)
+        del step, data, result, raw, copy
+
+
+def errors() -> list[object]:
+    seen: list[object] = []
+    try:
+        Tally()
+    except tally.ConfigurationError as error:
+        message: str = error.message
+        seen.append(message)
+    except tally.RateLimitError as error:
+        wait: float | None = error.retry_after
+        status: int | None = error.status_code
+        code: str | None = error.code
+        seen.extend([wait, status, code])
+    except tally.APIConnectionError as error:
+        url: str | None = error.url
+        seen.append(url)
+    with tally.retries.testing() as waits:
+        recorded: list[float] = waits
+        seen.append(recorded)
+    return seen
