@@ -367,17 +367,36 @@ def bench_import(rounds: int) -> None:
     report("import tally", figure, ratio, "<= 1.50", ratio <= 1.50)
 
 
-def bench_memory_iterating(url: str, api_key: str, points: int) -> None:
-    from tally import Tally
+ITERATE_IN_A_FRESH_PROCESS = """
+import gc, os, sys
+from tally import Tally
 
+def rss():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+url, api_key, experiment_id = sys.argv[1:4]
+with Tally(api_key=api_key, base_url=url) as client:
+    client.health()
+    gc.collect()
+    baseline = peak = rss()
+    read = 0
+    for read, _ in enumerate(client.metrics.list(experiment_id, page_size=1000), start=1):
+        if read % 10_000 == 0:
+            peak = max(peak, rss())
+    print(read, peak - baseline)
+"""
+
+
+def bench_memory_iterating(url: str, api_key: str, points: int) -> None:
+    """Peak RSS growth while iterating, in a fresh process: this one has just built a million events to seed."""
     experiment_id = seed_points(url, api_key, points, "bench-memory")
-    with Tally(api_key=api_key, base_url=url) as client:
-        gc.collect()
-        baseline = peak = rss_bytes()
-        for read, _ in enumerate(client.metrics.list(experiment_id, page_size=1000), start=1):
-            if read % 10_000 == 0:
-                peak = max(peak, rss_bytes())
-    growth_mb = (peak - baseline) / 2**20
+    command = [sys.executable, "-c", ITERATE_IN_A_FRESH_PROCESS, url, api_key, experiment_id]
+    read, growth = map(
+        int, subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
+    )
+    assert read == points, read
+    growth_mb = growth / 2**20
     report(
         f"memory, iterating {points:,} points",
         f"+{growth_mb:.1f} MB peak RSS",
@@ -413,6 +432,7 @@ def bench_memory_with_options(url: str, api_key: str, calls: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and smaller sizes")
+    parser.add_argument("--only", help="run only the benchmarks whose function name contains this text")
     args = parser.parse_args()
     quick = args.quick
     rounds = 3 if quick else 7
@@ -423,13 +443,27 @@ def main() -> int:
         tempfile.TemporaryDirectory(prefix="tally-bench-") as scratch,
         server_process(Path(scratch) / "bench.sqlite3") as (url, api_key),
     ):
-        bench_small_call(url, api_key, rounds, calls=200 if quick else 1000)
-        bench_bulk_read(url, api_key, rounds, points=20_000 if quick else 100_000)
-        bench_ingest(url, api_key, 3, events_per_round=100_000 if quick else 1_000_000)
-        bench_async(url, api_key, rounds, calls=500 if quick else 2000)
-        bench_import(5 if quick else 11)
-        bench_memory_iterating(url, api_key, points=100_000 if quick else 1_000_000)
-        bench_memory_with_options(url, api_key, calls=10_000 if quick else 100_000)
+        benchmarks: list[Callable[[], None]] = [
+            lambda: bench_small_call(url, api_key, rounds, calls=200 if quick else 1000),
+            lambda: bench_bulk_read(url, api_key, rounds, points=20_000 if quick else 100_000),
+            lambda: bench_ingest(url, api_key, 3, events_per_round=100_000 if quick else 1_000_000),
+            lambda: bench_async(url, api_key, rounds, calls=500 if quick else 2000),
+            lambda: bench_import(5 if quick else 11),
+            lambda: bench_memory_iterating(url, api_key, points=100_000 if quick else 1_000_000),
+            lambda: bench_memory_with_options(url, api_key, calls=10_000 if quick else 100_000),
+        ]
+        names = [
+            "small_call",
+            "bulk_read",
+            "ingest",
+            "async",
+            "import",
+            "memory_iterating",
+            "memory_with_options",
+        ]
+        for name, benchmark in zip(names, benchmarks, strict=True):
+            if args.only is None or args.only in name:
+                benchmark()
     misses = [row.name for row in ROWS if not row.passed]
     print(
         f"{len(ROWS) - len(misses)} of {len(ROWS)} targets met"
