@@ -39,6 +39,22 @@ _label_encoder = msgspec.json.Encoder(order="sorted")
 _raw = msgspec.Raw
 _EMPTY = "{}"
 
+# A point as ingestion handles it: (name, step, value, ts, ts_auto, metadata, client_event_id). The payload
+# compared for duplicates is (name, value, step, timestamp as sent or None, metadata).
+_PointRow = tuple[str, int, float, str, bool, str, str]
+_INSERT_POINT = (
+    "INSERT INTO metric_points(experiment, name, step, seq, value, ts, ts_auto, metadata, client_event_id) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(experiment, client_event_id) DO NOTHING"
+)
+# The stored points of some client_event_ids: json_each drives, and every id is one probe of the unique index
+# (without INDEXED BY, SQLite plans `client_event_id IN (...)` on the primary key and reads every point of
+# the experiment: the cost would grow with the experiment's size).
+_STORED_BY_CLIENT_EVENT_ID = (
+    "SELECT m.client_event_id, m.seq, m.name, m.value, m.step, m.ts, m.ts_auto, m.metadata "
+    "FROM json_each(?) AS j CROSS JOIN metric_points AS m INDEXED BY metric_points_by_client_event_id "
+    "ON m.experiment = ? AND m.client_event_id = j.value"
+)
+
 
 def _free_json(value: Any) -> str:
     """Free-form metadata as stored: compact JSON text in the order sent (stdlib json keeps huge integers)."""
@@ -120,6 +136,49 @@ def _annotation(row: Sequence[Any]) -> Json:
         "client_event_id": row[7],
         "created_at": row[8],
     }
+
+
+def _metric_point_range(experiment_pk: int, filters: Json, after: Key | None) -> tuple[list[str], list[Any]]:
+    """The WHERE clause of a metric listing, shaped so that SQLite reads one range of the primary key
+    (experiment, name, step, seq) from the cursor on, whatever page the walk is on.
+
+    With a name, the step bounds and the cursor fold into one lower bound on (step, seq): written as separate
+    conditions, SQLite picks the step range and re-reads every point before the cursor on every page.
+    """
+    where: list[str] = ["experiment = ?"]
+    args: list[Any] = [experiment_pk]
+    min_step, max_step = filters.get("min_step"), filters.get("max_step")
+    if max_step is not None:  # an upper bound leaves out points without a step (stored as step -1)
+        min_step = max(min_step or 0, 0)
+    if filters.get("name") is not None:
+        where.append("name = ?")
+        args.append(filters["name"])
+        lower = (
+            None if min_step is None else (min_step, 0)
+        )  # seq starts at 1: (min_step, 0) means step >= min_step
+        if after is not None and (lower is None or (after[1], after[2]) > lower):
+            lower = (after[1], after[2])
+        if lower is not None:
+            where.append("(step, seq) > (?, ?)")
+            args += lower
+    else:
+        if min_step is not None:
+            where.append("step >= ?")
+            args.append(min_step)
+        if after is not None:
+            where.append("(name, step, seq) > (?, ?, ?)")
+            args += list(after)
+    if max_step is not None:
+        where.append("step <= ?")
+        args.append(max_step)
+    if filters.get("metadata_key") is not None:
+        if filters.get("metadata_value") is not None:
+            where.append("json_extract(metadata, ?) = ?")
+            args += [_json_path(filters["metadata_key"]), filters["metadata_value"]]
+        else:
+            where.append("json_type(metadata, ?) IS NOT NULL")
+            args.append(_json_path(filters["metadata_key"]))
+    return where, args
 
 
 def _page(rows: list[Any], limit: int, item: Any, key: Any) -> Page:
@@ -343,13 +402,15 @@ class SqliteRepository:
                 )
             return _folder(self._fetch_folder(conn, org_pk, folder_id))
 
-    def _subtree(self, conn: sqlite3.Connection, folder_pk: int) -> list[int]:
+    def _subtree(self, conn: sqlite3.Connection, org_pk: int, folder_pk: int) -> list[int]:
+        # `f.org = ?` lets each step use folders_by_parent; without it SQLite builds an automatic index
+        # over every folder on every call.
         return [
             r[0]
             for r in conn.execute(
                 "WITH RECURSIVE down(pk) AS (SELECT ? UNION SELECT f.pk FROM folders f JOIN down "
-                "ON f.parent = down.pk) SELECT pk FROM down",
-                (folder_pk,),
+                "ON f.org = ? AND f.parent = down.pk) SELECT pk FROM down",
+                (folder_pk, org_pk),
             )
         ]
 
@@ -441,9 +502,7 @@ class SqliteRepository:
         every accepted point is readable through `list_metrics` as soon as the answer is sent)."""
         _, received = now()
         encode = _label_encoder.encode
-        # (name, step, value, ts, ts_auto, metadata, client_event_id); the payload compared for duplicates is
-        # (name, value, step, timestamp as sent or None, metadata).
-        rows: list[tuple[str, int, float, str, bool, str, str]] = []
+        rows: list[_PointRow] = []
         append = rows.append
         for event in events:
             step = event.get("step")
@@ -466,60 +525,59 @@ class SqliteRepository:
                 raise NotFoundError("experiment", experiment_id)
             if status[0] in _TERMINAL:
                 raise ExperimentClosedError(experiment_id, status[0])
-            ids = msgspec.json.encode([r[6] for r in rows])
-            existing: dict[str, tuple[Any, ...]] = {
-                r[0]: (r[1], r[2], r[3], None if r[5] else r[4], r[6])
-                for r in conn.execute(
-                    "SELECT client_event_id, name, value, step, ts, ts_auto, metadata "
-                    "FROM metric_points WHERE experiment = ? "
-                    "AND client_event_id IN (SELECT value FROM json_each(?))",
-                    (experiment_pk, ids),
-                )
-            }
-            accepted: list[tuple[str, int, float, str, bool, str, str]]
-            duplicates = 0
-            conflicts: list[Json] = []
-            if not existing and len({r[6] for r in rows}) == len(rows):
-                accepted = rows
+            # Insert first and let the unique index on (experiment, client_event_id) find the repeats: one
+            # index probe per event, and none of the work of looking up ids that are new (the common case).
+            last = conn.execute(
+                "UPDATE counters SET value = value + ? WHERE name = 'metric_seq' RETURNING value",
+                (len(rows),),
+            ).fetchone()[0]
+            first = last - len(rows) + 1
+            before = conn.total_changes
+            conn.executemany(
+                _INSERT_POINT, [(experiment_pk, *r[:2], first + i, *r[2:]) for i, r in enumerate(rows)]
+            )
+            if conn.total_changes - before == len(rows):
+                accepted, duplicates, conflicts = rows, 0, []
             else:
-                accepted = []
-                for index, row in enumerate(rows):
-                    payload = (row[0], row[2], row[1], None if row[4] else row[3], row[5])
-                    seen = existing.get(row[6])
-                    if seen is None:
-                        existing[row[6]] = payload
-                        accepted.append(row)
-                    elif seen == payload:
-                        duplicates += 1
-                    else:
-                        conflicts.append(
-                            {
-                                "index": index,
-                                "client_event_id": row[6],
-                                "message": "client_event_id was already used with another payload",
-                            }
-                        )
+                accepted, duplicates, conflicts = self._sort_out_repeats(conn, experiment_pk, rows, first)
             if accepted:
-                last = conn.execute(
-                    "UPDATE counters SET value = value + ? WHERE name = 'metric_seq' RETURNING value",
-                    (len(accepted),),
-                ).fetchone()[0]
-                first = last - len(accepted) + 1
-                conn.executemany(
-                    "INSERT INTO metric_points(experiment, name, step, seq, value, ts, ts_auto, metadata, "
-                    "client_event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (experiment_pk, r[0], r[1], first + i, r[2], r[3], r[4], r[5], r[6])
-                        for i, r in enumerate(accepted)
-                    ],
-                )  # fmt: skip
                 self._update_stats(conn, experiment_pk, accepted)
         return {"accepted": len(accepted), "duplicates": duplicates, "conflicts": conflicts}
 
     @staticmethod
-    def _update_stats(
-        conn: sqlite3.Connection, experiment_pk: int, rows: list[tuple[str, int, float, str, bool, str, str]]
-    ) -> None:
+    def _sort_out_repeats(
+        conn: sqlite3.Connection, experiment_pk: int, rows: list[_PointRow], first_seq: int
+    ) -> tuple[list[_PointRow], int, list[Json]]:
+        """After an insert that skipped some rows: which rows were stored (their stored `seq` is the one this
+        batch gave them), which repeat a stored point exactly (duplicates) and which reuse its
+        `client_event_id` with another payload (conflicts). The lookup probes the unique index once per id."""
+        stored: dict[str, tuple[int, tuple[Any, ...]]] = {
+            r[0]: (r[1], (r[2], r[3], r[4], None if r[6] else r[5], r[7]))
+            for r in conn.execute(
+                _STORED_BY_CLIENT_EVENT_ID, (msgspec.json.encode([r[6] for r in rows]), experiment_pk)
+            )
+        }
+        accepted: list[_PointRow] = []
+        duplicates = 0
+        conflicts: list[Json] = []
+        for index, row in enumerate(rows):
+            seq, payload = stored[row[6]]
+            if seq == first_seq + index:
+                accepted.append(row)
+            elif payload == (row[0], row[2], row[1], None if row[4] else row[3], row[5]):
+                duplicates += 1
+            else:
+                conflicts.append(
+                    {
+                        "index": index,
+                        "client_event_id": row[6],
+                        "message": "client_event_id was already used with another payload",
+                    }
+                )
+        return accepted, duplicates, conflicts
+
+    @staticmethod
+    def _update_stats(conn: sqlite3.Connection, experiment_pk: int, rows: list[_PointRow]) -> None:
         stamps: dict[str, list[str]] = {}
         for row in rows:
             stamps.setdefault(row[0], []).append(row[3])
@@ -553,27 +611,7 @@ class SqliteRepository:
     ) -> Page:
         conn = self.db.reader()
         experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
-        where: list[str] = ["experiment = ?"]
-        args: list[Any] = [experiment_pk]
-        if filters.get("name") is not None:
-            where.append("name = ?")
-            args.append(filters["name"])
-        if filters.get("min_step") is not None:
-            where.append("step >= ?")
-            args.append(filters["min_step"])
-        if filters.get("max_step") is not None:
-            where.append("step <= ? AND step >= 0")
-            args.append(filters["max_step"])
-        if filters.get("metadata_key") is not None:
-            if filters.get("metadata_value") is not None:
-                where.append("json_extract(metadata, ?) = ?")
-                args += [_json_path(filters["metadata_key"]), filters["metadata_value"]]
-            else:
-                where.append("json_type(metadata, ?) IS NOT NULL")
-                args.append(_json_path(filters["metadata_key"]))
-        if after is not None:
-            where.append("(name, step, seq) > (?, ?, ?)")
-            args += list(after)
+        where, args = _metric_point_range(experiment_pk, filters, after)
         rows = conn.execute(
             "SELECT name, value, step, ts, metadata, client_event_id, seq FROM metric_points "
             f"WHERE {' AND '.join(where)} ORDER BY name, step, seq LIMIT ?",
@@ -654,7 +692,7 @@ class SqliteRepository:
             clauses.append("experiment = ?")
             args.append(experiment_pk)
         if folder_id is not None:
-            folders = self._subtree(conn, self._folder_pk(conn, org_pk, folder_id))
+            folders = self._subtree(conn, org_pk, self._folder_pk(conn, org_pk, folder_id))
             clauses.append(
                 "experiment IN (SELECT pk FROM experiments WHERE folder IN (SELECT value FROM json_each(?)))"
             )
