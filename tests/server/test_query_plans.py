@@ -1,0 +1,172 @@
+"""The cost of a request must not grow with what is already stored: every statement the server runs on the ingest
+path, and on the list and catalog paths, is planned on an index.
+
+The statements are not listed here by hand: the test records every statement the SQLite backend executes while it
+serves each path (the connection's trace callback), then asks SQLite for each one's `EXPLAIN QUERY PLAN`.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tally_server.storage.sqlite import SqliteRepository
+
+_TABLE_SCAN = re.compile(r"^SCAN (?!CONSTANT ROW)(?!json_each|j\b)(\w+)")
+
+
+@pytest.fixture
+def repo() -> Iterator[SqliteRepository]:
+    repository = SqliteRepository(None)
+    yield repository
+    repository.close()
+
+
+def _event(i: int, **changes: Any) -> dict[str, Any]:
+    event = {
+        "name": "train/loss",
+        "value": float(i),
+        "step": i,
+        "metadata": {"split": "train"},
+        "client_event_id": f"c{i}",
+    }
+    return {**event, **changes}
+
+
+def _seeded(repo: SqliteRepository) -> dict[str, Any]:
+    repo.bootstrap(None, mint_if_existing=False)
+    folder = repo.create_folder(1, "team", None, None, {})
+    child = repo.create_folder(1, "sub", folder["id"], None, {})
+    experiment = repo.create_experiment(1, "run", child["id"], None, {})
+    experiment_pk, _ = repo.experiment_ref(1, experiment["id"])
+    for start in range(0, 6000, 2000):
+        repo.ingest_metrics(experiment_pk, experiment["id"], [_event(i) for i in range(start, start + 2000)])
+    return {"folder": folder["id"], "experiment": experiment["id"], "experiment_pk": experiment_pk}
+
+
+def _plans(repo: SqliteRepository, action: Callable[[], object]) -> list[tuple[str, list[str]]]:
+    """Every statement `action` makes the repository execute, with its query plan."""
+    statements: list[str] = []
+    connections = [repo.db._writer, repo.db.reader()]
+    for conn in connections:
+        conn.set_trace_callback(statements.append)
+    try:
+        action()
+    finally:
+        for conn in connections:
+            conn.set_trace_callback(None)
+    reader = repo.db.reader()
+    planned: dict[str, list[str]] = {}
+    for statement in statements:
+        verb = statement.split(None, 1)[0].upper()
+        if verb in {"BEGIN", "COMMIT", "ROLLBACK", "PRAGMA"} or statement in planned:
+            continue
+        try:
+            planned[statement] = [row[3] for row in reader.execute("EXPLAIN QUERY PLAN " + statement)]
+        except sqlite3.Error as exc:  # pragma: no cover - would mean the recorded text is not runnable
+            raise AssertionError(f"cannot explain {statement[:200]!r}: {exc}") from exc
+    assert planned, "no statement was recorded"
+    return list(planned.items())
+
+
+def _problems(plans: list[tuple[str, list[str]]], *, strict_points: bool) -> list[str]:
+    """What makes a statement's cost grow with the stored data: a full scan of a table, an index built on every
+    call, sorting the matching points; and, where `strict_points`, reading every point of the experiment (a
+    search of metric_points on the experiment alone)."""
+    problems = []
+    for statement, plan in plans:
+        about_points = "metric_points" in statement
+        for step in plan:
+            scan = _TABLE_SCAN.match(step)
+            if scan is not None and scan.group(1) not in re.findall(r"WITH RECURSIVE (\w+)", statement):
+                problems.append(f"full scan of {scan.group(1)}: {step} in {statement[:160]}")
+            if "AUTOMATIC" in step:
+                problems.append(f"an index built on every call: {step} in {statement[:160]}")
+            if about_points and "TEMP B-TREE" in step:
+                problems.append(f"sorts the matching points: {step} in {statement[:160]}")
+            if about_points and strict_points and step.endswith("(experiment=?)"):
+                problems.append(f"reads every point of the experiment: {step} in {statement[:160]}")
+    return problems
+
+
+def test_every_statement_of_an_ingest_uses_an_index(repo: SqliteRepository) -> None:
+    seeded = _seeded(repo)
+    # New events, exact repeats (duplicates), a changed repeat (a conflict) and a repeat inside the batch: the
+    # slow path that sorts out repeats runs too.
+    batch = [_event(i) for i in range(5990, 6010)] + [_event(7, value=-1.0), _event(6005)]
+
+    def ingest() -> object:
+        return repo.ingest_metrics(seeded["experiment_pk"], seeded["experiment"], batch)
+
+    plans = _plans(repo, ingest)
+    assert any("metric_points" in statement for statement, _ in plans)
+    assert _problems(plans, strict_points=True) == []
+
+
+def test_the_duplicate_lookup_probes_the_client_event_id_index(repo: SqliteRepository) -> None:
+    seeded = _seeded(repo)
+    plans = _plans(
+        repo, lambda: repo.ingest_metrics(seeded["experiment_pk"], seeded["experiment"], [_event(3)])
+    )
+    lookups = [
+        plan for statement, plan in plans if statement.startswith("SELECT") and "metric_points" in statement
+    ]
+    assert lookups, "a batch of one repeat must look its stored twin up"
+    assert all(any("metric_points_by_client_event_id" in step for step in plan) for plan in lookups), lookups
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        "list by name, from a cursor deep into the series",
+        "list by name and step range, from a cursor",
+        "list everything, from a cursor",
+        "compare",
+        "catalog of the organisation",
+        "catalog of a folder tree",
+        "values of a metadata key",
+        "experiments, folders, keys and annotations",
+    ],
+)
+def test_list_and_catalog_reads_use_an_index(repo: SqliteRepository, read: str) -> None:
+    seeded = _seeded(repo)
+    experiment = seeded["experiment"]
+    deep = ("train/loss", 4000, 4001)
+    reads: dict[str, Callable[[], object]] = {
+        "list by name, from a cursor deep into the series": lambda: repo.list_metrics(
+            1, experiment, {"name": "train/loss"}, 100, deep
+        ),
+        "list by name and step range, from a cursor": lambda: repo.list_metrics(
+            1, experiment, {"name": "train/loss", "min_step": 10, "max_step": 5000}, 100, deep
+        ),
+        "list everything, from a cursor": lambda: repo.list_metrics(1, experiment, {}, 100, deep),
+        "compare": lambda: repo.compare_metrics(
+            1,
+            [{"experiment_id": experiment, "name": "train/loss", "metadata": {"split": "train"}}],
+            0,
+            99,
+            10,
+        ),
+        "catalog of the organisation": lambda: repo.list_metric_catalog(1, None, None, "train", 10, None),
+        "catalog of a folder tree": lambda: repo.list_metric_catalog(
+            1, None, seeded["folder"], None, 10, None
+        ),
+        "values of a metadata key": lambda: repo.inspect_metric_values(
+            1, "train/loss", "split", experiment, None, 10, None
+        ),
+        "experiments, folders, keys and annotations": lambda: (
+            repo.list_experiments(1, {"status": "running", "folder_id": seeded["folder"]}, 10, None),
+            repo.list_folders(1, seeded["folder"], 10, None),
+            repo.list_ingestion_keys(1, experiment, 10, None),
+            repo.list_annotations(1, experiment, 10, None),
+        ),
+    }
+    plans = _plans(repo, reads[read])
+    assert _problems(plans, strict_points=read.startswith("list by name")) == []
+    if read.startswith("list by name"):  # a page walk starts each page at its cursor, not at the first step
+        searches = [step for statement, plan in plans if "FROM metric_points" in statement for step in plan]
+        assert searches and all("(step,seq)>(?,?)" in step for step in searches), searches
