@@ -107,6 +107,14 @@ def _storage_error(exc: StorageError) -> ApiError:
     return ApiError(409, "conflict", str(exc))
 
 
+class _Unrecorded(Exception):
+    """Rolls back an operation whose answer must not be stored (a 5xx); carries that answer."""
+
+    def __init__(self, out: _Outgoing) -> None:
+        super().__init__(out.status)
+        self.out = out
+
+
 class _Pipeline:
     """Everything after the body has arrived; synchronous, run in a worker thread."""
 
@@ -132,7 +140,7 @@ class _Pipeline:
         op = incoming.operation
         extra: dict[str, str] = {}
         claimed: tuple[int, str] | None = None
-        replayed = False
+        replayed = recorded = conformed = False
         try:
             principal: Principal | None = None
             if op.secured:
@@ -152,8 +160,13 @@ class _Pipeline:
                 claimed = (principal.org_pk, idempotency_key)
             body = self._body(op, incoming.body)
             call = Call(op, self.repo, principal, path, query, body, incoming.request_id)
-            reply = self.handlers[op.operation_id](call)
-            out = self._encode(reply)
+            if claimed is None:
+                out = self._encode(self.handlers[op.operation_id](call))
+            else:
+                out = self._run_recorded(call, claimed, incoming.request_id)
+                recorded = conformed = True
+        except _Unrecorded as exc:
+            out, conformed = exc.out, True
         except ApiError as exc:
             out = _Outgoing(exc.status, _error_bytes(exc, incoming.request_id), dict(exc.headers))
         except StorageError as exc:
@@ -169,9 +182,9 @@ class _Pipeline:
             out = _Outgoing(
                 *self._error(ApiError(500, "internal", "Internal server error."), incoming.request_id)
             )
-        if self.validate_responses and not replayed:
+        if self.validate_responses and not (replayed or conformed):
             out = self._conform(op, out, incoming.request_id)
-        if claimed is not None:
+        if claimed is not None and not recorded:  # an error answer: no effect to be atomic with
             try:
                 self.gate.finish(*claimed, out.status, out.body, out.headers)
             except Exception:
@@ -181,6 +194,20 @@ class _Pipeline:
                 failed = ApiError(500, "internal", "Internal server error.")
                 out = _Outgoing(*self._error(failed, incoming.request_id))
         out.headers.update(extra)
+        return out
+
+    def _run_recorded(self, call: Call, claimed: tuple[int, str], request_id: str) -> _Outgoing:
+        """Run an operation that holds an Idempotency-Key and store its answer in the same transaction as its
+        effect: a crash between the two would leave an effect without its record, and the client's retry would
+        repeat it. An error raised by the operation rolls everything back and propagates (its answer is then
+        stored on its own: there is no effect to keep it with)."""
+        with self.repo.atomic():
+            out = self._encode(self.handlers[call.operation.operation_id](call))
+            if self.validate_responses:
+                out = self._conform(call.operation, out, request_id)
+            if out.status >= 500:  # an answer the contract does not allow (tests): keep no effect either
+                raise _Unrecorded(out)
+            self.gate.finish(*claimed, out.status, out.body, out.headers)
         return out
 
     @staticmethod

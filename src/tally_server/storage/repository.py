@@ -11,6 +11,7 @@ text (`msgspec.Raw`) so that listing a page does not parse and re-encode every p
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -104,6 +105,12 @@ class Repository(Protocol):
     """Everything the server stores and reads."""
 
     def close(self) -> None: ...
+
+    def atomic(self) -> AbstractContextManager[None]:
+        """A transaction around every write this thread makes inside the block: all of them are committed
+        together when the block ends, or none if it raises. The pipeline runs an operation and stores its
+        idempotent answer inside one, so a crash can never leave the effect without its record."""
+        ...
 
     # organisations and keys
     def bootstrap(self, token: str | None, *, mint_if_existing: bool) -> BootstrapResult: ...

@@ -7,11 +7,12 @@ SQL is assembled only from constant fragments of this module; every value is a b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -72,6 +73,10 @@ def _json_path(key: str) -> str:
     return '$."' + key + '"'
 
 
+_IDEMPOTENCY_SELECT = (
+    "SELECT fingerprint, state, status, body, headers, created_us FROM idempotency_keys "
+    "WHERE org = ? AND key = ?"
+)
 _FOLDER_SELECT = (
     "SELECT f.pk, f.id, f.name, p.id, f.description, f.metadata, f.created_at, f.updated_at, f.parent "
     "FROM folders f LEFT JOIN folders p ON p.pk = f.parent "
@@ -201,14 +206,20 @@ def _extremes(stamps: list[str]) -> tuple[tuple[int, str], tuple[int, str]]:
 class SqliteRepository:
     """`Repository` on SQLite (see `tally_server.storage.database` for connections and migrations)."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.db = Database(path)
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, fsync: bool = True) -> None:
+        self.db = Database(path, fsync=fsync)
         with self.db.write() as conn:
             # Requests that were running when a previous process stopped will never finish.
             conn.execute("DELETE FROM idempotency_keys WHERE state = 'running'")
 
     def close(self) -> None:
         self.db.close()
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """One transaction around everything this thread writes inside the block (see `Repository.atomic`)."""
+        with self.db.write():
+            yield
 
     # ---- organisations and keys ---------------------------------------------------------------------------
     def bootstrap(self, token: str | None, *, mint_if_existing: bool) -> BootstrapResult:
@@ -888,12 +899,18 @@ class SqliteRepository:
         expire_before_us: int,
         stale_before_us: int,
     ) -> IdempotencyClaim:
+        # A replay, a mismatch or a request still running is known from committed data: answer it without
+        # waiting for the write lock, which the running request holds until its effect and answer commit.
+        row = self.db.reader().execute(_IDEMPOTENCY_SELECT, (org_pk, key)).fetchone()
+        if row is not None and row[5] >= expire_before_us:
+            if row[0] != fingerprint:
+                return IdempotencyClaim("mismatch")
+            if row[1] == "done":
+                return IdempotencyClaim("done", int(row[2]), bytes(row[3]), json.loads(row[4] or "{}"))
+            if row[5] >= stale_before_us:
+                return IdempotencyClaim("running")
         with self.db.write() as conn:
-            row = conn.execute(
-                "SELECT fingerprint, state, status, body, headers, created_us FROM idempotency_keys "
-                "WHERE org = ? AND key = ?",
-                (org_pk, key),
-            ).fetchone()
+            row = conn.execute(_IDEMPOTENCY_SELECT, (org_pk, key)).fetchone()
             if row is not None and row[5] < expire_before_us:
                 conn.execute("DELETE FROM idempotency_keys WHERE org = ? AND key = ?", (org_pk, key))
                 row = None
