@@ -485,6 +485,7 @@ def create_app(
     bootstrap_key: str | None = None,
     rate_limit: float | None = None,
     validate_responses: bool = False,
+    fsync: bool = True,
 ) -> Starlette:
     """The reference server as an ASGI application.
 
@@ -494,7 +495,8 @@ def create_app(
     `app.state.api_key` (None when the database already had an organisation and no bootstrap key was given).
     `rate_limit` is requests per second per key (off when None). `validate_responses` checks every answer
     against the contract and turns a mismatch into a 500 (the test suite turns it on; so does the environment
-    variable TALLY_SERVER_VALIDATE_RESPONSES=1).
+    variable TALLY_SERVER_VALIDATE_RESPONSES=1). `fsync=False` commits without fsync (see
+    `tally_server.storage.database`): acknowledged writes survive the server's crash, not the machine's.
     """
     if bootstrap_key is not None:
         validate_bootstrap_key(bootstrap_key)
@@ -504,7 +506,7 @@ def create_app(
         "1",
         "true",
     )
-    repo = SqliteRepository(db)
+    repo = SqliteRepository(db, fsync=fsync)
     try:
         result = repo.bootstrap(bootstrap_key, mint_if_existing=False)
         app = build_app(repo, rate_limit=rate_limit, validate_responses=validate_responses)

@@ -58,6 +58,13 @@ def _check_bootstrap_key(ctx: click.Context, param: click.Parameter, value: str 
     help="Requests per second allowed per API key (burst of the same size). Off by default.",
 )
 @click.option(
+    "--no-fsync",
+    is_flag=True,
+    default=False,
+    help="Do not fsync each commit (synchronous=NORMAL): faster, but acknowledged writes can be lost on a power "
+    "loss or an OS crash (a crash of the server alone loses nothing). For benchmarks and throwaway data.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(_LOG_LEVELS),
     default="info",
@@ -65,7 +72,13 @@ def _check_bootstrap_key(ctx: click.Context, param: click.Parameter, value: str 
     help="Logging verbosity.",
 )
 def serve(
-    host: str, port: int, db: str | None, bootstrap_key: str | None, rate_limit: float | None, log_level: str
+    host: str,
+    port: int,
+    db: str | None,
+    bootstrap_key: str | None,
+    rate_limit: float | None,
+    no_fsync: bool,
+    log_level: str,
 ) -> None:
     """Run the Tally reference server."""
     import uvicorn
@@ -75,7 +88,7 @@ def serve(
     )
     database = db if db is not None else str(default_db_path())
     try:
-        app = create_app(db=database, bootstrap_key=bootstrap_key, rate_limit=rate_limit)
+        app = create_app(db=database, bootstrap_key=bootstrap_key, rate_limit=rate_limit, fsync=not no_fsync)
     except Exception as exc:
         raise click.ClickException(f"cannot open the database {database}: {exc}") from exc
     shown_host = f"[{host}]" if ":" in host else host

@@ -169,4 +169,5 @@ def test_list_and_catalog_reads_use_an_index(repo: SqliteRepository, read: str) 
     assert _problems(plans, strict_points=read.startswith("list by name")) == []
     if read.startswith("list by name"):  # a page walk starts each page at its cursor, not at the first step
         searches = [step for statement, plan in plans if "FROM metric_points" in statement for step in plan]
-        assert searches and all("(step,seq)>(?,?)" in step for step in searches), searches
+        assert searches
+        assert all("(step,seq)>(?,?)" in step for step in searches), searches
