@@ -218,6 +218,7 @@ class IngestionKey(_Model, frozen=True, kw_only=True):
     token_hint: str
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = None  # absent from servers older than the field: such keys never expire
 
 
 class CreatedIngestionKey(IngestionKey, frozen=True, kw_only=True):
@@ -229,7 +230,7 @@ class CreatedIngestionKey(IngestionKey, frozen=True, kw_only=True):
         return (
             f"CreatedIngestionKey(id={self.id!r}, experiment_id={self.experiment_id!r}, name={self.name!r}, "
             f"token_hint={self.token_hint!r}, created_at={self.created_at!r}, "
-            f"revoked_at={self.revoked_at!r}, "
+            f"revoked_at={self.revoked_at!r}, expires_at={self.expires_at!r}, "
             f"token='tk_ing_…{self.token_hint}')"
         )
 

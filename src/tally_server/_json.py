@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from tally_server._limits import MAX_BODY_DEPTH
 from tally_server._spec import FieldError, format_path
 from tally_server.errors import ApiError, invalid_request
 
@@ -36,6 +37,10 @@ def decode_body(data: bytes) -> Any:
         raise invalid_request([FieldError("(body)", "a JSON body is required")])
     try:
         return _decoder.decode(data)
+    except RecursionError:  # msgspec gives up near 1,000 levels; the contract allows far fewer
+        raise invalid_request(
+            [FieldError("(body)", f"is nested more than {MAX_BODY_DEPTH} levels deep; flatten it")]
+        ) from None
     except msgspec.DecodeError as exc:
         text = str(exc)
         if "out of range" in text:

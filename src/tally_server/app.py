@@ -32,10 +32,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tally_server._call import Call, Handler, Reply
 from tally_server._json import decode_body, dumps, loads_trusted
+from tally_server._limits import SizeCap, admits_free_form, body_depth_errors, cap_errors, size_caps
 from tally_server._spec import FieldError, Operation, Spec, load_spec
 from tally_server.auth import authenticate, check_kind
 from tally_server.errors import ApiError, envelope, invalid_request
 from tally_server.handlers import HANDLERS
+from tally_server.handlers.ingestion_keys import redact_created_key, reissue_created_key
 from tally_server.handlers.metrics import MAX_BODY_BYTES, check_batch_size
 from tally_server.idempotency import IdempotencyGate, fingerprint
 from tally_server.ratelimit import RateLimiter
@@ -58,6 +60,10 @@ _REQUEST_ID_SCOPE_KEY = "tally.request_id"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _NO_STORE = frozenset({"compareMetrics"})  # a read that travels as POST: the header is accepted, not stored
 _JSON = "application/json"
+# Answers that carry a secret: stored for idempotency without it, rebuilt when replayed (never a token at rest).
+_SECRET_ANSWERS: dict[str, tuple[Callable[[bytes], bytes], Callable[[Repository, int, bytes], bytes]]] = {
+    "createIngestionKey": (redact_created_key, reissue_created_key),
+}
 
 
 def validate_bootstrap_key(value: str, flag: str = "--bootstrap-key") -> str:
@@ -135,6 +141,10 @@ class _Pipeline:
             )
         events = spec.schema("IngestMetricsRequest")["properties"]["events"]
         self.max_events = int(events["maxItems"])
+        self.size_caps: dict[str, tuple[SizeCap, ...]] = {
+            op.operation_id: size_caps(op.body_schema) for op in spec.operations
+        }
+        self.free_form = {op.operation_id for op in spec.operations if admits_free_form(op.body_schema)}
 
     def run(self, incoming: _Incoming) -> _Outgoing:
         op = incoming.operation
@@ -154,7 +164,10 @@ class _Pipeline:
                 claim = self.gate.claim(principal.org_pk, idempotency_key, print_)
                 if claim.state == "done":
                     replayed = True
-                    out = self._replay(claim.status, claim.body, claim.headers, incoming.request_id)
+                    stored = claim.body
+                    if op.operation_id in _SECRET_ANSWERS and claim.status < 300:
+                        stored = _SECRET_ANSWERS[op.operation_id][1](self.repo, principal.org_pk, stored)
+                    out = self._replay(claim.status, stored, claim.headers, incoming.request_id)
                     out.headers.update(extra)
                     return out
                 claimed = (principal.org_pk, idempotency_key)
@@ -207,7 +220,10 @@ class _Pipeline:
                 out = self._conform(call.operation, out, request_id)
             if out.status >= 500:  # an answer the contract does not allow (tests): keep no effect either
                 raise _Unrecorded(out)
-            self.gate.finish(*claimed, out.status, out.body, out.headers)
+            stored = out.body
+            if call.operation.operation_id in _SECRET_ANSWERS and out.status < 300:
+                stored = _SECRET_ANSWERS[call.operation.operation_id][0](stored)
+            self.gate.finish(*claimed, out.status, stored, out.headers)
         return out
 
     @staticmethod
@@ -277,7 +293,9 @@ class _Pipeline:
         body = decode_body(data)
         if op.operation_id == "ingestMetrics":
             check_batch_size(body, self.max_events)
-        errors = op.check_body(body)
+        # Only a body with free-form parts can nest deeper than its schema allows: walk just those.
+        errors = body_depth_errors(body) if op.operation_id in self.free_form else []
+        errors = errors or op.check_body(body) or cap_errors(body, self.size_caps[op.operation_id])
         if errors:
             raise invalid_request(errors)
         return body
@@ -335,6 +353,26 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _check_json_content_type(value: str | None, *, declared_body: bool) -> None:
+    """415 `unsupported_media_type` unless a body is declared as JSON (`application/json`, or `+json`).
+
+    Called before the body is read (`declared_body`: only a Content-Type that is present and not JSON is refused,
+    so nothing is read in vain) and again once a non-empty body has arrived (then a missing one is refused too).
+    """
+    if value is None and declared_body:
+        return
+    media = (value or "").split(";", 1)[0].strip().lower()
+    if media == _JSON or (media.startswith("application/") and media.endswith("+json")):
+        return
+    shown = media or "none"
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        f"The body must be JSON: send Content-Type: application/json (got {shown}).",
+        {"content_type": media or None, "expected": _JSON},
+    )
 
 
 def _json_response(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> Response:
@@ -419,7 +457,12 @@ def _endpoint(
             allow = {"Allow": ", ".join(sorted(operations))}
             return _json_response(405, _error_bytes(error, request_id), allow)
         try:
-            body = await _read_body(request, MAX_BODY_BYTES) if operation.body_validator is not None else b""
+            body = b""
+            if operation.body_validator is not None:
+                _check_json_content_type(request.headers.get("content-type"), declared_body=True)
+                body = await _read_body(request, MAX_BODY_BYTES)
+                if body.strip():
+                    _check_json_content_type(request.headers.get("content-type"), declared_body=False)
         except ApiError as exc:
             return _json_response(exc.status, _error_bytes(exc, request_id), exc.headers)
         incoming = _Incoming(

@@ -83,6 +83,8 @@ def serve(
     """Run the Tally reference server."""
     import uvicorn
 
+    from tally_server._http import uvicorn_config
+
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
@@ -115,7 +117,5 @@ def serve(
             click.echo(
                 "This database already has an organisation; its API key was printed on its first start."
             )
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on", log_config=None
-    )
+    config = uvicorn_config(app, host=host, port=port, log_level=log_level, log_config=None)
     uvicorn.Server(config).run()

@@ -1,13 +1,12 @@
 """Idempotency-Key handling, scoped per organisation.
 
 The fingerprint is the method, path, query string and the SHA-256 of the body. A finished request is replayed
-with `Idempotent-Replayed: true`; another fingerprint is 422 `idempotency_key_reused`; a request still
-running is
+with `Idempotent-Replayed: true`; another fingerprint is 422 `idempotency_key_reused`; a request still running is
 409 `idempotency_in_progress` with `Retry-After: 1`. 2xx and 4xx answers are stored; 5xx answers are not (the
 running record is deleted, so a retry runs again). Records are kept for `RETENTION` and then purged
-opportunistically. They can hold a `createIngestionKey` answer with its token, so they live in the
-database file
-(owner-only permissions) and are never logged.
+opportunistically. They never hold a token: a `createIngestionKey` answer is stored without it and a replay
+issues the key a new one (see `tally_server.handlers.ingestion_keys`). The record of an operation that ran is
+written in the operation's own transaction (`Repository.atomic`, see `app._Pipeline._run_recorded`).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
+from tally_server._http import uvicorn_config
 from tally_server.app import create_app
 
 __all__ = ["RunningServer", "start_server"]
@@ -98,9 +99,7 @@ def start_server(
         app.state.repo.close()
         raise
     real_port = int(sock.getsockname()[1])
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=10
-    )
+    config = uvicorn_config(app, log_level="warning", timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
 

@@ -159,8 +159,9 @@ def test_invalid_parameters_name_the_field(client: httpx.Client) -> None:
 
 
 def test_malformed_json_bodies_are_400(client: httpx.Client) -> None:
+    json_type = {"Content-Type": "application/json"}
     for body in (b"{", b"", b"[1, 2", b'{"name": NaN}', b'{"name": Infinity}'):
-        assert_error(client.post("/v1/folders", content=body), 400, "invalid_request")
+        assert_error(client.post("/v1/folders", content=body, headers=json_type), 400, "invalid_request")
     error = assert_error(client.post("/v1/folders", json={"name": "x", "extra": 1}), 400, "invalid_request")
     assert error["details"]["errors"][0]["path"] == "extra"
     error = assert_error(client.post("/v1/folders", json={}), 400, "invalid_request")

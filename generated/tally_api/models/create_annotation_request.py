@@ -25,7 +25,9 @@ class CreateAnnotationRequest:
         client_event_id (str): The client's stable id for an event, unique per experiment; makes re-sending safe.
         step (int | None | Unset): The step it refers to; absent or null for none.
         timestamp (datetime.datetime | Unset): When it happened; the server's clock when absent.
-        metadata (Metadata | Unset): Free-form JSON metadata, at most 64 top-level entries.
+        metadata (Metadata | Unset): Free-form JSON metadata: at most 64 top-level entries, keys of 1 to 64 characters,
+            nested at most 8 levels (`x-max-depth`, the object itself being level 1) and at most 8 KiB as compact UTF-8 JSON
+            (`x-max-bytes`).
     """
 
     text: str

@@ -22,7 +22,9 @@ class CreateExperimentRequest:
     Attributes:
         name (str):
         description (None | str | Unset): Free text.
-        metadata (Metadata | Unset): Free-form JSON metadata, at most 64 top-level entries.
+        metadata (Metadata | Unset): Free-form JSON metadata: at most 64 top-level entries, keys of 1 to 64 characters,
+            nested at most 8 levels (`x-max-depth`, the object itself being level 1) and at most 8 KiB as compact UTF-8 JSON
+            (`x-max-bytes`).
         folder_id (None | str | Unset): The folder to create it in; absent or null for none.
     """
 

@@ -23,7 +23,9 @@ class CreateFolderRequest:
         name (str): A folder's name, unique within its parent; no `/`.
         parent_id (None | str | Unset): The parent folder; absent or null for the top level.
         description (None | str | Unset): Free text.
-        metadata (Metadata | Unset): Free-form JSON metadata, at most 64 top-level entries.
+        metadata (Metadata | Unset): Free-form JSON metadata: at most 64 top-level entries, keys of 1 to 64 characters,
+            nested at most 8 levels (`x-max-depth`, the object itself being level 1) and at most 8 KiB as compact UTF-8 JSON
+            (`x-max-bytes`).
     """
 
     name: str

@@ -17,9 +17,13 @@ class CreateIngestionKeyRequest:
 
     Attributes:
         name (None | str | Unset): A label for people; absent or null for none.
+        expires_in_seconds (int | None | Unset): The key stops working this many seconds after creation (60 seconds to
+            366 days); absent or null for a key that does not expire. The SDK mints its keys with an expiry, so the keys of
+            clients that exit without cleaning up do not stay valid.
     """
 
     name: None | str | Unset = UNSET
+    expires_in_seconds: int | None | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         name: None | str | Unset
@@ -28,11 +32,19 @@ class CreateIngestionKeyRequest:
         else:
             name = self.name
 
+        expires_in_seconds: int | None | Unset
+        if isinstance(self.expires_in_seconds, Unset):
+            expires_in_seconds = UNSET
+        else:
+            expires_in_seconds = self.expires_in_seconds
+
         field_dict: dict[str, Any] = {}
 
         field_dict.update({})
         if name is not UNSET:
             field_dict["name"] = name
+        if expires_in_seconds is not UNSET:
+            field_dict["expires_in_seconds"] = expires_in_seconds
 
         return field_dict
 
@@ -49,8 +61,18 @@ class CreateIngestionKeyRequest:
 
         name = _parse_name(d.pop("name", UNSET))
 
+        def _parse_expires_in_seconds(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        expires_in_seconds = _parse_expires_in_seconds(d.pop("expires_in_seconds", UNSET))
+
         create_ingestion_key_request = cls(
             name=name,
+            expires_in_seconds=expires_in_seconds,
         )
 
         return create_ingestion_key_request

@@ -22,6 +22,8 @@ class CreatedIngestionKey:
         token_hint (str): The token's last four characters.
         created_at (datetime.datetime):
         revoked_at (datetime.datetime | None):
+        expires_at (datetime.datetime | None): When the key stops working (401 from then on); null for a key that does
+            not expire.
         token (str): The full token (`tk_ing_...`): store it now, it is not shown again.
     """
 
@@ -31,6 +33,7 @@ class CreatedIngestionKey:
     token_hint: str
     created_at: datetime.datetime
     revoked_at: datetime.datetime | None
+    expires_at: datetime.datetime | None
     token: str
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -52,6 +55,12 @@ class CreatedIngestionKey:
         else:
             revoked_at = self.revoked_at
 
+        expires_at: None | str
+        if isinstance(self.expires_at, datetime.datetime):
+            expires_at = self.expires_at.isoformat()
+        else:
+            expires_at = self.expires_at
+
         token = self.token
 
         field_dict: dict[str, Any] = {}
@@ -64,6 +73,7 @@ class CreatedIngestionKey:
                 "token_hint": token_hint,
                 "created_at": created_at,
                 "revoked_at": revoked_at,
+                "expires_at": expires_at,
                 "token": token,
             }
         )
@@ -103,6 +113,21 @@ class CreatedIngestionKey:
 
         revoked_at = _parse_revoked_at(d.pop("revoked_at"))
 
+        def _parse_expires_at(data: object) -> datetime.datetime | None:
+            if data is None:
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                expires_at_type_0 = datetime.datetime.fromisoformat(data)
+
+                return expires_at_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None, data)
+
+        expires_at = _parse_expires_at(d.pop("expires_at"))
+
         token = d.pop("token")
 
         created_ingestion_key = cls(
@@ -112,6 +137,7 @@ class CreatedIngestionKey:
             token_hint=token_hint,
             created_at=created_at,
             revoked_at=revoked_at,
+            expires_at=expires_at,
             token=token,
         )
 

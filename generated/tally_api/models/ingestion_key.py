@@ -22,6 +22,8 @@ class IngestionKey:
         token_hint (str): The token's last four characters.
         created_at (datetime.datetime):
         revoked_at (datetime.datetime | None):
+        expires_at (datetime.datetime | None): When the key stops working (401 from then on); null for a key that does
+            not expire.
     """
 
     id: str
@@ -30,6 +32,7 @@ class IngestionKey:
     token_hint: str
     created_at: datetime.datetime
     revoked_at: datetime.datetime | None
+    expires_at: datetime.datetime | None
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -50,6 +53,12 @@ class IngestionKey:
         else:
             revoked_at = self.revoked_at
 
+        expires_at: None | str
+        if isinstance(self.expires_at, datetime.datetime):
+            expires_at = self.expires_at.isoformat()
+        else:
+            expires_at = self.expires_at
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -60,6 +69,7 @@ class IngestionKey:
                 "token_hint": token_hint,
                 "created_at": created_at,
                 "revoked_at": revoked_at,
+                "expires_at": expires_at,
             }
         )
 
@@ -98,6 +108,21 @@ class IngestionKey:
 
         revoked_at = _parse_revoked_at(d.pop("revoked_at"))
 
+        def _parse_expires_at(data: object) -> datetime.datetime | None:
+            if data is None:
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                expires_at_type_0 = datetime.datetime.fromisoformat(data)
+
+                return expires_at_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None, data)
+
+        expires_at = _parse_expires_at(d.pop("expires_at"))
+
         ingestion_key = cls(
             id=id,
             experiment_id=experiment_id,
@@ -105,6 +130,7 @@ class IngestionKey:
             token_hint=token_hint,
             created_at=created_at,
             revoked_at=revoked_at,
+            expires_at=expires_at,
         )
 
         ingestion_key.additional_properties = d

@@ -12,7 +12,10 @@ T = TypeVar("T", bound="Labels")
 
 @_attrs_define
 class Labels:
-    """A metric event's metadata, string to string, at most 32 entries."""
+    """A metric event's metadata, string to string: at most 32 entries, keys of 1 to 64 characters, values of at most 256,
+    so at most about 10 KiB an event.
+
+    """
 
     additional_properties: dict[str, str] = _attrs_field(init=False, factory=dict)
 

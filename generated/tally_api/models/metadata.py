@@ -12,7 +12,10 @@ T = TypeVar("T", bound="Metadata")
 
 @_attrs_define
 class Metadata:
-    """Free-form JSON metadata, at most 64 top-level entries."""
+    """Free-form JSON metadata: at most 64 top-level entries, keys of 1 to 64 characters, nested at most 8 levels (`x-max-
+    depth`, the object itself being level 1) and at most 8 KiB as compact UTF-8 JSON (`x-max-bytes`).
+
+    """
 
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 

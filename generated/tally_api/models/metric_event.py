@@ -26,7 +26,8 @@ class MetricEvent:
         client_event_id (str): The client's stable id for an event, unique per experiment; makes re-sending safe.
         step (int | None | Unset): The training step; absent or null when the observation has none.
         timestamp (datetime.datetime | Unset): When it was observed; the server's clock when absent.
-        metadata (Labels | Unset): A metric event's metadata, string to string, at most 32 entries.
+        metadata (Labels | Unset): A metric event's metadata, string to string: at most 32 entries, keys of 1 to 64
+            characters, values of at most 256, so at most about 10 KiB an event.
     """
 
     name: str

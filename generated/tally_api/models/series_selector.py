@@ -22,7 +22,8 @@ class SeriesSelector:
     Attributes:
         experiment_id (str): An experiment's id.
         name (str): A metric's name; may contain `/` (`train/loss`), so it never travels in a path.
-        metadata (Labels | Unset): A metric event's metadata, string to string, at most 32 entries.
+        metadata (Labels | Unset): A metric event's metadata, string to string: at most 32 entries, keys of 1 to 64
+            characters, values of at most 256, so at most about 10 KiB an event.
     """
 
     experiment_id: str

@@ -135,4 +135,11 @@ CREATE TABLE counters (
 INSERT INTO counters(name, value) VALUES ('metric_seq', 0);
 """
 
-MIGRATIONS: list[str] = [_V1]
+# Ingestion keys may expire (the SDK mints its keys with an expiry, so the keys of clients that exit without
+# cleaning up stop working on their own).
+_V2 = """
+ALTER TABLE api_keys ADD COLUMN expires_us INTEGER;
+ALTER TABLE api_keys ADD COLUMN expires_at TEXT;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2]

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from tally_server._util import hash_token, new_id, new_token, now, parse_timestamp
+from tally_server._util import format_us, hash_token, new_id, new_token, now, parse_timestamp
 from tally_server.storage.database import Database
 from tally_server.storage.repository import (
     BootstrapResult,
@@ -85,7 +85,9 @@ _EXPERIMENT_SELECT = (
     "SELECT e.pk, e.id, e.name, f.id, e.description, e.metadata, e.status, e.created_at, e.updated_at, "
     "e.ended_at FROM experiments e LEFT JOIN folders f ON f.pk = e.folder "
 )
-_KEY_SELECT = "SELECT k.pk, k.id, e.id, k.name, k.token_hint, k.created_at, k.revoked_at FROM api_keys k "
+_KEY_SELECT = (
+    "SELECT k.pk, k.id, e.id, k.name, k.token_hint, k.created_at, k.revoked_at, k.expires_at FROM api_keys k "
+)
 _KEY_SELECT += "JOIN experiments e ON e.pk = k.experiment "
 _ANNOTATION_SELECT = (
     "SELECT a.pk, a.id, e.id, a.text, a.step, a.ts, a.metadata, a.client_event_id, a.created_at, a.ts_auto "
@@ -127,6 +129,7 @@ def _ingestion_key(row: Sequence[Any]) -> Json:
         "token_hint": row[4],
         "created_at": row[5],
         "revoked_at": row[6],
+        "expires_at": row[7],
     }
 
 
@@ -272,14 +275,14 @@ class SqliteRepository:
         row = (
             self.db.reader()
             .execute(
-                "SELECT k.id, k.kind, k.revoked_at, o.pk, o.id, o.name, e.pk, e.id FROM api_keys k "
+                "SELECT k.id, k.kind, k.revoked_at, o.pk, o.id, o.name, e.pk, e.id, k.expires_us FROM api_keys k "
                 "JOIN organizations o ON o.pk = k.org LEFT JOIN experiments e ON e.pk = k.experiment "
                 "WHERE k.token_hash = ?",
                 (hash_token(token),),
             )
             .fetchone()
         )
-        if row is None or row[2] is not None:
+        if row is None or row[2] is not None or (row[8] is not None and row[8] <= now()[0]):
             return None
         kind: Literal["org", "ingestion"] = "ingestion" if row[1] == "ingestion" else "org"
         return Principal(
@@ -547,8 +550,9 @@ class SqliteRepository:
             conn.executemany(
                 _INSERT_POINT, [(experiment_pk, *r[:2], first + i, *r[2:]) for i, r in enumerate(rows)]
             )
+            conflicts: list[Json] = []
             if conn.total_changes - before == len(rows):
-                accepted, duplicates, conflicts = rows, 0, []
+                accepted, duplicates = rows, 0
             else:
                 accepted, duplicates, conflicts = self._sort_out_repeats(conn, experiment_pk, rows, first)
             if accepted:
@@ -818,17 +822,40 @@ class SqliteRepository:
         ).fetchall()
         return _page(rows, limit, _ingestion_key, lambda r: (r[0],))
 
-    def create_ingestion_key(self, org_pk: int, experiment_id: str, name: str | None) -> Json:
-        _, stamp = now()
+    def create_ingestion_key(
+        self, org_pk: int, experiment_id: str, name: str | None, expires_in_seconds: int | None = None
+    ) -> Json:
+        us, stamp = now()
         token = new_token("tk_ing_")
         key_id = new_id("ik_")
+        expires_us = None if expires_in_seconds is None else us + expires_in_seconds * 1_000_000
         with self.db.write() as conn:
             experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
             conn.execute(
-                "INSERT INTO api_keys(id, org, kind, experiment, name, token_hash, token_hint, created_at) "
-                "VALUES (?, ?, 'ingestion', ?, ?, ?, ?, ?)",
-                (key_id, org_pk, experiment_pk, name, hash_token(token), token[-4:], stamp),
-            )
+                "INSERT INTO api_keys(id, org, kind, experiment, name, token_hash, token_hint, created_at, "
+                "expires_us, expires_at) VALUES (?, ?, 'ingestion', ?, ?, ?, ?, ?, ?, ?)",
+                (key_id, org_pk, experiment_pk, name, hash_token(token), token[-4:], stamp, expires_us,
+                 None if expires_us is None else format_us(expires_us)),
+            )  # fmt: skip
+            row = conn.execute(_KEY_SELECT + "WHERE k.id = ?", (key_id,)).fetchone()
+        return {**_ingestion_key(row), "token": token}
+
+    def reissue_ingestion_token(self, org_pk: int, key_id: str) -> Json:
+        """A new token for an ingestion key that is neither revoked nor expired (the old one stops working):
+        how an idempotent replay of its creation answers, since the server never keeps a token."""
+        us, _ = now()
+        token = new_token("tk_ing_")
+        with self.db.write() as conn:
+            changed = conn.execute(
+                "UPDATE api_keys SET token_hash = ?, token_hint = ? WHERE id = ? AND org = ? AND kind = 'ingestion' "
+                "AND revoked_at IS NULL AND (expires_us IS NULL OR expires_us > ?)",
+                (hash_token(token), token[-4:], key_id, org_pk, us),
+            ).rowcount
+            if not changed:
+                raise ConflictError(
+                    f"Ingestion key {key_id} was revoked or has expired since it was created; create a new one.",
+                    {"key_id": key_id},
+                )
             row = conn.execute(_KEY_SELECT + "WHERE k.id = ?", (key_id,)).fetchone()
         return {**_ingestion_key(row), "token": token}
 

@@ -44,7 +44,12 @@ REQUEST_TYPES: dict[type[msgspec.Struct], str] = {
 }
 # Fields the SDK adds or loosens on purpose, with the reason.
 SDK_ONLY = {(tally.AuthStatus, "credential_source")}  # which credential source won; set by the SDK
-OPTIONAL_IN_SDK = {(tally.MetricEvent, "client_event_id")}  # filled with tally.event_id(...) when absent
+OPTIONAL_IN_SDK = {
+    (tally.MetricEvent, "client_event_id"),  # filled with tally.event_id(...) when absent
+    # Added in 1.1 of the contract: a server of 1.0 does not send it, and its keys never expire.
+    (tally.IngestionKey, "expires_at"),
+    (tally.CreatedIngestionKey, "expires_at"),
+}
 LENIENT_ERROR_TYPES = {
     _errors.ErrorResponse,
     _errors.ErrorBody,

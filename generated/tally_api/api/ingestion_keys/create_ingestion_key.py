@@ -76,6 +76,11 @@ def _parse_response(
 
         return response_413
 
+    if response.status_code == 415:
+        response_415 = ErrorResponse.from_dict(response.json())
+
+        return response_415
+
     if response.status_code == 422:
         response_422 = ErrorResponse.from_dict(response.json())
 
@@ -120,8 +125,10 @@ def sync_detailed(
     body: CreateIngestionKeyRequest,
     idempotency_key: str | Unset = UNSET,
 ) -> Response[CreatedIngestionKey | ErrorResponse]:
-    """Create an ingestion key for an experiment. The token is in this answer only (and in its idempotent
-    replay); the server keeps its hash.
+    """Create an ingestion key for an experiment. The token is in this answer only: the server keeps its
+    hash, never the token, so an idempotent replay of this call answers with the same key and a new
+    token (the token first issued stops working), and a replay for a key revoked since is a 409
+    `conflict`.
 
     Args:
         experiment_id (str): An experiment's id.
@@ -156,8 +163,10 @@ def sync(
     body: CreateIngestionKeyRequest,
     idempotency_key: str | Unset = UNSET,
 ) -> CreatedIngestionKey | ErrorResponse | None:
-    """Create an ingestion key for an experiment. The token is in this answer only (and in its idempotent
-    replay); the server keeps its hash.
+    """Create an ingestion key for an experiment. The token is in this answer only: the server keeps its
+    hash, never the token, so an idempotent replay of this call answers with the same key and a new
+    token (the token first issued stops working), and a replay for a key revoked since is a 409
+    `conflict`.
 
     Args:
         experiment_id (str): An experiment's id.
@@ -187,8 +196,10 @@ async def asyncio_detailed(
     body: CreateIngestionKeyRequest,
     idempotency_key: str | Unset = UNSET,
 ) -> Response[CreatedIngestionKey | ErrorResponse]:
-    """Create an ingestion key for an experiment. The token is in this answer only (and in its idempotent
-    replay); the server keeps its hash.
+    """Create an ingestion key for an experiment. The token is in this answer only: the server keeps its
+    hash, never the token, so an idempotent replay of this call answers with the same key and a new
+    token (the token first issued stops working), and a replay for a key revoked since is a 409
+    `conflict`.
 
     Args:
         experiment_id (str): An experiment's id.
@@ -221,8 +232,10 @@ async def asyncio(
     body: CreateIngestionKeyRequest,
     idempotency_key: str | Unset = UNSET,
 ) -> CreatedIngestionKey | ErrorResponse | None:
-    """Create an ingestion key for an experiment. The token is in this answer only (and in its idempotent
-    replay); the server keeps its hash.
+    """Create an ingestion key for an experiment. The token is in this answer only: the server keeps its
+    hash, never the token, so an idempotent replay of this call answers with the same key and a new
+    token (the token first issued stops working), and a replay for a key revoked since is a 409
+    `conflict`.
 
     Args:
         experiment_id (str): An experiment's id.
