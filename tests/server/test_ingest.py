@@ -110,7 +110,11 @@ def test_one_invalid_event_rejects_the_whole_batch_naming_its_path(
     for literal in ("NaN", "Infinity", "-Infinity", "1e400", "-1e999", "1" + "0" * 400):
         raw = json.dumps({"events": [*good, {"name": "x", "value": 0, "client_event_id": "b"}]})
         raw = raw.replace('"value": 0,', f'"value": {literal},')
-        error = assert_error(ingest.post(path, content=raw.encode(), headers={"Content-Type": "application/json"}), 400, "invalid_request")
+        error = assert_error(
+            ingest.post(path, content=raw.encode(), headers={"Content-Type": "application/json"}),
+            400,
+            "invalid_request",
+        )
         if literal not in ("NaN", "Infinity", "-Infinity"):  # these are not JSON at all
             assert error["details"]["errors"][0]["path"] == "events[3].value", error
     assert_error(ingest.post(path, json={"events": []}), 400, "invalid_request")
