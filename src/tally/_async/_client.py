@@ -41,6 +41,8 @@ from ._transport import AsyncRetryTransport
 
 __all__ = ["AsyncCore", "AsyncTally"]
 
+SDK_KEY_LIFETIME_SECONDS = 24 * 3600  # how long an ingestion key the client mints works (see ingestion_token)
+
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -102,6 +104,9 @@ class AsyncCore:
         return decode(decoder, response)
 
     # ---- ingestion keys, minted on first use per experiment and cached -------------------------------------
+    # Minted keys expire (SDK_KEY_LIFETIME_SECONDS), so the keys of clients that never close, crash or are killed
+    # stop working on their own instead of piling up; a client that outlives its key mints the next one when
+    # the server answers 401 (with_ingestion_token).
     async def ingestion_token(self, experiment_id: str) -> str:
         cached = self.state.ingestion_keys.get(experiment_id)
         if cached is not None:
@@ -115,7 +120,10 @@ class AsyncCore:
 
             created = await self.request(
                 create_ingestion_key._get_kwargs(
-                    experiment_id, body=CreateIngestionKeyRequest(name="tally-sdk")
+                    experiment_id,
+                    body=CreateIngestionKeyRequest(
+                        name="tally-sdk", expires_in_seconds=SDK_KEY_LIFETIME_SECONDS
+                    ),
                 ),
                 Decoders.created_ingestion_key,
             )

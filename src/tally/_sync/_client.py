@@ -42,6 +42,8 @@ from ._transport import RetryTransport
 
 __all__ = ["Core", "Tally"]
 
+SDK_KEY_LIFETIME_SECONDS = 24 * 3600  # how long an ingestion key the client mints works (see ingestion_token)
+
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -103,6 +105,9 @@ class Core:
         return decode(decoder, response)
 
     # ---- ingestion keys, minted on first use per experiment and cached -------------------------------------
+    # Minted keys expire (SDK_KEY_LIFETIME_SECONDS), so the keys of clients that never close, crash or are killed
+    # stop working on their own instead of piling up; a client that outlives its key mints the next one when
+    # the server answers 401 (with_ingestion_token).
     def ingestion_token(self, experiment_id: str) -> str:
         cached = self.state.ingestion_keys.get(experiment_id)
         if cached is not None:
@@ -116,7 +121,10 @@ class Core:
 
             created = self.request(
                 create_ingestion_key._get_kwargs(
-                    experiment_id, body=CreateIngestionKeyRequest(name="tally-sdk")
+                    experiment_id,
+                    body=CreateIngestionKeyRequest(
+                        name="tally-sdk", expires_in_seconds=SDK_KEY_LIFETIME_SECONDS
+                    ),
                 ),
                 Decoders.created_ingestion_key,
             )

@@ -17,6 +17,7 @@ import msgspec
 
 from tally._base import Decoders, new_idempotency_key, unset
 from tally._events import EventInput, annotation_event_id, plan_batches, prepare_events
+from tally._limits import check_metadata
 from tally._types import (
     NOT_GIVEN,
     Annotation,
@@ -56,6 +57,7 @@ __all__ = [
 def _metadata(value: Mapping[str, Any] | None) -> Any:
     from tally_api.models.metadata import Metadata
 
+    check_metadata(value)
     return unset(None if value is None else Metadata.from_dict(dict(value)))
 
 
@@ -145,6 +147,8 @@ class Folders(_Resource):
 
         if isinstance(description, NotGiven) and isinstance(metadata, NotGiven):
             raise ValueError("folders.patch needs description= or metadata= (None clears a field)")
+        if not isinstance(metadata, NotGiven):
+            check_metadata(metadata)
         body = PatchFolderRequest(
             description=UNSET if isinstance(description, NotGiven) else description,
             metadata=UNSET

@@ -180,3 +180,13 @@ def test_batch_limits_match_spec() -> None:
     assert SCHEMAS["IngestMetricsRequest"]["properties"]["events"]["maxItems"] == MAX_BATCH_EVENTS
     page_size = SPEC["components"]["parameters"]["PageSize"]["schema"]
     assert (page_size["default"], page_size["maximum"]) == (DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def test_metadata_caps_match_spec() -> None:
+    from tally import _limits
+
+    metadata = SCHEMAS["Metadata"]
+    assert metadata["maxProperties"] == _limits.MAX_METADATA_ENTRIES
+    assert metadata["propertyNames"] == {"minLength": 1, "maxLength": _limits.MAX_METADATA_KEY}
+    assert metadata["x-max-depth"] == _limits.MAX_METADATA_DEPTH
+    assert metadata["x-max-bytes"] == _limits.MAX_METADATA_BYTES
