@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import bench_server_scale
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +104,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def server_process(db: Path) -> Iterator[tuple[str, str]]:
+def server_process(db: Path, extra_args: list[str] | None = None) -> Iterator[tuple[str, str]]:
     """The reference server in its own process, on a free port, with a known org key."""
     port = free_port()
     api_key = "tk_org_" + secrets.token_urlsafe(24)
@@ -118,6 +119,7 @@ def server_process(db: Path) -> Iterator[tuple[str, str]]:
         str(db),
         "--log-level",
         "warning",
+        *(extra_args or []),
     ]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
@@ -451,6 +453,7 @@ def main() -> int:
             lambda: bench_import(5 if quick else 11),
             lambda: bench_memory_iterating(url, api_key, points=100_000 if quick else 1_000_000),
             lambda: bench_memory_with_options(url, api_key, calls=10_000 if quick else 100_000),
+            lambda: bench_server_scale.run(report, server_process, quick=quick),
         ]
         names = [
             "small_call",
@@ -460,6 +463,7 @@ def main() -> int:
             "import",
             "memory_iterating",
             "memory_with_options",
+            "server_scale",
         ]
         for name, benchmark in zip(names, benchmarks, strict=True):
             if args.only is None or args.only in name:
