@@ -18,7 +18,7 @@ from tally.cli._failures import failure_for
 __all__ = ["COMMANDS", "Settings", "cli"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "annotations": ("tally.cli.annotations", "annotations"),
+    "annotations": ("tally.cli.annotations", "annotations_group"),
     "auth": ("tally.cli.auth", "auth"),
     "completion": ("tally.cli.completion", "completion"),
     "experiments": ("tally.cli.experiments", "experiments"),

@@ -8,17 +8,17 @@ from tally.cli._app import settings
 from tally.cli._output import Output, json_option
 from tally.cli._params import metadata_option, pairs
 
-__all__ = ["annotations"]
+__all__ = ["annotations_group"]
 
 _COLUMNS = ("id", "step", "timestamp", "text", "metadata")
 
 
-@click.group()
-def annotations() -> None:
+@click.group("annotations")
+def annotations_group() -> None:
     """Free-text notes on an experiment, optionally at a step."""
 
 
-@annotations.command("list")
+@annotations_group.command("list")
 @click.argument("experiment_id")
 @click.option("--limit", type=click.IntRange(min=0), help="At most this many.")
 @json_option
@@ -42,7 +42,7 @@ def list_(ctx: click.Context, experiment_id: str, limit: int | None, as_json: bo
         out.note("no annotations")
 
 
-@annotations.command("create")
+@annotations_group.command("create")
 @click.argument("experiment_id")
 @click.argument("text")
 @click.option("--step", type=int, help="The training step it refers to.")
