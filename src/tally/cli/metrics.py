@@ -281,4 +281,4 @@ def plot(
     text = _plotting.render_terminal(
         lines, metric=name, log_y=log_y, width=columns, height=height, color=out.for_people
     )
-    click.echo(f"{title}\n{text}")
+    click.echo(f"{title}\n{text}", color=out.for_people)  # click would strip the colours when not a tty
