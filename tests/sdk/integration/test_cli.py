@@ -129,14 +129,17 @@ def test_experiments_list_show_create_status_move(runs: dict[str, Any]) -> None:
     ).output
     new_id = new_id.strip()
     shown = json.loads(run("experiments", "show", new_id, "--json").output)
-    assert shown["metadata"] == {"lr": "0.1"} and shown["status"] == "running"
+    assert shown["metadata"] == {"lr": "0.1"}
+    assert shown["status"] == "running"
     people = run("experiments", "show", runs["ids"][0]).output
-    assert f"folder:      {child.name} ({child.id})" in people and "metrics:     loss" in people
+    assert f"folder:      {child.name} ({child.id})" in people
+    assert "metrics:     loss" in people
 
     assert run("experiments", "set-status", new_id, "completed").output.strip() == f"{new_id} completed"
     assert new_id in run("experiments", "list", "--status", "completed", "--json").output
     refused = run("experiments", "set-status", new_id, "failed", code=1)
-    assert "invalid_transition" in refused.output and len(refused.output.strip().splitlines()) == 1
+    assert "invalid_transition" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1
 
     moved = json.loads(run("experiments", "move", new_id, "--root", "--json").output)
     assert moved["folder_id"] is None
@@ -165,7 +168,8 @@ def test_metrics_list_compare_catalog_values(runs: dict[str, Any]) -> None:
         ).output
     )
     assert [s["experiment_id"] for s in compared["series"]] == [first, second]
-    assert len(compared["rows"]) == 50 and compared["truncated"] is False
+    assert len(compared["rows"]) == 50
+    assert compared["truncated"] is False
     table = run(
         "metrics", "compare", first, second, "--name", "loss", "--metadata", "split=train", "--max-step", "2"
     )
@@ -189,7 +193,8 @@ def test_metrics_list_compare_catalog_values(runs: dict[str, Any]) -> None:
 def test_ingestion_keys_list_create_revoke(runs: dict[str, Any], live_server: RunningServer) -> None:
     experiment = runs["ids"][0]
     created = json.loads(run("ingestion-keys", "create", experiment, "--name", "cli-key", "--json").output)
-    assert created["token"].startswith("tk_ing_") and created["name"] == "cli-key"
+    assert created["token"].startswith("tk_ing_")
+    assert created["name"] == "cli-key"
     token = run("ingestion-keys", "create", experiment).stdout.strip()
     assert token.startswith("tk_ing_")
     with Tally(api_key=token, base_url=live_server.url) as holder:  # the printed token works
@@ -220,7 +225,8 @@ def test_annotations_list_create(runs: dict[str, Any]) -> None:
 def test_auth_status_json(env: RunningServer) -> None:
     status = json.loads(run("auth", "status", "--json").output)
     assert status["credential_source"] == "env:TALLY_API_KEY"
-    assert status["base_url"] == env.url and status["key_kind"] == "org"
+    assert status["base_url"] == env.url
+    assert status["key_kind"] == "org"
     assert env.api_key not in run("auth", "status").output
 
 
@@ -245,9 +251,11 @@ def test_rich_tables_for_people(runs: dict[str, Any], monkeypatch: pytest.Monkey
     monkeypatch.setenv("FORCE_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")
     output = run("experiments", "list", "--folder", runs["child"].id).output
-    assert "┏" in output and runs["names"][0] in output
+    assert "┏" in output
+    assert runs["names"][0] in output
     tree = run("folders", "tree", "--root", runs["top"].id).output
-    assert "└──" in tree and runs["child"].name in tree
+    assert "└──" in tree
+    assert runs["child"].name in tree
 
 
 def test_help_has_examples_and_completion_works() -> None:

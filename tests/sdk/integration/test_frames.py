@@ -49,7 +49,8 @@ async def test_compare_result_to_pandas_and_polars(client: AnyClient) -> None:
 
     polars_frame = result.to_polars(labels=["a", "b"])
     assert polars_frame.columns == ["step", "a", "b"]
-    assert polars_frame.schema["step"] == pl.Int64 and polars_frame.schema["b"] == pl.Float64
+    assert polars_frame.schema["step"] == pl.Int64
+    assert polars_frame.schema["b"] == pl.Float64
     assert polars_frame["b"].to_list() == [10.0, 11.0, None, 13.0, 14.0]
 
 
@@ -68,8 +69,10 @@ async def test_metric_listing_to_pandas_and_polars(client: AnyClient) -> None:
         "metadata.split",
     ]
     assert frame["name"].tolist() == ["acc", *["loss"] * 5]
-    assert frame["metadata.seed"][0] == "1" and frame["metadata.seed"].isna().tolist()[:2] == [False, True]
-    assert str(frame["timestamp"].dtype).startswith("datetime64") and frame["timestamp"].dt.tz is not None
+    assert frame["metadata.seed"][0] == "1"
+    assert frame["metadata.seed"].isna().tolist()[:2] == [False, True]
+    assert str(frame["timestamp"].dtype).startswith("datetime64")
+    assert frame["timestamp"].dt.tz is not None
 
     polars_frame = await call(client.metrics.list(first, name="loss", limit=3).to_polars())
     assert polars_frame["step"].to_list() == [0, 1, 2]
@@ -78,9 +81,10 @@ async def test_metric_listing_to_pandas_and_polars(client: AnyClient) -> None:
 
 
 async def test_other_listings_become_one_row_per_item(client: AnyClient) -> None:
-    first, _ = await _two_runs(client)
+    await _two_runs(client)
     frame = await call(client.experiments.list(name_prefix="frames", limit=2).to_pandas())
-    assert {"id", "name", "status"} <= set(frame.columns) and len(frame) == 2
+    assert {"id", "name", "status"} <= set(frame.columns)
+    assert len(frame) == 2
 
 
 def test_series_labels_name_only_what_differs() -> None:

@@ -104,7 +104,8 @@ def test_terminal_plot_has_axes_and_legend(curves: list[str]) -> None:
     )
     assert result.exit_code == 0, result.output
     text = result.output
-    assert "(step)" in text and "(loss)" in text  # both axes, labelled
+    assert "(step)" in text
+    assert "(loss)" in text
     assert re.search(r"^\s*2(\.0+)? \|", text, re.MULTILINE), text  # a y tick at the top value
     assert "Legend:" in text
     with Tally() as client:
