@@ -1,6 +1,6 @@
 """Fresh virtual environments holding Tally's bare install (or any other requirements), made with uv.
 
-Used by the bare-install test (`tests/packaging/`) and by the import benchmark (`scripts/bench_import.py`):
+Used by the bare-install test (`tests/install/`) and by the import benchmark (`scripts/bench_import.py`):
 
     wheel = build_wheel(scratch)                         # `uv build --wheel` of this checkout
     python = make_venv(scratch / "bare", [str(wheel)])   # a venv with the wheel and its required deps only
