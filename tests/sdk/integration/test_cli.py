@@ -295,3 +295,10 @@ def test_console_script_runs_in_a_fresh_process(env: RunningServer) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["organization_name"]
+
+
+def test_serve_without_the_server_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tally_server.cli", None)  # as if the [server] extra were not installed
+    result = run("serve", "--help", code=3)
+    assert "pip install 'tally-metrics[server]'" in result.output
+    assert len(result.output.strip().splitlines()) == 1
