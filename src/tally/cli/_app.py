@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tally.cli._failures import failure_for
+
+if TYPE_CHECKING:
+    from tally import Tally
 
 __all__ = ["COMMANDS", "Settings", "cli"]
 
@@ -40,7 +43,7 @@ class Settings:
     base_url: str | None
     timeout: float
 
-    def client(self) -> Any:
+    def client(self) -> Tally:
         """A `Tally` with these settings; credentials resolve exactly as the SDK's do."""
         from tally import Tally
 
@@ -119,6 +122,3 @@ def settings(ctx: click.Context) -> Settings:
     if isinstance(root, Settings):
         return root
     return Settings(api_key=None, base_url=None, timeout=10.0)
-
-
-pass_settings = click.make_pass_decorator(Settings, ensure=False)

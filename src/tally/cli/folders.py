@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tally.cli._app import settings
 from tally.cli._output import Output, json_option
+
+if TYPE_CHECKING:
+    from tally import Tally
 
 __all__ = ["folders"]
 
@@ -17,7 +20,7 @@ def folders() -> None:
     """Folders organise experiments in a tree."""
 
 
-def _subtree(client: Any, parent_id: str | None, with_experiments: bool) -> list[dict[str, Any]]:
+def _subtree(client: Tally, parent_id: str | None, with_experiments: bool) -> list[dict[str, Any]]:
     """Every folder under `parent_id`, each with its `children` (and `experiments` when asked), by walking
     the `list(parent_id=...)` endpoint level by level."""
     nodes = []

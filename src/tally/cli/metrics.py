@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -11,6 +11,9 @@ from tally._types import CompareResult, CompareRow
 from tally.cli._app import settings
 from tally.cli._output import Output, json_option
 from tally.cli._params import metadata_option, pairs
+
+if TYPE_CHECKING:
+    from tally import Tally
 
 __all__ = ["compare_all", "metrics"]
 
@@ -80,7 +83,7 @@ def _selectors(experiment_ids: tuple[str, ...], name: str, metadata: dict[str, s
 
 
 def compare_all(
-    client: Any, selectors: list[dict[str, Any]], min_step: int | None, max_step: int | None
+    client: Tally, selectors: list[dict[str, Any]], min_step: int | None, max_step: int | None
 ) -> CompareResult:
     """Every aligned row in the window: compare answers at most 10,000 rows, so ask again after the last step
     while the answer says it was truncated."""
@@ -96,7 +99,7 @@ def compare_all(
         start = part.rows[-1].step + 1
 
 
-def _labels(client: Any, experiment_ids: tuple[str, ...]) -> list[str]:
+def _labels(client: Tally, experiment_ids: tuple[str, ...]) -> list[str]:
     """Experiment names for the legend; the id is added where two experiments share a name."""
     names = [client.experiments.get(experiment_id).name for experiment_id in experiment_ids]
     return [
