@@ -88,14 +88,16 @@ def compare_all(
     """Every aligned row in the window: compare answers at most 10,000 rows, so ask again after the last step
     while the answer says it was truncated."""
     rows: list[CompareRow] = []
+    first: CompareResult | None = None
     start = min_step
     while True:
         part: CompareResult = client.metrics.compare(
             selectors, min_step=start, max_step=max_step, limit=10_000
         )
+        first = first or part  # its series count every step of the whole window
         rows.extend(part.rows)
         if not part.truncated or not part.rows:
-            return CompareResult(series=part.series, rows=tuple(rows), truncated=part.truncated)
+            return CompareResult(series=first.series, rows=tuple(rows), truncated=part.truncated)
         start = part.rows[-1].step + 1
 
 

@@ -302,3 +302,15 @@ def test_serve_without_the_server_extra_names_it(monkeypatch: pytest.MonkeyPatch
     result = run("serve", "--help", code=3)
     assert "pip install 'tally-metrics[server]'" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_compare_reads_past_the_servers_row_limit(env: RunningServer, sync_client: Tally) -> None:
+    experiment = sync_client.experiments.create(unique("cli-long"))
+    steps = 10_050  # over the 10,000 rows one compare call answers
+    sync_client.metrics.ingest(
+        experiment.id, [{"name": "m", "value": float(s), "step": s} for s in range(steps)]
+    )
+    compared = json.loads(run("metrics", "compare", experiment.id, "--name", "m", "--json").output)
+    assert [row["step"] for row in compared["rows"]] == list(range(steps))
+    assert compared["truncated"] is False
+    assert compared["series"][0]["points"] == steps
