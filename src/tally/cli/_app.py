@@ -63,12 +63,7 @@ class _Root(click.Group):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
-            from tally._extras import missing_extra
-
-            extra = _EXTRA_OF.get(module_name, "cli")
-            failure = failure_for(missing_extra(error, extra, f"`tally {cmd_name}`"))
-            assert failure is not None
-            raise failure from None
+            return _unavailable(cmd_name, _EXTRA_OF.get(module_name, "cli"), error)
         command: click.Command = getattr(module, attribute)
         return command
 
@@ -82,6 +77,26 @@ class _Root(click.Group):
             if failure is None:
                 raise
             raise failure from None
+
+
+def _unavailable(name: str, extra: str, error: ModuleNotFoundError) -> click.Command:
+    """A stand-in for a command whose extra is missing: listed in `--help` with the extra to install, and
+    failing with that one line (exit code 3) whatever arguments it is given."""
+    from tally._extras import missing_extra
+
+    failure = failure_for(missing_extra(error, extra, f"`tally {name}`"))
+    assert failure is not None
+
+    def fail(**_: object) -> None:
+        raise failure
+
+    return click.Command(
+        name,
+        callback=fail,
+        help=f"(not installed: pip install 'tally-metrics[{extra}]')",
+        add_help_option=False,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
 
 
 @click.group(

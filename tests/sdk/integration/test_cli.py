@@ -314,3 +314,11 @@ def test_compare_reads_past_the_servers_row_limit(env: RunningServer, sync_clien
     assert [row["step"] for row in compared["rows"]] == list(range(steps))
     assert compared["truncated"] is False
     assert compared["series"][0]["points"] == steps
+
+
+def test_help_lists_a_command_whose_extra_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tally_server.cli", None)
+    listing = run("--help").output
+    assert "serve" in listing
+    assert "pip install 'tally-metrics[server]'" in listing
+    assert "tally-metrics[server]" in run("serve", "--port", "1", code=3).output
