@@ -21,6 +21,7 @@ import msgspec
 __all__ = ["Output", "cell", "json_option"]
 
 _encoder = msgspec.json.Encoder()
+_ID_WIDTH = 30  # `exp_` and a 26-character ULID
 
 
 def json_option(command: Any) -> Any:
@@ -80,7 +81,10 @@ class Output:
         if self.for_people:
             from rich.table import Table
 
-            table = Table(*columns, title=title, title_justify="left")
+            table = Table(title=title, title_justify="left")
+            for name in columns:  # ids are copied into the next command: never cut them short
+                is_id = name == "id" or name.endswith("_id")
+                table.add_column(name, no_wrap=is_id, min_width=_ID_WIDTH if is_id else None)
             for row in rows:
                 table.add_row(*(cell(value) for value in row))
                 count += 1
