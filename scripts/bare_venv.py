@@ -31,13 +31,13 @@ def uv_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "uv"]
 
 
-def _run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
     env = {
         key: value
         for key, value in os.environ.items()
         if key not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
     }
-    return subprocess.run(command, capture_output=True, text=True, env=env, check=False, **kwargs)  # type: ignore[call-overload, no-any-return]
+    return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
 
 
 def _checked(command: list[str]) -> None:
