@@ -84,6 +84,10 @@ demo: $(STAMPS)/venv ## The main job: against TALLY_BASE_URL if set, else an emb
 bench: $(STAMPS)/venv ## Measure the SDK against raw httpx on the same server, in one run.
 	$(RUN) python scripts/bench.py
 
+.PHONY: docs-images
+docs-images: $(STAMPS)/venv ## Regenerate docs/images/curves.png (the README's plot) with the CLI.
+	$(RUN) python scripts/readme_plot.py
+
 .PHONY: serve
 serve: $(STAMPS)/venv ## Run the reference server on 127.0.0.1:8787.
 	$(RUN) tally serve

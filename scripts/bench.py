@@ -349,24 +349,11 @@ def bench_async(url: str, api_key: str, rounds: int, calls: int, concurrency: in
 
 
 def bench_import(rounds: int) -> None:
-    def import_time(module: str) -> float:
-        code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-        output = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        ).stdout
-        return float(output)
+    """The bare install's import time against httpx alone, in fresh venvs: see scripts/bench_import.py."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import bench_import
 
-    tally_times, httpx_times = [], []
-    for index in range(rounds):
-        if index % 2 == 0:
-            tally_times.append(import_time("tally"))
-            httpx_times.append(import_time("httpx"))
-        else:
-            httpx_times.append(import_time("httpx"))
-            tally_times.append(import_time("tally"))
-    ratio = statistics.median(tally_times) / statistics.median(httpx_times)
-    figure = f"{statistics.median(tally_times) * 1000:.0f} ms (httpx {statistics.median(httpx_times) * 1000:.0f} ms)"
-    report("import tally", figure, ratio, "<= 1.50", ratio <= 1.50)
+    bench_import.measure(rounds, report)
 
 
 ITERATE_IN_A_FRESH_PROCESS = """
@@ -450,7 +437,7 @@ def main() -> int:
             lambda: bench_bulk_read(url, api_key, rounds, points=20_000 if quick else 100_000),
             lambda: bench_ingest(url, api_key, 3, events_per_round=100_000 if quick else 1_000_000),
             lambda: bench_async(url, api_key, rounds, calls=500 if quick else 2000),
-            lambda: bench_import(5 if quick else 11),
+            lambda: bench_import(7 if quick else 21),
             lambda: bench_memory_iterating(url, api_key, points=100_000 if quick else 1_000_000),
             lambda: bench_memory_with_options(url, api_key, calls=10_000 if quick else 100_000),
             lambda: bench_server_scale.run(report, server_process, quick=quick),

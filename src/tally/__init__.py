@@ -11,52 +11,121 @@
 `AsyncTally` has the same surface for async code. Errors derive from `TallyError`; see `tally._errors`.
 """
 
-from tally._async._client import AsyncTally
-from tally._async._pagination import AsyncPaginator
-from tally._errors import (
-    APIConnectionError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    ConfigurationError,
-    ConflictError,
-    InternalServerError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    ResponseValidationError,
-    TallyError,
-    UnprocessableEntityError,
-)
-from tally._events import event_id
-from tally._raw import RawResponse
-from tally._sync._client import Tally
-from tally._sync._pagination import Paginator
-from tally._types import (
-    NOT_GIVEN,
-    Annotation,
-    AuthStatus,
-    CatalogEntry,
-    ComparedSeries,
-    CompareResult,
-    CompareRow,
-    CreatedIngestionKey,
-    EventConflict,
-    Experiment,
-    ExperimentStatus,
-    Folder,
-    Health,
-    IngestionKey,
-    IngestResult,
-    KeyKind,
-    MetadataValueCount,
-    MetricEvent,
-    MetricPoint,
-    NotGiven,
-    Page,
-    SeriesSelector,
-)
+from __future__ import annotations
+
+import importlib
+
+# Not `from typing import TYPE_CHECKING`: `import tally` itself then loads nothing (type checkers know the name).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tally._async._client import AsyncTally
+    from tally._async._pagination import AsyncPaginator
+    from tally._errors import (
+        APIConnectionError,
+        APIStatusError,
+        APITimeoutError,
+        AuthenticationError,
+        BadRequestError,
+        ConfigurationError,
+        ConflictError,
+        InternalServerError,
+        NotFoundError,
+        PermissionDeniedError,
+        RateLimitError,
+        ResponseValidationError,
+        TallyError,
+        UnprocessableEntityError,
+    )
+    from tally._events import event_id
+    from tally._raw import RawResponse
+    from tally._sync._client import Tally
+    from tally._sync._pagination import Paginator
+    from tally._types import (
+        NOT_GIVEN,
+        Annotation,
+        AuthStatus,
+        CatalogEntry,
+        ComparedSeries,
+        CompareResult,
+        CompareRow,
+        CreatedIngestionKey,
+        EventConflict,
+        Experiment,
+        ExperimentStatus,
+        Folder,
+        Health,
+        IngestionKey,
+        IngestResult,
+        KeyKind,
+        MetadataValueCount,
+        MetricEvent,
+        MetricPoint,
+        NotGiven,
+        Page,
+        SeriesSelector,
+    )
+
+# Names are imported on first use (PEP 562), so `import tally` costs almost nothing and `from tally import Tally`
+# loads the sync client alone: not asyncio, not the async client, not the generated package. Type checkers read
+# the imports above instead.
+_LAZY: dict[str, str] = {
+    "APIConnectionError": "tally._errors",
+    "APIStatusError": "tally._errors",
+    "APITimeoutError": "tally._errors",
+    "Annotation": "tally._types",
+    "AsyncPaginator": "tally._async._pagination",
+    "AsyncTally": "tally._async._client",
+    "AuthStatus": "tally._types",
+    "AuthenticationError": "tally._errors",
+    "BadRequestError": "tally._errors",
+    "CatalogEntry": "tally._types",
+    "CompareResult": "tally._types",
+    "CompareRow": "tally._types",
+    "ComparedSeries": "tally._types",
+    "ConfigurationError": "tally._errors",
+    "ConflictError": "tally._errors",
+    "CreatedIngestionKey": "tally._types",
+    "EventConflict": "tally._types",
+    "Experiment": "tally._types",
+    "ExperimentStatus": "tally._types",
+    "Folder": "tally._types",
+    "Health": "tally._types",
+    "IngestResult": "tally._types",
+    "IngestionKey": "tally._types",
+    "InternalServerError": "tally._errors",
+    "KeyKind": "tally._types",
+    "MetadataValueCount": "tally._types",
+    "MetricEvent": "tally._types",
+    "MetricPoint": "tally._types",
+    "NOT_GIVEN": "tally._types",
+    "NotFoundError": "tally._errors",
+    "NotGiven": "tally._types",
+    "Page": "tally._types",
+    "Paginator": "tally._sync._pagination",
+    "PermissionDeniedError": "tally._errors",
+    "RateLimitError": "tally._errors",
+    "RawResponse": "tally._raw",
+    "ResponseValidationError": "tally._errors",
+    "SeriesSelector": "tally._types",
+    "Tally": "tally._sync._client",
+    "TallyError": "tally._errors",
+    "UnprocessableEntityError": "tally._errors",
+    "event_id": "tally._events",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tally' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __version__ = "0.1.0"
 

@@ -5,7 +5,6 @@ The one retry transport (`_async/_transport.py` and its generated sync twin) ask
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import email.utils
 import random
@@ -124,4 +123,6 @@ async def async_sleep(seconds: float) -> None:
     if _Testing.active:
         _Testing.sleeps.append(seconds)
         return
+    import asyncio  # here, not at the top: the sync client must not load asyncio
+
     await asyncio.sleep(seconds)

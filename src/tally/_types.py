@@ -12,10 +12,15 @@ Arrays are tuples; fields cannot be reassigned. `to_dict()` gives plain dicts an
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
 
 __all__ = [
     "NOT_GIVEN",
@@ -189,6 +194,19 @@ class CompareResult(_Model, frozen=True, kw_only=True):
     series: tuple[ComparedSeries, ...]
     rows: tuple[CompareRow, ...]
     truncated: bool
+
+    def to_pandas(self, labels: Sequence[str] | None = None) -> pd.DataFrame:
+        """A pandas DataFrame: a `step` column, then one column per series, named by `labels` or readably
+        (`tally._frames.series_labels`). Needs the `[pandas]` extra."""
+        from tally._frames import compare_to_pandas
+
+        return compare_to_pandas(self, labels)
+
+    def to_polars(self, labels: Sequence[str] | None = None) -> pl.DataFrame:
+        """`to_pandas`, as a polars DataFrame. Needs the `[polars]` extra."""
+        from tally._frames import compare_to_polars
+
+        return compare_to_polars(self, labels)
 
 
 class CatalogEntry(_Model, frozen=True, kw_only=True):

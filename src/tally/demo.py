@@ -20,11 +20,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
 from tally import AuthenticationError, Tally, TallyError
+from tally._extras import MissingExtraError, missing_extra
+
+try:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+except ModuleNotFoundError as error:  # a bare install: say which extra, in one line
+    raise SystemExit(str(missing_extra(error, "cli", "the demo's progress bar and tables"))) from None
 
 STEPS = 10_000  # training steps per experiment
 TRAIN_METRICS = (
@@ -233,6 +237,9 @@ def main() -> int:
         console.print(f"[bold red]demo failed:[/] {failure}")
         return 1
     except TallyError as error:
+        console.print(f"[bold red]demo failed:[/] {error}")
+        return 1
+    except MissingExtraError as error:  # no TALLY_BASE_URL and no reference server installed
         console.print(f"[bold red]demo failed:[/] {error}")
         return 1
     return 0

@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tally._extras import require
+
 if TYPE_CHECKING:
     from tally import AsyncTally, Tally
     from tally_server import RunningServer
@@ -71,12 +73,7 @@ def start_embedded(
 
     `db=None` gives a scratch in-memory database that vanishes with the server; pass a path to keep the data.
     """
-    try:
-        from tally_server import start_server
-    except ImportError as exc:  # pragma: no cover - only without the server's dependencies
-        raise ImportError(
-            "the embedded server needs tally_server and its dependencies (starlette, uvicorn)"
-        ) from exc
+    start_server = require("tally_server", "server").start_server
     running = start_server(db=db, rate_limit=rate_limit, validate_responses=validate_responses)
     return EmbeddedServer(url=running.url, api_key=running.api_key, _running=running)
 

@@ -94,3 +94,23 @@ def errors() -> list[object]:
         recorded: list[float] = waits
         seen.append(recorded)
     return seen
+
+
+def frames() -> None:
+    import polars as pl
+
+    with Tally() as client:
+        result: tally.CompareResult = client.metrics.compare([{"experiment_id": "e", "name": "loss"}])
+        by_step: pl.DataFrame = result.to_polars(labels=["a"])
+        listing: pl.DataFrame = client.metrics.list("e", name="loss").to_polars()
+        table = result.to_pandas()
+        points = client.metrics.list("e").to_pandas()
+        del by_step, listing, table, points
+
+
+async def async_frames() -> None:
+    import polars as pl
+
+    async with AsyncTally() as client:
+        listing: pl.DataFrame = await client.metrics.list("e").to_polars()
+        del listing

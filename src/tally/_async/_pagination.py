@@ -7,10 +7,14 @@ only fetches. See `tally._pagination` for exactly what `next_cursor` means.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from tally._pagination import PageWalk
 from tally._types import Page
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
 
 __all__ = ["AsyncPaginator"]
 
@@ -55,6 +59,20 @@ class AsyncPaginator(Generic[T]):
         async for page in self.pages():
             for item in page.data:
                 yield item
+
+    # ---- DataFrames (tally._frames); pandas and polars are imported only here, when asked for -------------
+    async def to_pandas(self) -> pd.DataFrame:
+        """Every item still to come (up to `limit`) as a pandas DataFrame: metric points one row each with
+        `metadata.<key>` columns, other types one column per field. Needs the `[pandas]` extra."""
+        from tally._frames import items_to_pandas
+
+        return items_to_pandas([item async for item in self])
+
+    async def to_polars(self) -> pl.DataFrame:
+        """`to_pandas`, as a polars DataFrame. Needs the `[polars]` extra."""
+        from tally._frames import items_to_polars
+
+        return items_to_polars([item async for item in self])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(next_cursor={self.next_cursor!r}, has_more={self.has_more})"

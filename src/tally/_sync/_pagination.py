@@ -8,10 +8,14 @@ only fetches. See `tally._pagination` for exactly what `next_cursor` means.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from tally._pagination import PageWalk
 from tally._types import Page
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
 
 __all__ = ["Paginator"]
 
@@ -55,6 +59,20 @@ class Paginator(Generic[T]):
     def __iter__(self) -> Iterator[T]:
         for page in self.pages():
             yield from page.data
+
+    # ---- DataFrames (tally._frames); pandas and polars are imported only here, when asked for -------------
+    def to_pandas(self) -> pd.DataFrame:
+        """Every item still to come (up to `limit`) as a pandas DataFrame: metric points one row each with
+        `metadata.<key>` columns, other types one column per field. Needs the `[pandas]` extra."""
+        from tally._frames import items_to_pandas
+
+        return items_to_pandas([item for item in self])
+
+    def to_polars(self) -> pl.DataFrame:
+        """`to_pandas`, as a polars DataFrame. Needs the `[polars]` extra."""
+        from tally._frames import items_to_polars
+
+        return items_to_polars([item for item in self])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(next_cursor={self.next_cursor!r}, has_more={self.has_more})"

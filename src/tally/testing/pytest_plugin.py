@@ -11,6 +11,10 @@ Fixtures:
 - `tally_client`: a `Tally` on it, closed after the test.
 - `async_tally_client`: an `AsyncTally` on it, closed after the test.
 
+The fixtures need the reference server (`pip install 'tally-metrics[server]'`). This plugin is loaded by
+pytest wherever Tally is installed, so it imports nothing beyond pytest until a fixture is used; a fixture used
+in a bare install fails with one line naming the extra.
+
 Isolation: one server for the whole session by default; `--tally-isolation=function` (or the ini option
 `tally_isolation = function`) gives every test its own server and empty database.
 """
@@ -55,9 +59,14 @@ def _server_scope(fixture_name: str, config: pytest.Config) -> str:
 @pytest.fixture(scope=_server_scope)  # type: ignore[arg-type]
 def tally_server() -> Iterator[EmbeddedServer]:
     """A real Tally reference server on a free loopback port, with a scratch database."""
+    from tally._extras import MissingExtraError
     from tally.embedded import start_embedded
 
-    with start_embedded() as server:
+    try:
+        server = start_embedded()
+    except MissingExtraError as error:  # a bare install: one line naming the extra, no traceback
+        pytest.fail(str(error), pytrace=False)
+    with server:
         yield server
 
 

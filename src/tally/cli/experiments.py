@@ -1,0 +1,185 @@
+"""`tally experiments`: list with filters, show, create, set status, move."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+
+from tally._types import ExperimentStatus, Folder
+from tally.cli._app import settings
+from tally.cli._output import Output, json_option
+from tally.cli._params import metadata_option, pairs
+
+__all__ = ["experiments"]
+
+_STATUSES = [status.value for status in ExperimentStatus]
+_COLUMNS = ("id", "name", "status", "folder_id", "created_at", "ended_at")
+
+
+@click.group()
+def experiments() -> None:
+    """Experiments and their lifecycle."""
+
+
+@experiments.command("list")
+@click.option("--folder", "folder_id", metavar="FOLDER_ID", help="Only experiments in this folder.")
+@click.option("--status", type=click.Choice(_STATUSES), help="Only experiments with this status.")
+@click.option("--name-prefix", metavar="TEXT", help="Only names starting with this.")
+@click.option("--created-after", type=click.DateTime(), help="Created after this time (UTC if no zone).")
+@click.option("--created-before", type=click.DateTime(), help="Created before this time (UTC if no zone).")
+@click.option("--limit", type=click.IntRange(min=0), help="At most this many.")
+@json_option
+@click.pass_context
+def list_(
+    ctx: click.Context,
+    folder_id: str | None,
+    status: str | None,
+    name_prefix: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """Experiments matching every filter given, oldest first.
+
+    \b
+    Examples:
+      tally experiments list --status running
+      tally experiments list --folder fld_... --name-prefix resnet --limit 20
+      tally experiments list --created-after 2026-11-01 --json | jq -r .id
+    """
+    out = Output(as_json)
+    with settings(ctx).client() as client:
+        found = client.experiments.list(
+            folder_id=folder_id,
+            status=status,
+            name_prefix=name_prefix,
+            created_after=_utc(created_after),
+            created_before=_utc(created_before),
+            limit=limit,
+            page_size=1000 if limit is None else None,
+        )
+        if as_json:
+            out.lines(found)
+            return
+        count = out.table(_COLUMNS, ([getattr(e, c) for c in _COLUMNS] for e in found), title="experiments")
+    if count == 0:
+        out.note("no experiments match")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    from datetime import UTC
+
+    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@experiments.command("show")
+@click.argument("experiment_id")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, experiment_id: str, as_json: bool) -> None:
+    """One experiment, with its folder's name and its metric names.
+
+    \b
+    Examples:
+      tally experiments show exp_...
+      tally experiments show exp_... --json | jq .status
+    """
+    out = Output(as_json)
+    with settings(ctx).client() as client:
+        experiment = client.experiments.get(experiment_id)
+        if as_json:
+            out.document(experiment)
+            return
+        folder: Folder | None = client.folders.get(experiment.folder_id) if experiment.folder_id else None
+        metrics = [entry.name for entry in client.metric_catalog.list(experiment_id=experiment_id, limit=50)]
+    out.fields(
+        [
+            ("id", experiment.id),
+            ("name", experiment.name),
+            ("status", experiment.status),
+            ("folder", f"{folder.name} ({folder.id})" if folder else None),
+            ("description", experiment.description),
+            ("metadata", experiment.metadata),
+            ("created", experiment.created_at),
+            ("ended", experiment.ended_at),
+            ("metrics", metrics),
+        ]
+    )
+
+
+@experiments.command("create")
+@click.argument("name")
+@click.option("--folder", "folder_id", metavar="FOLDER_ID", help="Create it in this folder.")
+@click.option("--description", help="A description.")
+@metadata_option("Metadata to attach (repeat the option for several).")
+@json_option
+@click.pass_context
+def create(
+    ctx: click.Context,
+    name: str,
+    folder_id: str | None,
+    description: str | None,
+    metadata: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Create an experiment (status `running`); prints its id.
+
+    \b
+    Examples:
+      tally experiments create resnet50-baseline --metadata lr=3e-4 --metadata seed=1
+      EXP=$(tally experiments create sweep-7 --folder fld_...)
+    """
+    with settings(ctx).client() as client:
+        experiment = client.experiments.create(
+            name, folder_id=folder_id, description=description, metadata=pairs(metadata) or None
+        )
+    if as_json:
+        Output(True).document(experiment)
+    else:
+        click.echo(experiment.id)
+
+
+@experiments.command("set-status")
+@click.argument("experiment_id")
+@click.argument("status", type=click.Choice([s for s in _STATUSES if s != "running"]))
+@json_option
+@click.pass_context
+def set_status(ctx: click.Context, experiment_id: str, status: str, as_json: bool) -> None:
+    """End a running experiment: completed, failed or cancelled (terminal states are final).
+
+    \b
+    Examples:
+      tally experiments set-status exp_... completed
+    """
+    with settings(ctx).client() as client:
+        experiment = client.experiments.update_status(experiment_id, status)
+    if as_json:
+        Output(True).document(experiment)
+    else:
+        click.echo(f"{experiment.id} {experiment.status}")
+
+
+@experiments.command("move")
+@click.argument("experiment_id")
+@click.option("--folder", "folder_id", metavar="FOLDER_ID", help="The folder to move it into.")
+@click.option("--root", "to_root", is_flag=True, help="Take it out of every folder.")
+@json_option
+@click.pass_context
+def move(ctx: click.Context, experiment_id: str, folder_id: str | None, to_root: bool, as_json: bool) -> None:
+    """Move an experiment into a folder (--folder), or out of every folder (--root).
+
+    \b
+    Examples:
+      tally experiments move exp_... --folder fld_...
+      tally experiments move exp_... --root
+    """
+    if (folder_id is None) == (not to_root):
+        raise click.UsageError("give exactly one of --folder FOLDER_ID or --root")
+    with settings(ctx).client() as client:
+        experiment = client.experiments.move(experiment_id, None if to_root else folder_id)
+    if as_json:
+        Output(True).document(experiment)
+    else:
+        click.echo(f"{experiment.id} -> {experiment.folder_id or '(top level)'}")

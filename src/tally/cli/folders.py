@@ -1,0 +1,116 @@
+"""`tally folders`: the folder tree, and creating folders."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from tally.cli._app import settings
+from tally.cli._output import Output, json_option
+
+if TYPE_CHECKING:
+    from tally import Tally
+
+__all__ = ["folders"]
+
+
+@click.group()
+def folders() -> None:
+    """Folders organise experiments in a tree."""
+
+
+def _subtree(client: Tally, parent_id: str | None, with_experiments: bool) -> list[dict[str, Any]]:
+    """Every folder under `parent_id`, each with its `children` (and `experiments` when asked), by walking
+    the `list(parent_id=...)` endpoint level by level."""
+    nodes = []
+    for folder in client.folders.list(parent_id=parent_id, page_size=1000):
+        node: dict[str, Any] = {"id": folder.id, "name": folder.name, "parent_id": folder.parent_id}
+        if with_experiments:
+            node["experiments"] = [
+                {"id": e.id, "name": e.name, "status": e.status}
+                for e in client.experiments.list(folder_id=folder.id, page_size=1000)
+            ]
+        node["children"] = _subtree(client, folder.id, with_experiments)
+        nodes.append(node)
+    return nodes
+
+
+@folders.command("tree")
+@click.option("--root", "root_id", metavar="FOLDER_ID", help="Show only the tree under this folder.")
+@click.option("--experiments", "with_experiments", is_flag=True, help="List each folder's experiments too.")
+@json_option
+@click.pass_context
+def tree(ctx: click.Context, root_id: str | None, with_experiments: bool, as_json: bool) -> None:
+    """The folder tree (from the top, or under --root).
+
+    \b
+    Examples:
+      tally folders tree
+      tally folders tree --experiments
+      tally folders tree --json | jq '.[].name'
+    """
+    out = Output(as_json)
+    with settings(ctx).client() as client:
+        if root_id is not None:
+            client.folders.get(root_id)  # a wrong id is "not found", not an empty tree
+        nodes = _subtree(client, root_id, with_experiments)
+    if as_json:
+        out.document(nodes)
+        return
+    if not nodes:
+        out.note("no folders" + (" under this one" if root_id else " yet: tally folders create NAME"))
+        return
+    if out.for_people:
+        from rich.tree import Tree
+
+        top = Tree(root_id or "[bold]folders[/]")
+        _grow(top, nodes)
+        out.console.print(top)
+        return
+    for line in _plain(nodes, 0):
+        click.echo(line)
+
+
+def _grow(branch: Any, nodes: list[dict[str, Any]]) -> None:
+    for node in nodes:
+        child = branch.add(f"[bold]{node['name']}[/]  [dim]{node['id']}[/]")
+        for experiment in node.get("experiments", []):
+            child.add(f"{experiment['name']}  [dim]{experiment['id']} {experiment['status']}[/]")
+        _grow(child, node["children"])
+
+
+def _plain(nodes: list[dict[str, Any]], depth: int) -> list[str]:
+    lines = []
+    for node in nodes:
+        lines.append(f"{'  ' * depth}{node['name']}/\t{node['id']}")
+        for experiment in node.get("experiments", []):
+            lines.append(
+                f"{'  ' * (depth + 1)}{experiment['name']}\t{experiment['id']}\t{experiment['status']}"
+            )
+        lines.extend(_plain(node["children"], depth + 1))
+    return lines
+
+
+@folders.command("create")
+@click.argument("name")
+@click.option("--parent", "parent_id", metavar="FOLDER_ID", help="Create it inside this folder.")
+@click.option("--description", help="A description.")
+@json_option
+@click.pass_context
+def create(
+    ctx: click.Context, name: str, parent_id: str | None, description: str | None, as_json: bool
+) -> None:
+    """Create a folder (names are unique within a parent).
+
+    \b
+    Examples:
+      tally folders create vision
+      tally folders create resnet --parent fld_...
+    """
+    with settings(ctx).client() as client:
+        folder = client.folders.create(name, parent_id=parent_id, description=description)
+    if as_json:
+        Output(True).document(folder)
+    else:
+        click.echo(folder.id)
