@@ -1,4 +1,4 @@
-"""The `tally` command: `tally serve`, `tally auth login`, `tally auth status`.
+"""The `tally` command: `tally serve`, `tally auth login`, `tally auth status`, `tally sync`.
 
 `tally serve` is the reference server's command, imported only when it is run, so the SDK's CLI does not
 load the server otherwise.
@@ -83,6 +83,67 @@ def status() -> None:
     click.echo(f"organisation: {result.organization_name} ({result.organization_id})")
     click.echo(f"key:          {result.key_id} ({result.key_kind})")
     click.echo(f"scopes:       {', '.join(result.scopes)}")
+
+
+# ---- tally sync: upload the spools of crashed, offline or interrupted runs (tally.run._replay) ----------------
+@cli.command("sync")
+@click.option(
+    "--dir", "directory", type=click.Path(file_okay=False), default=None, help="The spool directory."
+)
+@click.option(
+    "--status", "status_only", is_flag=True, help="Only list pending spools and their event counts."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def sync(directory: str | None, status_only: bool, as_json: bool) -> None:
+    """Upload every pending run spool (exactly once), or list them with --status.
+
+    The spool directory is --dir, else TALLY_SPOOL_DIR, else the user data directory. Exit code 1 if a spool
+    could not be synced.
+
+    \b
+    Examples:
+      tally sync
+      tally sync --status
+      tally sync --dir /scratch/tally-spool --json
+    """
+    import json
+    from pathlib import Path
+
+    from tally.run import spool_root, spool_status, sync_spools
+
+    root = Path(directory) if directory else spool_root()
+    if status_only:
+        reports = spool_status(root)
+    else:
+        from tally._sync._client import Tally
+
+        try:
+            with Tally(offline=False) as client:
+                reports = sync_spools(client, root)
+        except TallyError as error:
+            raise click.ClickException(str(error)) from error
+    if as_json:
+        click.echo(json.dumps([report.as_dict() for report in reports], indent=2))
+    elif not reports:
+        click.echo(f"no spools in {root}")
+    for report in [] if as_json else reports:
+        line = f"{report.state:8} {report.run_key}  {report.name or '-'}  experiment {report.experiment_id or '-'}"
+        if status_only or report.state == "in_use":
+            line += f"  pending {report.pending:,}"
+        else:
+            line += (
+                f"  stored {report.stored:,} (duplicates {report.duplicates:,})  rejected {report.rejected:,}"
+            )
+            line += f"  pending {report.pending:,}"
+        click.echo(line)
+        for segment, offset, size, reason in report.torn:
+            click.echo(
+                f"         lost: segment {segment}: {size} bytes at offset {offset} skipped ({reason})"
+            )
+        if report.error:
+            click.echo(f"         error: {report.error}")
+    if any(report.state == "failed" for report in reports):
+        sys.exit(1)
 
 
 def main() -> None:

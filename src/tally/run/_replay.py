@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SpoolReport", "spool_status", "sync_spools"]
 
+_CHUNK = 4 << 20
+
 
 @dataclass
 class SpoolReport:
@@ -50,13 +52,17 @@ def _pending_events(store: FileStore, progress: dict[str, Any], final: bool) -> 
     for number in store.segments():
         if number < progress["segment"]:
             continue
-        start = progress["offset"] if number == progress["segment"] else len(MAGIC)
-        data = store.read(number, start, 1 << 62) or b""
-        for _end, payload in decode_records(data, base=start, final=final).records:
-            if payload[0] == KIND_LOG:
-                count += len(payload[5])
-            elif payload[0] == KIND_ANNOTATION:
-                count += 1
+        offset = progress["offset"] if number == progress["segment"] else len(MAGIC)
+        while data := store.read(number, offset, _CHUNK):
+            decoded = decode_records(data, base=offset, final=final and len(data) < _CHUNK)
+            for _end, payload in decoded.records:
+                if payload[0] == KIND_LOG:
+                    count += len(payload[5])
+                elif payload[0] == KIND_ANNOTATION:
+                    count += 1
+            if decoded.end == offset or decoded.torn is not None:
+                break
+            offset = decoded.end
     return count
 
 

@@ -414,7 +414,7 @@ def start_run(
     sender_client = None if offline else _sender_client(client)
     if name is not None and sender_client is not None:
         try:  # create it now when the server answers; when it does not, the sender creates it later
-            experiment = sender_client.with_options(max_retries=0, timeout=5.0).experiments.create(
+            experiment = sender_client.with_options(max_retries=0, timeout=3.0).experiments.create(
                 name,
                 description=description,
                 metadata=metadata,
@@ -427,53 +427,58 @@ def start_run(
         except BaseException:
             sender_client.close()
             raise
-    header = {
-        "run_key": run_key,
-        "name": name,
-        "experiment_id": experiment_id,
-        "folder_id": folder_id,
-        "description": description,
-        "metadata": dict(metadata) if metadata else None,
-        "created": time.time(),
-    }
-    directory: Path | None = None
-    lock: SpoolLock | None = None
-    store: Store
-    if durability == "memory":
-        store = MemoryStore()
-        logger.warning(
-            "tally: durability='memory': the run keeps no spool; events not yet sent are lost if the process dies"
-        )
-    else:
-        root = make_private_dir(spool_root())
-        directory = make_private_dir(root / run_key)
-        lock = SpoolLock(directory)
-        lock.acquire()
-        store = FileStore(directory)
-    writer = SpoolWriter(store, header, cap_bytes=spool_cap, policy=on_full, can_wait=not offline)
-    drain = Drain(store, sender_client, directory=directory, writer=writer, header=header)
-    if experiment_id is not None and name is not None:
-        drain.experiment_id = experiment_id
-        drain.progress.append([KIND_EXPERIMENT, experiment_id])
-    sender: Sender | None = None
-    if sender_client is not None:
-        leftovers: list[Callable[[], Drain | None]] = []
-        if name is None and experiment_id is not None and directory is not None:
-            resumed, own = experiment_id, directory
-            leftovers.extend(
-                functools.partial(_leftover, path, sender_client, resumed)
-                for path in iter_spools(directory.parent)
-                if path != own
+    try:
+        header = {
+            "run_key": run_key,
+            "name": name,
+            "experiment_id": experiment_id,
+            "folder_id": folder_id,
+            "description": description,
+            "metadata": dict(metadata) if metadata else None,
+            "created": time.time(),
+        }
+        directory: Path | None = None
+        lock: SpoolLock | None = None
+        store: Store
+        if durability == "memory":
+            store = MemoryStore()
+            logger.warning(
+                "tally: durability='memory': the run keeps no spool; events not yet sent are lost if the process dies"
             )
-        sender = Sender(drain, leftovers=leftovers, fsync_interval=1.0 if durability == "power" else None)
-        sender.start()
-    return Run(
-        name=name,
-        writer=writer,
-        drain=drain,
-        sender=sender,
-        lock=lock,
-        flush_timeout=timeout,
-        offline=offline,
-        owned_client=sender_client,
-    )
+        else:
+            root = make_private_dir(spool_root())
+            directory = make_private_dir(root / run_key)
+            lock = SpoolLock(directory)
+            lock.acquire()
+            store = FileStore(directory)
+        writer = SpoolWriter(store, header, cap_bytes=spool_cap, policy=on_full, can_wait=not offline)
+        drain = Drain(store, sender_client, directory=directory, writer=writer, header=header)
+        if experiment_id is not None and name is not None:
+            drain.experiment_id = experiment_id
+            drain.progress.append([KIND_EXPERIMENT, experiment_id])
+        sender: Sender | None = None
+        if sender_client is not None:
+            leftovers: list[Callable[[], Drain | None]] = []
+            if name is None and experiment_id is not None and directory is not None:
+                resumed, own = experiment_id, directory
+                leftovers.extend(
+                    functools.partial(_leftover, path, sender_client, resumed)
+                    for path in iter_spools(directory.parent)
+                    if path != own
+                )
+            sender = Sender(drain, leftovers=leftovers, fsync_interval=1.0 if durability == "power" else None)
+            sender.start()
+        return Run(
+            name=name,
+            writer=writer,
+            drain=drain,
+            sender=sender,
+            lock=lock,
+            flush_timeout=timeout,
+            offline=offline,
+            owned_client=sender_client,
+        )
+    except BaseException:
+        if sender_client is not None:
+            sender_client.close()
+        raise

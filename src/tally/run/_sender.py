@@ -116,6 +116,8 @@ class Drain:
         self.progress = ProgressLog(directory)
         self.header: dict[str, Any] | None = header if header is not None else _header(store)
         self.experiment_id: str | None = state["experiment_id"]
+        if self.experiment_id is None and self.header and self.header.get("experiment_id"):
+            self.experiment_id = str(self.header["experiment_id"])
         self.segment: int = state["segment"]
         self.offset: int = state["offset"]
         self.stored: int = state["stored"]
@@ -139,23 +141,23 @@ class Drain:
     # ---- reading ----------------------------------------------------------------------------------------------
     def _fill(self) -> None:
         """Decode the next chunk of records into the buffer (moving on to the next segment at the end of one)."""
+        size = READ_BYTES
         while not self._buffer:
             segments = self.store.segments()
             later = [n for n in segments if n > self._read_segment]
             if self._read_segment not in segments:
                 if not later:
                     return
-                if self.writer is None or self._read_segment < min(later):
-                    logger.warning("tally: spool segment %d is gone (dropped at the cap)", self._read_segment)
+                logger.warning("tally: spool segment %d is gone (dropped at the cap)", self._read_segment)
                 self._read_segment, self._read_offset = later[0], len(MAGIC)
                 continue
+            # Listed before reading: once a later segment exists, this one gets no more writes.
             final = bool(later) or self.writer is None or self.writer.closed
-            data = self.store.read(self._read_segment, self._read_offset, READ_BYTES)
+            data = self.store.read(self._read_segment, self._read_offset, size)
             if data is None:
                 continue
-            if len(data) == READ_BYTES:
-                final = False  # more of the file follows this chunk
-            decoded = decode_records(data, base=self._read_offset, final=final)
+            full = len(data) == size
+            decoded = decode_records(data, base=self._read_offset, final=final and not full)
             for end, payload in decoded.records:
                 self._buffer.append((self._read_segment, end, payload))
             self._read_offset = decoded.end
@@ -170,10 +172,17 @@ class Drain:
                     decoded.torn.offset,
                     decoded.torn.reason,
                 )
-                self._read_offset += decoded.torn.size
-            if decoded.records or len(data) == READ_BYTES:
+                if later:
+                    self._read_segment, self._read_offset = later[0], len(MAGIC)
+                else:
+                    self._read_offset += decoded.torn.size
                 continue
-            if later and self._read_offset >= len(MAGIC):
+            if decoded.records:
+                continue
+            if full:
+                size *= 2  # one record larger than the chunk
+                continue
+            if later:
                 self._read_segment, self._read_offset = later[0], len(MAGIC)
                 continue
             return
@@ -387,7 +396,8 @@ class Sender:
                 logger.info("tally: sending the run failed (%s); retrying in %.1f s", error, delay)
                 self._stop.wait(delay)
                 continue
-            if drain is not None and drain is not self.own and drain.finished:
+            if drain is not None and drain is not self.own and (drain.finished or not worked):
+                drain.finished = True  # no one writes a leftover: caught up is done
                 drain.remove_if_done()
                 self._leftovers.pop(0)
                 continue
