@@ -19,7 +19,6 @@ import re
 import sys
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -336,7 +335,8 @@ class Run:
         return f"<Run {self.name or self.id!r} logged={self._logged}>"
 
 
-_LIVE: weakref.WeakSet[Run] = weakref.WeakSet()
+_LIVE: set[Run] = set()
+"""Open runs, held until closed (a run dropped without closing is still flushed and closed at exit)."""
 
 
 @atexit.register

@@ -136,7 +136,9 @@ def test_segments_roll_and_each_starts_with_the_header(tmp_path: Path) -> None:
         assert stat.S_IMODE(os.stat(store.path(number)).st_mode) == 0o600
 
 
-def test_drop_oldest_at_the_cap_counts_what_it_drops(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_drop_oldest_at_the_cap_counts_what_it_drops(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = FileStore(tmp_path)
     writer = SpoolWriter(store, {"run_key": "k"}, cap_bytes=1 << 16, policy="drop_oldest")
     for seq in range(1, 2000):
@@ -190,7 +192,9 @@ def test_the_checks_of_names_and_labels_match_the_spec() -> None:
         ({"loss": 1.0}, {"metadata": {"split": 3}}, "metadata\\['split'\\]"),
     ],
 )
-def test_log_refuses_bad_input_naming_it(values: dict[str, Any], kwargs: dict[str, Any], message: str) -> None:
+def test_log_refuses_bad_input_naming_it(
+    values: dict[str, Any], kwargs: dict[str, Any], message: str
+) -> None:
     with Tally(offline=True) as client, client.run("checks") as run:
         with pytest.raises(ValueError, match=message):
             run.log(values, **kwargs)
