@@ -131,7 +131,7 @@ with Tally(api_key="tk_org_" + "x" * 32, base_url=f"http://127.0.0.1:{port}") as
         if step % 10_000 == 0:
             peak = max(peak, rss())
     spool = run.status().spool
-    size = sum(os.path.getsize(os.path.join(spool, n)) for n in os.listdir(spool) if n.endswith(".seg"))
+    size = sum(os.stat(os.path.join(spool, n)).st_blocks * 512 for n in os.listdir(spool) if n.endswith(".seg"))
     print(peak - baseline, size, run.status().pending)
     run.close()
 """

@@ -187,6 +187,10 @@ class Drain:
                 continue
             return
 
+    def _refill(self) -> bool:
+        self._fill()
+        return bool(self._buffer)
+
     # ---- sending ----------------------------------------------------------------------------------------------
     def _ack(self, segment: int, offset: int) -> None:
         if segment > self.segment:
@@ -233,7 +237,7 @@ class Drain:
         run_key = str(self.header["run_key"]) if self.header else ""
         events: list[dict[str, Any]] = []
         last: tuple[int, int, Any] | None = None
-        while buffer:
+        while buffer or (events and len(events) < BATCH_EVENTS and self._refill()):
             segment, end, payload = buffer[0]
             kind = payload[0]
             if kind == KIND_RUN:

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from tally import AsyncTally, Tally
 from tally.cli import cli
 from tally.run import spool_status, sync_spools
+from tally.run._format import MAGIC, decode_records
 from tally.run._spool import FileStore
 from tally_server import RunningServer
 
@@ -105,7 +106,9 @@ def test_a_truncated_spool_replays_the_rest_and_reports_the_loss(
     # The process "dies" mid-write: the last record is cut short. (The run is never closed.)
     spool = Path(run.status().spool or "")
     segment = FileStore(spool).path(1)
-    os.truncate(segment, os.path.getsize(segment) - 7)
+    written = decode_records(segment.read_bytes()[len(MAGIC) :], base=len(MAGIC)).end
+    assert written < os.path.getsize(segment)  # a crashed writer leaves the zeros it grew the file by
+    os.truncate(segment, written - 7)
     run._lock.release()  # type: ignore[union-attr]  # as the kernel would for a dead process
     run._closed = True
     [report] = sync_spools(sync_client, tmp_path / "spool")

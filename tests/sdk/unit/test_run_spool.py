@@ -87,6 +87,14 @@ def test_an_incomplete_tail_of_a_live_file_is_not_torn_but_a_bad_checksum_is() -
     assert bad.torn.reason == "checksum mismatch"
 
 
+def test_zeros_after_the_records_are_the_end_of_the_data_not_a_torn_tail() -> None:
+    data = frame([1, 1, None, 0.0, None, {"a": 1.0}])
+    decoded = decode_records(data + bytes(4096))
+    assert len(decoded.records) == 1
+    assert decoded.torn is None
+    assert decoded.end == len(data)
+
+
 def test_a_frame_is_length_checksum_payload() -> None:
     data = frame([3, 7, "completed"])
     length, checksum = HEADER.unpack_from(data)
@@ -143,6 +151,7 @@ def test_drop_oldest_at_the_cap_counts_what_it_drops(
     writer = SpoolWriter(store, {"run_key": "k"}, cap_bytes=1 << 16, policy="drop_oldest")
     for seq in range(1, 2000):
         writer.append(_record(seq), 10)
+    writer.close()
     total = sum(os.path.getsize(store.path(n)) for n in store.segments())
     assert total <= 1 << 16
     kept = 0
