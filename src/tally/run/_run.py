@@ -16,9 +16,9 @@ import atexit
 import functools
 import os
 import re
+import secrets
 import sys
 import time
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path

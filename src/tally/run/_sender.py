@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import random
 import threading
 import time
@@ -90,6 +91,54 @@ class ProgressLog:
             self._fd = None
 
 
+class _Pending:
+    """The answer to one call that a `_Worker` makes."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._result: Any = None
+        self._error: BaseException | None = None
+
+    def result(self) -> Any:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+class _Worker:
+    """One daemon thread that makes calls handed to it, one at a time. (Not `ThreadPoolExecutor`: its threads
+    are joined at interpreter exit, and a request to a server that never answers would then hang the exit.)"""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[tuple[_Pending, Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> _Pending:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="tally-run-request", daemon=True)
+            self._thread.start()
+        pending = _Pending()
+        self._calls.put((pending, function, args))
+        return pending
+
+    def _run(self) -> None:
+        while (call := self._calls.get()) is not None:
+            pending, function, args = call
+            try:
+                pending._result = function(*args)
+            except BaseException as error:
+                pending._error = error
+            pending._done.set()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._calls.put(None)
+            self._thread = None
+
+
 class Drain:
     """Sends one spool's records in order. `step()` does one unit of work (create the experiment, send one
     batch, one annotation, or the end) and returns False when there is nothing to send right now.
@@ -130,6 +179,8 @@ class Drain:
         self._buffer: deque[tuple[int, int, Any]] = deque()  # (segment, end offset, payload)
         self._read_segment = self.segment
         self._read_offset = self.offset
+        self._worker = _Worker()
+        self._inflight: tuple[_Pending, list[dict[str, Any]], tuple[int, int, Any]] | None = None
         self._segment_done = False
 
     @property
@@ -222,11 +273,18 @@ class Drain:
         return self.experiment_id
 
     def step(self) -> bool:
-        """Do one unit of work; False when caught up. Raises the client's errors (see `is_rejection`)."""
+        """Do one unit of work; False when caught up. Raises the client's errors (see `is_rejection`).
+
+        Metric batches are pipelined: while one batch is in flight (in the drain's worker thread), the next is
+        read and built here; it is sent only once the first is answered, so batches still reach the server one
+        at a time, in order."""
         if self.finished:
             return False
         self._fill()
         if not self._buffer:
+            if self._inflight is not None:
+                self._settle()
+                return True
             return False
         if self.header is None:
             first = self._buffer[0][2]
@@ -267,6 +325,8 @@ class Drain:
                 continue
             if events:
                 break  # send the metrics logged before this annotation or end first, to keep the order
+            if self._inflight is not None:
+                self._settle()
             buffer.popleft()
             self._send_other(experiment_id, run_key, payload)
             self.done_seq = payload[1]
@@ -275,30 +335,45 @@ class Drain:
                 return True
             self._ack(segment, end)
             return True
+        if self._inflight is not None:
+            self._settle()
         if events:
-            try:
-                result = self.client.metrics.ingest(experiment_id, events)
-            except Exception as error:
-                if not is_rejection(error):
-                    self._rewind()
-                    raise
-                self.rejected += len(events)
-                self.last_error = str(error)
-                logger.warning("tally: %d events rejected by the server: %s", len(events), error)
-            else:
-                self.stored += result.accepted + result.duplicates
-                self.duplicates += result.duplicates
-                if result.conflicts:
-                    self.rejected += len(result.conflicts)
-                    self.last_error = f"{len(result.conflicts)} events conflicted: {result.conflicts[0]}"
-        if last is not None:
-            if last[2][0] == KIND_LOG:
-                self.done_seq = last[2][1]
+            assert last is not None
+            self._inflight = (
+                self._worker.submit(self.client.metrics.ingest, experiment_id, events),
+                events,
+                last,
+            )
+        elif last is not None:
             self._ack(last[0], last[1])
         return True
 
+    def _settle(self) -> None:
+        """Wait for the batch in flight; count and acknowledge it, or rewind and raise."""
+        assert self._inflight is not None
+        pending, events, last = self._inflight
+        self._inflight = None
+        try:
+            result = pending.result()
+        except Exception as error:
+            if not is_rejection(error):
+                self._rewind()
+                raise
+            self.rejected += len(events)
+            self.last_error = str(error)
+            logger.warning("tally: %d events rejected by the server: %s", len(events), error)
+        else:
+            self.stored += result.accepted + result.duplicates
+            self.duplicates += result.duplicates
+            if result.conflicts:
+                self.rejected += len(result.conflicts)
+                self.last_error = f"{len(result.conflicts)} events conflicted: {result.conflicts[0]}"
+        self.done_seq = last[2][1]
+        self._ack(last[0], last[1])
+
     def _rewind(self) -> None:
         """A send failed and will be retried: read the same records again next time."""
+        self._inflight = None
         self._buffer.clear()
         self._read_segment, self._read_offset = self.segment, self.offset
 
@@ -337,6 +412,7 @@ class Drain:
         self.finished = True
 
     def close(self) -> None:
+        self._worker.stop()
         self.progress.close()
         if self.lock is not None:
             self.lock.release()
