@@ -167,7 +167,8 @@ def test_a_process_that_exits_without_closing_its_run_flushes_then_says_what_is_
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("tally:")]
     assert len(lines) == 1, done.stderr
-    assert "2,000 events" in lines[0] and "tally sync" in lines[0]
+    assert "2,000 events" in lines[0]
+    assert "tally sync" in lines[0]
     [pending] = spool_status(tmp_path / "spool")
     assert pending.pending == 2000
     # Then the server comes up, and `tally sync` stores everything, creating the experiment once.

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from tally import AsyncTally, Tally
 from tally.cli import cli
-from tally.run import spool_status, sync_spools
+from tally.run import Run, spool_status, sync_spools
 from tally.run._format import MAGIC, decode_records
 from tally.run._spool import FileStore
 from tally_server import RunningServer
@@ -50,16 +50,25 @@ def test_a_run_stores_every_value_once_and_completes(sync_client: Tally, tmp_pat
     assert experiment.status == "completed"
     assert experiment.metadata == {"lr": 3e-4}
     counts = point_counts(sync_client, run.id)
-    assert len(counts) == 10_000 and set(counts.values()) == {1}
+    assert len(counts) == 10_000
+    assert set(counts.values()) == {1}
     [annotation] = list(sync_client.annotations.list(run.id))
     assert (annotation.text, annotation.step) == ("lr drop", 250)
     assert not any((tmp_path / "spool").iterdir())  # everything stored: the spool is gone
 
 
 def test_a_block_that_raises_marks_the_experiment_failed(sync_client: Tally) -> None:
-    with pytest.raises(RuntimeError, match="diverged"), sync_client.run(unique("failing")) as run:
-        log_steps(run, range(10))
-        raise RuntimeError("diverged")
+    runs: list[Run] = []
+
+    def train() -> None:
+        with sync_client.run(unique("failing")) as run:
+            runs.append(run)
+            log_steps(run, range(10))
+            raise RuntimeError("diverged")
+
+    with pytest.raises(RuntimeError, match="diverged"):
+        train()
+    [run] = runs
     assert sync_client.experiments.get(run.id or "").status == "failed"
     assert sum(point_counts(sync_client, run.id or "").values()) == 100
 
@@ -83,15 +92,18 @@ def test_offline_then_tally_sync_stores_everything_once(
     runner = CliRunner()
     listed = runner.invoke(cli, ["sync", "--status"])
     assert listed.exit_code == 0, listed.output
-    assert name in listed.output and "pending 3,001" in listed.output
+    assert name in listed.output
+    assert "pending 3,001" in listed.output
     synced = runner.invoke(cli, ["sync"])
     assert synced.exit_code == 0, synced.output
-    assert "synced" in synced.output and "stored 3,001" in synced.output
+    assert "synced" in synced.output
+    assert "stored 3,001" in synced.output
     with Tally() as client:
         [experiment] = list(client.experiments.list(name_prefix=name))
         assert experiment.status == "completed"
         counts = point_counts(client, experiment.id)
-        assert len(counts) == 3000 and set(counts.values()) == {1}
+        assert len(counts) == 3000
+        assert set(counts.values()) == {1}
         assert len(list(client.annotations.list(experiment.id))) == 1
     assert runner.invoke(cli, ["sync", "--status"]).output.startswith("no spools")
 
@@ -114,7 +126,8 @@ def test_a_truncated_spool_replays_the_rest_and_reports_the_loss(
     [report] = sync_spools(sync_client, tmp_path / "spool")
     assert report.state == "synced"
     assert report.stored == 990
-    assert len(report.torn) == 1 and report.torn[0][3] == "incomplete record"
+    assert len(report.torn) == 1
+    assert report.torn[0][3] == "incomplete record"
     assert "skipped (incomplete record)" in caplog.text
     [experiment] = list(sync_client.experiments.list(name_prefix=name))
     assert experiment.status == "running"  # no end record: the crash leaves the status as it was
@@ -132,7 +145,8 @@ def test_resuming_an_experiment_replays_its_leftover_spool_first(sync_client: Ta
     with sync_client.run(experiment_id=experiment.id) as run:
         log_steps(run, range(100, 150))
     counts = point_counts(sync_client, experiment.id)
-    assert len(counts) == 1500 and set(counts.values()) == {1}
+    assert len(counts) == 1500
+    assert set(counts.values()) == {1}
     assert spool_status() == []
 
 
