@@ -352,10 +352,10 @@ def _close_at_exit() -> None:
 
 # ---- starting a run ---------------------------------------------------------------------------------------------
 def _new_run_key() -> str:
-    """Sorts by start time (8 hex digits of Unix seconds), then 6 random hex digits: unique among the runs of one
-    experiment, and short, since it starts every `client_event_id` (`<run_key>.<seq>.<index>`) the server
-    stores and indexes."""
-    return f"{int(time.time()):08x}{secrets.token_hex(3)}"
+    """8 random hex digits: unique among the runs of one experiment, and short, since it starts every
+    `client_event_id` (`<run_key>.<seq>.<index>`) that the server stores and indexes. (The spool directory's
+    name puts the start time first, so that directories sort by age.)"""
+    return secrets.token_hex(4)
 
 
 def _sender_client(client: Tally | AsyncTally) -> Tally:
@@ -449,7 +449,7 @@ def start_run(
             )
         else:
             root = make_private_dir(spool_root())
-            directory = make_private_dir(root / run_key)
+            directory = make_private_dir(root / f"{int(time.time()):08x}-{run_key}")
             lock = SpoolLock(directory)
             lock.acquire()
             store = FileStore(directory)

@@ -57,6 +57,14 @@ READ_BYTES = 1 << 20
 _REJECTED_STATUSES = frozenset({400, 403, 404, 409, 413, 422})
 
 
+def rfc3339(stamp: float) -> str:
+    """A record's `log()` time as the event's `timestamp`, to the millisecond: deterministic, so a re-sent event
+    is the same payload (a duplicate, not a conflict), and shorter on the wire than microseconds."""
+    millis = round(stamp * 1000)
+    seconds, fraction = divmod(millis, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:03d}Z"
+
+
 def is_rejection(error: BaseException) -> bool:
     """True for an answer that no retry can change (the batch is skipped and counted), False to retry."""
     return (
@@ -306,8 +314,8 @@ class Drain:
                 _, seq, step, stamp, labels, values = payload
                 if events and len(events) + len(values) > BATCH_EVENTS:
                     break
-                when = datetime.fromtimestamp(stamp, UTC)
-                prefix = f"{run_key}.{seq}."
+                when = rfc3339(stamp)
+                prefix = f"{run_key}.{seq:x}."
                 for index, (name, value) in enumerate(values.items()):
                     event = {
                         "name": name,
@@ -386,9 +394,9 @@ class Drain:
                     experiment_id,
                     text,
                     step=step,
-                    timestamp=datetime.fromtimestamp(stamp, UTC),
+                    timestamp=datetime.fromtimestamp(round(stamp, 3), UTC),
                     metadata=metadata,
-                    client_event_id=f"{run_key}.{seq}.a",
+                    client_event_id=f"{run_key}.{seq:x}.a",
                 )
                 self.stored += 1
             elif kind == KIND_END:

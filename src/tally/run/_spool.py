@@ -3,9 +3,11 @@ that keeps one sender per spool, and the readers the sender and `tally sync` use
 
 Layout of one run's spool, under the spool root (`TALLY_SPOOL_DIR`, else the platform's user data directory)::
 
-    <root>/<run_key>/00000001.seg, 00000002.seg, ...   records, appended by the training process only
-    <root>/<run_key>/progress                           what is stored, appended by the sender only
-    <root>/<run_key>/lock                               flock()ed by whichever process owns the spool
+    <root>/<run>/00000001.seg, 00000002.seg, ...   records, appended by the training process only
+    <root>/<run>/progress                           what is stored, appended by the sender only
+    <root>/<run>/lock                               flock()ed by whichever process owns the spool
+
+where `<run>` is `<start time, 8 hex digits of Unix seconds>-<run_key>`, so that spools sort by age.
 
 Directories are created 0700 and files 0600: metric names and metadata are the user's data. Each segment starts
 with the run's header record, so dropping the oldest segment at the size cap never loses the header. The lock is
