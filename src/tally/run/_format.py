@@ -24,7 +24,7 @@ frame only means "not written yet", so the live sender waits for it instead (`fi
 
 Segment payloads (what the training process logged), in log order; ``seq`` counts records from 1 for the run::
 
-    [0, {"run_key", "name", "experiment_id", "folder_id", "description", "metadata", "created"}]
+    [0, {"run_key", "create_key", "name", "experiment_id", "folder_id", "description", "metadata", "created"}]
         the run's header: the first record of segment 1
     [1, seq, step | nil, unix_time, labels | nil, {metric_name: value, ...}]
         one `run.log(...)` call

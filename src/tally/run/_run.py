@@ -413,6 +413,7 @@ def start_run(
         )
     timeout = _flush_timeout(flush_timeout)
     run_key = _new_run_key()
+    create_key = f"tally-run-{run_key}-{secrets.token_hex(12)}"  # the experiment's stable Idempotency-Key
     sender_client = None if offline else _sender_client(client)
     if name is not None and sender_client is not None:
         try:  # create it now when the server answers; when it does not, the sender creates it later
@@ -421,7 +422,7 @@ def start_run(
                 description=description,
                 metadata=metadata,
                 folder_id=folder_id,
-                idempotency_key=f"tally-run-{run_key}",
+                idempotency_key=create_key,
             )
             experiment_id = experiment.id
         except APIConnectionError as error:
@@ -432,6 +433,7 @@ def start_run(
     try:
         header = {
             "run_key": run_key,
+            "create_key": create_key,
             "name": name,
             "experiment_id": experiment_id,
             "folder_id": folder_id,

@@ -4,8 +4,9 @@ process lives).
 
 Exactly once: every metric event carries `client_event_id = <run_key>.<seq>.<index>` and every annotation
 `<run_key>.<seq>.a`, so a batch re-sent after a lost answer, a crash or a restart is counted by the server as
-duplicates, never stored twice. The experiment is created under the stable Idempotency-Key `tally-run-<run_key>`
-(the server keeps keys for at least 24 hours). Batches go one at a time, in log order.
+duplicates, never stored twice. The experiment is created under a stable Idempotency-Key kept in the run's header
+(the server keeps keys for at least 24 hours: only a creation whose answer was lost and that is retried more than
+24 hours later could make a second experiment). Batches go one at a time, in log order.
 
 Errors: connection errors, timeouts, 401, 429 and 5xx are retried forever with exponential backoff (the client
 has already retried a few times inside each call). Answers that a retry cannot change (400, 403, 404, 409, 413,
@@ -274,7 +275,7 @@ class Drain:
                 description=header.get("description"),
                 metadata=header.get("metadata"),
                 folder_id=header.get("folder_id"),
-                idempotency_key=f"tally-run-{header['run_key']}",
+                idempotency_key=str(header.get("create_key") or f"tally-run-{header['run_key']}"),
             )
             self.experiment_id = experiment.id
         self.progress.append([KIND_EXPERIMENT, self.experiment_id])
