@@ -32,6 +32,7 @@ from typing import Any
 
 import bench_server_scale
 import httpx
+from bench_logger import bench_logger  # scripts/bench_logger.py: the training-loop logger's figures
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -422,6 +423,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and smaller sizes")
     parser.add_argument("--only", help="run only the benchmarks whose function name contains this text")
+    parser.add_argument("--logger-outage-values", type=int, help="values logged with the server down (10M)")
     args = parser.parse_args()
     quick = args.quick
     rounds = 3 if quick else 7
@@ -441,6 +443,7 @@ def main() -> int:
             lambda: bench_memory_iterating(url, api_key, points=100_000 if quick else 1_000_000),
             lambda: bench_memory_with_options(url, api_key, calls=10_000 if quick else 100_000),
             lambda: bench_server_scale.run(report, server_process, quick=quick),
+            lambda: bench_logger(url, api_key, report, quick=quick, outage_values=args.logger_outage_values),
         ]
         names = [
             "small_call",
@@ -451,6 +454,7 @@ def main() -> int:
             "memory_iterating",
             "memory_with_options",
             "server_scale",
+            "logger",
         ]
         for name, benchmark in zip(names, benchmarks, strict=True):
             if args.only is None or args.only in name:

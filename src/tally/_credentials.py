@@ -27,6 +27,8 @@ __all__ = [
     "CredentialsFile",
     "ResolvedConfig",
     "credentials_path",
+    "offline_config",
+    "offline_mode",
     "read_credentials_file",
     "redact",
     "resolve",
@@ -39,6 +41,7 @@ LOCAL = "local"
 API_KEY_ENV = "TALLY_API_KEY"
 BASE_URL_ENV = "TALLY_BASE_URL"
 CONFIG_DIR_ENV = "TALLY_CONFIG_DIR"
+MODE_ENV = "TALLY_MODE"
 FILE_NAME = "credentials.json"
 
 
@@ -206,3 +209,26 @@ def write_credentials_file(api_key: str, base_url: str, path: Path) -> Path:
             temporary.unlink()
         raise
     return path
+
+
+def offline_mode(offline: bool | None, env: Mapping[str, str] | None = None) -> bool:
+    """The argument when given, else `TALLY_MODE` (`offline` or `online`, default online)."""
+    if offline is not None:
+        return offline
+    mode = (os.environ if env is None else env).get(MODE_ENV, "").strip().lower()
+    if mode not in ("", "online", "offline"):
+        raise ConfigurationError(f"{MODE_ENV}={mode!r} is not a mode: set it to 'offline' or 'online'")
+    return mode == "offline"
+
+
+def offline_config(api_key: str | None, base_url: str | None) -> ResolvedConfig:
+    """An offline client's configuration: the credentials when they resolve (no key is needed offline)."""
+    try:
+        return resolve_from_environment(api_key, base_url)
+    except ConfigurationError:
+        return ResolvedConfig(
+            api_key="",
+            base_url=(base_url or DEFAULT_BASE_URL).rstrip("/"),
+            credential_source="offline",
+            base_url_source="argument" if base_url else "default",
+        )

@@ -12,7 +12,25 @@ import importlib.util
 
 import httpx
 
-__all__ = ["aiohttp_available", "default_async_transport", "default_transport"]
+from tally._errors import ConfigurationError
+
+__all__ = ["OfflineTransport", "aiohttp_available", "default_async_transport", "default_transport"]
+
+
+class OfflineTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """The transport of an offline client (`offline=True`, `TALLY_MODE=offline`): every request is refused."""
+
+    def _refuse(self, request: httpx.Request) -> ConfigurationError:
+        return ConfigurationError(
+            f"{request.method} {request.url.path}: this client is offline (offline=True or TALLY_MODE=offline); "
+            "only client.run(...) works offline. Use an online client, then `tally sync` to upload runs"
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        raise self._refuse(request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        raise self._refuse(request)
 
 
 def aiohttp_available() -> bool:

@@ -1,10 +1,12 @@
 """`make demo`: Tally's whole job, end to end, in under a minute.
 
 Against `TALLY_BASE_URL` with the resolved credentials when that is set, else against an embedded reference server
-started for the run. It creates a folder and three experiments, ingests 300,000+ metric events with a progress bar,
-re-sends a batch to show that duplicates are counted and never stored twice, compares the three loss curves, lists
-the metric catalog with the distinct `split` values, revokes an ingestion key and shows the error that follows, and
-sums up. Every step checks its outcome; the first one that fails ends the run with a non-zero exit code.
+started for the run. It creates a folder and three runs (one experiment each), logs 300,000+ metric values through
+`run.log()` the way a training loop would (each call appends to the run's durable spool and returns; a background
+sender stores them) with a progress bar, re-sends a batch to show that duplicates are counted and never stored
+twice, compares the three loss curves, lists the metric catalog with the distinct `split` values, revokes an
+ingestion key and shows the error that follows, closes the runs (experiments marked completed), and sums up. Every
+step checks its outcome; the first one that fails ends the run with a non-zero exit code.
 
     python -m tally.demo
 """
@@ -18,7 +20,6 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from tally import AuthenticationError, Tally, TallyError
 from tally._extras import MissingExtraError, missing_extra
@@ -70,28 +71,20 @@ def loss_curve(step: int, lr: float) -> float:
     return 0.05 + 2.3 * math.exp(-step * lr * 0.8) + 0.01 * math.sin(step / 37)
 
 
-def training_events(run: str, lr: float) -> Iterator[dict[str, Any]]:
-    """The events one training run logs: loss and nine other metrics every step, validation every 100 steps."""
-    for step in range(STEPS):
-        loss = loss_curve(step, lr)
-        yield {"name": "loss", "value": loss, "step": step, "metadata": {"split": "train"}}
-        for index, name in enumerate(TRAIN_METRICS):
-            value = 1 - loss / 2.4 if name == "accuracy" else lr * (index + 1) + step * 1e-6
-            yield {"name": name, "value": value, "step": step, "metadata": {"split": "train", "run": run}}
-        if step % VALIDATE_EVERY == 0:
-            yield {"name": "loss", "value": loss * 1.07, "step": step, "metadata": {"split": "val"}}
-            yield {"name": "accuracy", "value": 1 - loss / 2.2, "step": step, "metadata": {"split": "val"}}
-
-
-def chunks(events: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    for event in events:
-        batch.append(event)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def training_step(run: str, lr: float, step: int) -> Iterator[tuple[dict[str, float], dict[str, str]]]:
+    """What one training step logs, as `run.log(values, metadata=...)` calls: the loss, nine other metrics, and
+    a validation loss and accuracy every 100 steps."""
+    loss = loss_curve(step, lr)
+    yield {"loss": loss}, {"split": "train"}
+    yield (
+        {
+            name: 1 - loss / 2.4 if name == "accuracy" else lr * (index + 1) + step * 1e-6
+            for index, name in enumerate(TRAIN_METRICS)
+        },
+        {"split": "train", "run": run},
+    )
+    if step % VALIDATE_EVERY == 0:
+        yield {"loss": loss * 1.07, "accuracy": 1 - loss / 2.2}, {"split": "val"}
 
 
 @contextlib.contextmanager
@@ -107,58 +100,84 @@ def connect() -> Iterator[tuple[Tally, str]]:
         yield client, f"{server.url} (embedded, scratch database)"
 
 
-def run(client: Tally, where: str) -> None:
+def run(client: Tally, where: str, stack: contextlib.ExitStack) -> None:
     started = time.perf_counter()
     console.print(f"[bold]Tally demo[/] against {where}")
     health = client.health()
     console.print(f"server {health.status}, version {health.version}")
 
-    # 1. A folder and three experiments.
+    # 1. A folder, and one run per learning rate: each run creates its experiment.
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder = client.folders.create(
         f"demo-{stamp}-{os.getpid()}", description="Learning-rate sweep from `make demo`"
     )
-    experiments = {
-        run: client.experiments.create(run, folder_id=folder.id, metadata={"lr": lr})
-        for run, lr in RUNS.items()
+    runs = {
+        name: stack.enter_context(client.run(name, folder_id=folder.id, metadata={"lr": lr}))
+        for name, lr in RUNS.items()
     }
-    console.print(f"folder [cyan]{folder.name}[/] with experiments {', '.join(experiments)}")
+    check(all(run.id for run in runs.values()), "a run did not create its experiment")
+    experiments = {name: client.experiments.get(run.id or "") for name, run in runs.items()}
+    console.print(f"folder [cyan]{folder.name}[/] with runs {', '.join(experiments)}")
 
-    # 2. Ingest every run's events, with a progress bar in events per second.
+    # 2. Log every step the way a training loop does: run.log() appends to the run's spool and returns at once;
+    #    the background sender stores what is logged. The bar counts values stored, in values per second.
     per_run = STEPS * (1 + len(TRAIN_METRICS)) + 2 * (STEPS // VALIDATE_EVERY)
     total_events = per_run * len(RUNS)
     totals = Totals()
-    first_batch: tuple[str, list[dict[str, Any]]] | None = None
+    log_ns = 0
     ingest_started = time.perf_counter()
     columns = (
-        TextColumn("ingesting"),
+        TextColumn("logging"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>10,.0f} events/s"),
+        TextColumn("{task.fields[rate]:>10,.0f} stored/s"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("ingest", total=total_events, rate=0.0)
-        for run, lr in RUNS.items():
-            experiment_id = experiments[run].id
-            for batch in chunks(training_events(run, lr), BATCH):
-                result = client.metrics.ingest(experiment_id, batch)
-                check(not result.conflicts, f"unexpected conflicts: {result.conflicts[:3]}")
-                totals.sent += len(batch)
-                totals.accepted += result.accepted
-                totals.duplicates += result.duplicates
-                first_batch = first_batch or (experiment_id, batch)
-                elapsed = time.perf_counter() - ingest_started
-                progress.update(task, advance=len(batch), rate=totals.sent / elapsed)
+        task = progress.add_task("log", total=total_events, rate=0.0)
+
+        def show() -> None:
+            stored = sum(run.status().stored for run in runs.values())
+            progress.update(task, completed=stored, rate=stored / (time.perf_counter() - ingest_started))
+
+        for name, lr in RUNS.items():
+            run = runs[name]
+            for step in range(STEPS):
+                for values, labels in training_step(name, lr, step):
+                    started_ns = time.perf_counter_ns()
+                    run.log(values, step=step, metadata=labels)
+                    log_ns += time.perf_counter_ns() - started_ns
+                    totals.sent += len(values)
+                if step % 500 == 0:
+                    show()
+        for run in runs.values():
+            run.flush(timeout=300)
+        show()
     ingest_seconds = time.perf_counter() - ingest_started
-    check(totals.accepted == total_events, f"{totals.accepted} of {total_events} events accepted")
+    for run in runs.values():
+        status = run.status()
+        check(status.rejected == 0 and status.pending == 0, f"run {run.name}: {status}")
+        totals.accepted += status.stored
+    check(totals.sent == total_events, f"{totals.sent} values logged, expected {total_events}")
+    check(totals.accepted == total_events, f"{totals.accepted} of {total_events} values stored")
     console.print(
-        f"ingested {totals.accepted:,} events in {ingest_seconds:.1f} s ({totals.accepted / ingest_seconds:,.0f}/s)"
+        f"logged {totals.sent:,} values; run.log() took {log_ns / totals.sent / 1000:.2f} µs a value; "
+        f"all stored in {ingest_seconds:.1f} s ({totals.accepted / ingest_seconds:,.0f}/s)"
     )
 
-    # 3. Re-send one batch: every event is a duplicate, nothing is stored twice.
-    assert first_batch is not None
-    experiment_id, batch = first_batch
+    # 3. Re-send stored events with their client_event_ids: every one is a duplicate, nothing is stored twice.
+    experiment_id = experiments[next(iter(RUNS))].id
+    batch = [
+        {
+            "name": point.name,
+            "value": point.value,
+            "step": point.step,
+            "timestamp": point.timestamp,
+            "metadata": point.metadata,
+            "client_event_id": point.client_event_id,
+        }
+        for point in client.metrics.list(experiment_id, limit=BATCH, page_size=1000)
+    ]
     replay = client.metrics.ingest(experiment_id, batch)
     check(replay.accepted == 0 and replay.duplicates == len(batch), f"re-sent batch gave {replay}")
     stored = sum(entry.count for entry in client.metric_catalog.list(experiment_id=experiment_id))
@@ -176,8 +195,8 @@ def run(client: Tally, where: str) -> None:
     check(len(comparison.rows) == STEPS, f"compare returned {len(comparison.rows)} rows, expected {STEPS}")
     table = Table(title="training loss by step", show_edge=False)
     table.add_column("step", justify="right")
-    for run in RUNS:
-        table.add_column(run, justify="right")
+    for run_name in RUNS:
+        table.add_column(run_name, justify="right")
     for row in comparison.rows:
         if row.step % 1000 == 0 or row.step == STEPS - 1:
             table.add_row(str(row.step), *("-" if v is None else f"{v:.4f}" for v in row.values))
@@ -203,7 +222,7 @@ def run(client: Tally, where: str) -> None:
     )
 
     # 6. Revoke an ingestion key, and show what its holder is told next.
-    run_name, experiment = next(iter(experiments.items()))
+    experiment = next(iter(experiments.values()))
     key = client.ingestion_keys.create(experiment.id, name="demo-collaborator")
     client.ingestion_keys.revoke(key.id)
     try:
@@ -219,20 +238,23 @@ def run(client: Tally, where: str) -> None:
         "the revoked key is not listed as revoked",
     )
 
-    # 7. Summary.
-    client.experiments.update_status(experiment.id, "completed")
+    # 7. Close the runs: each marks its experiment completed. Then the summary.
+    stack.close()
+    for experiment in experiments.values():
+        final = client.experiments.get(experiment.id)
+        check(final.status == "completed", f"{final.name} is {final.status} after its run closed")
     elapsed = time.perf_counter() - started
     console.print(
-        f"[bold green]done[/] in {elapsed:.1f} s: {len(experiments)} experiments, {totals.accepted:,} events stored, "
+        f"[bold green]done[/] in {elapsed:.1f} s: {len(experiments)} runs, {totals.accepted:,} values stored, "
         f"{replay.duplicates:,} duplicates ignored, {len(catalog)} metrics in the catalog, "
-        f"{len(comparison.rows):,} aligned steps compared; {run_name} marked completed."
+        f"{len(comparison.rows):,} aligned steps compared; every run marked completed."
     )
 
 
 def main() -> int:
     try:
-        with connect() as (client, where):
-            run(client, where)
+        with connect() as (client, where), contextlib.ExitStack() as stack:
+            run(client, where, stack)
     except DemoFailure as failure:
         console.print(f"[bold red]demo failed:[/] {failure}")
         return 1

@@ -114,3 +114,21 @@ async def async_frames() -> None:
     async with AsyncTally() as client:
         listing: pl.DataFrame = await client.metrics.list("e").to_polars()
         del listing
+
+
+def training_loop() -> None:
+    from tally.run import FlushTimeoutError, Run, RunStatus
+
+    with Tally(offline=True) as client, client.run("typed", metadata={"lr": 0.1}, durability="power") as run:
+        typed_run: Run = run
+        typed_run.log({"train/loss": 0.5, "lr": 1}, step=0, metadata={"split": "train"})
+        run.annotate("note", step=0)
+        try:
+            run.flush(timeout=1.0)
+        except FlushTimeoutError as error:
+            pending: str = error.message
+            del pending
+        status: RunStatus = run.status()
+        experiment_id: str | None = run.id
+        count: int = status.pending
+        del experiment_id, count

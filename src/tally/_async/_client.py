@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import httpx
 import msgspec
@@ -21,12 +21,13 @@ from tally._base import (
     decode,
     prepare,
 )
-from tally._credentials import ResolvedConfig, resolve_from_environment
+from tally._credentials import ResolvedConfig, offline_config, offline_mode, resolve_from_environment
 from tally._errors import AuthenticationError, translate_transport_errors
 from tally._logging import setup_from_env
 from tally._raw import CAPTURE, Capture, RawResponse
-from tally._transports import default_async_transport
+from tally._transports import OfflineTransport, default_async_transport
 from tally._types import NOT_GIVEN, Health, NotGiven
+from tally.run._spool import DEFAULT_CAP_BYTES
 
 from ._resources import (
     AsyncAnnotations,
@@ -38,6 +39,9 @@ from ._resources import (
     AsyncMetrics,
 )
 from ._transport import AsyncRetryTransport
+
+if TYPE_CHECKING:
+    from tally.run import CapPolicy, Durability, Run
 
 __all__ = ["AsyncCore", "AsyncTally"]
 
@@ -52,13 +56,14 @@ EventHooks = Mapping[str, list[Callable[..., Any]]]
 class _SharedState:
     """What every `with_options` copy shares: credentials, the HTTP pool, the ingestion-key cache."""
 
-    __slots__ = ("config", "http", "ingestion_keys", "key_lock")
+    __slots__ = ("config", "http", "ingestion_keys", "key_lock", "offline")
 
-    def __init__(self, config: ResolvedConfig, http: httpx.AsyncClient) -> None:
+    def __init__(self, config: ResolvedConfig, http: httpx.AsyncClient, offline: bool = False) -> None:
         self.config = config
         self.http = http
         self.ingestion_keys: dict[str, str] = {}
         self.key_lock = asyncio.Lock()
+        self.offline = offline
 
 
 class AsyncCore:
@@ -157,6 +162,9 @@ class AsyncTally:
     and annotations, in seconds; `max_retries` retries connection errors, timeouts, 408, 409
     `idempotency_in_progress`, 429 and 5xx. `transport`, `proxy`, `event_hooks` and `limits` go to the
     underlying httpx client; retries and auth still apply around a custom `transport`.
+
+    `offline=True` (or `TALLY_MODE=offline`): no server at all; `client.run(...)` spools everything for
+    `tally sync`, and every other call raises `ConfigurationError`.
     """
 
     def __init__(
@@ -171,12 +179,18 @@ class AsyncTally:
         proxy: str | httpx.Proxy | None = None,
         event_hooks: EventHooks | None = None,
         limits: httpx.Limits | None = None,
+        offline: bool | None = None,
     ) -> None:
         setup_from_env()
-        config = resolve_from_environment(api_key, base_url)
+        offline = offline_mode(offline)
+        config = offline_config(api_key, base_url) if offline else resolve_from_environment(api_key, base_url)
         options = Options(timeout=timeout, ingest_timeout=ingest_timeout, max_retries=max_retries)
         pool_limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=100)
-        inner = transport or default_async_transport(proxy=proxy, limits=pool_limits)
+        inner = (
+            OfflineTransport()
+            if offline
+            else transport or default_async_transport(proxy=proxy, limits=pool_limits)
+        )
         http = httpx.AsyncClient(
             base_url=config.base_url,
             transport=AsyncRetryTransport(inner, max_retries=max_retries),
@@ -185,7 +199,7 @@ class AsyncTally:
             timeout=options.timeout,
             trust_env=False,
         )
-        self._init(_SharedState(config, http), options)
+        self._init(_SharedState(config, http, offline), options)
 
     def _init(self, state: _SharedState, options: Options) -> None:
         core = AsyncCore(state, options)
@@ -207,6 +221,11 @@ class AsyncTally:
     def credential_source(self) -> str:
         """Where the API key came from: `argument`, `env:TALLY_API_KEY` or `file:<path>`."""
         return self._core.state.config.credential_source
+
+    @property
+    def offline(self) -> bool:
+        """True when the client was made with `offline=True` or `TALLY_MODE=offline`."""
+        return self._core.state.offline
 
     @property
     def timeout(self) -> TimeoutArg:
@@ -252,6 +271,46 @@ class AsyncTally:
             return RawResponse(parsed=parsed, http_response=capture.response)
 
         return call
+
+    def run(
+        self,
+        name: str | None = None,
+        *,
+        experiment_id: str | None = None,
+        folder_id: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        durability: Durability = "process",
+        spool_cap: int = DEFAULT_CAP_BYTES,
+        on_full: CapPolicy = "block",
+        flush_timeout: float | None = None,
+    ) -> Run:
+        """Start logging from a training loop: a new experiment called `name`, or `experiment_id=` to resume one.
+
+            with client.run("resnet50", metadata={"lr": 3e-4}) as run:
+                run.log({"train/loss": 0.71, "lr": 3e-4}, step=0)
+
+        `run.log()` appends to a durable spool and returns: it never waits on the network, and `run()` is a
+        plain method on both clients, never awaited. A background thread with a sync client of its own sends the
+        spool, exactly once, in order, retrying through outages. `durability`: "process" (survives a killed
+        process), "power" (also fsyncs every second) or "memory" (no spool). `spool_cap` bytes (default 1 GiB)
+        with `on_full` "block" or "drop_oldest". Leaving the block flushes for at most `flush_timeout` seconds
+        (`TALLY_FLUSH_TIMEOUT`, default 30) and marks the experiment completed, or failed if the block raised;
+        what is not stored stays in the spool for `tally sync`."""
+        from tally.run import start_run
+
+        return start_run(
+            self,
+            name,
+            experiment_id=experiment_id,
+            folder_id=folder_id,
+            description=description,
+            metadata=metadata,
+            durability=durability,
+            spool_cap=spool_cap,
+            on_full=on_full,
+            flush_timeout=flush_timeout,
+        )
 
     async def health(self) -> Health:
         """Whether the service is up (no credentials needed)."""

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ingestion-keys": ("tally.cli.ingestion_keys", "ingestion_keys"),
     "metrics": ("tally.cli.metrics", "metrics"),
     "serve": ("tally_server.cli", "serve"),
+    "sync": ("tally.cli.sync", "sync"),
 }
 """`tally <name>` -> (module, attribute). `serve` is the reference server's command (the `[server]` extra)."""
 

@@ -107,7 +107,15 @@ def assert_same_surface(sync_obj: Any, async_obj: Any, label: str) -> None:
                 f"{label}.{name}"
             )
             assert not inspect.iscoroutinefunction(sync_member), f"{label}.{name}"
-            if name in ("list", "inspect_values", "forget", "with_options", "with_raw_response", "pages"):
+            if name in (
+                "list",
+                "inspect_values",
+                "forget",
+                "with_options",
+                "with_raw_response",
+                "pages",
+                "run",
+            ):
                 assert not inspect.iscoroutinefunction(async_member), f"{label}.{name}"
             else:
                 assert inspect.iscoroutinefunction(async_member), f"{label}.{name} should be async"

@@ -1,0 +1,67 @@
+"""`tally sync`: upload the spools of crashed, offline or interrupted runs (the logic is `tally.run._replay`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from tally.cli import _exit
+from tally.cli._app import settings
+from tally.cli._failures import CliFailure
+
+__all__ = ["sync"]
+
+
+@click.command("sync")
+@click.option(
+    "--dir", "directory", type=click.Path(file_okay=False), default=None, help="The spool directory."
+)
+@click.option(
+    "--status", "status_only", is_flag=True, help="Only list pending spools and their event counts."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def sync(ctx: click.Context, directory: str | None, status_only: bool, as_json: bool) -> None:
+    """Upload every pending run spool (exactly once), or list them with --status.
+
+    The spool directory is --dir, else TALLY_SPOOL_DIR, else the user data directory. Exit code 1 if a spool
+    could not be synced.
+
+    \b
+    Examples:
+      tally sync
+      tally sync --status
+      tally sync --dir /scratch/tally-spool --json
+    """
+    from tally.run import spool_root, spool_status, sync_spools
+
+    root = Path(directory) if directory else spool_root()
+    if status_only:
+        reports = spool_status(root)
+    else:
+        with settings(ctx).client() as client:
+            reports = sync_spools(client, root)
+    if as_json:
+        click.echo(json.dumps([report.as_dict() for report in reports], indent=2))
+    elif not reports:
+        click.echo(f"no spools in {root}")
+    for report in [] if as_json else reports:
+        line = f"{report.state:8} {report.run_key}  {report.name or '-'}  experiment {report.experiment_id or '-'}"
+        if not status_only and report.state != "in_use":
+            line += (
+                f"  stored {report.stored:,} (duplicates {report.duplicates:,})  rejected {report.rejected:,}"
+            )
+        line += f"  pending {report.pending:,}"
+        click.echo(line)
+        for segment, offset, size, reason in report.torn:
+            click.echo(
+                f"         lost: segment {segment}: {size} bytes at offset {offset} skipped ({reason})"
+            )
+        if report.error:
+            click.echo(f"         error: {report.error}")
+    if any(report.state == "failed" for report in reports):
+        raise CliFailure(
+            "a spool could not be synced; see above, then run `tally sync` again", _exit.API_ERROR
+        )

@@ -1,0 +1,26 @@
+"""Logging from a training loop without losing anything: `client.run(...)`, its durable spool and its sender.
+
+Three small parts, each tested alone: the spool (`_format`: the file format and its recovery, pure functions over
+bytes; `_spool`: files, writer, lock), the sender (`_sender`: sends a spool in order through the public client,
+exactly once), and the run (`_run`: `log()` only appends). `_replay` is `tally sync`.
+"""
+
+from ._replay import SpoolReport, spool_status, sync_spools
+from ._run import Durability, FlushTimeoutError, Run, RunStatus, start_run
+from ._spool import DEFAULT_CAP_BYTES, SPOOL_DIR_ENV, CapPolicy, SpoolFullError, spool_root
+
+__all__ = [
+    "DEFAULT_CAP_BYTES",
+    "SPOOL_DIR_ENV",
+    "CapPolicy",
+    "Durability",
+    "FlushTimeoutError",
+    "Run",
+    "RunStatus",
+    "SpoolFullError",
+    "SpoolReport",
+    "spool_root",
+    "spool_status",
+    "start_run",
+    "sync_spools",
+]

@@ -1,0 +1,130 @@
+"""`tally sync`: upload every pending spool (of crashed, offline or interrupted runs), and `tally sync --status`:
+list them. The same `Drain` the live sender uses does the sending, so a replay is exactly as safe.
+
+A spool whose lock a live process holds is skipped ("in use"). A spool whose records are all stored is deleted.
+A run that crashed has no end record: its events are stored, its experiment's status is left as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._format import KIND_ANNOTATION, KIND_LOG, MAGIC, decode_records
+from ._sender import Drain, is_rejection
+from ._spool import FileStore, SpoolLock, iter_spools, read_header, read_progress, remove_spool, spool_root
+
+if TYPE_CHECKING:
+    from tally._sync._client import Tally
+
+__all__ = ["SpoolReport", "spool_status", "sync_spools"]
+
+_CHUNK = 4 << 20
+
+
+@dataclass
+class SpoolReport:
+    """One spool: its run, and what a sync did (or, for `spool_status`, what is pending).
+
+    `state` is `pending` (listed, not synced), `synced` (everything stored; the spool is deleted), `in_use` (a
+    live process owns it), or `failed` (the server could not be reached or refused the experiment; `error`
+    says why; the spool is kept). `torn` lists `(segment, offset, bytes, reason)` of skipped torn tails."""
+
+    path: str
+    run_key: str
+    name: str | None
+    experiment_id: str | None
+    state: str
+    pending: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    error: str | None = None
+    torn: list[tuple[int, int, int, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _pending_events(store: FileStore, progress: dict[str, Any], final: bool) -> int:
+    count = 0
+    for number in store.segments():
+        if number < progress["segment"]:
+            continue
+        offset = progress["offset"] if number == progress["segment"] else len(MAGIC)
+        while data := store.read(number, offset, _CHUNK):
+            decoded = decode_records(data, base=offset, final=final and len(data) < _CHUNK)
+            for _end, payload in decoded.records:
+                if payload[0] == KIND_LOG:
+                    count += len(payload[5])
+                elif payload[0] == KIND_ANNOTATION:
+                    count += 1
+            if decoded.end == offset or decoded.torn is not None:
+                break
+            offset = decoded.end
+    return count
+
+
+def _describe(path: Path, state: str, *, final: bool = True) -> SpoolReport:
+    store = FileStore(path)
+    header = read_header(store) or {}
+    progress = read_progress(path)
+    return SpoolReport(
+        path=str(path),
+        run_key=str(header.get("run_key") or path.name),
+        name=header.get("name"),
+        experiment_id=progress["experiment_id"] or header.get("experiment_id"),
+        state=state,
+        pending=0 if progress["finished"] else _pending_events(store, progress, final),
+    )
+
+
+def spool_status(root: Path | None = None) -> list[SpoolReport]:
+    """Every spool under `root` (default: the spool directory) with its pending event count."""
+    reports = []
+    for path in iter_spools(root or spool_root()):
+        lock = SpoolLock(path)
+        free = lock.acquire()
+        try:
+            reports.append(_describe(path, "pending" if free else "in_use", final=free))
+        finally:
+            lock.release()
+    return reports
+
+
+def sync_spools(client: Tally, root: Path | None = None) -> list[SpoolReport]:
+    """Upload every spool under `root` that no live process owns, oldest run first; report each."""
+    reports = []
+    for path in iter_spools(root or spool_root()):
+        lock = SpoolLock(path)
+        if not lock.acquire():
+            reports.append(_describe(path, "in_use", final=False))
+            continue
+        report = _describe(path, "pending")
+        drain = Drain(FileStore(path), client, directory=path, lock=lock)
+        stored_before, rejected_before = drain.stored, drain.rejected
+        try:
+            while drain.step():
+                pass
+        except Exception as error:
+            report.state = "failed"
+            report.error = f"{type(error).__name__}: {error}"
+            if is_rejection(error):
+                report.error += " (the server refused it; fix the cause and run `tally sync` again)"
+        else:
+            report.state = "synced"
+        report.experiment_id = drain.experiment_id or report.experiment_id
+        report.stored = drain.stored - stored_before
+        report.duplicates = drain.duplicates
+        report.rejected = drain.rejected - rejected_before
+        report.torn = [(segment, t.offset, t.size, t.reason) for segment, t in drain.torn]
+        report.pending = max(report.pending - report.stored - report.rejected, 0)
+        if report.state == "synced":
+            report.pending = 0
+            drain.close()
+            remove_spool(path)
+        else:
+            drain.close()
+        reports.append(report)
+    return reports

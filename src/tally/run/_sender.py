@@ -1,0 +1,540 @@
+"""Sending a spool to the server through the public client: `Drain` (one spool, one batch at a time, in order,
+resumable) and `Sender` (the background thread that keeps drains going, with backoff, for as long as the
+process lives).
+
+Exactly once: every metric event carries `client_event_id = <run_key>.<seq>.<index>` and every annotation
+`<run_key>.<seq>.a`, so a batch re-sent after a lost answer, a crash or a restart is counted by the server as
+duplicates, never stored twice. The experiment is created under a stable Idempotency-Key kept in the run's header
+(the server keeps keys for at least 24 hours: only a creation whose answer was lost and that is retried more than
+24 hours later could make a second experiment). Batches go one at a time, in log order.
+
+Errors: connection errors, timeouts, 401, 429 and 5xx are retried forever with exponential backoff (the client
+has already retried a few times inside each call). Answers that a retry cannot change (400, 403, 404, 409, 413,
+422) reject that batch: it is counted as rejected, the error is kept for `run.status()`, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tally._errors import APIStatusError, ConflictError
+from tally._logging import logger
+from tally._retry_policy import backoff_delay
+
+from ._format import (
+    KIND_ANNOTATION,
+    KIND_END,
+    KIND_EXPERIMENT,
+    KIND_FINISHED,
+    KIND_LOG,
+    KIND_PROGRESS,
+    KIND_RUN,
+    MAGIC,
+    TornTail,
+    decode_records,
+    frame,
+    last_progress,
+)
+from ._spool import SpoolLock, SpoolWriter, Store, read_header, read_progress, remove_spool
+
+if TYPE_CHECKING:
+    from tally._sync._client import Tally
+
+__all__ = ["Drain", "Sender", "is_rejection"]
+
+BATCH_EVENTS = 10_000
+"""Events per ingest call (the server's limit per request)."""
+READ_BYTES = 1 << 20
+_REJECTED_STATUSES = frozenset({400, 403, 404, 409, 413, 422})
+
+
+def rfc3339(stamp: float) -> str:
+    """A record's `log()` time as the event's `timestamp`, to the millisecond: deterministic, so a re-sent event
+    is the same payload (a duplicate, not a conflict), and shorter on the wire than microseconds."""
+    millis = round(stamp * 1000)
+    seconds, fraction = divmod(millis, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:03d}Z"
+
+
+def is_rejection(error: BaseException) -> bool:
+    """True for an answer that no retry can change (the batch is skipped and counted), False to retry."""
+    return (
+        isinstance(error, APIStatusError)
+        and error.status_code in _REJECTED_STATUSES
+        and error.code != "idempotency_in_progress"
+    )
+
+
+class ProgressLog:
+    """The sender's append-only record of what is stored (a file, or nothing for a memory spool)."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self._fd: int | None = None
+        if directory is not None:
+            path = directory / "progress"
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            if os.fstat(self._fd).st_size == 0:
+                os.write(self._fd, MAGIC)
+
+    def append(self, payload: list[Any]) -> None:
+        if self._fd is not None:
+            os.write(self._fd, frame(payload))
+
+    def sync(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class _Pending:
+    """The answer to one call that a `_Worker` makes."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._result: Any = None
+        self._error: BaseException | None = None
+
+    def result(self) -> Any:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+class _Worker:
+    """One daemon thread that makes calls handed to it, one at a time. (Not `ThreadPoolExecutor`: its threads
+    are joined at interpreter exit, and a request to a server that never answers would then hang the exit.)"""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[tuple[_Pending, Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> _Pending:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="tally-run-request", daemon=True)
+            self._thread.start()
+        pending = _Pending()
+        self._calls.put((pending, function, args))
+        return pending
+
+    def _run(self) -> None:
+        while (call := self._calls.get()) is not None:
+            pending, function, args = call
+            try:
+                pending._result = function(*args)
+            except BaseException as error:
+                pending._error = error
+            pending._done.set()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._calls.put(None)
+            self._thread = None
+
+
+class Drain:
+    """Sends one spool's records in order. `step()` does one unit of work (create the experiment, send one
+    batch, one annotation, or the end) and returns False when there is nothing to send right now.
+
+    `writer` is the live run's writer when the spool is still being appended to (then an incomplete last record
+    is "not yet written"); None for a spool no one writes (then it is a torn tail: skipped and reported)."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: Tally | None,
+        *,
+        directory: Path | None,
+        writer: SpoolWriter | None = None,
+        header: dict[str, Any] | None = None,
+        lock: SpoolLock | None = None,
+    ) -> None:
+        self.store = store
+        self._client = client
+        self.lock = lock
+        self.directory = directory
+        self.writer = writer
+        state = read_progress(directory) if directory is not None else last_progress(b"")
+        self.progress = ProgressLog(directory)
+        self.header: dict[str, Any] | None = header if header is not None else _header(store)
+        self.experiment_id: str | None = state["experiment_id"]
+        if self.experiment_id is None and self.header and self.header.get("experiment_id"):
+            self.experiment_id = str(self.header["experiment_id"])
+        self.segment: int = state["segment"]
+        self.offset: int = state["offset"]
+        self.stored: int = state["stored"]
+        self.rejected: int = state["rejected"]
+        self.finished: bool = state["finished"]
+        self.duplicates = 0
+        self.done_seq = 0
+        self.torn: list[tuple[int, TornTail]] = []
+        self.last_error: str | None = None
+        self._buffer: deque[tuple[int, int, Any]] = deque()  # (segment, end offset, payload)
+        self._read_segment = self.segment
+        self._read_offset = self.offset
+        self._worker = _Worker()
+        self._inflight: tuple[_Pending, list[dict[str, Any]], tuple[int, int, Any]] | None = None
+        self._segment_done = False
+
+    @property
+    def client(self) -> Tally:
+        if self._client is None:
+            raise RuntimeError("an offline run does not send; sync its spool with `tally sync`")
+        return self._client
+
+    # ---- reading ----------------------------------------------------------------------------------------------
+    def _fill(self) -> None:
+        """Decode the next chunk of records into the buffer (moving on to the next segment at the end of one)."""
+        size = READ_BYTES
+        while not self._buffer:
+            segments = self.store.segments()
+            later = [n for n in segments if n > self._read_segment]
+            if self._read_segment not in segments:
+                if not later:
+                    return
+                logger.warning("tally: spool segment %d is gone (dropped at the cap)", self._read_segment)
+                self._read_segment, self._read_offset = later[0], len(MAGIC)
+                continue
+            # Listed before reading: once a later segment exists, this one gets no more writes.
+            final = bool(later) or self.writer is None or self.writer.closed
+            data = self.store.read(self._read_segment, self._read_offset, size)
+            if data is None:
+                continue
+            full = len(data) == size
+            decoded = decode_records(data, base=self._read_offset, final=final and not full)
+            for end, payload in decoded.records:
+                self._buffer.append((self._read_segment, end, payload))
+            self._read_offset = decoded.end
+            if decoded.torn is not None:
+                self.torn.append((self._read_segment, decoded.torn))
+                logger.warning(
+                    "tally: spool %s segment %d: %d bytes at offset %d skipped (%s); the records before "
+                    "them replay",
+                    self.store.location,
+                    self._read_segment,
+                    decoded.torn.size,
+                    decoded.torn.offset,
+                    decoded.torn.reason,
+                )
+                if later:
+                    self._read_segment, self._read_offset = later[0], len(MAGIC)
+                else:
+                    self._read_offset += decoded.torn.size
+                continue
+            if decoded.records:
+                continue
+            if full:
+                size *= 2  # one record larger than the chunk
+                continue
+            if later:
+                self._read_segment, self._read_offset = later[0], len(MAGIC)
+                continue
+            return
+
+    def _refill(self) -> bool:
+        self._fill()
+        return bool(self._buffer)
+
+    # ---- sending ----------------------------------------------------------------------------------------------
+    def _ack(self, segment: int, offset: int) -> None:
+        if segment > self.segment:
+            for number in range(self.segment, segment):
+                if self.writer is not None:
+                    self.writer.release(number)
+                else:
+                    self.store.delete(number)
+        self.segment, self.offset = segment, offset
+        self.progress.append([KIND_PROGRESS, segment, offset, self.stored, self.rejected])
+
+    def _ensure_experiment(self) -> str:
+        if self.experiment_id is not None:
+            return self.experiment_id
+        header = self.header
+        assert header is not None
+        if header.get("experiment_id"):
+            self.experiment_id = str(header["experiment_id"])
+        else:
+            experiment = self.client.experiments.create(
+                str(header["name"]),
+                description=header.get("description"),
+                metadata=header.get("metadata"),
+                folder_id=header.get("folder_id"),
+                idempotency_key=str(header.get("create_key") or f"tally-run-{header['run_key']}"),
+            )
+            self.experiment_id = experiment.id
+        self.progress.append([KIND_EXPERIMENT, self.experiment_id])
+        return self.experiment_id
+
+    def step(self) -> bool:
+        """Do one unit of work; False when caught up. Raises the client's errors (see `is_rejection`).
+
+        Metric batches are pipelined: while one batch is in flight (in the drain's worker thread), the next is
+        read and built here; it is sent only once the first is answered, so batches still reach the server one
+        at a time, in order."""
+        if self.finished:
+            return False
+        self._fill()
+        if not self._buffer:
+            if self._inflight is not None:
+                self._settle()
+                return True
+            return False
+        if self.header is None:
+            first = self._buffer[0][2]
+            if first[0] == KIND_RUN:
+                self.header = dict(first[1])
+        experiment_id = self._ensure_experiment()
+        buffer = self._buffer
+        run_key = str(self.header["run_key"]) if self.header else ""
+        events: list[dict[str, Any]] = []
+        last: tuple[int, int, Any] | None = None
+        while buffer or (events and len(events) < BATCH_EVENTS and self._refill()):
+            segment, end, payload = buffer[0]
+            kind = payload[0]
+            if kind == KIND_RUN:
+                buffer.popleft()
+                last = (segment, end, payload)
+                continue
+            if kind == KIND_LOG:
+                _, seq, step, stamp, labels, values = payload
+                if events and len(events) + len(values) > BATCH_EVENTS:
+                    break
+                when = rfc3339(stamp)
+                prefix = f"{run_key}.{seq:x}."
+                for index, (name, value) in enumerate(values.items()):
+                    event = {
+                        "name": name,
+                        "value": value,
+                        "timestamp": when,
+                        "client_event_id": prefix + str(index),
+                    }
+                    if step is not None:
+                        event["step"] = step
+                    if labels:
+                        event["metadata"] = labels
+                    events.append(event)
+                buffer.popleft()
+                last = (segment, end, payload)
+                continue
+            if events:
+                break  # send the metrics logged before this annotation or end first, to keep the order
+            if self._inflight is not None:
+                self._settle()
+            buffer.popleft()
+            self._send_other(experiment_id, run_key, payload)
+            self.done_seq = payload[1]
+            if kind == KIND_END:
+                self._finish(segment, end)
+                return True
+            self._ack(segment, end)
+            return True
+        if self._inflight is not None:
+            self._settle()
+        if events:
+            assert last is not None
+            self._inflight = (
+                self._worker.submit(self.client.metrics.ingest, experiment_id, events),
+                events,
+                last,
+            )
+        elif last is not None:
+            self._ack(last[0], last[1])
+        return True
+
+    def _settle(self) -> None:
+        """Wait for the batch in flight; count and acknowledge it, or rewind and raise."""
+        assert self._inflight is not None
+        pending, events, last = self._inflight
+        self._inflight = None
+        try:
+            result = pending.result()
+        except Exception as error:
+            if not is_rejection(error):
+                self._rewind()
+                raise
+            self.rejected += len(events)
+            self.last_error = str(error)
+            logger.warning("tally: %d events rejected by the server: %s", len(events), error)
+        else:
+            self.stored += result.accepted + result.duplicates
+            self.duplicates += result.duplicates
+            if result.conflicts:
+                self.rejected += len(result.conflicts)
+                self.last_error = f"{len(result.conflicts)} events conflicted: {result.conflicts[0]}"
+        self.done_seq = last[2][1]
+        self._ack(last[0], last[1])
+
+    def _rewind(self) -> None:
+        """A send failed and will be retried: read the same records again next time."""
+        self._inflight = None
+        self._buffer.clear()
+        self._read_segment, self._read_offset = self.segment, self.offset
+
+    def _send_other(self, experiment_id: str, run_key: str, payload: Any) -> None:
+        kind = payload[0]
+        try:
+            if kind == KIND_ANNOTATION:
+                _, seq, text, step, stamp, metadata = payload
+                self.client.annotations.create(
+                    experiment_id,
+                    text,
+                    step=step,
+                    timestamp=datetime.fromtimestamp(round(stamp, 3), UTC),
+                    metadata=metadata,
+                    client_event_id=f"{run_key}.{seq:x}.a",
+                )
+                self.stored += 1
+            elif kind == KIND_END:
+                try:
+                    self.client.experiments.update_status(experiment_id, payload[2])
+                except ConflictError as error:
+                    if error.code != "invalid_transition":  # already final: set before a crash or by hand
+                        raise
+        except Exception as error:
+            if not is_rejection(error):
+                self._rewind()
+                raise
+            if kind == KIND_ANNOTATION:
+                self.rejected += 1
+            self.last_error = str(error)
+            logger.warning("tally: the server refused a record of the run: %s", error)
+
+    def _finish(self, segment: int, end: int) -> None:
+        self._ack(segment, end)
+        self.progress.append([KIND_FINISHED])
+        self.finished = True
+
+    def close(self) -> None:
+        self._worker.stop()
+        self.progress.close()
+        if self.lock is not None:
+            self.lock.release()
+
+    def remove_if_done(self) -> bool:
+        """Delete the spool when its end is sent (or nothing is left of it); True if it was deleted."""
+        if self.directory is None or not self.finished:
+            return False
+        self.close()
+        remove_spool(self.directory)
+        return True
+
+
+def _header(store: Store) -> dict[str, Any] | None:
+    header = read_header(store)
+    return None if header is None else dict(header)
+
+
+class Sender:
+    """The background thread: drains the leftover spools first, then the run's own, retrying with backoff
+    (no time limit while the process lives). `flush(timeout)` waits until the run's own spool is stored."""
+
+    def __init__(
+        self,
+        own: Drain,
+        *,
+        leftovers: list[Callable[[], Drain | None]] | None = None,
+        poll_interval: float = 0.05,
+        fsync_interval: float | None = None,
+        on_stored: Callable[[], None] | None = None,
+    ) -> None:
+        self.own = own
+        self._leftovers: list[Drain | Callable[[], Drain | None]] = list(leftovers or [])
+        self.poll_interval = poll_interval
+        self.fsync_interval = fsync_interval
+        self.failures = 0
+        self.last_error: str | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._progress = threading.Condition()
+        self._on_stored = on_stored
+        self._thread = threading.Thread(target=self._run, name="tally-run-sender", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        last_sync = 0.0
+
+        while not self._stop.is_set():
+            drain = self._current()
+            try:
+                worked = drain.step() if drain is not None else False
+            except Exception as error:
+                self.failures += 1
+                self.last_error = f"{type(error).__name__}: {error}"
+                delay = backoff_delay(min(self.failures, 10), rand=0.5 + random.random() / 2)
+                logger.info("tally: sending the run failed (%s); retrying in %.1f s", error, delay)
+                self._stop.wait(delay)
+                continue
+            if drain is not None and drain is not self.own and (drain.finished or not worked):
+                drain.finished = True  # no one writes a leftover: caught up is done
+                drain.remove_if_done()
+                self._leftovers.pop(0)
+                continue
+            if worked:
+                self.failures = 0
+                with self._progress:
+                    self._progress.notify_all()
+            if self.fsync_interval is not None and time.monotonic() - last_sync >= self.fsync_interval:
+                last_sync = time.monotonic()
+                self.own.store.sync()
+                self.own.progress.sync()
+            if not worked:
+                self._wake.wait(self.poll_interval)
+                self._wake.clear()
+
+    def _current(self) -> Drain | None:
+        while self._leftovers:
+            head = self._leftovers[0]
+            if isinstance(head, Drain):
+                return head
+            drain = head()
+            if drain is None:
+                self._leftovers.pop(0)
+                continue
+            self._leftovers[0] = drain
+            return drain
+        return self.own
+
+    def wait(self, caught_up: Callable[[], bool], timeout: float | None) -> bool:
+        """Wait until `caught_up()` or `timeout` seconds; True when caught up."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._wake.set()
+        with self._progress:
+            while not caught_up():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                if not self._thread.is_alive():
+                    return caught_up()
+                self._progress.wait(0.05 if remaining is None else min(remaining, 0.05))
+        return True
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Stop the thread; True if it ended (it may be inside a request that hangs: it is a daemon)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        with contextlib.suppress(Exception):
+            self.own.store.sync()
+        return not self._thread.is_alive()

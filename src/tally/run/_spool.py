@@ -1,0 +1,381 @@
+"""Where a run's records live: a directory of segment files (or memory), the writer that appends to it, the lock
+that keeps one sender per spool, and the readers the sender and `tally sync` use. The format is in `_format`.
+
+Layout of one run's spool, under the spool root (`TALLY_SPOOL_DIR`, else the platform's user data directory)::
+
+    <root>/<run>/00000001.seg, 00000002.seg, ...   records, appended by the training process only
+    <root>/<run>/progress                           what is stored, appended by the sender only
+    <root>/<run>/lock                               flock()ed by whichever process owns the spool
+
+where `<run>` is `<start time, 8 hex digits of Unix seconds>-<run_key>`, so that spools sort by age.
+
+Directories are created 0700 and files 0600: metric names and metadata are the user's data. Each segment starts
+with the run's header record, so dropping the oldest segment at the size cap never loses the header. The lock is
+an advisory `fcntl.flock`, which the kernel releases when its process dies, so a SIGKILLed run's spool is free for
+`tally sync` at once (on platforms without `fcntl` there is no lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from tally._logging import logger
+
+from ._format import MAGIC, decode_records, frame, last_progress, run_header
+
+try:  # pragma: no cover - platform dependent
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "DEFAULT_CAP_BYTES",
+    "SPOOL_DIR_ENV",
+    "CapPolicy",
+    "FileStore",
+    "MemoryStore",
+    "SpoolFullError",
+    "SpoolLock",
+    "SpoolWriter",
+    "Store",
+    "iter_spools",
+    "make_private_dir",
+    "spool_root",
+]
+
+SPOOL_DIR_ENV = "TALLY_SPOOL_DIR"
+DEFAULT_CAP_BYTES = 1 << 30
+"""The default size cap of one run's spool: 1 GiB."""
+DEFAULT_SEGMENT_BYTES = 8 << 20
+"""Segments are mapped into memory while written: their size bounds the resident memory the spool costs."""
+_MAP_STEP = 1 << 20
+"""How far ahead of the writes a segment file is grown (sparse: no disk blocks until written)."""
+SEGMENT_SUFFIX = ".seg"
+
+CapPolicy = Literal["block", "drop_oldest"]
+
+
+class SpoolFullError(RuntimeError):
+    """The spool reached its size cap under the `block` policy with no sender to make room (offline)."""
+
+
+def spool_root(env: Mapping[str, str] | None = None) -> Path:
+    """`TALLY_SPOOL_DIR`, else `<user data dir>/tally/spool`."""
+    env = os.environ if env is None else env
+    configured = env.get(SPOOL_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    import platformdirs
+
+    return platformdirs.user_data_path("tally") / "spool"
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create `path` (and missing parents) with mode 0700."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+# ---- storage: files, or memory for durability="memory" ---------------------------------------------------------
+class Store(Protocol):
+    """Segments by number: what the writer appends to and the sender reads."""
+
+    location: str | None
+
+    def segments(self) -> list[int]: ...
+    def create(self, number: int, data: bytes) -> None: ...
+    def append(self, data: bytes) -> None: ...
+    def read(self, number: int, offset: int, size: int) -> bytes | None: ...
+    def delete(self, number: int) -> None: ...
+    def sync(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class FileStore:
+    """Segments as files in a run's spool directory. The newest segment is written through a shared memory map:
+    `append` is a copy into the kernel's page cache, which outlives a killed process exactly as `os.write` does,
+    but without a system call that lets go of the GIL. (Measured with a busy second thread, such as the sender:
+    `os.write` 7.2 µs a step on average, p99.9 32 µs; the map 2.5 µs, p99.9 7.6 µs.) The file is grown sparse
+    ahead of the writes and cut to its used length when the segment is closed; the unwritten rest reads as zeros,
+    which the format takes as the end of the data."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.location: str | None = str(directory)
+        self._fd: int | None = None
+        self._map: mmap.mmap | None = None
+        self._used = 0
+
+    def path(self, number: int) -> Path:
+        return self.directory / f"{number:08d}{SEGMENT_SUFFIX}"
+
+    def segments(self) -> list[int]:
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return []
+        return sorted(int(n[: -len(SEGMENT_SUFFIX)]) for n in names if n.endswith(SEGMENT_SUFFIX))
+
+    def create(self, number: int, data: bytes) -> None:
+        self.close()
+        fd = os.open(self.path(number), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.ftruncate(fd, _MAP_STEP)
+        self._fd, self._map, self._used = fd, mmap.mmap(fd, _MAP_STEP), 0
+        self.append(data)
+
+    def append(self, data: bytes) -> None:
+        view = self._map
+        assert view is not None
+        start = self._used
+        end = start + len(data)
+        if end > len(view):
+            view.resize(max(end, len(view) * 2))  # grows the file too (sparse)
+        view[start:end] = data
+        self._used = end
+
+    def read(self, number: int, offset: int, size: int) -> bytes | None:
+        """Up to `size` bytes of a segment from `offset`; None when the segment is gone."""
+        try:
+            fd = os.open(self.path(number), os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            return os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
+
+    def delete(self, number: int) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(number).unlink()
+
+    def sync(self) -> None:
+        view = self._map
+        if view is not None:
+            with contextlib.suppress(ValueError):  # closed meanwhile by the writer
+                view.flush()
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self._fd is not None:
+            os.ftruncate(self._fd, self._used)
+            os.close(self._fd)
+            self._fd = None
+
+
+class MemoryStore:
+    """Segments in memory (durability="memory": no spool on disk; a dead process loses what was not sent)."""
+
+    def __init__(self) -> None:
+        self.location: str | None = None
+        self._segments: dict[int, bytearray] = {}
+        self._current: bytearray | None = None
+
+    def segments(self) -> list[int]:
+        return sorted(self._segments)
+
+    def create(self, number: int, data: bytes) -> None:
+        self._current = bytearray(data)
+        self._segments[number] = self._current
+
+    def append(self, data: bytes) -> None:
+        assert self._current is not None
+        self._current += data
+
+    def read(self, number: int, offset: int, size: int) -> bytes | None:
+        segment = self._segments.get(number)
+        return None if segment is None else bytes(segment[offset : offset + size])
+
+    def delete(self, number: int) -> None:
+        self._segments.pop(number, None)
+
+    def sync(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+# ---- the writer: the training process's only way to the spool --------------------------------------------------
+class SpoolWriter:
+    """Appends framed records to the newest segment, rolls segments, and applies the size cap.
+
+    `append` is called on the training thread for every `log()`: one `os.write`, a size check, nothing else.
+    `release(n)` is called by the sender once segment `n` is stored, to free its bytes."""
+
+    def __init__(
+        self,
+        store: Store,
+        header: Mapping[str, Any],
+        *,
+        cap_bytes: int = DEFAULT_CAP_BYTES,
+        segment_bytes: int | None = None,
+        policy: CapPolicy = "block",
+        can_wait: bool = True,
+    ) -> None:
+        if cap_bytes < 1 << 16:
+            raise ValueError(f"spool_cap must be at least 65536 bytes, not {cap_bytes}")
+        if policy not in ("block", "drop_oldest"):
+            raise ValueError(f"on_full must be 'block' or 'drop_oldest', not {policy!r}")
+        self.store = store
+        self.cap_bytes = cap_bytes
+        self.segment_bytes = segment_bytes or max(1 << 14, min(DEFAULT_SEGMENT_BYTES, cap_bytes // 8))
+        self.policy: CapPolicy = policy
+        self.can_wait = can_wait
+        self._header_frame = frame([0, dict(header)])
+        self._lock = threading.Lock()
+        self._sizes: dict[int, int] = {}  # segment -> bytes, for the cap
+        self._events: dict[int, int] = {}  # segment -> events logged in it (to count what a drop loses)
+        self.total_bytes = 0
+        self.dropped_events = 0
+        self.segment = 0
+        self._size = 0
+        self._segment_events = 0
+        self.closed = False
+        self._roll()
+
+    def _roll(self) -> None:
+        with self._lock:
+            if self.segment:
+                self._sizes[self.segment] = self._size
+                self._events[self.segment] = self._segment_events
+            self.segment += 1
+            data = MAGIC + self._header_frame
+            self.store.create(self.segment, data)
+            self._size = len(data)
+            self._segment_events = 0
+            self.total_bytes = sum(self._sizes.values())
+
+    def append(self, data: bytes, events: int) -> None:
+        """Write one framed record (`events` metric values or annotations in it) before returning."""
+        size = len(data)
+        if self.total_bytes + self._size + size > self.cap_bytes:
+            self._make_room(size)
+        self.store.append(data)
+        self._size += size
+        self._segment_events += events
+        if self._size >= self.segment_bytes:
+            self._roll()
+
+    def _make_room(self, size: int) -> None:
+        if self.policy == "drop_oldest":
+            while self.total_bytes + self._size + size > self.cap_bytes:
+                with self._lock:
+                    if not self._sizes:
+                        break
+                    oldest = min(self._sizes)
+                    self.total_bytes -= self._sizes.pop(oldest)
+                    lost = self._events.pop(oldest, 0)
+                    self.store.delete(oldest)
+                self.dropped_events += lost
+                logger.warning(
+                    "tally: the spool reached its cap of %d bytes; dropped its oldest %d events "
+                    "(%d dropped so far); raise spool_cap= or use on_full='block'",
+                    self.cap_bytes,
+                    lost,
+                    self.dropped_events,
+                )
+            if not self._sizes and self._size + size > self.cap_bytes:
+                self._roll()
+            return
+        if not self.can_wait:
+            raise SpoolFullError(
+                f"the spool reached its cap of {self.cap_bytes} bytes and nothing sends it (offline): "
+                "raise spool_cap=, use on_full='drop_oldest', or sync it with `tally sync`"
+            )
+        while self.total_bytes + self._size + size > self.cap_bytes and self._sizes:
+            time.sleep(0.01)  # the sender frees whole segments as the server stores them
+        if self.total_bytes + self._size + size > self.cap_bytes:
+            self._roll()
+
+    def release(self, number: int) -> None:
+        """Segment `number` is stored: delete it (never the one being written)."""
+        with self._lock:
+            if number >= self.segment:
+                return
+            self.total_bytes -= self._sizes.pop(number, 0)
+            self._events.pop(number, None)
+            self.store.delete(number)
+
+    def close(self) -> None:
+        self.closed = True
+        self.store.close()
+
+
+# ---- the lock: one owner per spool ------------------------------------------------------------------------------
+class SpoolLock:
+    """An advisory lock on `<spool>/lock`; the kernel drops it when its process dies."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """True if this process now owns the spool; False if another live process does."""
+        if self._fd is not None:
+            return True
+        try:
+            fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            return False
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+
+def iter_spools(root: Path) -> Iterator[Path]:
+    """Every run's spool directory under `root`, oldest run first (run keys sort by time)."""
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = root / name
+        if path.is_dir() and (path / "lock").exists():
+            yield path
+
+
+def read_header(store: Store) -> Mapping[str, Any] | None:
+    """The run's header, from the start of its oldest segment."""
+    for number in store.segments():
+        data = store.read(number, 0, 1 << 16)
+        if not data or not data.startswith(MAGIC):
+            continue
+        decoded = decode_records(data[len(MAGIC) :], base=len(MAGIC), final=False)
+        if decoded.records:
+            return run_header(decoded.records[0][1])
+    return None
+
+
+def read_progress(directory: Path) -> dict[str, Any]:
+    """The last state the sender recorded for this spool (`_format.last_progress`)."""
+    try:
+        data = (directory / "progress").read_bytes()
+    except FileNotFoundError:
+        data = b""
+    return last_progress(data)
+
+
+def remove_spool(directory: Path) -> None:
+    """Delete a spool whose every record is stored."""
+    shutil.rmtree(directory, ignore_errors=True)

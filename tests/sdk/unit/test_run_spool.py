@@ -1,0 +1,277 @@
+"""The run's spool without HTTP: the record format and its recovery (pure, over bytes), the writer's segments and
+size cap, file modes, `log()`'s checks, and offline runs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tally import ConfigurationError, Tally
+from tally.run import SpoolFullError, spool_status
+from tally.run._format import (
+    HEADER,
+    KIND_EXPERIMENT,
+    KIND_FINISHED,
+    KIND_PROGRESS,
+    MAGIC,
+    decode_records,
+    frame,
+    last_progress,
+)
+from tally.run._run import (
+    LABEL_VALUE_MAX,
+    LABELS_MAX,
+    METADATA_KEY_MAX,
+    METADATA_KEY_PATTERN,
+    METRIC_NAME_MAX,
+    METRIC_NAME_PATTERN,
+)
+from tally.run._spool import FileStore, MemoryStore, SpoolWriter
+
+SPEC = yaml.safe_load((Path(__file__).resolve().parents[3] / "openapi" / "tally.yaml").read_text())
+SCHEMAS: dict[str, Any] = SPEC["components"]["schemas"]
+
+payloads = st.lists(
+    st.tuples(st.integers(0, 3), st.integers(0, 2**40), st.text(max_size=20), st.floats(allow_nan=False)),
+    max_size=20,
+)
+
+
+# ---- the format: pure functions over bytes ------------------------------------------------------------------------
+@given(payloads)
+def test_records_round_trip(records: list[tuple[int, int, str, float]]) -> None:
+    data = b"".join(frame(list(record)) for record in records)
+    decoded = decode_records(data)
+    assert [payload for _, payload in decoded.records] == [list(record) for record in records]
+    assert decoded.end == len(data)
+    assert decoded.torn is None
+
+
+@given(payloads.filter(bool), st.data())
+def test_a_cut_anywhere_keeps_every_whole_record_and_reports_the_rest(
+    records: list[tuple[int, int, str, float]], data: st.DataObject
+) -> None:
+    frames = [frame(list(record)) for record in records]
+    whole = b"".join(frames)
+    cut = data.draw(st.integers(0, len(whole) - 1))
+    decoded = decode_records(whole[:cut])
+    boundaries = [sum(len(f) for f in frames[: i + 1]) for i in range(len(frames))]
+    kept = sum(1 for end in boundaries if end <= cut)
+    assert [payload for _, payload in decoded.records] == [list(r) for r in records[:kept]]
+    if cut in (0, *boundaries):
+        assert decoded.torn is None
+    else:
+        assert decoded.torn is not None
+        assert decoded.torn.offset + decoded.torn.size == cut
+        assert decoded.end == decoded.torn.offset
+
+
+def test_an_incomplete_tail_of_a_live_file_is_not_torn_but_a_bad_checksum_is() -> None:
+    first, second = frame([1, 1, None, 0.0, None, {"a": 1.0}]), frame([1, 2, None, 0.0, None, {"a": 2.0}])
+    live = decode_records(first + second[:-3], final=False)
+    assert len(live.records) == 1
+    assert live.torn is None
+    assert live.end == len(first)
+    corrupt = bytearray(first + second)
+    corrupt[-1] ^= 0xFF
+    bad = decode_records(bytes(corrupt), final=False)
+    assert len(bad.records) == 1
+    assert bad.torn is not None
+    assert bad.torn.reason == "checksum mismatch"
+
+
+def test_zeros_after_the_records_are_the_end_of_the_data_not_a_torn_tail() -> None:
+    data = frame([1, 1, None, 0.0, None, {"a": 1.0}])
+    decoded = decode_records(data + bytes(4096))
+    assert len(decoded.records) == 1
+    assert decoded.torn is None
+    assert decoded.end == len(data)
+
+
+def test_a_frame_is_length_checksum_payload() -> None:
+    data = frame([3, 7, "completed"])
+    length, checksum = HEADER.unpack_from(data)
+    assert length == len(data) - HEADER.size
+    import zlib
+
+    assert checksum == zlib.crc32(data[HEADER.size :])
+
+
+def test_the_last_progress_record_wins_and_a_torn_one_is_ignored() -> None:
+    assert last_progress(b"")["experiment_id"] is None
+    data = MAGIC + frame([KIND_EXPERIMENT, "exp_1"]) + frame([KIND_PROGRESS, 1, 100, 10, 0])
+    data += frame([KIND_PROGRESS, 2, 50, 20, 1])
+    state = last_progress(data + frame([KIND_PROGRESS, 3, 9, 30, 0])[:-2])
+    assert state == {
+        "experiment_id": "exp_1",
+        "segment": 2,
+        "offset": 50,
+        "stored": 20,
+        "rejected": 1,
+        "finished": False,
+    }
+    assert last_progress(data + frame([KIND_FINISHED]))["finished"] is True
+
+
+# ---- the writer ---------------------------------------------------------------------------------------------------
+def _record(seq: int) -> bytes:
+    return frame([1, seq, seq, 0.0, None, {f"m{i}": float(i) for i in range(10)}])
+
+
+def test_segments_roll_and_each_starts_with_the_header(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    writer = SpoolWriter(store, {"run_key": "k"}, cap_bytes=1 << 20, segment_bytes=1 << 14)
+    for seq in range(1, 400):
+        writer.append(_record(seq), 10)
+    segments = store.segments()
+    assert len(segments) > 3
+    seqs = []
+    for number in segments:
+        data = store.read(number, 0, 1 << 20)
+        assert data is not None
+        assert data.startswith(MAGIC)
+        records = decode_records(data[len(MAGIC) :]).records
+        assert records[0][1] == [0, {"run_key": "k"}]
+        seqs += [payload[1] for _, payload in records[1:]]
+    assert seqs == list(range(1, 400))
+    for number in segments:
+        assert stat.S_IMODE(os.stat(store.path(number)).st_mode) == 0o600
+
+
+def test_drop_oldest_at_the_cap_counts_what_it_drops(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = FileStore(tmp_path)
+    writer = SpoolWriter(store, {"run_key": "k"}, cap_bytes=1 << 16, policy="drop_oldest")
+    for seq in range(1, 2000):
+        writer.append(_record(seq), 10)
+    writer.close()
+    total = sum(os.path.getsize(store.path(n)) for n in store.segments())
+    assert total <= 1 << 16
+    kept = 0
+    for number in store.segments():
+        data = store.read(number, len(MAGIC), 1 << 20) or b""
+        kept += 10 * (len(decode_records(data).records) - 1)
+    assert writer.dropped_events > 0
+    assert kept + writer.dropped_events == 10 * 1999
+    assert "dropped its oldest" in caplog.text
+
+
+def test_block_at_the_cap_with_nothing_to_send_raises() -> None:
+    writer = SpoolWriter(MemoryStore(), {"run_key": "k"}, cap_bytes=1 << 16, can_wait=False)
+    record = _record(1)
+    appended = 0
+    with contextlib.suppress(SpoolFullError):
+        for _ in range(2000):
+            writer.append(record, 10)
+            appended += 1
+    assert 0 < appended < 2000  # the cap was met
+    with pytest.raises(SpoolFullError, match="spool_cap"):
+        writer.append(record, 10)
+
+
+def test_bad_writer_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="spool_cap"):
+        SpoolWriter(MemoryStore(), {}, cap_bytes=10)
+    with pytest.raises(ValueError, match="on_full"):
+        SpoolWriter(MemoryStore(), {}, policy="sometimes")  # type: ignore[arg-type]
+
+
+# ---- log()'s checks follow the spec -------------------------------------------------------------------------------
+def test_the_checks_of_names_and_labels_match_the_spec() -> None:
+    assert SCHEMAS["MetricName"]["pattern"] == METRIC_NAME_PATTERN
+    assert SCHEMAS["MetricName"]["maxLength"] == METRIC_NAME_MAX
+    assert SCHEMAS["MetadataKey"]["pattern"] == METADATA_KEY_PATTERN
+    assert SCHEMAS["MetadataKey"]["maxLength"] == METADATA_KEY_MAX
+    assert SCHEMAS["Labels"]["maxProperties"] == LABELS_MAX
+    assert SCHEMAS["Labels"]["additionalProperties"]["maxLength"] == LABEL_VALUE_MAX
+
+
+@pytest.mark.parametrize(
+    ("values", "kwargs", "message"),
+    [
+        ({"loss": float("nan")}, {}, "'loss' is nan"),
+        ({"loss": float("inf")}, {}, "finite"),
+        ({"loss": "0.5"}, {}, "'loss' is '0.5'"),
+        ({"loss": True}, {}, "'loss' is True"),
+        ({"loss": None}, {}, "'loss' is None"),
+        ({"bad name": 1.0}, {}, "metric name 'bad name'"),
+        ({"loss": 1.0}, {"step": -1}, "step must be"),
+        ({"loss": 1.0}, {"metadata": {"1split": "x"}}, "metadata key '1split'"),
+        ({"loss": 1.0}, {"metadata": {"split": 3}}, "metadata\\['split'\\]"),
+    ],
+)
+def test_log_refuses_bad_input_naming_it(
+    values: dict[str, Any], kwargs: dict[str, Any], message: str
+) -> None:
+    with Tally(offline=True) as client, client.run("checks") as run:
+        with pytest.raises(ValueError, match=message):
+            run.log(values, **kwargs)
+        run.log({"loss": 0.5, "n": 3}, step=1)
+        assert run.status().logged == 2
+
+
+def test_log_takes_numbers_that_convert_to_float() -> None:
+    from decimal import Decimal
+
+    with Tally(offline=True) as client, client.run("convert") as run:
+        run.log({"loss": Decimal("0.25")}, step=0)
+        assert run.status().logged == 1
+
+
+# ---- offline --------------------------------------------------------------------------------------------------------
+def test_an_offline_run_spools_everything_and_says_how_to_upload(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Tally(offline=True) as client:
+        assert client.offline
+        with pytest.raises(ConfigurationError, match="offline"):
+            list(client.experiments.list())
+        with client.run("offline-run", metadata={"lr": 0.1}) as run:
+            for step in range(100):
+                run.log({"loss": 1.0 / (step + 1), "lr": 0.1}, step=step)
+            run.annotate("halfway", step=50)
+            run.flush()  # offline: returns at once, everything is on disk
+            assert run.id is None
+        status = run.status()
+    assert (status.logged, status.stored, status.pending) == (201, 0, 201)
+    assert status.offline
+    err = capsys.readouterr().err
+    assert "201 events" in err
+    assert "tally sync" in err
+    root = tmp_path / "spool"
+    assert stat.S_IMODE(os.stat(root).st_mode) == 0o700
+    [spool] = list(root.iterdir())
+    assert stat.S_IMODE(os.stat(spool).st_mode) == 0o700
+    [report] = spool_status(root)
+    assert (report.name, report.state, report.pending) == ("offline-run", "pending", 201)
+
+
+def test_tally_mode_offline_needs_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TALLY_MODE", "offline")
+    with Tally() as client:
+        assert client.offline
+    monkeypatch.setenv("TALLY_MODE", "sideways")
+    with pytest.raises(ConfigurationError, match="TALLY_MODE"):
+        Tally()
+
+
+def test_memory_durability_offline_is_refused() -> None:
+    with Tally(offline=True) as client, pytest.raises(ValueError, match="memory"):
+        client.run("nothing-kept", durability="memory")
+
+
+def test_run_needs_a_name_or_an_experiment_id() -> None:
+    with Tally(offline=True) as client:
+        with pytest.raises(ValueError, match="name"):
+            client.run()
+        with pytest.raises(ValueError, match="not both"):
+            client.run("x", experiment_id="exp_1")
