@@ -148,7 +148,13 @@ def test_every_operation_conforms(case: Any, fixtures: Fixtures) -> None:
     token = fixtures.ingestion_token if operation_id in _INGESTION_OPERATIONS else fixtures.server.api_key
     _aim_at_real_ids(case, fixtures)
     _make_semantically_valid(case)
-    case.call_and_validate(base_url=fixtures.server.url, headers={"Authorization": f"Bearer {token}"})
+    headers = {"Authorization": f"Bearer {token}"}
+    components = case.meta.components if case.meta is not None else {}
+    if not _positive(components, ParameterLocation.HEADER) and "Authorization" not in (case.headers or {}):
+        # A negative case that leaves the credential out (schemathesis treats it as a required header): adding
+        # ours back would make it valid, and its acceptance would then be reported as a failure to reject.
+        headers = {}
+    case.call_and_validate(base_url=fixtures.server.url, headers=headers)
     CALLS[operation_id] = CALLS.get(operation_id, 0) + 1
 
 
