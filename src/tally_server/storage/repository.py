@@ -26,6 +26,7 @@ __all__ = [
     "Principal",
     "Repository",
     "StorageError",
+    "UnstorableTextError",
 ]
 
 Json = dict[str, Any]
@@ -34,6 +35,15 @@ Key = tuple[Any, ...]
 
 class StorageError(Exception):
     """A rule of the data model refused the operation."""
+
+
+class UnstorableTextError(StorageError):
+    """A text value the database cannot hold (PostgreSQL refuses the NUL character in text)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Text values cannot contain the NUL character (\\u0000) on this server's database; remove it."
+        )
 
 
 class NotFoundError(StorageError):
