@@ -10,7 +10,6 @@ import pytest
 
 from tally_server import RunningServer, start_server
 
-
 from .helpers import make_client, unique
 from .postgres_cluster import PostgresCluster
 

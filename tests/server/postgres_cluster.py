@@ -54,7 +54,17 @@ class PostgresCluster:
             self._as = ["runuser", "-u", "nobody", "--"]
         self._names = itertools.count(1)
         self._run(
-            "initdb", "-D", str(self.data), "-A", "trust", "-U", _USER, "--locale=C", "-E", "UTF8", "--no-sync"
+            "initdb",
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            _USER,
+            "--locale=C",
+            "-E",
+            "UTF8",
+            "--no-sync",
         )
         options = f"-p {self.port} -k {self.dir} -c listen_addresses='' -c fsync=off -c max_connections=300"
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
