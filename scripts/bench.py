@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import bench_postgres
 import bench_server_scale
 import httpx
 
@@ -441,6 +442,7 @@ def main() -> int:
             lambda: bench_memory_iterating(url, api_key, points=100_000 if quick else 1_000_000),
             lambda: bench_memory_with_options(url, api_key, calls=10_000 if quick else 100_000),
             lambda: bench_server_scale.run(report, server_process, quick=quick),
+            lambda: bench_postgres.run(report, server_process, quick=quick),
         ]
         names = [
             "small_call",
@@ -451,6 +453,7 @@ def main() -> int:
             "memory_iterating",
             "memory_with_options",
             "server_scale",
+            "postgres",
         ]
         for name, benchmark in zip(names, benchmarks, strict=True):
             if args.only is None or args.only in name:

@@ -1,6 +1,6 @@
-"""A throwaway PostgreSQL server for the test session: `initdb` into a temporary directory, `pg_ctl start` on a
-free port with its unix socket in that directory (it listens on no TCP interface), stopped and deleted at the
-end.
+"""A throwaway PostgreSQL server for the test session (and `make bench`): `initdb` into a temporary directory,
+`pg_ctl start` on a free port with its unix socket in that directory (it listens on no TCP interface), stopped
+and deleted at the end.
 
 PostgreSQL refuses to run as root; under root (a CI container) the cluster runs as the unprivileged user
 `nobody`, owning the temporary directory. The binaries are found on PATH or under /usr/lib/postgresql/*/bin
@@ -13,17 +13,22 @@ import glob
 import itertools
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import psycopg
 
-from .processes import free_port
-
 __all__ = ["PostgresCluster", "find_pg_bin"]
 
 _USER = "tally"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def find_pg_bin() -> Path:
@@ -41,13 +46,16 @@ def find_pg_bin() -> Path:
 
 
 class PostgresCluster:
-    """A PostgreSQL server in a temporary directory; `create_database()` gives a fresh database's URL."""
+    """A PostgreSQL server in a temporary directory; `create_database()` gives a fresh database's URL.
 
-    def __init__(self) -> None:
+    `fsync=False` (the tests: nothing here must outlive the session) turns PostgreSQL's fsync off; the
+    benchmarks keep it on, as a real server has it."""
+
+    def __init__(self, *, fsync: bool = False) -> None:
         self.bin = find_pg_bin()
         self.dir = Path(tempfile.mkdtemp(prefix="tally-pg-"))
         self.data = self.dir / "data"
-        self.port = free_port()
+        self.port = _free_port()
         self._as: list[str] = []
         if os.geteuid() == 0:
             shutil.chown(self.dir, user="nobody")
@@ -66,7 +74,9 @@ class PostgresCluster:
             "UTF8",
             "--no-sync",
         )
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses='' -c fsync=off -c max_connections=300"
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses='' -c max_connections=300"
+        if not fsync:
+            options += " -c fsync=off"
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
         self.admin_url = self.url("postgres")
 
