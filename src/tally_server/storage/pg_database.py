@@ -37,7 +37,10 @@ __all__ = ["PgConnection", "PgDatabase"]
 # Every SQLite-only phrase of the shared queries and what PostgreSQL says instead (applied in order).
 _REWRITES: tuple[tuple[str, str], ...] = (
     # The planner finds the unique index by itself (CROSS JOIN is how SQLite is told the join order).
-    (" CROSS JOIN metric_points AS m INDEXED BY metric_points_by_client_event_id", " JOIN metric_points AS m"),
+    (
+        " CROSS JOIN metric_points AS m INDEXED BY metric_points_by_client_event_id",
+        " JOIN metric_points AS m",
+    ),
     ("FROM json_each(?) AS j", "FROM tally_json_each(convert_from(?, 'UTF8')) AS j"),  # JSON bytes here
     (
         "folder IN (SELECT value FROM json_each(?))",
