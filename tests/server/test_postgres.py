@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -111,3 +112,18 @@ def test_a_start_leaves_other_processes_running_claims(postgres: PostgresCluster
             with psycopg.connect(url, autocommit=True) as conn:
                 row = conn.execute("SELECT state FROM idempotency_keys WHERE key = 'in-flight'").fetchone()
             assert row == ("running",)
+
+
+def test_nul_in_text_is_a_400_on_write_and_matches_nothing_on_read(postgres: PostgresCluster) -> None:
+    """PostgreSQL's text cannot hold NUL: a write naming one is bad input, not a 500; a filter finds nothing."""
+    with (
+        start_server(db=postgres.create_database("nul"), bootstrap_key=KEY) as server,
+        httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}) as c,
+    ):
+        created = c.post("/v1/folders", json={"name": "nul", "description": "a\x00b"})
+        assert created.status_code == 400, created.text
+        assert created.json()["error"]["code"] == "invalid_request"
+        assert "NUL" in created.json()["error"]["message"]
+        listed = c.get("/v1/experiments", params={"name_prefix": "a\x00"})
+        assert listed.status_code == 200, listed.text
+        assert listed.json()["data"] == []
