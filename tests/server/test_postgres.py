@@ -127,3 +127,21 @@ def test_nul_in_text_is_a_400_on_write_and_matches_nothing_on_read(postgres: Pos
         listed = c.get("/v1/experiments", params={"name_prefix": "a\x00"})
         assert listed.status_code == 200, listed.text
         assert listed.json()["data"] == []
+
+
+def test_the_older_variable_still_names_a_sqlite_file(tmp_path: Path) -> None:
+    db = tmp_path / "old-variable.sqlite3"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
+    environment.update(TALLY_CONFIG_DIR=str(tmp_path / "config"), TALLY_SERVER_DB=str(db))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tally_server", "--port", str(free_port()), "--bootstrap-key", KEY],
+        env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert f"(data: {db})" in banner
+    assert db.exists()
