@@ -30,6 +30,14 @@ $(STAMPS)/node: tools/node/package.json tools/node/package-lock.json
 	npm ci --prefix tools/node --no-audit --no-fund --loglevel=error
 	@mkdir -p $(STAMPS) && touch $@
 
+# PostgreSQL's server binaries, for the server tests on the second backend (they start their own cluster).
+.PHONY: postgres
+postgres: ## Install PostgreSQL's server (apt-get) unless initdb is on PATH or in /usr/lib/postgresql/*/bin.
+	@command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || { \
+	  echo "initdb not found: installing PostgreSQL with apt-get"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
 .PHONY: install
 install: $(STAMPS)/venv $(STAMPS)/node ## Install uv, the locked Python environment and the pinned Node tools.
 
@@ -67,11 +75,11 @@ typecheck: $(STAMPS)/venv ## mypy --strict over src and generated, and the typin
 	$(RUN) mypy --strict tests/typing
 
 .PHONY: pytest
-pytest: $(STAMPS)/venv ## Run the test suite only.
+pytest: $(STAMPS)/venv postgres ## Run the test suite only.
 	$(RUN) pytest $(PYTEST_ARGS)
 
 .PHONY: test
-test: check-generated lint-spec ## Everything CI runs: generated and sync checks, spec lint and diff, ruff, mypy, pytest.
+test: check-generated lint-spec postgres ## Everything CI runs: generated and sync checks, spec lint and diff, ruff, mypy, pytest.
 	$(RUN) python scripts/spec_diff.py --base "$(BASE)" --allow-missing-base
 	$(MAKE) --no-print-directory check-sync lint typecheck pytest
 
@@ -81,7 +89,7 @@ demo: $(STAMPS)/venv ## The main job: against TALLY_BASE_URL if set, else an emb
 	$(RUN) python -m tally.demo
 
 .PHONY: bench
-bench: $(STAMPS)/venv ## Measure the SDK against raw httpx on the same server, in one run.
+bench: $(STAMPS)/venv postgres ## Measure the SDK against raw httpx on the same server, in one run.
 	$(RUN) python scripts/bench.py
 
 .PHONY: docs-images

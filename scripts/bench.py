@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import bench_postgres
 import bench_server_scale
 import httpx
 from bench_logger import bench_logger  # scripts/bench_logger.py: the training-loop logger's figures
@@ -444,6 +445,7 @@ def main() -> int:
             lambda: bench_memory_with_options(url, api_key, calls=10_000 if quick else 100_000),
             lambda: bench_server_scale.run(report, server_process, quick=quick),
             lambda: bench_logger(url, api_key, report, quick=quick, outage_values=args.logger_outage_values),
+            lambda: bench_postgres.run(report, server_process, quick=quick),
         ]
         names = [
             "small_call",
@@ -455,6 +457,7 @@ def main() -> int:
             "memory_with_options",
             "server_scale",
             "logger",
+            "postgres",
         ]
         for name, benchmark in zip(names, benchmarks, strict=True):
             if args.only is None or args.only in name:

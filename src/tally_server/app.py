@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import sqlite3
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from tally_server.handlers.ingestion_keys import redact_created_key, reissue_cre
 from tally_server.handlers.metrics import MAX_BODY_BYTES, check_batch_size
 from tally_server.idempotency import IdempotencyGate, fingerprint
 from tally_server.ratelimit import RateLimiter
+from tally_server.storage.backends import open_repository
 from tally_server.storage.repository import (
     ConflictError,
     ExperimentClosedError,
@@ -49,8 +51,8 @@ from tally_server.storage.repository import (
     Principal,
     Repository,
     StorageError,
+    UnstorableTextError,
 )
-from tally_server.storage.sqlite import SqliteRepository
 
 __all__ = ["create_app", "validate_bootstrap_key"]
 
@@ -100,6 +102,8 @@ def _error_bytes(error: ApiError, request_id: str) -> bytes:
 
 
 def _storage_error(exc: StorageError) -> ApiError:
+    if isinstance(exc, UnstorableTextError):
+        return invalid_request([FieldError("(text)", str(exc))])
     if isinstance(exc, NotFoundError):
         return ApiError(404, "not_found", str(exc))
     if isinstance(exc, InvalidTransitionError):
@@ -111,6 +115,16 @@ def _storage_error(exc: StorageError) -> ApiError:
     if isinstance(exc, ConflictError):
         return ApiError(409, "conflict", str(exc), exc.details)
     return ApiError(409, "conflict", str(exc))
+
+
+def _is_busy(exc: Exception) -> bool:
+    """A database that is locked, unreachable or asked this transaction to retry (deadlock, serialisation):
+    answered 503 with Retry-After, since the same request can succeed a moment later. psycopg is looked up,
+    not imported: a SQLite server never loads it."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.OperationalError)
 
 
 class _Unrecorded(Exception):
@@ -184,17 +198,18 @@ class _Pipeline:
             out = _Outgoing(exc.status, _error_bytes(exc, incoming.request_id), dict(exc.headers))
         except StorageError as exc:
             out = _Outgoing(*self._error(_storage_error(exc), incoming.request_id))
-        except sqlite3.OperationalError as exc:
-            logger.warning("database busy for %s (%s): %s", op.operation_id, incoming.request_id, exc)
-            busy = ApiError(
-                503, "unavailable", "The server is busy; retry shortly.", None, {"Retry-After": "1"}
-            )
-            out = _Outgoing(*self._error(busy, incoming.request_id))
-        except Exception:
-            logger.exception("internal error in %s (%s)", op.operation_id, incoming.request_id)
-            out = _Outgoing(
-                *self._error(ApiError(500, "internal", "Internal server error."), incoming.request_id)
-            )
+        except Exception as exc:
+            if _is_busy(exc):
+                logger.warning("database busy for %s (%s): %s", op.operation_id, incoming.request_id, exc)
+                busy = ApiError(
+                    503, "unavailable", "The server is busy; retry shortly.", None, {"Retry-After": "1"}
+                )
+                out = _Outgoing(*self._error(busy, incoming.request_id))
+            else:
+                logger.exception("internal error in %s (%s)", op.operation_id, incoming.request_id)
+                out = _Outgoing(
+                    *self._error(ApiError(500, "internal", "Internal server error."), incoming.request_id)
+                )
         if self.validate_responses and not (replayed or conformed):
             out = self._conform(op, out, incoming.request_id)
         if claimed is not None and not recorded:  # an error answer: no effect to be atomic with
@@ -533,7 +548,9 @@ def create_app(
     """The reference server as an ASGI application.
 
     `db` is a SQLite file (created if missing, migrated if old); None or ":memory:" is a scratch database that
-    disappears on shutdown. On a fresh database an organisation "default" is created with an org API key:
+    disappears on shutdown; `postgresql://user@host/dbname` is a PostgreSQL database (migrated if old), which
+    several server processes can share; a URL of any other scheme is refused (ValueError).
+    On a fresh database an organisation "default" is created with an org API key:
     `bootstrap_key` when given (it must start with `tk_org_`), else a generated one, available as
     `app.state.api_key` (None when the database already had an organisation and no bootstrap key was given).
     `rate_limit` is requests per second per key (off when None). `validate_responses` checks every answer
@@ -549,7 +566,7 @@ def create_app(
         "1",
         "true",
     )
-    repo = SqliteRepository(db, fsync=fsync)
+    repo = open_repository(db, fsync=fsync)
     try:
         result = repo.bootstrap(bootstrap_key, mint_if_existing=False)
         app = build_app(repo, rate_limit=rate_limit, validate_responses=validate_responses)

@@ -11,6 +11,7 @@ import platformdirs
 
 from tally_server._credentials_file import credentials_path, read_credentials, write_credentials
 from tally_server.app import create_app, validate_bootstrap_key
+from tally_server.storage.backends import UnsupportedDatabaseError, redact_url
 
 __all__ = ["default_db_path", "serve"]
 
@@ -38,10 +39,11 @@ def _check_bootstrap_key(ctx: click.Context, param: click.Parameter, value: str 
 )
 @click.option(
     "--db",
-    envvar="TALLY_SERVER_DB",
+    envvar=["TALLY_SERVER_DATABASE_URL", "TALLY_SERVER_DB"],
     default=None,
-    help="SQLite file (created if missing); ':memory:' for a scratch database. "
-    "[default: the user data directory's tally/server.sqlite3; env TALLY_SERVER_DB]",
+    help="SQLite file (created if missing); ':memory:' for a scratch database; or postgresql://user@host/dbname "
+    "for PostgreSQL, which several server processes can share. "
+    "[default: the user data directory's tally/server.sqlite3; env TALLY_SERVER_DATABASE_URL or TALLY_SERVER_DB]",
 )
 @click.option(
     "--bootstrap-key",
@@ -89,14 +91,17 @@ def serve(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     database = db if db is not None else str(default_db_path())
+    shown_db = redact_url(database)
     try:
         app = create_app(db=database, bootstrap_key=bootstrap_key, rate_limit=rate_limit, fsync=not no_fsync)
+    except UnsupportedDatabaseError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--db'") from None
     except Exception as exc:
-        raise click.ClickException(f"cannot open the database {database}: {exc}") from exc
+        raise click.ClickException(f"cannot open the database {shown_db}: {exc}") from exc
     shown_host = f"[{host}]" if ":" in host else host
     url = f"http://{shown_host}:{port}"
     bootstrap = app.state.bootstrap
-    where = "a scratch database" if database == ":memory:" else database
+    where = "a scratch database" if database == ":memory:" else shown_db
     click.echo(f"Tally reference server on {url} (data: {where})")
     if bootstrap.new_token is not None:
         click.echo("Created organisation 'default' with an org API key (shown once, keep it safe):")

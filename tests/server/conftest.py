@@ -8,15 +8,47 @@ from typing import Any
 import httpx
 import pytest
 
-from tally_server import RunningServer
+from tally_server import RunningServer, start_server
 
 from .helpers import make_client, unique
+from .postgres_cluster import PostgresCluster
+
+BACKENDS = ["sqlite", "postgresql"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/server/" in str(item.fspath).replace("\\", "/") and "contract" not in item.keywords:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A PostgreSQL server of this session's own (see postgres_cluster.py); never skipped: a missing
+    PostgreSQL fails the run with the way to install it."""
+    cluster = PostgresCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend_db(request: pytest.FixtureRequest) -> str | None:
+    """The `db` of a fresh database on each backend: None (a scratch SQLite file) or a new PostgreSQL
+    database."""
+    if request.param == "sqlite":
+        return None
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.create_database("live")
+
+
+@pytest.fixture(scope="session")
+def live_server(backend_db: str | None) -> Iterator[RunningServer]:
+    """The server tests' live server, once per backend (this overrides the SQLite-only one of
+    tests/conftest.py for tests/server only)."""
+    with start_server(db=backend_db, validate_responses=True) as server:
+        yield server
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The storage interface the HTTP layer talks to, its record types and its errors.
 
-The handlers only ever call a `Repository`; `tally_server.storage.sqlite.SqliteRepository` is the one backend
-today. A PostgreSQL backend would implement this same protocol; nothing above this module would change.
+The handlers only ever call a `Repository`: `tally_server.storage.sqlite.SqliteRepository` (the embedded default)
+or `tally_server.storage.postgres.PostgresRepository` (several processes on one database), chosen from `--db` by
+`tally_server.storage.backends.open_repository`.
 
 Records cross this boundary already shaped as the contract's JSON objects (dicts), with metadata kept as
 raw JSON
@@ -26,6 +27,7 @@ __all__ = [
     "Principal",
     "Repository",
     "StorageError",
+    "UnstorableTextError",
 ]
 
 Json = dict[str, Any]
@@ -34,6 +36,15 @@ Key = tuple[Any, ...]
 
 class StorageError(Exception):
     """A rule of the data model refused the operation."""
+
+
+class UnstorableTextError(StorageError):
+    """A text value the database cannot hold (PostgreSQL refuses the NUL character in text)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Text values cannot contain the NUL character (\\u0000) on this server's database; remove it."
+        )
 
 
 class NotFoundError(StorageError):

@@ -232,11 +232,12 @@ class SqliteRepository:
             created = row is None
             if created:
                 org_id = new_id("org_")
-                cur = conn.execute(
-                    "INSERT INTO organizations(id, name, created_at) VALUES (?, 'default', ?)",
-                    (org_id, stamp),
+                org_pk = int(
+                    conn.execute(
+                        "INSERT INTO organizations(id, name, created_at) VALUES (?, 'default', ?) RETURNING pk",
+                        (org_id, stamp),
+                    ).fetchone()[0]
                 )
-                org_pk = int(cur.lastrowid or 0)
             else:
                 org_pk, org_id = int(row[0]), str(row[1])
             new: str | None = None
@@ -257,10 +258,11 @@ class SqliteRepository:
         org_id = new_id("org_")
         token = new_token("tk_org_")
         with self.db.write() as conn:
-            cur = conn.execute(
-                "INSERT INTO organizations(id, name, created_at) VALUES (?, ?, ?)", (org_id, name, stamp)
-            )
-            self._insert_org_key(conn, int(cur.lastrowid or 0), token, stamp)
+            org_pk = conn.execute(
+                "INSERT INTO organizations(id, name, created_at) VALUES (?, ?, ?) RETURNING pk",
+                (org_id, name, stamp),
+            ).fetchone()[0]
+            self._insert_org_key(conn, int(org_pk), token, stamp)
         return org_id, token
 
     @staticmethod
@@ -336,7 +338,7 @@ class SqliteRepository:
         conn: sqlite3.Connection, org_pk: int, parent_pk: int | None, name: str, except_pk: int | None = None
     ) -> None:
         row = conn.execute(
-            "SELECT id FROM folders WHERE org = ? AND ifnull(parent, 0) = ? AND name = ? AND pk != ?",
+            "SELECT id FROM folders WHERE org = ? AND coalesce(parent, 0) = ? AND name = ? AND pk != ?",
             (org_pk, parent_pk or 0, name, except_pk or 0),
         ).fetchone()
         if row is not None:
@@ -528,13 +530,9 @@ class SqliteRepository:
                 raise NotFoundError("experiment", experiment_id)
             if status[0] in _TERMINAL:
                 raise ExperimentClosedError(experiment_id, status[0])
-            last = conn.execute(
-                "UPDATE counters SET value = value + ? WHERE name = 'metric_seq' RETURNING value",
-                (len(events),),
-            ).fetchone()[0]
             rows: list[_PointRow] = []
             append = rows.append
-            for seq, event in enumerate(events, last - len(events) + 1):
+            for seq, event in zip(self._reserve_seqs(conn, len(events)), events, strict=True):
                 step = event.get("step")
                 ts = event.get("timestamp")
                 metadata = event.get("metadata")
@@ -558,16 +556,32 @@ class SqliteRepository:
                         event["client_event_id"],
                     )
                 )
-            before = conn.total_changes
-            conn.executemany(_INSERT_POINT, rows)
             conflicts: list[Json] = []
-            if conn.total_changes - before == len(rows):
+            if self._insert_points(conn, rows) == len(rows):
                 accepted, duplicates = rows, 0
             else:
                 accepted, duplicates, conflicts = self._sort_out_repeats(conn, experiment_pk, rows)
             if accepted:
                 self._update_stats(conn, experiment_pk, accepted)
         return {"accepted": len(accepted), "duplicates": duplicates, "conflicts": conflicts}
+
+    @staticmethod
+    def _reserve_seqs(conn: Any, count: int) -> Sequence[int]:
+        """`count` new values of the ingestion sequence, increasing: one counter row here, where writers are
+        serialised anyway (PostgreSQL uses a SEQUENCE, so that concurrent writers do not queue on one row)."""
+        last = int(
+            conn.execute(
+                "UPDATE counters SET value = value + ? WHERE name = 'metric_seq' RETURNING value", (count,)
+            ).fetchone()[0]
+        )
+        return range(last - count + 1, last + 1)
+
+    @staticmethod
+    def _insert_points(conn: Any, rows: list[_PointRow]) -> int:
+        """Insert the points, skipping those whose client_event_id is stored; how many were inserted."""
+        before = conn.total_changes
+        conn.executemany(_INSERT_POINT, rows)
+        return int(conn.total_changes - before)
 
     @staticmethod
     def _sort_out_repeats(
@@ -610,6 +624,7 @@ class SqliteRepository:
         for name, values in stamps.items():
             (first_us, first_ts), (last_us, last_ts) = _extremes(values)
             series.append((experiment_pk, name, len(values), first_us, first_ts, last_us, last_ts))
+        series.sort()  # every writer touches the rows in the same order: no deadlock between two batches
         conn.executemany(
             "INSERT INTO metric_series(experiment, name, count, first_us, first_ts, last_us, last_ts) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(experiment, name) DO UPDATE SET "
@@ -628,7 +643,7 @@ class SqliteRepository:
             conn.executemany(
                 "INSERT INTO metric_label_values(experiment, name, key, value, count) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT(experiment, name, key, value) DO UPDATE SET count = count + excluded.count",
-                [(experiment_pk, n, k, v, c) for (n, k, v), c in labels.items()],
+                [(experiment_pk, n, k, v, c) for (n, k, v), c in sorted(labels.items())],
             )
 
     def list_metrics(

@@ -1,0 +1,147 @@
+"""Choosing the backend from `--db`, and what the PostgreSQL backend does differently from SQLite: its own
+migrations, a refusal of a newer schema, no clearing of other processes' claims at start, its SQL rewrites."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tally_server import create_app, start_server
+from tally_server.storage import pg_database, sqlite
+from tally_server.storage.backends import UnsupportedDatabaseError, open_repository
+from tally_server.storage.database import SchemaTooNewError
+from tally_server.storage.migrations import MIGRATIONS
+from tally_server.storage.pg_migrations import PG_MIGRATIONS
+from tally_server.storage.postgres import PostgresRepository
+from tally_server.storage.sqlite import SqliteRepository
+
+from .postgres_cluster import PostgresCluster
+from .processes import KEY, free_port
+
+
+def _serve(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
+    environment.update(TALLY_CONFIG_DIR=str(tmp_path / "config"), **env)
+    return subprocess.run(
+        [sys.executable, "-m", "tally_server", "--port", str(free_port()), *args],
+        env=environment, capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("db", ["mysql://tally@host/tally", "sqlite:///tmp/x.db", "https://example.com/db"])
+def test_a_url_of_another_scheme_is_refused_with_one_line(db: str, tmp_path: Path) -> None:
+    result = _serve(["--db", db], tmp_path)
+    assert result.returncode == 2
+    scheme = db.split("://")[0]
+    assert f"unsupported database URL scheme '{scheme}'" in result.stderr
+    assert "postgresql://user@host/dbname" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / f"{scheme}:").exists(), "no SQLite file was made of the URL"
+    with pytest.raises(UnsupportedDatabaseError, match=scheme):
+        create_app(db=db)
+
+
+def test_the_database_url_variable_selects_postgresql_and_hides_the_password(
+    postgres: PostgresCluster, tmp_path: Path
+) -> None:
+    url = postgres.create_database("env").replace("tally@", "tally:hunter2@")  # trust auth ignores it
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
+    environment.update(TALLY_CONFIG_DIR=str(tmp_path / "config"), TALLY_SERVER_DATABASE_URL=url)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tally_server", "--port", str(port), "--bootstrap-key", KEY],
+        env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=30)
+    assert "(data: postgresql://tally:***@/env_" in banner, (banner, err)
+    assert "hunter2" not in banner + err
+    with psycopg.connect(url) as conn:  # the server made its schema there
+        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (len(PG_MIGRATIONS),)
+
+
+def test_file_paths_and_memory_keep_sqlite(tmp_path: Path) -> None:
+    for db in (str(tmp_path / "a.sqlite3"), ":memory:", None, tmp_path / "b.sqlite3"):
+        repo = open_repository(db)
+        try:
+            assert type(repo) is SqliteRepository
+        finally:
+            repo.close()
+
+
+def test_both_backends_have_the_same_migrations() -> None:
+    assert len(PG_MIGRATIONS) == len(MIGRATIONS)
+
+
+def test_every_rewrite_matches_a_query_of_the_sqlite_repository() -> None:
+    """A query changed in sqlite.py without its rewrite would reach PostgreSQL in SQLite's dialect."""
+    source = re.sub(r'"\s*\n\s*"', "", Path(sqlite.__file__).read_text())  # join implicit concatenations
+    for old, _ in pg_database._REWRITES:
+        assert old in source, old
+
+
+def test_a_newer_schema_is_refused(postgres: PostgresCluster) -> None:
+    url = postgres.create_database("newer")
+    PostgresRepository(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_version(version) VALUES (%s)", (len(PG_MIGRATIONS) + 1,))
+    with pytest.raises(SchemaTooNewError, match="this server knows up to"):
+        PostgresRepository(url)
+
+
+def test_a_start_leaves_other_processes_running_claims(postgres: PostgresCluster) -> None:
+    url = postgres.create_database("claims")
+    with start_server(db=url, bootstrap_key=KEY):
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO idempotency_keys(org, key, fingerprint, state, created_us) "
+                "VALUES (1, 'in-flight', 'f', 'running', 1)"
+            )
+        with start_server(db=url, bootstrap_key=KEY):
+            with psycopg.connect(url, autocommit=True) as conn:
+                row = conn.execute("SELECT state FROM idempotency_keys WHERE key = 'in-flight'").fetchone()
+            assert row == ("running",)
+
+
+def test_nul_in_text_is_a_400_on_write_and_matches_nothing_on_read(postgres: PostgresCluster) -> None:
+    """PostgreSQL's text cannot hold NUL: a write naming one is bad input, not a 500; a filter finds nothing."""
+    with (
+        start_server(db=postgres.create_database("nul"), bootstrap_key=KEY) as server,
+        httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}) as c,
+    ):
+        created = c.post("/v1/folders", json={"name": "nul", "description": "a\x00b"})
+        assert created.status_code == 400, created.text
+        assert created.json()["error"]["code"] == "invalid_request"
+        assert "NUL" in created.json()["error"]["message"]
+        listed = c.get("/v1/experiments", params={"name_prefix": "a\x00"})
+        assert listed.status_code == 200, listed.text
+        assert listed.json()["data"] == []
+
+
+def test_the_older_variable_still_names_a_sqlite_file(tmp_path: Path) -> None:
+    db = tmp_path / "old-variable.sqlite3"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
+    environment.update(TALLY_CONFIG_DIR=str(tmp_path / "config"), TALLY_SERVER_DB=str(db))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tally_server", "--port", str(free_port()), "--bootstrap-key", KEY],
+        env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert f"(data: {db})" in banner
+    assert db.exists()
