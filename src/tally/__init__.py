@@ -30,7 +30,10 @@ from tally._errors import (
     UnprocessableEntityError,
 )
 from tally._events import event_id
+from tally._options import RequestOptions, WriteOptions
 from tally._raw import RawResponse
+from tally._request_ids import request_id
+from tally._retry_policy import RetryPolicy
 from tally._sync._client import Tally
 from tally._sync._pagination import Paginator
 from tally._types import (
@@ -97,11 +100,15 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RawResponse",
+    "RequestOptions",
     "ResponseValidationError",
+    "RetryPolicy",
     "SeriesSelector",
     "Tally",
     "TallyError",
     "UnprocessableEntityError",
+    "WriteOptions",
     "__version__",
     "event_id",
+    "request_id",
 ]
