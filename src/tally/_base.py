@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_INGEST_TIMEOUT",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
+    "RETRY_COUNT_HEADER",
     "USER_AGENT",
     "Decoders",
     "client_repr",
@@ -40,6 +41,9 @@ DEFAULT_INGEST_TIMEOUT = 20.0
 under a second on the reference server; 20 s leaves room for a loaded server while the 30 s deadline
 (`RetryPolicy.max_elapsed`) still allows a retry."""
 USER_AGENT = user_agent()
+RETRY_COUNT_HEADER = "X-Tally-Retry-Count"
+"""Sent on the n-th retry with value n by the retry transport; absent on a first attempt (every header costs
+client CPU on every call, see `tally._platform`)."""
 _WRITE_METHODS = frozenset({"POST", "PATCH"})
 
 

@@ -289,13 +289,14 @@ def validation_error(response: httpx.Response, problem: str) -> ResponseValidati
 
 
 @contextlib.contextmanager
-def translate_transport_errors(method: str, url: str) -> Iterator[None]:
-    """Turn httpx's transport exceptions into Tally's, most specific first, always `raise ... from exc`."""
+def translate_transport_errors(method: str, url: str | httpx.URL) -> Iterator[None]:
+    """Turn httpx's transport exceptions into Tally's, most specific first, always `raise ... from exc`. `url`
+    may be the request's `httpx.URL`: it is only turned into text when something failed."""
     try:
         yield
     except httpx.TimeoutException as exc:
-        raise APITimeoutError(f"timed out ({type(exc).__name__}: {exc})", method=method, url=url) from exc
+        raise APITimeoutError(f"timed out ({type(exc).__name__}: {exc})", method=method, url=str(url)) from exc
     except httpx.TransportError as exc:
         raise APIConnectionError(
-            f"connection failed ({type(exc).__name__}: {exc})", method=method, url=url
+            f"connection failed ({type(exc).__name__}: {exc})", method=method, url=str(url)
         ) from exc

@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
+
+import httpx
+
+from tally._headers import header
 
 __all__ = ["PROBE_POLL", "PROBING", "RateLimitState", "RatePacer", "async_pace", "pace", "read_rate_headers"]
 
@@ -57,13 +60,13 @@ def _number(value: str | None) -> float | None:
     return number if number == number and number not in (float("inf"), float("-inf")) else None
 
 
-def read_rate_headers(headers: Mapping[str, str], *, wall_now: float | None = None) -> RateLimitState | None:
+def read_rate_headers(headers: httpx.Headers, *, wall_now: float | None = None) -> RateLimitState | None:
     """The `X-RateLimit-*` headers of an answer, or None when absent or unreadable."""
-    limit = _number(headers.get("x-ratelimit-limit"))
+    limit = _number(header(headers, b"x-ratelimit-limit"))
     if limit is None:
         return None
-    remaining = _number(headers.get("x-ratelimit-remaining"))
-    reset = _number(headers.get("x-ratelimit-reset"))
+    remaining = _number(header(headers, b"x-ratelimit-remaining"))
+    reset = _number(header(headers, b"x-ratelimit-reset"))
     if remaining is None or reset is None or limit <= 0:
         return None
     if reset > _EPOCH_THRESHOLD:
@@ -95,6 +98,11 @@ class RatePacer:
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
+    def unlimited(self, key: str) -> bool:
+        """True when the server said nothing of limits for `key` (the fast path: no lock)."""
+        bucket = self._buckets.get(key)
+        return bucket is not None and bucket.unlimited
+
     def reserve(self, key: str, now: float) -> float:
         """Take one request's token for `key`: 0.0 to go now, seconds to wait first, or `PROBING`."""
         bucket = self._buckets.get(key)
@@ -122,6 +130,10 @@ class RatePacer:
 
     def observe(self, key: str, state: RateLimitState | None, now: float) -> None:
         """Record an answer's headers (None: the answer had none, or the request got no answer)."""
+        if state is None:
+            bucket = self._buckets.get(key)
+            if bucket is not None and bucket.unlimited:
+                return
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None:

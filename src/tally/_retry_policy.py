@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_RETRY_STATUSES",
     "RETRY_AFTER_CAP",
+    "SAFE_METHODS",
     "RetryPolicy",
     "async_sleep",
     "backoff_delay",
@@ -64,7 +65,8 @@ DEFAULT_RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
 """Statuses retried by default (409 `idempotency_in_progress` is always retried: the first request is still
 running)."""
 
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+"""Methods that may be repeated without a key; POST and PATCH are safe with an `Idempotency-Key`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +126,7 @@ DEFAULT_POLICY = RetryPolicy()
 
 def is_retry_safe(method: str, headers: Mapping[str, str]) -> bool:
     """True when repeating this request cannot do anything twice: a read, or a write with a key."""
-    return method in _SAFE_METHODS or "idempotency-key" in headers
+    return method in SAFE_METHODS or "idempotency-key" in headers
 
 
 def status_is_retryable(

@@ -22,6 +22,7 @@ from tally._base import (
 )
 from tally._credentials import ResolvedConfig, resolve_from_environment
 from tally._errors import AuthenticationError, translate_transport_errors
+from tally._headers import header
 from tally._lifecycle import release_async_pool, unclosed_message
 from tally._logging import setup_from_env
 from tally._options import ClientOptions, RequestOptions, Settings, TimeoutArg
@@ -112,13 +113,13 @@ class AsyncCore:
         request = http.build_request(
             method, url, params=params, headers=headers, content=body, extensions=extras.extensions
         )
-        with translate_transport_errors(method, str(request.url)):
+        with translate_transport_errors(method, request.url):
             response = await http.send(request)
         capture = CAPTURE.get()
         if capture is not None:
             capture.response = response
         result = decode(decoder, response)
-        remember(result, response.headers.get("x-request-id"))
+        remember(result, header(response.headers, b"x-request-id"))
         return result
 
     # ---- ingestion keys, minted on first use per experiment and cached -------------------------------------

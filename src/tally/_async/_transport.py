@@ -3,8 +3,8 @@ and paces requests by the server's rate-limit headers.
 
 Every decision is someone else's pure function: whether and how long to wait (`tally._retry_policy.next_delay`,
 from the request's `RetryPolicy` in `request.extensions`), how to pace (`tally._pacing.RatePacer`). What is left
-here is the loop: send, observe, wait, send again. Each attempt carries `X-Tally-Retry-Count` (0 on the first)
-and is logged on the client's logger (`tally` by default).
+here is the loop: send, observe, wait, send again. The n-th retry carries `X-Tally-Retry-Count: n` (a first
+attempt none), and each attempt is logged on the client's logger (`tally` by default).
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import time
 import httpx
 import msgspec
 
+from tally._base import RETRY_COUNT_HEADER
+from tally._headers import header
 from tally._logging import logger as default_logger
 from tally._options import POLICY_EXTENSION
 from tally._pacing import PROBE_POLL, PROBING, RatePacer, async_pace, read_rate_headers
-from tally._retry_policy import DEFAULT_POLICY, RetryPolicy, async_sleep, is_retry_safe, next_delay
+from tally._retry_policy import DEFAULT_POLICY, SAFE_METHODS, RetryPolicy, async_sleep, next_delay
 
-__all__ = ["RETRY_COUNT_HEADER", "AsyncClientTransport", "AsyncRetryTransport"]
-
-RETRY_COUNT_HEADER = "X-Tally-Retry-Count"
+__all__ = ["AsyncClientTransport", "AsyncRetryTransport"]
 
 _RETRYABLE_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
@@ -75,21 +75,23 @@ class AsyncRetryTransport(httpx.AsyncBaseTransport):
         started = time.monotonic()
         deadline = None if policy.max_elapsed is None else started + policy.max_elapsed
         timeout = extensions.get("timeout")
-        safe = is_retry_safe(request.method, request.headers)
-        pace_key = request.headers.get("authorization")
+        request_headers = request.headers
+        safe = request.method in SAFE_METHODS or header(request_headers, b"idempotency-key") is not None
+        pace_key = header(request_headers, b"authorization")
         pacer = self._pacer
         log = self._logger
         logging_on = log.isEnabledFor(logging.INFO)
         retries = 0
         while True:
-            if pace_key is not None:
+            if pace_key is not None and not pacer.unlimited(pace_key):
                 await self._pace(pace_key, deadline)
             if deadline is not None and timeout is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise httpx.ReadTimeout(_deadline_note(policy, retries), request=request)
                 extensions["timeout"] = _clipped(timeout, remaining)
-            request.headers[RETRY_COUNT_HEADER] = str(retries)
+            if retries:
+                request_headers[RETRY_COUNT_HEADER] = str(retries)
             attempt_started = time.perf_counter()
             try:
                 response = await self._inner.handle_async_request(request)
