@@ -13,8 +13,9 @@ The pacer keeps a local copy of each key's bucket:
   from the first answer);
 - level: after every answer, `min(local level, Remaining)`. The local level already counts requests sent but not
   yet answered, so several threads or tasks sharing one client cannot together spend more than the bucket;
-- each request takes one token; when the level would go below zero the request waits `-level / rate` seconds,
-  the level is reserved in advance, so concurrent callers queue up one slot apart instead of all firing at once.
+- each request takes one token; when the level would go below zero the request waits `-level / rate` seconds
+  (plus a small margin) and its slot is booked: the bucket is recorded as empty at that future instant, so
+  concurrent callers queue up one slot apart instead of all firing at once.
 
 Before the first answer with a given key nothing is known: the first request goes alone ("probe") and the others
 wait for its answer (`reserve` returns `PROBING`; the transport polls briefly). A server that sends no
@@ -32,12 +33,16 @@ import httpx
 
 from tally._headers import header
 
-__all__ = ["PROBE_POLL", "PROBING", "RateLimitState", "RatePacer", "async_pace", "pace", "read_rate_headers"]
+__all__ = ["PACE_MARGIN", "PACE_MARGIN_SECONDS", "PROBE_POLL", "PROBING", "RateLimitState", "RatePacer", "async_pace", "pace", "read_rate_headers"]
 
 PROBING = -1.0
 """What `reserve` returns while the first request with a key is in flight: poll again after `PROBE_POLL`."""
 PROBE_POLL = 0.005
 """Seconds between two looks at a key whose first answer is awaited."""
+PACE_MARGIN = 0.01
+PACE_MARGIN_SECONDS = 0.001
+"""A paced request waits 1% + 1 ms longer than the arithmetic says, so that it never lands exactly on the instant
+the server's bucket refills (where rounding on either side could refuse it)."""
 _EPOCH_THRESHOLD = 1e9
 
 
@@ -125,8 +130,12 @@ class RatePacer:
                 bucket.probing = True
                 return 0.0
             level = min(bucket.capacity, bucket.level + (now - bucket.stamp) * rate) - 1.0
-            bucket.level, bucket.stamp = level, now
-            return 0.0 if level >= 0 else -level / rate
+            if level >= 0:
+                bucket.level, bucket.stamp = level, now
+                return 0.0
+            wait = -level / rate * (1.0 + PACE_MARGIN) + PACE_MARGIN_SECONDS
+            bucket.level, bucket.stamp = 0.0, now + wait  # the slot taken: empty at the moment it is used
+            return wait
 
     def observe(self, key: str, state: RateLimitState | None, now: float) -> None:
         """Record an answer's headers (None: the answer had none, or the request got no answer)."""
