@@ -87,7 +87,9 @@ def prepare(
     if method in _WRITE_METHODS:
         headers["Idempotency-Key"] = extras.idempotency_key or idempotency_key or new_idempotency_key()
     elif extras.idempotency_key is not None:
-        raise ValueError(f"idempotency_key applies to POST and PATCH only; this is {method} {operation['url']}")
+        raise ValueError(
+            f"idempotency_key applies to POST and PATCH only; this is {method} {operation['url']}"
+        )
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     if extras.extra_query:

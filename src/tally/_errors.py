@@ -295,7 +295,9 @@ def translate_transport_errors(method: str, url: str | httpx.URL) -> Iterator[No
     try:
         yield
     except httpx.TimeoutException as exc:
-        raise APITimeoutError(f"timed out ({type(exc).__name__}: {exc})", method=method, url=str(url)) from exc
+        raise APITimeoutError(
+            f"timed out ({type(exc).__name__}: {exc})", method=method, url=str(url)
+        ) from exc
     except httpx.TransportError as exc:
         raise APIConnectionError(
             f"connection failed ({type(exc).__name__}: {exc})", method=method, url=str(url)

@@ -33,7 +33,17 @@ import httpx
 
 from tally._headers import header
 
-__all__ = ["PACE_MARGIN", "PACE_MARGIN_SECONDS", "PROBE_POLL", "PROBING", "RateLimitState", "RatePacer", "async_pace", "pace", "read_rate_headers"]
+__all__ = [
+    "PACE_MARGIN",
+    "PACE_MARGIN_SECONDS",
+    "PROBE_POLL",
+    "PROBING",
+    "RateLimitState",
+    "RatePacer",
+    "async_pace",
+    "pace",
+    "read_rate_headers",
+]
 
 PROBING = -1.0
 """What `reserve` returns while the first request with a key is in flight: poll again after `PROBE_POLL`."""

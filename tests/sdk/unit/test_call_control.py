@@ -35,7 +35,13 @@ POLICY = RetryPolicy()
 
 
 def delay(policy: RetryPolicy = POLICY, **kwargs: object) -> float | None:
-    arguments: dict[str, object] = {"retries_done": 0, "safe": True, "now": 100.0, "deadline": None, "rand": 0.0}
+    arguments: dict[str, object] = {
+        "retries_done": 0,
+        "safe": True,
+        "now": 100.0,
+        "deadline": None,
+        "rand": 0.0,
+    }
     arguments.update(kwargs)
     return next_delay(policy, **arguments)  # type: ignore[arg-type]
 
@@ -99,7 +105,8 @@ def test_server_waits_retry_after_ms_then_seconds_then_date() -> None:
     assert delay(status=429, headers=httpx.Headers({"retry-after": "2"})) == 2.0
     soon = format_datetime(datetime.now(UTC) + timedelta(seconds=5), usegmt=True)
     waited = delay(status=503, headers=httpx.Headers({"retry-after": soon}))
-    assert waited is not None and 3.0 < waited <= 5.0
+    assert waited is not None
+    assert 3.0 < waited <= 5.0
     assert delay(status=429, headers=httpx.Headers({"retry-after": str(RETRY_AFTER_CAP + 1)})) is None
     assert delay(status=429, headers=httpx.Headers({"retry-after-ms": "nonsense"})) == 0.5
     assert parse_retry_after_ms("1500") == 1.5
@@ -128,7 +135,12 @@ def test_a_call_without_options_reuses_precomputed_extras() -> None:
 
 def test_per_call_beats_with_options_beats_constructor() -> None:
     client_level = settings_().replace(
-        {"timeout": 5.0, "max_retries": 1, "extra_headers": {"A": "client", "B": "client"}, "extra_query": {"q": 1}}
+        {
+            "timeout": 5.0,
+            "max_retries": 1,
+            "extra_headers": {"A": "client", "B": "client"},
+            "extra_query": {"q": 1},
+        }
     )
     assert client_level.max_retries == 1
     extras = client_level.call({"timeout": 2.0, "extra_headers": {"B": "call"}, "max_retries": 0})
@@ -241,10 +253,14 @@ def test_rate_headers_parse_including_an_epoch_reset() -> None:
     state = read_rate_headers(
         httpx.Headers({"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "3", "X-RateLimit-Reset": "2"})
     )
-    assert state is not None and (state.limit, state.remaining, state.reset) == (10.0, 3.0, 2.0)
-    epoch = httpx.Headers({"x-ratelimit-limit": "10", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "2000000005"})
+    assert state is not None
+    assert (state.limit, state.remaining, state.reset) == (10.0, 3.0, 2.0)
+    epoch = httpx.Headers(
+        {"x-ratelimit-limit": "10", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "2000000005"}
+    )
     parsed = read_rate_headers(epoch, wall_now=2_000_000_000.0)
-    assert parsed is not None and parsed.reset == 5.0
+    assert parsed is not None
+    assert parsed.reset == 5.0
     assert read_rate_headers(httpx.Headers({"x-ratelimit-limit": "many"})) is None
     assert read_rate_headers(httpx.Headers({})) is None
 
@@ -299,7 +315,15 @@ def test_request_id_entries_die_with_their_objects() -> None:
 def test_platform_header_says_what_runs_and_nothing_secret() -> None:
     sync_facts = json.loads(platform_headers(None)["X-Tally-Client-User-Agent"])
     async_facts = json.loads(platform_headers("asyncio")["X-Tally-Client-User-Agent"])
-    assert set(sync_facts) == {"lang", "package_version", "os", "arch", "runtime", "runtime_version", "async_library"}
+    assert set(sync_facts) == {
+        "lang",
+        "package_version",
+        "os",
+        "arch",
+        "runtime",
+        "runtime_version",
+        "async_library",
+    }
     assert sync_facts["package_version"] == VERSION == tally.__version__
     assert sync_facts["lang"] == "python"
     assert sync_facts["runtime"] in ("CPython", "PyPy")
@@ -311,20 +335,23 @@ def test_platform_header_says_what_runs_and_nothing_secret() -> None:
 def status_error(status: int, code: str) -> tally.APIStatusError:
     request = httpx.Request("POST", "http://tally.test/v1/experiments")
     body = {"error": {"code": code, "message": "m", "request_id": "req_9", "details": {"field": "name"}}}
-    response = httpx.Response(status, json=body, headers={"Retry-After": "2", "X-Request-Id": "req_9"}, request=request)
+    response = httpx.Response(
+        status, json=body, headers={"Retry-After": "2", "X-Request-Id": "req_9"}, request=request
+    )
     return error_from_response(response)
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422, 429, 500, 503, 418])
 def test_status_errors_pickle_with_their_fields(status: int) -> None:
     error = status_error(status, "some_code")
-    copy = pickle.loads(pickle.dumps(error))
+    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
     assert type(copy) is type(error)
     for field in ("status_code", "code", "message", "request_id", "method", "url", "details"):
         assert getattr(copy, field) == getattr(error, field), field
     assert str(copy) == str(error)
     assert copy.retry_after == 2.0
-    assert copy.response is not None and copy.response.status_code == status
+    assert copy.response is not None
+    assert copy.response.status_code == status
 
 
 def test_other_errors_pickle_with_their_fields() -> None:
@@ -335,7 +362,7 @@ def test_other_errors_pickle_with_their_fields() -> None:
         tally.ResponseValidationError("bad", status_code=200, request_id="r", method="GET", url="http://x"),
     ]
     for error in errors:
-        copy = pickle.loads(pickle.dumps(error))
+        copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
         assert type(copy) is type(error)
         assert copy.__dict__ == error.__dict__
         assert str(copy) == str(error)

@@ -66,9 +66,9 @@ NOT_HTTP = {"ingestion_keys.forget"}
 
 def server(request: httpx.Request) -> httpx.Response:
     """Mints the SDK's own ingestion keys; refuses everything else with a 503 that says not to retry."""
-    if request.method == "POST" and request.url.path.endswith("/ingestion-keys"):
-        if json.loads(request.content).get("name") == "tally-sdk":
-            return ok(CREATED_KEY, 201)
+    minting = request.method == "POST" and request.url.path.endswith("/ingestion-keys")
+    if minting and json.loads(request.content).get("name") == "tally-sdk":
+        return ok(CREATED_KEY, 201)
     return error(503, "unavailable", {"x-should-retry": "false"})
 
 
@@ -136,7 +136,9 @@ async def test_every_method_sends_the_options(make: Callable[..., AnyClient], na
     script = Script(server)
     client = make(script, max_retries=3)
     args, kwargs = CALLS[name]
-    is_write = name.endswith(("create", "patch", "rename", "move", "update_status", "ingest", "compare", "revoke"))
+    is_write = name.endswith(
+        ("create", "patch", "rename", "move", "update_status", "ingest", "compare", "revoke")
+    )
     options: dict[str, Any] = {
         "timeout": 1.25,
         "extra_headers": {"X-Extra": "h"},
@@ -205,7 +207,9 @@ async def test_server_hints_drive_retries(make: Callable[..., AnyClient], isolat
     assert len(refused.requests) == 1
 
 
-async def test_retry_policy_per_client_and_per_call(make: Callable[..., AnyClient], isolated: list[float]) -> None:
+async def test_retry_policy_per_client_and_per_call(
+    make: Callable[..., AnyClient], isolated: list[float]
+) -> None:
     policy = tally.RetryPolicy(max_retries=1, initial_interval=2.0, max_interval=2.0, jitter=0.0)
     script = Script(error(500, "internal"))
     client = make(script, retry=policy)
@@ -284,7 +288,9 @@ async def test_callers_http_client_keeps_auth_retries_and_options(
             hooked.append(request.url.path)
 
         mine: httpx.Client | httpx.AsyncClient = httpx.AsyncClient(
-            transport=httpx.MockTransport(script), headers={"X-Caller": "yes"}, event_hooks={"request": [async_hook]}
+            transport=httpx.MockTransport(script),
+            headers={"X-Caller": "yes"},
+            event_hooks={"request": [async_hook]},
         )
     else:
 
@@ -292,7 +298,9 @@ async def test_callers_http_client_keeps_auth_retries_and_options(
             hooked.append(request.url.path)
 
         mine = httpx.Client(
-            transport=httpx.MockTransport(script), headers={"X-Caller": "yes"}, event_hooks={"request": [hook]}
+            transport=httpx.MockTransport(script),
+            headers={"X-Caller": "yes"},
+            event_hooks={"request": [hook]},
         )
     client = make(http_client=mine)
     experiment = await call(client.experiments.get("exp_1", timeout=3.0))
@@ -309,15 +317,17 @@ async def test_callers_http_client_keeps_auth_retries_and_options(
     await call(mine.aclose() if isinstance(mine, httpx.AsyncClient) else mine.close())
     with pytest.raises(ValueError, match="http_client"):
         type(client)(api_key=KEY, base_url=BASE, http_client=mine, transport=httpx.MockTransport(script))  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="http_client"):
-        wrong = httpx.Client() if isinstance(client, AsyncTally) else httpx.AsyncClient()
-        try:
+    wrong = httpx.Client() if isinstance(client, AsyncTally) else httpx.AsyncClient()
+    try:
+        with pytest.raises(TypeError, match="http_client"):
             type(client)(api_key=KEY, base_url=BASE, http_client=wrong)  # type: ignore[arg-type]
-        finally:
-            await call(wrong.aclose() if isinstance(wrong, httpx.AsyncClient) else wrong.close())
+    finally:
+        await call(wrong.aclose() if isinstance(wrong, httpx.AsyncClient) else wrong.close())
 
 
-async def test_a_logger_can_be_passed_in(make: Callable[..., AnyClient], caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_logger_can_be_passed_in(
+    make: Callable[..., AnyClient], caplog: pytest.LogCaptureFixture
+) -> None:
     mine = logging.getLogger("my.app.tally")
     script = Script(error(503, "unavailable"), ok(EXPERIMENT))
     with caplog.at_level(logging.INFO, logger="my.app.tally"):
