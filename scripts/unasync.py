@@ -48,6 +48,9 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     (r"\bhandle_async_request\b", "handle_request"),
     (r"\basync_sleep\b", "sleep"),
     (r"\bdefault_async_transport\b", "default_transport"),
+    (r"\basync_pace\b", "pace"),
+    (r'\bplatform_headers\("asyncio"\)', "platform_headers(None)"),
+    (r"\brelease_async_pool\(self\.http\)", "self.http.close()"),
     (r"\basyncio\.Lock\b", "threading.Lock"),
     (r"\bimport asyncio\b", "import threading"),
     (

@@ -37,7 +37,10 @@ if TYPE_CHECKING:
         UnprocessableEntityError,
     )
     from tally._events import event_id
+    from tally._options import RequestOptions, WriteOptions
     from tally._raw import RawResponse
+    from tally._request_ids import request_id
+    from tally._retry_policy import RetryPolicy
     from tally._sync._client import Tally
     from tally._sync._pagination import Paginator
     from tally._types import (
@@ -69,6 +72,10 @@ if TYPE_CHECKING:
 # loads the sync client alone: not asyncio, not the async client, not the generated package. Type checkers read
 # the imports above instead.
 _LAZY: dict[str, str] = {
+    "RequestOptions": "tally._options",
+    "WriteOptions": "tally._options",
+    "request_id": "tally._request_ids",
+    "RetryPolicy": "tally._retry_policy",
     "APIConnectionError": "tally._errors",
     "APIStatusError": "tally._errors",
     "APITimeoutError": "tally._errors",
@@ -166,11 +173,15 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RawResponse",
+    "RequestOptions",
     "ResponseValidationError",
+    "RetryPolicy",
     "SeriesSelector",
     "Tally",
     "TallyError",
     "UnprocessableEntityError",
+    "WriteOptions",
     "__version__",
     "event_id",
+    "request_id",
 ]

@@ -6,8 +6,7 @@ The I/O-bearing code is written once, async, in `tally/_async/`; `scripts/unasyn
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -15,16 +14,17 @@ import msgspec
 from tally import _types as t
 from tally._credentials import redact
 from tally._errors import error_from_response, validation_error
-from tally._types import NotGiven
+from tally._options import CallExtras
+from tally._platform import user_agent
+from tally._retry_policy import DEFAULT_MAX_RETRIES
 
 __all__ = [
     "DEFAULT_INGEST_TIMEOUT",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
-    "MAX_RETRIES_EXTENSION",
+    "RETRY_COUNT_HEADER",
     "USER_AGENT",
     "Decoders",
-    "Options",
     "client_repr",
     "decode",
     "new_idempotency_key",
@@ -35,50 +35,16 @@ __all__ = [
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 10.0
-DEFAULT_INGEST_TIMEOUT = 60.0
-DEFAULT_MAX_RETRIES = 2
-MAX_RETRIES_EXTENSION: Final = "tally_max_retries"
-"""The `request.extensions` key that carries a call's `max_retries` to the retry transport."""
-USER_AGENT = "tally-python/0.1.0"
+"""Seconds per attempt for ordinary calls: they take milliseconds, so 10 s is generous."""
+DEFAULT_INGEST_TIMEOUT = 20.0
+"""Seconds per attempt for ingestion and annotations: a 10,000-event batch written with `sync=True` takes well
+under a second on the reference server; 20 s leaves room for a loaded server while the 30 s deadline
+(`RetryPolicy.max_elapsed`) still allows a retry."""
+USER_AGENT = user_agent()
+RETRY_COUNT_HEADER = "X-Tally-Retry-Count"
+"""Sent on the n-th retry with value n by the retry transport; absent on a first attempt (every header costs
+client CPU on every call, see `tally._platform`)."""
 _WRITE_METHODS = frozenset({"POST", "PATCH"})
-
-TimeoutArg = float | httpx.Timeout | None
-
-
-def _timeout_dict(timeout: TimeoutArg) -> dict[str, float | None]:
-    value = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-    return value.as_dict()
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """A client's per-call settings; `with_options` makes a copy with some changed."""
-
-    timeout: TimeoutArg
-    ingest_timeout: TimeoutArg
-    max_retries: int
-
-    def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must be 0 or more, not {self.max_retries}")
-
-    def replace(
-        self,
-        timeout: TimeoutArg | NotGiven,
-        ingest_timeout: TimeoutArg | NotGiven,
-        max_retries: int | NotGiven,
-    ) -> Options:
-        return Options(
-            timeout=self.timeout if isinstance(timeout, NotGiven) else timeout,
-            ingest_timeout=self.ingest_timeout if isinstance(ingest_timeout, NotGiven) else ingest_timeout,
-            max_retries=self.max_retries if isinstance(max_retries, NotGiven) else max_retries,
-        )
-
-    def extensions(self, *, ingest: bool = False) -> dict[str, Any]:
-        return {
-            "timeout": _timeout_dict(self.ingest_timeout if ingest else self.timeout),
-            MAX_RETRIES_EXTENSION: self.max_retries,
-        }
 
 
 def new_idempotency_key() -> str:
@@ -91,26 +57,46 @@ _encoder = msgspec.json.Encoder()
 
 def prepare(
     operation: dict[str, Any],
+    extras: CallExtras,
     *,
     token: str | None,
     idempotency_key: str | None = None,
     content: bytes | None = None,
 ) -> tuple[str, str, dict[str, Any] | None, dict[str, str], bytes | None]:
-    """`(method, url, params, headers, body)` from a generated operation's `_get_kwargs(...)`.
+    """`(method, url, params, headers, body)` from a generated operation's `_get_kwargs(...)` and a call's extras.
 
-    Adds the bearer token and, on POST and PATCH, an Idempotency-Key (the caller's, or a new one). A JSON body
-    is encoded with msgspec; `content` (already-encoded bytes) replaces it."""
+    Adds the bearer token and, on POST and PATCH, an Idempotency-Key (the caller's, the method's, or a new one).
+    A JSON body is encoded with msgspec; `content` (already-encoded bytes) replaces it. The caller's
+    `extra_query`, `extra_body` and `extra_headers` are applied last, so they win."""
     method = operation["method"].upper()
     headers: dict[str, str] = operation.get("headers") or {}
-    if content is None and "json" in operation:
+    params: dict[str, Any] | None = operation.get("params") or None
+    extra_body = extras.extra_body
+    if extra_body:
+        if method not in _WRITE_METHODS:
+            raise ValueError(
+                f"extra_body applies to POST and PATCH only; this is {method} {operation['url']}"
+            )
+        body = msgspec.json.decode(content) if content is not None else dict(operation.get("json") or {})
+        body.update(extra_body)
+        content = _encoder.encode(body)
+    elif content is None and "json" in operation:
         content = _encoder.encode(operation["json"])
     if content is not None:
         headers["Content-Type"] = "application/json"
     if method in _WRITE_METHODS:
-        headers["Idempotency-Key"] = idempotency_key or new_idempotency_key()
+        headers["Idempotency-Key"] = extras.idempotency_key or idempotency_key or new_idempotency_key()
+    elif extras.idempotency_key is not None:
+        raise ValueError(
+            f"idempotency_key applies to POST and PATCH only; this is {method} {operation['url']}"
+        )
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    return method, operation["url"], operation.get("params") or None, headers, content
+    if extras.extra_query:
+        params = {**(params or {}), **extras.extra_query}
+    if extras.extra_headers:
+        headers.update(extras.extra_headers)
+    return method, operation["url"], params, headers, content
 
 
 def decode(decoder: msgspec.json.Decoder[T], response: httpx.Response) -> T:

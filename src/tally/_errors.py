@@ -15,6 +15,8 @@
     │   └── InternalServerError         5xx
     └── ResponseValidationError         a 2xx body that does not match openapi/tally.yaml
 
+Every exception pickles and unpickles with its fields (for `multiprocessing`).
+
 Each carries `status_code`, `code`, `message`, `request_id`, `method`, `url` and `details` (None where it does
 not apply); `str()` is one readable line. Tokens never appear in them.
 """
@@ -70,6 +72,18 @@ class TallyError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle with every field (the keyword-only constructors defeat `Exception`'s default), so that an
+        error raised in a `multiprocessing` worker reaches the parent intact; `response` travels read, without
+        its stream."""
+        return (_restore, (type(self), self.message), dict(self.__dict__))
+
+
+def _restore(cls: type[TallyError], message: str) -> TallyError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    return error
 
 
 class ConfigurationError(TallyError):
@@ -275,13 +289,16 @@ def validation_error(response: httpx.Response, problem: str) -> ResponseValidati
 
 
 @contextlib.contextmanager
-def translate_transport_errors(method: str, url: str) -> Iterator[None]:
-    """Turn httpx's transport exceptions into Tally's, most specific first, always `raise ... from exc`."""
+def translate_transport_errors(method: str, url: str | httpx.URL) -> Iterator[None]:
+    """Turn httpx's transport exceptions into Tally's, most specific first, always `raise ... from exc`. `url`
+    may be the request's `httpx.URL`: it is only turned into text when something failed."""
     try:
         yield
     except httpx.TimeoutException as exc:
-        raise APITimeoutError(f"timed out ({type(exc).__name__}: {exc})", method=method, url=url) from exc
+        raise APITimeoutError(
+            f"timed out ({type(exc).__name__}: {exc})", method=method, url=str(url)
+        ) from exc
     except httpx.TransportError as exc:
         raise APIConnectionError(
-            f"connection failed ({type(exc).__name__}: {exc})", method=method, url=url
+            f"connection failed ({type(exc).__name__}: {exc})", method=method, url=str(url)
         ) from exc

@@ -1,7 +1,8 @@
 """Raw access to the HTTP response behind a call, for every method at once, without writing any of them twice.
 
 `client.with_raw_response(client.experiments.get)(experiment_id)` calls the method and returns a `RawResponse`
-with the parsed result and the status, headers and request id of the (last) HTTP response the call made.
+with the parsed result and the status, headers and request id of the (last) HTTP response the call made. For a
+`list()` method it fetches the first page: `parsed` is that `Page`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Generic, TypeVar
 
 import httpx
 
-__all__ = ["CAPTURE", "Capture", "RawResponse"]
+from tally._types import Page
+
+__all__ = ["CAPTURE", "Capture", "RawPage", "RawResponse"]
 
 T = TypeVar("T")
 
@@ -60,3 +63,7 @@ class RawResponse(Generic[T]):
             f"RawResponse(status_code={self.status_code}, request_id={self.request_id!r}, "
             f"parsed={self.parsed!r})"
         )
+
+
+RawPage = RawResponse[Page[T]]
+"""What `with_raw_response(client.<resource>.list)(...)` returns: the first page with its response."""

@@ -86,8 +86,16 @@ class KeyKind(enum.StrEnum):
     INGESTION = "ingestion"
 
 
-class _Model(msgspec.Struct, frozen=True, kw_only=True):
-    """Base of every public type."""
+class _Model(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
+    """Base of every public type. Weak-referenceable, so that `tally.request_id(obj)` can find the request id of
+    the response an object came from (`tally._request_ids`)."""
+
+    @property
+    def _request_id(self) -> str | None:
+        """The `X-Request-Id` of the response this object came from (as openai-python's `obj._request_id`)."""
+        from tally._request_ids import request_id
+
+        return request_id(self)
 
     def to_dict(self) -> dict[str, Any]:
         """This object as plain dicts and lists (datetimes stay `datetime`)."""
@@ -273,11 +281,18 @@ class Annotation(_Model, frozen=True, kw_only=True):
     created_at: datetime
 
 
-class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
+class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True, weakref=True):
     """One page of a list (spec: every `...Page` schema): its items and the cursor of the next page."""
 
     data: tuple[T, ...]
     next_cursor: str | None
+
+    @property
+    def _request_id(self) -> str | None:
+        """The `X-Request-Id` of the response this page came from."""
+        from tally._request_ids import request_id
+
+        return request_id(self)
 
 
 # ---- requests ----------------------------------------------------------------------------------------------

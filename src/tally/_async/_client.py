@@ -3,32 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import warnings
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 import httpx
 import msgspec
 
 from tally._base import (
     DEFAULT_INGEST_TIMEOUT,
-    DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     USER_AGENT,
     Decoders,
-    Options,
-    TimeoutArg,
     client_repr,
     decode,
     prepare,
 )
 from tally._credentials import ResolvedConfig, offline_config, offline_mode, resolve_from_environment
 from tally._errors import AuthenticationError, translate_transport_errors
+from tally._headers import header
+from tally._lifecycle import release_async_pool, unclosed_message
 from tally._logging import setup_from_env
-from tally._raw import CAPTURE, Capture, RawResponse
+from tally._options import ClientOptions, RequestOptions, Settings, TimeoutArg
+from tally._platform import platform_headers
+from tally._raw import CAPTURE, Capture, RawPage, RawResponse
+from tally._request_ids import remember
+from tally._retry_policy import RetryPolicy
 from tally._transports import OfflineTransport, default_async_transport
 from tally._types import NOT_GIVEN, Health, NotGiven
 from tally.run._spool import DEFAULT_CAP_BYTES
 
+from ._pagination import AsyncPaginator
 from ._resources import (
     AsyncAnnotations,
     AsyncAuth,
@@ -38,7 +44,7 @@ from ._resources import (
     AsyncMetricCatalog,
     AsyncMetrics,
 )
-from ._transport import AsyncRetryTransport
+from ._transport import AsyncClientTransport, AsyncRetryTransport
 
 if TYPE_CHECKING:
     from tally.run import CapPolicy, Durability, Run
@@ -54,59 +60,81 @@ EventHooks = Mapping[str, list[Callable[..., Any]]]
 
 
 class _SharedState:
-    """What every `with_options` copy shares: credentials, the HTTP pool, the ingestion-key cache."""
+    """What every `with_options` copy shares: credentials, the HTTP pool, the ingestion-key cache. When the last
+    client holding it is garbage-collected without `close()`, it warns and releases the pool."""
 
-    __slots__ = ("config", "http", "ingestion_keys", "key_lock", "offline")
+    __slots__ = ("config", "http", "ingestion_keys", "key_lock", "name", "offline", "owns_pool")
 
-    def __init__(self, config: ResolvedConfig, http: httpx.AsyncClient, offline: bool = False) -> None:
+    def __init__(
+        self,
+        config: ResolvedConfig,
+        http: httpx.AsyncClient,
+        name: str,
+        owns_pool: bool,
+        offline: bool = False,
+    ) -> None:
         self.config = config
         self.http = http
+        self.name = name
+        self.owns_pool = owns_pool
         self.ingestion_keys: dict[str, str] = {}
         self.key_lock = asyncio.Lock()
         self.offline = offline
+
+    def __del__(self) -> None:
+        http = getattr(self, "http", None)
+        if http is None or http.is_closed or not self.owns_pool:
+            return
+        config = self.config
+        described = client_repr(self.name, config.api_key, config.base_url, config.credential_source)
+        try:
+            warnings.warn(unclosed_message(described), ResourceWarning, stacklevel=1)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        release_async_pool(self.http)
 
 
 class AsyncCore:
     """Sends one operation and decodes its answer, for every resource. Holds no reference to the client."""
 
-    __slots__ = ("_ingest_extensions", "_read_extensions", "options", "state")
+    __slots__ = ("settings", "state")
 
-    def __init__(self, state: _SharedState, options: Options) -> None:
+    def __init__(self, state: _SharedState, settings: Settings) -> None:
         self.state = state
-        self.options = options
-        self._read_extensions = options.extensions()
-        self._ingest_extensions = options.extensions(ingest=True)
+        self.settings = settings
 
     async def request(
         self,
         operation: dict[str, Any],
         decoder: msgspec.json.Decoder[T],
+        options: Mapping[str, Any],
         *,
         token: str | NotGiven | None = NOT_GIVEN,
         idempotency_key: str | None = None,
         content: bytes | None = None,
         ingest: bool = False,
     ) -> T:
-        """Send a generated operation's `_get_kwargs(...)` with the org key (or `token`); decode."""
+        """Send a generated operation's `_get_kwargs(...)` with the org key (or `token`) and the call's
+        `options` (a method's `**options`); decode, and remember the response's request id on the result."""
+        extras = self.settings.call(options, ingest=ingest)
         bearer = self.state.config.api_key if isinstance(token, NotGiven) else token
         method, url, params, headers, body = prepare(
-            operation, token=bearer, idempotency_key=idempotency_key, content=content
+            operation, extras, token=bearer, idempotency_key=idempotency_key, content=content
         )
         http = self.state.http
         request = http.build_request(
-            method,
-            url,
-            params=params,
-            headers=headers,
-            content=body,
-            extensions=self._ingest_extensions if ingest else self._read_extensions,
+            method, url, params=params, headers=headers, content=body, extensions=extras.extensions
         )
-        with translate_transport_errors(method, str(request.url)):
+        with translate_transport_errors(method, request.url):
             response = await http.send(request)
         capture = CAPTURE.get()
         if capture is not None:
             capture.response = response
-        return decode(decoder, response)
+        result = decode(decoder, response)
+        remember(result, header(response.headers, b"x-request-id"))
+        return result
 
     # ---- ingestion keys, minted on first use per experiment and cached -------------------------------------
     # Minted keys expire (SDK_KEY_LIFETIME_SECONDS), so the keys of clients that never close, crash or are killed
@@ -131,6 +159,7 @@ class AsyncCore:
                     ),
                 ),
                 Decoders.created_ingestion_key,
+                {},
             )
             self.state.ingestion_keys[experiment_id] = created.token
             return created.token
@@ -158,10 +187,13 @@ class AsyncTally:
             experiment = await client.experiments.create("baseline")
 
     Credentials resolve themselves (argument, `TALLY_API_KEY`, then the credentials file;
-    `AsyncTally("local")` for the file alone). `timeout` is for ordinary calls, `ingest_timeout` for ingestion
-    and annotations, in seconds; `max_retries` retries connection errors, timeouts, 408, 409
-    `idempotency_in_progress`, 429 and 5xx. `transport`, `proxy`, `event_hooks` and `limits` go to the
-    underlying httpx client; retries and auth still apply around a custom `transport`.
+    `AsyncTally("local")` for the file alone). `timeout` is per attempt for ordinary calls, `ingest_timeout` for
+    ingestion and annotations, in seconds; `retry` (a `tally.RetryPolicy`) says what is retried, how long to
+    wait and the deadline of a call; `max_retries` is its short form. Every method also takes these per call
+    (`timeout=`, `max_retries=`, `retry=`, `extra_headers=`, `extra_query=`, `extra_body=`, and
+    `idempotency_key=` on writes). `transport`, `proxy`, `event_hooks` and `limits` go to the underlying httpx
+    client; `http_client` is your own `httpx.AsyncClient` instead (you close it); retries, auth and options apply
+    around either. `logger` replaces the `tally` logger for this client's attempt log.
 
     `offline=True` (or `TALLY_MODE=offline`): no server at all; `client.run(...)` spools everything for
     `tally sync`, and every other call raises `ConfigurationError`.
@@ -174,35 +206,50 @@ class AsyncTally:
         base_url: str | None = None,
         timeout: TimeoutArg = DEFAULT_TIMEOUT,
         ingest_timeout: TimeoutArg = DEFAULT_INGEST_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         proxy: str | httpx.Proxy | None = None,
         event_hooks: EventHooks | None = None,
         limits: httpx.Limits | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        logger: logging.Logger | None = None,
         offline: bool | None = None,
     ) -> None:
         setup_from_env()
         offline = offline_mode(offline)
         config = offline_config(api_key, base_url) if offline else resolve_from_environment(api_key, base_url)
-        options = Options(timeout=timeout, ingest_timeout=ingest_timeout, max_retries=max_retries)
-        pool_limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=100)
-        inner = (
-            OfflineTransport()
-            if offline
-            else transport or default_async_transport(proxy=proxy, limits=pool_limits)
+        settings = Settings.build(
+            timeout=timeout, ingest_timeout=ingest_timeout, max_retries=max_retries, retry=retry
         )
+        if http_client is not None and (transport is not None or proxy is not None or limits is not None):
+            raise ValueError("pass either http_client or transport/proxy/limits: the http_client has its own")
+        if offline:
+            inner: httpx.AsyncBaseTransport = OfflineTransport()
+        elif http_client is not None:
+            inner = AsyncClientTransport(http_client)
+        else:
+            pool_limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=100)
+            inner = transport or default_async_transport(proxy=proxy, limits=pool_limits)
         http = httpx.AsyncClient(
             base_url=config.base_url,
-            transport=AsyncRetryTransport(inner, max_retries=max_retries),
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            transport=AsyncRetryTransport(inner, policy=settings.retry, logger=logger),
+            headers={
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+                **platform_headers("asyncio"),
+            },
             event_hooks=dict(event_hooks) if event_hooks else None,
-            timeout=options.timeout,
+            timeout=settings.timeout,
             trust_env=False,
         )
-        self._init(_SharedState(config, http, offline), options)
+        state = _SharedState(
+            config, http, type(self).__name__, owns_pool=http_client is None, offline=offline
+        )
+        self._init(state, settings)
 
-    def _init(self, state: _SharedState, options: Options) -> None:
-        core = AsyncCore(state, options)
+    def _init(self, state: _SharedState, settings: Settings) -> None:
+        core = AsyncCore(state, settings)
         self._core = core
         self.folders = AsyncFolders(core)
         self.experiments = AsyncExperiments(core)
@@ -229,39 +276,55 @@ class AsyncTally:
 
     @property
     def timeout(self) -> TimeoutArg:
-        return self._core.options.timeout
+        return self._core.settings.timeout
 
     @property
     def ingest_timeout(self) -> TimeoutArg:
-        return self._core.options.ingest_timeout
+        return self._core.settings.ingest_timeout
 
     @property
     def max_retries(self) -> int:
-        return self._core.options.max_retries
+        return self._core.settings.max_retries
 
-    def with_options(
-        self,
-        *,
-        timeout: TimeoutArg | NotGiven = NOT_GIVEN,
-        ingest_timeout: TimeoutArg | NotGiven = NOT_GIVEN,
-        max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> AsyncTally:
-        """A client with other settings that shares this one's connection pool and ingestion keys. Cheap: use
-        it per call (`client.with_options(max_retries=0).experiments.get(...)`). Close the original, not the
-        copy."""
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy in force (`max_retries` included)."""
+        return self._core.settings.retry
+
+    @property
+    def is_closed(self) -> bool:
+        """True once `close()` ran (on this client or any `with_options` copy of it)."""
+        return self._core.state.http.is_closed
+
+    def with_options(self, **options: Unpack[ClientOptions]) -> AsyncTally:
+        """A client with other settings (`timeout`, `ingest_timeout`, `max_retries`, `retry`, `extra_headers`,
+        `extra_query`, `extra_body`) that shares this one's connection pool and ingestion keys. Cheap: use it per
+        call (`client.with_options(max_retries=0).experiments.get(...)`). Close the original, not the copy."""
         clone = object.__new__(type(self))
-        clone._init(self._core.state, self._core.options.replace(timeout, ingest_timeout, max_retries))
+        clone._init(self._core.state, self._core.settings.replace(options))
         return clone
 
-    def with_raw_response(self, method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[RawResponse[T]]]:
-        """Wrap any method of this client so that it returns a `RawResponse` (parsed result, status, headers,
-        request id): `await client.with_raw_response(client.experiments.get)(experiment_id)`."""
+    @overload
+    def with_raw_response(  # type: ignore[overload-overlap, unused-ignore]
+        self, method: Callable[P, AsyncPaginator[T]]
+    ) -> Callable[P, Awaitable[RawPage[T]]]: ...
 
-        async def call(*args: P.args, **kwargs: P.kwargs) -> RawResponse[T]:
+    @overload
+    def with_raw_response(
+        self, method: Callable[P, Awaitable[T]]
+    ) -> Callable[P, Awaitable[RawResponse[T]]]: ...
+
+    def with_raw_response(self, method: Callable[P, Any]) -> Callable[P, Awaitable[RawResponse[Any]]]:
+        """Wrap any method of this client so that it returns a `RawResponse` (parsed result, status, headers,
+        request id): `await client.with_raw_response(client.experiments.get)(experiment_id)`. For a `list()`
+        method, the call fetches the first page: `parsed` is that `Page`."""
+
+        async def call(*args: P.args, **kwargs: P.kwargs) -> RawResponse[Any]:
             capture = Capture()
             token = CAPTURE.set(capture)
             try:
-                parsed = await method(*args, **kwargs)
+                result = method(*args, **kwargs)
+                parsed = await result.first_page() if isinstance(result, AsyncPaginator) else await result
             finally:
                 CAPTURE.reset(token)
             if capture.response is None:
@@ -312,14 +375,15 @@ class AsyncTally:
             flush_timeout=flush_timeout,
         )
 
-    async def health(self) -> Health:
+    async def health(self, **options: Unpack[RequestOptions]) -> Health:
         """Whether the service is up (no credentials needed)."""
         from tally_api.api.health import get_health
 
-        return await self._core.request(get_health._get_kwargs(), Decoders.health, token=None)
+        return await self._core.request(get_health._get_kwargs(), Decoders.health, options, token=None)
 
     async def close(self) -> None:
-        """Close the connection pool (shared with every `with_options` copy)."""
+        """Close the connection pool (shared with every `with_options` copy). A client passed in as
+        `http_client` stays open: it is yours."""
         await self._core.state.http.aclose()
 
     async def __aenter__(self) -> AsyncTally:

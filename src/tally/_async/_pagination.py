@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from tally._pagination import PageWalk
+from tally._request_ids import remember, request_id
 from tally._types import Page
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class AsyncPaginator(Generic[T]):
     ) -> None:
         self._fetch = fetch
         self._walk = PageWalk(limit=limit, page_size=page_size, cursor=cursor)
+        self._last: Page[T] | None = None
 
     @property
     def next_cursor(self) -> str | None:
@@ -48,12 +50,32 @@ class AsyncPaginator(Generic[T]):
         """True while another page may exist."""
         return self._walk.has_more
 
+    @property
+    def request_id(self) -> str | None:
+        """The `X-Request-Id` of the last page fetched (None before the first); each page has its own as
+        `tally.request_id(page)`."""
+        return None if self._last is None else request_id(self._last)
+
     async def pages(self) -> AsyncIterator[Page[T]]:
         """Fetch and yield one page at a time."""
-        walk = self._walk
-        while (request := walk.next_request()) is not None:
-            page = await self._fetch(*request)
-            yield walk.accept(page)
+        while (page := await self._next_page()) is not None:
+            yield page
+
+    async def first_page(self) -> Page[T]:
+        """Fetch the next page (the first, on a new paginator) and return it; iteration continues after it."""
+        page = await self._next_page()
+        return Page(data=(), next_cursor=None) if page is None else page
+
+    async def _next_page(self) -> Page[T] | None:
+        request = self._walk.next_request()
+        if request is None:
+            return None
+        page = await self._fetch(*request)
+        self._last = page
+        accepted = self._walk.accept(page)
+        if accepted is not page:  # cut to the limit: a new object, with the same request id
+            remember(accepted, request_id(page))
+        return accepted
 
     async def __aiter__(self) -> AsyncIterator[T]:
         async for page in self.pages():

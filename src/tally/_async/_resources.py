@@ -10,13 +10,15 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import msgspec
 
 from tally._base import Decoders, new_idempotency_key, unset
 from tally._events import EventInput, annotation_event_id, plan_batches, prepare_events
 from tally._limits import check_metadata
+from tally._options import RequestOptions, WriteOptions, check_idempotency_key
+from tally._request_ids import remember, request_id
 from tally._types import (
     NOT_GIVEN,
     Annotation,
@@ -73,12 +75,14 @@ class _Resource:
 class AsyncAuth(_Resource):
     """What the client's credential is."""
 
-    async def status(self) -> AuthStatus:
+    async def status(self, **options: Unpack[RequestOptions]) -> AuthStatus:
         """The organisation, key kind and scopes of the client's API key, and where the SDK found the key."""
         from tally_api.api.auth import get_auth_status
 
-        status = await self._core.request(get_auth_status._get_kwargs(), Decoders.auth_status)
-        return msgspec.structs.replace(status, credential_source=self._core.state.config.credential_source)
+        status = await self._core.request(get_auth_status._get_kwargs(), Decoders.auth_status, options)
+        sourced = msgspec.structs.replace(status, credential_source=self._core.state.config.credential_source)
+        remember(sourced, request_id(status))
+        return sourced
 
 
 class AsyncFolders(_Resource):
@@ -91,6 +95,7 @@ class AsyncFolders(_Resource):
         limit: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
+        **options: Unpack[RequestOptions],
     ) -> AsyncPaginator[Folder]:
         """The folders directly under `parent_id` (the top level when None), oldest first."""
         from tally_api.api.folders import list_folders
@@ -99,7 +104,7 @@ class AsyncFolders(_Resource):
             operation = list_folders._get_kwargs(
                 parent_id=unset(parent_id), page_size=unset(size), cursor=unset(after)
             )
-            return await self._core.request(operation, Decoders.folder_page)
+            return await self._core.request(operation, Decoders.folder_page, options)
 
         return AsyncPaginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
@@ -110,7 +115,7 @@ class AsyncFolders(_Resource):
         parent_id: str | None = None,
         description: str | None = None,
         metadata: Mapping[str, Any] | None = None,
-        idempotency_key: str | None = None,
+        **options: Unpack[WriteOptions],
     ) -> Folder:
         """Create a folder; names are unique within a parent."""
         from tally_api.api.folders import create_folder
@@ -123,13 +128,13 @@ class AsyncFolders(_Resource):
             metadata=_metadata(metadata),
         )
         operation = create_folder._get_kwargs(body=body)
-        return await self._core.request(operation, Decoders.folder, idempotency_key=idempotency_key)
+        return await self._core.request(operation, Decoders.folder, options)
 
-    async def get(self, folder_id: str) -> Folder:
+    async def get(self, folder_id: str, **options: Unpack[RequestOptions]) -> Folder:
         """One folder."""
         from tally_api.api.folders import get_folder
 
-        return await self._core.request(get_folder._get_kwargs(folder_id), Decoders.folder)
+        return await self._core.request(get_folder._get_kwargs(folder_id), Decoders.folder, options)
 
     async def patch(
         self,
@@ -137,6 +142,7 @@ class AsyncFolders(_Resource):
         *,
         description: str | NotGiven | None = NOT_GIVEN,
         metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
+        **options: Unpack[WriteOptions],
     ) -> Folder:
         """Change the description or metadata (replaced whole); None clears, absent leaves as is."""
         from tally_api.api.folders import patch_folder
@@ -156,23 +162,25 @@ class AsyncFolders(_Resource):
             if metadata is None
             else PatchFolderRequestMetadataType0.from_dict(dict(metadata)),
         )
-        return await self._core.request(patch_folder._get_kwargs(folder_id, body=body), Decoders.folder)
+        return await self._core.request(
+            patch_folder._get_kwargs(folder_id, body=body), Decoders.folder, options
+        )
 
-    async def rename(self, folder_id: str, name: str) -> Folder:
+    async def rename(self, folder_id: str, name: str, **options: Unpack[WriteOptions]) -> Folder:
         """Rename a folder; the new name must be unique within its parent."""
         from tally_api.api.folders import rename_folder
         from tally_api.models.rename_folder_request import RenameFolderRequest
 
         operation = rename_folder._get_kwargs(folder_id, body=RenameFolderRequest(name=name))
-        return await self._core.request(operation, Decoders.folder)
+        return await self._core.request(operation, Decoders.folder, options)
 
-    async def move(self, folder_id: str, parent_id: str | None) -> Folder:
+    async def move(self, folder_id: str, parent_id: str | None, **options: Unpack[WriteOptions]) -> Folder:
         """Move a folder under `parent_id`, or to the top level with None."""
         from tally_api.api.folders import move_folder
         from tally_api.models.move_folder_request import MoveFolderRequest
 
         operation = move_folder._get_kwargs(folder_id, body=MoveFolderRequest(parent_id=parent_id))
-        return await self._core.request(operation, Decoders.folder)
+        return await self._core.request(operation, Decoders.folder, options)
 
 
 class AsyncExperiments(_Resource):
@@ -189,6 +197,7 @@ class AsyncExperiments(_Resource):
         limit: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
+        **options: Unpack[RequestOptions],
     ) -> AsyncPaginator[Experiment]:
         """Experiments matching every filter given, oldest first."""
         from tally_api.api.experiments import list_experiments
@@ -205,7 +214,7 @@ class AsyncExperiments(_Resource):
                 page_size=unset(size),
                 cursor=unset(after),
             )
-            return await self._core.request(operation, Decoders.experiment_page)
+            return await self._core.request(operation, Decoders.experiment_page, options)
 
         return AsyncPaginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
@@ -216,7 +225,7 @@ class AsyncExperiments(_Resource):
         description: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         folder_id: str | None = None,
-        idempotency_key: str | None = None,
+        **options: Unpack[WriteOptions],
     ) -> Experiment:
         """Create an experiment, in status `running`."""
         from tally_api.api.experiments import create_experiment
@@ -229,24 +238,30 @@ class AsyncExperiments(_Resource):
             folder_id=unset(folder_id),
         )
         operation = create_experiment._get_kwargs(body=body)
-        return await self._core.request(operation, Decoders.experiment, idempotency_key=idempotency_key)
+        return await self._core.request(operation, Decoders.experiment, options)
 
-    async def get(self, experiment_id: str) -> Experiment:
+    async def get(self, experiment_id: str, **options: Unpack[RequestOptions]) -> Experiment:
         """One experiment."""
         from tally_api.api.experiments import get_experiment
 
-        return await self._core.request(get_experiment._get_kwargs(experiment_id), Decoders.experiment)
+        return await self._core.request(
+            get_experiment._get_kwargs(experiment_id), Decoders.experiment, options
+        )
 
-    async def update_status(self, experiment_id: str, status: ExperimentStatus | str) -> Experiment:
+    async def update_status(
+        self, experiment_id: str, status: ExperimentStatus | str, **options: Unpack[WriteOptions]
+    ) -> Experiment:
         """Move a running experiment to `completed`, `failed` or `cancelled`; terminal states are final."""
         from tally_api.api.experiments import update_experiment_status
         from tally_api.models.update_experiment_status_request import UpdateExperimentStatusRequest
 
         body = UpdateExperimentStatusRequest(status=_request_status(status))
         operation = update_experiment_status._get_kwargs(experiment_id, body=body)
-        return await self._core.request(operation, Decoders.experiment)
+        return await self._core.request(operation, Decoders.experiment, options)
 
-    async def move(self, experiment_id: str, folder_id: str | None) -> Experiment:
+    async def move(
+        self, experiment_id: str, folder_id: str | None, **options: Unpack[WriteOptions]
+    ) -> Experiment:
         """Move an experiment into a folder, or out of every folder with None."""
         from tally_api.api.experiments import move_experiment
         from tally_api.models.move_experiment_request import MoveExperimentRequest
@@ -254,27 +269,37 @@ class AsyncExperiments(_Resource):
         operation = move_experiment._get_kwargs(
             experiment_id, body=MoveExperimentRequest(folder_id=folder_id)
         )
-        return await self._core.request(operation, Decoders.experiment)
+        return await self._core.request(operation, Decoders.experiment, options)
 
 
 class AsyncMetrics(_Resource):
     """Metric ingestion, listing and comparison."""
 
     async def ingest(
-        self, experiment_id: str, events: Sequence[EventInput], *, sync: bool = True
+        self,
+        experiment_id: str,
+        events: Sequence[EventInput],
+        *,
+        sync: bool = True,
+        **options: Unpack[WriteOptions],
     ) -> IngestResult:
         """Store metric events (dicts or `tally.MetricEvent`), with the experiment's ingestion key.
 
         Events without `client_event_id` get `tally.event_id(...)` when they have a step. Any number of
         events: batches over 10,000 events or 5 MiB are split, each sent with its own Idempotency-Key; the
         result sums the parts, with conflict indexes into `events`. `sync=True` answers once the points are
-        readable."""
+        readable. An `idempotency_key` given is used by the first batch; batch `i > 0` sends `<key>.<i>`."""
         prepared = prepare_events(experiment_id, events)
         accepted = duplicates = 0
         conflicts: builtins.list[EventConflict] = []
-        for start, _end, body in plan_batches(prepared):
+        result: IngestResult | None = None
+        for index, (start, _end, body) in enumerate(plan_batches(prepared)):
             result = await self._send_batch(
-                experiment_id, body, sync=sync, idempotency_key=new_idempotency_key()
+                experiment_id,
+                body,
+                sync=sync,
+                idempotency_key=new_idempotency_key(),
+                options=_batch_options(options, index),
             )
             accepted += result.accepted
             duplicates += result.duplicates
@@ -283,10 +308,18 @@ class AsyncMetrics(_Resource):
                     msgspec.structs.replace(conflict, index=conflict.index + start) if start else conflict
                     for conflict in result.conflicts
                 )
-        return IngestResult(accepted=accepted, duplicates=duplicates, conflicts=tuple(conflicts))
+        total = IngestResult(accepted=accepted, duplicates=duplicates, conflicts=tuple(conflicts))
+        remember(total, None if result is None else request_id(result))  # the last request's id
+        return total
 
     async def _send_batch(
-        self, experiment_id: str, body: bytes, *, sync: bool, idempotency_key: str
+        self,
+        experiment_id: str,
+        body: bytes,
+        *,
+        sync: bool,
+        idempotency_key: str,
+        options: Mapping[str, Any],
     ) -> IngestResult:
         """One encoded batch, with the experiment's ingestion key (replaced once if the server revoked it)."""
         from tally_api.api.metrics import ingest_metrics
@@ -298,6 +331,7 @@ class AsyncMetrics(_Resource):
             return await core.request(
                 operation,
                 Decoders.ingest_result,
+                options,
                 token=token,
                 content=body,
                 ingest=True,
@@ -318,6 +352,7 @@ class AsyncMetrics(_Resource):
         limit: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
+        **options: Unpack[RequestOptions],
     ) -> AsyncPaginator[MetricPoint]:
         """An experiment's metric points, by name, then step, then ingestion order."""
         from tally_api.api.metrics import list_metrics
@@ -333,7 +368,7 @@ class AsyncMetrics(_Resource):
                 page_size=unset(size),
                 cursor=unset(after),
             )
-            return await self._core.request(operation, Decoders.metric_point_page)
+            return await self._core.request(operation, Decoders.metric_point_page, options)
 
         return AsyncPaginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
@@ -344,6 +379,7 @@ class AsyncMetrics(_Resource):
         min_step: int | None = None,
         max_step: int | None = None,
         limit: int | None = None,
+        **options: Unpack[WriteOptions],
     ) -> CompareResult:
         """Align up to 20 series (dicts or `tally.SeriesSelector`) by step into rows."""
         from tally_api.api.metrics import compare_metrics
@@ -357,7 +393,9 @@ class AsyncMetrics(_Resource):
         body = CompareMetricsRequest(
             series=selectors, min_step=unset(min_step), max_step=unset(max_step), limit=unset(limit)
         )
-        return await self._core.request(compare_metrics._get_kwargs(body=body), Decoders.compare_result)
+        return await self._core.request(
+            compare_metrics._get_kwargs(body=body), Decoders.compare_result, options
+        )
 
 
 class AsyncMetricCatalog(_Resource):
@@ -372,6 +410,7 @@ class AsyncMetricCatalog(_Resource):
         limit: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
+        **options: Unpack[RequestOptions],
     ) -> AsyncPaginator[CatalogEntry]:
         """Metric names in the organisation, an experiment, or a folder and its descendants, by name."""
         from tally_api.api.metric_catalog import list_metric_catalog
@@ -384,7 +423,7 @@ class AsyncMetricCatalog(_Resource):
                 page_size=unset(size),
                 cursor=unset(after),
             )
-            return await self._core.request(operation, Decoders.catalog_page)
+            return await self._core.request(operation, Decoders.catalog_page, options)
 
         return AsyncPaginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
@@ -398,6 +437,7 @@ class AsyncMetricCatalog(_Resource):
         limit: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
+        **options: Unpack[RequestOptions],
     ) -> AsyncPaginator[MetadataValueCount]:
         """The distinct values of one metadata key for one metric, with point counts, by value."""
         from tally_api.api.metric_catalog import inspect_metric_catalog_values
@@ -411,7 +451,7 @@ class AsyncMetricCatalog(_Resource):
                 page_size=unset(size),
                 cursor=unset(after),
             )
-            return await self._core.request(operation, Decoders.metadata_value_page)
+            return await self._core.request(operation, Decoders.metadata_value_page, options)
 
         return AsyncPaginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
@@ -426,6 +466,7 @@ class AsyncIngestionKeys(_Resource):
         limit: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
+        **options: Unpack[RequestOptions],
     ) -> AsyncPaginator[IngestionKey]:
         """An experiment's ingestion keys, revoked ones included, oldest first. Tokens are never listed."""
         from tally_api.api.ingestion_keys import list_ingestion_keys
@@ -434,29 +475,34 @@ class AsyncIngestionKeys(_Resource):
             operation = list_ingestion_keys._get_kwargs(
                 experiment_id, page_size=unset(size), cursor=unset(after)
             )
-            return await self._core.request(operation, Decoders.ingestion_key_page)
+            return await self._core.request(operation, Decoders.ingestion_key_page, options)
 
         return AsyncPaginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
     async def create(
-        self, experiment_id: str, *, name: str | None = None, idempotency_key: str | None = None
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        expires_in_seconds: int | None = None,
+        **options: Unpack[WriteOptions],
     ) -> CreatedIngestionKey:
-        """A new ingestion key; its `token` is in this answer only."""
+        """A new ingestion key; its `token` is in this answer only. With `expires_in_seconds` (60 s to 366 days)
+        the key stops working that long after creation; without it, it works until revoked."""
         from tally_api.api.ingestion_keys import create_ingestion_key
         from tally_api.models.create_ingestion_key_request import CreateIngestionKeyRequest
 
-        operation = create_ingestion_key._get_kwargs(
-            experiment_id, body=CreateIngestionKeyRequest(name=unset(name))
-        )
-        return await self._core.request(
-            operation, Decoders.created_ingestion_key, idempotency_key=idempotency_key
-        )
+        body = CreateIngestionKeyRequest(name=unset(name), expires_in_seconds=unset(expires_in_seconds))
+        operation = create_ingestion_key._get_kwargs(experiment_id, body=body)
+        return await self._core.request(operation, Decoders.created_ingestion_key, options)
 
-    async def revoke(self, key_id: str) -> IngestionKey:
+    async def revoke(self, key_id: str, **options: Unpack[WriteOptions]) -> IngestionKey:
         """Revoke a key (revoking a revoked key changes nothing)."""
         from tally_api.api.ingestion_keys import revoke_ingestion_key
 
-        return await self._core.request(revoke_ingestion_key._get_kwargs(key_id), Decoders.ingestion_key)
+        return await self._core.request(
+            revoke_ingestion_key._get_kwargs(key_id), Decoders.ingestion_key, options
+        )
 
     def forget(self, experiment_id: str) -> None:
         """Drop the ingestion key this client cached for the experiment; the next ingest mints a new one."""
@@ -473,6 +519,7 @@ class AsyncAnnotations(_Resource):
         limit: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
+        **options: Unpack[RequestOptions],
     ) -> AsyncPaginator[Annotation]:
         """An experiment's annotations, oldest first."""
         from tally_api.api.annotations import list_annotations
@@ -481,7 +528,7 @@ class AsyncAnnotations(_Resource):
             operation = list_annotations._get_kwargs(
                 experiment_id, page_size=unset(size), cursor=unset(after)
             )
-            return await self._core.request(operation, Decoders.annotation_page)
+            return await self._core.request(operation, Decoders.annotation_page, options)
 
         return AsyncPaginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
@@ -494,6 +541,7 @@ class AsyncAnnotations(_Resource):
         timestamp: datetime | None = None,
         metadata: Mapping[str, Any] | None = None,
         client_event_id: str | None = None,
+        **options: Unpack[WriteOptions],
     ) -> Annotation:
         """Annotate an experiment, with its ingestion key. Idempotent by `client_event_id`, which defaults to
         deterministic id of the experiment, text, step, timestamp and metadata."""
@@ -508,13 +556,13 @@ class AsyncAnnotations(_Resource):
             timestamp=unset(timestamp),
             metadata=_metadata(metadata),
         )
-        key = new_idempotency_key()
+        key = new_idempotency_key()  # one per call, kept if the ingestion key is replaced (the caller's wins)
         core = self._core
 
         async def send(token: str) -> Annotation:
             operation = create_annotation._get_kwargs(experiment_id, body=body)
             return await core.request(
-                operation, Decoders.annotation, token=token, ingest=True, idempotency_key=key
+                operation, Decoders.annotation, options, token=token, ingest=True, idempotency_key=key
             )
 
         return await core.with_ingestion_token(experiment_id, send)
@@ -528,6 +576,14 @@ def _request_status(status: ExperimentStatus | str) -> Any:
     except ValueError:
         known = ", ".join(item.value for item in RequestStatus)
         raise ValueError(f"status must be one of {known}, not {status!r}") from None
+
+
+def _batch_options(options: Mapping[str, Any], index: int) -> Mapping[str, Any]:
+    """A split ingest's options for batch `index`: the caller's idempotency key, suffixed after the first."""
+    key = options.get("idempotency_key")
+    if key is None or index == 0:
+        return options
+    return {**options, "idempotency_key": check_idempotency_key(f"{check_idempotency_key(key)}.{index}")}
 
 
 def _empty_batch() -> Any:

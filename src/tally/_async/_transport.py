@@ -1,9 +1,10 @@
-"""The one retry transport: wraps any httpx transport and retries what is safe to retry.
+"""The one retry transport: wraps any httpx transport; retries what is safe to retry, within the call's deadline,
+and paces requests by the server's rate-limit headers.
 
-Retried: connection errors, timeouts, 408, 409 `idempotency_in_progress`, 429 and 5xx, up to `max_retries`
-times (the request's `tally_max_retries` extension, else the transport's default), only for requests safe to
-repeat: reads, and writes carrying an `Idempotency-Key` (the SDK adds one to every POST and PATCH, the same on
-every attempt). The waits come from `tally._retry_policy`. Each attempt is logged on the `tally` logger.
+Every decision is someone else's pure function: whether and how long to wait (`tally._retry_policy.next_delay`,
+from the request's `RetryPolicy` in `request.extensions`), how to pace (`tally._pacing.RatePacer`). What is left
+here is the loop: send, observe, wait, send again. The n-th retry carries `X-Tally-Retry-Count: n` (a first
+attempt none), and each attempt is logged on the client's logger (`tally` by default).
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import time
 import httpx
 import msgspec
 
-from tally._base import MAX_RETRIES_EXTENSION
-from tally._logging import logger
-from tally._retry_policy import async_sleep, is_retry_safe, retry_delay, status_is_retryable
+from tally._base import RETRY_COUNT_HEADER
+from tally._headers import header
+from tally._logging import logger as default_logger
+from tally._options import POLICY_EXTENSION
+from tally._pacing import PROBE_POLL, PROBING, RatePacer, async_pace, read_rate_headers
+from tally._retry_policy import DEFAULT_POLICY, SAFE_METHODS, RetryPolicy, async_sleep, next_delay
 
-__all__ = ["AsyncRetryTransport"]
+__all__ = ["AsyncClientTransport", "AsyncRetryTransport"]
 
 _RETRYABLE_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
@@ -42,79 +46,185 @@ def _error_code(content: bytes) -> str | None:
     return envelope.error.code if envelope.error else None
 
 
-def _log_attempt(
-    request: httpx.Request, outcome: str, started: float, attempt: int, request_id: str | None, note: str = ""
-) -> None:
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    logger.info(
-        "%s %s -> %s in %.1f ms request_id=%s attempt=%d%s",
-        request.method,
-        request.url,
-        outcome,
-        elapsed_ms,
-        request_id,
-        attempt,
-        note,
-    )
+def _clipped(timeout: dict[str, float | None], remaining: float) -> dict[str, float | None]:
+    """The attempt's timeouts, none longer than what is left of the call's deadline."""
+    return {
+        name: remaining if value is None or value > remaining else value for name, value in timeout.items()
+    }
 
 
 class AsyncRetryTransport(httpx.AsyncBaseTransport):
-    """Retries around an inner transport (httpx's, aiohttp's, a mock, or the caller's own)."""
+    """Retries and pacing around an inner transport (httpx's, aiohttp's, a mock, or the caller's own client)."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, *, max_retries: int = 2) -> None:
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        *,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        logger: logging.Logger | None = None,
+        pacer: RatePacer | None = None,
+    ) -> None:
         self._inner = inner
-        self._max_retries = max_retries
+        self._policy = policy
+        self._logger = logger or default_logger
+        self._pacer = pacer if pacer is not None else RatePacer()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        max_retries: int = request.extensions.get(MAX_RETRIES_EXTENSION, self._max_retries)
-        safe = is_retry_safe(request.method, request.headers)
-        logging_on = logger.isEnabledFor(logging.INFO)
-        attempt = 0
+        extensions = request.extensions
+        policy: RetryPolicy = extensions.get(POLICY_EXTENSION, self._policy)
+        started = time.monotonic()
+        deadline = None if policy.max_elapsed is None else started + policy.max_elapsed
+        timeout = extensions.get("timeout")
+        request_headers = request.headers
+        safe = request.method in SAFE_METHODS or header(request_headers, b"idempotency-key") is not None
+        pace_key = header(request_headers, b"authorization")
+        pacer = self._pacer
+        log = self._logger
+        logging_on = log.isEnabledFor(logging.INFO)
+        retries = 0
         while True:
-            attempt += 1
-            started = time.perf_counter()
+            if pace_key is not None and not pacer.unlimited(pace_key):
+                await self._pace(pace_key, deadline)
+            if deadline is not None and timeout is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise httpx.ReadTimeout(_deadline_note(policy, retries), request=request)
+                extensions["timeout"] = _clipped(timeout, remaining)
+            if retries:
+                request_headers[RETRY_COUNT_HEADER] = str(retries)
+            attempt_started = time.perf_counter()
             try:
                 response = await self._inner.handle_async_request(request)
             except _RETRYABLE_ERRORS as exc:
-                can_retry = attempt <= max_retries and (safe or isinstance(exc, httpx.ConnectError))
-                delay = retry_delay(attempt, None) if can_retry else None
+                if pace_key is not None:
+                    pacer.forget_probe(pace_key)
+                now = time.monotonic()
+                delay = next_delay(
+                    policy,
+                    retries_done=retries,
+                    safe=safe,
+                    connect_failed=isinstance(exc, httpx.ConnectError),
+                    now=now,
+                    deadline=deadline,
+                )
                 if logging_on:
-                    note = f"; retry {attempt} of {max_retries} in {delay:.2f} s" if delay is not None else ""
-                    _log_attempt(request, type(exc).__name__, started, attempt, None, note)
+                    _log(log, request, type(exc).__name__, attempt_started, retries, None, delay, policy)
                 if delay is None:
+                    if (
+                        deadline is not None
+                        and now >= deadline - 0.001
+                        and isinstance(exc, httpx.TimeoutException)
+                    ):
+                        raise httpx.ReadTimeout(_deadline_note(policy, retries + 1), request=request) from exc
                     raise
+                retries += 1
                 await async_sleep(delay)
                 continue
+            headers = response.headers
+            if pace_key is not None:
+                pacer.observe(pace_key, read_rate_headers(headers), time.monotonic())
             status = response.status_code
-            if status >= 400 and safe and attempt <= max_retries:
+            if status >= 400 and retries < policy.max_retries:
                 error_code: str | None = None
                 if status == 409:
                     content = await response.aread()
                     error_code = _error_code(content)
                     response = httpx.Response(
                         status,
-                        headers=response.headers,
+                        headers=headers,
                         content=content,
                         request=request,
                         extensions=response.extensions,
                     )
-                if status_is_retryable(status, error_code):
-                    delay = retry_delay(attempt, response.headers.get("retry-after"))
-                    if delay is not None:
-                        if logging_on:
-                            note = f"; retry {attempt} of {max_retries} in {delay:.2f} s"
-                            _log_attempt(request, str(status), started, attempt, _request_id(response), note)
-                        await response.aclose()
-                        await async_sleep(delay)
-                        continue
+                delay = next_delay(
+                    policy,
+                    retries_done=retries,
+                    safe=safe,
+                    status=status,
+                    error_code=error_code,
+                    headers=headers,
+                    now=time.monotonic(),
+                    deadline=deadline,
+                )
+                if delay is not None:
+                    if logging_on:
+                        _log(log, request, str(status), attempt_started, retries, headers, delay, policy)
+                    await response.aclose()
+                    retries += 1
+                    await async_sleep(delay)
+                    continue
             if logging_on:
-                _log_attempt(request, str(status), started, attempt, _request_id(response))
+                _log(log, request, str(status), attempt_started, retries, headers, None, policy)
             return response
+
+    async def _pace(self, key: str, deadline: float | None) -> None:
+        """Wait for this key's next slot (never past the deadline: then go, and let the server decide)."""
+        while True:
+            wait = self._pacer.reserve(key, time.monotonic())
+            probing = wait == PROBING
+            if probing:
+                wait = PROBE_POLL
+            elif wait <= 0:
+                return
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    return
+            await async_pace(wait)
+            if not probing:
+                return
 
     async def aclose(self) -> None:
         await self._inner.aclose()
 
 
-def _request_id(response: httpx.Response) -> str | None:
-    request_id: str | None = response.headers.get("x-request-id")
-    return request_id
+class AsyncClientTransport(httpx.AsyncBaseTransport):
+    """Sends through the caller's own `httpx.AsyncClient` (`AsyncTally(http_client=...)`), so that its auth,
+    proxies, TLS settings, event hooks and default headers apply; Tally's retries, pacing, auth and options wrap
+    it. Closing Tally leaves the caller's client open: it is theirs."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        if not isinstance(client, httpx.AsyncClient):
+            raise TypeError(f"http_client must be an httpx.AsyncClient, not {type(client).__name__}")
+        self._client = client
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        for name, value in self._client.headers.items():
+            if name not in request.headers:
+                request.headers[name] = value
+        return await self._client.send(request, stream=True)
+
+    async def aclose(self) -> None:
+        """Nothing: the caller closes their own client."""
+
+
+def _deadline_note(policy: RetryPolicy, attempts: int) -> str:
+    return (
+        f"the call's deadline of {policy.max_elapsed:g} s (RetryPolicy.max_elapsed) passed after {attempts} "
+        f"attempt{'s' if attempts != 1 else ''}; raise it with retry=tally.RetryPolicy(max_elapsed=...)"
+    )
+
+
+def _log(
+    log: logging.Logger,
+    request: httpx.Request,
+    outcome: str,
+    started: float,
+    retries: int,
+    headers: httpx.Headers | None,
+    delay: float | None,
+    policy: RetryPolicy,
+) -> None:
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    request_id = headers.get("x-request-id") if headers is not None else None
+    note = f"; retry {retries + 1} of {policy.max_retries} in {delay:.2f} s" if delay is not None else ""
+    log.info(
+        "%s %s -> %s in %.1f ms request_id=%s attempt=%d%s",
+        request.method,
+        request.url,
+        outcome,
+        elapsed_ms,
+        request_id,
+        retries + 1,
+        note,
+    )

@@ -11,13 +11,15 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import msgspec
 
 from tally._base import Decoders, new_idempotency_key, unset
 from tally._events import EventInput, annotation_event_id, plan_batches, prepare_events
 from tally._limits import check_metadata
+from tally._options import RequestOptions, WriteOptions, check_idempotency_key
+from tally._request_ids import remember, request_id
 from tally._types import (
     NOT_GIVEN,
     Annotation,
@@ -74,12 +76,14 @@ class _Resource:
 class Auth(_Resource):
     """What the client's credential is."""
 
-    def status(self) -> AuthStatus:
+    def status(self, **options: Unpack[RequestOptions]) -> AuthStatus:
         """The organisation, key kind and scopes of the client's API key, and where the SDK found the key."""
         from tally_api.api.auth import get_auth_status
 
-        status = self._core.request(get_auth_status._get_kwargs(), Decoders.auth_status)
-        return msgspec.structs.replace(status, credential_source=self._core.state.config.credential_source)
+        status = self._core.request(get_auth_status._get_kwargs(), Decoders.auth_status, options)
+        sourced = msgspec.structs.replace(status, credential_source=self._core.state.config.credential_source)
+        remember(sourced, request_id(status))
+        return sourced
 
 
 class Folders(_Resource):
@@ -92,6 +96,7 @@ class Folders(_Resource):
         limit: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Paginator[Folder]:
         """The folders directly under `parent_id` (the top level when None), oldest first."""
         from tally_api.api.folders import list_folders
@@ -100,7 +105,7 @@ class Folders(_Resource):
             operation = list_folders._get_kwargs(
                 parent_id=unset(parent_id), page_size=unset(size), cursor=unset(after)
             )
-            return self._core.request(operation, Decoders.folder_page)
+            return self._core.request(operation, Decoders.folder_page, options)
 
         return Paginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
@@ -111,7 +116,7 @@ class Folders(_Resource):
         parent_id: str | None = None,
         description: str | None = None,
         metadata: Mapping[str, Any] | None = None,
-        idempotency_key: str | None = None,
+        **options: Unpack[WriteOptions],
     ) -> Folder:
         """Create a folder; names are unique within a parent."""
         from tally_api.api.folders import create_folder
@@ -124,13 +129,13 @@ class Folders(_Resource):
             metadata=_metadata(metadata),
         )
         operation = create_folder._get_kwargs(body=body)
-        return self._core.request(operation, Decoders.folder, idempotency_key=idempotency_key)
+        return self._core.request(operation, Decoders.folder, options)
 
-    def get(self, folder_id: str) -> Folder:
+    def get(self, folder_id: str, **options: Unpack[RequestOptions]) -> Folder:
         """One folder."""
         from tally_api.api.folders import get_folder
 
-        return self._core.request(get_folder._get_kwargs(folder_id), Decoders.folder)
+        return self._core.request(get_folder._get_kwargs(folder_id), Decoders.folder, options)
 
     def patch(
         self,
@@ -138,6 +143,7 @@ class Folders(_Resource):
         *,
         description: str | NotGiven | None = NOT_GIVEN,
         metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
+        **options: Unpack[WriteOptions],
     ) -> Folder:
         """Change the description or metadata (replaced whole); None clears, absent leaves as is."""
         from tally_api.api.folders import patch_folder
@@ -157,23 +163,23 @@ class Folders(_Resource):
             if metadata is None
             else PatchFolderRequestMetadataType0.from_dict(dict(metadata)),
         )
-        return self._core.request(patch_folder._get_kwargs(folder_id, body=body), Decoders.folder)
+        return self._core.request(patch_folder._get_kwargs(folder_id, body=body), Decoders.folder, options)
 
-    def rename(self, folder_id: str, name: str) -> Folder:
+    def rename(self, folder_id: str, name: str, **options: Unpack[WriteOptions]) -> Folder:
         """Rename a folder; the new name must be unique within its parent."""
         from tally_api.api.folders import rename_folder
         from tally_api.models.rename_folder_request import RenameFolderRequest
 
         operation = rename_folder._get_kwargs(folder_id, body=RenameFolderRequest(name=name))
-        return self._core.request(operation, Decoders.folder)
+        return self._core.request(operation, Decoders.folder, options)
 
-    def move(self, folder_id: str, parent_id: str | None) -> Folder:
+    def move(self, folder_id: str, parent_id: str | None, **options: Unpack[WriteOptions]) -> Folder:
         """Move a folder under `parent_id`, or to the top level with None."""
         from tally_api.api.folders import move_folder
         from tally_api.models.move_folder_request import MoveFolderRequest
 
         operation = move_folder._get_kwargs(folder_id, body=MoveFolderRequest(parent_id=parent_id))
-        return self._core.request(operation, Decoders.folder)
+        return self._core.request(operation, Decoders.folder, options)
 
 
 class Experiments(_Resource):
@@ -190,6 +196,7 @@ class Experiments(_Resource):
         limit: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Paginator[Experiment]:
         """Experiments matching every filter given, oldest first."""
         from tally_api.api.experiments import list_experiments
@@ -206,7 +213,7 @@ class Experiments(_Resource):
                 page_size=unset(size),
                 cursor=unset(after),
             )
-            return self._core.request(operation, Decoders.experiment_page)
+            return self._core.request(operation, Decoders.experiment_page, options)
 
         return Paginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
@@ -217,7 +224,7 @@ class Experiments(_Resource):
         description: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         folder_id: str | None = None,
-        idempotency_key: str | None = None,
+        **options: Unpack[WriteOptions],
     ) -> Experiment:
         """Create an experiment, in status `running`."""
         from tally_api.api.experiments import create_experiment
@@ -230,24 +237,26 @@ class Experiments(_Resource):
             folder_id=unset(folder_id),
         )
         operation = create_experiment._get_kwargs(body=body)
-        return self._core.request(operation, Decoders.experiment, idempotency_key=idempotency_key)
+        return self._core.request(operation, Decoders.experiment, options)
 
-    def get(self, experiment_id: str) -> Experiment:
+    def get(self, experiment_id: str, **options: Unpack[RequestOptions]) -> Experiment:
         """One experiment."""
         from tally_api.api.experiments import get_experiment
 
-        return self._core.request(get_experiment._get_kwargs(experiment_id), Decoders.experiment)
+        return self._core.request(get_experiment._get_kwargs(experiment_id), Decoders.experiment, options)
 
-    def update_status(self, experiment_id: str, status: ExperimentStatus | str) -> Experiment:
+    def update_status(
+        self, experiment_id: str, status: ExperimentStatus | str, **options: Unpack[WriteOptions]
+    ) -> Experiment:
         """Move a running experiment to `completed`, `failed` or `cancelled`; terminal states are final."""
         from tally_api.api.experiments import update_experiment_status
         from tally_api.models.update_experiment_status_request import UpdateExperimentStatusRequest
 
         body = UpdateExperimentStatusRequest(status=_request_status(status))
         operation = update_experiment_status._get_kwargs(experiment_id, body=body)
-        return self._core.request(operation, Decoders.experiment)
+        return self._core.request(operation, Decoders.experiment, options)
 
-    def move(self, experiment_id: str, folder_id: str | None) -> Experiment:
+    def move(self, experiment_id: str, folder_id: str | None, **options: Unpack[WriteOptions]) -> Experiment:
         """Move an experiment into a folder, or out of every folder with None."""
         from tally_api.api.experiments import move_experiment
         from tally_api.models.move_experiment_request import MoveExperimentRequest
@@ -255,24 +264,38 @@ class Experiments(_Resource):
         operation = move_experiment._get_kwargs(
             experiment_id, body=MoveExperimentRequest(folder_id=folder_id)
         )
-        return self._core.request(operation, Decoders.experiment)
+        return self._core.request(operation, Decoders.experiment, options)
 
 
 class Metrics(_Resource):
     """Metric ingestion, listing and comparison."""
 
-    def ingest(self, experiment_id: str, events: Sequence[EventInput], *, sync: bool = True) -> IngestResult:
+    def ingest(
+        self,
+        experiment_id: str,
+        events: Sequence[EventInput],
+        *,
+        sync: bool = True,
+        **options: Unpack[WriteOptions],
+    ) -> IngestResult:
         """Store metric events (dicts or `tally.MetricEvent`), with the experiment's ingestion key.
 
         Events without `client_event_id` get `tally.event_id(...)` when they have a step. Any number of
         events: batches over 10,000 events or 5 MiB are split, each sent with its own Idempotency-Key; the
         result sums the parts, with conflict indexes into `events`. `sync=True` answers once the points are
-        readable."""
+        readable. An `idempotency_key` given is used by the first batch; batch `i > 0` sends `<key>.<i>`."""
         prepared = prepare_events(experiment_id, events)
         accepted = duplicates = 0
         conflicts: builtins.list[EventConflict] = []
-        for start, _end, body in plan_batches(prepared):
-            result = self._send_batch(experiment_id, body, sync=sync, idempotency_key=new_idempotency_key())
+        result: IngestResult | None = None
+        for index, (start, _end, body) in enumerate(plan_batches(prepared)):
+            result = self._send_batch(
+                experiment_id,
+                body,
+                sync=sync,
+                idempotency_key=new_idempotency_key(),
+                options=_batch_options(options, index),
+            )
             accepted += result.accepted
             duplicates += result.duplicates
             if result.conflicts:
@@ -280,10 +303,18 @@ class Metrics(_Resource):
                     msgspec.structs.replace(conflict, index=conflict.index + start) if start else conflict
                     for conflict in result.conflicts
                 )
-        return IngestResult(accepted=accepted, duplicates=duplicates, conflicts=tuple(conflicts))
+        total = IngestResult(accepted=accepted, duplicates=duplicates, conflicts=tuple(conflicts))
+        remember(total, None if result is None else request_id(result))  # the last request's id
+        return total
 
     def _send_batch(
-        self, experiment_id: str, body: bytes, *, sync: bool, idempotency_key: str
+        self,
+        experiment_id: str,
+        body: bytes,
+        *,
+        sync: bool,
+        idempotency_key: str,
+        options: Mapping[str, Any],
     ) -> IngestResult:
         """One encoded batch, with the experiment's ingestion key (replaced once if the server revoked it)."""
         from tally_api.api.metrics import ingest_metrics
@@ -295,6 +326,7 @@ class Metrics(_Resource):
             return core.request(
                 operation,
                 Decoders.ingest_result,
+                options,
                 token=token,
                 content=body,
                 ingest=True,
@@ -315,6 +347,7 @@ class Metrics(_Resource):
         limit: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Paginator[MetricPoint]:
         """An experiment's metric points, by name, then step, then ingestion order."""
         from tally_api.api.metrics import list_metrics
@@ -330,7 +363,7 @@ class Metrics(_Resource):
                 page_size=unset(size),
                 cursor=unset(after),
             )
-            return self._core.request(operation, Decoders.metric_point_page)
+            return self._core.request(operation, Decoders.metric_point_page, options)
 
         return Paginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
@@ -341,6 +374,7 @@ class Metrics(_Resource):
         min_step: int | None = None,
         max_step: int | None = None,
         limit: int | None = None,
+        **options: Unpack[WriteOptions],
     ) -> CompareResult:
         """Align up to 20 series (dicts or `tally.SeriesSelector`) by step into rows."""
         from tally_api.api.metrics import compare_metrics
@@ -354,7 +388,7 @@ class Metrics(_Resource):
         body = CompareMetricsRequest(
             series=selectors, min_step=unset(min_step), max_step=unset(max_step), limit=unset(limit)
         )
-        return self._core.request(compare_metrics._get_kwargs(body=body), Decoders.compare_result)
+        return self._core.request(compare_metrics._get_kwargs(body=body), Decoders.compare_result, options)
 
 
 class MetricCatalog(_Resource):
@@ -369,6 +403,7 @@ class MetricCatalog(_Resource):
         limit: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Paginator[CatalogEntry]:
         """Metric names in the organisation, an experiment, or a folder and its descendants, by name."""
         from tally_api.api.metric_catalog import list_metric_catalog
@@ -381,7 +416,7 @@ class MetricCatalog(_Resource):
                 page_size=unset(size),
                 cursor=unset(after),
             )
-            return self._core.request(operation, Decoders.catalog_page)
+            return self._core.request(operation, Decoders.catalog_page, options)
 
         return Paginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
@@ -395,6 +430,7 @@ class MetricCatalog(_Resource):
         limit: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Paginator[MetadataValueCount]:
         """The distinct values of one metadata key for one metric, with point counts, by value."""
         from tally_api.api.metric_catalog import inspect_metric_catalog_values
@@ -408,7 +444,7 @@ class MetricCatalog(_Resource):
                 page_size=unset(size),
                 cursor=unset(after),
             )
-            return self._core.request(operation, Decoders.metadata_value_page)
+            return self._core.request(operation, Decoders.metadata_value_page, options)
 
         return Paginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
@@ -423,6 +459,7 @@ class IngestionKeys(_Resource):
         limit: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Paginator[IngestionKey]:
         """An experiment's ingestion keys, revoked ones included, oldest first. Tokens are never listed."""
         from tally_api.api.ingestion_keys import list_ingestion_keys
@@ -431,27 +468,32 @@ class IngestionKeys(_Resource):
             operation = list_ingestion_keys._get_kwargs(
                 experiment_id, page_size=unset(size), cursor=unset(after)
             )
-            return self._core.request(operation, Decoders.ingestion_key_page)
+            return self._core.request(operation, Decoders.ingestion_key_page, options)
 
         return Paginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
     def create(
-        self, experiment_id: str, *, name: str | None = None, idempotency_key: str | None = None
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        expires_in_seconds: int | None = None,
+        **options: Unpack[WriteOptions],
     ) -> CreatedIngestionKey:
-        """A new ingestion key; its `token` is in this answer only."""
+        """A new ingestion key; its `token` is in this answer only. With `expires_in_seconds` (60 s to 366 days)
+        the key stops working that long after creation; without it, it works until revoked."""
         from tally_api.api.ingestion_keys import create_ingestion_key
         from tally_api.models.create_ingestion_key_request import CreateIngestionKeyRequest
 
-        operation = create_ingestion_key._get_kwargs(
-            experiment_id, body=CreateIngestionKeyRequest(name=unset(name))
-        )
-        return self._core.request(operation, Decoders.created_ingestion_key, idempotency_key=idempotency_key)
+        body = CreateIngestionKeyRequest(name=unset(name), expires_in_seconds=unset(expires_in_seconds))
+        operation = create_ingestion_key._get_kwargs(experiment_id, body=body)
+        return self._core.request(operation, Decoders.created_ingestion_key, options)
 
-    def revoke(self, key_id: str) -> IngestionKey:
+    def revoke(self, key_id: str, **options: Unpack[WriteOptions]) -> IngestionKey:
         """Revoke a key (revoking a revoked key changes nothing)."""
         from tally_api.api.ingestion_keys import revoke_ingestion_key
 
-        return self._core.request(revoke_ingestion_key._get_kwargs(key_id), Decoders.ingestion_key)
+        return self._core.request(revoke_ingestion_key._get_kwargs(key_id), Decoders.ingestion_key, options)
 
     def forget(self, experiment_id: str) -> None:
         """Drop the ingestion key this client cached for the experiment; the next ingest mints a new one."""
@@ -468,6 +510,7 @@ class Annotations(_Resource):
         limit: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Paginator[Annotation]:
         """An experiment's annotations, oldest first."""
         from tally_api.api.annotations import list_annotations
@@ -476,7 +519,7 @@ class Annotations(_Resource):
             operation = list_annotations._get_kwargs(
                 experiment_id, page_size=unset(size), cursor=unset(after)
             )
-            return self._core.request(operation, Decoders.annotation_page)
+            return self._core.request(operation, Decoders.annotation_page, options)
 
         return Paginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
@@ -489,6 +532,7 @@ class Annotations(_Resource):
         timestamp: datetime | None = None,
         metadata: Mapping[str, Any] | None = None,
         client_event_id: str | None = None,
+        **options: Unpack[WriteOptions],
     ) -> Annotation:
         """Annotate an experiment, with its ingestion key. Idempotent by `client_event_id`, which defaults to
         deterministic id of the experiment, text, step, timestamp and metadata."""
@@ -503,12 +547,14 @@ class Annotations(_Resource):
             timestamp=unset(timestamp),
             metadata=_metadata(metadata),
         )
-        key = new_idempotency_key()
+        key = new_idempotency_key()  # one per call, kept if the ingestion key is replaced (the caller's wins)
         core = self._core
 
         def send(token: str) -> Annotation:
             operation = create_annotation._get_kwargs(experiment_id, body=body)
-            return core.request(operation, Decoders.annotation, token=token, ingest=True, idempotency_key=key)
+            return core.request(
+                operation, Decoders.annotation, options, token=token, ingest=True, idempotency_key=key
+            )
 
         return core.with_ingestion_token(experiment_id, send)
 
@@ -521,6 +567,14 @@ def _request_status(status: ExperimentStatus | str) -> Any:
     except ValueError:
         known = ", ".join(item.value for item in RequestStatus)
         raise ValueError(f"status must be one of {known}, not {status!r}") from None
+
+
+def _batch_options(options: Mapping[str, Any], index: int) -> Mapping[str, Any]:
+    """A split ingest's options for batch `index`: the caller's idempotency key, suffixed after the first."""
+    key = options.get("idempotency_key")
+    if key is None or index == 0:
+        return options
+    return {**options, "idempotency_key": check_idempotency_key(f"{check_idempotency_key(key)}.{index}")}
 
 
 def _empty_batch() -> Any:

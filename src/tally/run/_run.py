@@ -369,7 +369,7 @@ def _sender_client(client: Tally | AsyncTally) -> Tally:
         base_url=config.base_url,
         timeout=client.timeout,
         ingest_timeout=client.ingest_timeout,
-        max_retries=client.max_retries,
+        retry=client.retry,
     )
 
 

@@ -47,3 +47,12 @@ async def test_the_ingestion_keys_the_client_mints_expire(client: AnyClient) -> 
     assert key.name == "tally-sdk"
     assert key.expires_at is not None
     assert key.expires_at - key.created_at == timedelta(seconds=SDK_KEY_LIFETIME_SECONDS)
+
+
+async def test_a_key_can_be_created_with_an_expiry(client: AnyClient) -> None:
+    experiment = await call(client.experiments.create(unique("expiring")))
+    key = await call(client.ingestion_keys.create(experiment.id, name="ci", expires_in_seconds=3600))
+    assert key.expires_at is not None
+    assert key.expires_at - key.created_at == timedelta(hours=1)
+    forever = await call(client.ingestion_keys.create(experiment.id))
+    assert forever.expires_at is None

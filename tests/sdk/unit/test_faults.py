@@ -312,7 +312,8 @@ async def test_ingest_uses_ingest_timeout_and_ingestion_key(make: Callable[..., 
             return ok(body, 201)
         return ok({"accepted": 1, "duplicates": 0, "conflicts": []})
 
-    client = make(Script(server), timeout=3.0, ingest_timeout=42.0)
+    # No deadline: each attempt's timeouts would otherwise be cut to what is left of it.
+    client = make(Script(server), timeout=3.0, ingest_timeout=42.0, retry=tally.RetryPolicy(max_elapsed=None))
     await call(client.metrics.ingest("exp_1", [{"name": "m", "value": 1, "step": 0}], sync=False))
     mint, ingest = seen
     assert mint.extensions["timeout"]["read"] == 3.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
 import subprocess
@@ -52,13 +53,17 @@ EXPORTED = [
     "PermissionDeniedError",
     "RateLimitError",
     "RawResponse",
+    "RequestOptions",
     "ResponseValidationError",
+    "RetryPolicy",
     "SeriesSelector",
     "Tally",
     "TallyError",
     "UnprocessableEntityError",
+    "WriteOptions",
     "__version__",
     "event_id",
+    "request_id",
 ]
 
 
@@ -139,6 +144,7 @@ def test_clients_have_the_same_surface() -> None:
             assert_same_surface(getattr(sync_client, name), getattr(async_client, name), name)
     finally:
         sync_client.close()
+        asyncio.run(async_client.close())
 
 
 @pytest.mark.parametrize("name", async_resources.__all__)

@@ -14,11 +14,11 @@ from tally._aiohttp import AiohttpErrorsTransport, remap_error
 from tally._async._transport import AsyncRetryTransport
 
 
-def test_async_client_uses_aiohttp_wrapped_in_retries() -> None:
-    client = AsyncTally(api_key="tk_org_x000000000000000000000000", base_url="http://h")
-    transport = client._core.state.http._transport
-    assert isinstance(transport, AsyncRetryTransport)
-    assert isinstance(transport._inner, AiohttpErrorsTransport)
+async def test_async_client_uses_aiohttp_wrapped_in_retries() -> None:
+    async with AsyncTally(api_key="tk_org_x000000000000000000000000", base_url="http://h") as client:
+        transport = client._core.state.http._transport
+        assert isinstance(transport, AsyncRetryTransport)
+        assert isinstance(transport._inner, AiohttpErrorsTransport)
 
 
 @pytest.mark.parametrize(

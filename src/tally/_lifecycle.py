@@ -1,0 +1,62 @@
+"""What happens to a client that is garbage-collected without `close()`: warn, naming it, and release its pool.
+
+The sync client closes its httpx client. An async client cannot await in a finaliser, so its pool is released
+without awaiting: with an event loop running in this thread, `aclose()` is scheduled on it; otherwise the
+sockets are closed directly (aiohttp's connector closes its transports synchronously; httpcore's pool is walked to
+its sockets). Both reach into the transports' internals, so each step is guarded and best-effort; the warning
+tells the user to close the client, which is the real fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import httpx
+
+__all__ = ["release_async_pool", "unclosed_message"]
+
+_PENDING: set[asyncio.Task[None]] = set()
+
+
+def unclosed_message(client: str) -> str:
+    return (
+        f"{client} was garbage-collected without close(); its connection pool was released now. Close clients "
+        "with `with Tally() as client:` / `async with AsyncTally() as client:` or call close()."
+    )
+
+
+def release_async_pool(http: httpx.AsyncClient) -> None:
+    """Release an `httpx.AsyncClient`'s pool without awaiting (from a finaliser)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    running = loop is not None and not loop.is_closed()
+    if loop is not None and running:
+        task = loop.create_task(http.aclose())
+        _PENDING.add(task)
+        task.add_done_callback(_PENDING.discard)
+    node: Any = getattr(http, "_transport", None)
+    seen: set[int] = set()
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        with contextlib.suppress(Exception):
+            _close_sockets(node, raw_sockets=not running)
+        node = getattr(node, "_inner", None)
+
+
+def _close_sockets(node: Any, *, raw_sockets: bool) -> None:
+    session = getattr(node, "client", None)
+    connector = getattr(session, "connector", None)
+    if connector is not None and not connector.closed:  # aiohttp: closes its transports synchronously
+        connector._close()
+    if not raw_sockets:  # the scheduled aclose() closes httpcore's connections properly
+        return
+    pool = getattr(node, "_pool", None)
+    for connection in list(getattr(pool, "_connections", ())):  # httpcore
+        stream = getattr(getattr(connection, "_connection", None), "_network_stream", None)
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is not None:
+            sock.close()
