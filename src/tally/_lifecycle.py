@@ -9,11 +9,13 @@ tells the user to close the client, which is the real fix.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:  # the sync client imports this module: it must not load asyncio
+    import asyncio
 
 __all__ = ["release_async_pool", "unclosed_message"]
 
@@ -29,6 +31,8 @@ def unclosed_message(client: str) -> str:
 
 def release_async_pool(http: httpx.AsyncClient) -> None:
     """Release an `httpx.AsyncClient`'s pool without awaiting (from a finaliser)."""
+    import asyncio
+
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
