@@ -199,3 +199,17 @@ def test_values_round_trip_exactly(client: httpx.Client, setup: tuple[str, httpx
     events = [event(str(i), value=v, step=i) for i, v in enumerate(values)]
     ingest.post(f"/v1/experiments/{experiment_id}/metrics", json={"events": events})
     assert [p["value"] for p in _points(client, experiment_id)] == [float(v) for v in values]
+
+
+def test_a_resend_with_the_same_instant_written_otherwise_is_a_duplicate(
+    client: httpx.Client, setup: tuple[str, httpx.Client]
+) -> None:
+    experiment_id, ingest = setup
+    path = f"/v1/experiments/{experiment_id}/metrics"
+    first = event("t1", step=1, timestamp="2026-11-23T10:00:00.355Z")
+    assert ingest.post(path, json={"events": [first]}).json()["accepted"] == 1
+    for same in ("2026-11-23T10:00:00.355000Z", "2026-11-23T11:00:00.355+01:00"):
+        again = ingest.post(path, json={"events": [{**first, "timestamp": same}]}).json()
+        assert (again["accepted"], again["duplicates"], again["conflicts"]) == (0, 1, [])
+    moved = ingest.post(path, json={"events": [{**first, "timestamp": "2026-11-23T10:00:00.356Z"}]}).json()
+    assert [c["client_event_id"] for c in moved["conflicts"]] == ["t1"]

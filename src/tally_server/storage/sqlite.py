@@ -41,7 +41,7 @@ _raw = msgspec.Raw
 _EMPTY = "{}"
 
 # A point as ingestion inserts it: (experiment, name, step, seq, value, ts, ts_auto, metadata, client_event_id).
-# The payload compared for duplicates is (name, step, value, timestamp as sent or None, metadata).
+# The payload compared for duplicates is (name, step, value, the timestamp's instant or None, metadata).
 _PointRow = tuple[int, str, int, int, float, str, bool, str, str]
 _INSERT_POINT = (
     "INSERT INTO metric_points(experiment, name, step, seq, value, ts, ts_auto, metadata, client_event_id) "
@@ -591,9 +591,10 @@ class SqliteRepository:
         batch gave the row), which repeat a stored point exactly (duplicates) and which reuse its
         `client_event_id` with another payload (conflicts). The lookup probes the unique index once per id."""
         ids = msgspec.json.encode([row[8] for row in rows])
-        # stored[client_event_id] = (seq, (name, step, value, timestamp as sent or None, metadata))
+        # stored[client_event_id] = (seq, (name, step, value, the timestamp's instant or None, metadata)): the same
+        # instant written another way (`.355Z`, `.355000+00:00`) is the same payload
         stored: dict[str, tuple[int, tuple[Any, ...]]] = {
-            r[0]: (r[1], (r[2], r[3], r[4], None if r[6] else r[5], r[7]))
+            r[0]: (r[1], (r[2], r[3], r[4], None if r[6] else parse_timestamp(r[5]), r[7]))
             for r in conn.execute(_STORED_BY_CLIENT_EVENT_ID, (ids, experiment_pk))
         }
         accepted: list[_PointRow] = []
@@ -603,7 +604,7 @@ class SqliteRepository:
             seq, payload = stored[row[8]]
             if seq == row[3]:
                 accepted.append(row)
-            elif payload == (row[1], row[2], row[4], None if row[6] else row[5], row[7]):
+            elif payload == (row[1], row[2], row[4], None if row[6] else parse_timestamp(row[5]), row[7]):
                 duplicates += 1
             else:
                 conflicts.append(
@@ -924,8 +925,8 @@ class SqliteRepository:
                 (experiment_pk, client_event_id),
             ).fetchone()
             if row is not None:
-                stored = (row[3], row[4], None if row[9] else row[5], json.loads(row[6]))
-                if stored != (payload["text"], step, ts, metadata):
+                stored = (row[3], row[4], None if row[9] else parse_timestamp(row[5]), json.loads(row[6]))
+                if stored != (payload["text"], step, None if ts is None else parse_timestamp(ts), metadata):
                     raise ConflictError(
                         "client_event_id was already used with another payload.",
                         {"client_event_id": client_event_id, "annotation_id": row[1]},
