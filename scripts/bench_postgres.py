@@ -29,7 +29,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
-from bench_server_scale import BATCH, _events, _Server, _small_ingest_ms
+from bench_server_scale import BATCH, _events, _Server, flat_cost
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "server"))
 from postgres_cluster import PostgresCluster  # the test suite's throwaway cluster
@@ -156,21 +156,11 @@ def run(report: Report, server_process: ServerProcess, *, quick: bool) -> None:
                 "reported",
                 True,
             )
-            server = sides["postgresql x1"][0]
-            path, client = server.experiment()
-            with client:
-                empty_ms = _small_ingest_ms(client, path, small_calls, "pg-empty")
-                headers = {"Content-Type": "application/json"}
-                started = time.perf_counter()
-                for b in range(stored // BATCH):
-                    body = json.dumps({"events": _events(b, BATCH, "pg-seed")}).encode()
-                    client.post(path, content=body, headers=headers).raise_for_status()
-                seeded = time.perf_counter() - started
-                full_ms = _small_ingest_ms(client, path, small_calls, "pg-full")
+            empty_ms, full_ms, seeded = flat_cost(sides["postgresql x1"][0], stored, small_calls, "pg")
             ratio = full_ms / empty_ms
             report(
                 f"PostgreSQL 10-event ingest at 0 vs {stored:,} points",
-                f"{empty_ms:.2f} ms -> {full_ms:.2f} ms (seeded at {stored / seeded:,.0f} events/s)",
+                f"{empty_ms:.2f} ms -> {full_ms:.2f} ms (seeded at {seeded:,.0f} events/s)",
                 ratio,
                 "<= 1.20",
                 ratio <= 1.2,
