@@ -54,13 +54,29 @@ def release_async_pool(http: httpx.AsyncClient) -> None:
 def _close_sockets(node: Any, *, raw_sockets: bool) -> None:
     session = getattr(node, "client", None)
     connector = getattr(session, "connector", None)
-    if connector is not None and not connector.closed:  # aiohttp: closes its transports synchronously
-        connector._close()
+    if connector is not None and not connector.closed:
+        if raw_sockets:  # aiohttp's _close() does nothing once its loop is closed
+            for idle in list(getattr(connector, "_conns", {}).values()):
+                for protocol, _ in idle:
+                    _close_socket(getattr(protocol, "transport", None))
+        connector._close()  # with its loop open: closes its transports synchronously
     if not raw_sockets:  # the scheduled aclose() closes httpcore's connections properly
         return
     pool = getattr(node, "_pool", None)
     for connection in list(getattr(pool, "_connections", ())):  # httpcore
-        stream = getattr(getattr(connection, "_connection", None), "_network_stream", None)
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        if sock is not None:
-            sock.close()
+        _close_socket(getattr(getattr(connection, "_connection", None), "_network_stream", None))
+
+
+def _close_socket(stream: Any) -> None:
+    """Close the connection under an asyncio transport, or under an httpcore stream, after its loop is gone."""
+    transport = getattr(getattr(stream, "_stream", None), "_transport", stream)  # httpcore -> anyio -> asyncio
+    finish = getattr(transport, "_call_connection_lost", None)
+    if finish is not None:
+        # asyncio's own last step of closing a transport (it runs from call_soon, which a closed loop refuses):
+        # closes the socket and detaches the protocol, so neither warns again when collected.
+        finish(None)
+        return
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is not None:
+        # asyncio hands out a `TransportSocket`, which has no close(): close the socket it wraps.
+        getattr(sock, "_sock", sock).close()
