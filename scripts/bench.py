@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import bench_pacing  # scripts/bench_pacing.py: rate pacing against --rate-limit
 import bench_postgres
 import bench_server_scale
 import httpx
@@ -446,6 +447,7 @@ def main() -> int:
             lambda: bench_server_scale.run(report, server_process, quick=quick),
             lambda: bench_logger(url, api_key, report, quick=quick, outage_values=args.logger_outage_values),
             lambda: bench_postgres.run(report, server_process, quick=quick),
+            lambda: bench_pacing.run(report, server_process, quick=quick),
         ]
         names = [
             "small_call",
@@ -458,6 +460,7 @@ def main() -> int:
             "server_scale",
             "logger",
             "postgres",
+            "pacing",
         ]
         for name, benchmark in zip(names, benchmarks, strict=True):
             if args.only is None or args.only in name:

@@ -69,7 +69,9 @@ def _close_sockets(node: Any, *, raw_sockets: bool) -> None:
 
 def _close_socket(stream: Any) -> None:
     """Close the connection under an asyncio transport, or under an httpcore stream, after its loop is gone."""
-    transport = getattr(getattr(stream, "_stream", None), "_transport", stream)  # httpcore -> anyio -> asyncio
+    transport = getattr(
+        getattr(stream, "_stream", None), "_transport", stream
+    )  # httpcore -> anyio -> asyncio
     finish = getattr(transport, "_call_connection_lost", None)
     if finish is not None:
         # asyncio's own last step of closing a transport (it runs from call_soon, which a closed loop refuses):
