@@ -4,10 +4,12 @@
 
 Why a small generator of our own rather than datamodel-code-generator 0.89 (`--output-model-type
 msgspec.Struct`), measured on this spec before choosing:
-- it has no way to make msgspec Structs frozen (`--use-frozen-field` is pydantic-only) and emits arrays as
-  lists, so its types would be mutable;
+- it has no way to make msgspec Structs frozen (`--use-frozen-field` is pydantic-only; `--dataclass-arguments
+  '{"frozen": true, "kw_only": true}'` is ignored for msgspec output) and emits arrays as lists, so its types
+  would be mutable;
 - it copies every constraint (`maxLength`, `pattern`, `minimum`) into `msgspec.Meta`, so decoding a response
-  would validate it: slower on bulk reads, and a newer server that loosens a limit would break an older SDK;
+  re-validates it: a page of 1,000 experiments decoded in 1.10 ms against 0.64 ms for these types (1.7x), and
+  a newer server that loosens a limit would break an older SDK;
 - it maps `format: date-time` to `str` unless told otherwise, gives optional response properties the
   `msgspec.UNSET` sentinel instead of a documented default, and stamps a timestamp into every run;
 - it knows nothing of our pages (`Page[T]`), open enumerations (`x-extensible-enum`) or the weak request-id
