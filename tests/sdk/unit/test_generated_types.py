@@ -4,6 +4,8 @@ added to a response schema reaches the public type with no edit under src/, and 
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -139,3 +141,34 @@ def test_every_operation_has_a_row_with_its_response_type() -> None:
     assert OPERATIONS["getHealth"].auth == "none"
     for row in OPERATIONS.values():
         importlib.import_module(row.module)  # every row names a generated module
+
+
+def test_make_generate_alone_puts_a_new_property_on_tally_types(tmp_path: Path) -> None:
+    """End to end, with src/ untouched: a modified spec, `scripts/generate.py --spec ... --target ...`, then
+    `import tally` from this checkout's src/ over the scratch generated packages."""
+    spec = yaml.safe_load(yaml.safe_dump(SPEC))
+    schemas = spec["components"]["schemas"]
+    schemas["Experiment"]["properties"]["tags"] = {
+        "type": "array",
+        "items": {"type": "string"},
+        "default": [],
+    }
+    schemas["AuthStatus"]["properties"]["region"] = {"type": ["string", "null"]}  # a type the SDK subclasses
+    spec_path = tmp_path / "tally.yaml"
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    generated = tmp_path / "generated"
+    command = [sys.executable, "scripts/generate.py", "--spec", str(spec_path), "--target", str(generated)]
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+    probe = (
+        "import msgspec, tally\n"
+        "body = msgspec.json.encode({'id': 'e', 'name': 'n', 'metadata': {}, 'status': 'running',\n"
+        "    'created_at': '2026-11-23T10:00:00Z', 'updated_at': '2026-11-23T10:00:00Z', 'tags': ['x']})\n"
+        "print(msgspec.json.decode(body, type=tally.Experiment).tags)\n"
+        "fields = tally.AuthStatus.__struct_fields__\n"
+        "print('region' in fields, 'credential_source' in fields)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(generated), str(ROOT / "src")])}
+    output = subprocess.run(
+        [sys.executable, "-c", probe], env=env, check=True, capture_output=True, text=True
+    )
+    assert output.stdout.split("\n")[:2] == ["('x',)", "True True"]
