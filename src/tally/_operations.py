@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import functools
 import importlib
 import inspect
 import types
@@ -100,8 +101,16 @@ def _enum_class(annotation: Any) -> type[enum.Enum] | None:
     return None
 
 
-def _operation_arguments(operation_id: str, get_kwargs: Any, arguments: Mapping[str, Any]) -> dict[str, Any]:
-    signature = inspect.signature(get_kwargs, eval_str=True)
+@functools.cache
+def _generated(module_name: str) -> tuple[Any, inspect.Signature]:
+    """The operation's `_get_kwargs` and its signature (annotations evaluated), once per operation."""
+    get_kwargs = importlib.import_module(module_name)._get_kwargs
+    return get_kwargs, inspect.signature(get_kwargs, eval_str=True)
+
+
+def _operation_arguments(
+    operation_id: str, signature: inspect.Signature, arguments: Mapping[str, Any]
+) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, value in arguments.items():
         parameter = signature.parameters[name]
@@ -140,11 +149,10 @@ def prepare_call(operation: str | types.ModuleType, arguments: Mapping[str, Any]
     """Resolve `operation`, split `arguments` into the operation's and the call's options, and build the request
     with the generated `_get_kwargs`. Raises `ValueError` / `TypeError` naming the operation and the fix."""
     row = _find(operation)
-    module = importlib.import_module(row.module)
-    get_kwargs = module._get_kwargs
+    get_kwargs, signature = _generated(row.module)
     # The spec's Idempotency-Key header parameter is the client's to set (one key per call, resent on retries):
     # the caller's `idempotency_key=` is the per-call option, never the generated header argument.
-    accepted = set(inspect.signature(get_kwargs).parameters) - {"idempotency_key"}
+    accepted = set(signature.parameters) - {"idempotency_key"}
     operation_arguments = {k: v for k, v in arguments.items() if k in accepted}
     options = {k: v for k, v in arguments.items() if k not in accepted}
     unknown = set(options) - _OPTION_NAMES
@@ -157,7 +165,7 @@ def prepare_call(operation: str | types.ModuleType, arguments: Mapping[str, Any]
         raise ValueError(
             f"idempotency_key applies to POST and PATCH only; {row.operation_id} is {row.method}"
         )
-    values = _operation_arguments(row.operation_id, get_kwargs, operation_arguments)
+    values = _operation_arguments(row.operation_id, signature, operation_arguments)
     experiment_id = values.get("experiment_id")
     if row.auth == "ingestion" and not isinstance(experiment_id, str):
         raise TypeError(f"{row.operation_id} needs experiment_id= (its ingestion key is the experiment's)")
