@@ -33,6 +33,7 @@ from typing import Any
 import bench_pacing  # scripts/bench_pacing.py: rate pacing against --rate-limit
 import bench_postgres
 import bench_server_scale
+import bench_types  # scripts/bench_types.py: decoding pages into the generated public types
 import httpx
 from bench_logger import bench_logger  # scripts/bench_logger.py: the training-loop logger's figures
 
@@ -442,6 +443,7 @@ def main() -> int:
             lambda: bench_ingest(url, api_key, 3, events_per_round=100_000 if quick else 1_000_000),
             lambda: bench_async(url, api_key, rounds, calls=500 if quick else 2000),
             lambda: bench_import(7 if quick else 21),
+            lambda: bench_types.measure(7 if quick else 21, report),
             lambda: bench_memory_iterating(url, api_key, points=100_000 if quick else 1_000_000),
             lambda: bench_memory_with_options(url, api_key, calls=10_000 if quick else 100_000),
             lambda: bench_server_scale.run(report, server_process, quick=quick),
@@ -455,6 +457,7 @@ def main() -> int:
             "ingest",
             "async",
             "import",
+            "types_decode",
             "memory_iterating",
             "memory_with_options",
             "server_scale",

@@ -57,6 +57,8 @@ def sync_usage() -> None:
         ident: str = tally.event_id(experiment.id, "loss", 3, {"split": "train"})
         del health, source, name, running, items, cursor, conflicts, value, resume, row_values, entry, counts
         del token, revoked, note, notes, request_id, as_dict, ident
+        fetched: tally.Experiment = client.request("getExperiment", experiment_id=experiment.id, timeout=2.0)
+        del fetched
 
 
 async def async_usage() -> None:
@@ -72,7 +74,8 @@ async def async_usage() -> None:
         )
         raw: tally.RawResponse[tally.Health] = await client.with_raw_response(client.health)()
         copy: AsyncTally = client.with_options(ingest_timeout=120.0)
-        del step, data, result, raw, copy
+        fetched: tally.Experiment = await client.request("getExperiment", experiment_id=experiment.id)
+        del step, data, result, raw, copy, fetched
 
 
 def errors() -> list[object]:

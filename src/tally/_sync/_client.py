@@ -7,6 +7,7 @@ import logging
 import threading
 import warnings
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 import httpx
@@ -19,6 +20,7 @@ from tally._base import (
     Decoders,
     client_repr,
     decode,
+    new_idempotency_key,
     prepare,
 )
 from tally._credentials import ResolvedConfig, offline_config, offline_mode, resolve_from_environment
@@ -118,6 +120,7 @@ class Core:
         self.state = state
         self.settings = settings
 
+    @overload
     def request(
         self,
         operation: dict[str, Any],
@@ -128,9 +131,35 @@ class Core:
         idempotency_key: str | None = None,
         content: bytes | None = None,
         ingest: bool = False,
-    ) -> T:
+    ) -> T: ...
+
+    @overload
+    def request(
+        self,
+        operation: dict[str, Any],
+        decoder: None,
+        options: Mapping[str, Any],
+        *,
+        token: str | NotGiven | None = NOT_GIVEN,
+        idempotency_key: str | None = None,
+        content: bytes | None = None,
+        ingest: bool = False,
+    ) -> None: ...
+
+    def request(
+        self,
+        operation: dict[str, Any],
+        decoder: msgspec.json.Decoder[T] | None,
+        options: Mapping[str, Any],
+        *,
+        token: str | NotGiven | None = NOT_GIVEN,
+        idempotency_key: str | None = None,
+        content: bytes | None = None,
+        ingest: bool = False,
+    ) -> T | None:
         """Send a generated operation's `_get_kwargs(...)` with the org key (or `token`) and the call's
-        `options` (a method's `**options`); decode, and remember the response's request id on the result."""
+        `options` (a method's `**options`); decode (None as `decoder` for an answer without a body, such as
+        204), and remember the response's request id on the result."""
         extras = self.settings.call(options, ingest=ingest)
         bearer = self.state.config.api_key if isinstance(token, NotGiven) else token
         method, url, params, headers, body = prepare(
@@ -390,6 +419,38 @@ class Tally:
             on_full=on_full,
             flush_timeout=flush_timeout,
         )
+
+    def request(self, operation: str | ModuleType, /, **arguments: Any) -> Any:
+        """Call any operation of the spec, including one no method wraps yet, through this client's
+        credentials, retries, idempotency keys, options, logging and errors:
+
+            experiment = client.request("getExperiment", experiment_id="exp_...")
+            page = client.request("listExperiments", status="running", page_size=10)
+
+        `operation` is an operationId or a generated module (`tally_api.api.experiments.get_experiment`).
+        Keyword arguments are the operation's parameters (path, query, and `body=` as a dict or a
+        `tally_api_types` request Struct) and the per-call options (`timeout=`, `max_retries=`, `retry=`,
+        `extra_headers=`, `extra_query=`, `extra_body=`, `idempotency_key=` on POST and PATCH). Returns the public
+        type the spec names for the answer (a list operation gives one `Page`; pass `cursor=` for the next), or
+        None for an answer without a body (204). Operations that take an ingestion key (`ingestMetrics`,
+        `createAnnotation`) get the experiment's, minted and cached as the curated methods do. For the status and
+        headers, wrap it: `client.with_raw_response(client.request)("getExperiment", experiment_id=...)`."""
+        from tally._operations import prepare_call
+
+        call = prepare_call(operation, arguments)
+        core = self._core
+        if call.auth == "none":
+            return core.request(call.kwargs, call.decoder, call.options, token=None)
+        if call.auth == "org" or call.experiment_id is None:
+            return core.request(call.kwargs, call.decoder, call.options)
+        key = new_idempotency_key()  # one per call, kept if the ingestion key is replaced (the caller's wins)
+
+        def send(token: str) -> Any:
+            return core.request(
+                call.kwargs, call.decoder, call.options, token=token, ingest=True, idempotency_key=key
+            )
+
+        return core.with_ingestion_token(call.experiment_id, send)
 
     def health(self, **options: Unpack[RequestOptions]) -> Health:
         """Whether the service is up (no credentials needed)."""

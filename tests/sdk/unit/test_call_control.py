@@ -302,7 +302,7 @@ def test_request_ids_belong_to_objects_not_to_values() -> None:
 
 
 def test_request_id_entries_die_with_their_objects() -> None:
-    from tally._request_ids import _TABLE
+    from tally_api_types import _REQUEST_IDS as _TABLE
 
     before = len(_TABLE)
     for index in range(100):
