@@ -6,7 +6,7 @@ The I/O-bearing code is written once, async, in `tally/_async/`; `scripts/unasyn
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import httpx
 import msgspec
@@ -99,12 +99,19 @@ def prepare(
     return method, operation["url"], params, headers, content
 
 
-def decode(decoder: msgspec.json.Decoder[T], response: httpx.Response) -> T:
+@overload
+def decode(decoder: msgspec.json.Decoder[T], response: httpx.Response) -> T: ...
+@overload
+def decode(decoder: None, response: httpx.Response) -> None: ...
+def decode(decoder: msgspec.json.Decoder[T] | None, response: httpx.Response) -> T | None:
     """The typed body of a response: raises the mapped `APIStatusError` for non-2xx, `ResponseValidationError`
-    for a 2xx body that does not match the spec."""
+    for a 2xx body that does not match the spec. With `decoder=None` (an operation without a response body,
+    such as a 204 No Content) a 2xx answer is None and its body is not read."""
     status = response.status_code
     if not 200 <= status < 300:
         raise error_from_response(response)
+    if decoder is None:
+        return None
     try:
         return decoder.decode(response.content)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:

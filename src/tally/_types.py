@@ -135,6 +135,8 @@ class Folder(_Model, frozen=True, kw_only=True):
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    archived_at: datetime | None = None
+    """When it was archived; None when it is not (or from a server older than contract 1.2.0)."""
 
 
 class Experiment(_Model, frozen=True, kw_only=True):
@@ -149,6 +151,10 @@ class Experiment(_Model, frozen=True, kw_only=True):
     created_at: datetime
     updated_at: datetime
     ended_at: datetime | None
+    tags: tuple[str, ...] = ()
+    """Its tags, in the order given (empty from a server older than contract 1.2.0)."""
+    archived_at: datetime | None = None
+    """When it was archived; None when it is not (or from a server older than contract 1.2.0)."""
 
 
 class EventConflict(_Model, frozen=True, kw_only=True):

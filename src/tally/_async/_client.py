@@ -105,6 +105,7 @@ class AsyncCore:
         self.state = state
         self.settings = settings
 
+    @overload
     async def request(
         self,
         operation: dict[str, Any],
@@ -115,9 +116,33 @@ class AsyncCore:
         idempotency_key: str | None = None,
         content: bytes | None = None,
         ingest: bool = False,
-    ) -> T:
+    ) -> T: ...
+    @overload
+    async def request(
+        self,
+        operation: dict[str, Any],
+        decoder: None,
+        options: Mapping[str, Any],
+        *,
+        token: str | NotGiven | None = NOT_GIVEN,
+        idempotency_key: str | None = None,
+        content: bytes | None = None,
+        ingest: bool = False,
+    ) -> None: ...
+    async def request(
+        self,
+        operation: dict[str, Any],
+        decoder: msgspec.json.Decoder[T] | None,
+        options: Mapping[str, Any],
+        *,
+        token: str | NotGiven | None = NOT_GIVEN,
+        idempotency_key: str | None = None,
+        content: bytes | None = None,
+        ingest: bool = False,
+    ) -> T | None:
         """Send a generated operation's `_get_kwargs(...)` with the org key (or `token`) and the call's
-        `options` (a method's `**options`); decode, and remember the response's request id on the result."""
+        `options` (a method's `**options`); decode (nothing with `decoder=None`, for a 204 No Content), and
+        remember the response's request id on the result."""
         extras = self.settings.call(options, ingest=ingest)
         bearer = self.state.config.api_key if isinstance(token, NotGiven) else token
         method, url, params, headers, body = prepare(
