@@ -4,6 +4,7 @@ experiments and folders, deleteAnnotation. Run on both backends (the live server
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -11,7 +12,7 @@ import pytest
 
 from tally_server import RunningServer
 
-from .helpers import assert_error, event, unique
+from .helpers import assert_error, event, make_client, unique
 
 NewExperiment = Callable[..., dict[str, Any]]
 IngestClient = Callable[[str], httpx.Client]
@@ -283,3 +284,26 @@ def test_delete_annotation_is_204_then_404_and_frees_its_client_event_id(
     assert reused.status_code == 201, reused.text
     assert reused.json()["id"] != first["id"]
     assert [a["id"] for a in client.get(notes).json()["data"]] == [kept["id"], reused.json()["id"]]
+
+
+def test_concurrent_updates_keep_the_tag_index_in_step(
+    live_server: RunningServer, new_experiment: NewExperiment
+) -> None:
+    """Concurrent PATCHes of one experiment's tags (one server, several threads; on PostgreSQL several
+    connections): each answers 200, and afterwards the tag filter finds the experiment under exactly its tags."""
+    experiment_id = new_experiment(tags=["t0"])["id"]
+    choices = [[f"t{i}", f"t{(i + 1) % 6}", "common"] for i in range(6)]
+
+    def patch(tags: list[str]) -> int:
+        with make_client(live_server, live_server.api_key) as c:
+            return c.patch(f"/v1/experiments/{experiment_id}", json={"tags": tags}).status_code
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(patch, choices * 4))
+    assert statuses == [200] * len(statuses)
+    with make_client(live_server, live_server.api_key) as c:
+        final = c.get(f"/v1/experiments/{experiment_id}").json()["tags"]
+        assert final in choices
+        for tag in {tag for tags in choices for tag in tags} | {"t0"}:
+            listed = experiment_id in _listed(c, "/v1/experiments", tag=tag)
+            assert listed == (tag in final), (tag, final)
