@@ -54,6 +54,7 @@ __all__ = [
     "PatchFolderRequest",
     "RenameFolderRequest",
     "SeriesSelector",
+    "UpdateExperimentRequest",
     "UpdateExperimentStatusRequest",
     "remember",
     "request_id",
@@ -148,6 +149,7 @@ class ErrorCode(enum.StrEnum):
     CONFLICT = "conflict"
     INVALID_TRANSITION = "invalid_transition"
     EXPERIMENT_CLOSED = "experiment_closed"
+    EXPERIMENT_ARCHIVED = "experiment_archived"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     IDEMPOTENCY_IN_PROGRESS = "idempotency_in_progress"
     PAYLOAD_TOO_LARGE = "payload_too_large"
@@ -214,6 +216,9 @@ class Folder(Model, frozen=True, kw_only=True):
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    archived_at: datetime | None = None
+    """When it was archived; null when it is not. Always sent by servers of 1.2.0 and later; absent from older ones,
+    where it means null."""
 
 
 class CreateFolderRequest(Model, frozen=True, kw_only=True, omit_defaults=True):
@@ -261,6 +266,12 @@ class Experiment(Model, frozen=True, kw_only=True):
     updated_at: datetime
     ended_at: datetime | None = None
     """When it reached a terminal status."""
+    tags: tuple[str, ...] = ()
+    """Its tags, in the order given. Always sent by servers of 1.2.0 and later; absent from older ones, where it means
+    none."""
+    archived_at: datetime | None = None
+    """When it was archived; null when it is not. Always sent by servers of 1.2.0 and later; absent from older ones,
+    where it means null."""
 
 
 class CreateExperimentRequest(Model, frozen=True, kw_only=True, omit_defaults=True):
@@ -271,6 +282,18 @@ class CreateExperimentRequest(Model, frozen=True, kw_only=True, omit_defaults=Tr
     metadata: dict[str, Any] | None = None
     folder_id: str | None = None
     """The folder to create it in; absent or null for none."""
+    tags: tuple[str, ...] | None = None
+
+
+class UpdateExperimentRequest(Model, frozen=True, kw_only=True, omit_defaults=True):
+    """The fields to change; absent fields stay as they are; null clears."""
+
+    name: str | None = None
+    description: str | None = None
+    metadata: dict[str, Any] | None = None
+    """Replaces the whole metadata object (at most 64 top-level entries); null clears it."""
+    tags: tuple[str, ...] | None = None
+    """Replaces the whole list of tags (at most 32, no repeats); null or an empty list clears it."""
 
 
 class UpdateExperimentStatusRequest(Model, frozen=True, kw_only=True, omit_defaults=True):

@@ -45,6 +45,7 @@ from tally_server.ratelimit import RateLimiter
 from tally_server.storage.backends import open_repository
 from tally_server.storage.repository import (
     ConflictError,
+    ExperimentArchivedError,
     ExperimentClosedError,
     InvalidTransitionError,
     NotFoundError,
@@ -112,6 +113,8 @@ def _storage_error(exc: StorageError) -> ApiError:
         return ApiError(
             409, "experiment_closed", str(exc), {"experiment_id": exc.experiment_id, "status": exc.status}
         )
+    if isinstance(exc, ExperimentArchivedError):
+        return ApiError(409, "experiment_archived", str(exc), {"experiment_id": exc.experiment_id})
     if isinstance(exc, ConflictError):
         return ApiError(409, "conflict", str(exc), exc.details)
     return ApiError(409, "conflict", str(exc))
@@ -247,6 +250,8 @@ class _Pipeline:
 
     @staticmethod
     def _encode(reply: Reply) -> _Outgoing:
+        if reply.status == 204:  # No Content: no body at all, not `null`
+            return _Outgoing(204, b"", dict(reply.headers))
         return _Outgoing(reply.status, dumps(reply.body), dict(reply.headers))
 
     @staticmethod
@@ -391,6 +396,8 @@ def _check_json_content_type(value: str | None, *, declared_body: bool) -> None:
 
 
 def _json_response(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> Response:
+    if status == 204:  # no body, so no Content-Type either
+        return Response(status_code=204, headers=dict(headers or {}))
     return Response(body, status_code=status, headers=dict(headers or {}), media_type=_JSON)
 
 

@@ -79,6 +79,13 @@ def fixtures(live_server: RunningServer) -> Iterator[Fixtures]:
                 for i in range(20)
             ]
             ingest.post(f"/v1/experiments/{ingest_target['id']}/metrics", json={"events": events})
+            notes = [
+                ingest.post(
+                    f"/v1/experiments/{ingest_target['id']}/annotations",
+                    json={"text": f"note {i}", "client_event_id": f"note-{i}"},
+                ).json()
+                for i in range(3)
+            ]
         yield Fixtures(
             server=live_server,
             ingestion_token=token,
@@ -87,6 +94,9 @@ def fixtures(live_server: RunningServer) -> Iterator[Fixtures]:
                 "experiment_id": [ingest_target["id"], *[o["id"] for o in others]],
                 "folder_id": [folder["id"], child["id"]],
                 "key_id": [spare["id"]],
+                "annotation_id": [note["id"] for note in notes],
+                # archiveExperiment aims at the others only: the ingestion target stays open to ingestion
+                "archive_experiment_id": [o["id"] for o in others],
             },
         )
 
@@ -103,10 +113,12 @@ def _aim_at_real_ids(case: Any, fixtures: Fixtures) -> None:
         return
     operation_id = case.operation.definition.raw.get("operationId")
     for name in list(case.path_parameters or {}):
-        if operation_id in _INGESTION_OPERATIONS and name == "experiment_id":
+        if operation_id in {*_INGESTION_OPERATIONS, "deleteAnnotation"} and name == "experiment_id":
             case.path_parameters[name] = fixtures.ids["ingest_experiment"][0]
         elif name in fixtures.ids and next(_turn) % 3:
             choices = fixtures.ids[name]
+            if operation_id == "archiveExperiment":
+                choices = fixtures.ids["archive_experiment_id"]
             case.path_parameters[name] = choices[next(_turn) % len(choices)]
 
 
@@ -182,7 +194,7 @@ def test_every_operation_conforms(case: Any, fixtures: Fixtures) -> None:
 
 def test_the_contract_run_covers_every_operation() -> None:
     operations = {op.ok().definition.raw["operationId"] for op in schema.get_all_operations()}
-    assert len(operations) == 23
+    assert len(operations) == 29
     if CALLS:  # after the run above: every operation was called, most of them 100 times or more
         print("schemathesis calls per operation:", dict(sorted(CALLS.items())))
         assert set(CALLS) == operations

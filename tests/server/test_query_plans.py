@@ -41,11 +41,21 @@ def _seeded(repo: SqliteRepository) -> dict[str, Any]:
     repo.bootstrap(None, mint_if_existing=False)
     folder = repo.create_folder(1, "team", None, None, {})
     child = repo.create_folder(1, "sub", folder["id"], None, {})
-    experiment = repo.create_experiment(1, "run", child["id"], None, {})
+    experiment = repo.create_experiment(1, "run", child["id"], None, {}, ["seeded", "other"])
     experiment_pk, _ = repo.experiment_ref(1, experiment["id"])
+    for i in range(50):  # experiments with and without the tag, some archived, so a scan would show
+        extra = repo.create_experiment(1, f"x{i}", None, None, {}, ["seeded"] if i % 2 else [f"t{i}"])
+        if i % 3 == 0:
+            repo.set_experiment_archived(1, extra["id"], True)
+    repo.set_folder_archived(1, repo.create_folder(1, "old", None, None, {})["id"], True)
     for start in range(0, 6000, 2000):
         repo.ingest_metrics(experiment_pk, experiment["id"], [_event(i) for i in range(start, start + 2000)])
-    return {"folder": folder["id"], "experiment": experiment["id"], "experiment_pk": experiment_pk}
+    return {
+        "folder": folder["id"],
+        "experiment": experiment["id"],
+        "experiment_pk": experiment_pk,
+        "tagged_pk": experiment_pk,
+    }
 
 
 def _plans(repo: SqliteRepository, action: Callable[[], object]) -> list[tuple[str, list[str]]]:
@@ -130,6 +140,8 @@ def test_the_duplicate_lookup_probes_the_client_event_id_index(repo: SqliteRepos
         "catalog of a folder tree",
         "values of a metadata key",
         "experiments, folders, keys and annotations",
+        "experiments by tag, archived left out or included",
+        "folders, archived left out or included",
     ],
 )
 def test_list_and_catalog_reads_use_an_index(repo: SqliteRepository, read: str) -> None:
@@ -164,10 +176,51 @@ def test_list_and_catalog_reads_use_an_index(repo: SqliteRepository, read: str) 
             repo.list_ingestion_keys(1, experiment, 10, None),
             repo.list_annotations(1, experiment, 10, None),
         ),
+        "experiments by tag, archived left out or included": lambda: (
+            repo.list_experiments(1, {"tag": "seeded"}, 10, None),
+            repo.list_experiments(1, {"tag": "seeded", "include_archived": True}, 10, (seeded["tagged_pk"],)),
+            repo.list_experiments(
+                1, {"tag": "seeded", "status": "running", "folder_id": seeded["folder"]}, 10, None
+            ),
+            repo.list_experiments(1, {"include_archived": True}, 10, None),
+        ),
+        "folders, archived left out or included": lambda: (
+            repo.list_folders(1, None, 10, None),
+            repo.list_folders(1, seeded["folder"], 10, None, include_archived=True),
+        ),
     }
     plans = _plans(repo, reads[read])
     assert _problems(plans, strict_points=read.startswith("list by name")) == []
+    if read.startswith("experiments by tag"):  # one range of the tag index, in page order: no sort, no filter
+        tagged = [plan for statement, plan in plans if "FROM experiment_tags" in statement]
+        assert tagged
+        for plan in tagged:
+            assert plan[0] == "SEARCH t USING PRIMARY KEY (org=? AND tag=? AND experiment>?)", plan
+            assert not any("TEMP B-TREE" in step for step in plan), plan
     if read.startswith("list by name"):  # a page walk starts each page at its cursor, not at the first step
         searches = [step for statement, plan in plans if "FROM metric_points" in statement for step in plan]
         assert searches
         assert all("(step,seq)>(?,?)" in step for step in searches), searches
+
+
+def test_lifecycle_writes_use_an_index(repo: SqliteRepository) -> None:
+    """updateExperiment (tags rewritten), archive / unarchive, annotation creation on a checked experiment and
+    deleteAnnotation: every statement is planned on an index."""
+    seeded = _seeded(repo)
+    experiment = seeded["experiment"]
+    _, annotation = repo.create_annotation(
+        seeded["experiment_pk"], experiment, {"text": "t", "client_event_id": "a1"}
+    )
+
+    def writes() -> object:
+        repo.update_experiment(1, experiment, {"name": "n", "tags": ["other", "new"], "metadata": None})
+        repo.set_experiment_archived(1, experiment, True)
+        repo.set_experiment_archived(1, experiment, False)
+        repo.set_folder_archived(1, seeded["folder"], True)
+        repo.set_folder_archived(1, seeded["folder"], False)
+        repo.create_annotation(seeded["experiment_pk"], experiment, {"text": "u", "client_event_id": "a2"})
+        return repo.delete_annotation(1, experiment, annotation["id"])
+
+    plans = _plans(repo, writes)
+    assert any("experiment_tags" in statement for statement, _ in plans)
+    assert _problems(plans, strict_points=False) == []

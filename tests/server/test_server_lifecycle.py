@@ -113,3 +113,41 @@ def test_several_servers_in_one_process() -> None:
                 "unauthenticated",
             )
     assert "tk_" not in repr(a)
+
+
+def test_a_database_of_contract_1_1_is_migrated_with_no_tags_and_nothing_archived(tmp_path: Path) -> None:
+    """Migration 3 (tags, archiving) on a file written by the previous schema: its experiments and folders read
+    back with `tags: []` and `archived_at: null`, and the tag index works for them from then on."""
+    db = tmp_path / "v2.sqlite3"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for version, script in enumerate(MIGRATIONS[:2], start=1):
+        conn.executescript(script)
+        conn.execute("INSERT INTO schema_version(version) VALUES (?)", (version,))
+    conn.execute("INSERT INTO organizations(id, name, created_at) VALUES ('org_1', 'default', 'now')")
+    conn.execute(
+        "INSERT INTO folders(id, org, parent, name, description, metadata, created_at, updated_at) "
+        "VALUES ('fld_old', 1, NULL, 'old', NULL, '{}', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
+    )
+    conn.execute(
+        "INSERT INTO experiments(id, org, folder, name, description, metadata, status, created_us, created_at, "
+        "updated_at, ended_at) VALUES ('exp_old', 1, 1, 'old', NULL, '{}', 'running', 0, "
+        "'2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', NULL)"
+    )
+    conn.commit()
+    conn.close()
+    with (
+        start_server(db=db, bootstrap_key=KEY, validate_responses=True) as server,
+        make_client(server, KEY) as c,
+    ):
+        experiment = c.get("/v1/experiments/exp_old").json()
+        assert (experiment["tags"], experiment["archived_at"]) == ([], None)
+        assert c.get("/v1/folders/fld_old").json()["archived_at"] is None
+        assert [e["id"] for e in c.get("/v1/experiments").json()["data"]] == ["exp_old"]
+        c.patch("/v1/experiments/exp_old", json={"tags": ["late"]})
+        assert [e["id"] for e in c.get("/v1/experiments", params={"tag": "late"}).json()["data"]] == [
+            "exp_old"
+        ]
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
+    conn.close()

@@ -46,6 +46,16 @@ EXPECTED_OPERATIONS = {
     "revokeIngestionKey": ("post", "/v1/ingestion-keys/{key_id}/revoke", "ingestion-keys"),
     "listAnnotations": ("get", "/v1/experiments/{experiment_id}/annotations", "annotations"),
     "createAnnotation": ("post", "/v1/experiments/{experiment_id}/annotations", "annotations"),
+    "updateExperiment": ("patch", "/v1/experiments/{experiment_id}", "experiments"),
+    "archiveExperiment": ("post", "/v1/experiments/{experiment_id}/archive", "experiments"),
+    "unarchiveExperiment": ("post", "/v1/experiments/{experiment_id}/unarchive", "experiments"),
+    "archiveFolder": ("post", "/v1/folders/{folder_id}/archive", "folders"),
+    "unarchiveFolder": ("post", "/v1/folders/{folder_id}/unarchive", "folders"),
+    "deleteAnnotation": (
+        "delete",
+        "/v1/experiments/{experiment_id}/annotations/{annotation_id}",
+        "annotations",
+    ),
 }
 INGESTION_KEY_OPERATIONS = {"ingestMetrics", "createAnnotation"}
 UNAUTHENTICATED_OPERATIONS = {"getHealth"}

@@ -55,6 +55,17 @@ def sync_usage() -> None:
         quick: Tally = client.with_options(timeout=1.0, max_retries=0)
         as_dict: dict[str, object] = quick.experiments.get(experiment.id).to_dict()
         ident: str = tally.event_id(experiment.id, "loss", 3, {"split": "train"})
+        experiment = client.experiments.create("t", tags=["a", "b"])
+        experiment = client.experiments.update(experiment.id, name="u", tags=None, metadata={"k": 1})
+        experiment = client.experiments.archive(experiment.id)
+        archived_at: datetime | None = client.experiments.unarchive(experiment.id).archived_at
+        tags: tuple[str, ...] = experiment.tags
+        tagged: tally.Paginator[tally.Experiment] = client.experiments.list(tag="a", include_archived=True)
+        folder = client.folders.archive(folder.id)
+        folder = client.folders.unarchive(folder.id)
+        all_folders: tally.Paginator[tally.Folder] = client.folders.list(include_archived=True)
+        client.annotations.delete(experiment.id, note.id)
+        del archived_at, tags, tagged, all_folders
         del health, source, name, running, items, cursor, conflicts, value, resume, row_values, entry, counts
         del token, revoked, note, notes, request_id, as_dict, ident
         fetched: tally.Experiment = client.request("getExperiment", experiment_id=experiment.id, timeout=2.0)
@@ -75,6 +86,9 @@ async def async_usage() -> None:
         raw: tally.RawResponse[tally.Health] = await client.with_raw_response(client.health)()
         copy: AsyncTally = client.with_options(ingest_timeout=120.0)
         fetched: tally.Experiment = await client.request("getExperiment", experiment_id=experiment.id)
+        experiment = await client.experiments.update(experiment.id, description=None)
+        experiment = await client.experiments.archive(experiment.id)
+        await client.annotations.delete(experiment.id, "ann_1")
         del step, data, result, raw, copy, fetched
 
 

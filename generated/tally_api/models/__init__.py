@@ -47,6 +47,10 @@ from .patch_folder_request import PatchFolderRequest
 from .patch_folder_request_metadata_type_0 import PatchFolderRequestMetadataType0
 from .rename_folder_request import RenameFolderRequest
 from .series_selector import SeriesSelector
+from .update_experiment_request import UpdateExperimentRequest
+from .update_experiment_request_metadata_type_0 import (
+    UpdateExperimentRequestMetadataType0,
+)
 from .update_experiment_status_request import UpdateExperimentStatusRequest
 
 __all__ = (
@@ -96,5 +100,7 @@ __all__ = (
     "PatchFolderRequestMetadataType0",
     "RenameFolderRequest",
     "SeriesSelector",
+    "UpdateExperimentRequest",
+    "UpdateExperimentRequestMetadataType0",
     "UpdateExperimentStatusRequest",
 )

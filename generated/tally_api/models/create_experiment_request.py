@@ -26,12 +26,15 @@ class CreateExperimentRequest:
             nested at most 8 levels (`x-max-depth`, the object itself being level 1) and at most 8 KiB as compact UTF-8 JSON
             (`x-max-bytes`).
         folder_id (None | str | Unset): The folder to create it in; absent or null for none.
+        tags (list[str] | Unset): An experiment's tags, in the order given, without repeats: at most 32, so that an
+            experiment's row and its entries in the tag index stay small.
     """
 
     name: str
     description: None | str | Unset = UNSET
     metadata: Metadata | Unset = UNSET
     folder_id: None | str | Unset = UNSET
+    tags: list[str] | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         name = self.name
@@ -52,6 +55,10 @@ class CreateExperimentRequest:
         else:
             folder_id = self.folder_id
 
+        tags: list[str] | Unset = UNSET
+        if not isinstance(self.tags, Unset):
+            tags = self.tags
+
         field_dict: dict[str, Any] = {}
 
         field_dict.update(
@@ -65,6 +72,8 @@ class CreateExperimentRequest:
             field_dict["metadata"] = metadata
         if folder_id is not UNSET:
             field_dict["folder_id"] = folder_id
+        if tags is not UNSET:
+            field_dict["tags"] = tags
 
         return field_dict
 
@@ -100,11 +109,14 @@ class CreateExperimentRequest:
 
         folder_id = _parse_folder_id(d.pop("folder_id", UNSET))
 
+        tags = cast(list[str], d.pop("tags", UNSET))
+
         create_experiment_request = cls(
             name=name,
             description=description,
             metadata=metadata,
             folder_id=folder_id,
+            tags=tags,
         )
 
         return create_experiment_request

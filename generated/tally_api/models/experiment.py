@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import UNSET, Unset
+
 if TYPE_CHECKING:
     from ..models.experiment_metadata import ExperimentMetadata
 
@@ -30,6 +32,10 @@ class Experiment:
         created_at (datetime.datetime):
         updated_at (datetime.datetime):
         ended_at (datetime.datetime | None): When it reached a terminal status.
+        tags (list[str] | Unset): Its tags, in the order given. Always sent by servers of 1.2.0 and later; absent from
+            older ones, where it means none.
+        archived_at (datetime.datetime | None | Unset): When it was archived; null when it is not. Always sent by
+            servers of 1.2.0 and later; absent from older ones, where it means null.
     """
 
     id: str
@@ -41,6 +47,8 @@ class Experiment:
     created_at: datetime.datetime
     updated_at: datetime.datetime
     ended_at: datetime.datetime | None
+    tags: list[str] | Unset = UNSET
+    archived_at: datetime.datetime | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,6 +76,18 @@ class Experiment:
         else:
             ended_at = self.ended_at
 
+        tags: list[str] | Unset = UNSET
+        if not isinstance(self.tags, Unset):
+            tags = self.tags
+
+        archived_at: None | str | Unset
+        if isinstance(self.archived_at, Unset):
+            archived_at = UNSET
+        elif isinstance(self.archived_at, datetime.datetime):
+            archived_at = self.archived_at.isoformat()
+        else:
+            archived_at = self.archived_at
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -83,6 +103,10 @@ class Experiment:
                 "ended_at": ended_at,
             }
         )
+        if tags is not UNSET:
+            field_dict["tags"] = tags
+        if archived_at is not UNSET:
+            field_dict["archived_at"] = archived_at
 
         return field_dict
 
@@ -132,6 +156,25 @@ class Experiment:
 
         ended_at = _parse_ended_at(d.pop("ended_at"))
 
+        tags = cast(list[str], d.pop("tags", UNSET))
+
+        def _parse_archived_at(data: object) -> datetime.datetime | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                archived_at_type_0 = datetime.datetime.fromisoformat(data)
+
+                return archived_at_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None | Unset, data)
+
+        archived_at = _parse_archived_at(d.pop("archived_at", UNSET))
+
         experiment = cls(
             id=id,
             name=name,
@@ -142,6 +185,8 @@ class Experiment:
             created_at=created_at,
             updated_at=updated_at,
             ended_at=ended_at,
+            tags=tags,
+            archived_at=archived_at,
         )
 
         experiment.additional_properties = d

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import UNSET, Unset
+
 if TYPE_CHECKING:
     from ..models.folder_metadata import FolderMetadata
 
@@ -27,6 +29,8 @@ class Folder:
         metadata (FolderMetadata):
         created_at (datetime.datetime):
         updated_at (datetime.datetime):
+        archived_at (datetime.datetime | None | Unset): When it was archived; null when it is not. Always sent by
+            servers of 1.2.0 and later; absent from older ones, where it means null.
     """
 
     id: str
@@ -36,6 +40,7 @@ class Folder:
     metadata: FolderMetadata
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    archived_at: datetime.datetime | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,6 +60,14 @@ class Folder:
 
         updated_at = self.updated_at.isoformat()
 
+        archived_at: None | str | Unset
+        if isinstance(self.archived_at, Unset):
+            archived_at = UNSET
+        elif isinstance(self.archived_at, datetime.datetime):
+            archived_at = self.archived_at.isoformat()
+        else:
+            archived_at = self.archived_at
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -68,6 +81,8 @@ class Folder:
                 "updated_at": updated_at,
             }
         )
+        if archived_at is not UNSET:
+            field_dict["archived_at"] = archived_at
 
         return field_dict
 
@@ -100,6 +115,23 @@ class Folder:
 
         updated_at = datetime.datetime.fromisoformat(d.pop("updated_at"))
 
+        def _parse_archived_at(data: object) -> datetime.datetime | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                archived_at_type_0 = datetime.datetime.fromisoformat(data)
+
+                return archived_at_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None | Unset, data)
+
+        archived_at = _parse_archived_at(d.pop("archived_at", UNSET))
+
         folder = cls(
             id=id,
             name=name,
@@ -108,6 +140,7 @@ class Folder:
             metadata=metadata,
             created_at=created_at,
             updated_at=updated_at,
+            archived_at=archived_at,
         )
 
         folder.additional_properties = d

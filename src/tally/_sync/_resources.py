@@ -93,17 +93,22 @@ class Folders(_Resource):
         self,
         *,
         parent_id: str | None = None,
+        include_archived: bool = False,
         limit: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> Paginator[Folder]:
-        """The folders directly under `parent_id` (the top level when None), oldest first."""
+        """The folders directly under `parent_id` (the top level when None), oldest first; archived ones only
+        with `include_archived=True`."""
         from tally_api.api.folders import list_folders
 
         def fetch(size: int | None, after: str | None) -> Page[Folder]:
             operation = list_folders._get_kwargs(
-                parent_id=unset(parent_id), page_size=unset(size), cursor=unset(after)
+                parent_id=unset(parent_id),
+                include_archived=unset(include_archived or None),
+                page_size=unset(size),
+                cursor=unset(after),
             )
             return self._core.request(operation, Decoders.folder_page, options)
 
@@ -181,6 +186,19 @@ class Folders(_Resource):
         operation = move_folder._get_kwargs(folder_id, body=MoveFolderRequest(parent_id=parent_id))
         return self._core.request(operation, Decoders.folder, options)
 
+    def archive(self, folder_id: str, **options: Unpack[WriteOptions]) -> Folder:
+        """Archive a folder: `list()` leaves it out unless `include_archived=True`. What it holds keeps its own
+        state (archive experiments one by one to stop their ingestion). Archiving twice changes nothing."""
+        from tally_api.api.folders import archive_folder
+
+        return self._core.request(archive_folder._get_kwargs(folder_id), Decoders.folder, options)
+
+    def unarchive(self, folder_id: str, **options: Unpack[WriteOptions]) -> Folder:
+        """Unarchive a folder (a folder that is not archived is answered as it is)."""
+        from tally_api.api.folders import unarchive_folder
+
+        return self._core.request(unarchive_folder._get_kwargs(folder_id), Decoders.folder, options)
+
 
 class Experiments(_Resource):
     """Experiments and their lifecycle."""
@@ -193,12 +211,15 @@ class Experiments(_Resource):
         name_prefix: str | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        tag: str | None = None,
+        include_archived: bool = False,
         limit: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> Paginator[Experiment]:
-        """Experiments matching every filter given, oldest first."""
+        """Experiments matching every filter given (`tag`: those that carry it), oldest first; archived ones
+        only with `include_archived=True`."""
         from tally_api.api.experiments import list_experiments
 
         status_param = unset(None if status is None else _request_status(status))
@@ -210,6 +231,8 @@ class Experiments(_Resource):
                 name_prefix=unset(name_prefix),
                 created_after=unset(created_after),
                 created_before=unset(created_before),
+                tag=unset(tag),
+                include_archived=unset(include_archived or None),
                 page_size=unset(size),
                 cursor=unset(after),
             )
@@ -224,9 +247,10 @@ class Experiments(_Resource):
         description: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         folder_id: str | None = None,
+        tags: Sequence[str] | None = None,
         **options: Unpack[WriteOptions],
     ) -> Experiment:
-        """Create an experiment, in status `running`."""
+        """Create an experiment, in status `running`, with up to 32 distinct `tags`."""
         from tally_api.api.experiments import create_experiment
         from tally_api.models.create_experiment_request import CreateExperimentRequest
 
@@ -235,6 +259,7 @@ class Experiments(_Resource):
             description=unset(description),
             metadata=_metadata(metadata),
             folder_id=unset(folder_id),
+            tags=unset(_tags(tags)),
         )
         operation = create_experiment._get_kwargs(body=body)
         return self._core.request(operation, Decoders.experiment, options)
@@ -244,6 +269,62 @@ class Experiments(_Resource):
         from tally_api.api.experiments import get_experiment
 
         return self._core.request(get_experiment._get_kwargs(experiment_id), Decoders.experiment, options)
+
+    def update(
+        self,
+        experiment_id: str,
+        *,
+        name: str | NotGiven = NOT_GIVEN,
+        description: str | NotGiven | None = NOT_GIVEN,
+        metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
+        tags: Sequence[str] | NotGiven | None = NOT_GIVEN,
+        **options: Unpack[WriteOptions],
+    ) -> Experiment:
+        """Change the name, description, metadata (replaced whole) or tags (replaced whole); None clears, absent
+        leaves as is."""
+        from tally_api.api.experiments import update_experiment
+        from tally_api.models.update_experiment_request import UpdateExperimentRequest
+        from tally_api.models.update_experiment_request_metadata_type_0 import (
+            UpdateExperimentRequestMetadataType0,
+        )
+        from tally_api.types import UNSET
+
+        given = [not isinstance(value, NotGiven) for value in (name, description, metadata, tags)]
+        if not any(given):
+            raise ValueError(
+                "experiments.update needs name=, description=, metadata= or tags= (None clears a field)"
+            )
+        if not isinstance(metadata, NotGiven):
+            check_metadata(metadata)
+        body = UpdateExperimentRequest(
+            name=UNSET if isinstance(name, NotGiven) else name,
+            description=UNSET if isinstance(description, NotGiven) else description,
+            metadata=UNSET
+            if isinstance(metadata, NotGiven)
+            else None
+            if metadata is None
+            else UpdateExperimentRequestMetadataType0.from_dict(dict(metadata)),
+            tags=UNSET if isinstance(tags, NotGiven) else _tags(tags),
+        )
+        return self._core.request(
+            update_experiment._get_kwargs(experiment_id, body=body), Decoders.experiment, options
+        )
+
+    def archive(self, experiment_id: str, **options: Unpack[WriteOptions]) -> Experiment:
+        """Archive an experiment: `list()` leaves it out unless `include_archived=True`, and ingestion and
+        annotations are refused (409 `experiment_archived`) until it is unarchived. Archiving twice changes
+        nothing."""
+        from tally_api.api.experiments import archive_experiment
+
+        return self._core.request(archive_experiment._get_kwargs(experiment_id), Decoders.experiment, options)
+
+    def unarchive(self, experiment_id: str, **options: Unpack[WriteOptions]) -> Experiment:
+        """Unarchive an experiment: listed again, and accepting data again if it is running."""
+        from tally_api.api.experiments import unarchive_experiment
+
+        return self._core.request(
+            unarchive_experiment._get_kwargs(experiment_id), Decoders.experiment, options
+        )
 
     def update_status(
         self, experiment_id: str, status: ExperimentStatus | str, **options: Unpack[WriteOptions]
@@ -557,6 +638,23 @@ class Annotations(_Resource):
             )
 
         return core.with_ingestion_token(experiment_id, send)
+
+    def delete(self, experiment_id: str, annotation_id: str, **options: Unpack[RequestOptions]) -> None:
+        """Delete an annotation (with the org key); NotFoundError when it does not exist. Its
+        `client_event_id` is free again: creating an annotation with it makes a new one."""
+        from tally_api.api.annotations import delete_annotation
+
+        operation = delete_annotation._get_kwargs(experiment_id, annotation_id)
+        self._core.request(operation, None, options)
+
+
+def _tags(tags: Sequence[str] | None) -> builtins.list[str] | None:
+    """Tags as the request carries them; a lone string is refused (it would be sent as one tag per character)."""
+    if tags is None:
+        return None
+    if isinstance(tags, str):
+        raise TypeError(f"tags must be a list of strings, not one string: use tags=[{tags!r}]")
+    return builtins.list(tags)
 
 
 def _request_status(status: ExperimentStatus | str) -> Any:

@@ -1,4 +1,4 @@
-"""Annotations: list, and create with an ingestion key (idempotent by `client_event_id`)."""
+"""Annotations: list, create with an ingestion key (idempotent by `client_event_id`), delete."""
 
 from __future__ import annotations
 
@@ -26,4 +26,13 @@ def create_annotation(call: Call) -> Reply:
     return Reply(201 if created else 200, annotation)
 
 
-HANDLERS: dict[str, Handler] = {"listAnnotations": list_annotations, "createAnnotation": create_annotation}
+def delete_annotation(call: Call) -> Reply:
+    call.repo.delete_annotation(call.org_pk, call.path["experiment_id"], call.path["annotation_id"])
+    return Reply(204, None)
+
+
+HANDLERS: dict[str, Handler] = {
+    "listAnnotations": list_annotations,
+    "createAnnotation": create_annotation,
+    "deleteAnnotation": delete_annotation,
+}

@@ -1,4 +1,4 @@
-"""Experiments: list, create, get, update status, move."""
+"""Experiments: list, create, get, update, update status, move, archive, unarchive."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ from tally_server.pagination import decode_cursor
 
 __all__ = ["HANDLERS"]
 
-_FILTERS = ("folder_id", "status", "name_prefix", "created_after", "created_before")
+_FILTERS = (
+    "folder_id",
+    "status",
+    "name_prefix",
+    "created_after",
+    "created_before",
+    "tag",
+    "include_archived",
+)
 
 
 def list_experiments(call: Call) -> Reply:
@@ -20,7 +28,12 @@ def list_experiments(call: Call) -> Reply:
 def create_experiment(call: Call) -> Reply:
     body = call.body
     experiment = call.repo.create_experiment(
-        call.org_pk, body["name"], body.get("folder_id"), body.get("description"), body.get("metadata")
+        call.org_pk,
+        body["name"],
+        body.get("folder_id"),
+        body.get("description"),
+        body.get("metadata"),
+        body.get("tags") or (),
     )
     return Reply(201, experiment)
 
@@ -39,10 +52,25 @@ def move_experiment(call: Call) -> Reply:
     return Reply(200, call.repo.move_experiment(call.org_pk, experiment_id, call.body["folder_id"]))
 
 
+def update_experiment(call: Call) -> Reply:
+    return Reply(200, call.repo.update_experiment(call.org_pk, call.path["experiment_id"], call.body))
+
+
+def archive_experiment(call: Call) -> Reply:
+    return Reply(200, call.repo.set_experiment_archived(call.org_pk, call.path["experiment_id"], True))
+
+
+def unarchive_experiment(call: Call) -> Reply:
+    return Reply(200, call.repo.set_experiment_archived(call.org_pk, call.path["experiment_id"], False))
+
+
 HANDLERS: dict[str, Handler] = {
     "listExperiments": list_experiments,
     "createExperiment": create_experiment,
     "getExperiment": get_experiment,
     "updateExperimentStatus": update_experiment_status,
     "moveExperiment": move_experiment,
+    "updateExperiment": update_experiment,
+    "archiveExperiment": archive_experiment,
+    "unarchiveExperiment": unarchive_experiment,
 }

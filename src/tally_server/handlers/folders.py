@@ -1,4 +1,4 @@
-"""Folders: list, create, get, patch, rename, move."""
+"""Folders: list, create, get, patch, rename, move, archive, unarchive."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ __all__ = ["HANDLERS"]
 
 def list_folders(call: Call) -> Reply:
     after = decode_cursor("folders", call.query.get("cursor"))
-    page = call.repo.list_folders(call.org_pk, call.query.get("parent_id"), call.query["page_size"], after)
+    query = call.query
+    page = call.repo.list_folders(
+        call.org_pk, query.get("parent_id"), query["page_size"], after, bool(query.get("include_archived"))
+    )
     return page_reply("folders", page)
 
 
@@ -38,6 +41,14 @@ def move_folder(call: Call) -> Reply:
     return Reply(200, call.repo.move_folder(call.org_pk, call.path["folder_id"], call.body["parent_id"]))
 
 
+def archive_folder(call: Call) -> Reply:
+    return Reply(200, call.repo.set_folder_archived(call.org_pk, call.path["folder_id"], True))
+
+
+def unarchive_folder(call: Call) -> Reply:
+    return Reply(200, call.repo.set_folder_archived(call.org_pk, call.path["folder_id"], False))
+
+
 HANDLERS: dict[str, Handler] = {
     "listFolders": list_folders,
     "createFolder": create_folder,
@@ -45,4 +56,6 @@ HANDLERS: dict[str, Handler] = {
     "patchFolder": patch_folder,
     "renameFolder": rename_folder,
     "moveFolder": move_folder,
+    "archiveFolder": archive_folder,
+    "unarchiveFolder": unarchive_folder,
 }

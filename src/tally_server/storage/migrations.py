@@ -142,4 +142,20 @@ ALTER TABLE api_keys ADD COLUMN expires_us INTEGER;
 ALTER TABLE api_keys ADD COLUMN expires_at TEXT;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2]
+# The resource lifecycle (contract 1.2.0): experiment tags, archiving of experiments and folders.
+# `tags` keeps an experiment's tags as sent (a JSON array, in order); `experiment_tags` holds one row per tag for
+# the `tag` filter of listExperiments, keyed so that a filtered page walk is one range of it in experiment order;
+# its primary key forbids a tag twice on one experiment.
+_V3 = """
+ALTER TABLE experiments ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE experiments ADD COLUMN archived_at TEXT;
+ALTER TABLE folders ADD COLUMN archived_at TEXT;
+CREATE TABLE experiment_tags (
+    org INTEGER NOT NULL,
+    tag TEXT NOT NULL,
+    experiment INTEGER NOT NULL REFERENCES experiments(pk),
+    PRIMARY KEY (org, tag, experiment)
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3]

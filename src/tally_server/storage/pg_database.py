@@ -68,7 +68,15 @@ _REWRITES: tuple[tuple[str, str], ...] = (
     ("ELSE first_ts END", "ELSE metric_series.first_ts END"),
     ("ELSE last_ts END", "ELSE metric_series.last_ts END"),
     # An ingest holds its experiment's row against a concurrent close (which takes it FOR UPDATE).
-    ("SELECT status FROM experiments WHERE pk = ?", "SELECT status FROM experiments WHERE pk = ? FOR SHARE"),
+    (
+        "SELECT status, archived_at FROM experiments WHERE pk = ?",
+        "SELECT status, archived_at FROM experiments WHERE pk = ? FOR SHARE",
+    ),
+    # So does an annotation against a concurrent archive (which updates the row, so waits for it).
+    (
+        "SELECT archived_at FROM experiments WHERE pk = ?",
+        "SELECT archived_at FROM experiments WHERE pk = ? FOR SHARE",
+    ),
 )
 
 

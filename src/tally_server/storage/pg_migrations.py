@@ -153,4 +153,17 @@ ALTER TABLE api_keys ADD COLUMN expires_us BIGINT;
 ALTER TABLE api_keys ADD COLUMN expires_at TEXT;
 """
 
-PG_MIGRATIONS: list[str] = [_V1, _V2]
+# Migration 3 of `migrations.MIGRATIONS`: experiment tags and archiving (contract 1.2.0).
+_V3 = """
+ALTER TABLE experiments ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE experiments ADD COLUMN archived_at TEXT;
+ALTER TABLE folders ADD COLUMN archived_at TEXT;
+CREATE TABLE experiment_tags (
+    org BIGINT NOT NULL,
+    tag TEXT COLLATE "C" NOT NULL,
+    experiment BIGINT NOT NULL REFERENCES experiments(pk),
+    PRIMARY KEY (org, tag, experiment)
+);
+"""
+
+PG_MIGRATIONS: list[str] = [_V1, _V2, _V3]

@@ -11,8 +11,10 @@ model is kept by the database, so it holds across processes:
   claim taken over by a conditional UPDATE (one winner too);
 - folder-name uniqueness: the unique index `folders_unique_name`; a writer that loses the race gets the same
   409 as one that finds the name taken;
-- status transitions: the experiment's row `FOR UPDATE`; an ingest holds it `FOR SHARE`, so no point lands
-  after the experiment was closed;
+- status transitions and experiment updates: the experiment's row `FOR UPDATE`; an ingest (and an annotation)
+  holds it `FOR SHARE`, so no point lands after the experiment was closed or archived (archiving updates the
+  row, so it waits for them and they for it); a repeated archive is a no-op by the UPDATE's own condition;
+- tags: the primary key of `experiment_tags` (org, tag, experiment);
 - the first organisation: created under an advisory lock, so servers starting together make one.
 
 Startup does not clear 'running' idempotency claims as the SQLite backend does: another process may be
@@ -83,6 +85,14 @@ class PostgresRepository(SqliteRepository):
                 "SELECT 1 FROM experiments WHERE id = ? AND org = ? FOR UPDATE", (experiment_id, org_pk)
             )
             return super().update_experiment_status(org_pk, experiment_id, status)
+
+    def update_experiment(self, org_pk: int, experiment_id: str, changes: Json) -> Json:
+        with self.db.write() as conn:
+            # Two concurrent updates take turns, so the second rewrites the tag index from the first's tags.
+            conn.execute(
+                "SELECT 1 FROM experiments WHERE id = ? AND org = ? FOR UPDATE", (experiment_id, org_pk)
+            )
+            return super().update_experiment(org_pk, experiment_id, changes)
 
     # ---- metrics -------------------------------------------------------------------------------------------
     @staticmethod

@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 __all__ = [
     "BootstrapResult",
     "ConflictError",
+    "ExperimentArchivedError",
     "ExperimentClosedError",
     "IdempotencyClaim",
     "InvalidTransitionError",
@@ -72,6 +73,15 @@ class ExperimentClosedError(StorageError):
         super().__init__(f"Experiment {experiment_id} is {status}; it no longer accepts metrics.")
         self.experiment_id = experiment_id
         self.status = status
+
+
+class ExperimentArchivedError(StorageError):
+    def __init__(self, experiment_id: str) -> None:
+        super().__init__(
+            f"Experiment {experiment_id} is archived; it accepts no metrics or annotations. Unarchive it "
+            f"(POST /v1/experiments/{experiment_id}/unarchive, or client.experiments.unarchive) to send data again."
+        )
+        self.experiment_id = experiment_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +140,14 @@ class Repository(Protocol):
     def experiment_ref(self, org_pk: int, experiment_id: str) -> tuple[int, str]: ...
 
     # folders
-    def list_folders(self, org_pk: int, parent_id: str | None, limit: int, after: Key | None) -> Page: ...
+    def list_folders(
+        self,
+        org_pk: int,
+        parent_id: str | None,
+        limit: int,
+        after: Key | None,
+        include_archived: bool = False,
+    ) -> Page: ...
     def create_folder(
         self, org_pk: int, name: str, parent_id: str | None, description: str | None, metadata: Any
     ) -> Json: ...
@@ -138,15 +155,31 @@ class Repository(Protocol):
     def patch_folder(self, org_pk: int, folder_id: str, changes: Json) -> Json: ...
     def rename_folder(self, org_pk: int, folder_id: str, name: str) -> Json: ...
     def move_folder(self, org_pk: int, folder_id: str, parent_id: str | None) -> Json: ...
+    def set_folder_archived(self, org_pk: int, folder_id: str, archived: bool) -> Json:
+        """Archive (or unarchive) a folder; a no-op answering the folder as it is when already so."""
+        ...
 
     # experiments
     def list_experiments(self, org_pk: int, filters: Json, limit: int, after: Key | None) -> Page: ...
     def create_experiment(
-        self, org_pk: int, name: str, folder_id: str | None, description: str | None, metadata: Any
+        self,
+        org_pk: int,
+        name: str,
+        folder_id: str | None,
+        description: str | None,
+        metadata: Any,
+        tags: Sequence[str] = (),
     ) -> Json: ...
     def get_experiment(self, org_pk: int, experiment_id: str) -> Json: ...
     def update_experiment_status(self, org_pk: int, experiment_id: str, status: str) -> Json: ...
     def move_experiment(self, org_pk: int, experiment_id: str, folder_id: str | None) -> Json: ...
+    def update_experiment(self, org_pk: int, experiment_id: str, changes: Json) -> Json:
+        """Change name, description, metadata or tags: absent keys stay, None clears."""
+        ...
+
+    def set_experiment_archived(self, org_pk: int, experiment_id: str, archived: bool) -> Json:
+        """Archive (or unarchive) an experiment; a no-op answering it as it is when already so."""
+        ...
 
     # metrics
     def ingest_metrics(self, experiment_pk: int, experiment_id: str, events: Sequence[Json]) -> Json: ...
@@ -189,6 +222,9 @@ class Repository(Protocol):
     def create_annotation(
         self, experiment_pk: int, experiment_id: str, payload: Json
     ) -> tuple[bool, Json]: ...
+    def delete_annotation(self, org_pk: int, experiment_id: str, annotation_id: str) -> None:
+        """Delete one annotation (NotFoundError when absent); its client_event_id is free again."""
+        ...
 
     # idempotency
     def idempotency_claim(

@@ -22,6 +22,7 @@ from tally_server.storage.database import Database
 from tally_server.storage.repository import (
     BootstrapResult,
     ConflictError,
+    ExperimentArchivedError,
     ExperimentClosedError,
     IdempotencyClaim,
     InvalidTransitionError,
@@ -78,12 +79,19 @@ _IDEMPOTENCY_SELECT = (
     "WHERE org = ? AND key = ?"
 )
 _FOLDER_SELECT = (
-    "SELECT f.pk, f.id, f.name, p.id, f.description, f.metadata, f.created_at, f.updated_at, f.parent "
-    "FROM folders f LEFT JOIN folders p ON p.pk = f.parent "
+    "SELECT f.pk, f.id, f.name, p.id, f.description, f.metadata, f.created_at, f.updated_at, f.parent, "
+    "f.archived_at FROM folders f LEFT JOIN folders p ON p.pk = f.parent "
 )
-_EXPERIMENT_SELECT = (
+_EXPERIMENT_COLUMNS = (
     "SELECT e.pk, e.id, e.name, f.id, e.description, e.metadata, e.status, e.created_at, e.updated_at, "
-    "e.ended_at FROM experiments e LEFT JOIN folders f ON f.pk = e.folder "
+    "e.ended_at, e.tags, e.archived_at "
+)
+_EXPERIMENT_SELECT = _EXPERIMENT_COLUMNS + "FROM experiments e LEFT JOIN folders f ON f.pk = e.folder "
+# With the `tag` filter, the walk is one range of experiment_tags' primary key (org, tag, experiment), in
+# experiment order: the cost of a page does not grow with the number of experiments (tagged or not).
+_EXPERIMENT_SELECT_BY_TAG = (
+    _EXPERIMENT_COLUMNS + "FROM experiment_tags t JOIN experiments e ON e.pk = t.experiment "
+    "LEFT JOIN folders f ON f.pk = e.folder "
 )
 _KEY_SELECT = (
     "SELECT k.pk, k.id, e.id, k.name, k.token_hint, k.created_at, k.revoked_at, k.expires_at FROM api_keys k "
@@ -104,6 +112,7 @@ def _folder(row: Sequence[Any]) -> Json:
         "metadata": _meta(row[5]),
         "created_at": row[6],
         "updated_at": row[7],
+        "archived_at": row[9],
     }
 
 
@@ -118,7 +127,15 @@ def _experiment(row: Sequence[Any]) -> Json:
         "created_at": row[7],
         "updated_at": row[8],
         "ended_at": row[9],
+        "tags": _raw(row[10]),
+        "archived_at": row[11],
     }
+
+
+def _tags_json(tags: Sequence[str] | None) -> str:
+    """Tags as stored in `experiments.tags`: a compact JSON array, in the order sent (the contract's pattern
+    keeps them ASCII without quotes or backslashes)."""
+    return json.dumps(list(tags or ()), separators=(",", ":"))
 
 
 def _ingestion_key(row: Sequence[Any]) -> Json:
@@ -313,9 +330,16 @@ class SqliteRepository:
         return int(row[0])
 
     # ---- folders -------------------------------------------------------------------------------------------
-    def list_folders(self, org_pk: int, parent_id: str | None, limit: int, after: Key | None) -> Page:
+    def list_folders(
+        self,
+        org_pk: int,
+        parent_id: str | None,
+        limit: int,
+        after: Key | None,
+        include_archived: bool = False,
+    ) -> Page:
         with self.db.read_snapshot() as conn:
-            where = "f.org = ? AND f.pk > ? AND "
+            where = "f.org = ? AND f.pk > ? AND " + ("" if include_archived else "f.archived_at IS NULL AND ")
             args: list[Any] = [org_pk, after[0] if after else 0]
             if parent_id is None:
                 where += "f.parent IS NULL"
@@ -418,6 +442,24 @@ class SqliteRepository:
                 )
             return _folder(self._fetch_folder(conn, org_pk, folder_id))
 
+    def set_folder_archived(self, org_pk: int, folder_id: str, archived: bool) -> Json:
+        """Only the folder itself: what it holds keeps its own state (see the contract's archiveFolder). The
+        condition on `archived_at` makes a repeat a no-op in the database itself, whoever runs it at once."""
+        _, stamp = now()
+        with self.db.write() as conn:
+            row = self._fetch_folder(conn, org_pk, folder_id)
+            if archived:
+                conn.execute(
+                    "UPDATE folders SET archived_at = ?, updated_at = ? WHERE pk = ? AND archived_at IS NULL",
+                    (stamp, stamp, row[0]),
+                )
+            else:
+                conn.execute(
+                    "UPDATE folders SET archived_at = NULL, updated_at = ? WHERE pk = ? AND archived_at IS NOT NULL",
+                    (stamp, row[0]),
+                )
+            return _folder(self._fetch_folder(conn, org_pk, folder_id))
+
     def _subtree(self, conn: sqlite3.Connection, org_pk: int, folder_pk: int) -> list[int]:
         # `f.org = ?` lets each step use folders_by_parent; without it SQLite builds an automatic index
         # over every folder on every call.
@@ -433,7 +475,14 @@ class SqliteRepository:
     # ---- experiments ---------------------------------------------------------------------------------------
     def list_experiments(self, org_pk: int, filters: Json, limit: int, after: Key | None) -> Page:
         with self.db.read_snapshot() as conn:
+            select, order = _EXPERIMENT_SELECT, "e.pk"
             where, args = ["e.org = ?", "e.pk > ?"], [org_pk, after[0] if after else 0]
+            if filters.get("tag") is not None:
+                select, order = _EXPERIMENT_SELECT_BY_TAG, "t.experiment"
+                where = ["t.org = ?", "t.tag = ?", "t.experiment > ?", "e.org = ?"]
+                args = [org_pk, filters["tag"], after[0] if after else 0, org_pk]
+            if not filters.get("include_archived"):
+                where.append("e.archived_at IS NULL")
             if filters.get("folder_id") is not None:
                 # The contract gives listExperiments no 404: a folder that does not exist holds no
                 # experiments.
@@ -457,7 +506,7 @@ class SqliteRepository:
                 where.append("e.created_us < ?")
                 args.append(parse_timestamp(filters["created_before"]))
             rows = conn.execute(
-                _EXPERIMENT_SELECT + f"WHERE {' AND '.join(where)} ORDER BY e.pk LIMIT ?", (*args, limit + 1)
+                select + f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?", (*args, limit + 1)
             ).fetchall()
         return _page(rows, limit, _experiment, lambda r: (r[0],))
 
@@ -470,17 +519,83 @@ class SqliteRepository:
         return tuple(row)
 
     def create_experiment(
-        self, org_pk: int, name: str, folder_id: str | None, description: str | None, metadata: Any
+        self,
+        org_pk: int,
+        name: str,
+        folder_id: str | None,
+        description: str | None,
+        metadata: Any,
+        tags: Sequence[str] = (),
     ) -> Json:
         us, stamp = now()
         experiment_id = new_id("exp_")
         with self.db.write() as conn:
             folder_pk = self._folder_pk(conn, org_pk, folder_id) if folder_id is not None else None
-            conn.execute(
+            experiment_pk = conn.execute(
                 "INSERT INTO experiments(id, org, folder, name, description, metadata, status, created_us, "
-                "created_at, updated_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, NULL)",
-                (experiment_id, org_pk, folder_pk, name, description, _free_json(metadata), us, stamp, stamp),
+                "created_at, updated_at, ended_at, tags) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, NULL, ?) "
+                "RETURNING pk",
+                (experiment_id, org_pk, folder_pk, name, description, _free_json(metadata), us, stamp, stamp,
+                 _tags_json(tags)),
+            ).fetchone()[0]  # fmt: skip
+            self._add_tags(conn, org_pk, int(experiment_pk), tags)
+            return _experiment(self._fetch_experiment(conn, org_pk, experiment_id))
+
+    @staticmethod
+    def _add_tags(conn: Any, org_pk: int, experiment_pk: int, tags: Sequence[str] | None) -> None:
+        if tags:
+            conn.executemany(
+                "INSERT INTO experiment_tags(org, tag, experiment) VALUES (?, ?, ?)",
+                [(org_pk, tag, experiment_pk) for tag in tags],
             )
+
+    def update_experiment(self, org_pk: int, experiment_id: str, changes: Json) -> Json:
+        """Absent keys stay as they are; None clears (metadata to {}, tags to none). The tag index is rewritten in
+        the same transaction: only the tags that went away are deleted, only the new ones inserted."""
+        _, stamp = now()
+        with self.db.write() as conn:
+            row = self._fetch_experiment(conn, org_pk, experiment_id)
+            sets, args = ["updated_at = ?"], [stamp]
+            if "name" in changes:
+                sets.append("name = ?")
+                args.append(changes["name"])
+            if "description" in changes:
+                sets.append("description = ?")
+                args.append(changes["description"])
+            if "metadata" in changes:
+                sets.append("metadata = ?")
+                args.append(_free_json(changes["metadata"]))
+            if "tags" in changes:
+                new_tags = list(changes["tags"] or ())
+                old_tags = json.loads(row[10])
+                sets.append("tags = ?")
+                args.append(_tags_json(new_tags))
+                gone = [(org_pk, tag, row[0]) for tag in old_tags if tag not in new_tags]
+                if gone:
+                    conn.executemany(
+                        "DELETE FROM experiment_tags WHERE org = ? AND tag = ? AND experiment = ?", gone
+                    )
+                self._add_tags(conn, org_pk, int(row[0]), [tag for tag in new_tags if tag not in old_tags])
+            conn.execute(f"UPDATE experiments SET {', '.join(sets)} WHERE pk = ?", (*args, row[0]))
+            return _experiment(self._fetch_experiment(conn, org_pk, experiment_id))
+
+    def set_experiment_archived(self, org_pk: int, experiment_id: str, archived: bool) -> Json:
+        """Status, data and keys are kept; ingestion and annotation creation check `archived_at` in the
+        transaction that would store them. A repeat is a no-op (the UPDATE's condition)."""
+        _, stamp = now()
+        with self.db.write() as conn:
+            row = self._fetch_experiment(conn, org_pk, experiment_id)
+            if archived:
+                conn.execute(
+                    "UPDATE experiments SET archived_at = ?, updated_at = ? WHERE pk = ? AND archived_at IS NULL",
+                    (stamp, stamp, row[0]),
+                )
+            else:
+                conn.execute(
+                    "UPDATE experiments SET archived_at = NULL, updated_at = ? WHERE pk = ? "
+                    "AND archived_at IS NOT NULL",
+                    (stamp, row[0]),
+                )
             return _experiment(self._fetch_experiment(conn, org_pk, experiment_id))
 
     def get_experiment(self, org_pk: int, experiment_id: str) -> Json:
@@ -525,11 +640,15 @@ class SqliteRepository:
         encode = _label_encoder.encode
         labels_text: dict[tuple[tuple[str, str], ...], str] = {}  # a training loop repeats a few label sets
         with self.db.write() as conn:
-            status = conn.execute("SELECT status FROM experiments WHERE pk = ?", (experiment_pk,)).fetchone()
+            status = conn.execute(
+                "SELECT status, archived_at FROM experiments WHERE pk = ?", (experiment_pk,)
+            ).fetchone()
             if status is None:
                 raise NotFoundError("experiment", experiment_id)
             if status[0] in _TERMINAL:
                 raise ExperimentClosedError(experiment_id, status[0])
+            if status[1] is not None:
+                raise ExperimentArchivedError(experiment_id)
             rows: list[_PointRow] = []
             append = rows.append
             for seq, event in zip(self._reserve_seqs(conn, len(events)), events, strict=True):
@@ -920,6 +1039,11 @@ class SqliteRepository:
         metadata = payload.get("metadata") or {}
         client_event_id = payload["client_event_id"]
         with self.db.write() as conn:
+            archived = conn.execute(
+                "SELECT archived_at FROM experiments WHERE pk = ?", (experiment_pk,)
+            ).fetchone()
+            if archived is not None and archived[0] is not None:
+                raise ExperimentArchivedError(experiment_id)
             row = conn.execute(
                 _ANNOTATION_SELECT + "WHERE a.experiment = ? AND a.client_event_id = ?",
                 (experiment_pk, client_event_id),
@@ -941,6 +1065,17 @@ class SqliteRepository:
             )  # fmt: skip
             row = conn.execute(_ANNOTATION_SELECT + "WHERE a.id = ?", (annotation_id,)).fetchone()
         return True, _annotation(row)
+
+    def delete_annotation(self, org_pk: int, experiment_id: str, annotation_id: str) -> None:
+        """The row goes, and with it the claim on its client_event_id (the unique constraint is on live rows):
+        a later annotation with that id is a new one."""
+        with self.db.write() as conn:
+            experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
+            deleted = conn.execute(
+                "DELETE FROM annotations WHERE id = ? AND experiment = ?", (annotation_id, experiment_pk)
+            ).rowcount
+        if not deleted:
+            raise NotFoundError("annotation", annotation_id)
 
     # ---- idempotency ---------------------------------------------------------------------------------------
     def idempotency_claim(

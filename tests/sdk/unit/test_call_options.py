@@ -44,11 +44,16 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "folders.patch": (("fld_1",), {"description": "d"}),
     "folders.rename": (("fld_1", "n"), {}),
     "folders.move": (("fld_1", None), {}),
+    "folders.archive": (("fld_1",), {}),
+    "folders.unarchive": (("fld_1",), {}),
     "experiments.list": ((), {}),
     "experiments.create": (("e",), {}),
     "experiments.get": (("exp_1",), {}),
     "experiments.update_status": (("exp_1", "completed"), {}),
     "experiments.move": (("exp_1", None), {}),
+    "experiments.update": (("exp_1",), {"tags": ["a"]}),
+    "experiments.archive": (("exp_1",), {}),
+    "experiments.unarchive": (("exp_1",), {}),
     "metrics.ingest": (("exp_1", [{"name": "m", "value": 1.0, "step": 0}]), {}),
     "metrics.list": (("exp_1",), {}),
     "metrics.compare": (([{"experiment_id": "exp_1", "name": "m"}],), {}),
@@ -59,6 +64,7 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "ingestion_keys.revoke": (("ik_1",), {}),
     "annotations.list": (("exp_1",), {}),
     "annotations.create": (("exp_1", "note"), {}),
+    "annotations.delete": (("exp_1", "ann_1"), {}),
 }
 RESOURCES = ("folders", "experiments", "metrics", "metric_catalog", "ingestion_keys", "annotations", "auth")
 NOT_HTTP = {"ingestion_keys.forget"}
@@ -137,7 +143,18 @@ async def test_every_method_sends_the_options(make: Callable[..., AnyClient], na
     client = make(script, max_retries=3)
     args, kwargs = CALLS[name]
     is_write = name.endswith(
-        ("create", "patch", "rename", "move", "update_status", "ingest", "compare", "revoke")
+        (
+            "create",
+            "patch",
+            "rename",
+            "move",
+            "update_status",
+            "ingest",
+            "compare",
+            "revoke",
+            "update",
+            "archive",
+        )
     )
     options: dict[str, Any] = {
         "timeout": 1.25,
@@ -158,7 +175,10 @@ async def test_every_method_sends_the_options(make: Callable[..., AnyClient], na
     assert sent.headers["x-extra"] == "h"
     assert sent.url.params["trace"] == "q"
     assert sent.extensions["timeout"]["read"] == 1.25
-    assert sent.method == ("POST" if is_write and name != "folders.patch" else "PATCH" if is_write else "GET")
+    expected = "DELETE" if name.endswith(".delete") else "GET"
+    if is_write:
+        expected = "PATCH" if name in {"folders.patch", "experiments.update"} else "POST"
+    assert sent.method == expected
     if is_write:
         assert sent.headers["idempotency-key"] == f"key-{name}"
         assert json.loads(sent.content)["extra_member"] == 1

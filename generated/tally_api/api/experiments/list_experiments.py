@@ -20,6 +20,8 @@ def _get_kwargs(
     name_prefix: str | Unset = UNSET,
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
+    tag: str | Unset = UNSET,
+    include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
     cursor: str | Unset = UNSET,
 ) -> dict[str, Any]:
@@ -45,6 +47,10 @@ def _get_kwargs(
     if not isinstance(created_before, Unset):
         json_created_before = created_before.isoformat()
     params["created_before"] = json_created_before
+
+    params["tag"] = tag
+
+    params["include_archived"] = include_archived
 
     params["page_size"] = page_size
 
@@ -124,10 +130,13 @@ def sync_detailed(
     name_prefix: str | Unset = UNSET,
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
+    tag: str | Unset = UNSET,
+    include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
     cursor: str | Unset = UNSET,
 ) -> Response[ErrorResponse | ExperimentPage]:
-    """List experiments matching every filter given, ordered by creation.
+    """List experiments matching every filter given, ordered by creation. Archived experiments are left out
+    unless `include_archived` is true.
 
     Args:
         folder_id (str | Unset): A folder's id.
@@ -136,6 +145,11 @@ def sync_detailed(
         name_prefix (str | Unset):
         created_after (datetime.datetime | Unset):
         created_before (datetime.datetime | Unset):
+        tag (str | Unset): A label on an experiment, for grouping and filtering
+            (`listExperiments?tag=`): 1 to 64 letters, digits and `_ . : / = -`, so that it travels in
+            a query string unescaped and cannot hold spaces or commas that would make two tags look
+            like one.
+        include_archived (bool | Unset):  Default: False.
         page_size (int | Unset):  Default: 100.
         cursor (str | Unset):
 
@@ -153,6 +167,8 @@ def sync_detailed(
         name_prefix=name_prefix,
         created_after=created_after,
         created_before=created_before,
+        tag=tag,
+        include_archived=include_archived,
         page_size=page_size,
         cursor=cursor,
     )
@@ -172,10 +188,13 @@ def sync(
     name_prefix: str | Unset = UNSET,
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
+    tag: str | Unset = UNSET,
+    include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
     cursor: str | Unset = UNSET,
 ) -> ErrorResponse | ExperimentPage | None:
-    """List experiments matching every filter given, ordered by creation.
+    """List experiments matching every filter given, ordered by creation. Archived experiments are left out
+    unless `include_archived` is true.
 
     Args:
         folder_id (str | Unset): A folder's id.
@@ -184,6 +203,11 @@ def sync(
         name_prefix (str | Unset):
         created_after (datetime.datetime | Unset):
         created_before (datetime.datetime | Unset):
+        tag (str | Unset): A label on an experiment, for grouping and filtering
+            (`listExperiments?tag=`): 1 to 64 letters, digits and `_ . : / = -`, so that it travels in
+            a query string unescaped and cannot hold spaces or commas that would make two tags look
+            like one.
+        include_archived (bool | Unset):  Default: False.
         page_size (int | Unset):  Default: 100.
         cursor (str | Unset):
 
@@ -202,6 +226,8 @@ def sync(
         name_prefix=name_prefix,
         created_after=created_after,
         created_before=created_before,
+        tag=tag,
+        include_archived=include_archived,
         page_size=page_size,
         cursor=cursor,
     ).parsed
@@ -215,10 +241,13 @@ async def asyncio_detailed(
     name_prefix: str | Unset = UNSET,
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
+    tag: str | Unset = UNSET,
+    include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
     cursor: str | Unset = UNSET,
 ) -> Response[ErrorResponse | ExperimentPage]:
-    """List experiments matching every filter given, ordered by creation.
+    """List experiments matching every filter given, ordered by creation. Archived experiments are left out
+    unless `include_archived` is true.
 
     Args:
         folder_id (str | Unset): A folder's id.
@@ -227,6 +256,11 @@ async def asyncio_detailed(
         name_prefix (str | Unset):
         created_after (datetime.datetime | Unset):
         created_before (datetime.datetime | Unset):
+        tag (str | Unset): A label on an experiment, for grouping and filtering
+            (`listExperiments?tag=`): 1 to 64 letters, digits and `_ . : / = -`, so that it travels in
+            a query string unescaped and cannot hold spaces or commas that would make two tags look
+            like one.
+        include_archived (bool | Unset):  Default: False.
         page_size (int | Unset):  Default: 100.
         cursor (str | Unset):
 
@@ -244,6 +278,8 @@ async def asyncio_detailed(
         name_prefix=name_prefix,
         created_after=created_after,
         created_before=created_before,
+        tag=tag,
+        include_archived=include_archived,
         page_size=page_size,
         cursor=cursor,
     )
@@ -261,10 +297,13 @@ async def asyncio(
     name_prefix: str | Unset = UNSET,
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
+    tag: str | Unset = UNSET,
+    include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
     cursor: str | Unset = UNSET,
 ) -> ErrorResponse | ExperimentPage | None:
-    """List experiments matching every filter given, ordered by creation.
+    """List experiments matching every filter given, ordered by creation. Archived experiments are left out
+    unless `include_archived` is true.
 
     Args:
         folder_id (str | Unset): A folder's id.
@@ -273,6 +312,11 @@ async def asyncio(
         name_prefix (str | Unset):
         created_after (datetime.datetime | Unset):
         created_before (datetime.datetime | Unset):
+        tag (str | Unset): A label on an experiment, for grouping and filtering
+            (`listExperiments?tag=`): 1 to 64 letters, digits and `_ . : / = -`, so that it travels in
+            a query string unescaped and cannot hold spaces or commas that would make two tags look
+            like one.
+        include_archived (bool | Unset):  Default: False.
         page_size (int | Unset):  Default: 100.
         cursor (str | Unset):
 
@@ -292,6 +336,8 @@ async def asyncio(
             name_prefix=name_prefix,
             created_after=created_after,
             created_before=created_before,
+            tag=tag,
+            include_archived=include_archived,
             page_size=page_size,
             cursor=cursor,
         )

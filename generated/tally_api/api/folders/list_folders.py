@@ -14,6 +14,7 @@ from ...types import UNSET, Response, Unset
 def _get_kwargs(
     *,
     parent_id: str | Unset = UNSET,
+    include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
     cursor: str | Unset = UNSET,
 ) -> dict[str, Any]:
@@ -21,6 +22,8 @@ def _get_kwargs(
     params: dict[str, Any] = {}
 
     params["parent_id"] = parent_id
+
+    params["include_archived"] = include_archived
 
     params["page_size"] = page_size
 
@@ -101,13 +104,16 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     parent_id: str | Unset = UNSET,
+    include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
     cursor: str | Unset = UNSET,
 ) -> Response[ErrorResponse | FolderPage]:
-    """List the folders directly under a parent (the top level when `parent_id` is absent).
+    """List the folders directly under a parent (the top level when `parent_id` is absent). Archived
+    folders are left out unless `include_archived` is true.
 
     Args:
         parent_id (str | Unset): A folder's id.
+        include_archived (bool | Unset):  Default: False.
         page_size (int | Unset):  Default: 100.
         cursor (str | Unset):
 
@@ -121,6 +127,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         parent_id=parent_id,
+        include_archived=include_archived,
         page_size=page_size,
         cursor=cursor,
     )
@@ -136,13 +143,16 @@ def sync(
     *,
     client: AuthenticatedClient,
     parent_id: str | Unset = UNSET,
+    include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
     cursor: str | Unset = UNSET,
 ) -> ErrorResponse | FolderPage | None:
-    """List the folders directly under a parent (the top level when `parent_id` is absent).
+    """List the folders directly under a parent (the top level when `parent_id` is absent). Archived
+    folders are left out unless `include_archived` is true.
 
     Args:
         parent_id (str | Unset): A folder's id.
+        include_archived (bool | Unset):  Default: False.
         page_size (int | Unset):  Default: 100.
         cursor (str | Unset):
 
@@ -157,6 +167,7 @@ def sync(
     return sync_detailed(
         client=client,
         parent_id=parent_id,
+        include_archived=include_archived,
         page_size=page_size,
         cursor=cursor,
     ).parsed
@@ -166,13 +177,16 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     parent_id: str | Unset = UNSET,
+    include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
     cursor: str | Unset = UNSET,
 ) -> Response[ErrorResponse | FolderPage]:
-    """List the folders directly under a parent (the top level when `parent_id` is absent).
+    """List the folders directly under a parent (the top level when `parent_id` is absent). Archived
+    folders are left out unless `include_archived` is true.
 
     Args:
         parent_id (str | Unset): A folder's id.
+        include_archived (bool | Unset):  Default: False.
         page_size (int | Unset):  Default: 100.
         cursor (str | Unset):
 
@@ -186,6 +200,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         parent_id=parent_id,
+        include_archived=include_archived,
         page_size=page_size,
         cursor=cursor,
     )
@@ -199,13 +214,16 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     parent_id: str | Unset = UNSET,
+    include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
     cursor: str | Unset = UNSET,
 ) -> ErrorResponse | FolderPage | None:
-    """List the folders directly under a parent (the top level when `parent_id` is absent).
+    """List the folders directly under a parent (the top level when `parent_id` is absent). Archived
+    folders are left out unless `include_archived` is true.
 
     Args:
         parent_id (str | Unset): A folder's id.
+        include_archived (bool | Unset):  Default: False.
         page_size (int | Unset):  Default: 100.
         cursor (str | Unset):
 
@@ -221,6 +239,7 @@ async def asyncio(
         await asyncio_detailed(
             client=client,
             parent_id=parent_id,
+            include_archived=include_archived,
             page_size=page_size,
             cursor=cursor,
         )
