@@ -182,7 +182,13 @@ def test_every_operation_conforms(case: Any, fixtures: Fixtures) -> None:
 
 def test_the_contract_run_covers_every_operation() -> None:
     operations = {op.ok().definition.raw["operationId"] for op in schema.get_all_operations()}
-    assert len(operations) == 23
+    declared = {
+        operation["operationId"]
+        for item in schema.raw_schema["paths"].values()
+        for method, operation in item.items()
+        if method in ("get", "put", "post", "patch", "delete")
+    }
+    assert operations == declared  # schemathesis sees every operation the spec declares, however many
     if CALLS:  # after the run above: every operation was called, most of them 100 times or more
         print("schemathesis calls per operation:", dict(sorted(CALLS.items())))
         assert set(CALLS) == operations
