@@ -59,6 +59,7 @@ def _run(scratch: Path, *args: str) -> subprocess.CompletedProcess[str]:
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(scratch / "src"), str(scratch / "generated")]),
         "PYTHONDONTWRITEBYTECODE": "1",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),  # ruff
     }
     env.pop("PYTEST_ADDOPTS", None)
     return subprocess.run(
