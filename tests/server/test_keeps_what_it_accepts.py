@@ -29,7 +29,7 @@ from .writes import SPEC_PATH, Contract, Op, Write
 CONTRACT = Contract.load()
 WRITES = {write.op.operation_id: write for write in CONTRACT.writes()}
 SCHEMA = schemathesis.openapi.from_path(SPEC_PATH)
-EXAMPLES = 20
+EXAMPLES = 12
 
 
 class Session:
