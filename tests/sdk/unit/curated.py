@@ -158,6 +158,15 @@ def called_operation_modules(cls: type, name: str, seen: frozenset[str] = frozen
     return modules
 
 
+def unused_parameters(function: Callable[..., Any]) -> list[str]:
+    """The parameters of `function` its body never reads (a parameter added to the signature and not sent)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    read = {
+        node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
+    }
+    return [name for name in inspect.signature(function).parameters if name != "self" and name not in read]
+
+
 def public_methods(obj: object) -> Iterator[tuple[str, Callable[..., Any]]]:
     for name, member in inspect.getmembers(type(obj)):
         if not name.startswith("_") and inspect.isfunction(member):

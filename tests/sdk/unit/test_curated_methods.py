@@ -17,7 +17,14 @@ import pytest
 
 import tally
 
-from .curated import CuratedMethod, SpecOperation, curated_methods, load_spec, spec_operations
+from .curated import (
+    CuratedMethod,
+    SpecOperation,
+    curated_methods,
+    load_spec,
+    spec_operations,
+    unused_parameters,
+)
 
 SPEC = load_spec()
 OPERATIONS = spec_operations(SPEC)
@@ -136,6 +143,26 @@ def test_every_curated_method_takes_its_operations_inputs(methods: list[CuratedM
         for problem in parameter_problems(method, OPERATIONS[operation_id])
     ]
     assert not problems, "\n".join(problems)
+
+
+def test_every_curated_method_sends_what_it_takes(methods: list[CuratedMethod]) -> None:
+    unused = [
+        f"{method.label} takes `{name}` but never reads it: pass it to the operation's _get_kwargs (or its body "
+        f"model) in {CLIENT_FILES}, then run scripts/unasync.py"
+        for method in methods
+        for name in unused_parameters(method.function)
+    ]
+    assert not unused, "\n".join(unused)
+
+
+def test_an_unused_parameter_is_reported() -> None:
+    async def create(self: object, name: str, *, color: str | None = None, **options: object) -> object:
+        return get_kwargs(name=name, **options)
+
+    def get_kwargs(**kwargs: object) -> object:
+        return kwargs
+
+    assert unused_parameters(create) == ["color"]
 
 
 def test_every_parameter_exception_is_still_needed() -> None:
