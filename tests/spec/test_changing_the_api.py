@@ -27,13 +27,21 @@ NEW_PATH = "/v1/experiments/{experiment_id}/summary"
 
 
 def _copy_repository(target: Path) -> None:
-    """The working tree as git sees it (tracked and untracked files, not the ignored ones: no .venv)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
+    """The working tree as git sees it (tracked and untracked files, not the ignored ones: no .venv); without
+    git, the tree minus environments and caches."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout.split(b"\0")
+    except (OSError, subprocess.CalledProcessError):
+        ignored = shutil.ignore_patterns(
+            ".git", ".venv", "node_modules", "__pycache__", ".*_cache", ".make", ".bench"
+        )
+        shutil.copytree(ROOT, target, ignore=ignored)
+        return
     for name in filter(None, (entry.decode() for entry in listed)):
         source = ROOT / name
         if source.is_file():
