@@ -22,6 +22,7 @@ __all__ = [
     "Operation",
     "Parameter",
     "Spec",
+    "build_spec",
     "format_path",
     "load_spec",
     "spec_text",
@@ -214,7 +215,8 @@ def _json_body_schema(node: Mapping[str, Any] | None) -> Mapping[str, Any] | Non
     return schema
 
 
-def _build(document: dict[str, Any]) -> Spec:
+def build_spec(document: dict[str, Any]) -> Spec:
+    """The contract of an OpenAPI document already parsed (load_spec for the packaged one; tests pass others)."""
     resolved_paths: dict[str, Any] = _resolve(document["paths"], document)
     global_security = document.get("security", [])
     operations: list[Operation] = []
@@ -275,4 +277,4 @@ def load_spec() -> Spec:
     document = yaml.safe_load(spec_text())
     if not isinstance(document, dict):
         raise ValueError("the OpenAPI document is not a mapping")
-    return _build(document)
+    return build_spec(document)

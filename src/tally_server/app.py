@@ -138,6 +138,25 @@ class _Unrecorded(Exception):
         self.out = out
 
 
+def handler_problems(spec: Spec, handlers: Mapping[str, Handler]) -> list[str]:
+    """What keeps the server from serving exactly the contract's operations, each with what to do (empty when
+    every operation of the spec has a handler and every handler an operation)."""
+    declared = spec.by_id()
+    missing = [
+        f"operation {op.operation_id} ({op.method} {op.path}) has no handler: write one in "
+        "src/tally_server/handlers/ (with its storage in src/tally_server/storage/) and add it to that module's "
+        "HANDLERS"
+        for operation_id, op in sorted(declared.items())
+        if operation_id not in handlers
+    ]
+    extra = [
+        f"handler {name!r} matches no operation of openapi/tally.yaml: remove it from HANDLERS, or add the "
+        "operation to the spec and run `make generate`"
+        for name in sorted(set(handlers) - set(declared))
+    ]
+    return missing + extra
+
+
 class _Pipeline:
     """Everything after the body has arrived; synchronous, run in a worker thread."""
 
@@ -150,12 +169,9 @@ class _Pipeline:
         self.validate_responses = validate_responses
         self.gate = IdempotencyGate(repo)
         self.handlers: dict[str, Handler] = dict(HANDLERS)
-        declared = {op.operation_id for op in spec.operations}
-        if declared != set(self.handlers):
-            raise RuntimeError(
-                f"handlers and contract differ: missing {sorted(declared - set(self.handlers))}, "
-                f"extra {sorted(set(self.handlers) - declared)}"
-            )
+        problems = handler_problems(spec, self.handlers)
+        if problems:
+            raise RuntimeError("handlers and contract differ:\n" + "\n".join(problems))
         events = spec.schema("IngestMetricsRequest")["properties"]["events"]
         self.max_events = int(events["maxItems"])
         self.size_caps: dict[str, tuple[SizeCap, ...]] = {
