@@ -68,6 +68,23 @@ class Session:
         self.pool.append(made)
         return made
 
+    def resource_like(self, example_id: str, avoid: set[str]) -> str | None:
+        """A resource whose id has the prefix of `example_id` (`fld_...`): the last one made, else a new one
+        from the creator of the first path parameter that makes that kind; None when no operation does. Never one
+        of `avoid` (the resource being written: a folder is not moved into itself)."""
+        kind = example_id.split("_", 1)[0] + "_"
+        for params_tried in (False, True):
+            same_kind = [made for made in self.pool if made.startswith(kind) and made not in avoid]
+            if same_kind or params_tried:
+                return same_kind[-1] if same_kind else None
+            for param in sorted({p for op in CONTRACT.ops for p in op.path_params}):
+                try:
+                    if self.new_resource(param).startswith(kind):
+                        break
+                except LookupError:
+                    continue
+        return None
+
     def token_for(self, op: Op, path: dict[str, str]) -> str | None:
         """An ingestion key for an operation that only ingestion keys may call; None for the org key."""
         if not op.schemes or "OrgApiKey" in op.schemes:
@@ -116,6 +133,107 @@ def clears(resource: str, name: str, sent: Any) -> bool:
     return sent is None and not nullable
 
 
+def with_unique_strings(write: Write, body: dict[str, Any]) -> dict[str, Any]:
+    """`body` with each free string (not an id, no `format`, `enum` or `const`) given a unique suffix within its
+    `maxLength`: names are unique within a parent, so a generated or documented name may already be taken on a
+    server that other tests share."""
+    properties = {
+        name: CONTRACT.resolve(schema)
+        for name, schema in (CONTRACT.body_schema(write.op) or {}).get("properties", {}).items()
+    }
+    unique = dict(body)
+    for name, value in body.items():
+        schema = properties.get(name, {})
+        if (
+            isinstance(value, str)
+            and not CONTRACT.is_id_reference(schema)
+            and not {"format", "enum", "const"} & set(schema)
+        ):
+            suffix = f"-{uuid.uuid4().hex[:8]}"
+            unique[name] = value[: max(0, int(schema.get("maxLength", 10_000)) - len(suffix))] + suffix
+    return unique
+
+
+def accept_and_compare(
+    session: Session,
+    write: Write,
+    path: dict[str, str],
+    body: dict[str, Any],
+    query: Any,
+    compared: Counter[str],
+) -> None:
+    """Send one body; when the server accepts it, every kept property sent must come back as sent, in the
+    answer and in the read-back. Counts what was compared."""
+    token = session.token_for(write.op, path)
+    response = session.send(write.op, path, body, query=query, token=token)
+    if response.status_code == 409 and response.json()["error"]["code"] == "conflict":  # a name taken
+        body = with_unique_strings(write, body)
+        response = session.send(write.op, path, body, query=query, token=token)
+    if not response.is_success:
+        return  # refused (a made-up id, a name taken, a state that forbids it): nothing was accepted
+    answered = response.json()
+    stored = session.read_back(write, path, answered)
+    for name in write.kept:
+        if name not in body or clears(write.resource, name, body[name]):
+            continue
+        for where, got in (
+            (f"its {response.status_code} answer", answered),
+            (write.read_back.label, stored),
+        ):
+            assert same(write.resource, name, body[name], got.get(name)), (
+                f"{write.op.label} accepted `{name}` = {body[name]!r} but {where} has {got.get(name)!r}: "
+                "the server must store and return it (its handler in src/tally_server/handlers/ and the "
+                "repository in src/tally_server/storage/, with a migration for both backends)"
+            )
+        compared[name] += 1
+
+
+def documented_body(
+    session: Session, write: Write, path: dict[str, str], id_like: set[str]
+) -> dict[str, Any]:
+    """The spec's example body of `write`, its free strings made unique (names are unique within a parent) and its
+    ids pointed at a resource of the same kind (made now when there is none yet). Sent before the
+    generated bodies, so that every property the example documents (or that has a simplest value, see
+    `simplest_value`) is compared in every run, however few of the generated bodies the server accepts."""
+    body: dict[str, Any] = {}
+    for name, value in CONTRACT.body_example(write.op).items():
+        if name in id_like:
+            if value is None:
+                body[name] = None
+                continue
+            made = session.resource_like(str(value), avoid=set(path.values()))
+            if made is not None:
+                body[name] = made
+        else:
+            body[name] = value
+    properties = (CONTRACT.body_schema(write.op) or {}).get("properties", {})
+    for name in write.kept:
+        if name not in body and name in properties and name not in id_like:
+            sample = simplest_value(CONTRACT.resolve(properties[name]))
+            if sample is not None:
+                body[name] = sample
+    return with_unique_strings(write, body)
+
+
+def simplest_value(schema: dict[str, Any]) -> Any:
+    """A value of `schema` for a property the example leaves out: its own example or default, else the
+    simplest value of its type (None when there is no simple one: the generated bodies cover it)."""
+    for key in ("example", "default"):
+        if schema.get(key) is not None:
+            return schema[key]
+    if schema.get("examples"):
+        return schema["examples"][0]
+    kinds = schema.get("type")
+    kind = next((k for k in kinds if k != "null"), None) if isinstance(kinds, list) else kinds
+    if kind == "string" and not {"format", "enum", "const", "pattern"} & set(schema):
+        return "x" * max(1, int(schema.get("minLength", 1)))
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 0)
+    if kind == "boolean":
+        return True
+    return None
+
+
 @pytest.fixture(scope="module")
 def session(live_server: RunningServer) -> Iterator[Session]:
     made = Session(live_server)
@@ -154,27 +272,10 @@ def test_the_server_keeps_what_it_accepts(operation_id: str, session: Session) -
             choice = data.draw(st.integers(0, 2))  # independent of the pool's size, so draws replay
             if body[name] is not None and choice and session.pool:
                 body[name] = session.pool[-choice]
-        response = session.send(
-            write.op, path, body, query=case.query, token=session.token_for(write.op, path)
-        )
-        if not response.is_success:
-            return  # refused (a made-up id, a name taken, a state that forbids it): nothing was accepted
-        answered = response.json()
-        stored = session.read_back(write, path, answered)
-        for name in write.kept:
-            if name not in body or clears(write.resource, name, body[name]):
-                continue
-            for where, got in (
-                (f"its {response.status_code} answer", answered),
-                (write.read_back.label, stored),
-            ):
-                assert same(write.resource, name, body[name], got.get(name)), (
-                    f"{write.op.label} accepted `{name}` = {body[name]!r} but {where} has {got.get(name)!r}: "
-                    "the server must store and return it (its handler in src/tally_server/handlers/ and the "
-                    "repository in src/tally_server/storage/, with a migration for both backends)"
-                )
-            compared[name] += 1
+        accept_and_compare(session, write, path, body, case.query, compared)
 
+    path = {p: session.new_resource(p) for p in write.op.path_params}
+    accept_and_compare(session, write, path, documented_body(session, write, path, id_like), None, compared)
     run()
     never = [name for name in write.kept if not compared[name]]
     assert not never, (
