@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -56,6 +56,24 @@ _STORED_BY_CLIENT_EVENT_ID = (
     "FROM json_each(?) AS j CROSS JOIN metric_points AS m INDEXED BY metric_points_by_client_event_id "
     "ON m.experiment = ? AND m.client_event_id = j.value"
 )
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _assignments(
+    changes: Json, columns: Mapping[str, Callable[[Any], Any]], stamp: str
+) -> tuple[list[str], list[Any]]:
+    """The SET clause of a partial update (`PATCH`), and its arguments: `updated_at`, then each of `columns` that
+    `changes` holds, its value encoded for storage by the column's function. A key left out of `changes` stays
+    as it is; a None given is stored (the caller's encoder decides what None means)."""
+    sets, args = ["updated_at = ?"], [stamp]
+    for column, encode in columns.items():
+        if column in changes:
+            sets.append(f"{column} = ?")
+            args.append(encode(changes[column]))
+    return sets, args
 
 
 def _free_json(value: Any) -> str:
@@ -393,13 +411,7 @@ class SqliteRepository:
         _, stamp = now()
         with self.db.write() as conn:
             row = self._fetch_folder(conn, org_pk, folder_id)
-            sets, args = ["updated_at = ?"], [stamp]
-            if "description" in changes:
-                sets.append("description = ?")
-                args.append(changes["description"])
-            if "metadata" in changes:
-                sets.append("metadata = ?")
-                args.append(_free_json(changes["metadata"]))
+            sets, args = _assignments(changes, {"description": _as_is, "metadata": _free_json}, stamp)
             conn.execute(f"UPDATE folders SET {', '.join(sets)} WHERE pk = ?", (*args, row[0]))
             return _folder(self._fetch_folder(conn, org_pk, folder_id))
 
@@ -555,16 +567,8 @@ class SqliteRepository:
         _, stamp = now()
         with self.db.write() as conn:
             row = self._fetch_experiment(conn, org_pk, experiment_id)
-            sets, args = ["updated_at = ?"], [stamp]
-            if "name" in changes:
-                sets.append("name = ?")
-                args.append(changes["name"])
-            if "description" in changes:
-                sets.append("description = ?")
-                args.append(changes["description"])
-            if "metadata" in changes:
-                sets.append("metadata = ?")
-                args.append(_free_json(changes["metadata"]))
+            columns = {"name": _as_is, "description": _as_is, "metadata": _free_json}
+            sets, args = _assignments(changes, columns, stamp)
             if "tags" in changes:
                 new_tags = list(changes["tags"] or ())
                 old_tags = json.loads(row[10])
