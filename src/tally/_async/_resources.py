@@ -62,6 +62,25 @@ def _metadata(value: Mapping[str, Any] | None) -> Any:
     return unset(None if value is None else Metadata.from_dict(dict(value)))
 
 
+def _given(value: Any) -> Any:
+    """A property of a partial update (PATCH): left out of the body (the generated client's UNSET) when the
+    caller did not give it, sent as is otherwise (None clears the field)."""
+    if isinstance(value, NotGiven):
+        from tally_api.types import UNSET
+
+        return UNSET
+    return value
+
+
+def _patched_metadata(value: Mapping[str, Any] | NotGiven | None, model: Any) -> Any:
+    """A partial update's `metadata`: left out, None (clears it), or the mapping checked against the contract's
+    caps and wrapped in the operation's generated `model`."""
+    if isinstance(value, NotGiven) or value is None:
+        return _given(value)
+    check_metadata(value)
+    return model.from_dict(dict(value))
+
+
 class _Resource:
     __slots__ = ("_core",)
 
@@ -153,19 +172,12 @@ class AsyncFolders(_Resource):
         from tally_api.api.folders import patch_folder
         from tally_api.models.patch_folder_request import PatchFolderRequest
         from tally_api.models.patch_folder_request_metadata_type_0 import PatchFolderRequestMetadataType0
-        from tally_api.types import UNSET
 
         if isinstance(description, NotGiven) and isinstance(metadata, NotGiven):
             raise ValueError("folders.patch needs description= or metadata= (None clears a field)")
-        if not isinstance(metadata, NotGiven):
-            check_metadata(metadata)
         body = PatchFolderRequest(
-            description=UNSET if isinstance(description, NotGiven) else description,
-            metadata=UNSET
-            if isinstance(metadata, NotGiven)
-            else None
-            if metadata is None
-            else PatchFolderRequestMetadataType0.from_dict(dict(metadata)),
+            description=_given(description),
+            metadata=_patched_metadata(metadata, PatchFolderRequestMetadataType0),
         )
         return await self._core.request(
             patch_folder._get_kwargs(folder_id, body=body), Decoders.folder, options
@@ -290,24 +302,17 @@ class AsyncExperiments(_Resource):
         from tally_api.models.update_experiment_request_metadata_type_0 import (
             UpdateExperimentRequestMetadataType0,
         )
-        from tally_api.types import UNSET
 
         given = [not isinstance(value, NotGiven) for value in (name, description, metadata, tags)]
         if not any(given):
             raise ValueError(
                 "experiments.update needs name=, description=, metadata= or tags= (None clears a field)"
             )
-        if not isinstance(metadata, NotGiven):
-            check_metadata(metadata)
         body = UpdateExperimentRequest(
-            name=UNSET if isinstance(name, NotGiven) else name,
-            description=UNSET if isinstance(description, NotGiven) else description,
-            metadata=UNSET
-            if isinstance(metadata, NotGiven)
-            else None
-            if metadata is None
-            else UpdateExperimentRequestMetadataType0.from_dict(dict(metadata)),
-            tags=UNSET if isinstance(tags, NotGiven) else _tags(tags),
+            name=_given(name),
+            description=_given(description),
+            metadata=_patched_metadata(metadata, UpdateExperimentRequestMetadataType0),
+            tags=_given(tags) if isinstance(tags, NotGiven) else _tags(tags),
         )
         return await self._core.request(
             update_experiment._get_kwargs(experiment_id, body=body), Decoders.experiment, options
