@@ -17,19 +17,10 @@ import yaml
 
 import tally
 
+from .test_faults import EXPERIMENT
+
 ROOT = Path(__file__).resolve().parents[3]
 SPEC = yaml.safe_load((ROOT / "openapi" / "tally.yaml").read_text(encoding="utf-8"))
-EXPERIMENT = {
-    "id": "exp_1",
-    "name": "e",
-    "folder_id": None,
-    "description": None,
-    "metadata": {},
-    "status": "running",
-    "created_at": "2026-11-23T10:00:00Z",
-    "updated_at": "2026-11-23T10:00:00Z",
-    "ended_at": None,
-}
 
 
 def _load(name: str, path: Path) -> ModuleType:
