@@ -52,6 +52,8 @@ class ServerProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        self.prefixed = False
+        """Started under another command (strace): `process` is that command, the server its child."""
         self.log = config_dir.parent / f"server-{self.port}.log"
 
     def start(self, *, prefix: Sequence[str] = (), hook: str | None = None) -> ServerProcess:
@@ -72,6 +74,7 @@ class ServerProcess:
             "--log-level",
             "warning",
         ]
+        self.prefixed = bool(prefix)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [*prefix, *python, *args, *self.extra_args],
@@ -100,7 +103,7 @@ class ServerProcess:
         """SIGTERM to the server, which shuts down cleanly. Under a prefix the signal goes to the server itself:
         strace ignores SIGTERM while it runs a command (it waited out the 30 s below), and ends with its tracee."""
         if self.process is not None and self.process.poll() is None:
-            traced = _children(self.process.pid)
+            traced = _children(self.process.pid) if self.prefixed else []
             if traced:
                 for pid in traced:
                     os.kill(pid, signal.SIGTERM)
