@@ -17,8 +17,9 @@
 
 Every exception pickles and unpickles with its fields (for `multiprocessing`).
 
-Each carries `status_code`, `code`, `message`, `request_id`, `method`, `url` and `details` (None where it does
-not apply); `str()` is one readable line. Tokens never appear in them.
+Each carries `status_code`, `code`, `message`, `request_id`, `method`, `url`, `details` and `attempts` (how many
+times the request was sent, retries included; None where it does not apply); `str()` is one readable line that
+says "after N attempts" when the transport retried. Tokens never appear in them.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class TallyError(Exception):
     method: str | None = None
     url: str | None = None
     details: Any = None
+    attempts: int | None = None
+    """How many times the request was sent (1 + retries); None where no request was sent."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -94,17 +97,35 @@ def _where(method: str | None, url: str | None) -> str:
     return f"{method} {url}" if method and url else ""
 
 
+def _attempts(request: httpx.Request) -> int:
+    """How many times `request` was sent: the retry transport numbers each retry in `X-Tally-Retry-Count` on the
+    request it sends again, so the last number plus one (a request sent once carries none)."""
+    from tally._base import RETRY_COUNT_HEADER
+
+    count = request.headers.get(RETRY_COUNT_HEADER)
+    return int(count) + 1 if count is not None and count.isdigit() else 1
+
+
+def _after(attempts: int | None) -> str:
+    """What `str()` adds when the error came after retries: the caller sees that the SDK already tried again."""
+    return f" (after {attempts} attempts)" if attempts is not None and attempts > 1 else ""
+
+
 class APIConnectionError(TallyError):
     """The request got no answer: the connection failed, was reset, or was refused."""
 
-    def __init__(self, message: str, *, method: str | None = None, url: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, method: str | None = None, url: str | None = None, attempts: int | None = None
+    ) -> None:
         super().__init__(message)
         self.method = method
         self.url = url
+        self.attempts = attempts
 
     def __str__(self) -> str:
         where = _where(self.method, self.url)
-        return f"{where}: {self.message}" if where else self.message
+        text = f"{where}: {self.message}" if where else self.message
+        return text + _after(self.attempts)
 
 
 class APITimeoutError(APIConnectionError):
@@ -125,6 +146,7 @@ class APIStatusError(TallyError):
         url: str | None,
         details: Any,
         response: httpx.Response | None = None,
+        attempts: int | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
@@ -134,6 +156,7 @@ class APIStatusError(TallyError):
         self.url = url
         self.details = details
         self.response = response
+        self.attempts = attempts
 
     @property
     def retry_after(self) -> float | None:
@@ -145,7 +168,7 @@ class APIStatusError(TallyError):
         return parse_retry_after(self.response.headers.get("retry-after"))
 
     def __str__(self) -> str:
-        parts = [f"{_where(self.method, self.url)} -> {self.status_code}".strip()]
+        parts = [f"{_where(self.method, self.url)} -> {self.status_code}{_after(self.attempts)}".strip()]
         parts.append(f"{self.code}: {self.message}" if self.code else self.message)
         hint = _HINTS.get(self.code or "")
         if hint:
@@ -274,6 +297,7 @@ def error_from_response(response: httpx.Response) -> APIStatusError:
         url=_redacted_url(request.url),
         details=details,
         response=response,
+        attempts=_attempts(request),
     )
 
 
@@ -289,16 +313,22 @@ def validation_error(response: httpx.Response, problem: str) -> ResponseValidati
 
 
 @contextlib.contextmanager
-def translate_transport_errors(method: str, url: str | httpx.URL) -> Iterator[None]:
-    """Turn httpx's transport exceptions into Tally's, most specific first, always `raise ... from exc`. `url`
-    may be the request's `httpx.URL`: it is only turned into text when something failed."""
+def translate_transport_errors(request: httpx.Request) -> Iterator[None]:
+    """Turn httpx's transport exceptions while sending `request` into Tally's, most specific first, always
+    `raise ... from exc`. The URL is only turned into text when something failed."""
     try:
         yield
     except httpx.TimeoutException as exc:
         raise APITimeoutError(
-            f"timed out ({type(exc).__name__}: {exc})", method=method, url=str(url)
+            f"timed out ({type(exc).__name__}: {exc})",
+            method=request.method,
+            url=str(request.url),
+            attempts=_attempts(request),
         ) from exc
     except httpx.TransportError as exc:
         raise APIConnectionError(
-            f"connection failed ({type(exc).__name__}: {exc})", method=method, url=str(url)
+            f"connection failed ({type(exc).__name__}: {exc})",
+            method=request.method,
+            url=str(request.url),
+            attempts=_attempts(request),
         ) from exc

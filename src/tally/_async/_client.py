@@ -173,7 +173,7 @@ class AsyncCore:
             content=body,
             extensions=extras.extensions,
         )
-        with translate_transport_errors(method, request.url):
+        with translate_transport_errors(request):
             response = await http.send(request)
         capture = CAPTURE.get()
         if capture is not None:

@@ -174,7 +174,7 @@ class Core:
             content=body,
             extensions=extras.extensions,
         )
-        with translate_transport_errors(method, request.url):
+        with translate_transport_errors(request):
             response = http.send(request)
         capture = CAPTURE.get()
         if capture is not None:

@@ -89,7 +89,7 @@ class RetryTransport(httpx.BaseTransport):
             if deadline is not None and timeout is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise httpx.ReadTimeout(_deadline_note(policy, retries), request=request)
+                    raise httpx.ReadTimeout(_deadline_note(policy), request=request)
                 extensions["timeout"] = _clipped(timeout, remaining)
             if retries:
                 request_headers[RETRY_COUNT_HEADER] = str(retries)
@@ -116,7 +116,7 @@ class RetryTransport(httpx.BaseTransport):
                         and now >= deadline - 0.001
                         and isinstance(exc, httpx.TimeoutException)
                     ):
-                        raise httpx.ReadTimeout(_deadline_note(policy, retries + 1), request=request) from exc
+                        raise httpx.ReadTimeout(_deadline_note(policy), request=request) from exc
                     raise
                 retries += 1
                 sleep(delay)
@@ -199,10 +199,11 @@ class ClientTransport(httpx.BaseTransport):
         """Nothing: the caller closes their own client."""
 
 
-def _deadline_note(policy: RetryPolicy, attempts: int) -> str:
+def _deadline_note(policy: RetryPolicy) -> str:
+    """The timeout's message when the call's deadline ended it (the error's `attempts` says how many were made)."""
     return (
-        f"the call's deadline of {policy.max_elapsed:g} s (RetryPolicy.max_elapsed) passed after {attempts} "
-        f"attempt{'s' if attempts != 1 else ''}; raise it with retry=tally.RetryPolicy(max_elapsed=...)"
+        f"the call's deadline of {policy.max_elapsed:g} s (RetryPolicy.max_elapsed) passed; "
+        "raise it with retry=tally.RetryPolicy(max_elapsed=...)"
     )
 
 

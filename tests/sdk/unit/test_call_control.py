@@ -333,7 +333,7 @@ def test_platform_header_says_what_runs_and_nothing_secret() -> None:
 
 # ---- pickling errors -------------------------------------------------------------------------------------------
 def status_error(status: int, code: str) -> tally.APIStatusError:
-    request = httpx.Request("POST", "http://tally.test/v1/experiments")
+    request = httpx.Request("POST", "http://tally.test/v1/experiments", headers={"X-Tally-Retry-Count": "2"})
     body = {"error": {"code": code, "message": "m", "request_id": "req_9", "details": {"field": "name"}}}
     response = httpx.Response(
         status, json=body, headers={"Retry-After": "2", "X-Request-Id": "req_9"}, request=request
@@ -346,8 +346,9 @@ def test_status_errors_pickle_with_their_fields(status: int) -> None:
     error = status_error(status, "some_code")
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
     assert type(copy) is type(error)
-    for field in ("status_code", "code", "message", "request_id", "method", "url", "details"):
+    for field in ("status_code", "code", "message", "request_id", "method", "url", "details", "attempts"):
         assert getattr(copy, field) == getattr(error, field), field
+    assert copy.attempts == 3
     assert str(copy) == str(error)
     assert copy.retry_after == 2.0
     assert copy.response is not None
@@ -357,7 +358,7 @@ def test_status_errors_pickle_with_their_fields(status: int) -> None:
 def test_other_errors_pickle_with_their_fields() -> None:
     errors: list[tally.TallyError] = [
         tally.ConfigurationError("no key"),
-        tally.APIConnectionError("refused", method="GET", url="http://x/v1/health"),
+        tally.APIConnectionError("refused", method="GET", url="http://x/v1/health", attempts=6),
         tally.APITimeoutError("slow", method="GET", url="http://x/v1/health"),
         tally.ResponseValidationError("bad", status_code=200, request_id="r", method="GET", url="http://x"),
     ]

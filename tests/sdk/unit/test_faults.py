@@ -102,6 +102,24 @@ async def test_connection_refused_is_a_connection_error(make: Callable[..., AnyC
     assert not isinstance(caught.value, tally.APITimeoutError)
 
 
+async def test_errors_say_how_many_attempts_were_made(make: Callable[..., AnyClient]) -> None:
+    """After retries the error says so (`attempts`, and "after N attempts" in its line); a first answer does not."""
+    with pytest.raises(tally.InternalServerError) as exhausted:
+        await call(make(Script(error(503, "unavailable")), max_retries=2).experiments.get("exp_1"))
+    assert exhausted.value.attempts == 3
+    assert "-> 503 (after 3 attempts) | unavailable" in str(exhausted.value)
+
+    with pytest.raises(tally.APIConnectionError) as refused:
+        await call(make(Script(httpx.ConnectError("refused")), max_retries=1).health())
+    assert refused.value.attempts == 2
+    assert str(refused.value).endswith("(ConnectError: refused) (after 2 attempts)")
+
+    with pytest.raises(tally.NotFoundError) as first:
+        await call(make(Script(error(404, "not_found"))).experiments.get("exp_1"))
+    assert first.value.attempts == 1
+    assert "attempts" not in str(first.value)
+
+
 async def test_503_burst_then_success(make: Callable[..., AnyClient], isolated: list[float]) -> None:
     script = Script(error(503, "unavailable"), error(503, "unavailable"), ok(EXPERIMENT, 201))
     experiment = await call(make(script).experiments.create("e"))
