@@ -100,7 +100,7 @@ def _where(method: str | None, url: str | None) -> str:
 def _attempts(request: httpx.Request) -> int:
     """How many times `request` was sent: the retry transport numbers each retry in `X-Tally-Retry-Count` on the
     request it sends again, so the last number plus one (a request sent once carries none)."""
-    from tally._base import RETRY_COUNT_HEADER
+    from tally._base import RETRY_COUNT_HEADER  # here, not at the top: tally._base imports this module
 
     count = request.headers.get(RETRY_COUNT_HEADER)
     return int(count) + 1 if count is not None and count.isdigit() else 1

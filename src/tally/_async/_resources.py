@@ -8,7 +8,7 @@ Generated modules are imported inside the methods, so that `import tally` stays 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Unpack
 
@@ -62,14 +62,15 @@ def _metadata(value: Mapping[str, Any] | None) -> Any:
     return unset(None if value is None else Metadata.from_dict(dict(value)))
 
 
-def _given(value: Any) -> Any:
+def _given(value: Any, convert: Callable[[Any], Any] | None = None) -> Any:
     """A property of a partial update (PATCH): left out of the body (the generated client's UNSET) when the
-    caller did not give it, sent as is otherwise (None clears the field)."""
+    caller did not give it; None sent as None (it clears the field); anything else sent as is, or as `convert`
+    makes it."""
     if isinstance(value, NotGiven):
         from tally_api.types import UNSET
 
         return UNSET
-    return value
+    return value if value is None or convert is None else convert(value)
 
 
 def _patched_metadata(value: Mapping[str, Any] | NotGiven | None, model: Any) -> Any:
@@ -312,7 +313,7 @@ class AsyncExperiments(_Resource):
             name=_given(name),
             description=_given(description),
             metadata=_patched_metadata(metadata, UpdateExperimentRequestMetadataType0),
-            tags=_given(tags) if isinstance(tags, NotGiven) else _tags(tags),
+            tags=_given(tags, _tags),
         )
         return await self._core.request(
             update_experiment._get_kwargs(experiment_id, body=body), Decoders.experiment, options
