@@ -158,6 +158,7 @@ class ErrorCode(enum.StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     INTERNAL = "internal"
     UNAVAILABLE = "unavailable"
+    INSUFFICIENT_STORAGE = "insufficient_storage"
 
 
 # ---- one Struct per object schema ----------------------------------------------------------

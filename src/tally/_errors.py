@@ -13,6 +13,7 @@
     │   ├── UnprocessableEntityError    422
     │   ├── RateLimitError              429
     │   └── InternalServerError         5xx
+    │       └── InsufficientStorageError    507: the server's disk is full (not retried)
     └── ResponseValidationError         a 2xx body that does not match openapi/tally.yaml
 
 Every exception pickles and unpickles with its fields (for `multiprocessing`).
@@ -39,6 +40,7 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "ConflictError",
+    "InsufficientStorageError",
     "InternalServerError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -57,6 +59,7 @@ _HINTS = {
     "idempotency_key_reused": "use a new idempotency_key for a different request",
     "payload_too_large": "send smaller batches",
     "rate_limited": "slow down, or raise max_retries to wait and retry",
+    "insufficient_storage": "the server's disk is full: free space on the server, then send it again",
 }
 
 
@@ -210,6 +213,10 @@ class InternalServerError(APIStatusError):
     """5xx: the server failed or is unavailable."""
 
 
+class InsufficientStorageError(InternalServerError):
+    """507: the server's storage is full and nothing was stored; not retried (waiting does not free a disk)."""
+
+
 class ResponseValidationError(TallyError):
     """A 2xx response whose body does not match the spec (a server bug, or an SDK older than the server)."""
 
@@ -242,6 +249,7 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
     409: ConflictError,
     422: UnprocessableEntityError,
     429: RateLimitError,
+    507: InsufficientStorageError,
 }
 
 

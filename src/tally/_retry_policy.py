@@ -60,9 +60,10 @@ restarts within about ten seconds is ridden out (refused connections are retried
 DEFAULT_MAX_ELAPSED = 30.0
 """The default deadline of one call, all attempts and waits included: a server that accepts connections but never
 answers fails the call after 30 s (3 attempts of the 10 s timeout, or 1.5 of the 20 s ingest timeout)."""
-DEFAULT_RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
+DEFAULT_RETRY_STATUSES = frozenset({408, 429, *range(500, 600)} - {507})
 """Statuses retried by default (409 `idempotency_in_progress` is always retried: the first request is still
-running)."""
+running). Not 507 `insufficient_storage`: a full disk stays full however long the client waits, so retrying
+would only repeat the same refusal until the deadline."""
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 """Methods that may be repeated without a key; POST and PATCH are safe with an `Idempotency-Key`."""

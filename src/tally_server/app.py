@@ -14,8 +14,6 @@ import logging
 import os
 import re
 import secrets
-import sqlite3
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -36,13 +34,14 @@ from tally_server._json import decode_body, dumps, loads_trusted
 from tally_server._limits import SizeCap, admits_free_form, body_depth_errors, cap_errors, size_caps
 from tally_server._spec import FieldError, Operation, Spec, load_spec
 from tally_server.auth import authenticate, check_kind
-from tally_server.errors import ApiError, envelope, invalid_request
+from tally_server.errors import ApiError, database_fault, envelope, invalid_request
 from tally_server.handlers import HANDLERS
 from tally_server.handlers.ingestion_keys import redact_created_key, reissue_created_key
 from tally_server.handlers.metrics import MAX_BODY_BYTES, check_batch_size
 from tally_server.idempotency import IdempotencyGate, fingerprint
 from tally_server.ratelimit import RateLimiter
 from tally_server.storage.backends import open_repository
+from tally_server.storage.faults import DatabaseBusyError, classify
 from tally_server.storage.repository import (
     ConflictError,
     ExperimentArchivedError,
@@ -118,16 +117,6 @@ def _storage_error(exc: StorageError) -> ApiError:
     if isinstance(exc, ConflictError):
         return ApiError(409, "conflict", str(exc), exc.details)
     return ApiError(409, "conflict", str(exc))
-
-
-def _is_busy(exc: Exception) -> bool:
-    """A database that is locked, unreachable or asked this transaction to retry (deadlock, serialisation):
-    answered 503 with Retry-After, since the same request can succeed a moment later. psycopg is looked up,
-    not imported: a SQLite server never loads it."""
-    if isinstance(exc, sqlite3.OperationalError):
-        return True
-    psycopg = sys.modules.get("psycopg")
-    return psycopg is not None and isinstance(exc, psycopg.OperationalError)
 
 
 class _Unrecorded(Exception):
@@ -218,12 +207,13 @@ class _Pipeline:
         except StorageError as exc:
             out = _Outgoing(*self._error(_storage_error(exc), incoming.request_id))
         except Exception as exc:
-            if _is_busy(exc):
-                logger.warning("database busy for %s (%s): %s", op.operation_id, incoming.request_id, exc)
-                busy = ApiError(
-                    503, "unavailable", "The server is busy; retry shortly.", None, {"Retry-After": "1"}
+            fault = classify(exc)  # busy (503, Retry-After), gone (503) or full (507): see storage.faults
+            if fault is not None:
+                level = logging.WARNING if isinstance(fault, DatabaseBusyError) else logging.ERROR
+                logger.log(
+                    level, "database fault in %s (%s): %s", op.operation_id, incoming.request_id, fault
                 )
-                out = _Outgoing(*self._error(busy, incoming.request_id))
+                out = _Outgoing(*self._error(database_fault(fault), incoming.request_id))
             else:
                 logger.exception("internal error in %s (%s)", op.operation_id, incoming.request_id)
                 out = _Outgoing(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from tally_server._spec import FieldError
+from tally_server.storage.faults import DatabaseBusyError, DatabaseFault, DatabaseFullError
 
-__all__ = ["ApiError", "conflict", "envelope", "invalid_request", "not_found"]
+__all__ = ["ApiError", "conflict", "database_fault", "envelope", "invalid_request", "not_found"]
 
 
 class ApiError(Exception):
@@ -53,3 +54,20 @@ def not_found(kind: str, ident: str) -> ApiError:
 
 def conflict(message: str, details: dict[str, Any] | None = None) -> ApiError:
     return ApiError(409, "conflict", message, details)
+
+
+def database_fault(fault: DatabaseFault) -> ApiError:
+    """The answer to a fault of the database (`tally_server.storage.faults`): busy is 503 with `Retry-After: 1`;
+    full is 507 `insufficient_storage`, with no `Retry-After` (waiting does not free a disk); a database file
+    that is gone is 503 naming it, with no `Retry-After` either."""
+    details = {"database": fault.database} if fault.database else None
+    if isinstance(fault, DatabaseBusyError):
+        return ApiError(503, "unavailable", "The server is busy; retry shortly.", None, {"Retry-After": "1"})
+    if isinstance(fault, DatabaseFullError):
+        return ApiError(
+            507,
+            "insufficient_storage",
+            "The server's storage is full; nothing was stored. Retry once space was freed on the server.",
+            details,
+        )
+    return ApiError(503, "unavailable", fault.message, details)

@@ -11,6 +11,8 @@ __all__ = ["HANDLERS"]
 
 
 def get_health(call: Call) -> Reply:
+    """`ok`, or a 503 when the database cannot serve (its file deleted or replaced, for one)."""
+    call.repo.check_available()
     return Reply(200, {"status": "ok", "version": VERSION, "time": now()[1]})
 
 

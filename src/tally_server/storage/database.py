@@ -11,6 +11,20 @@ answer of 2xx survives a power loss or an OS crash. `fsync=False` (`tally serve 
 speed (`synchronous=NORMAL`: a commit survives the server's crash, not the machine's); `make bench` prints the
 cost of each.
 
+A database file deleted or replaced while the server runs (a cleanup job, a restore copied over it, a volume
+remounted) would otherwise keep taking writes into an inode that no longer has a name: every answer a 200, and
+all of it gone at the next start, where a new empty file looks healthy. So the server keeps one descriptor of
+the file it opened (never closed before the connections: closing any descriptor of a SQLite file drops the
+process's POSIX locks on it, see https://sqlite.org/howtocorrupt.html section 2.2) and compares it with the
+path: `fstat` of the descriptor against `stat` of the path, same device and inode and at least one link. That
+is two system calls (about 1.5 microseconds), made before every commit and whenever a connection is handed
+out, so a write is never acknowledged into a file that is gone and nothing is served from one: the answer is
+`DatabaseGoneError` (503 `unavailable`, naming the file) until the file is back or the server restarts. The
+error logged names the descriptor (`/proc/<pid>/fd/<n>`) through which the old data can still be copied.
+
+A driver error inside a write transaction leaves it as one of `tally_server.storage.faults`' errors when it
+is a fault of the machine (locked: busy; `SQLITE_FULL`: full), with this file's path in it.
+
 `path=None` (or `":memory:"`) gives a scratch database: a real WAL file in a private temporary directory that is
 deleted on close, never fsynced (nothing in it is meant to outlive the process). (A shared-cache in-memory
 database would lock tables instead of using WAL, so concurrent readers would fail rather than wait; a scratch
@@ -20,6 +34,7 @@ file behaves exactly like a real one.)
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import sqlite3
@@ -28,9 +43,12 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from tally_server.storage.faults import DatabaseGoneError, classify
 from tally_server.storage.migrations import MIGRATIONS
 
 __all__ = ["Database", "SchemaTooNewError"]
+
+logger = logging.getLogger("tally_server.storage")
 
 
 class SchemaTooNewError(RuntimeError):
@@ -48,6 +66,7 @@ class Database:
         else:
             self.path = Path(path).expanduser()
         self._create_private_file()
+        self._file = _FileIdentity(self.path)
         self._synchronous = "OFF" if self.is_scratch else ("FULL" if fsync else "NORMAL")
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -114,8 +133,13 @@ class Database:
     def schema_version(self) -> int:
         return int(self.reader().execute("SELECT max(version) FROM schema_version").fetchone()[0])
 
+    def check_file(self) -> None:
+        """Raise `DatabaseGoneError` when the file at `path` is no longer the one this server writes to."""
+        self._file.check()
+
     def reader(self) -> sqlite3.Connection:
         """This thread's read connection (autocommit: each statement sees the latest committed data)."""
+        self._file.check()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             if self._closed:
@@ -150,20 +174,21 @@ class Database:
             if self._closed:
                 raise RuntimeError("the database is closed")
             conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
             self._local.writing = True
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            else:
+                conn.execute("BEGIN IMMEDIATE")
                 try:
+                    yield conn
+                    self._file.check()  # never acknowledge a write into a file that is gone
                     conn.execute("COMMIT")
                 except BaseException:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
+                    _rollback(conn)
                     raise
+            except Exception as exc:
+                fault = classify(exc, str(self.path), self.path.parent)
+                if fault is None or fault is exc:
+                    raise
+                raise fault from exc
             finally:
                 self._local.writing = False
 
@@ -176,8 +201,66 @@ class Database:
                     with contextlib.suppress(sqlite3.Error):
                         conn.close()
                 self._all.clear()
+            self._file.close()
         if self._scratch_dir is not None:
             shutil.rmtree(self._scratch_dir, ignore_errors=True)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """End a failed transaction. SQLite may have rolled it back already (it does on `SQLITE_FULL` and some I/O
+    errors), and a ROLLBACK then fails: that second error must not hide the first."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+class _FileIdentity:
+    """The database file this server opened, held by a descriptor, compared with whatever `path` names now."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self._gone = False
+
+    def check(self) -> None:
+        fd = self._fd
+        if fd is None:
+            return
+        held = os.fstat(fd)
+        try:
+            named = os.stat(self.path)
+        except OSError:  # no such file, or its directory is gone or unreadable: either way not ours
+            named = None
+        if (
+            named is not None
+            and held.st_nlink > 0
+            and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+        ):
+            if self._gone:
+                logger.warning("the database file %s is back; serving again", self.path)
+                self._gone = False
+            return
+        what = "deleted" if named is None else "replaced by another file"
+        if not self._gone:
+            self._gone = True
+            logger.error(
+                "the database file %s was %s while the server was running: every request is refused (503) "
+                "until it is back, since nothing written now would be kept. Restart the server to serve the file "
+                "now at that path. This process still holds the old file open as /proc/%d/fd/%d: copy it before "
+                "stopping the server if its data is needed (its latest commits may still be in %s-wal).",
+                self.path, what, os.getpid(), fd, self.path,
+            )  # fmt: skip
+        raise DatabaseGoneError(
+            f"The database file {self.path} was {what} while the server was running; nothing written now would "
+            "be kept. Restore the file or restart the server.",
+            str(self.path),
+        )
+
+    def close(self) -> None:
+        """After every connection is closed (closing it earlier would drop SQLite's locks on the file)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -46,6 +46,10 @@ class PostgresRepository(SqliteRepository):
         # Not SqliteRepository.__init__: no file, and no clearing of other processes' running claims.
         self.db = PgDatabase(url, max_size=max_connections)  # type: ignore[assignment]
 
+    def check_available(self) -> None:
+        """Nothing to check without a query: PostgreSQL owns its files (a lost connection is met by the request
+        that needs it, and answered 503)."""
+
     # ---- organisations -------------------------------------------------------------------------------------
     def bootstrap(self, token: str | None, *, mint_if_existing: bool) -> BootstrapResult:
         with self.db.write() as conn:

@@ -127,6 +127,11 @@ class Repository(Protocol):
 
     def close(self) -> None: ...
 
+    def check_available(self) -> None:
+        """Raise a `tally_server.storage.faults.DatabaseFault` when the database cannot serve now (for the
+        health check: a SQLite file deleted or replaced under the server); cheap, no query."""
+        ...
+
     def atomic(self) -> AbstractContextManager[None]:
         """A transaction around every write this thread makes inside the block: all of them are committed
         together when the block ends, or none if it raises. The pipeline runs an operation and stores its

@@ -253,6 +253,9 @@ class SqliteRepository:
     def close(self) -> None:
         self.db.close()
 
+    def check_available(self) -> None:
+        self.db.check_file()
+
     @contextlib.contextmanager
     def atomic(self) -> Iterator[None]:
         """One transaction around everything this thread writes inside the block (see `Repository.atomic`)."""

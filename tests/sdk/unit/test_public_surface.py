@@ -41,6 +41,7 @@ EXPORTED = [
     "Health",
     "IngestResult",
     "IngestionKey",
+    "InsufficientStorageError",
     "InternalServerError",
     "KeyKind",
     "MetadataValueCount",
@@ -87,6 +88,7 @@ def test_error_hierarchy() -> None:
         tally.UnprocessableEntityError,
         tally.RateLimitError,
         tally.InternalServerError,
+        tally.InsufficientStorageError,
     ):
         assert issubclass(cls, tally.APIStatusError)
         assert issubclass(cls, tally.TallyError)
