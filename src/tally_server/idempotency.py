@@ -7,6 +7,11 @@ running record is deleted, so a retry runs again). Records are kept for `RETENTI
 opportunistically. They never hold a token: a `createIngestionKey` answer is stored without it and a replay
 issues the key a new one (see `tally_server.handlers.ingestion_keys`). The record of an operation that ran is
 written in the operation's own transaction (`Repository.atomic`, see `app._Pipeline._run_recorded`).
+
+A claim whose request will never finish (its process killed, its database session cut) must not block the key:
+on PostgreSQL a claim is held by the claiming request's database session and taken over as soon as that session
+ends (`tally_server.storage.postgres`); on SQLite, where one process owns the file, the claims left 'running'
+are released when the server starts, and one 'running' for `STALE_SECONDS` is taken over.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from tally_server.storage.repository import IdempotencyClaim, Repository
 __all__ = ["RETENTION_SECONDS", "IdempotencyGate", "fingerprint"]
 
 RETENTION_SECONDS = 24 * 3600
-STALE_SECONDS = 600  # a record "running" for this long belongs to a request that will never finish
+STALE_SECONDS = 600  # SQLite: a record "running" this long belongs to a request that will never finish
 _PURGE_EVERY_SECONDS = 600
 _US = 1_000_000
 

@@ -12,6 +12,15 @@ write the repository makes on this thread inside `Repository.atomic()` joins one
 Unlike SQLite, writers of different threads and processes run at once: the rules of the data model are
 kept by the database (unique indexes, `ON CONFLICT`, row locks), not by a lock in this process.
 
+Pinning: `pin()` keeps one pooled connection, its session, for the thread until `unpin()`; every read and write
+the thread makes meanwhile runs on it (so a pinned thread never needs a second connection from the pool). What a
+session-level lock taken on it guards then lives exactly as long as that session: the idempotency claims of
+`tally_server.storage.postgres` die with the process or the database session that held them. `unpin()` inside a
+transaction waits for it to commit (a lock dropped before the commit would free what the commit records).
+
+Faults: an error that ends a write transaction leaves it as one of `tally_server.storage.faults`' errors when it
+is a fault of the machine (disk full, connection lost), naming the database (never its password).
+
 Durability: PostgreSQL's default `synchronous_commit=on` waits for the WAL flush before a commit returns, so
 an answer of 2xx survives a crash of the machine; this module never turns it off.
 """
@@ -20,19 +29,24 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import psycopg
 import psycopg_pool
+from psycopg.conninfo import conninfo_to_dict
 
 from tally_server.storage.backends import redact_url
 from tally_server.storage.database import SchemaTooNewError
+from tally_server.storage.faults import classify
 from tally_server.storage.pg_migrations import PG_MIGRATIONS
 from tally_server.storage.repository import UnstorableTextError
 
 __all__ = ["PgConnection", "PgDatabase"]
+
+logger = logging.getLogger("tally_server.storage")
 
 # Every SQLite-only phrase of the shared queries and what PostgreSQL says instead (applied in order).
 _REWRITES: tuple[tuple[str, str], ...] = (
@@ -176,6 +190,8 @@ class PgDatabase:
 
     def __init__(self, url: str, *, min_size: int = 2, max_size: int = 16) -> None:
         self.url = url
+        self.label = f"PostgreSQL database {conninfo_to_dict(url).get('dbname', '')!r}"
+        """How messages name the database: its name alone (the URL may hold a password)."""
         self._local = threading.local()
         self._pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
             url,
@@ -221,9 +237,28 @@ class PgDatabase:
         conn: PgConnection | None = getattr(self._local, "conn", None)
         return conn
 
+    def _pinned(self) -> psycopg.Connection[Any] | None:
+        raw: psycopg.Connection[Any] | None = getattr(self._local, "pinned", None)
+        return raw
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """This thread's pinned connection, else a pooled one for the block."""
+        pinned = self._pinned()
+        if pinned is not None:
+            yield pinned
+            return
+        with self._pool.connection() as raw:
+            yield raw
+
     def reader(self) -> PgConnection | _PooledReader:
-        """Where to read: this thread's transaction when one is open (it sees its own writes), else the pool."""
-        return self._current() or self._reader
+        """Where to read: this thread's transaction when one is open (it sees its own writes), else its pinned
+        connection, else the pool."""
+        current = self._current()
+        if current is not None:
+            return current
+        pinned = self._pinned()
+        return self._reader if pinned is None else PgConnection(pinned)
 
     @contextlib.contextmanager
     def read_snapshot(self) -> Iterator[PgConnection]:
@@ -232,7 +267,7 @@ class PgDatabase:
         if current is not None:
             yield current
             return
-        with self._pool.connection() as raw:
+        with self._connection() as raw:
             raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
                 yield PgConnection(raw)
@@ -247,13 +282,57 @@ class PgDatabase:
         if current is not None:
             yield current
             return
-        with self._pool.connection() as raw, raw.transaction():
-            conn = PgConnection(raw)
-            self._local.conn = conn
-            try:
-                yield conn
-            finally:
-                self._local.conn = None
+        committed = False
+        try:
+            with self._connection() as raw, raw.transaction():
+                conn = PgConnection(raw)
+                self._local.conn = conn
+                try:
+                    yield conn
+                finally:
+                    self._local.conn = None
+            committed = True
+        except Exception as exc:
+            fault = classify(exc, self.label)
+            if fault is None or fault is exc:
+                raise
+            raise fault from exc
+        finally:
+            after: Callable[[PgConnection], None] | None = getattr(self._local, "unpin_after_commit", None)
+            self._local.unpin_after_commit = None
+            if after is not None and committed:
+                self._unpin_now(after)
+
+    def pin(self) -> PgConnection:
+        """Keep a pooled connection for this thread until `unpin()` (see the module's docstring)."""
+        if self._pinned() is not None:
+            raise RuntimeError("this thread already holds a pinned connection")
+        raw = self._pool.getconn()
+        self._local.pinned = raw
+        return PgConnection(raw)
+
+    def unpin(self, before: Callable[[PgConnection], None]) -> None:
+        """Give the pinned connection back after `before(connection)` (which drops what the session held). Inside
+        a transaction, once it commits; if it rolls back instead, the connection stays pinned (whoever pinned it
+        unpins it again when it gives up)."""
+        if self._current() is not None:
+            self._local.unpin_after_commit = before
+            return
+        self._unpin_now(before)
+
+    def _unpin_now(self, before: Callable[[PgConnection], None]) -> None:
+        raw = self._pinned()
+        self._local.pinned = None
+        if raw is None:
+            return
+        try:
+            before(PgConnection(raw))
+        except Exception:
+            # Whatever the session still holds must not go back to the pool with it: closing it drops it all.
+            if not (raw.broken or raw.closed):  # (a session that is gone took what it held with it)
+                logger.warning("closing a pinned connection that could not be reset", exc_info=True)
+            raw.close()
+        self._pool.putconn(raw)
 
     def close(self) -> None:
         self._pool.close()
