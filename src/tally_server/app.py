@@ -26,12 +26,13 @@ from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tally_server._call import Call, Handler, Reply
+from tally_server._http import TIMED_OUT_SCOPE_KEY
 from tally_server._json import decode_body, dumps, loads_trusted
 from tally_server._limits import SizeCap, admits_free_form, body_depth_errors, cap_errors, size_caps
 from tally_server._spec import FieldError, Operation, Spec, load_spec
@@ -503,6 +504,8 @@ def _endpoint(
                     _check_json_content_type(request.headers.get("content-type"), declared_body=False)
         except ApiError as exc:
             return _json_response(exc.status, _error_bytes(exc, request_id), exc.headers)
+        except ClientDisconnect:  # nobody to answer; the log line says 408 when the body timed out
+            return Response(status_code=408 if request.scope.get(TIMED_OUT_SCOPE_KEY) else 499)
         incoming = _Incoming(
             operation=operation,
             method=request.method,
