@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tally_server._call import Call, Handler, Reply
 from tally_server._http import TIMED_OUT_SCOPE_KEY
-from tally_server._json import decode_body, dumps, loads_trusted
+from tally_server._json import NUL_MESSAGE, decode_body, dumps, loads_trusted
 from tally_server._limits import SizeCap, admits_free_form, body_depth_errors, cap_errors, size_caps
 from tally_server._spec import FieldError, Operation, Spec, load_spec
 from tally_server.auth import authenticate, check_kind
@@ -295,6 +295,9 @@ class _Pipeline:
                 raw = incoming.headers.get(param.name.lower())
             else:  # pragma: no cover - the contract has no cookie parameters
                 continue
+            if raw is not None and "\x00" in raw and param.location != "header":
+                errors.append(FieldError(param.name, NUL_MESSAGE))
+                continue
             if raw is None:
                 if param.required:
                     errors.append(FieldError(param.name, "is required"))
@@ -315,9 +318,8 @@ class _Pipeline:
         declared = {p.name for p in op.parameters if p.location == "query"}
         for name in incoming.query:
             if name not in declared:  # strict: a misspelt filter must not silently widen a query
-                errors.append(
-                    FieldError(name or "(empty name)", f"unknown query parameter of {op.operation_id}")
-                )
+                shown = name.replace("\x00", "\\u0000") or "(empty name)"
+                errors.append(FieldError(shown, f"unknown query parameter of {op.operation_id}"))
         if errors:
             raise invalid_request(errors)
         return path, query, idempotency_key

@@ -114,8 +114,9 @@ def test_a_start_leaves_other_processes_running_claims(postgres: PostgresCluster
             assert row == ("running",)
 
 
-def test_nul_in_text_is_a_400_on_write_and_matches_nothing_on_read(postgres: PostgresCluster) -> None:
-    """PostgreSQL's text cannot hold NUL: a write naming one is bad input, not a 500; a filter finds nothing."""
+def test_nul_in_text_is_a_400_on_write_and_on_read(postgres: PostgresCluster) -> None:
+    """PostgreSQL's text cannot hold NUL: a write or a filter naming one is bad input, not a 500 (the contract
+    refuses NUL on both backends; tests/server/test_untrusted_input.py covers every operation)."""
     with (
         start_server(db=postgres.create_database("nul"), bootstrap_key=KEY) as server,
         httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}) as c,
@@ -125,8 +126,8 @@ def test_nul_in_text_is_a_400_on_write_and_matches_nothing_on_read(postgres: Pos
         assert created.json()["error"]["code"] == "invalid_request"
         assert "NUL" in created.json()["error"]["message"]
         listed = c.get("/v1/experiments", params={"name_prefix": "a\x00"})
-        assert listed.status_code == 200, listed.text
-        assert listed.json()["data"] == []
+        assert listed.status_code == 400, listed.text
+        assert listed.json()["error"]["details"]["errors"][0]["path"] == "name_prefix"
 
 
 def test_the_older_variable_still_names_a_sqlite_file(tmp_path: Path) -> None:
