@@ -31,6 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tally_server._access_log import request_target
 from tally_server._call import Call, Handler, Reply
 from tally_server._http import TIMED_OUT_SCOPE_KEY
 from tally_server._json import NUL_MESSAGE, decode_body, dumps, loads_trusted
@@ -61,6 +62,7 @@ __all__ = ["create_app", "validate_bootstrap_key"]
 logger = logging.getLogger("tally_server")
 
 _REQUEST_ID_SCOPE_KEY = "tally.request_id"
+_OPERATION_SCOPE_KEY = "tally.operation"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _NO_STORE = frozenset({"compareMetrics"})  # a read that travels as POST: the header is accepted, not stored
 _JSON = "application/json"
@@ -432,8 +434,9 @@ def _not_found_response(request: Request) -> Response:
 
 class RequestIdMiddleware:
     """Gives every request an id (the client's `X-Request-Id` when sane), puts it on every response, logs one
-    line per request (method, path and query, status, time, request id; never a header such as Authorization),
-    and turns anything that escaped into an enveloped 500."""
+    line per request (method, path and the operation's declared query parameters, escaped and redacted; status,
+    time, request id; never a header such as Authorization), and turns anything that escaped into an enveloped
+    500."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -479,10 +482,18 @@ class RequestIdMiddleware:
                 )
                 await send_with_id({"type": "http.response.body", "body": body})
         finally:
-            query = scope.get("query_string", b"").decode("latin-1")
-            target = scope.get("path", "") + ("?" + query if query else "")
-            elapsed = (time.perf_counter() - started) * 1000
-            logger.info("%s %s %s %.1fms %s", scope.get("method"), target, status, elapsed, request_id)
+            if logger.isEnabledFor(logging.INFO):
+                elapsed = (time.perf_counter() - started) * 1000
+                logger.info("%s %s %.1fms %s", _logged_request(scope), status, elapsed, request_id)
+
+
+def _logged_request(scope: Scope) -> str:
+    """The request as its log line shows it: escaped, without secrets, with only the matched operation's query
+    parameters (see `_access_log`)."""
+    operation: Operation | None = scope.get(_OPERATION_SCOPE_KEY)
+    declared = None if operation is None else {p.name for p in operation.parameters if p.location == "query"}
+    query = scope.get("query_string", b"").decode("latin-1")
+    return request_target(str(scope.get("method", "")), str(scope.get("path", "")), query, declared)
 
 
 def _endpoint(
@@ -491,6 +502,7 @@ def _endpoint(
     async def endpoint(request: Request) -> Response:
         request_id = _request_id(request.scope)
         operation = operations.get(request.method)
+        request.scope[_OPERATION_SCOPE_KEY] = operation  # the log line shows only its query parameters
         if operation is None:  # the path exists, the method does not: 405 with Allow, in the envelope
             error = ApiError(
                 405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}."
