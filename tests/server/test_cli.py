@@ -161,8 +161,86 @@ def _serve_announced(
     banner = process.stdout.readline()
     match = re.match(r"Tally reference server on (http://\S+) ", banner)
     assert match, (banner, process.poll() is None or process.communicate())
+    assert not match.group(1).endswith(":0"), f"the server announced the port it was asked for: {banner}"
     _wait(match.group(1), process)
     return process, match.group(1)
+
+
+def test_port_0_announces_and_saves_the_port_it_got(home: dict[str, str]) -> None:
+    process, url = _serve_announced(["--db", ":memory:"], home)
+    try:
+        port = int(url.rsplit(":", 1)[1])
+        assert port != 0
+        saved = json.loads((Path(home["XDG_CONFIG_HOME"]) / "tally" / "credentials.json").read_text())
+        assert saved["base_url"] == url
+        status = httpx.get(url + "/v1/auth/status", headers={"Authorization": f"Bearer {saved['api_key']}"})
+        assert status.status_code == 200
+    finally:
+        out, _ = _stop(process)
+    assert "127.0.0.1:0" not in out
+
+
+def test_a_bootstrap_key_on_the_command_line_is_warned_about_and_never_logged(home: dict[str, str]) -> None:
+    key = "tk_org_" + "C" * 32
+    process, url = _serve_announced(["--db", ":memory:", "--bootstrap-key", key], home, _free_port())
+    try:
+        assert (
+            httpx.get(url + "/v1/auth/status", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        )
+    finally:
+        out, err = _stop(process)
+    assert "warning: --bootstrap-key on the command line is visible to every user" in err
+    assert "TALLY_SERVER_BOOTSTRAP_KEY" in err
+    assert key not in err
+    assert key not in out
+
+
+@pytest.mark.parametrize("source", ["environment", "file"])
+def test_a_bootstrap_key_from_the_environment_or_a_file_is_not_warned_about(
+    home: dict[str, str], tmp_path: Path, source: str
+) -> None:
+    key = "tk_org_" + "F" * 32
+    if source == "file":
+        secret = tmp_path / "bootstrap-key"
+        secret.write_text(key + "\n")
+        args, env = ["--bootstrap-key-file", str(secret)], home
+    else:
+        args, env = [], {**home, "TALLY_SERVER_BOOTSTRAP_KEY": key}
+    process, url = _serve_announced(["--db", ":memory:", *args], env, _free_port())
+    try:
+        assert (
+            httpx.get(url + "/v1/auth/status", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        )
+    finally:
+        out, err = _stop(process)
+    assert "warning" not in err
+    assert key not in err
+    assert key not in out
+
+
+def test_a_bootstrap_key_given_twice_or_a_bad_key_file_is_refused(
+    home: dict[str, str], tmp_path: Path
+) -> None:
+    secret = tmp_path / "bootstrap-key"
+    secret.write_text("not-a-key\n")
+    for args, expected in (
+        (["--bootstrap-key-file", str(secret)], f"the content of {secret} must be an organisation key"),
+        (["--bootstrap-key-file", str(tmp_path / "missing")], "cannot read"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "tally_server", "--db", ":memory:", *args],
+            env=home, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 2, result
+        assert expected in result.stderr
+    secret.write_text("tk_org_" + "T" * 32)
+    result = subprocess.run(
+        [sys.executable, "-m", "tally_server", "--db", ":memory:", "--bootstrap-key-file", str(secret)],
+        env={**home, "TALLY_SERVER_BOOTSTRAP_KEY": "tk_org_" + "E" * 32},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "not both" in result.stderr
 
 
 def test_the_log_holds_no_token_from_a_query_and_no_forged_line(home: dict[str, str]) -> None:

@@ -54,9 +54,13 @@ def test_the_database_url_variable_selects_postgresql_and_hides_the_password(
     url = postgres.create_database("env").replace("tally@", "tally:hunter2@")  # trust auth ignores it
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
-    environment.update(TALLY_CONFIG_DIR=str(tmp_path / "config"), TALLY_SERVER_DATABASE_URL=url)
+    environment.update(
+        TALLY_CONFIG_DIR=str(tmp_path / "config"),
+        TALLY_SERVER_DATABASE_URL=url,
+        TALLY_SERVER_BOOTSTRAP_KEY=KEY,
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "tally_server", "--port", str(port), "--bootstrap-key", KEY],
+        [sys.executable, "-m", "tally_server", "--port", str(port)],
         env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -133,9 +137,11 @@ def test_nul_in_text_is_a_400_on_write_and_on_read(postgres: PostgresCluster) ->
 def test_the_older_variable_still_names_a_sqlite_file(tmp_path: Path) -> None:
     db = tmp_path / "old-variable.sqlite3"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
-    environment.update(TALLY_CONFIG_DIR=str(tmp_path / "config"), TALLY_SERVER_DB=str(db))
+    environment.update(
+        TALLY_CONFIG_DIR=str(tmp_path / "config"), TALLY_SERVER_DB=str(db), TALLY_SERVER_BOOTSTRAP_KEY=KEY
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "tally_server", "--port", str(free_port()), "--bootstrap-key", KEY],
+        [sys.executable, "-m", "tally_server", "--port", str(free_port())],
         env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
