@@ -8,9 +8,14 @@ the concurrency limit are answered 503 in the envelope. Meanwhile the server kee
 from __future__ import annotations
 
 import contextlib
+import os
+import resource
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -165,3 +170,36 @@ def test_requests_over_the_concurrency_limit_are_503_until_the_stalled_ones_time
             for conn in stalled:
                 conn.close()
         assert httpx.get(server.url + "/v1/health", timeout=GENEROUS).status_code == 200
+
+
+def test_a_server_out_of_file_descriptors_answers_again_once_stalled_connections_time_out(
+    tmp_path: Path,
+) -> None:
+    """The probe's case: `tally serve` limited to 256 open files, 300 connections with unfinished headers. Those
+    it accepted are closed at the header deadline, freeing descriptors, so it accepts and answers again."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
+    env["TALLY_CONFIG_DIR"] = str(tmp_path / "config")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tally_server", "--port", "0", "--db", ":memory:", "--header-timeout", "1"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)),
+    )  # fmt: skip
+    stalled: list[socket.socket] = []
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split()[4]
+        deadline = time.monotonic() + 60
+        while httpx.get(url + "/v1/health", timeout=5).status_code != 200:  # pragma: no cover - slow start
+            assert time.monotonic() < deadline
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        for _ in range(300):
+            conn = socket.create_connection((host, int(port)), timeout=GENEROUS)
+            conn.sendall(b"GET /v1/health HTTP/1.1\r\nHost: tally\r\nX-Slow: ")
+            stalled.append(conn)
+        health = httpx.get(url + "/v1/health", timeout=GENEROUS)  # waited forever before (and timed out)
+        assert health.status_code == 200
+    finally:
+        for conn in stalled:
+            conn.close()
+        process.terminate()
+        process.communicate(timeout=30)
