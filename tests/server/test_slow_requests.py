@@ -155,11 +155,15 @@ def test_an_oversize_url_is_414_in_the_envelope(server: RunningServer) -> None:
 
 
 def test_requests_over_the_concurrency_limit_are_503_until_the_stalled_ones_time_out() -> None:
-    limits = HttpLimits(header_timeout=DEADLINE, body_timeout=DEADLINE, limit_concurrency=3)
+    limits = HttpLimits(header_timeout=DEADLINE, body_timeout=1.5, limit_concurrency=3)
     with start_server(http_limits=limits) as server:
         stalled = [_connect(server, _SLOW["a body shorter than its Content-Length"]) for _ in range(3)]
         try:
-            busy = httpx.get(server.url + "/v1/health", timeout=GENEROUS)
+            for _ in range(50):  # until the server has read the three heads (their requests then run)
+                busy = httpx.get(server.url + "/v1/health", timeout=GENEROUS)
+                if busy.status_code == 503:
+                    break
+                time.sleep(0.01)
             error = assert_error(busy, 503, "unavailable")
             assert busy.headers["Retry-After"] == "1"
             assert error["details"] == {"limit_concurrency": 3}
