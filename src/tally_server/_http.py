@@ -104,19 +104,15 @@ class EnvelopedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
         self.limits: HttpLimits = getattr(config, "http_limits", None) or HttpLimits()
-        self.limit_concurrency = (
-            None  # uvicorn's own check is off: `on_headers_complete` does it in the envelope
-        )
+        # uvicorn's own concurrency check is off: `on_headers_complete` does it, answering in the envelope.
+        self.limit_concurrency = None
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
-        self._in_head = False  # a request line has begun and its headers are not complete
-        self._in_body = False  # headers complete, body not yet
-        self._head_bytes = (
-            0  # request line and headers of the current head, counted by the parser's callbacks
-        )
-        self._unparsed_head_bytes = (
-            0  # bytes fed while a head was unfinished (httptools buffers a header whole)
-        )
+        # A request line has begun and its headers are not complete / headers complete, body not yet.
+        self._in_head = self._in_body = False
+        # The current head's request line and headers as the parser's callbacks report them, and the bytes
+        # fed while it was unfinished (httptools buffers a header until it ends, so only those bound memory).
+        self._head_bytes = self._unparsed_head_bytes = 0
         self._head_refused: _HeadTooLarge | None = None
 
     # -- connection ------------------------------------------------------------------------------------------
