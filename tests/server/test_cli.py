@@ -157,12 +157,17 @@ def _serve_announced(
     """Start `python -m tally_server --port <port> ...` (0: a free one); the URL it announces on its first line,
     once the server answers there."""
     process = _serve(["--port", str(port), *args], env)
-    assert process.stdout is not None
-    banner = process.stdout.readline()
-    match = re.match(r"Tally reference server on (http://\S+) ", banner)
-    assert match, (banner, process.poll() is None or process.communicate())
-    assert not match.group(1).endswith(":0"), f"the server announced the port it was asked for: {banner}"
-    _wait(match.group(1), process)
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        match = re.match(r"Tally reference server on (http://\S+) ", banner)
+        assert match, banner
+        assert not match.group(1).endswith(":0"), f"the server announced the port it was asked for: {banner}"
+        _wait(match.group(1), process)
+    except BaseException:
+        process.kill()
+        process.communicate(timeout=30)
+        raise
     return process, match.group(1)
 
 
