@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
+from tally_server._http import HttpLimits
 from tally_server.app import create_app
 from tally_server.runner import RunningServer, start_server
 from tally_server.version import VERSION as __version__
 
-__all__ = ["RunningServer", "__version__", "create_app", "start_server"]
+__all__ = ["HttpLimits", "RunningServer", "__version__", "create_app", "start_server"]

@@ -1,5 +1,7 @@
-"""JSON in and out. Requests are parsed strictly (no NaN or Infinity, no lone surrogates, numbers in range);
-responses are encoded with msgspec, which writes floats in their shortest round-trip form."""
+"""JSON in and out. Requests are parsed strictly: UTF-8 only, no NaN or Infinity, no lone surrogates, numbers in
+range, and no NUL character (U+0000) in any string or key (the contract's rule: PostgreSQL's text cannot hold it,
+so neither backend accepts it). Responses are encoded with msgspec, which writes floats in their shortest
+round-trip form."""
 
 from __future__ import annotations
 
@@ -14,7 +16,10 @@ from tally_server._limits import MAX_BODY_DEPTH
 from tally_server._spec import FieldError, format_path
 from tally_server.errors import ApiError, invalid_request
 
-__all__ = ["Raw", "decode_body", "dumps", "loads_trusted"]
+__all__ = ["NUL_MESSAGE", "Raw", "decode_body", "dumps", "loads_trusted", "nul_errors"]
+
+NUL_MESSAGE = "contains the NUL character (U+0000), which no string of a request may hold; remove it"
+_MAX_REPORTED = 20
 
 Raw = msgspec.Raw
 _encoder = msgspec.json.Encoder()
@@ -36,7 +41,11 @@ def decode_body(data: bytes) -> Any:
     if not data.strip():
         raise invalid_request([FieldError("(body)", "a JSON body is required")])
     try:
-        return _decoder.decode(data)
+        body = _decoder.decode(data)
+    except (
+        UnicodeDecodeError
+    ):  # msgspec checks UTF-8 only inside strings, and raises this (a 500 if let through)
+        raise invalid_request([FieldError("(body)", _not_utf8(data))]) from None
     except RecursionError:  # msgspec gives up near 1,000 levels; the contract allows far fewer
         raise invalid_request(
             [FieldError("(body)", f"is nested more than {MAX_BODY_DEPTH} levels deep; flatten it")]
@@ -54,6 +63,42 @@ def decode_body(data: bytes) -> Any:
             f"The body is not valid JSON: {message}",
             {"errors": [{"path": "(body)", "message": f"not valid JSON: {message}"}]},
         ) from None
+    if b"\\u0000" in data:  # JSON can only carry NUL escaped (a raw control character is malformed JSON)
+        errors = nul_errors(body)
+        if errors:
+            raise invalid_request(errors)
+    return body
+
+
+def _not_utf8(data: bytes) -> str:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"is not valid UTF-8 (byte {exc.start} is {data[exc.start]:#04x}); send JSON encoded as UTF-8"
+    return (
+        "is not valid UTF-8; send JSON encoded as UTF-8"  # pragma: no cover - msgspec found what this did not
+    )
+
+
+def nul_errors(value: Any) -> list[FieldError]:
+    """Every string and key of a decoded body that holds U+0000, by field path (a key is named with its NUL
+    written `\\u0000`); at most 20."""
+    errors: list[FieldError] = []
+    queue: deque[tuple[Any, list[str | int]]] = deque([(value, [])])
+    while queue and len(errors) < _MAX_REPORTED:
+        node, parts = queue.popleft()
+        if isinstance(node, str):
+            if "\x00" in node:
+                errors.append(FieldError(format_path(parts) or "(body)", NUL_MESSAGE))
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                if "\x00" in key:
+                    shown = key.replace("\x00", "\\u0000")
+                    errors.append(FieldError(format_path([*parts, shown]), f"is a key that {NUL_MESSAGE}"))
+                queue.append((child, [*parts, key]))
+        elif isinstance(node, list):
+            queue.extend((child, [*parts, index]) for index, child in enumerate(node))
+    return errors[:_MAX_REPORTED]
 
 
 def _reject_constant(name: str) -> Any:

@@ -24,13 +24,15 @@ from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tally_server._access_log import request_target
 from tally_server._call import Call, Handler, Reply
-from tally_server._json import decode_body, dumps, loads_trusted
+from tally_server._http import TIMED_OUT_SCOPE_KEY
+from tally_server._json import NUL_MESSAGE, decode_body, dumps, loads_trusted
 from tally_server._limits import SizeCap, admits_free_form, body_depth_errors, cap_errors, size_caps
 from tally_server._spec import FieldError, Operation, Spec, load_spec
 from tally_server.auth import authenticate, check_kind
@@ -59,6 +61,7 @@ __all__ = ["create_app", "validate_bootstrap_key"]
 logger = logging.getLogger("tally_server")
 
 _REQUEST_ID_SCOPE_KEY = "tally.request_id"
+_OPERATION_SCOPE_KEY = "tally.operation"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _NO_STORE = frozenset({"compareMetrics"})  # a read that travels as POST: the header is accepted, not stored
 _JSON = "application/json"
@@ -284,6 +287,9 @@ class _Pipeline:
                 raw = incoming.headers.get(param.name.lower())
             else:  # pragma: no cover - the contract has no cookie parameters
                 continue
+            if raw is not None and "\x00" in raw and param.location != "header":
+                errors.append(FieldError(param.name, NUL_MESSAGE))
+                continue
             if raw is None:
                 if param.required:
                     errors.append(FieldError(param.name, "is required"))
@@ -304,9 +310,8 @@ class _Pipeline:
         declared = {p.name for p in op.parameters if p.location == "query"}
         for name in incoming.query:
             if name not in declared:  # strict: a misspelt filter must not silently widen a query
-                errors.append(
-                    FieldError(name or "(empty name)", f"unknown query parameter of {op.operation_id}")
-                )
+                shown = name.replace("\x00", "\\u0000") or "(empty name)"
+                errors.append(FieldError(shown, f"unknown query parameter of {op.operation_id}"))
         if errors:
             raise invalid_request(errors)
         return path, query, idempotency_key
@@ -419,8 +424,9 @@ def _not_found_response(request: Request) -> Response:
 
 class RequestIdMiddleware:
     """Gives every request an id (the client's `X-Request-Id` when sane), puts it on every response, logs one
-    line per request (method, path and query, status, time, request id; never a header such as Authorization),
-    and turns anything that escaped into an enveloped 500."""
+    line per request (method, path and the operation's declared query parameters, escaped and redacted; status,
+    time, request id; never a header such as Authorization), and turns anything that escaped into an enveloped
+    500."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -466,10 +472,18 @@ class RequestIdMiddleware:
                 )
                 await send_with_id({"type": "http.response.body", "body": body})
         finally:
-            query = scope.get("query_string", b"").decode("latin-1")
-            target = scope.get("path", "") + ("?" + query if query else "")
-            elapsed = (time.perf_counter() - started) * 1000
-            logger.info("%s %s %s %.1fms %s", scope.get("method"), target, status, elapsed, request_id)
+            if logger.isEnabledFor(logging.INFO):
+                elapsed = (time.perf_counter() - started) * 1000
+                logger.info("%s %s %.1fms %s", _logged_request(scope), status, elapsed, request_id)
+
+
+def _logged_request(scope: Scope) -> str:
+    """The request as its log line shows it: escaped, without secrets, with only the matched operation's query
+    parameters (see `_access_log`)."""
+    operation: Operation | None = scope.get(_OPERATION_SCOPE_KEY)
+    declared = None if operation is None else {p.name for p in operation.parameters if p.location == "query"}
+    query = scope.get("query_string", b"").decode("latin-1")
+    return request_target(str(scope.get("method", "")), str(scope.get("path", "")), query, declared)
 
 
 def _endpoint(
@@ -478,6 +492,7 @@ def _endpoint(
     async def endpoint(request: Request) -> Response:
         request_id = _request_id(request.scope)
         operation = operations.get(request.method)
+        request.scope[_OPERATION_SCOPE_KEY] = operation  # the log line shows only its query parameters
         if operation is None:  # the path exists, the method does not: 405 with Allow, in the envelope
             error = ApiError(
                 405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}."
@@ -493,6 +508,8 @@ def _endpoint(
                     _check_json_content_type(request.headers.get("content-type"), declared_body=False)
         except ApiError as exc:
             return _json_response(exc.status, _error_bytes(exc, request_id), exc.headers)
+        except ClientDisconnect:  # nobody to answer; the log line says 408 when the body timed out
+            return Response(status_code=408 if request.scope.get(TIMED_OUT_SCOPE_KEY) else 499)
         incoming = _Incoming(
             operation=operation,
             method=request.method,

@@ -8,14 +8,19 @@ from pathlib import Path
 
 import click
 import platformdirs
+from click.core import ParameterSource
 
 from tally_server._credentials_file import credentials_path, read_credentials, write_credentials
+from tally_server._http import HttpLimits, bind_socket
 from tally_server.app import create_app, validate_bootstrap_key
 from tally_server.storage.backends import UnsupportedDatabaseError, redact_url
 
 __all__ = ["default_db_path", "serve"]
 
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+_LIMITS = HttpLimits()  # the defaults of the HTTP edge, shown by --help
+_KEY_ENV = "TALLY_SERVER_BOOTSTRAP_KEY"
+_KEY_FILE_ENV = "TALLY_SERVER_BOOTSTRAP_KEY_FILE"
 
 
 def default_db_path() -> Path:
@@ -27,7 +32,30 @@ def _check_bootstrap_key(ctx: click.Context, param: click.Parameter, value: str 
     if value is None:
         return None
     try:
-        return validate_bootstrap_key(value, "--bootstrap-key (or TALLY_SERVER_BOOTSTRAP_KEY)")
+        validate_bootstrap_key(value, f"--bootstrap-key (or {_KEY_ENV})")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if ctx.get_parameter_source("bootstrap_key") == ParameterSource.COMMANDLINE:
+        # Any local user can read a process's arguments (ps, /proc/<pid>/cmdline); its environment and a
+        # private file only its owner (and root).
+        click.echo(
+            f"warning: --bootstrap-key on the command line is visible to every user of this machine (ps); "
+            f"pass it in the environment variable {_KEY_ENV} or in a file with --bootstrap-key-file instead.",
+            err=True,
+        )
+    return value
+
+
+def _read_bootstrap_key_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> str | None:
+    """The key in the file (surrounding whitespace and a final newline ignored), validated."""
+    if value is None:
+        return None
+    try:
+        text = value.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {value}: {exc}") from None
+    try:
+        return validate_bootstrap_key(text, f"the content of {value}")
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -47,11 +75,20 @@ def _check_bootstrap_key(ctx: click.Context, param: click.Parameter, value: str 
 )
 @click.option(
     "--bootstrap-key",
-    envvar="TALLY_SERVER_BOOTSTRAP_KEY",
+    envvar=_KEY_ENV,
     default=None,
     callback=_check_bootstrap_key,
-    help="Make this tk_org_... value an org API key (for scripts and tests). "
-    "[env TALLY_SERVER_BOOTSTRAP_KEY]",
+    help="Make this tk_org_... value an org API key (for scripts and tests). Prefer the environment variable "
+    "or --bootstrap-key-file: a command line is visible to every local user. [env TALLY_SERVER_BOOTSTRAP_KEY]",
+)
+@click.option(
+    "--bootstrap-key-file",
+    envvar=_KEY_FILE_ENV,
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    callback=_read_bootstrap_key_file,
+    help="Read the bootstrap key from this file (a Docker or Kubernetes secret, a systemd credential). "
+    "[env TALLY_SERVER_BOOTSTRAP_KEY_FILE]",
 )
 @click.option(
     "--rate-limit",
@@ -67,6 +104,37 @@ def _check_bootstrap_key(ctx: click.Context, param: click.Parameter, value: str 
     "loss or an OS crash (a crash of the server alone loses nothing). For benchmarks and throwaway data.",
 )
 @click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_LIMITS.header_timeout,
+    show_default=True,
+    help="Seconds a client has to send a request line and its headers (from connecting, or from the first byte "
+    "of a later request on the connection); then the connection is closed, with a 408 if a request had begun.",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_LIMITS.body_timeout,
+    show_default=True,
+    help="Seconds a client has to send a request body once its headers arrived; then 408 and the connection "
+    "is closed.",
+)
+@click.option(
+    "--max-header-bytes",
+    type=click.IntRange(min=1024),
+    default=_LIMITS.max_header_bytes,
+    show_default=True,
+    help="Largest request line plus headers, in bytes; larger is 414 (the URL) or 431 (headers).",
+)
+@click.option(
+    "--limit-concurrency",
+    type=click.IntRange(min=1),
+    default=_LIMITS.limit_concurrency,
+    show_default=True,
+    help="Most requests in flight at once (each may hold a body of up to 5 MiB); more are answered 503 "
+    "unavailable with Retry-After: 1.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(_LOG_LEVELS),
     default="info",
@@ -78,15 +146,33 @@ def serve(
     port: int,
     db: str | None,
     bootstrap_key: str | None,
+    bootstrap_key_file: str | None,
     rate_limit: float | None,
     no_fsync: bool,
+    header_timeout: float,
+    body_timeout: float,
+    max_header_bytes: int,
+    limit_concurrency: int,
     log_level: str,
 ) -> None:
-    """Run the Tally reference server."""
+    """Run the Tally reference server.
+
+    \b
+    Examples:
+      tally serve                                    # http://127.0.0.1:8787, data in the user data directory
+      tally serve --port 0 --db ./tally.sqlite3      # a free port: printed, and saved for Tally("local")
+      TALLY_SERVER_BOOTSTRAP_KEY=tk_org_... tally serve --db postgresql://tally@db.internal/tally
+    """
     import uvicorn
 
     from tally_server._http import uvicorn_config
 
+    if bootstrap_key is not None and bootstrap_key_file is not None:
+        raise click.UsageError(
+            "give the bootstrap key once: --bootstrap-key or --bootstrap-key-file, not both"
+        )
+    bootstrap_key = bootstrap_key if bootstrap_key is not None else bootstrap_key_file
+    limits = HttpLimits(header_timeout, body_timeout, max_header_bytes, limit_concurrency)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
@@ -98,6 +184,12 @@ def serve(
         raise click.BadParameter(str(exc), param_hint="'--db'") from None
     except Exception as exc:
         raise click.ClickException(f"cannot open the database {shown_db}: {exc}") from exc
+    try:  # listen before announcing the URL: `--port 0` gets its port here
+        sock = bind_socket(host, port)
+    except OSError as exc:
+        app.state.repo.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    port = int(sock.getsockname()[1])
     shown_host = f"[{host}]" if ":" in host else host
     url = f"http://{shown_host}:{port}"
     bootstrap = app.state.bootstrap
@@ -122,5 +214,8 @@ def serve(
             click.echo(
                 "This database already has an organisation; its API key was printed on its first start."
             )
-    config = uvicorn_config(app, host=host, port=port, log_level=log_level, log_config=None)
-    uvicorn.Server(config).run()
+    config = uvicorn_config(app, limits=limits, host=host, port=port, log_level=log_level, log_config=None)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()

@@ -4,7 +4,6 @@ fixtures."""
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 import urllib.error
@@ -14,7 +13,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from tally_server._http import uvicorn_config
+from tally_server._http import HttpLimits, bind_socket, uvicorn_config
 from tally_server.app import create_app
 
 __all__ = ["RunningServer", "start_server"]
@@ -75,11 +74,13 @@ def start_server(
     bootstrap_key: str | None = None,
     rate_limit: float | None = None,
     validate_responses: bool = False,
+    http_limits: HttpLimits | None = None,
 ) -> RunningServer:
     """Start the reference server in a daemon thread and return once it answers `/v1/health`.
 
     `port=0` picks a free port (see `.url`). `db=None` is a scratch database deleted on stop. `.api_key` is an
-    org API key: `bootstrap_key` when given, else one generated now.
+    org API key: `bootstrap_key` when given, else one generated now. `http_limits` sets the request deadlines,
+    the header size cap and the concurrency limit (`tally_server.HttpLimits`; its defaults when None).
     """
     app = create_app(
         db=db, bootstrap_key=bootstrap_key, rate_limit=rate_limit, validate_responses=validate_responses
@@ -88,18 +89,13 @@ def start_server(
     if api_key is None:  # an existing database: mint a key for this caller
         api_key = app.state.repo.bootstrap(None, mint_if_existing=True).new_token
     assert api_key is not None
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(512)
+        sock = bind_socket(host, port)
     except OSError:
-        sock.close()
         app.state.repo.close()
         raise
     real_port = int(sock.getsockname()[1])
-    config = uvicorn_config(app, log_level="warning", timeout_graceful_shutdown=10)
+    config = uvicorn_config(app, limits=http_limits, log_level="warning", timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
 

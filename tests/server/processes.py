@@ -48,6 +48,8 @@ class ServerProcess:
         self.db = db
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
         self.env["TALLY_CONFIG_DIR"] = str(config_dir)
+        # The key travels in the environment: a command line is visible to every local user.
+        self.env["TALLY_SERVER_BOOTSTRAP_KEY"] = KEY
         self.extra_args = list(extra_args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -69,8 +71,6 @@ class ServerProcess:
             str(self.port),
             "--db",
             str(self.db),
-            "--bootstrap-key",
-            KEY,
             "--log-level",
             "warning",
         ]

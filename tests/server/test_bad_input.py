@@ -71,20 +71,30 @@ def test_a_body_that_is_not_declared_json_is_415(client: httpx.Client, content_t
     assert accepted.status_code == 201
 
 
-def test_an_oversize_request_line_is_answered_in_the_envelope(live_server: RunningServer) -> None:
+@pytest.mark.parametrize(
+    ("request_line", "status"),
+    [
+        (b"GET /v1/health?q=" + b"a" * 70_000 + b" HTTP/1.1", 414),  # over the 64 KiB cap on request heads
+        (b"GET /v1/health HTTP/1.1 extra", 400),  # not HTTP/1.1
+    ],
+    ids=["too long", "malformed"],
+)
+def test_an_unparsable_request_line_is_answered_in_the_envelope(
+    live_server: RunningServer, request_line: bytes, status: int
+) -> None:
     host, port = live_server.url.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as conn:
-        conn.sendall(b"GET /v1/health?q=" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: tally\r\n\r\n")
+        conn.sendall(request_line + b"\r\nHost: tally\r\n\r\n")
         raw = b""
         while chunk := conn.recv(65536):
             raw += chunk
     head, _, body = raw.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 400")
+    assert head.startswith(b"HTTP/1.1 %d" % status)
     assert b"content-type: application/json" in head.lower()
     response = httpx.Response(
-        400, headers=[tuple(line.split(b": ", 1)) for line in head.split(b"\r\n")[1:]], content=body
+        status, headers=[tuple(line.split(b": ", 1)) for line in head.split(b"\r\n")[1:]], content=body
     )
-    assert_error(response, 400, "invalid_request")
+    assert_error(response, status, "invalid_request")
 
 
 def test_no_ingestion_token_rests_in_the_database_and_a_replay_reissues_one(tmp_path: Any) -> None:

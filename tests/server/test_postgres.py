@@ -54,9 +54,13 @@ def test_the_database_url_variable_selects_postgresql_and_hides_the_password(
     url = postgres.create_database("env").replace("tally@", "tally:hunter2@")  # trust auth ignores it
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
-    environment.update(TALLY_CONFIG_DIR=str(tmp_path / "config"), TALLY_SERVER_DATABASE_URL=url)
+    environment.update(
+        TALLY_CONFIG_DIR=str(tmp_path / "config"),
+        TALLY_SERVER_DATABASE_URL=url,
+        TALLY_SERVER_BOOTSTRAP_KEY=KEY,
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "tally_server", "--port", str(port), "--bootstrap-key", KEY],
+        [sys.executable, "-m", "tally_server", "--port", str(port)],
         env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -114,8 +118,9 @@ def test_a_start_leaves_other_processes_running_claims(postgres: PostgresCluster
             assert row == ("running",)
 
 
-def test_nul_in_text_is_a_400_on_write_and_matches_nothing_on_read(postgres: PostgresCluster) -> None:
-    """PostgreSQL's text cannot hold NUL: a write naming one is bad input, not a 500; a filter finds nothing."""
+def test_nul_in_text_is_a_400_on_write_and_on_read(postgres: PostgresCluster) -> None:
+    """PostgreSQL's text cannot hold NUL: a write or a filter naming one is bad input, not a 500 (the contract
+    refuses NUL on both backends; tests/server/test_untrusted_input.py covers every operation)."""
     with (
         start_server(db=postgres.create_database("nul"), bootstrap_key=KEY) as server,
         httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}) as c,
@@ -125,16 +130,18 @@ def test_nul_in_text_is_a_400_on_write_and_matches_nothing_on_read(postgres: Pos
         assert created.json()["error"]["code"] == "invalid_request"
         assert "NUL" in created.json()["error"]["message"]
         listed = c.get("/v1/experiments", params={"name_prefix": "a\x00"})
-        assert listed.status_code == 200, listed.text
-        assert listed.json()["data"] == []
+        assert listed.status_code == 400, listed.text
+        assert listed.json()["error"]["details"]["errors"][0]["path"] == "name_prefix"
 
 
 def test_the_older_variable_still_names_a_sqlite_file(tmp_path: Path) -> None:
     db = tmp_path / "old-variable.sqlite3"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
-    environment.update(TALLY_CONFIG_DIR=str(tmp_path / "config"), TALLY_SERVER_DB=str(db))
+    environment.update(
+        TALLY_CONFIG_DIR=str(tmp_path / "config"), TALLY_SERVER_DB=str(db), TALLY_SERVER_BOOTSTRAP_KEY=KEY
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "tally_server", "--port", str(free_port()), "--bootstrap-key", KEY],
+        [sys.executable, "-m", "tally_server", "--port", str(free_port())],
         env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
