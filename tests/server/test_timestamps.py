@@ -9,22 +9,24 @@ the microsecond as the SDK's decoder (msgspec) rounds them.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-import httpx
+import jsonschema_rs
 import msgspec
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
 
-from tally import Tally
 from tally.cli import cli
 from tally_server import RunningServer
-from tally_server._util import parse_timestamp
+from tally_server._spec import load_spec
+from tally_server._util import parse_timestamp, readable_timestamp
 
-from .helpers import assert_error, make_client
+from .edges import edge_date_times
+from .fresh_org import FreshOrg
+from .helpers import assert_error
 
 # Accepted by the previous release (and by RFC 3339's grammar), never decodable by the SDK.
 UNREADABLE = [
@@ -53,36 +55,9 @@ def decoded(text: str) -> datetime:
     return msgspec.json.decode(json.dumps(text).encode(), type=datetime)
 
 
-class Org:
-    """A fresh organisation on the live server (so that what a test stores reaches no other test's reads), with
-    an httpx client and an SDK client holding its key."""
-
-    def __init__(self, server: RunningServer) -> None:
-        _, self.key = server.repository.create_organization(f"timestamps-{uuid.uuid4().hex[:8]}")
-        self.server = server
-        self.http = make_client(server, self.key)
-        self.sdk = Tally(self.key, base_url=server.url, max_retries=0)
-        self.opened: list[httpx.Client] = [self.http]
-
-    def experiment(self) -> tuple[str, httpx.Client]:
-        """A new experiment and an httpx client holding an ingestion key of it."""
-        response = self.http.post("/v1/experiments", json={"name": f"e-{uuid.uuid4().hex[:8]}"})
-        assert response.status_code == 201, response.text
-        experiment_id = str(response.json()["id"])
-        minted = self.http.post(f"/v1/experiments/{experiment_id}/ingestion-keys", json={})
-        assert minted.status_code == 201, minted.text
-        self.opened.append(make_client(self.server, minted.json()["token"]))
-        return experiment_id, self.opened[-1]
-
-    def close(self) -> None:
-        for client in self.opened:
-            client.close()
-        self.sdk.close()
-
-
 @pytest.fixture
-def org(live_server: RunningServer) -> Iterator[Org]:
-    made = Org(live_server)
+def org(live_server: RunningServer) -> Iterator[FreshOrg]:
+    made = FreshOrg(live_server)
     try:
         yield made
     finally:
@@ -97,7 +72,7 @@ def _event(cid: str, timestamp: str | None, step: int = 0) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("timestamp", UNREADABLE)
-def test_a_timestamp_the_sdk_cannot_read_is_refused_naming_the_field(org: Org, timestamp: str) -> None:
+def test_a_timestamp_the_sdk_cannot_read_is_refused_naming_the_field(org: FreshOrg, timestamp: str) -> None:
     experiment_id, ingest = org.experiment()
     events = [_event("ok-0", "2026-01-01T00:00:00Z"), _event("bad-1", timestamp, step=1)]
     error = assert_error(
@@ -129,7 +104,7 @@ def test_a_timestamp_the_sdk_cannot_read_is_refused_naming_the_field(org: Org, t
         assert "RFC 3339" in error["message"]
 
 
-def test_timestamps_at_the_edges_of_the_rule_are_kept_and_read_back(org: Org) -> None:
+def test_timestamps_at_the_edges_of_the_rule_are_kept_and_read_back(org: FreshOrg) -> None:
     experiment_id, ingest = org.experiment()
     events = [_event(f"edge-{i}", text, step=i) for i, text in enumerate(READABLE)]
     response = ingest.post(f"/v1/experiments/{experiment_id}/metrics", json={"events": events})
@@ -203,7 +178,7 @@ LEGACY = {
 
 
 def test_rows_the_previous_release_stored_read_back_through_the_sdk_and_the_cli(
-    org: Org, monkeypatch: pytest.MonkeyPatch
+    org: FreshOrg, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     experiment_id, ingest = org.experiment()
     cids = {text: f"legacy-{i}" for i, text in enumerate(LEGACY)}
@@ -258,3 +233,76 @@ def test_rows_the_previous_release_stored_read_back_through_the_sdk_and_the_cli(
     answer = ingest.post(f"/v1/experiments/{experiment_id}/metrics", json={"events": [resent]})
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"accepted": 0, "duplicates": 1, "conflicts": []}
+
+
+# ---- the rule, without a server ------------------------------------------------------------------------------
+def _request_date_times() -> dict[str, dict[str, Any]]:
+    """Every date-time a request of the contract carries (body properties at any depth, parameters), by where."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if node.get("format") == "date-time":
+                found[where] = node
+            for key, value in node.items():
+                walk(value, f"{where}.{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}[{index}]")
+
+    for op in load_spec().operations:
+        walk(op.body_schema, f"{op.operation_id} body")
+        for parameter in op.parameters:
+            walk(dict(parameter.schema), f"{op.operation_id} {parameter.name}")
+    return found
+
+
+REQUEST_DATE_TIMES = _request_date_times()
+
+
+def test_every_date_time_a_request_carries_follows_the_one_rule() -> None:
+    """A date-time added to a request without the rule's pattern would let the SDK-unreadable in again."""
+    assert len(REQUEST_DATE_TIMES) >= 4, REQUEST_DATE_TIMES  # events, annotations, created_after/before
+    patterns = {where: schema.get("pattern") for where, schema in REQUEST_DATE_TIMES.items()}
+    assert None not in patterns.values(), patterns
+    assert len(set(patterns.values())) == 1, patterns
+
+
+_RULE = jsonschema_rs.Draft202012Validator(next(iter(REQUEST_DATE_TIMES.values())), validate_formats=True)
+_RFC3339 = jsonschema_rs.Draft202012Validator(
+    {"type": "string", "format": "date-time"}, validate_formats=True
+)
+
+
+@settings(max_examples=200, derandomize=True, database=None, deadline=None)
+@given(edge_date_times())
+def test_what_the_rule_accepts_the_sdk_decodes_and_what_it_refuses_reads_back_readable(text: str) -> None:
+    """The contract's rule (format and pattern, as the server validates) admits only date-times that the SDK's
+    decoder turns into an aware datetime; and `readable_timestamp`, which answers stored rows, keeps exactly those
+    and turns every other RFC 3339 text (what an earlier release stored) into one the rule admits."""
+    if _RULE.is_valid(text):
+        assert decoded(text).tzinfo is not None
+        assert readable_timestamp(text) == text
+    elif _RFC3339.is_valid(text):
+        answered = readable_timestamp(text)
+        assert answered != text
+        assert _RULE.is_valid(answered), (text, answered)
+        assert decoded(answered).tzinfo is not None
+
+
+def test_the_edge_date_times_cross_every_limit_of_the_rule() -> None:
+    """The generator reaches each limit: a leap second, years 0 and 9999, +-23:59, long fractions."""
+    seen: list[str] = []
+
+    @settings(max_examples=100, derandomize=True, database=None)
+    @given(edge_date_times())
+    def collect(text: str) -> None:
+        seen.append(text)
+
+    collect()
+    assert any(t[17:19] == "60" for t in seen)
+    assert any(t.startswith("0000") for t in seen)
+    assert any(t.startswith("9999-12-31") for t in seen)
+    assert any(t.endswith(("+23:59", "-23:59")) for t in seen)
+    assert any(len(t) > 40 for t in seen)
+    assert sum(_RULE.is_valid(t) for t in seen) > len(seen) // 4  # and plenty the rule admits
