@@ -2,10 +2,10 @@
 bodies generated from its request schema, with edge values put into them, are sent raw to the live server (both
 backends). A 5xx is a failure whatever the body. For every body the server accepts (2xx):
 - the answer decodes into the SDK's public type of the operation;
-- what it touched reads back through the SDK (`tally.Tally`) with no error: each experiment (get, its metrics, its
-  annotations, its ingestion keys, its catalog and the metadata values of each catalog entry) and each folder
-  (get, its subfolders, its experiments, its catalog); after the operation's examples, the organisation's whole
-  catalog, by the SDK and by `tally metrics catalog`;
+- what it touched reads back through the SDK (`tally.Tally`) with no error: each experiment (get, its metrics, also
+  as pandas and polars frames, its annotations, its ingestion keys, its catalog and the metadata values of each
+  catalog entry) and each folder (get, its subfolders, its experiments, its catalog); after the operation's
+  examples, the organisation's whole catalog, by the SDK and by `tally metrics catalog`;
 - what the contract says is kept comes back equal to what was sent: the request properties that the resource
   read back also has (tests/server/writes.py derives them), and each ingested event as a metric point.
 
@@ -242,6 +242,9 @@ def read_experiment(sdk: Tally, experiment_id: str) -> list[Any]:
     """Everything of an experiment, through the SDK; its metric points."""
     sdk.experiments.get(experiment_id)
     points = list(sdk.metrics.list(experiment_id, page_size=1000))
+    if points:  # and as frames, which convert timestamps to UTC
+        sdk.metrics.list(experiment_id, page_size=1000).to_pandas()
+        sdk.metrics.list(experiment_id, page_size=1000).to_polars()
     list(sdk.annotations.list(experiment_id, page_size=1000))
     list(sdk.ingestion_keys.list(experiment_id, page_size=1000))
     for entry in sdk.metric_catalog.list(experiment_id=experiment_id, page_size=1000):

@@ -2,8 +2,8 @@
 out of that range in a form every reader decodes (the same instant where one exists). Both backends.
 
 The rule (openapi/tally.yaml, the `pattern` and description of every date-time a request carries): RFC 3339 with
-an offset, year 0001 to 9999, seconds 00 to 59, and a Python aware datetime once fractional seconds are rounded to
-the microsecond as the SDK's decoder (msgspec) rounds them.
+an offset, year 0001 to 9999, seconds 00 to 59, the instant in UTC in years 0001 to 9999 too, and a Python aware
+datetime once fractional seconds are rounded to the microsecond as the SDK's decoder (msgspec) rounds them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from tally.cli import cli
 from tally_server import RunningServer
 from tally_server._spec import load_spec
-from tally_server._util import parse_timestamp, readable_timestamp
+from tally_server._util import TIMESTAMP_PATTERN, parse_timestamp, readable_timestamp
 
 from .edges import edge_date_times
 from .fresh_org import FreshOrg
@@ -34,6 +34,8 @@ UNREADABLE = [
     "2016-12-31T15:59:60-08:00",  # the same leap second, written in another offset
     "0000-01-01T00:00:00Z",  # year 0
     "9999-12-31T23:59:59.9999995Z",  # rounds (as msgspec rounds) into year 10000
+    "0001-01-01T00:00:00+00:01",  # year 0 in UTC: decodes, but no datetime holds it in UTC (the SDK's frames)
+    "9999-12-31T23:59:59-23:59",  # year 10000 in UTC
 ]
 
 # At the edges of the rule, and inside it.
@@ -44,7 +46,9 @@ READABLE = [
     "2016-12-31T23:59:59.123456789012345678901234567890Z",
     "2020-02-29T12:00:00+23:59",
     "2020-02-29T12:00:00-23:59",
-    "0001-01-01T00:00:00+00:01",  # before year 1 in UTC: still an aware datetime of year 1
+    "0001-01-01T00:00:00-23:59",
+    "0001-01-01T00:00:00+00:00",
+    "9999-12-31T23:59:59+23:59",
     "2020-01-01t00:00:00z",
     "2020-01-01T00:00:00-00:00",
 ]
@@ -173,6 +177,8 @@ LEGACY = {
     "0000-06-15T12:00:00+05:00": datetime(1, 1, 1, tzinfo=UTC),
     "9999-12-31T23:59:59.9999995Z": datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
     "9999-12-31T23:59:60Z": datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    "0001-01-01T00:00:00+23:59": datetime(1, 1, 1, tzinfo=UTC),  # year 0 in UTC
+    "0001-01-01T12:00:00+01:00": datetime(1, 1, 1, 11, tzinfo=UTC),
     "2026-03-01T10:00:00+01:00": datetime(2026, 3, 1, 10, tzinfo=timezone(timedelta(hours=1))),  # unchanged
 }
 
@@ -264,8 +270,7 @@ def test_every_date_time_a_request_carries_follows_the_one_rule() -> None:
     """A date-time added to a request without the rule's pattern would let the SDK-unreadable in again."""
     assert len(REQUEST_DATE_TIMES) >= 4, REQUEST_DATE_TIMES  # events, annotations, created_after/before
     patterns = {where: schema.get("pattern") for where, schema in REQUEST_DATE_TIMES.items()}
-    assert None not in patterns.values(), patterns
-    assert len(set(patterns.values())) == 1, patterns
+    assert set(patterns.values()) == {TIMESTAMP_PATTERN}, patterns  # the server's read path checks the same
 
 
 _RULE = jsonschema_rs.Draft202012Validator(next(iter(REQUEST_DATE_TIMES.values())), validate_formats=True)
@@ -281,13 +286,13 @@ def test_what_the_rule_accepts_the_sdk_decodes_and_what_it_refuses_reads_back_re
     decoder turns into an aware datetime; and `readable_timestamp`, which answers stored rows, keeps exactly those
     and turns every other RFC 3339 text (what an earlier release stored) into one the rule admits."""
     if _RULE.is_valid(text):
-        assert decoded(text).tzinfo is not None
+        assert decoded(text).astimezone(UTC).tzinfo is not None  # decodes, and converts to UTC (as frames do)
         assert readable_timestamp(text) == text
     elif _RFC3339.is_valid(text):
         answered = readable_timestamp(text)
         assert answered != text
         assert _RULE.is_valid(answered), (text, answered)
-        assert decoded(answered).tzinfo is not None
+        assert decoded(answered).astimezone(UTC).tzinfo is not None
 
 
 def test_the_edge_date_times_cross_every_limit_of_the_rule() -> None:
