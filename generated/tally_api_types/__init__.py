@@ -319,7 +319,12 @@ class MetricEvent(Model, frozen=True, kw_only=True, omit_defaults=True):
     step: int | None = None
     """The training step; absent or null when the observation has none."""
     timestamp: datetime | None = None
-    """When it was observed; the server's clock when absent."""
+    """When it was observed; the server's clock when absent. RFC 3339 with an offset (`Z` or `+HH:MM`/`-HH:MM`), year
+    0001 to 9999, seconds 00 to 59: a leap second (`23:59:60`) is refused, send the next second. The instant in UTC
+    must fall in years 0001 to 9999 too, so on 0001-01-01 the offset may not be ahead of UTC, nor behind it on
+    9999-12-31. Fractional seconds may have any number of digits; readers round them to the microsecond, so a value
+    that would round past `9999-12-31T23:59:59.999999` is refused. Every timestamp the server accepts thus reads
+    back as an aware `datetime`, also in UTC (the `pattern` adds these limits to `format: date-time`)."""
     metadata: dict[str, str] | None = None
     client_event_id: str
 
@@ -479,6 +484,11 @@ class CreateAnnotationRequest(Model, frozen=True, kw_only=True, omit_defaults=Tr
     step: int | None = None
     """The step it refers to; absent or null for none."""
     timestamp: datetime | None = None
-    """When it happened; the server's clock when absent."""
+    """When it happened; the server's clock when absent. RFC 3339 with an offset (`Z` or `+HH:MM`/`-HH:MM`), year 0001
+    to 9999, seconds 00 to 59: a leap second (`23:59:60`) is refused, send the next second. The instant in UTC must
+    fall in years 0001 to 9999 too, so on 0001-01-01 the offset may not be ahead of UTC, nor behind it on
+    9999-12-31. Fractional seconds may have any number of digits; readers round them to the microsecond, so a value
+    that would round past `9999-12-31T23:59:59.999999` is refused. Every timestamp the server accepts thus reads
+    back as an aware `datetime`, also in UTC (the `pattern` adds these limits to `format: date-time`)."""
     metadata: dict[str, Any] | None = None
     client_event_id: str

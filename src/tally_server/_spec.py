@@ -17,6 +17,8 @@ from typing import Any
 import jsonschema_rs
 import yaml
 
+from tally_server._util import TIMESTAMP_RULE
+
 __all__ = [
     "FieldError",
     "Operation",
@@ -90,7 +92,9 @@ def format_path(parts: list[str | int] | tuple[str | int, ...], prefix: str = ""
     return out
 
 
-def _field_errors(validator: Any, instance: Any, prefix: str, limit: int = 20) -> list[FieldError]:
+def _field_errors(
+    validator: Any, instance: Any, prefix: str, schema: Mapping[str, Any] | None, limit: int = 20
+) -> list[FieldError]:
     errors: list[FieldError] = []
     for error in validator.iter_errors(instance):
         parts: list[str | int] = list(error.instance_path)
@@ -101,10 +105,26 @@ def _field_errors(validator: Any, instance: Any, prefix: str, limit: int = 20) -
         elif kind_name == "AdditionalProperties" and len(kind.unexpected) == 1:
             parts.append(str(kind.unexpected[0]))
         path = format_path(parts, prefix) or "(body)"
-        errors.append(FieldError(path, _short_message(error.message)))
+        message = _short_message(error.message)
+        if kind_name in ("Format", "Pattern") and _is_date_time(schema, error.schema_path[:-1]):
+            message = f"must be {TIMESTAMP_RULE}"  # not the contract's pattern, which says little to a person
+        found = FieldError(path, message)
+        if found not in errors:  # a leap second at the wrong minute fails both the format and the pattern
+            errors.append(found)
         if len(errors) >= limit:
             break
     return errors
+
+
+def _is_date_time(schema: Any, schema_path: Any) -> bool:
+    """Whether the subschema at `schema_path` (inside `schema`, its `$ref`s inlined) is a `format: date-time`."""
+    node = schema
+    try:
+        for part in schema_path:
+            node = node[part]
+    except (KeyError, IndexError, TypeError):
+        return False
+    return isinstance(node, Mapping) and node.get("format") == "date-time"
 
 
 def _short_message(message: str) -> str:
@@ -143,7 +163,7 @@ class Parameter:
     def check(self, value: Any) -> list[FieldError]:
         if self.validator.is_valid(value):
             return []
-        return _field_errors(self.validator, value, self.name)
+        return _field_errors(self.validator, value, self.name, self.schema)
 
     @property
     def default(self) -> Any:
@@ -172,7 +192,7 @@ class Operation:
     def check_body(self, body: Any) -> list[FieldError]:
         if self.body_validator is None or self.body_validator.is_valid(body):
             return []
-        return _field_errors(self.body_validator, body, "")
+        return _field_errors(self.body_validator, body, "", self.body_schema)
 
     def response_problems(self, status: int, body: Any) -> list[str]:
         """Why `body` at `status` does not conform to the contract (empty when it does)."""

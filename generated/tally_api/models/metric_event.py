@@ -25,7 +25,13 @@ class MetricEvent:
         value (float): A finite number; NaN and Infinity are rejected.
         client_event_id (str): The client's stable id for an event, unique per experiment; makes re-sending safe.
         step (int | None | Unset): The training step; absent or null when the observation has none.
-        timestamp (datetime.datetime | Unset): When it was observed; the server's clock when absent.
+        timestamp (datetime.datetime | Unset): When it was observed; the server's clock when absent. RFC 3339 with an
+            offset (`Z` or `+HH:MM`/`-HH:MM`), year 0001 to 9999, seconds 00 to 59: a leap second (`23:59:60`) is refused,
+            send the next second. The instant in UTC must fall in years 0001 to 9999 too, so on 0001-01-01 the offset may
+            not be ahead of UTC, nor behind it on 9999-12-31. Fractional seconds may have any number of digits; readers
+            round them to the microsecond, so a value that would round past `9999-12-31T23:59:59.999999` is refused. Every
+            timestamp the server accepts thus reads back as an aware `datetime`, also in UTC (the `pattern` adds these
+            limits to `format: date-time`).
         metadata (Labels | Unset): A metric event's metadata, string to string: at most 32 entries, keys of 1 to 64
             characters, values of at most 256, so at most about 10 KiB an event.
     """

@@ -17,7 +17,15 @@ from typing import Any, Literal
 
 import msgspec
 
-from tally_server._util import format_us, hash_token, new_id, new_token, now, parse_timestamp
+from tally_server._util import (
+    format_us,
+    hash_token,
+    new_id,
+    new_token,
+    now,
+    parse_timestamp,
+    readable_timestamp,
+)
 from tally_server.storage.database import Database
 from tally_server.storage.repository import (
     BootstrapResult,
@@ -174,7 +182,7 @@ def _annotation(row: Sequence[Any]) -> Json:
         "experiment_id": row[2],
         "text": row[3],
         "step": row[4],
-        "timestamp": row[5],
+        "timestamp": readable_timestamp(row[5]),
         "metadata": _meta(row[6]),
         "client_event_id": row[7],
         "created_at": row[8],
@@ -792,7 +800,7 @@ class SqliteRepository:
                 "name": r[0],
                 "value": r[1],
                 "step": None if r[2] < 0 else r[2],
-                "timestamp": r[3],
+                "timestamp": readable_timestamp(r[3]),
                 "metadata": _raw(r[4]),
                 "client_event_id": r[5],
             }
@@ -931,8 +939,8 @@ class SqliteRepository:
                 "name": name,
                 "count": entries[name]["count"],
                 "experiment_count": entries[name]["experiment_count"],
-                "first_seen": entries[name]["first"][1],
-                "last_seen": entries[name]["last"][1],
+                "first_seen": readable_timestamp(entries[name]["first"][1]),
+                "last_seen": readable_timestamp(entries[name]["last"][1]),
                 "metadata_keys": keys.get(name, []),
             }
             for name in names
