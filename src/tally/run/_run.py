@@ -15,7 +15,6 @@ from __future__ import annotations
 import atexit
 import functools
 import os
-import re
 import secrets
 import sys
 import time
@@ -26,7 +25,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from tally._errors import APIConnectionError, ConfigurationError, TallyError
-from tally._events import _slow_value
+from tally._limits import check_annotation, check_labels, check_metadata, check_step, check_values
 from tally._logging import logger
 
 from ._format import KIND_ANNOTATION, KIND_END, KIND_EXPERIMENT, KIND_LOG, frame
@@ -52,8 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FLUSH_TIMEOUT_ENV",
-    "METADATA_KEY_PATTERN",
-    "METRIC_NAME_PATTERN",
     "Durability",
     "FlushTimeoutError",
     "Run",
@@ -64,17 +61,6 @@ __all__ = [
 Durability = Literal["process", "power", "memory"]
 FLUSH_TIMEOUT_ENV = "TALLY_FLUSH_TIMEOUT"
 DEFAULT_FLUSH_TIMEOUT = 30.0
-
-# Checked against openapi/tally.yaml (MetricName, MetadataKey, Labels) by tests/sdk/unit/test_run_spool.py, so a
-# bad name fails at `log()`, with the field named, instead of poisoning a batch on the server.
-METRIC_NAME_PATTERN = r"^[A-Za-z0-9_./:@-]+$"
-METRIC_NAME_MAX = 256
-METADATA_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
-METADATA_KEY_MAX = 64
-LABEL_VALUE_MAX = 256
-LABELS_MAX = 32
-_NAME = re.compile(METRIC_NAME_PATTERN)
-_KEY = re.compile(METADATA_KEY_PATTERN)
 
 
 class FlushTimeoutError(TallyError):
@@ -112,13 +98,6 @@ def _flush_timeout(value: float | None) -> float:
         ) from None
 
 
-def _bad_name(name: object) -> ValueError:
-    return ValueError(
-        f"metric name {name!r} is not valid: 1 to {METRIC_NAME_MAX} characters of A-Z a-z 0-9 _ . / : @ - "
-        "(e.g. 'train/loss')"
-    )
-
-
 class Run:
     """One experiment's logging session: `log()`, `annotate()`, `flush()`, `status()`, `close()`; a context
     manager that marks the experiment completed (failed if the block raised). Made by `client.run(...)`."""
@@ -145,8 +124,6 @@ class Run:
         self._owned_client = owned_client
         self._seq = 0
         self._logged = 0
-        self._names: set[str] = set()
-        self._keys: set[str] = set()
         self._closed = False
         _LIVE.add(self)
 
@@ -163,87 +140,37 @@ class Run:
         """Record metric values (name to finite number), at `step`, with string labels `metadata`.
 
         Returns once the record is written to the spool (the kernel has it: it survives this process being
-        killed); never waits on the network. Raises ValueError naming the bad name, value or label."""
+        killed); never waits on the network. Raises ValueError naming the bad name, value, step or label: the
+        checks are `tally._limits`'s, the very ones `client.metrics.ingest` makes when the sender sends, so what
+        `log()` takes the server takes."""
         if self._closed:
             raise RuntimeError("this run is closed: start another with client.run(...)")
         if type(values) is not dict:
             if not isinstance(values, Mapping):
                 raise TypeError(f"run.log takes a dict of metric name to value, not {type(values).__name__}")
             values = dict(values)
-        names = self._names
-        for name, value in values.items():
-            kind = type(value)
-            if kind is float:
-                if value - value != 0.0:
-                    raise ValueError(
-                        f"metric {name!r} is {value!r}: values must be finite (no NaN or Infinity)"
-                    )
-            elif kind is not int:
-                values = self._converted(values)
-                break
-            if name not in names:
-                self._check_name(name)
+        values = check_values(values)
         if not values:
             return
-        if step is not None and (type(step) is not int or step < 0):
-            raise ValueError(f"step must be an int >= 0 or None, not {step!r}")
+        if step is not None:
+            check_step(step)
         if metadata:
-            metadata = self._checked_labels(metadata)
+            metadata = check_labels(metadata)
         self._seq += 1
         self._writer.append(frame((KIND_LOG, self._seq, step, time.time(), metadata, values)), len(values))
         self._logged += len(values)
-
-    def _converted(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for index, (name, value) in enumerate(values.items()):
-            if name not in self._names:
-                self._check_name(name)
-            try:
-                out[name] = value if type(value) in (float, int) else _slow_value(index, value)
-            except ValueError:
-                raise ValueError(
-                    f"metric {name!r} is {value!r}: a value must be a finite int or float (no NaN, Infinity, "
-                    "None, bool or strings)"
-                ) from None
-            if type(out[name]) is float and out[name] - out[name] != 0.0:
-                raise ValueError(f"metric {name!r} is {value!r}: values must be finite (no NaN or Infinity)")
-        return out
-
-    def _check_name(self, name: object) -> None:
-        if type(name) is not str or not (0 < len(name) <= METRIC_NAME_MAX) or not _NAME.match(name):
-            raise _bad_name(name)
-        self._names.add(name)
-
-    def _checked_labels(self, metadata: Mapping[str, str]) -> dict[str, str]:
-        labels = metadata if type(metadata) is dict else dict(metadata)
-        if len(labels) > LABELS_MAX:
-            raise ValueError(f"metadata has {len(labels)} entries; at most {LABELS_MAX} are allowed")
-        for key, value in labels.items():
-            if key not in self._keys:
-                if type(key) is not str or len(key) > METADATA_KEY_MAX or not _KEY.match(key):
-                    raise ValueError(
-                        f"metadata key {key!r} is not valid: 1 to {METADATA_KEY_MAX} characters, a letter or _ "
-                        "first, then letters, digits, _ . -"
-                    )
-                self._keys.add(key)
-            if type(value) is not str or len(value) > LABEL_VALUE_MAX:
-                raise ValueError(
-                    f"metadata[{key!r}] is {value!r}: label values are strings of at most {LABEL_VALUE_MAX} "
-                    "characters"
-                )
-        return labels
 
     # ---- the rest ----------------------------------------------------------------------------------------------
     def annotate(
         self, text: str, *, step: int | None = None, metadata: Mapping[str, Any] | None = None
     ) -> None:
-        """Record a note on the experiment (e.g. "lr drop"), in order with the metrics; spooled like them."""
+        """Record a note on the experiment (e.g. "lr drop"), in order with the metrics; spooled like them.
+
+        Raises ValueError for what `client.annotations.create` would refuse (the same check): empty or too long
+        text, a bad step, metadata over the contract's caps, NaN or Infinity in it, a NUL anywhere."""
         if self._closed:
             raise RuntimeError("this run is closed: start another with client.run(...)")
-        if not isinstance(text, str) or not text:
-            raise ValueError("annotation text must be a non-empty string")
-        if step is not None and (type(step) is not int or step < 0):
-            raise ValueError(f"step must be an int >= 0 or None, not {step!r}")
+        check_annotation(text, step=step, metadata=metadata)
         self._seq += 1
         record = (KIND_ANNOTATION, self._seq, text, step, time.time(), dict(metadata) if metadata else None)
         self._writer.append(frame(record), 1)
@@ -404,6 +331,7 @@ def start_run(
         raise ValueError(
             "client.run needs a name (to create an experiment) or experiment_id= (to resume one), not both"
         )
+    check_metadata(metadata)  # now, not when an offline run's spool is synced
     if durability not in ("process", "power", "memory"):
         raise ValueError(f"durability must be 'process', 'power' or 'memory', not {durability!r}")
     offline = bool(getattr(client, "offline", False))
