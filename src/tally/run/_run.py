@@ -70,8 +70,9 @@ class FlushTimeoutError(TallyError):
 @dataclass(frozen=True)
 class RunStatus:
     """Where a run's events are: `logged` by this process, `stored` on the server (duplicates of earlier
-    attempts included), `pending` (in the spool, not yet stored), `rejected` by the server, `dropped` at the
-    spool's cap; the last error the sender met, and the spool's directory (None for durability="memory")."""
+    attempts included), `pending` (in the spool, not yet stored), `rejected` (refused by the server or unsendable:
+    kept in the `dead_letter` file, see `tally.run._deadletter`), `dropped` at the spool's cap; the last error the
+    sender met, and the spool's directory (None for durability="memory")."""
 
     experiment_id: str | None
     logged: int
@@ -82,6 +83,7 @@ class RunStatus:
     last_error: str | None
     spool: str | None
     offline: bool
+    dead_letter: str | None = None
 
 
 def _flush_timeout(value: float | None) -> float:
@@ -211,6 +213,9 @@ class Run:
             last_error=last_error,
             spool=self._writer.store.location,
             offline=self.offline,
+            dead_letter=str(drain.dead_letter.path)
+            if drain.dead_letter is not None and drain.rejected
+            else None,
         )
 
     def close(self, status: Literal["completed", "failed", "cancelled"] = "completed") -> RunStatus:
@@ -229,6 +234,13 @@ class Run:
         self._writer.close()
         result = self.status()
         location = self._writer.store.location
+        if result.rejected:
+            print(
+                f"tally: {result.rejected:,} events of run {self.name or result.experiment_id!r} could not be stored "
+                f"(last error: {result.last_error}); they are kept in "
+                f"{result.dead_letter or 'no file (durability=memory)'}",
+                file=sys.stderr,
+            )
         if self._drain.finished:
             self._drain.remove_if_done()
         elif location is not None:
