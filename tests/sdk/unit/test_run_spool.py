@@ -138,6 +138,30 @@ def test_segments_roll_and_each_starts_with_the_header(tmp_path: Path) -> None:
         assert stat.S_IMODE(os.stat(store.path(number)).st_mode) == 0o600
 
 
+@pytest.mark.parametrize("fallocate", [True, False])
+def test_a_segment_has_its_space_reserved_before_it_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fallocate: bool
+) -> None:
+    """Every mapped byte is backed by disk blocks (a write into a page the disk cannot back is a SIGBUS), with
+    posix_fallocate or, where there is none, zeros written; closing gives back what was not used."""
+    if not fallocate:
+        monkeypatch.delattr(os, "posix_fallocate", raising=False)
+    store = FileStore(tmp_path)
+    writer = SpoolWriter(store, {"run_key": "k"}, cap_bytes=1 << 20, segment_bytes=1 << 17)
+    path = store.path(1)
+    assert os.path.getsize(path) == 1 << 17
+    assert os.stat(path).st_blocks * 512 >= 1 << 17  # allocated, not sparse
+    big = frame([1, 1, 0, 0.0, None, {f"m{i}": float(i) for i in range(20_000)}])  # larger than a segment
+    writer.append(_record(1), 10)
+    writer.append(big, 20_000)
+    assert writer.segment == 2
+    assert os.stat(store.path(2)).st_blocks * 512 >= os.path.getsize(store.path(2)) >= len(big)
+    writer.close()
+    data = store.read(1, len(MAGIC), 1 << 20) or b""
+    assert os.path.getsize(path) == len(MAGIC) + len(data)  # cut to its used length
+    assert len(decode_records(data).records) == 2
+
+
 def test_drop_oldest_at_the_cap_counts_what_it_drops(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
