@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -108,11 +109,21 @@ def offline_spool_with(name: str, bad: list[Any], bad_events: int) -> None:
 
 
 def test_tally_sync_sends_every_valid_event_and_dead_letters_the_refused_one(
-    online: None, tmp_path: Path
+    online: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = unique("sync-bad-step")
     offline_spool_with(name, [KIND_LOG, BAD_STEP, time.time(), None, {"loss": 0.5}], 1)
     runner = CliRunner()
+    # No server to be reached: the sync fails, and the spool is kept whole, nothing dead-lettered.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with monkeypatch.context() as offline:
+        offline.setenv("TALLY_BASE_URL", f"http://127.0.0.1:{port}")
+        failed = runner.invoke(cli, ["sync", "--json"])
+    assert failed.exit_code == 1, failed.output
+    [kept] = json.loads(failed.stdout)
+    assert (kept["state"], kept["pending"], kept["dead_letter"]) == ("failed", 2001, None)
     synced = runner.invoke(cli, ["sync", "--json"])
     assert synced.exit_code == 6, synced.output  # something was dead-lettered
     [report] = json.loads(synced.stdout)
