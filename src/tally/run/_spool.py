@@ -324,22 +324,26 @@ class SpoolWriter:
         """Start the next segment, its space reserved; on a full disk, the `on_full` policy first frees some."""
         data = MAGIC + self._header_frame
         while True:
-            try:
-                capacity = self.store.create(self.segment + 1, data, self.segment_bytes)
-                break
-            except OSError as error:
-                if error.errno not in NO_SPACE:
-                    raise
-                self._disk_full(error)
-        with self._lock:
-            if self.segment:
-                self._sizes[self.segment] = self._size
-                self._events[self.segment] = self._segment_events
-            self.segment += 1
-            self._size = len(data)
-            self._capacity = capacity
-            self._segment_events = 0
-            self.total_bytes = sum(self._sizes.values())
+            # Under the lock: once the next segment exists, the sender may finish this one and release it, which
+            # it may do only once `self.segment` has moved on.
+            with self._lock:
+                try:
+                    capacity = self.store.create(self.segment + 1, data, self.segment_bytes)
+                except OSError as error:
+                    if error.errno not in NO_SPACE:
+                        raise
+                    full = error
+                else:
+                    if self.segment:
+                        self._sizes[self.segment] = self._size
+                        self._events[self.segment] = self._segment_events
+                    self.segment += 1
+                    self._size = len(data)
+                    self._capacity = capacity
+                    self._segment_events = 0
+                    self.total_bytes = sum(self._sizes.values())
+                    return
+            self._disk_full(full)  # (outside the lock: it may wait for the sender to release a segment)
 
     def append(self, data: bytes, events: int) -> None:
         """Write one framed record (`events` metric values or annotations in it) before returning; raise
