@@ -9,8 +9,9 @@ restates a limit by hand. Rules the schemas cannot say are written here once, ea
 - no NUL (U+0000) in any string, at any depth: PostgreSQL cannot store it in text or JSONB, and the contract
   refuses it on both backends;
 - no NaN or Infinity in metadata: JSON has no such numbers (they would be stored as null);
-- a timestamp is RFC 3339 with an offset (a `datetime` must be timezone-aware), seconds 00 to 59 (no leap
-  second), within years 1 to 9999 also in UTC: what the server accepts, and what every reader can parse back.
+- a timestamp is RFC 3339 with an offset (a `datetime` must be timezone-aware), years 0001 to 9999, seconds 00
+  to 59 (no leap second), also once its fraction is rounded to the microsecond: what the server accepts, and
+  what every reader can parse back.
 
 Each check raises `ValueError` naming the field and the fix. The hot ones (`check_values`, `check_metric_name`)
 remember the names they have passed, so a training loop pays for a name's pattern once.
@@ -18,12 +19,11 @@ remember the names they have passed, so a training loop pays for a name's patter
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from tally_api_types import limits as _contract
@@ -53,7 +53,7 @@ MAX_METADATA_BYTES = _contract.METADATA_X_MAX_BYTES  # compact UTF-8 JSON, as th
 _NAME = re.compile(_contract.METRIC_NAME_PATTERN)
 _KEY = re.compile(_contract.METADATA_KEY_PATTERN)
 _CLIENT_EVENT_ID = re.compile(_contract.CLIENT_EVENT_ID_PATTERN)
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII)
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.(\d+))?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 _NUL = "\x00"
 
 _KNOWN_CAP = 100_000
@@ -236,36 +236,40 @@ def check_event(
 
 # ---- timestamps ------------------------------------------------------------------------------------------------------
 def check_timestamp(value: object, field: str = "timestamp") -> None:
-    """An RFC 3339 date-time with an offset (a string), or a timezone-aware `datetime`; seconds 00 to 59, and
-    within years 1 to 9999 in UTC too (the server keeps UTC)."""
-    parsed: datetime | None = None
+    """An RFC 3339 date-time with an offset (a string), or a timezone-aware `datetime` (its offset in whole
+    minutes, as RFC 3339 writes them); year 0001 to 9999 and seconds 00 to 59, also once the fraction is rounded to
+    the microsecond as readers round it: what the server accepts, which every reader parses back."""
     if isinstance(value, datetime):
-        if value.utcoffset() is None:
+        offset = value.utcoffset()
+        if offset is None:
             raise ValueError(
                 f"{field} is a naive datetime ({value.isoformat()}): give it a time zone, e.g. "
                 "datetime.now(UTC) or value.replace(tzinfo=UTC)"
             )
-        parsed = value
-    elif isinstance(value, str):
-        if _RFC3339.fullmatch(value):
-            # (Python 3.11's parser wants upper-case T and Z; RFC 3339 allows both cases.)
-            with contextlib.suppress(ValueError):
-                parsed = datetime.fromisoformat(value.upper())
-        if parsed is None:
+        if offset % timedelta(minutes=1):
             raise ValueError(
-                f"{field} is {value[:64]!r}: a timestamp is RFC 3339 with an offset, years 0001 to 9999 and "
-                "seconds 00 to 59 (no leap second), e.g. '2026-01-02T03:04:05.678Z'"
+                f"{field} is {value.isoformat()}: its UTC offset has seconds, which RFC 3339 cannot write; "
+                "convert it, e.g. value.astimezone(UTC)"
             )
-    else:
+        return
+    if not isinstance(value, str):
         raise ValueError(
             f"{field} is a {type(value).__name__}: pass a timezone-aware datetime or an RFC 3339 string"
         )
-    try:
-        parsed.astimezone(UTC)
-    except (OverflowError, ValueError):
-        raise ValueError(
-            f"{field} is {value!s}: in UTC it falls outside the years 0001 to 9999; pass a time within them"
-        ) from None
+    match = _RFC3339.fullmatch(value)
+    if match is not None:
+        try:  # (Python 3.11's parser wants the upper-case T and Z; RFC 3339 allows both cases)
+            parsed = datetime.fromisoformat(value.upper())  # (the fraction cut to microseconds)
+            fraction = match.group(1) or ""
+            if len(fraction) > 6 and fraction[6] >= "5":
+                parsed += timedelta(microseconds=1)  # readers round half up (msgspec): past year 9999?
+            return
+        except (ValueError, OverflowError):
+            pass
+    raise ValueError(
+        f"{field} is {value[:64]!r}: a timestamp is RFC 3339 with an offset, years 0001 to 9999 and seconds 00 "
+        "to 59 (no leap second: send the next second), e.g. '2026-01-02T03:04:05.678Z'"
+    )
 
 
 # ---- free-form metadata and annotations ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import logging
 import math
 import os
 import stat
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -218,8 +218,11 @@ def test_bad_values_are_refused_locally(bad: object) -> None:
         ({"step": 1.5}, "step"),
         ({"timestamp": "2016-12-31T23:59:60Z"}, "timestamp"),  # a leap second
         ({"timestamp": "0000-01-01T00:00:00Z"}, "timestamp"),  # year 0
-        ({"timestamp": "0001-01-01T00:00:00+05:00"}, "timestamp"),  # year 0 in UTC
-        ({"timestamp": "9999-12-31T23:00:00-05:00"}, "timestamp"),  # year 10000 in UTC
+        ({"timestamp": "9999-12-31T23:59:59.9999995Z"}, "timestamp"),  # rounds into year 10000
+        ({"timestamp": "2026-01-01T24:00:00Z"}, "timestamp"),
+        ({"timestamp": "2026-02-30T00:00:00Z"}, "timestamp"),
+        ({"timestamp": "2026-01-01T00:00:00+24:00"}, "timestamp"),
+        ({"timestamp": datetime(2026, 1, 1, tzinfo=timezone(timedelta(seconds=30)))}, "timestamp"),
         ({"timestamp": "2026-01-01T00:00:00"}, "timestamp"),  # no offset
         ({"timestamp": "2026-01-01 00:00:00Z"}, "timestamp"),
         ({"timestamp": "2026-01-01T00:00:00Z\n"}, "timestamp"),
@@ -250,7 +253,11 @@ def test_what_the_contract_refuses_is_refused_locally_naming_the_field(
         "2026-01-01T00:00:00+23:59",
         "0001-01-01T00:00:00Z",
         "9999-12-31T23:59:59.999999Z",
+        "9999-12-31T23:59:59.9999994Z",
+        "0001-01-01T00:00:00+05:00",  # (year 0 in UTC: readers keep the offset)
+        "9999-12-31T23:00:00-05:00",
         datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))),
     ],
 )
 def test_what_the_contract_takes_passes(stamp: object) -> None:
