@@ -1,6 +1,6 @@
-"""Emit the SDK's public types (`tally_api_types/__init__.py`) and the operation table
-(`tally_api_types/operations.py`) from `openapi/tally.yaml`. Run by `scripts/generate.py` (`make generate`,
-`make check-generated`).
+"""Emit the SDK's public types (`tally_api_types/__init__.py`), the operation table
+(`tally_api_types/operations.py`) and the contract's limits (`tally_api_types/limits.py`) from
+`openapi/tally.yaml`. Run by `scripts/generate.py` (`make generate`, `make check-generated`).
 
 Why a small generator of our own rather than datamodel-code-generator 0.89 (`--output-model-type
 msgspec.Struct`), measured on this spec before choosing:
@@ -303,6 +303,81 @@ class Generator:
             )
         return "\n".join([HEADER, _OPERATIONS_PRELUDE, "OPERATIONS: dict[str, Operation] = {", *rows, "}\n"])
 
+    # ---- limits --------------------------------------------------------------------------------------------
+    def limits(self) -> str:
+        """Every constraint keyword of the spec's named schemas and parameters as a typed constant, named after
+        where it sits: `MetricName.maxLength` is `METRIC_NAME_MAX_LENGTH`, `Labels.additionalProperties.maxLength`
+        is `LABELS_ADDITIONAL_PROPERTIES_MAX_LENGTH`, `CreateAnnotationRequest.properties.text.maxLength` is
+        `CREATE_ANNOTATION_REQUEST_TEXT_MAX_LENGTH`. `$ref`s are not followed: a property that refers to a named
+        schema has that schema's constants."""
+        found: dict[str, tuple[Any, str]] = {}
+
+        def visit(node: Any, name: str, pointer: str) -> None:
+            if not isinstance(node, dict):
+                return
+            for word, suffix in _LIMIT_KEYWORDS.items():
+                if word in node:
+                    constant = f"{name}_{suffix}"
+                    if constant in found:
+                        raise UnsupportedSchema(f"{pointer}/{word}: the constant {constant} is already taken")
+                    found[constant] = (node[word], f"{pointer}/{word}")
+            for prop, child in (node.get("properties") or {}).items():
+                visit(child, f"{name}_{_upper_snake(prop)}", f"{pointer}/properties/{prop}")
+            for key, part in (("items", "ITEMS"), ("additionalProperties", "ADDITIONAL_PROPERTIES")):
+                visit(node.get(key), f"{name}_{part}", f"{pointer}/{key}")
+            visit(node.get("propertyNames"), f"{name}_PROPERTY_NAMES", f"{pointer}/propertyNames")
+            for index, part in enumerate(node.get("allOf") or []):
+                visit(part, name, f"{pointer}/allOf/{index}")
+
+        components = self.spec.get("components", {})
+        for schema_name, schema in self.schemas.items():
+            visit(schema, _upper_snake(schema_name), f"#/components/schemas/{schema_name}")
+        for parameter_name, parameter in (components.get("parameters") or {}).items():
+            visit(
+                parameter.get("schema"),
+                _upper_snake(parameter_name),
+                f"#/components/parameters/{parameter_name}/schema",
+            )
+        lines = [HEADER, _LIMITS_PRELUDE, "__all__ = [", *(f'    "{n}",' for n in sorted(found)), "]\n"]
+        for constant, (value, pointer) in found.items():
+            if isinstance(value, bool):
+                kind = "bool"
+            elif isinstance(value, int):
+                kind = "int"
+            elif isinstance(value, float):
+                kind = "float"
+            elif isinstance(value, str):
+                kind = "str"
+            else:
+                raise UnsupportedSchema(f"{pointer}: {value!r} is not a scalar")
+            lines.append(f"{constant}: Final[{kind}] = {value!r}")
+            lines.append(f'"""`{pointer}`"""')
+        return "\n".join(lines) + "\n"
+
+
+_LIMIT_KEYWORDS = {
+    "minLength": "MIN_LENGTH",
+    "maxLength": "MAX_LENGTH",
+    "pattern": "PATTERN",
+    "minimum": "MINIMUM",
+    "maximum": "MAXIMUM",
+    "exclusiveMinimum": "EXCLUSIVE_MINIMUM",
+    "exclusiveMaximum": "EXCLUSIVE_MAXIMUM",
+    "minItems": "MIN_ITEMS",
+    "maxItems": "MAX_ITEMS",
+    "uniqueItems": "UNIQUE_ITEMS",
+    "minProperties": "MIN_PROPERTIES",
+    "maxProperties": "MAX_PROPERTIES",
+    "x-max-depth": "X_MAX_DEPTH",
+    "x-max-bytes": "X_MAX_BYTES",
+}
+"""The constraint keywords `limits.py` carries, and the suffix of their constants."""
+
+
+def _upper_snake(name: str) -> str:
+    """`CreateAnnotationRequest` -> `CREATE_ANNOTATION_REQUEST`, `client_event_id` -> `CLIENT_EVENT_ID`."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).replace("-", "_").upper()
+
 
 def _docstring(text: str, indent: str) -> str:
     text = " ".join(text.split()).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
@@ -423,6 +498,21 @@ __all__ = ["OPERATIONS", "Operation", "Page"]
 '''
 
 
+_LIMITS_PRELUDE = '''"""The contract's limits: every constraint of `openapi/tally.yaml`'s named schemas and parameters
+(lengths, patterns, bounds, item and property counts, `x-max-depth`, `x-max-bytes`), one constant each, named after
+where it sits; each constant's docstring is its JSON pointer into the spec.
+
+The SDK checks what it sends against these (`tally._limits`), so that nothing restates a limit by hand. Imports
+nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+'''
+
+
 def write(spec_path: Path, out_dir: Path) -> list[Path]:
     """Write the package `out_dir` (public types, operation table, py.typed), formatted by the pinned ruff."""
     from openapi_python_client.strings import snake_case
@@ -432,6 +522,7 @@ def write(spec_path: Path, out_dir: Path) -> list[Path]:
     files = {
         out_dir / "__init__.py": generator.public_types(),
         out_dir / "operations.py": generator.operation_table(snake_case),
+        out_dir / "limits.py": generator.limits(),
     }
     (out_dir / "py.typed").write_text("# Marker file for PEP 561\n", encoding="utf-8")
     for path, text in files.items():

@@ -1,4 +1,5 @@
-"""Metric events before they travel: deterministic ids, local checks, and batches within the server's limits.
+"""Metric events before they travel: deterministic ids, the contract's checks (`tally._limits`), and batches
+within the server's limits.
 
 Pure functions, no I/O. The hot path (`prepare_events`) makes one pass over the events and copies nothing when
 every event already has a `client_event_id` and a plain finite number as its value.
@@ -7,13 +8,14 @@ every event already has a `client_event_id` and a plain finite number as its val
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
+from tally_api_types import limits as _contract
 
+from tally._limits import check_event, check_value
 from tally._types import MetricEvent
 
 __all__ = [
@@ -26,7 +28,7 @@ __all__ = [
     "prepare_events",
 ]
 
-MAX_BATCH_EVENTS = 10_000
+MAX_BATCH_EVENTS = _contract.INGEST_METRICS_REQUEST_EVENTS_MAX_ITEMS
 """The server's limit of events per ingest request (spec: `IngestMetricsRequest.events.maxItems`)."""
 MAX_BATCH_BYTES = 5 * 1024 * 1024
 """The server's limit of bytes per request body (spec: `ingestMetrics`, 5 MiB)."""
@@ -64,61 +66,82 @@ def annotation_event_id(
     return "ann-" + hashlib.sha256(payload).hexdigest()[:32]
 
 
-def _bad_value(index: int, value: object) -> ValueError:
-    return ValueError(
-        f"events[{index}].value is {value!r}: a metric value must be a finite int or float (no NaN, "
-        "Infinity, None or strings); drop or replace that event"
-    )
+_EVENT_FIELDS = frozenset(MetricEvent.__struct_fields__)
+"""The fields of the contract's `MetricEvent` (which admits no others)."""
 
 
-def _slow_value(index: int, value: object) -> float | int:
-    """The checked value when it is not a plain float or int (a numpy scalar, a Decimal...)."""
-    if isinstance(value, bool) or (not isinstance(value, (int, float)) and not hasattr(value, "__float__")):
-        raise _bad_value(index, value)
-    try:
-        number = float(value)  # type: ignore[arg-type, unused-ignore]
-    except (TypeError, ValueError):
-        raise _bad_value(index, value) from None
-    if not math.isfinite(number):
-        raise _bad_value(index, value)
-    return number
+def _unknown_field(index: int, event: Mapping[str, Any]) -> None:
+    for key in event:
+        if key not in _EVENT_FIELDS:
+            raise ValueError(
+                f"events[{index}] has the field {key!r}, which the API does not take: the fields are "
+                f"{', '.join(sorted(_EVENT_FIELDS))}"
+            )
 
 
 def prepare_events(experiment_id: str, events: Sequence[EventInput]) -> Sequence[EventInput]:
-    """Check every event and fill missing `client_event_id`s; returns `events` itself when nothing changed.
+    """Check every event (`tally._limits.check_event`, the same checks `run.log()` makes) and fill missing
+    `client_event_id`s; returns `events` itself when nothing changed.
 
-    Raises `ValueError` naming `events[i]` for a non-finite or non-numeric value, or for an event with neither
+    Raises `ValueError` naming `events[i]` and the field for anything the contract refuses (a non-finite or
+    non-numeric value, a bad name, step, timestamp, label or id, an unknown field), or for an event with neither
     `client_event_id` nor `step`; `TypeError` for something that is neither a mapping nor a `MetricEvent`."""
     out: list[EventInput] | None = None
+    check = check_event
+    last_stamp: Any = None
+    last_labels: Any = None
     for index, event in enumerate(events):
         if type(event) is dict:  # the common case first: an exact-type check is far cheaper than the ABC's
-            value: Any = event.get("value")
-            cid = event.get("client_event_id")
+            get = event.get
+            name, value, step, stamp, labels, cid = (
+                get("name"),
+                get("value"),
+                get("step"),
+                get("timestamp"),
+                get("metadata"),
+                get("client_event_id"),
+            )
+            if not _EVENT_FIELDS.issuperset(event):
+                _unknown_field(index, event)
         elif isinstance(event, MetricEvent):
-            value = event.value
-            cid = event.client_event_id
+            name, value, step, stamp, labels, cid = (
+                event.name,
+                event.value,
+                event.step,
+                event.timestamp,
+                event.metadata,
+                event.client_event_id,
+            )
         elif isinstance(event, Mapping):
-            value = event.get("value")
-            cid = event.get("client_event_id")
+            _unknown_field(index, event)
+            name, value, step, stamp, labels, cid = (
+                event.get("name"),
+                event.get("value"),
+                event.get("step"),
+                event.get("timestamp"),
+                event.get("metadata"),
+                event.get("client_event_id"),
+            )
         else:
             raise TypeError(
                 f"events[{index}] is a {type(event).__name__}: pass dicts or tally.MetricEvent objects"
             )
-        replaced_value: float | int | None = None
+        # The events of one `run.log()` share their timestamp and labels objects: each is checked once.
+        check(
+            index,
+            name,
+            value,
+            step,
+            None if stamp is last_stamp else stamp,
+            None if labels is last_labels else labels,
+            cid,
+        )
+        last_stamp, last_labels = stamp, labels
         kind = type(value)
-        if kind is float:
-            if value - value != 0.0:  # NaN or +-Infinity
-                raise _bad_value(index, value)
-        elif kind is not int:
-            replaced_value = _slow_value(index, value)
+        replaced_value = (
+            None if kind is float or kind is int else check_value(value, f"events[{index}].value")
+        )
         if cid is None or replaced_value is not None:
-            step: Any
-            name: Any
-            metadata: Any
-            if isinstance(event, MetricEvent):
-                step, name, metadata = event.step, event.name, event.metadata
-            else:
-                step, name, metadata = event.get("step"), event.get("name"), event.get("metadata")
             changes: dict[str, Any] = {}
             if replaced_value is not None:
                 changes["value"] = replaced_value
@@ -128,7 +151,7 @@ def prepare_events(experiment_id: str, events: Sequence[EventInput]) -> Sequence
                         f"events[{index}] has neither client_event_id nor step: give it a step, or a "
                         "client_event_id (a stable id of your own, so that re-sending it is safe)"
                     )
-                changes["client_event_id"] = event_id(experiment_id, str(name), step, metadata)
+                changes["client_event_id"] = event_id(experiment_id, str(name), step, labels)
             if out is None:
                 out = list(events)
             if isinstance(event, MetricEvent):

@@ -16,7 +16,7 @@ import msgspec
 
 from tally._base import Decoders, new_idempotency_key, unset
 from tally._events import EventInput, annotation_event_id, plan_batches, prepare_events
-from tally._limits import check_metadata
+from tally._limits import check_annotation, check_metadata
 from tally._options import RequestOptions, WriteOptions, check_idempotency_key
 from tally._request_ids import remember, request_id
 from tally._types import (
@@ -637,6 +637,9 @@ class AsyncAnnotations(_Resource):
         from tally_api.api.annotations import create_annotation
         from tally_api.models.create_annotation_request import CreateAnnotationRequest
 
+        check_annotation(
+            text, step=step, timestamp=timestamp, metadata=metadata, client_event_id=client_event_id
+        )
         event_id = client_event_id or annotation_event_id(experiment_id, text, step, timestamp, metadata)
         body = CreateAnnotationRequest(
             text=text,

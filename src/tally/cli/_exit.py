@@ -8,11 +8,12 @@
 | 3 | configuration or credentials: no API key, key refused (401) or not allowed (403), a missing extra |
 | 4 | not found: the id does not exist in your organisation (404) |
 | 5 | the server could not be reached (connection refused, timeout) |
+| 6 | `tally sync`: some records could never be stored; they are kept in the run's dead-letter file |
 """
 
 from __future__ import annotations
 
-__all__ = ["API_ERROR", "CONFIG", "NOT_FOUND", "OK", "UNREACHABLE", "USAGE"]
+__all__ = ["API_ERROR", "CONFIG", "NOT_FOUND", "OK", "REJECTED", "UNREACHABLE", "USAGE"]
 
 OK = 0
 API_ERROR = 1
@@ -20,3 +21,4 @@ USAGE = 2
 CONFIG = 3
 NOT_FOUND = 4
 UNREACHABLE = 5
+REJECTED = 6

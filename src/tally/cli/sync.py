@@ -26,8 +26,11 @@ __all__ = ["sync"]
 def sync(ctx: click.Context, directory: str | None, status_only: bool, as_json: bool) -> None:
     """Upload every pending run spool (exactly once), or list them with --status.
 
-    The spool directory is --dir, else TALLY_SPOOL_DIR, else the user data directory. Exit code 1 if a spool
-    could not be synced.
+    The spool directory is --dir, else TALLY_SPOOL_DIR, else the user data directory. Events or annotations that
+    can never be stored (the server refused them) do not hold the others back: they are kept, with the reason, in
+    the run's dead-letter file beside its spool (<run>.dead-letter.jsonl, JSON lines), which is listed here until
+    you delete it. Exit code 1 if a spool could not be synced (it is kept: run again), 6 if this sync put
+    records in a dead-letter file.
 
     \b
     Examples:
@@ -49,11 +52,12 @@ def sync(ctx: click.Context, directory: str | None, status_only: bool, as_json: 
         click.echo(f"no spools in {root}")
     for report in [] if as_json else reports:
         line = f"{report.state:8} {report.run_key}  {report.name or '-'}  experiment {report.experiment_id or '-'}"
-        if not status_only and report.state != "in_use":
+        if not status_only and report.state not in ("in_use", "dead_letter"):
             line += (
                 f"  stored {report.stored:,} (duplicates {report.duplicates:,})  rejected {report.rejected:,}"
             )
-        line += f"  pending {report.pending:,}"
+        if report.state != "dead_letter":
+            line += f"  pending {report.pending:,}"
         click.echo(line)
         for segment, offset, size, reason in report.torn:
             click.echo(
@@ -61,7 +65,20 @@ def sync(ctx: click.Context, directory: str | None, status_only: bool, as_json: 
             )
         if report.error:
             click.echo(f"         error: {report.error}")
+        if report.dead_letter:
+            click.echo(
+                f"         dead-letter: {report.dead_lettered:,} refused, kept in {report.dead_letter} "
+                "(see why in it; re-send what matters, then delete it)"
+            )
+    if status_only:
+        return
     if any(report.state == "failed" for report in reports):
         raise CliFailure(
             "a spool could not be synced; see above, then run `tally sync` again", _exit.API_ERROR
+        )
+    refused = sum(report.rejected for report in reports if report.state != "dead_letter")
+    if refused:
+        raise CliFailure(
+            f"{refused:,} events or annotations could not be stored and were kept in dead-letter files; see above",
+            _exit.REJECTED,
         )

@@ -15,7 +15,6 @@ from __future__ import annotations
 import atexit
 import functools
 import os
-import re
 import secrets
 import sys
 import time
@@ -26,7 +25,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from tally._errors import APIConnectionError, ConfigurationError, TallyError
-from tally._events import _slow_value
+from tally._limits import check_annotation, check_labels, check_metadata, check_step, check_values
 from tally._logging import logger
 
 from ._format import KIND_ANNOTATION, KIND_END, KIND_EXPERIMENT, KIND_LOG, frame
@@ -52,8 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FLUSH_TIMEOUT_ENV",
-    "METADATA_KEY_PATTERN",
-    "METRIC_NAME_PATTERN",
     "Durability",
     "FlushTimeoutError",
     "Run",
@@ -65,17 +62,6 @@ Durability = Literal["process", "power", "memory"]
 FLUSH_TIMEOUT_ENV = "TALLY_FLUSH_TIMEOUT"
 DEFAULT_FLUSH_TIMEOUT = 30.0
 
-# Checked against openapi/tally.yaml (MetricName, MetadataKey, Labels) by tests/sdk/unit/test_run_spool.py, so a
-# bad name fails at `log()`, with the field named, instead of poisoning a batch on the server.
-METRIC_NAME_PATTERN = r"^[A-Za-z0-9_./:@-]+$"
-METRIC_NAME_MAX = 256
-METADATA_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
-METADATA_KEY_MAX = 64
-LABEL_VALUE_MAX = 256
-LABELS_MAX = 32
-_NAME = re.compile(METRIC_NAME_PATTERN)
-_KEY = re.compile(METADATA_KEY_PATTERN)
-
 
 class FlushTimeoutError(TallyError):
     """`run.flush(timeout)` ran out of time; what is not stored stays in the spool."""
@@ -84,8 +70,9 @@ class FlushTimeoutError(TallyError):
 @dataclass(frozen=True)
 class RunStatus:
     """Where a run's events are: `logged` by this process, `stored` on the server (duplicates of earlier
-    attempts included), `pending` (in the spool, not yet stored), `rejected` by the server, `dropped` at the
-    spool's cap; the last error the sender met, and the spool's directory (None for durability="memory")."""
+    attempts included), `pending` (in the spool, not yet stored), `rejected` (refused by the server or unsendable:
+    kept in the `dead_letter` file, see `tally.run._deadletter`), `dropped` at the spool's cap; the last error the
+    sender met, and the spool's directory (None for durability="memory")."""
 
     experiment_id: str | None
     logged: int
@@ -96,6 +83,7 @@ class RunStatus:
     last_error: str | None
     spool: str | None
     offline: bool
+    dead_letter: str | None = None
 
 
 def _flush_timeout(value: float | None) -> float:
@@ -110,13 +98,6 @@ def _flush_timeout(value: float | None) -> float:
         raise ConfigurationError(
             f"{FLUSH_TIMEOUT_ENV}={configured!r} is not a number of seconds; set it to e.g. 30"
         ) from None
-
-
-def _bad_name(name: object) -> ValueError:
-    return ValueError(
-        f"metric name {name!r} is not valid: 1 to {METRIC_NAME_MAX} characters of A-Z a-z 0-9 _ . / : @ - "
-        "(e.g. 'train/loss')"
-    )
 
 
 class Run:
@@ -145,8 +126,6 @@ class Run:
         self._owned_client = owned_client
         self._seq = 0
         self._logged = 0
-        self._names: set[str] = set()
-        self._keys: set[str] = set()
         self._closed = False
         _LIVE.add(self)
 
@@ -163,87 +142,37 @@ class Run:
         """Record metric values (name to finite number), at `step`, with string labels `metadata`.
 
         Returns once the record is written to the spool (the kernel has it: it survives this process being
-        killed); never waits on the network. Raises ValueError naming the bad name, value or label."""
+        killed); never waits on the network. Raises ValueError naming the bad name, value, step or label: the
+        checks are `tally._limits`'s, the very ones `client.metrics.ingest` makes when the sender sends, so what
+        `log()` takes the server takes."""
         if self._closed:
             raise RuntimeError("this run is closed: start another with client.run(...)")
         if type(values) is not dict:
             if not isinstance(values, Mapping):
                 raise TypeError(f"run.log takes a dict of metric name to value, not {type(values).__name__}")
             values = dict(values)
-        names = self._names
-        for name, value in values.items():
-            kind = type(value)
-            if kind is float:
-                if value - value != 0.0:
-                    raise ValueError(
-                        f"metric {name!r} is {value!r}: values must be finite (no NaN or Infinity)"
-                    )
-            elif kind is not int:
-                values = self._converted(values)
-                break
-            if name not in names:
-                self._check_name(name)
+        values = check_values(values)
         if not values:
             return
-        if step is not None and (type(step) is not int or step < 0):
-            raise ValueError(f"step must be an int >= 0 or None, not {step!r}")
+        if step is not None:
+            check_step(step)
         if metadata:
-            metadata = self._checked_labels(metadata)
+            metadata = check_labels(metadata)
         self._seq += 1
         self._writer.append(frame((KIND_LOG, self._seq, step, time.time(), metadata, values)), len(values))
         self._logged += len(values)
-
-    def _converted(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for index, (name, value) in enumerate(values.items()):
-            if name not in self._names:
-                self._check_name(name)
-            try:
-                out[name] = value if type(value) in (float, int) else _slow_value(index, value)
-            except ValueError:
-                raise ValueError(
-                    f"metric {name!r} is {value!r}: a value must be a finite int or float (no NaN, Infinity, "
-                    "None, bool or strings)"
-                ) from None
-            if type(out[name]) is float and out[name] - out[name] != 0.0:
-                raise ValueError(f"metric {name!r} is {value!r}: values must be finite (no NaN or Infinity)")
-        return out
-
-    def _check_name(self, name: object) -> None:
-        if type(name) is not str or not (0 < len(name) <= METRIC_NAME_MAX) or not _NAME.match(name):
-            raise _bad_name(name)
-        self._names.add(name)
-
-    def _checked_labels(self, metadata: Mapping[str, str]) -> dict[str, str]:
-        labels = metadata if type(metadata) is dict else dict(metadata)
-        if len(labels) > LABELS_MAX:
-            raise ValueError(f"metadata has {len(labels)} entries; at most {LABELS_MAX} are allowed")
-        for key, value in labels.items():
-            if key not in self._keys:
-                if type(key) is not str or len(key) > METADATA_KEY_MAX or not _KEY.match(key):
-                    raise ValueError(
-                        f"metadata key {key!r} is not valid: 1 to {METADATA_KEY_MAX} characters, a letter or _ "
-                        "first, then letters, digits, _ . -"
-                    )
-                self._keys.add(key)
-            if type(value) is not str or len(value) > LABEL_VALUE_MAX:
-                raise ValueError(
-                    f"metadata[{key!r}] is {value!r}: label values are strings of at most {LABEL_VALUE_MAX} "
-                    "characters"
-                )
-        return labels
 
     # ---- the rest ----------------------------------------------------------------------------------------------
     def annotate(
         self, text: str, *, step: int | None = None, metadata: Mapping[str, Any] | None = None
     ) -> None:
-        """Record a note on the experiment (e.g. "lr drop"), in order with the metrics; spooled like them."""
+        """Record a note on the experiment (e.g. "lr drop"), in order with the metrics; spooled like them.
+
+        Raises ValueError for what `client.annotations.create` would refuse (the same check): empty or too long
+        text, a bad step, metadata over the contract's caps, NaN or Infinity in it, a NUL anywhere."""
         if self._closed:
             raise RuntimeError("this run is closed: start another with client.run(...)")
-        if not isinstance(text, str) or not text:
-            raise ValueError("annotation text must be a non-empty string")
-        if step is not None and (type(step) is not int or step < 0):
-            raise ValueError(f"step must be an int >= 0 or None, not {step!r}")
+        check_annotation(text, step=step, metadata=metadata)
         self._seq += 1
         record = (KIND_ANNOTATION, self._seq, text, step, time.time(), dict(metadata) if metadata else None)
         self._writer.append(frame(record), 1)
@@ -284,6 +213,9 @@ class Run:
             last_error=last_error,
             spool=self._writer.store.location,
             offline=self.offline,
+            dead_letter=str(drain.dead_letter.path)
+            if drain.dead_letter is not None and drain.rejected
+            else None,
         )
 
     def close(self, status: Literal["completed", "failed", "cancelled"] = "completed") -> RunStatus:
@@ -302,6 +234,13 @@ class Run:
         self._writer.close()
         result = self.status()
         location = self._writer.store.location
+        if result.rejected:
+            print(
+                f"tally: {result.rejected:,} events of run {self.name or result.experiment_id!r} could not be stored "
+                f"(last error: {result.last_error}); they are kept in "
+                f"{result.dead_letter or 'no file (durability=memory)'}",
+                file=sys.stderr,
+            )
         if self._drain.finished:
             self._drain.remove_if_done()
         elif location is not None:
@@ -404,6 +343,7 @@ def start_run(
         raise ValueError(
             "client.run needs a name (to create an experiment) or experiment_id= (to resume one), not both"
         )
+    check_metadata(metadata)  # now, not when an offline run's spool is synced
     if durability not in ("process", "power", "memory"):
         raise ValueError(f"durability must be 'process', 'power' or 'memory', not {durability!r}")
     offline = bool(getattr(client, "offline", False))

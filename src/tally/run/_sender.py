@@ -8,9 +8,15 @@ duplicates, never stored twice. The experiment is created under a stable Idempot
 (the server keeps keys for at least 24 hours: only a creation whose answer was lost and that is retried more than
 24 hours later could make a second experiment). Batches go one at a time, in log order.
 
-Errors: connection errors, timeouts, 401, 429 and 5xx are retried forever with exponential backoff (the client
-has already retried a few times inside each call). Answers that a retry cannot change (400, 403, 404, 409, 413,
-422) reject that batch: it is counted as rejected, the error is kept for `run.status()`, and the run goes on.
+Errors (`verdict`): connection errors, timeouts, 401, 429 and 5xx are retried forever with exponential backoff
+(the client has already retried a few times inside each call). What no retry can change never blocks the records
+after it, and never takes valid events down with it:
+- a batch refused as a whole for what is in it (400, 413, 422), or refused by the SDK's own checks at send time
+  (a `ValueError` or `TypeError`: a spool written by an older SDK), is split in halves and resent, until the
+  refused events are isolated: the others are stored;
+- a batch refused for where it goes (403, 404, 409: an experiment deleted or closed meanwhile) is refused whole;
+- refused events and annotations, `client_event_id` conflicts, and records that cannot be read go to the run's
+  dead-letter file (`_deadletter`) with the reason, are counted as rejected, and the run goes on.
 """
 
 from __future__ import annotations
@@ -27,10 +33,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tally._errors import APIStatusError, ConflictError
+from tally._errors import APIStatusError, ConflictError, TallyError
 from tally._logging import logger
 from tally._retry_policy import backoff_delay
 
+from ._deadletter import DeadLetter, dead_letter_path, error_info
 from ._format import (
     KIND_ANNOTATION,
     KIND_END,
@@ -50,12 +57,16 @@ from ._spool import SpoolLock, SpoolWriter, Store, read_header, read_progress, r
 if TYPE_CHECKING:
     from tally._sync._client import Tally
 
-__all__ = ["Drain", "Sender", "is_rejection"]
+__all__ = ["REFUSE", "RETRY", "SPLIT", "Drain", "Sender", "is_rejection", "verdict"]
 
 BATCH_EVENTS = 10_000
 """Events per ingest call (the server's limit per request)."""
 READ_BYTES = 1 << 20
-_REJECTED_STATUSES = frozenset({400, 403, 404, 409, 413, 422})
+RETRY, SPLIT, REFUSE = "retry", "split", "refuse"
+_SPLIT_STATUSES = frozenset({400, 413, 422})
+"""Refusals of what a batch holds: one event can cause them, so the batch is split to find it."""
+_REFUSE_STATUSES = frozenset({403, 404, 409})
+"""Refusals of where a batch goes: every event of it would be refused alike."""
 
 
 def rfc3339(stamp: float) -> str:
@@ -66,13 +77,25 @@ def rfc3339(stamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:03d}Z"
 
 
+def verdict(error: BaseException) -> str:
+    """What to do about a failed send: `RETRY` it later, `SPLIT` its batch to isolate the refused events, or
+    `REFUSE` the whole batch (dead-letter it)."""
+    if isinstance(error, APIStatusError):
+        if error.code == "idempotency_in_progress":
+            return RETRY
+        if error.status_code in _SPLIT_STATUSES:
+            return SPLIT
+        if error.status_code in _REFUSE_STATUSES:
+            return REFUSE
+        return RETRY
+    if isinstance(error, ValueError | TypeError) and not isinstance(error, TallyError):
+        return SPLIT  # the SDK's own checks refused the data: no retry can change it
+    return RETRY
+
+
 def is_rejection(error: BaseException) -> bool:
-    """True for an answer that no retry can change (the batch is skipped and counted), False to retry."""
-    return (
-        isinstance(error, APIStatusError)
-        and error.status_code in _REJECTED_STATUSES
-        and error.code != "idempotency_in_progress"
-    )
+    """True for a failure that no retry can change."""
+    return verdict(error) != RETRY
 
 
 class ProgressLog:
@@ -185,6 +208,7 @@ class Drain:
         self.done_seq = 0
         self.torn: list[tuple[int, TornTail]] = []
         self.last_error: str | None = None
+        self.dead_letter = DeadLetter(dead_letter_path(directory)) if directory is not None else None
         self._buffer: deque[tuple[int, int, Any]] = deque()  # (segment, end offset, payload)
         self._read_segment = self.segment
         self._read_offset = self.offset
@@ -282,7 +306,8 @@ class Drain:
         return self.experiment_id
 
     def step(self) -> bool:
-        """Do one unit of work; False when caught up. Raises the client's errors (see `is_rejection`).
+        """Do one unit of work; False when caught up. Raises the client's errors that a retry may cure (see
+        `verdict`); what no retry can cure is dead-lettered here.
 
         Metric batches are pipelined: while one batch is in flight (in the drain's worker thread), the next is
         read and built here; it is sent only once the first is answered, so batches still reach the server one
@@ -297,7 +322,7 @@ class Drain:
             return False
         if self.header is None:
             first = self._buffer[0][2]
-            if first[0] == KIND_RUN:
+            if isinstance(first, list) and first and first[0] == KIND_RUN:
                 self.header = dict(first[1])
         experiment_id = self._ensure_experiment()
         buffer = self._buffer
@@ -306,29 +331,32 @@ class Drain:
         last: tuple[int, int, Any] | None = None
         while buffer or (events and len(events) < BATCH_EVENTS and self._refill()):
             segment, end, payload = buffer[0]
-            kind = payload[0]
+            kind = payload[0] if isinstance(payload, list) and payload else None
             if kind == KIND_RUN:
                 buffer.popleft()
                 last = (segment, end, payload)
                 continue
-            if kind == KIND_LOG:
-                _, seq, step, stamp, labels, values = payload
-                if events and len(events) + len(values) > BATCH_EVENTS:
+            if kind == KIND_LOG or kind is None:
+                try:
+                    built = _log_events(payload, run_key)
+                except Exception as error:  # a record no SDK of ours writes: keep it, with why, and go on
+                    self._refuse(
+                        [
+                            (
+                                "record",
+                                {"payload": repr(payload)},
+                                error_info(f"unreadable spool record: {error!r}"),
+                            )
+                        ],
+                        _event_count(payload),
+                        error,
+                    )
+                    buffer.popleft()
+                    last = (segment, end, payload)
+                    continue
+                if events and len(events) + len(built) > BATCH_EVENTS:
                     break
-                when = rfc3339(stamp)
-                prefix = f"{run_key}.{seq:x}."
-                for index, (name, value) in enumerate(values.items()):
-                    event = {
-                        "name": name,
-                        "value": value,
-                        "timestamp": when,
-                        "client_event_id": prefix + str(index),
-                    }
-                    if step is not None:
-                        event["step"] = step
-                    if labels:
-                        event["metadata"] = labels
-                    events.append(event)
+                events.extend(built)
                 buffer.popleft()
                 last = (segment, end, payload)
                 continue
@@ -338,7 +366,7 @@ class Drain:
                 self._settle()
             buffer.popleft()
             self._send_other(experiment_id, run_key, payload)
-            self.done_seq = payload[1]
+            self.done_seq = _seq(payload, self.done_seq)
             if kind == KIND_END:
                 self._finish(segment, end)
                 return True
@@ -354,31 +382,97 @@ class Drain:
                 last,
             )
         elif last is not None:
+            self.done_seq = _seq(last[2], self.done_seq)
             self._ack(last[0], last[1])
         return True
 
     def _settle(self) -> None:
-        """Wait for the batch in flight; count and acknowledge it, or rewind and raise."""
+        """Wait for the batch in flight; count and acknowledge it (splitting it when it is refused for what it
+        holds, dead-lettering what is refused), or rewind and raise when a retry may cure the failure."""
         assert self._inflight is not None
         pending, events, last = self._inflight
         self._inflight = None
         try:
             result = pending.result()
         except Exception as error:
-            if not is_rejection(error):
+            if verdict(error) == RETRY:
                 self._rewind()
                 raise
-            self.rejected += len(events)
-            self.last_error = str(error)
-            logger.warning("tally: %d events rejected by the server: %s", len(events), error)
+            try:
+                stored, duplicates, refused = self._isolate(events, error)
+            except Exception:
+                self._rewind()
+                raise
+            cause: BaseException | str = error
         else:
-            self.stored += result.accepted + result.duplicates
-            self.duplicates += result.duplicates
-            if result.conflicts:
-                self.rejected += len(result.conflicts)
-                self.last_error = f"{len(result.conflicts)} events conflicted: {result.conflicts[0]}"
-        self.done_seq = last[2][1]
+            stored, duplicates, refused = _counts(result, events)
+            cause = f"{len(refused)} events conflicted: {result.conflicts[0]}" if refused else ""
+        self.stored += stored
+        self.duplicates += duplicates
+        self._refuse(refused, len(refused), cause)
+        self.done_seq = _seq(last[2], self.done_seq)
         self._ack(last[0], last[1])
+
+    def _isolate(
+        self, events: list[dict[str, Any]], error: BaseException
+    ) -> tuple[int, int, list[tuple[str, dict[str, Any], dict[str, Any]]]]:
+        """A batch was refused: resend it in halves, and halves of the refused halves, until every refused event
+        stands alone; the rest is stored. (A refusal of where the batch goes refuses it whole, unsplit.) Returns
+        what `_counts` does, for the whole batch. Raises, to retry the whole batch later, on a failure a retry may
+        cure: the parts already stored then come back as duplicates, never stored twice (and counted once)."""
+        stored = duplicates = 0
+        refused: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        todo: list[tuple[list[dict[str, Any]], BaseException]] = [(events, error)]
+        experiment_id = self.experiment_id
+        assert experiment_id is not None
+        while todo:
+            chunk, failure = todo.pop()
+            if verdict(failure) == REFUSE or len(chunk) == 1:
+                refused.extend(("metric", event, error_info(failure)) for event in chunk)
+                continue
+            middle = len(chunk) // 2
+            failed: list[tuple[list[dict[str, Any]], BaseException]] = []
+            for part in (chunk[:middle], chunk[middle:]):  # in log order
+                try:
+                    result = self.client.metrics.ingest(experiment_id, part)
+                except Exception as part_error:
+                    if verdict(part_error) == RETRY:
+                        raise
+                    failed.append((part, part_error))
+                else:
+                    part_stored, part_duplicates, part_refused = _counts(result, part)
+                    stored += part_stored
+                    duplicates += part_duplicates
+                    refused.extend(part_refused)
+            todo.extend(reversed(failed))  # the first refused half is split first
+        return stored, duplicates, refused
+
+    def _refuse(
+        self,
+        entries: list[tuple[str, dict[str, Any], dict[str, Any]]],
+        count: int,
+        error: BaseException | str,
+    ) -> None:
+        """Keep refused records in the dead-letter file (written before the progress that passes them), count
+        them as rejected, and say so."""
+        if not entries:
+            return
+        if self.dead_letter is not None:
+            self.dead_letter.append(entries, header=self.header, experiment_id=self.experiment_id)
+        self.rejected += count
+        self.last_error = str(error)
+        where = self.dead_letter.path if self.dead_letter is not None else "nowhere (durability='memory')"
+        logger.warning(
+            "tally: %d events of run %r could not be stored (%s); kept in %s",
+            count,
+            self._run_name(),
+            error,
+            where,
+        )
+
+    def _run_name(self) -> str | None:
+        header = self.header or {}
+        return header.get("name") or self.experiment_id
 
     def _rewind(self) -> None:
         """A send failed and will be retried: read the same records again next time."""
@@ -388,17 +482,21 @@ class Drain:
 
     def _send_other(self, experiment_id: str, run_key: str, payload: Any) -> None:
         kind = payload[0]
+        record: dict[str, Any] = {}
         try:
             if kind == KIND_ANNOTATION:
-                _, seq, text, step, stamp, metadata = payload
-                self.client.annotations.create(
-                    experiment_id,
-                    text,
-                    step=step,
-                    timestamp=datetime.fromtimestamp(round(stamp, 3), UTC),
-                    metadata=metadata,
-                    client_event_id=f"{run_key}.{seq:x}.a",
-                )
+                try:
+                    _, seq, text, step, stamp, metadata = payload
+                    record = {
+                        "text": text,
+                        "step": step,
+                        "timestamp": datetime.fromtimestamp(round(stamp, 3), UTC),
+                        "metadata": metadata,
+                        "client_event_id": f"{run_key}.{seq:x}.a",
+                    }
+                except Exception as error:
+                    raise ValueError(f"unreadable spool record: {error!r}") from None
+                self.client.annotations.create(experiment_id, **record)
                 self.stored += 1
             elif kind == KIND_END:
                 try:
@@ -407,13 +505,18 @@ class Drain:
                     if error.code != "invalid_transition":  # already final: set before a crash or by hand
                         raise
         except Exception as error:
-            if not is_rejection(error):
+            if verdict(error) == RETRY:
                 self._rewind()
                 raise
             if kind == KIND_ANNOTATION:
-                self.rejected += 1
-            self.last_error = str(error)
-            logger.warning("tally: the server refused a record of the run: %s", error)
+                if record:
+                    record["timestamp"] = rfc3339(payload[4])
+                else:
+                    record = {"payload": repr(payload)}
+                self._refuse([("annotation", record, error_info(error))], 1, error)
+            else:
+                self.last_error = str(error)
+                logger.warning("tally: the server refused a record of the run: %s", error)
 
     def _finish(self, segment: int, end: int) -> None:
         self._ack(segment, end)
@@ -433,6 +536,49 @@ class Drain:
         self.close()
         remove_spool(self.directory)
         return True
+
+
+def _counts(
+    result: Any, events: list[dict[str, Any]]
+) -> tuple[int, int, list[tuple[str, dict[str, Any], dict[str, Any]]]]:
+    """What an ingest answer says of `events`: stored (duplicates included), duplicates, and the conflicts as
+    dead-letter entries."""
+    refused = [
+        ("metric", events[c.index], {**error_info(c.message), "code": "conflict"})
+        for c in result.conflicts or ()
+    ]
+    return result.accepted + result.duplicates, result.duplicates, refused
+
+
+def _log_events(payload: Any, run_key: str) -> list[dict[str, Any]]:
+    """The metric events of one `run.log()` record; raises on a record that is not one."""
+    kind, seq, step, stamp, labels, values = payload
+    if kind != KIND_LOG or not isinstance(values, dict):
+        raise ValueError("not a log record")
+    when = rfc3339(stamp)
+    prefix = f"{run_key}.{seq:x}."
+    events = []
+    for index, (name, value) in enumerate(values.items()):
+        event = {"name": name, "value": value, "timestamp": when, "client_event_id": prefix + str(index)}
+        if step is not None:
+            event["step"] = step
+        if labels:
+            event["metadata"] = labels
+        events.append(event)
+    return events
+
+
+def _event_count(payload: Any) -> int:
+    """How many events `run.log()` counted for a record (1 when that cannot be told)."""
+    if isinstance(payload, list) and len(payload) == 6 and isinstance(payload[5], dict):
+        return len(payload[5]) or 1
+    return 1
+
+
+def _seq(payload: Any, default: int) -> int:
+    if isinstance(payload, list) and len(payload) > 1 and type(payload[1]) is int:
+        return max(payload[1], default)
+    return default
 
 
 def _header(store: Store) -> dict[str, Any] | None:

@@ -10,7 +10,13 @@ Layout of one run's spool, under the spool root (`TALLY_SPOOL_DIR`, else the pla
 where `<run>` is `<start time, 8 hex digits of Unix seconds>-<run_key>`, so that spools sort by age.
 
 Directories are created 0700 and files 0600: metric names and metadata are the user's data. Each segment starts
-with the run's header record, so dropping the oldest segment at the size cap never loses the header. The lock is
+with the run's header record, so dropping the oldest segment at the size cap never loses the header.
+
+A full disk is the same as the size cap, never a signal: a segment's space is reserved (`posix_fallocate`) before
+it is written through its memory map (a write to a mapped page the file system cannot back kills the process with
+SIGBUS), and a reservation the disk refuses is handled by the run's `on_full` policy: "block" waits for the sender
+to free older segments, "drop_oldest" drops them, and with nothing to free (or offline, under "block")
+`SpoolFullError` names the directory and what to do. The lock is
 an advisory `fcntl.flock`, which the kernel releases when its process dies, so a SIGKILLed run's spool is free for
 `tally sync` at once (on platforms without `fcntl` there is no lock).
 """
@@ -18,6 +24,7 @@ an advisory `fcntl.flock`, which the kernel releases when its process dies, so a
 from __future__ import annotations
 
 import contextlib
+import errno
 import mmap
 import os
 import shutil
@@ -55,16 +62,55 @@ SPOOL_DIR_ENV = "TALLY_SPOOL_DIR"
 DEFAULT_CAP_BYTES = 1 << 30
 """The default size cap of one run's spool: 1 GiB."""
 DEFAULT_SEGMENT_BYTES = 8 << 20
-"""Segments are mapped into memory while written: their size bounds the resident memory the spool costs."""
-_MAP_STEP = 1 << 20
-"""How far ahead of the writes a segment file is grown (sparse: no disk blocks until written)."""
+"""Segments are mapped into memory while written, and their disk space reserved when they are created: their size
+bounds the resident memory and the space reserved ahead of the writes."""
+MIN_RESERVE = 64 << 10
+"""On a disk too full for a whole segment, a reservation is halved down to this (or to what must fit)."""
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""The errors of a full disk (or quota)."""
+_NOT_SUPPORTED = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS})
 SEGMENT_SUFFIX = ".seg"
 
 CapPolicy = Literal["block", "drop_oldest"]
 
 
 class SpoolFullError(RuntimeError):
-    """The spool reached its size cap under the `block` policy with no sender to make room (offline)."""
+    """The spool cannot take the record: its size cap or its disk is full, and the `on_full` policy has nothing to
+    free (offline under "block", or no older segment to wait for or drop). Nothing of the record is written."""
+
+
+def _allocate(fd: int, size: int) -> None:
+    """Give the file `size` bytes of disk blocks (and at least that length), or raise the disk's OSError."""
+    if hasattr(os, "posix_fallocate"):
+        try:
+            os.posix_fallocate(fd, 0, size)
+            return
+        except OSError as error:
+            if error.errno not in _NOT_SUPPORTED:
+                raise
+    # No fallocate here: write zeros over what the file lacks, which allocates the blocks just as surely.
+    start = os.fstat(fd).st_size
+    zeros = bytes(min(1 << 20, max(size - start, 0)))
+    while start < size:
+        start += os.pwrite(fd, zeros[: size - start], start)
+
+
+def _pages(size: int) -> int:
+    return -(-size // mmap.PAGESIZE) * mmap.PAGESIZE
+
+
+def _reserve(fd: int, want: int, need: int) -> int:
+    """Reserve `want` bytes, halving on a full disk down to `need`; the bytes reserved, or the disk's OSError."""
+    size = _pages(want)
+    floor = _pages(need)
+    while True:
+        try:
+            _allocate(fd, size)
+            return size
+        except OSError as error:
+            if error.errno not in NO_SPACE or size <= floor:
+                raise
+            size = max(floor, _pages(size // 2))
 
 
 def spool_root(env: Mapping[str, str] | None = None) -> Path:
@@ -92,7 +138,7 @@ class Store(Protocol):
     location: str | None
 
     def segments(self) -> list[int]: ...
-    def create(self, number: int, data: bytes) -> None: ...
+    def create(self, number: int, data: bytes, reserve: int) -> int: ...
     def append(self, data: bytes) -> None: ...
     def read(self, number: int, offset: int, size: int) -> bytes | None: ...
     def delete(self, number: int) -> None: ...
@@ -104,9 +150,10 @@ class FileStore:
     """Segments as files in a run's spool directory. The newest segment is written through a shared memory map:
     `append` is a copy into the kernel's page cache, which outlives a killed process exactly as `os.write` does,
     but without a system call that lets go of the GIL. (Measured with a busy second thread, such as the sender:
-    `os.write` 7.2 µs a step on average, p99.9 32 µs; the map 2.5 µs, p99.9 7.6 µs.) The file is grown sparse
-    ahead of the writes and cut to its used length when the segment is closed; the unwritten rest reads as zeros,
-    which the format takes as the end of the data."""
+    `os.write` 7.2 µs a step on average, p99.9 32 µs; the map 2.5 µs, p99.9 7.6 µs.) Every mapped byte has its
+    disk space reserved first, so a write through the map never meets a full disk (that would be SIGBUS); the
+    unwritten rest reads as zeros, which the format takes as the end of the data, and closing the segment cuts the
+    file to its used length."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -125,20 +172,45 @@ class FileStore:
             return []
         return sorted(int(n[: -len(SEGMENT_SUFFIX)]) for n in names if n.endswith(SEGMENT_SUFFIX))
 
-    def create(self, number: int, data: bytes) -> None:
+    def create(self, number: int, data: bytes, reserve: int) -> int:
+        """Start segment `number` with `data`, reserving `reserve` bytes of disk for it (less when the disk is
+        short, down to a minimum); returns the bytes reserved. Raises the disk's OSError when even the minimum
+        does not fit: the segment being written then stays the current one."""
+        path = self.path(number)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            need = max(len(data), min(reserve, MIN_RESERVE))
+            # At most half of the free space: the progress and dead-letter files (and the disk's other users)
+            # keep room, and on a small disk the next segment still fits once the sender frees this one.
+            free = os.fstatvfs(fd)
+            want = min(max(reserve, len(data)), max(need, free.f_bavail * free.f_frsize // 2))
+            size = _reserve(fd, want, need)
+            view = mmap.mmap(fd, size)
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
         self.close()
-        fd = os.open(self.path(number), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        os.ftruncate(fd, _MAP_STEP)
-        self._fd, self._map, self._used = fd, mmap.mmap(fd, _MAP_STEP), 0
+        self._fd, self._map, self._used = fd, view, 0
         self.append(data)
+        return size
 
     def append(self, data: bytes) -> None:
+        """Copy `data` after the last record; a record larger than what is reserved first reserves more (the
+        disk's OSError, before anything is written, when it cannot)."""
         view = self._map
         assert view is not None
         start = self._used
         end = start + len(data)
         if end > len(view):
-            view.resize(max(end, len(view) * 2))  # grows the file too (sparse)
+            assert self._fd is not None
+            size = _pages(end)
+            try:
+                _allocate(self._fd, size)
+            except OSError:
+                os.ftruncate(self._fd, len(view))  # give back what a partial reservation took
+                raise
+            view.resize(size)
         view[start:end] = data
         self._used = end
 
@@ -184,9 +256,10 @@ class MemoryStore:
     def segments(self) -> list[int]:
         return sorted(self._segments)
 
-    def create(self, number: int, data: bytes) -> None:
+    def create(self, number: int, data: bytes, reserve: int) -> int:
         self._current = bytearray(data)
         self._segments[number] = self._current
+        return reserve
 
     def append(self, data: bytes) -> None:
         assert self._current is not None
@@ -208,10 +281,11 @@ class MemoryStore:
 
 # ---- the writer: the training process's only way to the spool --------------------------------------------------
 class SpoolWriter:
-    """Appends framed records to the newest segment, rolls segments, and applies the size cap.
+    """Appends framed records to the newest segment, rolls segments, and applies the size cap and, the same way,
+    a full disk.
 
-    `append` is called on the training thread for every `log()`: one `os.write`, a size check, nothing else.
-    `release(n)` is called by the sender once segment `n` is stored, to free its bytes."""
+    `append` is called on the training thread for every `log()`: a copy into the map and two size checks, nothing
+    else. `release(n)` is called by the sender once segment `n` is stored, to free its bytes."""
 
     def __init__(
         self,
@@ -240,51 +314,117 @@ class SpoolWriter:
         self.dropped_events = 0
         self.segment = 0
         self._size = 0
+        self._capacity = 0  # the bytes reserved for the current segment
         self._segment_events = 0
+        self._told_disk_full = False
         self.closed = False
         self._roll()
 
     def _roll(self) -> None:
-        with self._lock:
-            if self.segment:
-                self._sizes[self.segment] = self._size
-                self._events[self.segment] = self._segment_events
-            self.segment += 1
-            data = MAGIC + self._header_frame
-            self.store.create(self.segment, data)
-            self._size = len(data)
-            self._segment_events = 0
-            self.total_bytes = sum(self._sizes.values())
+        """Start the next segment, its space reserved; on a full disk, the `on_full` policy first frees some."""
+        data = MAGIC + self._header_frame
+        while True:
+            # Under the lock: once the next segment exists, the sender may finish this one and release it, which
+            # it may do only once `self.segment` has moved on.
+            with self._lock:
+                try:
+                    capacity = self.store.create(self.segment + 1, data, self.segment_bytes)
+                except OSError as error:
+                    if error.errno not in NO_SPACE:
+                        raise
+                    full = error
+                else:
+                    if self.segment:
+                        self._sizes[self.segment] = self._size
+                        self._events[self.segment] = self._segment_events
+                    self.segment += 1
+                    self._size = len(data)
+                    self._capacity = capacity
+                    self._segment_events = 0
+                    self.total_bytes = sum(self._sizes.values())
+                    return
+            self._disk_full(full)  # (outside the lock: it may wait for the sender to release a segment)
 
     def append(self, data: bytes, events: int) -> None:
-        """Write one framed record (`events` metric values or annotations in it) before returning."""
+        """Write one framed record (`events` metric values or annotations in it) before returning; raise
+        `SpoolFullError` (with nothing written) when the cap or the disk is full and `on_full` cannot make room."""
         size = len(data)
+        if self._size + size > self._capacity and self._segment_events:
+            self._roll()  # before the write, so that a full disk fails the call that could not be written
         if self.total_bytes + self._size + size > self.cap_bytes:
             self._make_room(size)
-        self.store.append(data)
+        while True:
+            try:
+                self.store.append(data)  # (a record larger than a segment reserves more for itself)
+                break
+            except OSError as error:
+                if error.errno not in NO_SPACE:
+                    raise
+                self._disk_full(error)
         self._size += size
         self._segment_events += events
-        if self._size >= self.segment_bytes:
-            self._roll()
+
+    def _drop_oldest(self, why: str) -> bool:
+        """Delete the oldest segment that is not being written; False when there is none."""
+        with self._lock:
+            if not self._sizes:
+                return False
+            oldest = min(self._sizes)
+            self.total_bytes -= self._sizes.pop(oldest)
+            lost = self._events.pop(oldest, 0)
+            self.store.delete(oldest)
+        self.dropped_events += lost
+        logger.warning(
+            "tally: %s; dropped its oldest %d events (%d dropped so far)", why, lost, self.dropped_events
+        )
+        return True
+
+    def _wait_for_release(self) -> bool:
+        """Wait until the sender frees an older segment; False at once when there is none to free."""
+        with self._lock:
+            older = len(self._sizes)
+        while older:
+            time.sleep(0.01)  # the sender frees whole segments as the server stores them
+            with self._lock:
+                if len(self._sizes) < older:
+                    return True
+        return False
+
+    def _disk_full(self, error: OSError) -> None:
+        """The disk refused a reservation: free space by the `on_full` policy (then the caller tries again), or
+        raise `SpoolFullError` naming the directory and the fix when nothing can be freed."""
+        where = self.store.location or "memory"
+        if self.policy == "drop_oldest":
+            if self._drop_oldest(f"no space left on the device of the spool {where}"):
+                return
+        elif self.can_wait:
+            if not self._told_disk_full:
+                self._told_disk_full = True
+                logger.warning(
+                    "tally: no space left on the device of the spool %s; log() waits for the sender to free "
+                    "stored segments (on_full='block'); free space there or set TALLY_SPOOL_DIR to a larger disk",
+                    where,
+                )
+            if self._wait_for_release():
+                return
+        if self.policy == "block" and not self.can_wait:
+            why, fix = "nothing sends it (offline)", ", or upload what it holds with `tally sync`"
+        else:
+            why, fix = (
+                "it holds no older segment to " + ("drop" if self.policy == "drop_oldest" else "free"),
+                "",
+            )
+        raise SpoolFullError(
+            f"no space left on the device of the spool {where} ({error.strerror}) and {why}: free space there, "
+            f"or set {SPOOL_DIR_ENV} to a directory on a larger disk{fix}"
+        ) from error
 
     def _make_room(self, size: int) -> None:
         if self.policy == "drop_oldest":
-            while self.total_bytes + self._size + size > self.cap_bytes:
-                with self._lock:
-                    if not self._sizes:
-                        break
-                    oldest = min(self._sizes)
-                    self.total_bytes -= self._sizes.pop(oldest)
-                    lost = self._events.pop(oldest, 0)
-                    self.store.delete(oldest)
-                self.dropped_events += lost
-                logger.warning(
-                    "tally: the spool reached its cap of %d bytes; dropped its oldest %d events "
-                    "(%d dropped so far); raise spool_cap= or use on_full='block'",
-                    self.cap_bytes,
-                    lost,
-                    self.dropped_events,
-                )
+            while self.total_bytes + self._size + size > self.cap_bytes and self._drop_oldest(
+                f"the spool reached its cap of {self.cap_bytes} bytes (raise spool_cap= or use on_full='block')"
+            ):
+                pass
             if not self._sizes and self._size + size > self.cap_bytes:
                 self._roll()
             return

@@ -10,9 +10,10 @@ import logging
 import math
 import os
 import stat
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -204,6 +205,70 @@ def test_bad_values_are_refused_locally(bad: object) -> None:
         prepare_events(
             "exp", [{"name": "m", "value": 1.0, "step": 0}, {"name": "m", "value": bad, "step": 1}]
         )
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"name": "bad name"}, "name"),
+        ({"name": "x" * 257}, "name"),
+        ({"step": 2**53}, "step"),
+        ({"step": -1}, "step"),
+        ({"step": True}, "step"),
+        ({"step": 1.5}, "step"),
+        ({"timestamp": "2016-12-31T23:59:60Z"}, "timestamp"),  # a leap second
+        ({"timestamp": "0000-01-01T00:00:00Z"}, "timestamp"),  # year 0
+        ({"timestamp": "9999-12-31T23:59:59.9999995Z"}, "timestamp"),  # rounds into year 10000
+        ({"timestamp": "2026-01-01T24:00:00Z"}, "timestamp"),
+        ({"timestamp": "2026-02-30T00:00:00Z"}, "timestamp"),
+        ({"timestamp": "2026-01-01T00:00:00+24:00"}, "timestamp"),
+        ({"timestamp": datetime(2026, 1, 1, tzinfo=timezone(timedelta(seconds=30)))}, "timestamp"),
+        ({"timestamp": "2026-01-01T00:00:00"}, "timestamp"),  # no offset
+        ({"timestamp": "2026-01-01 00:00:00Z"}, "timestamp"),
+        ({"timestamp": "2026-01-01T00:00:00Z\n"}, "timestamp"),
+        ({"timestamp": datetime(2026, 1, 1)}, "timestamp"),  # naive
+        ({"timestamp": 1767225600}, "timestamp"),
+        ({"metadata": {"split": "a\x00b"}}, "metadata"),
+        ({"metadata": {"1split": "x"}}, "metadata"),
+        ({"metadata": {"split": 1}}, "metadata"),
+        ({"client_event_id": "has space"}, "client_event_id"),
+        ({"client_event_id": "x" * 129}, "client_event_id"),
+        ({"client_event_id": "nul\x00"}, "client_event_id"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_what_the_contract_refuses_is_refused_locally_naming_the_field(
+    change: dict[str, Any], field: str
+) -> None:
+    good = {"name": "m", "value": 1.0, "step": 0, "client_event_id": "ok"}
+    with pytest.raises(ValueError, match=rf"events\[1\](\.{field}| has the field '{field}')"):
+        prepare_events("exp", [good, {**good, **change}])
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2026-01-01T00:00:00Z",
+        "2026-01-01t00:00:00.123456789z",
+        "2026-01-01T00:00:00+23:59",
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999Z",
+        "9999-12-31T23:59:59.9999994Z",
+        "0001-01-01T00:00:00+05:00",  # (year 0 in UTC: readers keep the offset)
+        "9999-12-31T23:00:00-05:00",
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))),
+    ],
+)
+def test_what_the_contract_takes_passes(stamp: object) -> None:
+    event = {
+        "name": "a/b:c@d-e.f_g",
+        "value": 1,
+        "step": 2**53 - 1,
+        "timestamp": stamp,
+        "client_event_id": "~!",
+    }
+    prepare_events("exp", [{**event, "metadata": {"_k.e-y": "v" * 256}}, tally.MetricEvent(**event)])
 
 
 def test_other_numbers_are_converted() -> None:

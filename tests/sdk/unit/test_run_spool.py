@@ -26,14 +26,6 @@ from tally.run._format import (
     frame,
     last_progress,
 )
-from tally.run._run import (
-    LABEL_VALUE_MAX,
-    LABELS_MAX,
-    METADATA_KEY_MAX,
-    METADATA_KEY_PATTERN,
-    METRIC_NAME_MAX,
-    METRIC_NAME_PATTERN,
-)
 from tally.run._spool import FileStore, MemoryStore, SpoolWriter
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[3] / "openapi" / "tally.yaml").read_text())
@@ -146,6 +138,30 @@ def test_segments_roll_and_each_starts_with_the_header(tmp_path: Path) -> None:
         assert stat.S_IMODE(os.stat(store.path(number)).st_mode) == 0o600
 
 
+@pytest.mark.parametrize("fallocate", [True, False])
+def test_a_segment_has_its_space_reserved_before_it_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fallocate: bool
+) -> None:
+    """Every mapped byte is backed by disk blocks (a write into a page the disk cannot back is a SIGBUS), with
+    posix_fallocate or, where there is none, zeros written; closing gives back what was not used."""
+    if not fallocate:
+        monkeypatch.delattr(os, "posix_fallocate", raising=False)
+    store = FileStore(tmp_path)
+    writer = SpoolWriter(store, {"run_key": "k"}, cap_bytes=1 << 20, segment_bytes=1 << 17)
+    path = store.path(1)
+    assert os.path.getsize(path) == 1 << 17
+    assert os.stat(path).st_blocks * 512 >= 1 << 17  # allocated, not sparse
+    big = frame([1, 1, 0, 0.0, None, {f"m{i}": float(i) for i in range(20_000)}])  # larger than a segment
+    writer.append(_record(1), 10)
+    writer.append(big, 20_000)
+    assert writer.segment == 2
+    assert os.stat(store.path(2)).st_blocks * 512 >= os.path.getsize(store.path(2)) >= len(big)
+    writer.close()
+    data = store.read(1, len(MAGIC), 1 << 20) or b""
+    assert os.path.getsize(path) == len(MAGIC) + len(data)  # cut to its used length
+    assert len(decode_records(data).records) == 2
+
+
 def test_drop_oldest_at_the_cap_counts_what_it_drops(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -185,16 +201,7 @@ def test_bad_writer_settings_are_refused() -> None:
         SpoolWriter(MemoryStore(), {}, policy="sometimes")  # type: ignore[arg-type]
 
 
-# ---- log()'s checks follow the spec -------------------------------------------------------------------------------
-def test_the_checks_of_names_and_labels_match_the_spec() -> None:
-    assert SCHEMAS["MetricName"]["pattern"] == METRIC_NAME_PATTERN
-    assert SCHEMAS["MetricName"]["maxLength"] == METRIC_NAME_MAX
-    assert SCHEMAS["MetadataKey"]["pattern"] == METADATA_KEY_PATTERN
-    assert SCHEMAS["MetadataKey"]["maxLength"] == METADATA_KEY_MAX
-    assert SCHEMAS["Labels"]["maxProperties"] == LABELS_MAX
-    assert SCHEMAS["Labels"]["additionalProperties"]["maxLength"] == LABEL_VALUE_MAX
-
-
+# ---- log()'s checks are the contract's (tally._limits, from the generated limits) ---------------------------------
 @pytest.mark.parametrize(
     ("values", "kwargs", "message"),
     [
@@ -204,9 +211,17 @@ def test_the_checks_of_names_and_labels_match_the_spec() -> None:
         ({"loss": True}, {}, "'loss' is True"),
         ({"loss": None}, {}, "'loss' is None"),
         ({"bad name": 1.0}, {}, "metric name 'bad name'"),
-        ({"loss": 1.0}, {"step": -1}, "step must be"),
+        ({"x" * 257: 1.0}, {}, "1 to 256 characters"),
+        ({"loss\n": 1.0}, {}, "1 to 256 characters matching"),
+        ({"loss": 1.0}, {"step": -1}, "step is -1"),
+        ({"loss": 1.0}, {"step": 2**53}, "step is 9007199254740992"),
+        ({"loss": 1.0}, {"step": 1.5}, "step is 1.5"),
+        ({"loss": 1.0}, {"step": True}, "step is True"),
         ({"loss": 1.0}, {"metadata": {"1split": "x"}}, "metadata key '1split'"),
         ({"loss": 1.0}, {"metadata": {"split": 3}}, "metadata\\['split'\\]"),
+        ({"loss": 1.0}, {"metadata": {"split": "a\x00b"}}, "NUL"),
+        ({"loss": 1.0}, {"metadata": {"split": "x" * 257}}, "at most 256"),
+        ({"loss": 1.0}, {"metadata": {f"k{i}": "v" for i in range(33)}}, "at most 32"),
     ],
 )
 def test_log_refuses_bad_input_naming_it(
@@ -216,7 +231,30 @@ def test_log_refuses_bad_input_naming_it(
         with pytest.raises(ValueError, match=message):
             run.log(values, **kwargs)
         run.log({"loss": 0.5, "n": 3}, step=1)
-        assert run.status().logged == 2
+        run.log({"loss": 0.5}, step=2**53 - 1, metadata={"split": "x" * 256})
+        assert run.status().logged == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "kwargs", "message"),
+    [
+        ("", {}, "annotation text"),
+        ("x" * 10_001, {}, "1 to 10000 characters"),
+        ("a\x00b", {}, "NUL"),
+        ("note", {"step": 2**53}, "step is"),
+        ("note", {"metadata": {"blob": "x" * 9000}}, "8192-byte limit"),
+        ("note", {"metadata": {"loss": float("nan")}}, "finite"),
+        ("note", {"metadata": {"a": [1, {"b": float("-inf")}]}}, "metadata\\['a'\\]\\[1\\]\\['b'\\]"),
+        ("note", {"metadata": {"when": object()}}, "metadata values are JSON"),
+        ("note", {"metadata": {"k": {"n\x00": 1}}}, "NUL"),
+    ],
+)
+def test_annotate_refuses_bad_input_naming_it(text: str, kwargs: dict[str, Any], message: str) -> None:
+    with Tally(offline=True) as client, client.run("notes") as run:
+        with pytest.raises(ValueError, match=message):
+            run.annotate(text, **kwargs)
+        run.annotate("fine", step=1, metadata={"lr": 0.1, "deep": {"list": [1, "two", None]}})
+        assert run.status().logged == 1
 
 
 def test_log_takes_numbers_that_convert_to_float() -> None:

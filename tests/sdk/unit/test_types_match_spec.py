@@ -5,6 +5,7 @@ error envelope, the SDK's loosened `MetricEvent`, batch and metadata limits), so
 from __future__ import annotations
 
 import ast
+import itertools
 import types
 import typing
 from datetime import datetime
@@ -233,11 +234,49 @@ def test_batch_limits_match_spec() -> None:
     assert (page_size["default"], page_size["maximum"]) == (DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
-def test_metadata_caps_match_spec() -> None:
+def test_the_generated_limits_are_the_specs_constraints() -> None:
+    """`tally_api_types.limits` (what `tally._limits` checks against) holds every constraint of the spec's
+    named schemas and parameters, each equal to the value at the JSON pointer its docstring names."""
+    from tally_api_types import limits
+
+    tree = ast.parse(Path(limits.__file__).read_text())
+    constants: dict[str, tuple[Any, str]] = {}
+    body = tree.body
+    for node, following in itertools.pairwise(body):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            assert isinstance(following, ast.Expr), node.target.id
+            pointer = ast.literal_eval(following.value).strip("`")
+            constants[node.target.id] = (getattr(limits, node.target.id), pointer)
+    for name, (value, pointer) in constants.items():
+        node: Any = SPEC
+        for part in pointer.removeprefix("#/").split("/"):
+            node = node[part]
+        assert node == value, (name, pointer)
+    keywords = {
+        "minLength",
+        "maxLength",
+        "pattern",
+        "minimum",
+        "maximum",
+        "minItems",
+        "maxItems",
+        "uniqueItems",
+    }
+    keywords |= {"minProperties", "maxProperties", "x-max-depth", "x-max-bytes", "exclusiveMinimum"}
+    keywords.add("exclusiveMaximum")
+
+    def count(node: Any) -> int:
+        if not isinstance(node, dict):
+            return 0
+        found = sum(1 for key in node if key in keywords)
+        found += sum(count(child) for child in (node.get("properties") or {}).values())
+        found += sum(count(node.get(key)) for key in ("items", "additionalProperties", "propertyNames"))
+        return found + sum(count(part) for part in node.get("allOf") or [])
+
+    components = SPEC["components"]
+    expected = sum(count(schema) for schema in SCHEMAS.values())
+    expected += sum(count(parameter.get("schema")) for parameter in components["parameters"].values())
+    assert len(constants) == expected
     from tally import _limits
 
-    metadata = SCHEMAS["Metadata"]
-    assert metadata["maxProperties"] == _limits.MAX_METADATA_ENTRIES
-    assert metadata["propertyNames"] == {"minLength": 1, "maxLength": _limits.MAX_METADATA_KEY}
-    assert metadata["x-max-depth"] == _limits.MAX_METADATA_DEPTH
-    assert metadata["x-max-bytes"] == _limits.MAX_METADATA_BYTES
+    assert (_limits.MAX_METADATA_ENTRIES, _limits.MAX_METADATA_BYTES) == (64, 8192)  # read from there
