@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-import importlib
+from tally._lazy import load as _load
 
 # Not `from typing import TYPE_CHECKING`: `import tally` itself then loads nothing (type checkers know the name).
 TYPE_CHECKING = False
@@ -70,7 +70,8 @@ if TYPE_CHECKING:
 
 # Names are imported on first use (PEP 562), so `import tally` costs almost nothing and `from tally import Tally`
 # loads the sync client alone: not asyncio, not the async client, not the generated package. Type checkers read
-# the imports above instead.
+# the imports above instead. The first use may come from several threads at once: `tally._lazy.load` imports one
+# at a time.
 _LAZY: dict[str, str] = {
     "RequestOptions": "tally._options",
     "WriteOptions": "tally._options",
@@ -125,7 +126,7 @@ def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'tally' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_load(module), name)
     globals()[name] = value
     return value
 
