@@ -34,7 +34,14 @@ def test_a_fresh_client_first_used_by_eight_threads_at_once_works(live_server: R
         own = [client.experiments.create(unique("first-use-run")).id for _ in range(PROCESSES)]
 
     def one(run_experiment_id: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, str(SCRIPT), live_server.url, live_server.api_key, shared, run_experiment_id]
+        command = [
+            sys.executable,
+            str(SCRIPT),
+            live_server.url,
+            live_server.api_key,
+            shared,
+            run_experiment_id,
+        ]
         return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
     with ThreadPoolExecutor(AT_ONCE) as pool:
