@@ -5,7 +5,7 @@ and paces requests by the server's rate-limit headers.
 Every decision is someone else's pure function: whether and how long to wait (`tally._retry_policy.next_delay`,
 from the request's `RetryPolicy` in `request.extensions`), how to pace (`tally._pacing.RatePacer`). What is left
 here is the loop: send, observe, wait, send again. The n-th retry carries `X-Tally-Retry-Count: n` (a first
-attempt none), and each attempt is logged on the client's logger (`tally` by default).
+attempt none), and each attempt is logged on the client's logger (`tally` by default), its URL masked (`tally._redact`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tally._headers import header
 from tally._logging import logger as default_logger
 from tally._options import POLICY_EXTENSION
 from tally._pacing import PROBE_POLL, PROBING, RatePacer, pace, read_rate_headers
+from tally._redact import redact_url
 from tally._retry_policy import DEFAULT_POLICY, SAFE_METHODS, RetryPolicy, next_delay, sleep
 
 __all__ = ["ClientTransport", "RetryTransport"]
@@ -223,7 +224,7 @@ def _log(
     log.info(
         "%s %s -> %s in %.1f ms request_id=%s attempt=%d%s",
         request.method,
-        request.url,
+        redact_url(request.url),
         outcome,
         elapsed_ms,
         request_id,
