@@ -18,13 +18,13 @@ wants this lock, and none of them asks for a `tally.<Name>` or builds a client w
 
 from __future__ import annotations
 
-import _thread
 import importlib
 from types import ModuleType
 
+from tally import _IMPORT_LOCK as _LOCK  # the lock of `tally.<Name>` too
+
 __all__ = ["load", "load_generated"]
 
-_LOCK = _thread.RLock()  # _thread, not threading: `import tally` must not load threading
 _generated_loaded = False
 
 
