@@ -5,8 +5,9 @@ and the retry transport logs each attempt's URL. A key travels in `Authorization
 in a query (`?api_key=`, `access_token=`), in the URL's userinfo, or in a header of their own. What leaves the
 process (an error's text, a pickled error, a log line) goes through here first:
 
-- headers: `Authorization`, `Proxy-Authorization`, `Cookie`, `Set-Cookie` and any header whose name says key,
-  token, secret, password or auth keep only their scheme and the key's kind and last four characters
+- headers: `Authorization`, `Proxy-Authorization`, `Cookie`, `Set-Cookie` and any header whose name says it holds
+  a secret (`is_secret_name`: a word such as token, secret, password, auth, or an API key, but not
+  `Idempotency-Key` or `metadata_key`) keep only their scheme and the key's kind and last four characters
   (`Bearer tk_org_...abcd`, the server's own `token_hint`); any Tally key elsewhere in a value is masked too;
 - URLs: the userinfo is dropped, query values under such names are masked, and so is a Tally key anywhere;
 - text: every Tally key (`tk_org_...`, `tk_ing_...`) is masked.
@@ -20,10 +21,43 @@ import re
 
 import httpx
 
-__all__ = ["mask", "redact_headers", "redact_text", "redact_url"]
+__all__ = ["is_secret_name", "mask", "redact_headers", "redact_text", "redact_url"]
 
 _KEY = re.compile(r"tk_(?:org|ing)_[A-Za-z0-9_\-]+")
-_SECRET_NAME = re.compile(r"auth|key|token|secret|passw|cookie|credential|signature|session", re.IGNORECASE)
+_WORDS = re.compile(r"[^a-z0-9]+")
+_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+_SECRET_WORDS = frozenset(
+    {
+        "apikey",
+        "auth",
+        "authorization",
+        "cookie",
+        "credential",
+        "credentials",
+        "jwt",
+        "passwd",
+        "password",
+        "pwd",
+        "secret",
+        "session",
+        "sig",
+        "signature",
+        "token",
+    }
+)
+_KEY_QUALIFIERS = frozenset({"api", "access", "auth", "private", "secret"})
+"""`key` is a secret alone or after one of these (`api_key`, `X-Api-Key`), not after others (`metadata_key`)."""
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a header or query parameter called `name` carries a secret."""
+    words = _WORDS.split(_CAMEL.sub(r"\1_\2", name).lower())
+    if not _SECRET_WORDS.isdisjoint(words):
+        return True
+    if "key" not in words:
+        return False
+    index = words.index("key")
+    return len([word for word in words if word]) == 1 or (index > 0 and words[index - 1] in _KEY_QUALIFIERS)
 
 
 def mask(secret: str) -> str:
@@ -48,7 +82,7 @@ def _redact_value(value: str) -> str:
 def redact_headers(headers: httpx.Headers) -> httpx.Headers:
     """A copy of `headers` that shows no secret (order and repeated names kept)."""
     items = [
-        (name, _redact_value(value) if _SECRET_NAME.search(name) else redact_text(value))
+        (name, _redact_value(value) if is_secret_name(name) else redact_text(value))
         for name, value in headers.multi_items()
     ]
     return httpx.Headers(items)
@@ -63,8 +97,10 @@ def redact_url(url: httpx.URL) -> str:
         pairs = []
         for pair in query.decode("ascii", "replace").split("&"):
             name, equals, value = pair.partition("=")
-            if equals and _SECRET_NAME.search(name):
-                value = mask(httpx.QueryParams(pair).get(name) or "")
+            if equals:
+                decoded_name, decoded_value = httpx.QueryParams(pair).multi_items()[0]
+                if is_secret_name(decoded_name) or _KEY.search(decoded_value):
+                    value = mask(decoded_value)
             pairs.append(f"{name}{equals}{value}")
         url = url.copy_with(query="&".join(pairs).encode())
     return redact_text(str(url))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tally._redact import mask, redact_headers, redact_text, redact_url
+from tally._redact import is_secret_name, mask, redact_headers, redact_text, redact_url
 
 KEY = "tk_org_" + "A" * 28 + "wxyz"
 
@@ -19,12 +19,45 @@ def test_a_key_keeps_its_kind_and_last_four_characters_and_anything_else_is_hidd
     )
 
 
+def test_names_that_hold_secrets_are_told_from_the_apis_own() -> None:
+    secret = [
+        "Authorization",
+        "Proxy-Authorization",
+        "Cookie",
+        "Set-Cookie",
+        "X-Api-Key",
+        "api_key",
+        "apiKey",
+        "key",
+        "access_token",
+        "accessToken",
+        "X-Auth-Token",
+        "password",
+        "client_secret",
+        "sig",
+    ]
+    plain = [
+        "Idempotency-Key",
+        "metadata_key",
+        "metadata_value",
+        "cursor",
+        "name",
+        "X-Request-Id",
+        "Accept",
+        "page_size",
+        "X-Tally-Retry-Count",
+        "tokens_total",
+    ]
+    assert [name for name in secret if not is_secret_name(name)] == []
+    assert [name for name in plain if is_secret_name(name)] == []
+
+
 def test_a_url_loses_its_userinfo_secret_query_values_and_keys_anywhere() -> None:
     url = httpx.URL(f"http://me:pw@host:8080/v1/x/{KEY}?api_key={KEY}&page_size=5&Access-Token=abc%20d&flag")
     assert redact_url(url) == (
         "http://host:8080/v1/x/tk_org_...wxyz?api_key=tk_org_...wxyz&page_size=5&Access-Token=***&flag"
     )
-    plain = httpx.URL("http://host/v1/experiments?status=running&cursor=abc")
+    plain = httpx.URL("http://host/v1/experiments?status=running&cursor=abc&metadata_key=lr")
     assert redact_url(plain) == str(plain)
 
 
@@ -36,6 +69,7 @@ def test_headers_keep_their_scheme_and_order_but_no_secret() -> None:
             ("Cookie", "session=abc"),
             ("X-Note", f"sent with {KEY}"),
             ("Accept", "application/json"),
+            ("Idempotency-Key", "tally-1234"),
         ]
     )
     assert redact_headers(headers).multi_items() == [
@@ -44,4 +78,5 @@ def test_headers_keep_their_scheme_and_order_but_no_secret() -> None:
         ("cookie", "***"),
         ("x-note", "sent with tk_org_...wxyz"),
         ("accept", "application/json"),
+        ("idempotency-key", "tally-1234"),
     ]
