@@ -13,7 +13,11 @@
 
 from __future__ import annotations
 
+import _thread
 import importlib
+
+_IMPORT_LOCK = _thread.RLock()
+"""One lazy import at a time (`tally._lazy` explains why); here, so that `import tally` loads no other module."""
 
 # Not `from typing import TYPE_CHECKING`: `import tally` itself then loads nothing (type checkers know the name).
 TYPE_CHECKING = False
@@ -71,7 +75,8 @@ if TYPE_CHECKING:
 
 # Names are imported on first use (PEP 562), so `import tally` costs almost nothing and `from tally import Tally`
 # loads the sync client alone: not asyncio, not the async client, not the generated package. Type checkers read
-# the imports above instead.
+# the imports above instead. The first use may come from several threads at once: they import one at a time,
+# under the lock that `tally._lazy.load` holds too.
 _LAZY: dict[str, str] = {
     "RequestOptions": "tally._options",
     "WriteOptions": "tally._options",
@@ -127,7 +132,8 @@ def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'tally' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    with _IMPORT_LOCK:
+        value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

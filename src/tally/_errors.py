@@ -20,7 +20,12 @@ Every exception pickles and unpickles with its fields (for `multiprocessing`).
 
 Each carries `status_code`, `code`, `message`, `request_id`, `method`, `url`, `details` and `attempts` (how many
 times the request was sent, retries included; None where it does not apply); `str()` is one readable line that
-says "after N attempts" when the transport retried. Tokens never appear in them.
+says "after N attempts" when the transport retried.
+
+Keys never appear in them (issue 20, item 6): the URL is shown without userinfo and with secret query values
+masked (`tally._redact`); a status error keeps its live `httpx.Response`, but pickles a copy whose request has its
+`Authorization` (and any other secret header) masked and no body; the httpx exception a connection error is
+raised from gets the same masked request in place of the one that was sent.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from typing import Any
 
 import httpx
 import msgspec
+
+from tally._redact import redact_headers, redact_text, redact_url
 
 __all__ = [
     "APIConnectionError",
@@ -49,6 +56,8 @@ __all__ = [
     "TallyError",
     "UnprocessableEntityError",
     "error_from_response",
+    "shareable_request",
+    "shareable_response",
     "translate_transport_errors",
     "validation_error",
 ]
@@ -81,9 +90,13 @@ class TallyError(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle with every field (the keyword-only constructors defeat `Exception`'s default), so that an
-        error raised in a `multiprocessing` worker reaches the parent intact; `response` travels read, without
-        its stream."""
-        return (_restore, (type(self), self.message), dict(self.__dict__))
+        error raised in a `multiprocessing` worker reaches the parent intact; `response` travels as a copy
+        that shows no secret (`shareable_response`)."""
+        state = dict(self.__dict__)
+        response = state.get("response")
+        if isinstance(response, httpx.Response):
+            state["response"] = shareable_response(response)
+        return (_restore, (type(self), self.message), state)
 
 
 def _restore(cls: type[TallyError], message: str) -> TallyError:
@@ -271,8 +284,45 @@ class ErrorResponse(msgspec.Struct, kw_only=True):
 _ERROR_DECODER = msgspec.json.Decoder(ErrorResponse)
 
 
-def _redacted_url(url: httpx.URL) -> str:
-    return str(url)
+_UNSHAREABLE_HEADERS = frozenset({"content-encoding", "transfer-encoding"})
+"""Dropped from a shareable response: its body is kept decoded, so these no longer describe it."""
+
+
+def shareable_request(request: httpx.Request) -> httpx.Request:
+    """A copy of `request` that may leave the process: method, masked URL, masked headers, no body (an ingest
+    body can be megabytes, and says nothing the error does not)."""
+    return httpx.Request(request.method, redact_url(request.url), headers=redact_headers(request.headers))
+
+
+def shareable_response(response: httpx.Response) -> httpx.Response:
+    """A copy of `response` for pickling: status, masked headers, the body as read, and a `shareable_request`.
+    `error.response.json()`, `.headers` and `retry_after` read the same after unpickling."""
+    try:
+        content = response.content
+    except httpx.ResponseNotRead:
+        content = b""
+    try:
+        request: httpx.Request | None = shareable_request(response.request)
+    except RuntimeError:  # a response built without a request
+        request = None
+    headers = redact_headers(response.headers)
+    for name in _UNSHAREABLE_HEADERS:
+        headers.pop(name, None)
+    return httpx.Response(response.status_code, headers=headers, content=content, request=request)
+
+
+def _scrub_chain(error: BaseException) -> None:
+    """Put a `shareable_request` in place of the request held by each httpx exception `error` chains: pickling
+    one of them (it pickles its `__dict__`) must not carry the key either."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, httpx.RequestError):
+            held = getattr(link, "_request", None)  # `.request` raises when there is none
+            if isinstance(held, httpx.Request):
+                link.request = shareable_request(held)
+        link = link.__cause__ or link.__context__
 
 
 def error_from_response(response: httpx.Response) -> APIStatusError:
@@ -292,7 +342,7 @@ def error_from_response(response: httpx.Response) -> APIStatusError:
         with contextlib.suppress(Exception):
             text = " ".join(response.text.split())[:200]
         reason = response.reason_phrase or "error"
-        message = f"{reason} (a non-JSON or unexpected error body: {text!r})" if text else reason
+        message = f"{reason} (a non-JSON or unexpected error body: {redact_text(text)!r})" if text else reason
         code, details, request_id = None, None, header_id
     status = response.status_code
     cls = _BY_STATUS.get(status) or (InternalServerError if status >= 500 else APIStatusError)
@@ -302,7 +352,7 @@ def error_from_response(response: httpx.Response) -> APIStatusError:
         code=code,
         request_id=request_id,
         method=request.method,
-        url=_redacted_url(request.url),
+        url=redact_url(request.url),
         details=details,
         response=response,
         attempts=_attempts(request),
@@ -316,7 +366,7 @@ def validation_error(response: httpx.Response, problem: str) -> ResponseValidati
         status_code=response.status_code,
         request_id=response.headers.get("x-request-id"),
         method=response.request.method,
-        url=_redacted_url(response.request.url),
+        url=redact_url(response.request.url),
     )
 
 
@@ -327,16 +377,18 @@ def translate_transport_errors(request: httpx.Request) -> Iterator[None]:
     try:
         yield
     except httpx.TimeoutException as exc:
+        _scrub_chain(exc)
         raise APITimeoutError(
-            f"timed out ({type(exc).__name__}: {exc})",
+            redact_text(f"timed out ({type(exc).__name__}: {exc})"),
             method=request.method,
-            url=str(request.url),
+            url=redact_url(request.url),
             attempts=_attempts(request),
         ) from exc
     except httpx.TransportError as exc:
+        _scrub_chain(exc)
         raise APIConnectionError(
-            f"connection failed ({type(exc).__name__}: {exc})",
+            redact_text(f"connection failed ({type(exc).__name__}: {exc})"),
             method=request.method,
-            url=str(request.url),
+            url=redact_url(request.url),
             attempts=_attempts(request),
         ) from exc

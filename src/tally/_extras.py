@@ -8,8 +8,9 @@ so the user reads one line that says what to install, never a bare `ModuleNotFou
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
+
+from tally._lazy import load
 
 __all__ = ["EXTRAS", "MissingExtraError", "missing_extra", "require"]
 
@@ -44,9 +45,9 @@ def missing_extra(error: ModuleNotFoundError, extra: str, feature: str | None = 
 
 
 def require(module: str, extra: str, feature: str | None = None) -> ModuleType:
-    """Import `module`, or raise `MissingExtraError` naming `extra`."""
+    """Import `module` (one thread at a time: `tally._lazy`), or raise `MissingExtraError` naming `extra`."""
     try:
-        return importlib.import_module(module)
+        return load(module)
     except ModuleNotFoundError as error:
         # A package that is absent (it, or one of its own dependencies) means the extra is not installed; any
         # other ImportError is a real fault inside an installed package and propagates as it is.

@@ -18,7 +18,6 @@ from __future__ import annotations
 import difflib
 import enum
 import functools
-import importlib
 import inspect
 import types
 import typing
@@ -28,6 +27,7 @@ from typing import Any
 
 import msgspec
 
+from tally._lazy import load
 from tally._options import WriteOptions
 from tally._types import public_type
 
@@ -103,8 +103,10 @@ def _enum_class(annotation: Any) -> type[enum.Enum] | None:
 
 @functools.cache
 def _generated(module_name: str) -> tuple[Any, inspect.Signature]:
-    """The operation's `_get_kwargs` and its signature (annotations evaluated), once per operation."""
-    get_kwargs = importlib.import_module(module_name)._get_kwargs
+    """The operation's `_get_kwargs` and its signature (annotations evaluated), once per operation. (The client
+    loaded every operation module when it was made, `tally._lazy.load_generated`; a module named by the caller
+    is loaded here, one thread at a time.)"""
+    get_kwargs = load(module_name)._get_kwargs
     return get_kwargs, inspect.signature(get_kwargs, eval_str=True)
 
 

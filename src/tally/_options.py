@@ -48,7 +48,9 @@ class RequestOptions(TypedDict, total=False):
     """Per-call options of every method (as keyword arguments)."""
 
     timeout: TimeoutArg
-    """Per attempt, in seconds or an `httpx.Timeout` (the call as a whole is bounded by `retry.max_elapsed`)."""
+    """Per attempt, in seconds or an `httpx.Timeout`: each network wait ends after its phase's timeout, and the
+    attempt as a whole, body included, after the longest phase in wall-clock time (none if a phase is None).
+    The call as a whole is bounded by `retry.max_elapsed`."""
     max_retries: int
     """Retries after the first attempt (the short form of `retry`)."""
     retry: RetryPolicy

@@ -1,6 +1,7 @@
 """The inner transports the retry transport wraps by default.
 
-Sync: httpx's own `HTTPTransport`. Async: `httpx_aiohttp.AiohttpTransport` when the `httpx-aiohttp` package is
+Sync: httpx's own `HTTPTransport`, connecting through `tally._deadline_backend.DeadlineBackend` so that no read outlasts
+its attempt. Async: `httpx_aiohttp.AiohttpTransport` when the `httpx-aiohttp` package is
 importable (httpx 0.28's own async pool slows down badly with many concurrent calls, encode/httpcore#1035),
 with its exception mapping corrected (it reports refused connections and resets as `ConnectTimeout`); else
 httpx's own `AsyncHTTPTransport`.
@@ -38,7 +39,11 @@ def aiohttp_available() -> bool:
 
 
 def default_transport(*, proxy: str | httpx.Proxy | None, limits: httpx.Limits) -> httpx.BaseTransport:
-    return httpx.HTTPTransport(proxy=proxy, limits=limits)
+    from tally._deadline_backend import install_deadline_backend
+
+    transport = httpx.HTTPTransport(proxy=proxy, limits=limits)
+    install_deadline_backend(transport)
+    return transport
 
 
 def default_async_transport(

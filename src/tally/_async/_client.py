@@ -25,6 +25,7 @@ from tally._base import (
 from tally._credentials import ResolvedConfig, offline_config, offline_mode, resolve_from_environment
 from tally._errors import AuthenticationError, translate_transport_errors
 from tally._headers import header
+from tally._lazy import load_generated
 from tally._lifecycle import release_async_pool, unclosed_message
 from tally._logging import setup_from_env
 from tally._options import ClientOptions, RequestOptions, Settings, TimeoutArg
@@ -270,6 +271,9 @@ class AsyncTally:
         )
         if http_client is not None and (transport is not None or proxy is not None or limits is not None):
             raise ValueError("pass either http_client or transport/proxy/limits: the http_client has its own")
+        # Every method imports its generated operation on first use; loading them all now, one thread at a
+        # time, keeps several threads' first calls from racing in the import system (tally._lazy).
+        load_generated()
         if offline:
             inner: httpx.AsyncBaseTransport = OfflineTransport()
         elif http_client is not None:

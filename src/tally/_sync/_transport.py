@@ -4,23 +4,28 @@ and paces requests by the server's rate-limit headers.
 
 Every decision is someone else's pure function: whether and how long to wait (`tally._retry_policy.next_delay`,
 from the request's `RetryPolicy` in `request.extensions`), how to pace (`tally._pacing.RatePacer`). What is left
-here is the loop: send, observe, wait, send again. The n-th retry carries `X-Tally-Retry-Count: n` (a first
-attempt none), and each attempt is logged on the client's logger (`tally` by default).
+here is the loop: send, read, observe, wait, send again. Each attempt, its body included, ends in wall-clock time
+at its `timeout` or the call's deadline, whichever is first (`tally._deadline`). The n-th retry carries
+`X-Tally-Retry-Count: n` (a first attempt none), and each attempt is logged on the client's logger (`tally` by
+default), its URL masked (`tally._redact`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 
 import httpx
 import msgspec
 
 from tally._base import RETRY_COUNT_HEADER
+from tally._deadline import AttemptDeadline, attempt_end
 from tally._headers import header
 from tally._logging import logger as default_logger
 from tally._options import POLICY_EXTENSION
 from tally._pacing import PROBE_POLL, PROBING, RatePacer, pace, read_rate_headers
+from tally._redact import redact_url
 from tally._retry_policy import DEFAULT_POLICY, SAFE_METHODS, RetryPolicy, next_delay, sleep
 
 __all__ = ["ClientTransport", "RetryTransport"]
@@ -94,9 +99,18 @@ class RetryTransport(httpx.BaseTransport):
             if retries:
                 request_headers[RETRY_COUNT_HEADER] = str(retries)
             attempt_started = time.perf_counter()
+            end = attempt_end(time.monotonic(), timeout, deadline)
+            response: httpx.Response | None = None
             try:
-                response = self._inner.handle_request(request)
+                # The whole attempt, body included, ends at `end` in wall-clock time (tally._deadline): httpx's
+                # timeouts are per read, so a server that trickles bytes would otherwise hold it for ever.
+                with AttemptDeadline(end, request) as bound:
+                    response = self._inner.handle_request(request)
+                    response.stream = bound(response)
+                    response.read()
             except _RETRYABLE_ERRORS as exc:
+                if response is not None:
+                    response.close()
                 if pace_key is not None:
                     pacer.forget_probe(pace_key)
                 now = time.monotonic()
@@ -121,6 +135,8 @@ class RetryTransport(httpx.BaseTransport):
                 retries += 1
                 sleep(delay)
                 continue
+            # httpx sets `elapsed` when the body is closed, which was before it saw the response: set it here.
+            response.elapsed = timedelta(seconds=time.perf_counter() - attempt_started)
             headers = response.headers
             if pace_key is not None:
                 pacer.observe(pace_key, read_rate_headers(headers), time.monotonic())
@@ -128,15 +144,7 @@ class RetryTransport(httpx.BaseTransport):
             if status >= 400 and retries < policy.max_retries:
                 error_code: str | None = None
                 if status == 409:
-                    content = response.read()
-                    error_code = _error_code(content)
-                    response = httpx.Response(
-                        status,
-                        headers=headers,
-                        content=content,
-                        request=request,
-                        extensions=response.extensions,
-                    )
+                    error_code = _error_code(response.content)
                 delay = next_delay(
                     policy,
                     retries_done=retries,
@@ -223,7 +231,7 @@ def _log(
     log.info(
         "%s %s -> %s in %.1f ms request_id=%s attempt=%d%s",
         request.method,
-        request.url,
+        redact_url(request.url),
         outcome,
         elapsed_ms,
         request_id,

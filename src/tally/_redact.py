@@ -1,0 +1,106 @@
+"""What may be shown of a request that carried a secret: its URL, its headers, free text. Pure, no I/O.
+
+Errors keep the request's method and URL (and a status error its response, whose request holds the headers),
+and the retry transport logs each attempt's URL. A key travels in `Authorization`, but a caller may also put one
+in a query (`?api_key=`, `access_token=`), in the URL's userinfo, or in a header of their own. What leaves the
+process (an error's text, a pickled error, a log line) goes through here first:
+
+- headers: `Authorization`, `Proxy-Authorization`, `Cookie`, `Set-Cookie` and any header whose name says it holds
+  a secret (`is_secret_name`: a word such as token, secret, password, auth, or an API key, but not
+  `Idempotency-Key` or `metadata_key`) keep only their scheme and the key's kind and last four characters
+  (`Bearer tk_org_...abcd`, the server's own `token_hint`); any Tally key elsewhere in a value is masked too;
+- URLs: the userinfo is dropped, query values under such names are masked, and so is a Tally key anywhere;
+- text: every Tally key (`tk_org_...`, `tk_ing_...`) is masked.
+
+Masks are ASCII (`...`), so that a masked header is still a valid header.
+"""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+__all__ = ["is_secret_name", "mask", "redact_headers", "redact_text", "redact_url"]
+
+_KEY = re.compile(r"tk_(?:org|ing)_[A-Za-z0-9_\-]+")
+_WORDS = re.compile(r"[^a-z0-9]+")
+_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+_SECRET_WORDS = frozenset(
+    {
+        "apikey",
+        "auth",
+        "authorization",
+        "cookie",
+        "credential",
+        "credentials",
+        "jwt",
+        "passwd",
+        "password",
+        "pwd",
+        "secret",
+        "session",
+        "sig",
+        "signature",
+        "token",
+    }
+)
+_KEY_QUALIFIERS = frozenset({"api", "access", "auth", "private", "secret"})
+"""`key` is a secret alone or after one of these (`api_key`, `X-Api-Key`), not after others (`metadata_key`)."""
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a header or query parameter called `name` carries a secret."""
+    words = _WORDS.split(_CAMEL.sub(r"\1_\2", name).lower())
+    if not _SECRET_WORDS.isdisjoint(words):
+        return True
+    if "key" not in words:
+        return False
+    index = words.index("key")
+    return len([word for word in words if word]) == 1 or (index > 0 and words[index - 1] in _KEY_QUALIFIERS)
+
+
+def mask(secret: str) -> str:
+    """A secret as it may be shown: a Tally key's kind and last four characters, anything else `***`."""
+    if secret.startswith(("tk_org_", "tk_ing_")) and len(secret) > 11:
+        return f"{secret[:7]}...{secret[-4:]}"
+    return "***"
+
+
+def redact_text(text: str) -> str:
+    """`text` with every Tally key masked."""
+    return _KEY.sub(lambda found: mask(found.group()), text) if "tk_" in text else text
+
+
+def _redact_value(value: str) -> str:
+    scheme, space, credential = value.partition(" ")
+    if space and credential and " " not in credential.strip():
+        return f"{scheme} {mask(credential.strip())}"
+    return mask(value)
+
+
+def redact_headers(headers: httpx.Headers) -> httpx.Headers:
+    """A copy of `headers` that shows no secret (order and repeated names kept)."""
+    items = [
+        (name, _redact_value(value) if is_secret_name(name) else redact_text(value))
+        for name, value in headers.multi_items()
+    ]
+    return httpx.Headers(items)
+
+
+def redact_url(url: httpx.URL) -> str:
+    """`url` as text that shows no secret: no userinfo, masked secret query values, masked keys."""
+    if url.userinfo:
+        url = url.copy_with(username=None, password=None)
+    query = url.query
+    if query:
+        pairs = []
+        for pair in query.decode("ascii", "replace").split("&"):
+            name, equals, value = pair.partition("=")
+            if equals:
+                decoded_name, decoded_value = httpx.QueryParams(pair).multi_items()[0]
+                if is_secret_name(decoded_name) or _KEY.search(decoded_value):
+                    value = mask(decoded_value)
+            pairs.append(f"{name}{equals}{value}")
+        url = url.copy_with(query="&".join(pairs).encode())
+    return redact_text(str(url))
