@@ -28,6 +28,7 @@ __all__ = [
     "CREATE_ANNOTATION_REQUEST_STEP_MINIMUM",
     "CREATE_ANNOTATION_REQUEST_TEXT_MAX_LENGTH",
     "CREATE_ANNOTATION_REQUEST_TEXT_MIN_LENGTH",
+    "CREATE_ANNOTATION_REQUEST_TIMESTAMP_PATTERN",
     "CREATE_EXPERIMENT_REQUEST_FOLDER_ID_MAX_LENGTH",
     "CREATE_EXPERIMENT_REQUEST_FOLDER_ID_MIN_LENGTH",
     "CREATE_EXPERIMENT_REQUEST_FOLDER_ID_PATTERN",
@@ -79,6 +80,7 @@ __all__ = [
     "METRIC_CATALOG_ENTRY_EXPERIMENT_COUNT_MINIMUM",
     "METRIC_EVENT_STEP_MAXIMUM",
     "METRIC_EVENT_STEP_MINIMUM",
+    "METRIC_EVENT_TIMESTAMP_PATTERN",
     "METRIC_NAME_MAX_LENGTH",
     "METRIC_NAME_MIN_LENGTH",
     "METRIC_NAME_PATTERN",
@@ -238,6 +240,10 @@ METRIC_EVENT_STEP_MINIMUM: Final[int] = 0
 """`#/components/schemas/MetricEvent/properties/step/minimum`"""
 METRIC_EVENT_STEP_MAXIMUM: Final[int] = 9007199254740991
 """`#/components/schemas/MetricEvent/properties/step/maximum`"""
+METRIC_EVENT_TIMESTAMP_PATTERN: Final[str] = (
+    "^(?!0000|0001-01-01[Tt][0-9:.]+\\+(?!00:00)|9999-12-31[Tt][0-9:.]+-(?!00:00)|9999-12-31[Tt]23:59:59\\.999999[5-9])[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-5][0-9]"
+)
+"""`#/components/schemas/MetricEvent/properties/timestamp/pattern`"""
 INGEST_METRICS_REQUEST_EVENTS_MIN_ITEMS: Final[int] = 1
 """`#/components/schemas/IngestMetricsRequest/properties/events/minItems`"""
 INGEST_METRICS_REQUEST_EVENTS_MAX_ITEMS: Final[int] = 10000
@@ -280,6 +286,10 @@ CREATE_ANNOTATION_REQUEST_STEP_MINIMUM: Final[int] = 0
 """`#/components/schemas/CreateAnnotationRequest/properties/step/minimum`"""
 CREATE_ANNOTATION_REQUEST_STEP_MAXIMUM: Final[int] = 9007199254740991
 """`#/components/schemas/CreateAnnotationRequest/properties/step/maximum`"""
+CREATE_ANNOTATION_REQUEST_TIMESTAMP_PATTERN: Final[str] = (
+    "^(?!0000|0001-01-01[Tt][0-9:.]+\\+(?!00:00)|9999-12-31[Tt][0-9:.]+-(?!00:00)|9999-12-31[Tt]23:59:59\\.999999[5-9])[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-5][0-9]"
+)
+"""`#/components/schemas/CreateAnnotationRequest/properties/timestamp/pattern`"""
 PAGE_SIZE_MINIMUM: Final[int] = 1
 """`#/components/parameters/PageSize/schema/minimum`"""
 PAGE_SIZE_MAXIMUM: Final[int] = 1000
