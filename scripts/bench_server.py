@@ -34,8 +34,9 @@ def _free_port() -> int:
 
 def _start(db: str, config_dir: str) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
-    env = {**os.environ, "TALLY_CONFIG_DIR": config_dir}
-    command = [sys.executable, "-m", "tally_server", "--port", str(port), "--db", db, "--bootstrap-key", KEY]
+    # The key goes in the environment, not on the command line (where `ps` shows it to every local user).
+    env = {**os.environ, "TALLY_CONFIG_DIR": config_dir, "TALLY_SERVER_BOOTSTRAP_KEY": KEY}
+    command = [sys.executable, "-m", "tally_server", "--port", str(port), "--db", db]
     process = subprocess.Popen(
         [*command, "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -34,12 +34,13 @@ class ServerProcess:
         self.db = tmp_path / "server.sqlite3"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
         self.env["TALLY_CONFIG_DIR"] = str(tmp_path / "server-config")
+        self.env["TALLY_SERVER_BOOTSTRAP_KEY"] = KEY  # not --bootstrap-key: a command line is public (ps)
         self.log = tmp_path / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         command = [sys.executable, "-m", "tally_server", "--port", str(self.port), "--db", str(self.db)]
-        command += ["--bootstrap-key", KEY, "--log-level", "warning"]
+        command += ["--log-level", "warning"]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + 60
