@@ -37,6 +37,7 @@ import bench_server_scale
 import bench_types  # scripts/bench_types.py: decoding pages into the generated public types
 import httpx
 from bench_logger import bench_logger  # scripts/bench_logger.py: the training-loop logger's figures
+from bench_wait import wait_until_healthy  # scripts/bench_wait.py: wait for a started server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,17 +130,7 @@ def server_process(db: Path, extra_args: list[str] | None = None) -> Iterator[tu
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                stderr = process.stderr.read().decode() if process.stderr else ""
-                raise SystemExit(f"the reference server did not start:\n{stderr}")
-            time.sleep(0.1)
+        wait_until_healthy(process, url, timeout=30)
         yield url, api_key
     finally:
         process.terminate()

@@ -28,8 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
-import httpx
 from bench_server_scale import BATCH, _events, _Server, flat_cost
+from bench_wait import wait_until_healthy  # scripts/bench_wait.py: wait for a started server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "server"))
 from postgres_cluster import PostgresCluster  # the test suite's throwaway cluster
@@ -67,17 +67,7 @@ def _servers(db: str, count: int, config: Path) -> Iterator[list[tuple[str, str]
             process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             started.append((process, f"http://127.0.0.1:{port}"))
         for process, url in started:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    stderr = process.stderr.read().decode() if process.stderr else ""
-                    raise SystemExit(f"the reference server did not start:\n{stderr}")
-                time.sleep(0.1)
+            wait_until_healthy(process, url, timeout=60)
         yield [(url, api_key) for _, url in started]
     finally:
         for process, _ in started:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from bench_wait import wait_until_healthy  # scripts/bench_wait.py: wait for a started server
 
 from tally_server.storage.database import CACHE_BUDGET_KIB
 
@@ -186,16 +187,7 @@ def run(report: Report, *, quick: bool) -> None:
             stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the reference server did not start")
-                time.sleep(0.1)
+            wait_until_healthy(process, url, timeout=30)
             made = _seed(url, api_key, experiments, points)
             database_mb = Path(f"{scratch}/memory.sqlite3").stat().st_size / _MIB
             time.sleep(IDLE_GAP)  # the seeding's worker threads retire: the load starts from an idle server
