@@ -305,7 +305,8 @@ class Generator:
 
     # ---- limits --------------------------------------------------------------------------------------------
     def limits(self) -> str:
-        """Every constraint keyword of the spec's named schemas and parameters as a typed constant, named after
+        """Every constraint keyword of the spec's named schemas and parameters, and of the `x-` extensions of
+        `components` (`x-request-body`: what every request body may hold), as a typed constant, named after
         where it sits: `MetricName.maxLength` is `METRIC_NAME_MAX_LENGTH`, `Labels.additionalProperties.maxLength`
         is `LABELS_ADDITIONAL_PROPERTIES_MAX_LENGTH`, `CreateAnnotationRequest.properties.text.maxLength` is
         `CREATE_ANNOTATION_REQUEST_TEXT_MAX_LENGTH`. `$ref`s are not followed: a property that refers to a named
@@ -338,6 +339,9 @@ class Generator:
                 _upper_snake(parameter_name),
                 f"#/components/parameters/{parameter_name}/schema",
             )
+        for key, extension in components.items():  # `x-request-body`: caps on every body -> `REQUEST_BODY_...`
+            if key.startswith("x-"):
+                visit(extension, _upper_snake(key.removeprefix("x-")), f"#/components/{key}")
         lines = [HEADER, _LIMITS_PRELUDE, "__all__ = [", *(f'    "{n}",' for n in sorted(found)), "]\n"]
         for constant, (value, pointer) in found.items():
             if isinstance(value, bool):
@@ -499,11 +503,12 @@ __all__ = ["OPERATIONS", "Operation", "Page"]
 
 
 _LIMITS_PRELUDE = '''"""The contract's limits: every constraint of `openapi/tally.yaml`'s named schemas and parameters
-(lengths, patterns, bounds, item and property counts, `x-max-depth`, `x-max-bytes`), one constant each, named after
-where it sits; each constant's docstring is its JSON pointer into the spec.
+(lengths, patterns, bounds, item and property counts, `x-max-depth`, `x-max-bytes`) and of `components.x-request-body`
+(what every request body may hold), one constant each, named after where it sits; each constant's docstring is its
+JSON pointer into the spec.
 
-The SDK checks what it sends against these (`tally._limits`), so that nothing restates a limit by hand. Imports
-nothing.
+The SDK checks what it sends against these (`tally._limits`) and the server enforces them (`tally_server`), so that
+nothing restates a limit by hand. Imports nothing.
 """
 
 from __future__ import annotations
