@@ -1,8 +1,10 @@
-"""Limits the contract states that JSON Schema cannot express: how deep a request body may nest, and the
-`x-max-depth` / `x-max-bytes` caps on free-form objects (the `Metadata` schema).
+"""Limits the contract states that JSON Schema cannot express, or that the server checks before the schema: how
+large and deep a request body may be (`components.x-request-body`) and how many events one ingest holds, read from
+`tally_api_types.limits` (generated from the spec); and the `x-max-depth` / `x-max-bytes` caps on free-form objects
+(the `Metadata` schema), read from the resolved schemas at start-up.
 
-Both are read from the resolved schemas at start-up, so the server enforces what `openapi/tally.yaml` says and
-nothing else; the walks are iterative (a hostile body cannot exhaust the stack) and stop at the limit.
+So the server enforces what `openapi/tally.yaml` says and nothing else; the walks are iterative (a hostile body
+cannot exhaust the stack) and stop at the limit.
 """
 
 from __future__ import annotations
@@ -12,11 +14,24 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tally_api_types import limits
+
 from tally_server._spec import FieldError, format_path
 
-__all__ = ["MAX_BODY_DEPTH", "SizeCap", "admits_free_form", "body_depth_errors", "cap_errors", "size_caps"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_BODY_DEPTH",
+    "MAX_EVENTS",
+    "SizeCap",
+    "admits_free_form",
+    "body_depth_errors",
+    "cap_errors",
+    "size_caps",
+]
 
-MAX_BODY_DEPTH = 32  # levels of objects and arrays in a request body; the contract's description says so
+MAX_BODY_DEPTH = limits.REQUEST_BODY_X_MAX_DEPTH  # levels of objects and arrays in a request body
+MAX_BODY_BYTES = limits.REQUEST_BODY_X_MAX_BYTES  # bytes of a request body as sent
+MAX_EVENTS = limits.INGEST_METRICS_REQUEST_EVENTS_MAX_ITEMS  # events in one ingest request
 
 
 def _encoded_size(value: Any) -> int:

@@ -189,6 +189,12 @@ class Operation:
     def accepts_idempotency_key(self) -> bool:
         return any(p.location == "header" and p.name.lower() == "idempotency-key" for p in self.parameters)
 
+    def body_default(self, name: str) -> Any:
+        """The contract's default of the body's top-level property `name` (None when it declares none): a
+        handler reads it here rather than restating it."""
+        properties = (self.body_schema or {}).get("properties") or {}
+        return (properties.get(name) or {}).get("default")
+
     def check_body(self, body: Any) -> list[FieldError]:
         if self.body_validator is None or self.body_validator.is_valid(body):
             return []

@@ -33,13 +33,20 @@ from tally_server._access_log import request_target
 from tally_server._call import Call, Handler, Reply
 from tally_server._http import TIMED_OUT_SCOPE_KEY
 from tally_server._json import NUL_MESSAGE, decode_body, dumps, loads_trusted
-from tally_server._limits import SizeCap, admits_free_form, body_depth_errors, cap_errors, size_caps
+from tally_server._limits import (
+    MAX_BODY_BYTES,
+    SizeCap,
+    admits_free_form,
+    body_depth_errors,
+    cap_errors,
+    size_caps,
+)
 from tally_server._spec import FieldError, Operation, Spec, load_spec
 from tally_server.auth import authenticate, check_kind
-from tally_server.errors import ApiError, database_fault, envelope, invalid_request
+from tally_server.errors import ApiError, database_fault, envelope, invalid_request, payload_too_large
 from tally_server.handlers import HANDLERS
 from tally_server.handlers.ingestion_keys import redact_created_key, reissue_created_key
-from tally_server.handlers.metrics import MAX_BODY_BYTES, check_batch_size
+from tally_server.handlers.metrics import check_batch_size
 from tally_server.idempotency import IdempotencyGate, fingerprint
 from tally_server.ratelimit import RateLimiter
 from tally_server.storage.backends import open_repository
@@ -164,8 +171,6 @@ class _Pipeline:
         problems = handler_problems(spec, self.handlers)
         if problems:
             raise RuntimeError("handlers and contract differ:\n" + "\n".join(problems))
-        events = spec.schema("IngestMetricsRequest")["properties"]["events"]
-        self.max_events = int(events["maxItems"])
         self.size_caps: dict[str, tuple[SizeCap, ...]] = {
             op.operation_id: size_caps(op.body_schema) for op in spec.operations
         }
@@ -323,7 +328,7 @@ class _Pipeline:
             return None
         body = decode_body(data)
         if op.operation_id == "ingestMetrics":
-            check_batch_size(body, self.max_events)
+            check_batch_size(body)
         # Only a body with free-form parts can nest deeper than its schema allows: walk just those.
         errors = body_depth_errors(body) if op.operation_id in self.free_form else []
         errors = errors or op.check_body(body) or cap_errors(body, self.size_caps[op.operation_id])
@@ -367,12 +372,7 @@ class _Pipeline:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing more than `limit` bytes before reading it all."""
-    too_large = ApiError(
-        413,
-        "payload_too_large",
-        f"A request body holds at most {limit} bytes.",
-        {"max_bytes": limit, "max_events": 10_000},
-    )
+    too_large = payload_too_large(f"A request body holds at most {limit} bytes.")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large

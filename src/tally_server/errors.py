@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from tally_server._limits import MAX_BODY_BYTES, MAX_EVENTS
 from tally_server._spec import FieldError
 from tally_server.storage.faults import DatabaseBusyError, DatabaseFault, DatabaseFullError
 
-__all__ = ["ApiError", "conflict", "database_fault", "envelope", "invalid_request", "not_found"]
+__all__ = [
+    "ApiError",
+    "conflict",
+    "database_fault",
+    "envelope",
+    "invalid_request",
+    "not_found",
+    "payload_too_large",
+]
 
 
 class ApiError(Exception):
@@ -71,3 +80,10 @@ def database_fault(fault: DatabaseFault) -> ApiError:
             details,
         )
     return ApiError(503, "unavailable", fault.message, details)
+
+
+def payload_too_large(message: str) -> ApiError:
+    """413 `payload_too_large`, naming both caps of the contract: bytes of a body and events of a batch."""
+    return ApiError(
+        413, "payload_too_large", message, {"max_bytes": MAX_BODY_BYTES, "max_events": MAX_EVENTS}
+    )

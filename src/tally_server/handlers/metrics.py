@@ -6,28 +6,22 @@ import math
 from typing import Any
 
 from tally_server._call import Call, Handler, Reply, page_reply
+from tally_server._limits import MAX_EVENTS
 from tally_server._spec import FieldError
 from tally_server.auth import check_experiment
-from tally_server.errors import ApiError, invalid_request
+from tally_server.errors import invalid_request, payload_too_large
 from tally_server.pagination import decode_cursor
 
-__all__ = ["HANDLERS", "MAX_BODY_BYTES", "check_batch_size"]
-
-MAX_BODY_BYTES = 5 * 1024 * 1024
+__all__ = ["HANDLERS", "check_batch_size"]
 
 
-def check_batch_size(body: Any, max_events: int) -> None:
-    """413 `payload_too_large` for a batch over `max_events` (before schema validation, so it is not a
-    400)."""
+def check_batch_size(body: Any) -> None:
+    """413 `payload_too_large` for a batch over the contract's events per request (before schema validation, so
+    it is not a 400)."""
     if isinstance(body, dict):
         events = body.get("events")
-        if isinstance(events, list) and len(events) > max_events:
-            raise ApiError(
-                413,
-                "payload_too_large",
-                f"A request holds at most {max_events} events; split the batch.",
-                {"max_events": max_events, "max_bytes": MAX_BODY_BYTES},
-            )
+        if isinstance(events, list) and len(events) > MAX_EVENTS:
+            raise payload_too_large(f"A request holds at most {MAX_EVENTS} events; split the batch.")
 
 
 def ingest_metrics(call: Call) -> Reply:
@@ -63,8 +57,9 @@ def list_metrics(call: Call) -> Reply:
 
 def compare_metrics(call: Call) -> Reply:
     body = call.body
+    limit = body.get("limit", call.operation.body_default("limit"))  # the contract's default, when not sent
     result = call.repo.compare_metrics(
-        call.org_pk, body["series"], body.get("min_step"), body.get("max_step"), int(body.get("limit", 1000))
+        call.org_pk, body["series"], body.get("min_step"), body.get("max_step"), int(limit)
     )
     return Reply(200, result)
 
