@@ -14,9 +14,9 @@ import msgspec
 
 from tally_server._limits import MAX_BODY_DEPTH
 from tally_server._spec import FieldError, format_path
-from tally_server.errors import ApiError, invalid_request
+from tally_server.errors import ApiError, envelope, invalid_request
 
-__all__ = ["NUL_MESSAGE", "Raw", "decode_body", "dumps", "loads_trusted", "nul_errors"]
+__all__ = ["NUL_MESSAGE", "Raw", "decode_body", "dumps", "error_body", "loads_trusted", "nul_errors"]
 
 NUL_MESSAGE = "contains the NUL character (U+0000), which no string of a request may hold; remove it"
 _MAX_REPORTED = 20
@@ -29,6 +29,11 @@ _decoder = msgspec.json.Decoder()
 def dumps(value: Any) -> bytes:
     """Encode a response body."""
     return _encoder.encode(value)
+
+
+def error_body(error: ApiError, request_id: str) -> bytes:
+    """The encoded error envelope of `error`, naming the request it answers."""
+    return _encoder.encode(envelope(error.code, error.message, request_id, error.details))
 
 
 def loads_trusted(data: bytes | str) -> Any:

@@ -7,12 +7,22 @@ from typing import Any
 from tally_server._limits import MAX_BODY_BYTES, MAX_EVENTS
 from tally_server._spec import FieldError
 from tally_server.storage.faults import DatabaseBusyError, DatabaseFault, DatabaseFullError
+from tally_server.storage.repository import (
+    ConflictError,
+    ExperimentArchivedError,
+    ExperimentClosedError,
+    InvalidTransitionError,
+    NotFoundError,
+    StorageError,
+    UnstorableTextError,
+)
 
 __all__ = [
     "ApiError",
     "conflict",
     "database_fault",
     "envelope",
+    "from_storage_error",
     "invalid_request",
     "not_found",
     "payload_too_large",
@@ -87,3 +97,22 @@ def payload_too_large(message: str) -> ApiError:
     return ApiError(
         413, "payload_too_large", message, {"max_bytes": MAX_BODY_BYTES, "max_events": MAX_EVENTS}
     )
+
+
+def from_storage_error(exc: StorageError) -> ApiError:
+    """The answer to a refusal of the repository (a rule of the data model): 400, 404 or 409."""
+    if isinstance(exc, UnstorableTextError):
+        return invalid_request([FieldError("(text)", str(exc))])
+    if isinstance(exc, NotFoundError):
+        return ApiError(404, "not_found", str(exc))
+    if isinstance(exc, InvalidTransitionError):
+        return ApiError(409, "invalid_transition", str(exc), {"from": exc.current, "to": exc.requested})
+    if isinstance(exc, ExperimentClosedError):
+        return ApiError(
+            409, "experiment_closed", str(exc), {"experiment_id": exc.experiment_id, "status": exc.status}
+        )
+    if isinstance(exc, ExperimentArchivedError):
+        return ApiError(409, "experiment_archived", str(exc), {"experiment_id": exc.experiment_id})
+    if isinstance(exc, ConflictError):
+        return ApiError(409, "conflict", str(exc), exc.details)
+    return ApiError(409, "conflict", str(exc))

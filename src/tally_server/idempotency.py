@@ -6,7 +6,7 @@ with `Idempotent-Replayed: true`; another fingerprint is 422 `idempotency_key_re
 running record is deleted, so a retry runs again). Records are kept for `RETENTION` and then purged
 opportunistically. They never hold a token: a `createIngestionKey` answer is stored without it and a replay
 issues the key a new one (see `tally_server.handlers.ingestion_keys`). The record of an operation that ran is
-written in the operation's own transaction (`Repository.atomic`, see `app._Pipeline._run_recorded`).
+written in the operation's own transaction (`Repository.atomic`, see `pipeline.Pipeline._run_recorded`).
 
 A claim whose request will never finish (its process killed, its database session cut) must not block the key:
 on PostgreSQL a claim is held by the claiming request's database session and taken over as soon as that session

@@ -12,8 +12,9 @@ import yaml
 
 from tally_server._call import Call, Reply
 from tally_server._spec import build_spec, load_spec, spec_text
-from tally_server.app import build_app, handler_problems
+from tally_server.app import build_app
 from tally_server.handlers import HANDLERS
+from tally_server.pipeline import handler_problems
 from tally_server.storage.backends import open_repository
 
 

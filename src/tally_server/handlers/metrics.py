@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from tally_server._call import Call, Handler, Reply, page_reply
-from tally_server._limits import MAX_EVENTS
 from tally_server._spec import FieldError
 from tally_server.auth import check_experiment
-from tally_server.errors import invalid_request, payload_too_large
+from tally_server.errors import invalid_request
 from tally_server.pagination import decode_cursor
 
-__all__ = ["HANDLERS", "check_batch_size"]
-
-
-def check_batch_size(body: Any) -> None:
-    """413 `payload_too_large` for a batch over the contract's events per request (before schema validation, so
-    it is not a 400)."""
-    if isinstance(body, dict):
-        events = body.get("events")
-        if isinstance(events, list) and len(events) > MAX_EVENTS:
-            raise payload_too_large(f"A request holds at most {MAX_EVENTS} events; split the batch.")
+__all__ = ["HANDLERS"]
 
 
 def ingest_metrics(call: Call) -> Reply:
