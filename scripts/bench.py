@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,8 @@ import bench_server_scale
 import bench_types  # scripts/bench_types.py: decoding pages into the generated public types
 import httpx
 from bench_logger import bench_logger  # scripts/bench_logger.py: the training-loop logger's figures
-from bench_wait import wait_until_healthy  # scripts/bench_wait.py: wait for a started server
+
+from tally_server.process import start_server_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,38 +103,14 @@ def report(name: str, figure: str, ratio: float | None, target: str, passed: boo
 
 
 # ---- the server ----------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def server_process(db: Path, extra_args: list[str] | None = None) -> Iterator[tuple[str, str]]:
     """The reference server in its own process, on a free port, with a known org key."""
-    port = free_port()
     api_key = "tk_org_" + secrets.token_urlsafe(24)
     env = {**os.environ, "TALLY_SERVER_BOOTSTRAP_KEY": api_key, "TALLY_CONFIG_DIR": str(db.parent / "config")}
-    command = [
-        sys.executable,
-        "-m",
-        "tally_server",
-        "--port",
-        str(port),
-        "--db",
-        str(db),
-        "--log-level",
-        "warning",
-        *(extra_args or []),
-    ]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(process, url, timeout=30)
-        yield url, api_key
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    args = ["--db", str(db), "--log-level", "warning", *(extra_args or [])]
+    with start_server_process(args, logs=db.parent / "server-logs", env=env, timeout=30) as server:
+        yield server.url, api_key
 
 
 # ---- data ------------------------------------------------------------------------------------------------------

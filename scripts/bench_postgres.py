@@ -17,9 +17,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +27,9 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 from bench_server_scale import BATCH, _events, _Server, flat_cost
-from bench_wait import wait_until_healthy  # scripts/bench_wait.py: wait for a started server
+
+from tally_server.process import ServerProcess as Started
+from tally_server.process import start_server_process, wait_until_healthy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "server"))
 from postgres_cluster import PostgresCluster  # the test suite's throwaway cluster
@@ -47,33 +47,19 @@ def _servers(db: str, count: int, config: Path) -> Iterator[list[tuple[str, str]
     api_key = "tk_org_" + secrets.token_urlsafe(24)
     env = {**os.environ, "TALLY_SERVER_BOOTSTRAP_KEY": api_key, "TALLY_CONFIG_DIR": str(config)}
     env.pop("TALLY_SERVER_DATABASE_URL", None)
-    started: list[tuple[subprocess.Popen[bytes], str]] = []
+    started: list[Started] = []
     try:
-        for _ in range(count):
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                port = sock.getsockname()[1]
-            command = [
-                sys.executable,
-                "-m",
-                "tally_server",
-                "--port",
-                str(port),
-                "--db",
-                db,
-                "--log-level",
-                "warning",
-            ]
-            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            started.append((process, f"http://127.0.0.1:{port}"))
-        for process, url in started:
-            wait_until_healthy(process, url, timeout=60)
-        yield [(url, api_key) for _, url in started]
+        for _ in range(count):  # all started before any is waited for: they race to migrate and bootstrap
+            args = ["--db", db, "--log-level", "warning"]
+            started.append(start_server_process(args, logs=config / "server-logs", env=env, wait=False))
+        for server in started:
+            wait_until_healthy(server, timeout=60)
+        yield [(server.url, api_key) for server in started]
     finally:
-        for process, _ in started:
-            process.terminate()
-        for process, _ in started:
-            process.wait(timeout=30)
+        for server in started:
+            server.process.terminate()
+        for server in started:
+            server.process.wait(timeout=30)
 
 
 def _concurrent_rate(servers: list[_Server], bodies: list[list[bytes]]) -> float:

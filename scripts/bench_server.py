@@ -12,9 +12,6 @@ import argparse
 import json
 import os
 import platform
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -23,33 +20,16 @@ from pathlib import Path
 import httpx
 import msgspec
 
+from tally_server.process import ServerProcess, start_server_process
+
 KEY = "tk_org_" + "BenchmarkBootstrapKey00000000000"[:32]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(db: str, config_dir: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+def _start(db: str, config_dir: str) -> ServerProcess:
     # The key goes in the environment, not on the command line (where `ps` shows it to every local user).
     env = {**os.environ, "TALLY_CONFIG_DIR": config_dir, "TALLY_SERVER_BOOTSTRAP_KEY": KEY}
-    command = [sys.executable, "-m", "tally_server", "--port", str(port), "--db", db]
-    process = subprocess.Popen(
-        [*command, "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("the server did not start")
+    args = ["--db", db, "--log-level", "warning"]
+    return start_server_process(args, logs=Path(config_dir) / "server-logs", env=env)
 
 
 def main() -> None:
@@ -62,12 +42,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tally-bench-") as scratch:
         db = args.db or str(Path(scratch) / "bench.sqlite3")
-        process, url = _start(db, scratch)
-        try:
-            run(url, args.batches, args.batch_size)
-        finally:
-            process.terminate()
-            process.wait(30)
+        with _start(db, scratch) as server:
+            run(server.url, args.batches, args.batch_size)
 
 
 def run(url: str, batches: int, batch_size: int) -> None:

@@ -19,9 +19,6 @@ import json
 import os
 import random
 import secrets
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_wait import wait_until_healthy  # scripts/bench_wait.py: wait for a started server
 
+from tally_server.process import start_server_process
 from tally_server.storage.database import CACHE_BUDGET_KIB
 
 __all__ = ["run"]
@@ -42,12 +39,6 @@ CLIENTS = 48
 IDLE_GAP = 11.0  # seconds: longer than anyio's WorkerThread.MAX_IDLE_TIME (10 s), so its workers are retired
 _NAMES = [f"load/metric_{i}" for i in range(8)]
 _MIB = 2**20
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _rss(pid: int) -> tuple[int, int]:
@@ -167,27 +158,12 @@ def run(report: Report, *, quick: bool) -> None:
     experiments, points = (2, 100_000) if quick else (4, 250_000)
     burst = 8.0 if quick else 30.0
     api_key = "tk_org_" + secrets.token_urlsafe(24)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="tally-bench-memory-") as scratch:
         env = {**os.environ, "TALLY_SERVER_BOOTSTRAP_KEY": api_key, "TALLY_CONFIG_DIR": f"{scratch}/config"}
-        command = [
-            sys.executable,
-            "-m",
-            "tally_server",
-            "--port",
-            str(port),
-            "--db",
-            f"{scratch}/memory.sqlite3",
-        ]
-        process = subprocess.Popen(
-            [*command, "--log-level", "warning"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        args = ["--db", f"{scratch}/memory.sqlite3", "--log-level", "warning"]
+        server = start_server_process(args, logs=f"{scratch}/server-logs", env=env, timeout=30)
+        process, url = server.process, server.url
         try:
-            wait_until_healthy(process, url, timeout=30)
             made = _seed(url, api_key, experiments, points)
             database_mb = Path(f"{scratch}/memory.sqlite3").stat().st_size / _MIB
             time.sleep(IDLE_GAP)  # the seeding's worker threads retire: the load starts from an idle server

@@ -339,7 +339,8 @@ class Generator:
                 _upper_snake(parameter_name),
                 f"#/components/parameters/{parameter_name}/schema",
             )
-        for key, extension in components.items():  # `x-request-body`: caps on every body -> `REQUEST_BODY_...`
+        # `x-request-body` (caps on every body) -> `REQUEST_BODY_X_MAX_BYTES`, ...
+        for key, extension in components.items():
             if key.startswith("x-"):
                 visit(extension, _upper_snake(key.removeprefix("x-")), f"#/components/{key}")
         lines = [HEADER, _LIMITS_PRELUDE, "__all__ = [", *(f'    "{n}",' for n in sorted(found)), "]\n"]

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 import uvicorn
@@ -15,6 +13,7 @@ from starlette.applications import Starlette
 
 from tally_server._http import HttpLimits, bind_socket, uvicorn_config
 from tally_server.app import create_app
+from tally_server.process import is_healthy
 
 __all__ = ["RunningServer", "start_server"]
 
@@ -115,17 +114,9 @@ def start_server(
         if failure or not thread.is_alive():
             running.stop()
             raise RuntimeError(f"the Tally server did not start: {failure[0] if failure else 'it stopped'}")
-        if server.started and _healthy(running.url):
+        if server.started and is_healthy(running.url):
             return running
         if time.monotonic() > deadline:
             running.stop()
             raise RuntimeError("the Tally server did not answer /v1/health within 30 seconds")
         time.sleep(0.01)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/v1/health", timeout=2.0) as response:  # noqa: S310 - our own http URL
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False

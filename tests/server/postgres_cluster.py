@@ -13,22 +13,17 @@ import glob
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import psycopg
 
+from tally_server.process import free_port
+
 __all__ = ["PostgresCluster", "find_pg_bin"]
 
 _USER = "tally"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def find_pg_bin() -> Path:
@@ -55,7 +50,7 @@ class PostgresCluster:
         self.bin = find_pg_bin()
         self.dir = Path(tempfile.mkdtemp(prefix="tally-pg-"))
         self.data = self.dir / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self._as: list[str] = []
         if os.geteuid() == 0:
             shutil.chown(self.dir, user="nobody")

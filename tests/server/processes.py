@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
 
-__all__ = ["KEY", "ServerProcess", "free_port"]
+from tally_server.process import ServerProcess as RunningProcess
+from tally_server.process import start_server_process
+
+__all__ = ["KEY", "ServerProcess"]
 
 KEY = "tk_org_" + "P" * 32
 
@@ -25,12 +26,6 @@ exec(compile(hook, "<test hook>", "exec"))
 from tally_server.cli import serve
 serve(prog_name="tally-server-under-test")
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:
@@ -51,53 +46,48 @@ class ServerProcess:
         # The key travels in the environment: a command line is visible to every local user.
         self.env["TALLY_SERVER_BOOTSTRAP_KEY"] = KEY
         self.extra_args = list(extra_args)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.logs = config_dir.parent / f"{config_dir.name}-logs"
+        self.port = 0
+        """0 until the first start, which lets the server pick one; a restart reuses it."""
+        self.url = ""
+        self.running: RunningProcess | None = None
         self.prefixed = False
         """Started under another command (strace): `process` is that command, the server its child."""
-        self.log = config_dir.parent / f"server-{self.port}.log"
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.running.process if self.running is not None else None
+
+    @property
+    def log(self) -> Path:
+        """The last start's stderr (the server's log)."""
+        assert self.running is not None, "not started"
+        return self.running.stderr_path
 
     def start(self, *, prefix: Sequence[str] = (), hook: str | None = None) -> ServerProcess:
         """Start it and wait until it answers. `prefix` runs it under another command (strace); `hook` is
         Python run inside the server process before it starts."""
-        python = (
+        command = (
             [sys.executable, "-c", _LAUNCHER, hook]
             if hook is not None
             else [sys.executable, "-m", "tally_server"]
         )
-        args = [
-            "--port",
-            str(self.port),
-            "--db",
-            str(self.db),
-            "--log-level",
-            "warning",
-        ]
         self.prefixed = bool(prefix)
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [*prefix, *python, *args, *self.extra_args],
-                env=self.env,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the server exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/v1/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise AssertionError("the server did not start")
+        self.running = start_server_process(
+            ["--db", str(self.db), "--log-level", "warning", *self.extra_args],
+            logs=self.logs,
+            port=self.port,
+            env=self.env,
+            command=command,
+            prefix=prefix,
+        )
+        self.port, self.url = self.running.port, self.running.url
+        return self
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no flush, no chance to finish what it was doing."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
+        assert self.running is not None
+        self.running.kill()
 
     def stop(self) -> None:
         """SIGTERM to the server, which shuts down cleanly. Under a prefix the signal goes to the server itself:

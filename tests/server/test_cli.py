@@ -5,51 +5,29 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tally_server._credentials_file import credentials_path, write_credentials
+from tally_server.process import ServerProcess, free_port, start_server_process
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _serve(args: list[str], env: dict[str, str], port: int = 0) -> ServerProcess:
+    """`python -m tally_server --port <port> <args>` (0: a free one), once it answers at the URL it announced;
+    its output goes next to the test's config or home directory."""
+    logs = Path(env.get("TALLY_CONFIG_DIR") or env["HOME"]).parent / "server-logs"
+    return start_server_process(args, logs=logs, port=port, env=env)
 
 
-def _serve(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tally_server", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait(url: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
-        try:
-            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise AssertionError("the server did not start")
-
-
-def _stop(process: subprocess.Popen[str]) -> tuple[str, str]:
-    process.terminate()
-    out, err = process.communicate(timeout=30)
-    return out, err
+def _stop(server: ServerProcess) -> tuple[str, str]:
+    """Stop it cleanly; what it wrote to stdout and to stderr."""
+    server.stop()
+    return server.stdout(), server.stderr()
 
 
 @pytest.fixture
@@ -62,12 +40,10 @@ def env(tmp_path: Path) -> dict[str, str]:
 def test_first_start_prints_the_key_once_and_writes_private_credentials(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     db = tmp_path / "data" / "server.sqlite3"
-    process = _serve(["--port", str(port), "--db", str(db)], env)
+    process = _serve(["--db", str(db)], env)
+    url = process.url
     try:
-        _wait(url, process)
         creds_file = Path(env["TALLY_CONFIG_DIR"]) / "credentials.json"
         creds = json.loads(creds_file.read_text())
         assert creds["base_url"] == url
@@ -84,9 +60,9 @@ def test_first_start_prints_the_key_once_and_writes_private_credentials(
     assert request_id in err  # one log line per request, with its id
     assert "GET /v1/auth/status 200" in err
     # A second start on the same database: no new key printed, the credentials still work.
-    process = _serve(["--port", str(port), "--db", str(db)], env)
+    process = _serve(["--db", str(db)], env, process.port)
     try:
-        _wait(url, process)
+        assert process.url == url
     finally:
         out, _ = _stop(process)
     assert "tk_org_" not in out
@@ -94,14 +70,10 @@ def test_first_start_prints_the_key_once_and_writes_private_credentials(
 
 
 def test_bootstrap_key_from_the_environment(tmp_path: Path, env: dict[str, str]) -> None:
-    port = _free_port()
     key = "tk_org_" + "E" * 32
-    process = _serve(["--port", str(port), "--db", ":memory:"], {**env, "TALLY_SERVER_BOOTSTRAP_KEY": key})
+    process = _serve(["--db", ":memory:"], {**env, "TALLY_SERVER_BOOTSTRAP_KEY": key})
     try:
-        _wait(f"http://127.0.0.1:{port}", process)
-        status = httpx.get(
-            f"http://127.0.0.1:{port}/v1/auth/status", headers={"Authorization": f"Bearer {key}"}
-        )
+        status = httpx.get(f"{process.url}/v1/auth/status", headers={"Authorization": f"Bearer {key}"})
         assert status.status_code == 200
     finally:
         _, err = _stop(process)
@@ -151,24 +123,16 @@ def home(tmp_path: Path) -> dict[str, str]:
     return environment
 
 
-def _serve_announced(
-    args: list[str], env: dict[str, str], port: int = 0
-) -> tuple[subprocess.Popen[str], str]:
-    """Start `python -m tally_server --port <port> ...` (0: a free one); the URL it announces on its first line,
-    once the server answers there."""
-    process = _serve(["--port", str(port), *args], env)
-    try:
-        assert process.stdout is not None
-        banner = process.stdout.readline()
-        match = re.match(r"Tally reference server on (http://\S+) ", banner)
-        assert match, banner
-        assert not match.group(1).endswith(":0"), f"the server announced the port it was asked for: {banner}"
-        _wait(match.group(1), process)
-    except BaseException:
-        process.kill()
-        process.communicate(timeout=30)
-        raise
-    return process, match.group(1)
+def _serve_announced(args: list[str], env: dict[str, str], port: int = 0) -> tuple[ServerProcess, str]:
+    """Start it on `port` (0: a free one); the URL it announced on its first line, once the server answers
+    there."""
+    server = _serve(args, env, port)
+    banner = server.stdout().splitlines()[0]
+    assert re.match(rf"Tally reference server on {re.escape(server.url)} ", banner), banner
+    assert server.port != 0, f"the server announced the port it was asked for: {banner}"
+    if port:
+        assert server.port == port, banner
+    return server, server.url
 
 
 def test_port_0_announces_and_saves_the_port_it_got(home: dict[str, str]) -> None:
@@ -187,7 +151,7 @@ def test_port_0_announces_and_saves_the_port_it_got(home: dict[str, str]) -> Non
 
 def test_a_bootstrap_key_on_the_command_line_is_warned_about_and_never_logged(home: dict[str, str]) -> None:
     key = "tk_org_" + "C" * 32
-    process, url = _serve_announced(["--db", ":memory:", "--bootstrap-key", key], home, _free_port())
+    process, url = _serve_announced(["--db", ":memory:", "--bootstrap-key", key], home, free_port())
     try:
         assert (
             httpx.get(url + "/v1/auth/status", headers={"Authorization": f"Bearer {key}"}).status_code == 200
@@ -211,7 +175,7 @@ def test_a_bootstrap_key_from_the_environment_or_a_file_is_not_warned_about(
         args, env = ["--bootstrap-key-file", str(secret)], home
     else:
         args, env = [], {**home, "TALLY_SERVER_BOOTSTRAP_KEY": key}
-    process, url = _serve_announced(["--db", ":memory:", *args], env, _free_port())
+    process, url = _serve_announced(["--db", ":memory:", *args], env, free_port())
     try:
         assert (
             httpx.get(url + "/v1/auth/status", headers={"Authorization": f"Bearer {key}"}).status_code == 200
@@ -253,7 +217,7 @@ def test_the_log_holds_no_token_from_a_query_and_no_forged_line(home: dict[str, 
     escaped, so the log keeps one line per request and no control character."""
     key = "tk_org_" + "L" * 32
     process, url = _serve_announced(
-        ["--db", ":memory:", "--log-level", "info"], {**home, "TALLY_SERVER_BOOTSTRAP_KEY": key}, _free_port()
+        ["--db", ":memory:", "--log-level", "info"], {**home, "TALLY_SERVER_BOOTSTRAP_KEY": key}, free_port()
     )
     secrets_sent = {
         "api-key": "tk_org_" + "A" * 32,

@@ -23,14 +23,14 @@ from tally_server.storage.postgres import PostgresRepository
 from tally_server.storage.sqlite import SqliteRepository
 
 from .postgres_cluster import PostgresCluster
-from .processes import KEY, free_port
+from .processes import KEY
 
 
 def _serve(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
     environment.update(TALLY_CONFIG_DIR=str(tmp_path / "config"), **env)
     return subprocess.run(
-        [sys.executable, "-m", "tally_server", "--port", str(free_port()), *args],
+        [sys.executable, "-m", "tally_server", "--port", "0", *args],
         env=environment, capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
     )  # fmt: skip
 
@@ -52,7 +52,6 @@ def test_the_database_url_variable_selects_postgresql_and_hides_the_password(
     postgres: PostgresCluster, tmp_path: Path
 ) -> None:
     url = postgres.create_database("env").replace("tally@", "tally:hunter2@")  # trust auth ignores it
-    port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
     environment.update(
         TALLY_CONFIG_DIR=str(tmp_path / "config"),
@@ -60,7 +59,7 @@ def test_the_database_url_variable_selects_postgresql_and_hides_the_password(
         TALLY_SERVER_BOOTSTRAP_KEY=KEY,
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "tally_server", "--port", str(port)],
+        [sys.executable, "-m", "tally_server", "--port", "0"],
         env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -141,7 +140,7 @@ def test_the_older_variable_still_names_a_sqlite_file(tmp_path: Path) -> None:
         TALLY_CONFIG_DIR=str(tmp_path / "config"), TALLY_SERVER_DB=str(db), TALLY_SERVER_BOOTSTRAP_KEY=KEY
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "tally_server", "--port", str(free_port())],
+        [sys.executable, "-m", "tally_server", "--port", "0"],
         env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ import httpx
 import pytest
 
 from tally_server import HttpLimits, RunningServer, start_server
+from tally_server.process import start_server_process
 
 from .helpers import assert_error
 
@@ -176,6 +175,15 @@ def test_requests_over_the_concurrency_limit_are_503_until_the_stalled_ones_time
         assert httpx.get(server.url + "/v1/health", timeout=GENEROUS).status_code == 200
 
 
+# `tally serve` limited to 256 open files (set in the process itself, before the server starts).
+_AT_MOST_256_FILES = [
+    sys.executable,
+    "-c",
+    "import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)); "
+    "from tally_server.cli import serve; serve(prog_name='tally-server-under-test')",
+]
+
+
 def test_a_server_out_of_file_descriptors_answers_again_once_stalled_connections_time_out(
     tmp_path: Path,
 ) -> None:
@@ -183,18 +191,15 @@ def test_a_server_out_of_file_descriptors_answers_again_once_stalled_connections
     it accepted are closed at the header deadline, freeing descriptors, so it accepts and answers again."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
     env["TALLY_CONFIG_DIR"] = str(tmp_path / "config")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tally_server", "--port", "0", "--db", ":memory:", "--header-timeout", "1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)),
-    )  # fmt: skip
+    server = start_server_process(
+        ["--db", ":memory:", "--header-timeout", "1"],
+        logs=tmp_path / "logs",
+        env=env,
+        command=_AT_MOST_256_FILES,
+    )
+    url = server.url
     stalled: list[socket.socket] = []
     try:
-        assert process.stdout is not None
-        url = process.stdout.readline().split()[4]
-        deadline = time.monotonic() + 60
-        while httpx.get(url + "/v1/health", timeout=5).status_code != 200:  # pragma: no cover - slow start
-            assert time.monotonic() < deadline
         host, port = url.removeprefix("http://").rsplit(":", 1)
         for _ in range(300):
             conn = socket.create_connection((host, int(port)), timeout=GENEROUS)
@@ -205,5 +210,4 @@ def test_a_server_out_of_file_descriptors_answers_again_once_stalled_connections
     finally:
         for conn in stalled:
             conn.close()
-        process.terminate()
-        process.communicate(timeout=30)
+        server.stop()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import aiohttp
 import httpx
 import pytest
@@ -12,6 +10,7 @@ import tally
 from tally import AsyncTally
 from tally._aiohttp import AiohttpErrorsTransport, remap_error
 from tally._async._transport import AsyncRetryTransport
+from tally_server.process import free_port
 
 
 async def test_async_client_uses_aiohttp_wrapped_in_retries() -> None:
@@ -37,12 +36,6 @@ def test_remap(cause: BaseException, expected: type[Exception]) -> None:
     wrapped.__cause__ = cause
     assert type(remap_error(wrapped)) is expected
     assert remap_error(httpx.ConnectTimeout("no cause")) is None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_refused_connection_is_a_connection_error_not_a_timeout() -> None:
