@@ -96,6 +96,39 @@ path = "server.sqlite3"
     assert found == [2, 3, 4, 5, 6, 7, 8]
 
 
+def _imports(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_each_layer_knows_only_the_layers_below_it() -> None:
+    """Start-up (`app`) wires the layers; the routes and the middleware speak ASGI and know no repository; the
+    pipeline, validation and the handlers know no ASGI (so they run, and are read, without a web server); nothing
+    imports start-up back."""
+    modules = dict(_modules_above_storage())
+    problems = []
+    for name, tree in modules.items():
+        imported = _imports(tree)
+        module = name.removesuffix(".py").replace("/", ".")
+        if module in ("routes", "middleware") and any(i.startswith("tally_server.storage") for i in imported):
+            problems.append(f"{name} speaks HTTP and must not reach storage")
+        if (module in ("pipeline", "validation") or module.startswith("handlers")) and any(
+            i.split(".")[0] in ("starlette", "uvicorn") for i in imported
+        ):
+            problems.append(f"{name} is below the routes and must not speak ASGI")
+        if module != "app" and "tally_server.app" in imported and module not in ("__init__", "cli", "runner"):
+            problems.append(f"{name} imports start-up (tally_server.app) back")
+    for layer in ("app", "routes", "middleware", "pipeline", "validation"):
+        if f"{layer}.py" not in modules:
+            problems.append(f"src/tally_server/{layer}.py is missing")
+    assert not problems, "\n".join(problems)
+
+
 # The limits the server enforces by its own code rather than through the schema validator, and a reason for any
 # place where the same number means something else.
 _SELF_ENFORCED = {
