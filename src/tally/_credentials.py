@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tally._errors import ConfigurationError
+from tally._redact import redact
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -30,7 +31,6 @@ __all__ = [
     "offline_config",
     "offline_mode",
     "read_credentials_file",
-    "redact",
     "resolve",
     "resolve_from_environment",
     "write_credentials_file",
@@ -43,14 +43,6 @@ BASE_URL_ENV = "TALLY_BASE_URL"
 CONFIG_DIR_ENV = "TALLY_CONFIG_DIR"
 MODE_ENV = "TALLY_MODE"
 FILE_NAME = "credentials.json"
-
-
-def redact(token: str | None) -> str:
-    """A token as it may be shown: its kind prefix and last four characters (`tk_org_…abcd`), never more."""
-    if not token:
-        return "<none>"
-    prefix = "tk_org_" if token.startswith("tk_org_") else "tk_ing_" if token.startswith("tk_ing_") else ""
-    return f"{prefix}…{token[-4:]}" if len(token) > 8 else "…"
 
 
 @dataclass(frozen=True)

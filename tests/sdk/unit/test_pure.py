@@ -27,7 +27,6 @@ from tally._credentials import (
     DEFAULT_BASE_URL,
     CredentialsFile,
     read_credentials_file,
-    redact,
     resolve,
     write_credentials_file,
 )
@@ -35,6 +34,7 @@ from tally._errors import error_from_response
 from tally._events import event_id, plan_batches, prepare_events
 from tally._logging import RedactingFilter
 from tally._pagination import PageWalk
+from tally._redact import redact
 from tally._retry_policy import (
     BACKOFF_CAP,
     is_retry_safe,
