@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from tally._credentials import DEFAULT_BASE_URL, credentials_path, write_credentials_file
-from tally._redact import redact
 from tally._errors import TallyError
+from tally._redact import redact
 from tally.cli import _exit
 from tally.cli._app import settings
 from tally.cli._failures import CliFailure
