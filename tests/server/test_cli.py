@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tally_server._credentials_file import credentials_path, write_credentials
+from tally_credentials import credentials_path, write_credentials
 
 
 def _free_port() -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[3] / "src"
-PACKAGES = ("tally",)
+PACKAGES = ("tally", "tally_credentials")
 
 
 def _module_name(path: Path) -> str:
