@@ -170,3 +170,17 @@ def test_a_run_whose_client_is_closed_keeps_its_events_for_tally_sync(
         sync_spools(RunPort(again, owned=False), tmp_path / "spool")
         assert sum(1 for _ in again.metrics.list(run.id, page_size=1000)) == 50
         assert again.experiments.get(run.id).status == "completed"
+
+
+async def test_an_async_clients_own_transport_stays_with_its_loop_and_the_log_says_so(
+    live_server: RunningServer, caller_logger: tuple[logging.Logger, ListHandler]
+) -> None:
+    log, handler = caller_logger
+    async with AsyncTally(
+        api_key=live_server.api_key,
+        base_url=live_server.url,
+        transport=httpx.AsyncHTTPTransport(),
+        logger=log,
+    ) as client:
+        run_once(client)
+    assert any("transport/http_client serves its own event loop" in line for line in handler.lines)
