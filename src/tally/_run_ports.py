@@ -2,10 +2,11 @@
 
 A `Tally` hands a port over itself: the sender's requests go through the caller's own client (its pool,
 transport or `http_client`, proxy, event hooks, logger, retry settings and ingestion keys). httpx's sync client
-is safe to share between threads. Keep the client open until the run is closed: a run whose client is closed
-cannot send, and what it has not sent stays in its spool for `tally sync`.
+"can be shared between threads" (its docstring, since encode/httpx#2380). Keep the client open until the run is
+closed: a run whose client is closed cannot send, and what it has not sent stays in its spool for `tally sync`.
 
-An `AsyncTally` is bound to the event loop that uses it, and a run's sender is a thread that must keep sending
+An `AsyncTally` is bound to the event loop that uses it (an `httpx.AsyncClient`'s connections cannot serve
+another loop: encode/httpx#2058), and a run's sender is a thread that must keep sending
 while that loop is busy in a training step (and `run.close()`, a plain call on the loop's own thread, waits for
 it). So its run sends from an event loop of its own, in a daemon thread, through a sibling `AsyncTally` with the
 caller's credentials, settings, proxy, limits, event hooks and logger. A caller's `transport` or `http_client`
