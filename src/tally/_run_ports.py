@@ -6,12 +6,12 @@ transport or `http_client`, proxy, event hooks, logger, retry settings and inges
 closed: a run whose client is closed cannot send, and what it has not sent stays in its spool for `tally sync`.
 
 An `AsyncTally` is bound to the event loop that uses it (an `httpx.AsyncClient`'s connections cannot serve
-another loop: encode/httpx#2058), and a run's sender is a thread that must keep sending
-while that loop is busy in a training step (and `run.close()`, a plain call on the loop's own thread, waits for
-it). So its run sends from an event loop of its own, in a daemon thread, through a sibling `AsyncTally` with the
-caller's credentials, settings, proxy, limits, event hooks and logger. A caller's `transport` or `http_client`
-belongs to the caller's loop and cannot be shared with another; the run then says so once, in the client's
-log, and sends through a pool of its own.
+another loop: encode/httpx#2058), and a run's sender is a thread that must keep sending while that loop is busy
+in a training step (and `run.close()`, a plain call on the loop's own thread, waits for it). So its run sends
+from an event loop of its own, in a daemon thread, through a sibling `AsyncTally` with the caller's credentials,
+settings, proxy, limits, event hooks and logger. A caller's `transport` or `http_client` belongs to the caller's
+loop and cannot be shared with another; each such run says so in the client's log and sends through a pool of
+its own.
 """
 
 from __future__ import annotations
