@@ -12,17 +12,16 @@ import httpx
 import msgspec
 
 from tally import _types as t
-from tally._credentials import redact
 from tally._errors import error_from_response, validation_error
 from tally._options import CallExtras
 from tally._platform import user_agent
+from tally._redact import redact
 from tally._retry_policy import DEFAULT_MAX_RETRIES
 
 __all__ = [
     "DEFAULT_INGEST_TIMEOUT",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
-    "RETRY_COUNT_HEADER",
     "USER_AGENT",
     "Decoders",
     "client_repr",
@@ -41,9 +40,6 @@ DEFAULT_INGEST_TIMEOUT = 20.0
 under a second on the reference server; 20 s leaves room for a loaded server while the 30 s deadline
 (`RetryPolicy.max_elapsed`) still allows a retry."""
 USER_AGENT = user_agent()
-RETRY_COUNT_HEADER = "X-Tally-Retry-Count"
-"""Sent on the n-th retry with value n by the retry transport; absent on a first attempt (every header costs
-client CPU on every call, see `tally._platform`)."""
 _WRITE_METHODS = frozenset({"POST", "PATCH"})
 
 

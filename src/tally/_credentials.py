@@ -6,12 +6,12 @@ Order for the API key: the explicit argument, then `TALLY_API_KEY`, then the cre
 
 The credentials file is `$TALLY_CONFIG_DIR/credentials.json` when TALLY_CONFIG_DIR is set, else
 `credentials.json` in the platform's user config directory for `tally`; `tally serve` and `tally auth login`
-write it as `{"api_key": "tk_org_...", "base_url": "http://..."}` with owner-only permissions.
+write it as `{"api_key": "tk_org_...", "base_url": "http://..."}` with owner-only permissions. Where it is and its
+one writer are `tally_credentials`, shared with the server; this module reads it and says what it found.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tally._errors import ConfigurationError
+from tally._redact import redact
+from tally_credentials import credentials_path
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -30,27 +32,15 @@ __all__ = [
     "offline_config",
     "offline_mode",
     "read_credentials_file",
-    "redact",
     "resolve",
     "resolve_from_environment",
-    "write_credentials_file",
 ]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8787"
 LOCAL = "local"
 API_KEY_ENV = "TALLY_API_KEY"
 BASE_URL_ENV = "TALLY_BASE_URL"
-CONFIG_DIR_ENV = "TALLY_CONFIG_DIR"
 MODE_ENV = "TALLY_MODE"
-FILE_NAME = "credentials.json"
-
-
-def redact(token: str | None) -> str:
-    """A token as it may be shown: its kind prefix and last four characters (`tk_org_…abcd`), never more."""
-    if not token:
-        return "<none>"
-    prefix = "tk_org_" if token.startswith("tk_org_") else "tk_ing_" if token.startswith("tk_ing_") else ""
-    return f"{prefix}…{token[-4:]}" if len(token) > 8 else "…"
 
 
 @dataclass(frozen=True)
@@ -78,17 +68,6 @@ class ResolvedConfig:
             f"ResolvedConfig(api_key={redact(self.api_key)!r}, base_url={self.base_url!r}, "
             f"credential_source={self.credential_source!r}, base_url_source={self.base_url_source!r})"
         )
-
-
-def credentials_path(env: Mapping[str, str] | None = None) -> Path:
-    """Where the credentials file lives (whether or not it exists)."""
-    env = os.environ if env is None else env
-    configured = env.get(CONFIG_DIR_ENV)
-    if configured:
-        return Path(configured).expanduser() / FILE_NAME
-    import platformdirs
-
-    return platformdirs.user_config_path("tally") / FILE_NAME
 
 
 def read_credentials_file(path: Path) -> CredentialsFile:
@@ -180,35 +159,6 @@ def resolve_from_environment(api_key: str | None, base_url: str | None) -> Resol
     path = credentials_path(env)
     file = read_credentials_file(path) if needs_file else CredentialsFile(path, "missing")
     return resolve(api_key=api_key, base_url=base_url, env=env, file=file)
-
-
-def write_credentials_file(api_key: str, base_url: str, path: Path) -> Path:
-    """Write (or update) the credentials file atomically, the file 0600 and a new directory 0700."""
-    directory = path.parent
-    if not directory.exists():
-        directory.mkdir(parents=True, mode=0o700)
-        os.chmod(directory, 0o700)
-    data: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
-        existing = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(existing, dict):
-            data = existing
-    data.update({"api_key": api_key, "base_url": base_url})
-    temporary = directory / f".{FILE_NAME}.{os.getpid()}.tmp"
-    with contextlib.suppress(FileNotFoundError):
-        temporary.unlink()
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-        raise
-    return path
 
 
 def offline_mode(offline: bool | None, env: Mapping[str, str] | None = None) -> bool:

@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from tally._headers import RETRY_COUNT_HEADER
 from tally._redact import redact_headers, redact_text, redact_url
 
 __all__ = [
@@ -116,8 +117,6 @@ def _where(method: str | None, url: str | None) -> str:
 def _attempts(request: httpx.Request) -> int:
     """How many times `request` was sent: the retry transport numbers each retry in `X-Tally-Retry-Count` on the
     request it sends again, so the last number plus one (a request sent once carries none)."""
-    from tally._base import RETRY_COUNT_HEADER  # here, not at the top: tally._base imports this module
-
     count = request.headers.get(RETRY_COUNT_HEADER)
     return int(count) + 1 if count is not None and count.isdigit() else 1
 

@@ -30,8 +30,8 @@ __all__ = [
 
 MAX_BATCH_EVENTS = _contract.INGEST_METRICS_REQUEST_EVENTS_MAX_ITEMS
 """The server's limit of events per ingest request (spec: `IngestMetricsRequest.events.maxItems`)."""
-MAX_BATCH_BYTES = 5 * 1024 * 1024
-"""The server's limit of bytes per request body (spec: `ingestMetrics`, 5 MiB)."""
+MAX_BATCH_BYTES = _contract.REQUEST_BODY_X_MAX_BYTES
+"""The server's limit of bytes per request body (spec: `components.x-request-body.x-max-bytes`, 5 MiB)."""
 
 EventInput = Mapping[str, Any] | MetricEvent
 

@@ -1,4 +1,7 @@
-"""One header of an `httpx.Headers`, read cheaply.
+"""The SDK's own header names, and one header of an `httpx.Headers`, read cheaply.
+
+Imports nothing of ours, so the retry transport (which sends `RETRY_COUNT_HEADER`) and the errors (which read it
+back to say how many attempts were made) both import it without a circle.
 
 `httpx.Headers.get` decodes every header of the message on each call (it works out the encoding per value); a
 small call reads four headers (Authorization and Idempotency-Key on the request; X-RateLimit-Limit and
@@ -11,7 +14,11 @@ from __future__ import annotations
 
 import httpx
 
-__all__ = ["header"]
+__all__ = ["RETRY_COUNT_HEADER", "header"]
+
+RETRY_COUNT_HEADER = "X-Tally-Retry-Count"
+"""Sent on the n-th retry with value n by the retry transport; absent on a first attempt (every header costs
+client CPU on every call, see `tally._platform`)."""
 
 
 def header(headers: httpx.Headers, lower_name: bytes) -> str | None:

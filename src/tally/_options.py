@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final, TypedDict
 
 import httpx
+from tally_api_types import limits as _contract
 
 from tally._retry_policy import DEFAULT_POLICY, RetryPolicy
 
@@ -85,14 +86,19 @@ class ClientOptions(TypedDict, total=False):
 
 _REQUEST_KEYS = frozenset(WriteOptions.__annotations__) | frozenset(RequestOptions.__annotations__)
 _CLIENT_KEYS = frozenset(ClientOptions.__annotations__)
-_KEY_CHARS = re.compile(r"[\x21-\x7e]{1,255}")
+_KEY_CHARS = re.compile(
+    rf"[\x21-\x7e]{{{_contract.IDEMPOTENCY_KEY_MIN_LENGTH},{_contract.IDEMPOTENCY_KEY_MAX_LENGTH}}}"
+)
+"""The contract's `IdempotencyKey` lengths; its characters without the space, which a header would lose at the
+ends."""
 
 
 def check_idempotency_key(key: Any) -> str:
     """The caller's `idempotency_key`, or a `ValueError` that names the rule (spec: 1-255 printable ASCII)."""
     if not isinstance(key, str) or not _KEY_CHARS.fullmatch(key):
         raise ValueError(
-            f"idempotency_key must be 1 to 255 printable ASCII characters without spaces, not {key!r}"
+            f"idempotency_key must be {_contract.IDEMPOTENCY_KEY_MIN_LENGTH} to "
+            f"{_contract.IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters without spaces, not {key!r}"
         )
     return key
 

@@ -15,16 +15,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeVar
 
+from tally_api_types import limits as _contract
+
 from tally._types import Page
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "PageWalk"]
+__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "MIN_PAGE_SIZE", "PageWalk"]
 
 T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 100
 """The server's default page size (spec: `PageSize`)."""
-MAX_PAGE_SIZE = 1000
-"""The largest page the server gives (spec: `PageSize`)."""
+MIN_PAGE_SIZE = _contract.PAGE_SIZE_MINIMUM
+MAX_PAGE_SIZE = _contract.PAGE_SIZE_MAXIMUM
+"""The largest page the server gives (the contract's `PageSize`, from `tally_api_types.limits`)."""
 
 
 @dataclass(slots=True)
@@ -41,8 +44,10 @@ class PageWalk:
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 0:
             raise ValueError(f"limit must be 0 or more, not {self.limit}")
-        if self.page_size is not None and not 1 <= self.page_size <= MAX_PAGE_SIZE:
-            raise ValueError(f"page_size must be from 1 to {MAX_PAGE_SIZE}, not {self.page_size}")
+        if self.page_size is not None and not MIN_PAGE_SIZE <= self.page_size <= MAX_PAGE_SIZE:
+            raise ValueError(
+                f"page_size must be from {MIN_PAGE_SIZE} to {MAX_PAGE_SIZE}, not {self.page_size}"
+            )
 
     def next_request(self) -> tuple[int | None, str | None] | None:
         """`(page_size, cursor)` for the next page, or None when the walk is over."""

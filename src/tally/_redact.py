@@ -10,9 +10,10 @@ process (an error's text, a pickled error, a log line) goes through here first:
   `Idempotency-Key` or `metadata_key`) keep only their scheme and the key's kind and last four characters
   (`Bearer tk_org_...abcd`, the server's own `token_hint`); any Tally key elsewhere in a value is masked too;
 - URLs: the userinfo is dropped, query values under such names are masked, and so is a Tally key anywhere;
-- text: every Tally key (`tk_org_...`, `tk_ing_...`) is masked.
+- text: every Tally key (`tk_org_...`, `tk_ing_...`) is masked;
+- a client's or config's repr, and the CLI, show the key it uses with `redact` (`tk_org_…abcd`).
 
-Masks are ASCII (`...`), so that a masked header is still a valid header.
+Masks are ASCII (`...`), so that a masked header is still a valid header; `redact` is for people, not headers.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import re
 
 import httpx
 
-__all__ = ["is_secret_name", "mask", "redact_headers", "redact_text", "redact_url"]
+__all__ = ["is_secret_name", "mask", "redact", "redact_headers", "redact_text", "redact_url"]
 
 _KEY = re.compile(r"tk_(?:org|ing)_[A-Za-z0-9_\-]+")
 _WORDS = re.compile(r"[^a-z0-9]+")
@@ -65,6 +66,15 @@ def mask(secret: str) -> str:
     if secret.startswith(("tk_org_", "tk_ing_")) and len(secret) > 11:
         return f"{secret[:7]}...{secret[-4:]}"
     return "***"
+
+
+def redact(token: str | None) -> str:
+    """A token as it may be shown to a person: its kind prefix and last four characters (`tk_org_…abcd`), never
+    more."""
+    if not token:
+        return "<none>"
+    prefix = "tk_org_" if token.startswith("tk_org_") else "tk_ing_" if token.startswith("tk_ing_") else ""
+    return f"{prefix}…{token[-4:]}" if len(token) > 8 else "…"
 
 
 def redact_text(text: str) -> str:

@@ -22,7 +22,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tally import AuthenticationError, Tally, TallyError
+from tally._events import MAX_BATCH_EVENTS
 from tally._extras import MissingExtraError, missing_extra
+from tally._pagination import MAX_PAGE_SIZE
 
 try:
     from rich.console import Console
@@ -44,7 +46,7 @@ TRAIN_METRICS = (
     "data/wait_ms",
 )
 VALIDATE_EVERY = 100
-BATCH = 10_000
+BATCH = MAX_BATCH_EVENTS  # the contract's events per ingest request: the batch re-sent to show duplicates
 RUNS = {"lr-3e-4": 3e-4, "lr-1e-3": 1e-3, "lr-3e-3": 3e-3}
 
 console = Console(highlight=False)
@@ -176,7 +178,7 @@ def run(client: Tally, where: str, stack: contextlib.ExitStack) -> None:
             "metadata": point.metadata,
             "client_event_id": point.client_event_id,
         }
-        for point in client.metrics.list(experiment_id, limit=BATCH, page_size=1000)
+        for point in client.metrics.list(experiment_id, limit=BATCH, page_size=MAX_PAGE_SIZE)
     ]
     replay = client.metrics.ingest(experiment_id, batch)
     check(replay.accepted == 0 and replay.duplicates == len(batch), f"re-sent batch gave {replay}")

@@ -10,7 +10,7 @@ import click
 import platformdirs
 from click.core import ParameterSource
 
-from tally_server._credentials_file import credentials_path, read_credentials, write_credentials
+from tally_credentials import credentials_path, read_credentials, write_credentials
 from tally_server._http import HttpLimits, bind_socket
 from tally_server.app import create_app, validate_bootstrap_key
 from tally_server.storage.backends import UnsupportedDatabaseError, redact_url

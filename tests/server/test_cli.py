@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tally_server._credentials_file import credentials_path, write_credentials
+from tally_credentials import credentials_path, write_credentials
 from tally_server.process import ServerProcess, free_port, start_server_process
 
 

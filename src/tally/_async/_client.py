@@ -22,11 +22,13 @@ from tally._base import (
     new_idempotency_key,
     prepare,
 )
+from tally._connection import Connection, EventHooks
 from tally._credentials import ResolvedConfig, offline_config, offline_mode, resolve_from_environment
 from tally._errors import AuthenticationError, translate_transport_errors
 from tally._headers import header
 from tally._lazy import load_generated
 from tally._lifecycle import release_async_pool, unclosed_message
+from tally._logging import logger as default_logger
 from tally._logging import setup_from_env
 from tally._options import ClientOptions, RequestOptions, Settings, TimeoutArg
 from tally._platform import platform_headers
@@ -35,6 +37,7 @@ from tally._request_ids import remember
 from tally._retry_policy import RetryPolicy
 from tally._transports import OfflineTransport, default_async_transport
 from tally._types import NOT_GIVEN, Health, NotGiven
+from tally.run import start_run
 from tally.run._spool import DEFAULT_CAP_BYTES
 
 from ._pagination import AsyncPaginator
@@ -47,6 +50,7 @@ from ._resources import (
     AsyncMetricCatalog,
     AsyncMetrics,
 )
+from ._run_port import AsyncRunPort
 from ._transport import AsyncClientTransport, AsyncRetryTransport
 
 if TYPE_CHECKING:
@@ -59,8 +63,6 @@ SDK_KEY_LIFETIME_SECONDS = 24 * 3600  # how long an ingestion key the client min
 T = TypeVar("T")
 P = ParamSpec("P")
 
-EventHooks = Mapping[str, list[Callable[..., Any]]]
-
 
 class _SharedState:
     """What every `with_options` copy shares: credentials, the HTTP pool, the ingestion-key cache. When the last
@@ -68,6 +70,7 @@ class _SharedState:
 
     __slots__ = (
         "config",
+        "connection",
         "http",
         "ingestion_keys",
         "key_lock",
@@ -84,8 +87,10 @@ class _SharedState:
         name: str,
         owns_pool: bool,
         offline: bool = False,
+        connection: Connection | None = None,
     ) -> None:
         self.config = config
+        self.connection = connection or Connection()
         self.http = http
         # Absolute URLs are built here: httpx parses a relative one twice (the path, then the merged URL), which
         # cost about 5% of a small call's client CPU (`make bench`, small call).
@@ -271,6 +276,23 @@ class AsyncTally:
         )
         if http_client is not None and (transport is not None or proxy is not None or limits is not None):
             raise ValueError("pass either http_client or transport/proxy/limits: the http_client has its own")
+        connection = Connection(proxy=proxy, limits=limits, event_hooks=event_hooks, logger=logger)
+        self._connect(
+            config, settings, connection, offline=offline, transport=transport, http_client=http_client
+        )
+
+    def _connect(
+        self,
+        config: ResolvedConfig,
+        settings: Settings,
+        connection: Connection,
+        *,
+        offline: bool,
+        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        """Build the HTTP pool for `config` and `settings` (the second half of `__init__`, and all of
+        `_sibling`)."""
         # Every method imports its generated operation on first use; loading them all now, one thread at a
         # time, keeps several threads' first calls from racing in the import system (tally._lazy).
         load_generated()
@@ -279,24 +301,49 @@ class AsyncTally:
         elif http_client is not None:
             inner = AsyncClientTransport(http_client)
         else:
-            pool_limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=100)
-            inner = transport or default_async_transport(proxy=proxy, limits=pool_limits)
+            pool_limits = connection.limits or httpx.Limits(
+                max_connections=100, max_keepalive_connections=100
+            )
+            inner = transport or default_async_transport(proxy=connection.proxy, limits=pool_limits)
         http = httpx.AsyncClient(
             base_url=config.base_url,
-            transport=AsyncRetryTransport(inner, policy=settings.retry, logger=logger),
+            transport=AsyncRetryTransport(inner, policy=settings.retry, logger=connection.logger),
             headers={
                 "User-Agent": USER_AGENT,
                 "Accept": "application/json",
                 **platform_headers("asyncio"),
             },
-            event_hooks=dict(event_hooks) if event_hooks else None,
+            event_hooks=dict(connection.event_hooks) if connection.event_hooks else None,
             timeout=settings.timeout,
             trust_env=False,
         )
+        connection = connection.replace(custom_transport=transport is not None or http_client is not None)
         state = _SharedState(
-            config, http, type(self).__name__, owns_pool=http_client is None, offline=offline
+            config,
+            http,
+            type(self).__name__,
+            owns_pool=http_client is None,
+            offline=offline,
+            connection=connection,
         )
         self._init(state, settings)
+
+    def _sibling(self) -> AsyncTally:
+        """A client with this one's credentials, settings, proxy, limits, event hooks and logger, and a pool of its
+        own: for a run's sender, which sends from another thread (`tally._run_ports`). A caller's `transport` or
+        `http_client` is not shared (a pool serves one event loop); the client's log says so."""
+        state = self._core.state
+        connection = state.connection
+        if connection.custom_transport:
+            (connection.logger or default_logger).warning(
+                "tally: %s's transport/http_client serves its own event loop; this run sends from a loop of its "
+                "own with the client's credentials, settings, proxy, limits, event hooks and logger, but not "
+                "that transport (a sync Tally's run sends through its transport)",
+                state.name,
+            )
+        sibling = object.__new__(type(self))
+        sibling._connect(state.config, self._core.settings, connection, offline=state.offline)
+        return sibling
 
     def _init(self, state: _SharedState, settings: Settings) -> None:
         core = AsyncCore(state, settings)
@@ -404,16 +451,17 @@ class AsyncTally:
                 run.log({"train/loss": 0.71, "lr": 3e-4}, step=0)
 
         `run.log()` appends to a durable spool and returns: it never waits on the network, and `run()` is a
-        plain method on both clients, never awaited. A background thread with a sync client of its own sends the
-        spool, exactly once, in order, retrying through outages. `durability`: "process" (survives a killed
-        process), "power" (also fsyncs every second) or "memory" (no spool). `spool_cap` bytes (default 1 GiB)
-        with `on_full` "block" or "drop_oldest". Leaving the block flushes for at most `flush_timeout` seconds
-        (`TALLY_FLUSH_TIMEOUT`, default 30) and marks the experiment completed, or failed if the block raised;
-        what is not stored stays in the spool for `tally sync`."""
-        from tally.run import start_run
+        plain method on both clients, never awaited. A background thread sends the spool through this client (its
+        transport, hooks and logger; keep it open until the run is closed), exactly once, in order, retrying
+        through outages. The async client's run sends from an event loop of its own (`tally._run_ports`).
+        `durability`: "process" (survives a killed process), "power" (also fsyncs every second) or "memory" (no
+        spool). `spool_cap` bytes (default 1 GiB) with `on_full` "block" or "drop_oldest". Leaving the block
+        flushes for at most `flush_timeout` seconds (`TALLY_FLUSH_TIMEOUT`, default 30) and marks the experiment
+        completed, or failed if the block raised; what is not stored stays in the spool for `tally sync`."""
+        from tally._run_ports import port_for  # here: its event-loop machinery serves async clients only
 
         return start_run(
-            self,
+            port_for(AsyncRunPort(self, owned=False)),
             name,
             experiment_id=experiment_id,
             folder_id=folder_id,

@@ -18,9 +18,8 @@ from datetime import timedelta
 import httpx
 import msgspec
 
-from tally._base import RETRY_COUNT_HEADER
 from tally._deadline import AsyncAttemptDeadline, attempt_end
-from tally._headers import header
+from tally._headers import RETRY_COUNT_HEADER, header
 from tally._logging import logger as default_logger
 from tally._options import POLICY_EXTENSION
 from tally._pacing import PROBE_POLL, PROBING, RatePacer, async_pace, read_rate_headers

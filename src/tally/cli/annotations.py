@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from tally._pagination import MAX_PAGE_SIZE
 from tally.cli._app import settings
 from tally.cli._output import Output, json_option
 from tally.cli._params import metadata_option, pairs
@@ -33,7 +34,9 @@ def list_(ctx: click.Context, experiment_id: str, limit: int | None, as_json: bo
     """
     out = Output(as_json)
     with settings(ctx).client() as client:
-        found = client.annotations.list(experiment_id, limit=limit, page_size=1000 if limit is None else None)
+        found = client.annotations.list(
+            experiment_id, limit=limit, page_size=MAX_PAGE_SIZE if limit is None else None
+        )
         if as_json:
             out.lines(found)
             return

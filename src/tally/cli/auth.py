@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import click
 
-from tally._credentials import DEFAULT_BASE_URL, credentials_path, redact, write_credentials_file
+from tally._credentials import DEFAULT_BASE_URL
 from tally._errors import TallyError
+from tally._redact import redact
 from tally.cli import _exit
 from tally.cli._app import settings
 from tally.cli._failures import CliFailure
 from tally.cli._output import Output, json_option
+from tally_credentials import write_credentials
 
 __all__ = ["auth"]
 
@@ -37,7 +39,7 @@ def login(api_key: str, base_url: str) -> None:
             status = client.auth.status()
     except TallyError as error:
         raise CliFailure(f"the key was not accepted, nothing saved: {error}", _exit.CONFIG) from None
-    path = write_credentials_file(api_key, base_url.rstrip("/"), credentials_path())
+    path = write_credentials(api_key, base_url.rstrip("/"))
     click.echo(
         f"Logged in to {base_url} as organisation {status.organization_name} ({status.key_kind} key "
         f"{redact(api_key)}); saved to {path}"

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import click
 
+from tally._pagination import MAX_PAGE_SIZE
 from tally._types import ExperimentStatus, Folder
 from tally.cli._app import settings
 from tally.cli._output import Output, json_option
@@ -58,7 +59,7 @@ def list_(
             created_after=_utc(created_after),
             created_before=_utc(created_before),
             limit=limit,
-            page_size=1000 if limit is None else None,
+            page_size=MAX_PAGE_SIZE if limit is None else None,
         )
         if as_json:
             out.lines(found)

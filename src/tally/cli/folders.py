@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from tally._pagination import MAX_PAGE_SIZE
 from tally.cli._app import settings
 from tally.cli._output import Output, json_option
 
@@ -24,12 +25,12 @@ def _subtree(client: Tally, parent_id: str | None, with_experiments: bool) -> li
     """Every folder under `parent_id`, each with its `children` (and `experiments` when asked), by walking
     the `list(parent_id=...)` endpoint level by level."""
     nodes = []
-    for folder in client.folders.list(parent_id=parent_id, page_size=1000):
+    for folder in client.folders.list(parent_id=parent_id, page_size=MAX_PAGE_SIZE):
         node: dict[str, Any] = {"id": folder.id, "name": folder.name, "parent_id": folder.parent_id}
         if with_experiments:
             node["experiments"] = [
                 {"id": e.id, "name": e.name, "status": e.status}
-                for e in client.experiments.list(folder_id=folder.id, page_size=1000)
+                for e in client.experiments.list(folder_id=folder.id, page_size=MAX_PAGE_SIZE)
             ]
         node["children"] = _subtree(client, folder.id, with_experiments)
         nodes.append(node)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from tally._pagination import MAX_PAGE_SIZE
 from tally.cli._app import settings
 from tally.cli._output import Output, json_option
 
@@ -31,7 +32,7 @@ def list_(ctx: click.Context, experiment_id: str, as_json: bool) -> None:
     """
     out = Output(as_json)
     with settings(ctx).client() as client:
-        keys = client.ingestion_keys.list(experiment_id, page_size=1000)
+        keys = client.ingestion_keys.list(experiment_id, page_size=MAX_PAGE_SIZE)
         if as_json:
             out.lines(keys)
             return

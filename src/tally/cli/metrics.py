@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from tally_api_types import limits as _contract
 
+from tally._pagination import MAX_PAGE_SIZE
 from tally._types import CompareResult, CompareRow
 from tally.cli._app import settings
 from tally.cli._output import Output, json_option
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["compare_all", "metrics"]
 
 _POINT_COLUMNS = ("name", "step", "value", "timestamp", "metadata")
-_MAX_SERIES = 20  # the server's limit per compare request (spec: CompareMetricsRequest.series)
+_MAX_SERIES = _contract.COMPARE_METRICS_REQUEST_SERIES_MAX_ITEMS  # series per compare request
 
 
 @click.group()
@@ -63,7 +65,7 @@ def list_(
             metadata_key=key,
             metadata_value=value,
             limit=limit,
-            page_size=1000 if limit is None else None,
+            page_size=MAX_PAGE_SIZE if limit is None else None,
         )
         if as_json:
             out.lines(points)
@@ -92,7 +94,10 @@ def compare_all(
     start = min_step
     while True:
         part: CompareResult = client.metrics.compare(
-            selectors, min_step=start, max_step=max_step, limit=10_000
+            selectors,
+            min_step=start,
+            max_step=max_step,
+            limit=_contract.COMPARE_METRICS_REQUEST_LIMIT_MAXIMUM,
         )
         first = first or part  # its series count every step of the whole window
         rows.extend(part.rows)
@@ -173,7 +178,7 @@ def catalog(
     out = Output(as_json)
     with settings(ctx).client() as client:
         entries = client.metric_catalog.list(
-            experiment_id=experiment_id, folder_id=folder_id, name_prefix=name_prefix, page_size=1000
+            experiment_id=experiment_id, folder_id=folder_id, name_prefix=name_prefix, page_size=MAX_PAGE_SIZE
         )
         if as_json:
             out.lines(entries)
@@ -208,7 +213,11 @@ def values(
     out = Output(as_json)
     with settings(ctx).client() as client:
         found = client.metric_catalog.inspect_values(
-            metric_name, metadata_key, experiment_id=experiment_id, folder_id=folder_id, page_size=1000
+            metric_name,
+            metadata_key,
+            experiment_id=experiment_id,
+            folder_id=folder_id,
+            page_size=MAX_PAGE_SIZE,
         )
         if as_json:
             out.lines(found)

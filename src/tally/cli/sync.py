@@ -38,6 +38,7 @@ def sync(ctx: click.Context, directory: str | None, status_only: bool, as_json: 
       tally sync --status
       tally sync --dir /scratch/tally-spool --json
     """
+    from tally._sync._run_port import RunPort
     from tally.run import spool_root, spool_status, sync_spools
 
     root = Path(directory) if directory else spool_root()
@@ -45,7 +46,7 @@ def sync(ctx: click.Context, directory: str | None, status_only: bool, as_json: 
         reports = spool_status(root)
     else:
         with settings(ctx).client() as client:
-            reports = sync_spools(client, root)
+            reports = sync_spools(RunPort(client, owned=False), root)  # through the CLI's own client
     if as_json:
         click.echo(json.dumps([report.as_dict() for report in reports], indent=2))
     elif not reports:

@@ -2,21 +2,25 @@
 
 Three small parts, each tested alone: the spool (`_format`: the file format and its recovery, pure functions over
 bytes; `_spool`: files, writer, lock), the sender (`_sender`: sends a spool in order through the public client,
-exactly once), and the run (`_run`: `log()` only appends). `_replay` is `tally sync`.
+exactly once), and the run (`_run`: `log()` only appends). `_replay` is `tally sync`. The package never imports a
+client: the client hands its run a `SenderPort` (`_port`), the few calls the sender makes, over itself.
 """
 
+from ._port import SenderPort
 from ._replay import SpoolReport, spool_status, sync_spools
-from ._run import Durability, FlushTimeoutError, Run, RunStatus, start_run
+from ._run import ClientClosedError, Durability, FlushTimeoutError, Run, RunStatus, start_run
 from ._spool import DEFAULT_CAP_BYTES, SPOOL_DIR_ENV, CapPolicy, SpoolFullError, spool_root
 
 __all__ = [
     "DEFAULT_CAP_BYTES",
     "SPOOL_DIR_ENV",
     "CapPolicy",
+    "ClientClosedError",
     "Durability",
     "FlushTimeoutError",
     "Run",
     "RunStatus",
+    "SenderPort",
     "SpoolFullError",
     "SpoolReport",
     "spool_root",

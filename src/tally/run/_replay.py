@@ -13,15 +13,13 @@ import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._deadletter import SUFFIX, count_lines, dead_letter_path, iter_dead_letters
 from ._format import KIND_ANNOTATION, KIND_LOG, MAGIC, decode_records
+from ._port import SenderPort
 from ._sender import Drain, is_rejection
 from ._spool import FileStore, SpoolLock, iter_spools, read_header, read_progress, remove_spool, spool_root
-
-if TYPE_CHECKING:
-    from tally._sync._client import Tally
 
 __all__ = ["SpoolReport", "spool_status", "sync_spools"]
 
@@ -135,8 +133,9 @@ def spool_status(root: Path | None = None) -> list[SpoolReport]:
     return reports + _left_dead_letters(root, reports)
 
 
-def sync_spools(client: Tally, root: Path | None = None) -> list[SpoolReport]:
-    """Upload every spool under `root` that no live process owns, oldest run first; report each, then the
+def sync_spools(client: SenderPort, root: Path | None = None) -> list[SpoolReport]:
+    """Upload every spool under `root` that no live process owns, oldest run first, through `client` (`tally
+    sync` hands a port over a client built the usual way: `tally._run_ports.port_for`); report each, then the
     dead-letter files of earlier syncs whose spool is gone."""
     root = root or spool_root()
     reports = []

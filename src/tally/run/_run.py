@@ -22,13 +22,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from tally._errors import APIConnectionError, ConfigurationError, TallyError
 from tally._limits import check_annotation, check_labels, check_metadata, check_step, check_values
 from tally._logging import logger
 
 from ._format import KIND_ANNOTATION, KIND_END, KIND_EXPERIMENT, KIND_LOG, frame
+from ._port import SenderPort
 from ._sender import Drain, Sender
 from ._spool import (
     DEFAULT_CAP_BYTES,
@@ -45,12 +46,9 @@ from ._spool import (
     spool_root,
 )
 
-if TYPE_CHECKING:
-    from tally._async._client import AsyncTally
-    from tally._sync._client import Tally
-
 __all__ = [
     "FLUSH_TIMEOUT_ENV",
+    "ClientClosedError",
     "Durability",
     "FlushTimeoutError",
     "Run",
@@ -65,6 +63,11 @@ DEFAULT_FLUSH_TIMEOUT = 30.0
 
 class FlushTimeoutError(TallyError):
     """`run.flush(timeout)` ran out of time; what is not stored stays in the spool."""
+
+
+class ClientClosedError(TallyError):
+    """`run.flush()` on a run whose client is closed: nothing more can be sent; what is not stored stays in the
+    spool, for `tally sync`."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ class Run:
         lock: SpoolLock | None,
         flush_timeout: float,
         offline: bool,
-        owned_client: Tally | None,
+        port: SenderPort | None,
     ) -> None:
         self.name = name
         self._writer = writer
@@ -123,7 +126,7 @@ class Run:
         self._lock = lock
         self.flush_timeout = flush_timeout
         self.offline = offline
-        self._owned_client = owned_client
+        self._port = port
         self._seq = 0
         self._logged = 0
         self._closed = False
@@ -187,6 +190,7 @@ class Run:
         since everything is in the spool already, for `tally sync`."""
         if self._sender is None:
             return
+        self._check_client_open()
         seq = self._seq
         if not self._sender.wait(lambda: self._caught_up(seq), timeout):
             status = self.status()
@@ -195,6 +199,15 @@ class Run:
                 + (f" (last error: {status.last_error})" if status.last_error else "")
                 + "; they stay in the spool and the sender keeps trying; after the process ends, "
                 "`tally sync` uploads them"
+            )
+
+    def _check_client_open(self) -> None:
+        if self._port is not None and self._port.is_closed:
+            status = self.status()
+            raise ClientClosedError(
+                f"the client of run {self.name or status.experiment_id!r} is closed, so the run cannot send; "
+                f"{status.pending} events stay in the spool: close the run before its client, or upload them "
+                "with `tally sync`"
             )
 
     def status(self) -> RunStatus:
@@ -229,7 +242,8 @@ class Run:
         _LIVE.discard(self)
         if self._sender is not None:
             seq = self._seq
-            self._sender.wait(lambda: self._caught_up(seq), self.flush_timeout)
+            if self._port is None or not self._port.is_closed:  # a closed client sends nothing: do not wait
+                self._sender.wait(lambda: self._caught_up(seq), self.flush_timeout)
             self._sender.stop()
         self._writer.close()
         result = self.status()
@@ -258,8 +272,8 @@ class Run:
         self._drain.close()
         if self._lock is not None:
             self._lock.release()
-        if self._owned_client is not None:
-            self._owned_client.close()
+        if self._port is not None:
+            self._port.close()
         return result
 
     def __enter__(self) -> Run:
@@ -297,22 +311,7 @@ def _new_run_key() -> str:
     return secrets.token_hex(4)
 
 
-def _sender_client(client: Tally | AsyncTally) -> Tally:
-    """A sync client of its own for the sender, with the caller's credentials and settings: its pool lives in the
-    sender's thread and outlives the caller closing theirs (at interpreter exit, for instance)."""
-    from tally._sync._client import Tally
-
-    config = client._core.state.config
-    return Tally(
-        api_key=config.api_key,
-        base_url=config.base_url,
-        timeout=client.timeout,
-        ingest_timeout=client.ingest_timeout,
-        retry=client.retry,
-    )
-
-
-def _leftover(path: Path, client: Tally, experiment_id: str) -> Drain | None:
+def _leftover(path: Path, client: SenderPort, experiment_id: str) -> Drain | None:
     """A drain for a leftover spool of `experiment_id`, if no live process owns it."""
     store = FileStore(path)
     header = read_header(store)
@@ -326,7 +325,7 @@ def _leftover(path: Path, client: Tally, experiment_id: str) -> Drain | None:
 
 
 def start_run(
-    client: Tally | AsyncTally,
+    client: SenderPort,
     name: str | None = None,
     *,
     experiment_id: str | None = None,
@@ -338,39 +337,39 @@ def start_run(
     on_full: CapPolicy = "block",
     flush_timeout: float | None = None,
 ) -> Run:
-    """`client.run(...)`: see `Tally.run`."""
-    if (name is None) == (experiment_id is None):
-        raise ValueError(
-            "client.run needs a name (to create an experiment) or experiment_id= (to resume one), not both"
-        )
-    check_metadata(metadata)  # now, not when an offline run's spool is synced
-    if durability not in ("process", "power", "memory"):
-        raise ValueError(f"durability must be 'process', 'power' or 'memory', not {durability!r}")
-    offline = bool(getattr(client, "offline", False))
-    if offline and durability == "memory":
-        raise ValueError(
-            "durability='memory' keeps no spool, so an offline run would keep nothing: use 'process'"
-        )
-    timeout = _flush_timeout(flush_timeout)
-    run_key = _new_run_key()
-    create_key = f"tally-run-{run_key}-{secrets.token_hex(12)}"  # the experiment's stable Idempotency-Key
-    sender_client = None if offline else _sender_client(client)
-    if name is not None and sender_client is not None:
-        try:  # create it now when the server answers; when it does not, the sender creates it later
-            experiment = sender_client.with_options(max_retries=0, timeout=3.0).experiments.create(
-                name,
-                description=description,
-                metadata=metadata,
-                folder_id=folder_id,
-                idempotency_key=create_key,
-            )
-            experiment_id = experiment.id
-        except APIConnectionError as error:
-            logger.info("tally: the server is unreachable (%s); the experiment will be created later", error)
-        except BaseException:
-            sender_client.close()
-            raise
+    """`client.run(...)`: see `Tally.run`. `client` is the port the client hands its run (`tally._run_ports`):
+    the run sends through the caller's own client and closes only what the port made for it."""
     try:
+        if (name is None) == (experiment_id is None):
+            raise ValueError(
+                "client.run needs a name (to create an experiment) or experiment_id= (to resume one), not both"
+            )
+        check_metadata(metadata)  # now, not when an offline run's spool is synced
+        if durability not in ("process", "power", "memory"):
+            raise ValueError(f"durability must be 'process', 'power' or 'memory', not {durability!r}")
+        offline = client.offline
+        if offline and durability == "memory":
+            raise ValueError(
+                "durability='memory' keeps no spool, so an offline run would keep nothing: use 'process'"
+            )
+        timeout = _flush_timeout(flush_timeout)
+        run_key = _new_run_key()
+        create_key = f"tally-run-{run_key}-{secrets.token_hex(12)}"  # the experiment's stable Idempotency-Key
+        sender_client = None if offline else client
+        if name is not None and sender_client is not None:
+            try:  # create it now when the server answers; when it does not, the sender creates it later
+                experiment_id = sender_client.create_experiment(
+                    name,
+                    description=description,
+                    metadata=metadata,
+                    folder_id=folder_id,
+                    idempotency_key=create_key,
+                    patient=False,
+                )
+            except APIConnectionError as error:
+                logger.info(
+                    "tally: the server is unreachable (%s); the experiment will be created later", error
+                )
         header = {
             "run_key": run_key,
             "create_key": create_key,
@@ -420,9 +419,8 @@ def start_run(
             lock=lock,
             flush_timeout=timeout,
             offline=offline,
-            owned_client=sender_client,
+            port=client,
         )
     except BaseException:
-        if sender_client is not None:
-            sender_client.close()
+        client.close()  # what the port made for the run (never the caller's client)
         raise

@@ -1,6 +1,6 @@
-"""Sending a spool to the server through the public client: `Drain` (one spool, one batch at a time, in order,
-resumable) and `Sender` (the background thread that keeps drains going, with backoff, for as long as the
-process lives).
+"""Sending a spool to the server through the public client, seen as a `SenderPort` (`_port`): `Drain` (one
+spool, one batch at a time, in order, resumable) and `Sender` (the background thread that keeps drains going,
+with backoff, for as long as the process lives).
 
 Exactly once: every metric event carries `client_event_id = <run_key>.<seq>.<index>` and every annotation
 `<run_key>.<seq>.a`, so a batch re-sent after a lost answer, a crash or a restart is counted by the server as
@@ -31,9 +31,10 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tally._errors import APIStatusError, ConflictError, TallyError
+from tally._events import MAX_BATCH_EVENTS
 from tally._logging import logger
 from tally._retry_policy import backoff_delay
 
@@ -52,15 +53,13 @@ from ._format import (
     frame,
     last_progress,
 )
+from ._port import SenderPort
 from ._spool import SpoolLock, SpoolWriter, Store, read_header, read_progress, remove_spool
-
-if TYPE_CHECKING:
-    from tally._sync._client import Tally
 
 __all__ = ["REFUSE", "RETRY", "SPLIT", "Drain", "Sender", "is_rejection", "verdict"]
 
-BATCH_EVENTS = 10_000
-"""Events per ingest call (the server's limit per request)."""
+BATCH_EVENTS = MAX_BATCH_EVENTS
+"""Events per ingest call: the contract's limit per request (`tally_api_types.limits`, via `tally._events`)."""
 READ_BYTES = 1 << 20
 RETRY, SPLIT, REFUSE = "retry", "split", "refuse"
 _SPLIT_STATUSES = frozenset({400, 413, 422})
@@ -181,7 +180,7 @@ class Drain:
     def __init__(
         self,
         store: Store,
-        client: Tally | None,
+        client: SenderPort | None,
         *,
         directory: Path | None,
         writer: SpoolWriter | None = None,
@@ -217,7 +216,7 @@ class Drain:
         self._segment_done = False
 
     @property
-    def client(self) -> Tally:
+    def client(self) -> SenderPort:
         if self._client is None:
             raise RuntimeError("an offline run does not send; sync its spool with `tally sync`")
         return self._client
@@ -294,14 +293,13 @@ class Drain:
         if header.get("experiment_id"):
             self.experiment_id = str(header["experiment_id"])
         else:
-            experiment = self.client.experiments.create(
+            self.experiment_id = self.client.create_experiment(
                 str(header["name"]),
                 description=header.get("description"),
                 metadata=header.get("metadata"),
                 folder_id=header.get("folder_id"),
                 idempotency_key=str(header.get("create_key") or f"tally-run-{header['run_key']}"),
             )
-            self.experiment_id = experiment.id
         self.progress.append([KIND_EXPERIMENT, self.experiment_id])
         return self.experiment_id
 
@@ -377,7 +375,7 @@ class Drain:
         if events:
             assert last is not None
             self._inflight = (
-                self._worker.submit(self.client.metrics.ingest, experiment_id, events),
+                self._worker.submit(self.client.ingest, experiment_id, events),
                 events,
                 last,
             )
@@ -434,7 +432,7 @@ class Drain:
             failed: list[tuple[list[dict[str, Any]], BaseException]] = []
             for part in (chunk[:middle], chunk[middle:]):  # in log order
                 try:
-                    result = self.client.metrics.ingest(experiment_id, part)
+                    result = self.client.ingest(experiment_id, part)
                 except Exception as part_error:
                     if verdict(part_error) == RETRY:
                         raise
@@ -496,11 +494,11 @@ class Drain:
                     }
                 except Exception as error:
                     raise ValueError(f"unreadable spool record: {error!r}") from None
-                self.client.annotations.create(experiment_id, **record)
+                self.client.annotate(experiment_id, **record)
                 self.stored += 1
             elif kind == KIND_END:
                 try:
-                    self.client.experiments.update_status(experiment_id, payload[2])
+                    self.client.set_status(experiment_id, payload[2])
                 except ConflictError as error:
                     if error.code != "invalid_transition":  # already final: set before a crash or by hand
                         raise

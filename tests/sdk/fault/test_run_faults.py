@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tally import Tally
+from tally._sync._run_port import RunPort
 from tally.run import spool_status, sync_spools
 
 from ..conftest import unique
@@ -79,7 +80,7 @@ def test_training_process_sigkilled_at_a_random_moment_then_tally_sync(
     experiment_id, returned = lines[0], len(lines) - 1  # steps 0..returned-1 had returned from log()
     assert experiment_id.startswith("exp_")
     with client_for(server.url) as client:
-        reports = sync_spools(client, tmp_path / "spool")
+        reports = sync_spools(RunPort(client, owned=False), tmp_path / "spool")
         assert [r.state for r in reports] == ["synced"]
         assert reports[0].experiment_id == experiment_id
         stored_steps = {p.step for p in client.metrics.list(experiment_id, name="m/0", page_size=1000)}
@@ -117,7 +118,7 @@ def test_a_process_that_exits_without_closing_its_run_flushes_then_says_what_is_
     # Then the server comes up, and `tally sync` stores everything, creating the experiment once.
     server.start()
     with client_for(server.url) as client:
-        [report] = sync_spools(client, tmp_path / "spool")
+        [report] = sync_spools(RunPort(client, owned=False), tmp_path / "spool")
         assert (report.state, report.stored) == ("synced", 2000)
         [experiment] = list(client.experiments.list(name_prefix=name))
         assert experiment.status == "completed"
@@ -151,7 +152,7 @@ def test_server_down_for_the_whole_run_then_up(server: ServerProcess, tmp_path: 
             run.annotate("no server yet", step=250)
         assert run.status().pending == 5001
         server.start()
-        [report] = sync_spools(client, tmp_path / "spool")
+        [report] = sync_spools(RunPort(client, owned=False), tmp_path / "spool")
         assert (report.state, report.stored, report.rejected) == ("synced", 5001, 0)
         [experiment] = list(client.experiments.list(name_prefix=name))
         assert experiment.status == "completed"

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from tally import AsyncTally, Tally
+from tally._sync._run_port import RunPort
 from tally.cli import cli
 from tally.run import Run, spool_status, sync_spools
 from tally.run._format import MAGIC, decode_records
@@ -123,7 +124,7 @@ def test_a_truncated_spool_replays_the_rest_and_reports_the_loss(
     os.truncate(segment, written - 7)
     run._lock.release()  # type: ignore[union-attr]  # as the kernel would for a dead process
     run._closed = True
-    [report] = sync_spools(sync_client, tmp_path / "spool")
+    [report] = sync_spools(RunPort(sync_client, owned=False), tmp_path / "spool")
     assert report.state == "synced"
     assert report.stored == 990
     assert len(report.torn) == 1

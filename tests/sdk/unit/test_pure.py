@@ -27,14 +27,13 @@ from tally._credentials import (
     DEFAULT_BASE_URL,
     CredentialsFile,
     read_credentials_file,
-    redact,
     resolve,
-    write_credentials_file,
 )
 from tally._errors import error_from_response
 from tally._events import event_id, plan_batches, prepare_events
 from tally._logging import RedactingFilter
 from tally._pagination import PageWalk
+from tally._redact import redact
 from tally._retry_policy import (
     BACKOFF_CAP,
     is_retry_safe,
@@ -43,6 +42,7 @@ from tally._retry_policy import (
     status_is_retryable,
 )
 from tally._types import Page
+from tally_credentials import write_credentials
 
 ORG = "tk_org_abcdefghijklmnopqrstuvwxyz12"
 NO_FILE = CredentialsFile(Path("/nowhere/credentials.json"), "missing")
@@ -108,7 +108,7 @@ def test_configuration_error_lists_every_place(file: CredentialsFile, says: str)
 
 
 def test_client_reads_the_file_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write_credentials_file(ORG, "http://file.test", tmp_path / "config" / "credentials.json")
+    path = write_credentials(ORG, "http://file.test", tmp_path / "config" / "credentials.json")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert read_credentials_file(path).state == "ok"
     with Tally() as client:

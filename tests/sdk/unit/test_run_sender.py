@@ -8,11 +8,11 @@ import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from tally import APIConnectionError, BadRequestError, IngestResult, NotFoundError
 from tally.run._format import frame
+from tally.run._port import SenderPort
 from tally.run._sender import Drain, Sender
 from tally.run._spool import FileStore, MemoryStore, SpoolWriter, Store
 
@@ -44,14 +44,15 @@ class FakeServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
-        self.client = SimpleNamespace(
-            metrics=SimpleNamespace(ingest=self.ingest),
-            experiments=SimpleNamespace(create=self.create, update_status=self.update_status),
-            annotations=SimpleNamespace(create=self.annotate),
-        )
+        self.client: SenderPort = self  # the sender sees only the port (tally.run._port)
+        self.offline = False
+        self.is_closed = False
 
-    def create(self, name: str, **kwargs: Any) -> Any:
-        return SimpleNamespace(id="exp_fake")
+    def create_experiment(self, name: str, **kwargs: Any) -> str:
+        return "exp_fake"
+
+    def close(self) -> None:
+        self.is_closed = True
 
     def ingest(self, experiment_id: str, events: list[dict[str, Any]]) -> IngestResult:
         with self.lock:
@@ -107,7 +108,7 @@ class FakeServer:
     def annotate(self, experiment_id: str, text: str, **kwargs: Any) -> None:
         self.annotations.append(text)
 
-    def update_status(self, experiment_id: str, status: str) -> None:
+    def set_status(self, experiment_id: str, status: str) -> None:
         self.statuses.append(status)
 
 
@@ -130,7 +131,7 @@ def spool(
 
 
 def drain_all(server: FakeServer, writer: SpoolWriter, last_seq: int, directory: Path | None = None) -> Drain:
-    drain = Drain(writer.store, server.client, directory=directory, writer=writer)  # type: ignore[arg-type]
+    drain = Drain(writer.store, server.client, directory=directory, writer=writer)
     sender = Sender(drain, poll_interval=0.01)
     sender.start()
     try:
@@ -215,7 +216,7 @@ def test_an_annotation_the_sdk_refuses_at_send_time_never_blocks_what_follows(tm
         server.annotations.append(text)
 
     server = FakeServer()
-    server.client.annotations.create = annotate
+    server.annotate = annotate  # type: ignore[method-assign]
     writer, last = spool(
         300, annotate_at=100, annotation_metadata={"blob": "x" * 9000}, store=FileStore(tmp_path / "r")
     )

@@ -1,0 +1,85 @@
+"""The run's sender's way to the server through one client: `tally.run._port.SenderPort` over `AsyncTally`'s
+resources, so the sender's requests take the client's credentials, retries, transport, hooks and logger.
+`tally._run_ports.port_for` picks the port for a client (the async client's is driven from a loop of its own).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from tally._types import IngestResult
+
+if TYPE_CHECKING:
+    from ._client import AsyncTally
+
+__all__ = ["AsyncRunPort"]
+
+QUICK_TIMEOUT = 3.0
+"""Seconds for the one attempt at creating the experiment when the run starts (`patient=False`)."""
+
+
+class AsyncRunPort:
+    """The sender's calls on `client`. `owned`: the port made `client` for the run and closes it; a caller's own
+    client is never closed by the run."""
+
+    def __init__(self, client: AsyncTally, *, owned: bool) -> None:
+        self.client = client
+        self.owned = owned
+
+    @property
+    def offline(self) -> bool:
+        return self.client.offline
+
+    @property
+    def is_closed(self) -> bool:
+        return self.client.is_closed
+
+    async def create_experiment(
+        self,
+        name: str,
+        *,
+        description: str | None,
+        metadata: Any,
+        folder_id: str | None,
+        idempotency_key: str,
+        patient: bool = True,
+    ) -> str:
+        client = self.client if patient else self.client.with_options(max_retries=0, timeout=QUICK_TIMEOUT)
+        experiment = await client.experiments.create(
+            name,
+            description=description,
+            metadata=metadata,
+            folder_id=folder_id,
+            idempotency_key=idempotency_key,
+        )
+        return experiment.id
+
+    async def ingest(self, experiment_id: str, events: list[dict[str, Any]]) -> IngestResult:
+        return await self.client.metrics.ingest(experiment_id, events)
+
+    async def annotate(
+        self,
+        experiment_id: str,
+        *,
+        text: str,
+        step: int | None,
+        timestamp: datetime,
+        metadata: Any,
+        client_event_id: str,
+    ) -> None:
+        await self.client.annotations.create(
+            experiment_id,
+            text,
+            step=step,
+            timestamp=timestamp,
+            metadata=metadata,
+            client_event_id=client_event_id,
+        )
+
+    async def set_status(self, experiment_id: str, status: str) -> None:
+        await self.client.experiments.update_status(experiment_id, status)
+
+    async def close(self) -> None:
+        if self.owned:
+            await self.client.close()

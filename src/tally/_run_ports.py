@@ -1,0 +1,139 @@
+"""Which `SenderPort` a client hands its run (`client.run(...)`, `tally sync`).
+
+A `Tally` hands a port over itself: the sender's requests go through the caller's own client (its pool,
+transport or `http_client`, proxy, event hooks, logger, retry settings and ingestion keys). httpx's sync client
+"can be shared between threads" (its docstring, since encode/httpx#2380). Keep the client open until the run is
+closed: a run whose client is closed cannot send, and what it has not sent stays in its spool for `tally sync`.
+
+An `AsyncTally` is bound to the event loop that uses it (an `httpx.AsyncClient`'s connections cannot serve
+another loop: encode/httpx#2058), and a run's sender is a thread that must keep sending while that loop is busy
+in a training step (and `run.close()`, a plain call on the loop's own thread, waits for it). So its run sends
+from an event loop of its own, in a daemon thread, through a sibling `AsyncTally` with the caller's credentials,
+settings, proxy, limits, event hooks and logger. A caller's `transport` or `http_client` belongs to the caller's
+loop and cannot be shared with another; each such run says so in the client's log and sends through a pool of
+its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from tally._async._run_port import AsyncRunPort
+from tally._logging import logger
+from tally._sync._run_port import RunPort
+from tally._types import IngestResult
+from tally.run._port import SenderPort
+
+if TYPE_CHECKING:
+    from tally._async._client import AsyncTally
+
+__all__ = ["LoopPort", "port_for"]
+
+T = TypeVar("T")
+
+CLOSE_TIMEOUT = 5.0
+"""Seconds `LoopPort.close()` waits for its client to close (a request that never ends must not hang exit)."""
+
+
+def port_for(port: RunPort | AsyncRunPort) -> SenderPort:
+    """The port a run sends through, from the client's own port over itself: that port for a `Tally`, a
+    sibling on a loop of its own for an `AsyncTally` (see the module's docstring)."""
+    if isinstance(port, RunPort):
+        return port
+    return LoopPort(port.client)
+
+
+class LoopPort:
+    """A `SenderPort` over a sibling of an `AsyncTally` (`AsyncTally._sibling`), driven from any thread: each call
+    runs on the port's own event loop (a daemon thread, so a request that never ends cannot hold up the
+    interpreter's exit)."""
+
+    def __init__(self, client: AsyncTally) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="tally-run-loop", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+        async def build() -> AsyncRunPort:  # on the loop: a transport may want a running loop to start
+            return AsyncRunPort(client._sibling(), owned=True)
+
+        self._port = self._call(build())
+
+    def _call(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    @property
+    def offline(self) -> bool:
+        return self._port.offline
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed or self._port.is_closed
+
+    def create_experiment(
+        self,
+        name: str,
+        *,
+        description: str | None,
+        metadata: Any,
+        folder_id: str | None,
+        idempotency_key: str,
+        patient: bool = True,
+    ) -> str:
+        return self._call(
+            self._port.create_experiment(
+                name,
+                description=description,
+                metadata=metadata,
+                folder_id=folder_id,
+                idempotency_key=idempotency_key,
+                patient=patient,
+            )
+        )
+
+    def ingest(self, experiment_id: str, events: list[dict[str, Any]]) -> IngestResult:
+        return self._call(self._port.ingest(experiment_id, events))
+
+    def annotate(
+        self,
+        experiment_id: str,
+        *,
+        text: str,
+        step: int | None,
+        timestamp: datetime,
+        metadata: Any,
+        client_event_id: str,
+    ) -> None:
+        self._call(
+            self._port.annotate(
+                experiment_id,
+                text=text,
+                step=step,
+                timestamp=timestamp,
+                metadata=metadata,
+                client_event_id=client_event_id,
+            )
+        )
+
+    def set_status(self, experiment_id: str, status: str) -> None:
+        self._call(self._port.set_status(experiment_id, status))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._call(self._port.close(), CLOSE_TIMEOUT)
+        except (
+            Exception
+        ) as error:  # pragma: no cover - a pool that will not close: the loop stops all the same
+            logger.info("tally: closing the run's client failed: %s", error)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(CLOSE_TIMEOUT)
+            if not self._thread.is_alive():
+                self._loop.close()

@@ -1,0 +1,73 @@
+"""What the run's sender needs of a client, and nothing more: `SenderPort`.
+
+The run package never imports a client. `client.run(...)` hands the run a port over the caller's own client
+(`tally._run_ports.port_for`), so every request of the sender goes through that client's credentials, settings,
+transport or `http_client`, proxy, event hooks and logger; `tally sync` hands it one over a client built the
+usual way. Tests hand it a stand-in (`tests/sdk/unit/test_run_sender.py`).
+
+Every write is safe to repeat: the client mints one Idempotency-Key per call and resends it on its own retries;
+across calls (a batch re-sent after a crash) the events' `client_event_id`s make the server count duplicates,
+and the experiment is created under the run's stable `idempotency_key`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from tally._types import IngestResult
+
+__all__ = ["SenderPort"]
+
+
+class SenderPort(Protocol):
+    """The calls the sender makes. Called from the sender's threads (two at most at once); must be thread-safe."""
+
+    @property
+    def offline(self) -> bool:
+        """True when the client has no server (`Tally(offline=True)`): the run only spools."""
+        ...
+
+    @property
+    def is_closed(self) -> bool:
+        """True once the client this port sends through is closed: nothing more can be sent through it."""
+        ...
+
+    def create_experiment(
+        self,
+        name: str,
+        *,
+        description: str | None,
+        metadata: Any,
+        folder_id: str | None,
+        idempotency_key: str,
+        patient: bool = True,
+    ) -> str:
+        """Create the run's experiment (or get it back, for a key already used) and return its id. `patient=False`:
+        one quick attempt (the run's start, which must not wait on a server that is down)."""
+        ...
+
+    def ingest(self, experiment_id: str, events: list[dict[str, Any]]) -> IngestResult:
+        """Store one batch of metric events (at most the contract's events per request)."""
+        ...
+
+    def annotate(
+        self,
+        experiment_id: str,
+        *,
+        text: str,
+        step: int | None,
+        timestamp: datetime,
+        metadata: Any,
+        client_event_id: str,
+    ) -> None:
+        """Store one annotation."""
+        ...
+
+    def set_status(self, experiment_id: str, status: str) -> None:
+        """Set the experiment's final status."""
+        ...
+
+    def close(self) -> None:
+        """Release what the port made for the run (never the caller's own client)."""
+        ...
