@@ -1,5 +1,6 @@
-"""Choosing the backend from `--db`, and what the PostgreSQL backend does differently from SQLite: its own
-migrations, a refusal of a newer schema, no clearing of other processes' claims at start, its SQL rewrites."""
+"""Choosing the backend from `--db`, and what the PostgreSQL backend does differently from SQLite: a refusal of a
+newer schema, no clearing of other processes' claims at start, its SQL rewrites (the migrations of both backends:
+test_migrations.py)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,7 @@ import pytest
 from tally_server import create_app, start_server
 from tally_server.storage import pg_database, sqlite
 from tally_server.storage.backends import UnsupportedDatabaseError, open_repository
-from tally_server.storage.database import SchemaTooNewError
-from tally_server.storage.migrations import MIGRATIONS
-from tally_server.storage.pg_migrations import PG_MIGRATIONS
+from tally_server.storage.migrate import SchemaTooNewError, revisions
 from tally_server.storage.postgres import PostgresRepository
 from tally_server.storage.sqlite import SqliteRepository
 
@@ -71,7 +70,7 @@ def test_the_database_url_variable_selects_postgresql_and_hides_the_password(
     assert "(data: postgresql://tally:***@/env_" in banner, (banner, err)
     assert "hunter2" not in banner + err
     with psycopg.connect(url) as conn:  # the server made its schema there
-        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (len(PG_MIGRATIONS),)
+        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (len(revisions()),)
 
 
 def test_file_paths_and_memory_keep_sqlite(tmp_path: Path) -> None:
@@ -81,10 +80,6 @@ def test_file_paths_and_memory_keep_sqlite(tmp_path: Path) -> None:
             assert type(repo) is SqliteRepository
         finally:
             repo.close()
-
-
-def test_both_backends_have_the_same_migrations() -> None:
-    assert len(PG_MIGRATIONS) == len(MIGRATIONS)
 
 
 def test_every_rewrite_matches_a_query_of_the_sqlite_repository() -> None:
@@ -98,7 +93,7 @@ def test_a_newer_schema_is_refused(postgres: PostgresCluster) -> None:
     url = postgres.create_database("newer")
     PostgresRepository(url).close()
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("INSERT INTO schema_version(version) VALUES (%s)", (len(PG_MIGRATIONS) + 1,))
+        conn.execute("INSERT INTO schema_version(version) VALUES (%s)", (len(revisions()) + 1,))
     with pytest.raises(SchemaTooNewError, match="this server knows up to"):
         PostgresRepository(url)
 

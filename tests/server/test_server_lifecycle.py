@@ -11,9 +11,10 @@ import httpx
 import pytest
 
 from tally_server import create_app, start_server
-from tally_server.storage.migrations import MIGRATIONS
+from tally_server.storage.migrate import revisions
 
 from .helpers import assert_error, event, make_client
+from .legacy_release import legacy_migrations
 
 KEY = "tk_org_" + "R" * 32
 
@@ -34,7 +35,7 @@ def test_data_survives_a_restart_and_the_file_is_private(tmp_path: Path) -> None
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
+    assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == len(revisions())
     assert conn.execute("SELECT count(*) FROM api_keys WHERE token_hash = ?", (KEY,)).fetchone()[0] == 0
     conn.close()
     # Restart without the bootstrap key: the data and the old key are still there; a fresh key is minted.
@@ -55,7 +56,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "future.sqlite3"
     create_app(db=db).state.repo.close()
     conn = sqlite3.connect(db)
-    conn.execute("INSERT INTO schema_version(version) VALUES (?)", (len(MIGRATIONS) + 1,))
+    conn.execute("INSERT INTO schema_version(version) VALUES (?)", (len(revisions()) + 1,))
     conn.commit()
     conn.close()
     with pytest.raises(RuntimeError, match="schema version"):
@@ -116,12 +117,13 @@ def test_several_servers_in_one_process() -> None:
 
 
 def test_a_database_of_contract_1_1_is_migrated_with_no_tags_and_nothing_archived(tmp_path: Path) -> None:
-    """Migration 3 (tags, archiving) on a file written by the previous schema: its experiments and folders read
-    back with `tags: []` and `archived_at: null`, and the tag index works for them from then on."""
+    """Revision 0003 (tags, archiving) on a file at legacy schema version 2 (the scripts of the release before
+    Alembic): its experiments and folders read back with `tags: []` and `archived_at: null`, and the tag index
+    works for them from then on."""
     db = tmp_path / "v2.sqlite3"
     conn = sqlite3.connect(db)
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    for version, script in enumerate(MIGRATIONS[:2], start=1):
+    for version, script in enumerate(legacy_migrations()[:2], start=1):
         conn.executescript(script)
         conn.execute("INSERT INTO schema_version(version) VALUES (?)", (version,))
     conn.execute("INSERT INTO organizations(id, name, created_at) VALUES ('org_1', 'default', 'now')")
@@ -149,5 +151,5 @@ def test_a_database_of_contract_1_1_is_migrated_with_no_tags_and_nothing_archive
             "exp_old"
         ]
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
+    assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == len(revisions())
     conn.close()

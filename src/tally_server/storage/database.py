@@ -55,7 +55,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tally_server.storage.faults import DatabaseGoneError, classify
-from tally_server.storage.migrations import MIGRATIONS
+from tally_server.storage.migrate import SchemaTooNewError, upgrade_url
 
 __all__ = ["CACHE_BUDGET_KIB", "READER_CACHE_KIB", "WRITER_CACHE_KIB", "Database", "SchemaTooNewError"]
 
@@ -68,10 +68,6 @@ CACHE_BUDGET_KIB = 128 * 1024
 limit."""
 
 logger = logging.getLogger("tally_server.storage")
-
-
-class SchemaTooNewError(RuntimeError):
-    """The database was written by a newer server than this one."""
 
 
 class Database:
@@ -130,25 +126,7 @@ class Database:
         return conn
 
     def _migrate(self) -> None:
-        conn = self._writer
-        with self._lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-                row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-                current = int(row[0] or 0)
-                if current > len(MIGRATIONS):
-                    raise SchemaTooNewError(
-                        f"{self.path} has schema version {current}; this server knows up to {len(MIGRATIONS)}"
-                    )
-                for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-                    for statement in _statements(script):
-                        conn.execute(statement)
-                    conn.execute("INSERT INTO schema_version(version) VALUES (?)", (version,))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        upgrade_url(self.path)
 
     @property
     def schema_version(self) -> int:
@@ -322,18 +300,3 @@ class _FileIdentity:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-
-
-def _statements(script: str) -> Iterator[str]:
-    """Split a migration script into complete statements."""
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        if line.lstrip().startswith("--"):
-            continue
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip():
-                yield buffer.strip()
-            buffer = ""
-    if buffer.strip():
-        raise ValueError(f"incomplete SQL statement in a migration: {buffer.strip()[:80]!r}")

@@ -39,9 +39,8 @@ import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict
 
 from tally_server.storage.backends import redact_url
-from tally_server.storage.database import SchemaTooNewError
 from tally_server.storage.faults import classify
-from tally_server.storage.pg_migrations import PG_MIGRATIONS
+from tally_server.storage.migrate import upgrade_url
 from tally_server.storage.repository import UnstorableTextError
 
 __all__ = ["PgConnection", "PgDatabase"]
@@ -214,20 +213,7 @@ class PgDatabase:
             raise
 
     def _migrate(self) -> None:
-        with self._pool.connection() as conn, conn.transaction():
-            # Several servers may start at once on a new database: one migrates, the others wait for it.
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('tally.migrate'))")
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-            current = int(row[0] or 0) if row else 0
-            if current > len(PG_MIGRATIONS):
-                raise SchemaTooNewError(
-                    f"{redact_url(self.url)} has schema version {current}; "
-                    f"this server knows up to {len(PG_MIGRATIONS)}"
-                )
-            for version, script in enumerate(PG_MIGRATIONS[current:], start=current + 1):
-                conn.execute(script)  # a constant of pg_migrations
-                conn.execute("INSERT INTO schema_version(version) VALUES (%s)", (version,))
+        upgrade_url(self.url, label=redact_url(self.url))
 
     @property
     def schema_version(self) -> int:

@@ -1,0 +1,189 @@
+"""One Alembic history for both backends (tally_server.storage.migrate): a database made by the release before
+Alembic upgrades in place with every row kept, a new database gets exactly that release's schema, a newer schema
+is refused in one line, and servers starting at once migrate once."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from tally_server import start_server
+from tally_server.storage.migrate import SchemaTooNewError, head, revisions, upgrade_url
+
+from .conftest import BACKENDS
+from .legacy_data import IDEMPOTENT_BODY, KEY, metric_events, snapshot
+from .legacy_release import extract_legacy_tree, make_legacy_database
+from .postgres_cluster import PostgresCluster
+from .processes import free_port
+from .schema_catalog import schema_of
+
+
+def _new_db(backend: str, request: pytest.FixtureRequest, directory: Path, name: str) -> str:
+    if backend == "sqlite":
+        return str(directory / f"{name}.sqlite3")
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.create_database(name)
+
+
+def _execute(db: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """One statement (`?` for parameters) on either backend, committed."""
+    if db.startswith("postgresql://"):
+        with psycopg.connect(db, autocommit=True) as pg:
+            cur = pg.execute(sql.replace("?", "%s"), params)  # constant SQL of the tests
+            return cur.fetchall() if cur.description else []
+    conn = sqlite3.connect(db)
+    try:
+        with conn:
+            return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def legacy_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return extract_legacy_tree(tmp_path_factory.mktemp("legacy-release"))
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def legacy_db(
+    request: pytest.FixtureRequest, legacy_tree: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """A database made and filled by the release before Alembic, its schema read before anything newer opened
+    it."""
+    db = _new_db(request.param, request, tmp_path_factory.mktemp("legacy-db"), "legacy")
+    made = make_legacy_database(legacy_tree, db)
+    return {"db": db, "made": made, "schema": schema_of(db)}
+
+
+def test_a_new_database_gets_exactly_the_schema_of_the_release_before(
+    legacy_db: dict[str, Any], request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Revisions 0001-0003 on an empty database == legacy schema versions 1-3, on the backend's catalog: tables,
+    columns (types, nullability, defaults, collations, identity), keys, foreign keys, checks, indexes (with their
+    expressions), WITHOUT ROWID, the PostgreSQL sequence and functions."""
+    backend = "sqlite" if not legacy_db["db"].startswith("postgresql://") else "postgresql"
+    fresh = _new_db(backend, request, tmp_path, "fresh")
+    upgrade_url(Path(fresh) if backend == "sqlite" else fresh)
+    assert schema_of(fresh) == legacy_db["schema"]
+    assert _execute(fresh, "SELECT version_num FROM alembic_version") == [(head(),)]
+    assert _execute(fresh, "SELECT version FROM schema_version") == [(len(revisions()),)]
+    if backend == "sqlite":
+        assert _execute(fresh, "SELECT name, value FROM counters") == [("metric_seq", 0)]
+
+
+def test_a_database_of_the_release_before_upgrades_in_place_with_every_row_kept(
+    legacy_db: dict[str, Any],
+) -> None:
+    db, made = legacy_db["db"], legacy_db["made"]
+    plan = made["plan"]
+    with start_server(db=db, validate_responses=True) as server:
+        assert snapshot(server.url, plan) == made["snapshot"]  # every folder, experiment, point, key, note
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+
+            def auth(token: str) -> int:
+                return c.get("/v1/auth/status", headers={"Authorization": f"Bearer {token}"}).status_code
+
+            assert auth(KEY) == 200
+            assert auth(plan["tokens"]["live"]) == 200
+            assert auth(plan["tokens"]["expiring"]) == 200
+            assert auth(plan["tokens"]["revoked"]) == 401
+            org = {"Authorization": f"Bearer {KEY}"}
+            # The idempotency record written by the old server answers a replay.
+            replay = c.post(
+                "/v1/experiments", json=IDEMPOTENT_BODY, headers={**org, "Idempotency-Key": "idem-1"}
+            )
+            assert (replay.status_code, replay.headers.get("Idempotent-Replayed")) == (201, "true"), (
+                replay.text
+            )
+            assert replay.json() == plan["made_once"]
+            # Old rows take new writes: points next to the old ones (their duplicates still recognised), tags.
+            path = f"/v1/experiments/{plan['tagged']}/metrics"
+            ingest = {"Authorization": f"Bearer {plan['tokens']['live']}"}
+            events = [metric_events(2)[1], {"name": "train/loss", "value": 1.0, "client_event_id": "new"}]
+            assert c.post(path, json={"events": events}, headers=ingest).json() == {
+                "accepted": 1, "duplicates": 1, "conflicts": []
+            }  # fmt: skip
+            c.patch(
+                f"/v1/experiments/{plan['tagged']}", json={"tags": ["late"]}, headers=org
+            ).raise_for_status()
+            tagged = c.get("/v1/experiments", params={"tag": "late"}, headers=org).json()["data"]
+            assert [e["id"] for e in tagged] == [plan["tagged"]]
+    assert _execute(db, "SELECT version_num FROM alembic_version") == [(head(),)]
+    assert max(_execute(db, "SELECT version FROM schema_version"))[0] == len(revisions())
+    assert schema_of(db) == legacy_db["schema"]  # stamped, not rebuilt: nothing to change at revision 0003
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_newer_schema_is_refused_in_one_line(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """An Alembic revision this code does not know, or a legacy version past its history: SchemaTooNewError,
+    whose one line `tally serve` prints."""
+    db = _new_db(backend, request, tmp_path, "newer")
+    target: str | Path = Path(db) if backend == "sqlite" else db
+    upgrade_url(target)
+    _execute(db, "UPDATE alembic_version SET version_num = '0999'")
+    with pytest.raises(SchemaTooNewError, match=r"schema revision 0999, .*this server knows up to 0003$"):
+        upgrade_url(target)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "tally_server", "--port", str(free_port()), "--db", db],
+        env={**environment, "TALLY_CONFIG_DIR": str(tmp_path / "config")},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].endswith("this server knows up to 0003"), result.stderr
+    assert "Traceback" not in result.stderr
+    _execute(db, "UPDATE alembic_version SET version_num = ?", head())
+    _execute(db, "INSERT INTO schema_version(version) VALUES (?)", len(revisions()) + 1)
+    with pytest.raises(SchemaTooNewError, match=r"schema version 4; this server knows up to 3$"):
+        upgrade_url(target)
+
+
+_RACER = """
+import logging, sys, time
+from pathlib import Path
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+from tally_server.storage.migrate import upgrade_url
+go = Path(sys.argv[2])
+print("ready", flush=True)
+while not go.exists():
+    time.sleep(0.005)
+db = sys.argv[1]
+upgrade_url(db if db.startswith("postgresql://") else Path(db))
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_servers_starting_at_once_migrate_once(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Three processes upgrade one empty database at the same moment: one creates the schema under the lock,
+    the others wait, find the head and change nothing."""
+    db = _new_db(backend, request, tmp_path, "race")
+    go = tmp_path / "go"
+    command = [sys.executable, "-c", _RACER, db, str(go)]
+    racers = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)
+    ]
+    try:
+        for racer in racers:
+            assert racer.stdout is not None
+            assert racer.stdout.readline().strip() == "ready"
+        go.touch()
+        outcomes = [racer.communicate(timeout=60) for racer in racers]
+    finally:
+        for racer in racers:
+            racer.kill()
+    assert [racer.returncode for racer in racers] == [0, 0, 0], outcomes
+    assert sum(err.count("schema upgraded from nothing") for _, err in outcomes) == 1, outcomes
+    assert _execute(db, "SELECT version_num FROM alembic_version") == [(head(),)]
+    assert _execute(db, "SELECT version FROM schema_version") == [(len(revisions()),)]
