@@ -4,6 +4,11 @@
   experiment): SQLite with one server process, PostgreSQL with one process and with two processes on one
   database (clients spread over them). Reported next to each other; whether the second process adds
   throughput is the question (on a 2-core machine it mostly cannot: see docs/server.md).
+- The same load against its floor: bare psycopg, one connection per client, inserting the same rows with the
+  statement the server runs (`executemany` of INSERT ... ON CONFLICT (experiment, client_event_id) DO NOTHING, in
+  the server's row order), one transaction per 10,000-row batch, into the minimal table that holds the rows and
+  enforces the dedupe (primary key (experiment, name, step, seq), unique index (experiment, client_event_id)).
+  Target: >= 0.5, for one server process and for two.
 - Flat cost on PostgreSQL: the median time of a 10-event ingest into an experiment holding 0 points, then the
   same experiment holding 1,000,000. Target: ratio <= 1.2, as on SQLite.
 
@@ -25,8 +30,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
-from bench_server_scale import BATCH, _events, _Server, flat_cost
+import psycopg
+from bench_server_scale import BATCH, _events, _rows, _Server, flat_cost
 
 from tally_server.process import ServerProcess as Started
 from tally_server.process import start_server_process, wait_until_healthy
@@ -85,11 +92,56 @@ def _concurrent_rate(servers: list[_Server], bodies: list[list[bytes]]) -> float
     return accepted / elapsed
 
 
-def _bodies(batches: int, tag: str) -> list[list[bytes]]:
-    return [
-        [json.dumps({"events": _events(b, BATCH, f"{tag}-c{c}")}).encode() for b in range(batches)]
-        for c in range(CLIENTS)
+def _client_events(batches: int, tag: str) -> list[list[list[dict[str, Any]]]]:
+    """Per client, its batches of events."""
+    return [[_events(b, BATCH, f"{tag}-c{c}") for b in range(batches)] for c in range(CLIENTS)]
+
+
+def _bodies(events: list[list[list[dict[str, Any]]]]) -> list[list[bytes]]:
+    return [[json.dumps({"events": batch}).encode() for batch in client] for client in events]
+
+
+_MINIMAL_SCHEMA = (
+    'CREATE TABLE metric_points (experiment BIGINT NOT NULL, name TEXT COLLATE "C" NOT NULL, step BIGINT NOT NULL, '
+    "seq BIGINT NOT NULL, value DOUBLE PRECISION NOT NULL, ts TEXT NOT NULL, ts_auto BOOLEAN NOT NULL, "
+    'metadata TEXT NOT NULL, client_event_id TEXT COLLATE "C" NOT NULL, PRIMARY KEY (experiment, name, step, seq))',
+    "CREATE UNIQUE INDEX metric_points_by_client_event_id ON metric_points(experiment, client_event_id)",
+)
+_INSERT = (
+    "INSERT INTO metric_points(experiment, name, step, seq, value, ts, ts_auto, metadata, client_event_id) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (experiment, client_event_id) DO NOTHING"
+)
+
+
+def _floor_rate(url: str, events: list[list[list[dict[str, Any]]]]) -> float:
+    """Rows per second: bare psycopg, one connection per client into its own experiment, in a fresh minimal
+    table."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS metric_points")
+        for statement in _MINIMAL_SCHEMA:
+            conn.execute(statement)  # type: ignore[arg-type]  # constants above
+    rows = [
+        [sorted(_rows(c + 1, batch, b * BATCH + 1), key=lambda row: row[8]) for b, batch in enumerate(client)]
+        for c, client in enumerate(events)
     ]
+    connections = [psycopg.connect(url) for _ in rows]
+
+    def insert(index: int) -> int:
+        conn = connections[index]
+        for batch in rows[index]:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(_INSERT, batch)
+        return sum(len(batch) for batch in rows[index])
+
+    try:
+        with ThreadPoolExecutor(len(rows)) as pool:
+            started = time.perf_counter()
+            inserted = sum(pool.map(insert, range(len(rows))))
+            elapsed = time.perf_counter() - started
+    finally:
+        for conn in connections:
+            conn.close()
+    return inserted / elapsed
 
 
 def run(report: Report, server_process: ServerProcess, *, quick: bool) -> None:
@@ -110,14 +162,25 @@ def run(report: Report, server_process: ServerProcess, *, quick: bool) -> None:
                 "postgresql x1": [_Server(*s) for s in pg_one],
                 "postgresql x2": [_Server(*s) for s in pg_two],
             }
-            rates: dict[str, list[float]] = {name: [] for name in sides}
+            floor_url = cluster.create_database("floor")
+            rates: dict[str, list[float]] = {name: [] for name in (*sides, "floor")}
             for index in range(rounds):
-                order = list(sides) if index % 2 == 0 else list(reversed(sides))
+                order = [*sides, "floor"] if index % 2 == 0 else ["floor", *reversed(sides)]
                 for name in order:
-                    rates[name].append(
-                        _concurrent_rate(sides[name], _bodies(batches, f"r{index}-{name[:2]}"))
-                    )
-            sqlite, one, two = (statistics.median(rates[name]) for name in sides)
+                    events = _client_events(batches, f"r{index}-{name[:2]}")
+                    if name == "floor":
+                        rates[name].append(_floor_rate(floor_url, events))
+                    else:
+                        rates[name].append(_concurrent_rate(sides[name], _bodies(events)))
+            sqlite, one, two, floor = (statistics.median(rates[name]) for name in (*sides, "floor"))
+            for processes, rate in ((1, one), (2, two)):
+                report(
+                    f"PostgreSQL ingest vs bare psycopg, {processes} server process{'es' if processes > 1 else ''}",
+                    f"{rate:,.0f} events/s (bare psycopg {floor:,.0f} rows/s, {CLIENTS} connections)",
+                    rate / floor,
+                    ">= 0.50",
+                    rate / floor >= 0.5,
+                )
             report(
                 f"PostgreSQL ingest, 1 server process, {CLIENTS} clients",
                 f"{one:,.0f} events/s (SQLite, 1 process: {sqlite:,.0f})",

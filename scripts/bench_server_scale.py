@@ -1,7 +1,11 @@
 """The reference server at scale, for `make bench` (`--only server_scale`).
 
-- Ingest throughput against its floor: bare SQLite inserting the same rows into the same table (same schema, same
-  pragmas, one transaction per 10,000 rows), measured in the same run, rounds interleaved. Target: >= 0.5.
+- Ingest throughput against its floor: bare SQLite inserting the same rows (same pragmas: WAL, synchronous=FULL;
+  one transaction per 10,000 rows), measured in the same run, rounds interleaved, into two tables:
+  - the minimal table that can hold the rows and enforce the dedupe: its primary key (experiment, name, step,
+    seq) and a unique index on (experiment, client_event_id), nothing else. Target: >= 0.5. This is the floor:
+    it does not move when the server adds an index, so it never flatters the server;
+  - the server's own schema (the Alembic head), reported next to it for comparison with earlier runs.
 - Flat cost: the median time of a 10-event ingest into an experiment holding 0 points, then the same experiment
   holding 1,000,000. Target: ratio <= 1.2.
 - The cost of durability: the same two loads on a server with `--no-fsync` (synchronous=NORMAL) against the
@@ -26,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from tally_server.storage.migrations import MIGRATIONS
+from tally_server.storage.migrate import upgrade_url
 
 __all__ = ["flat_cost", "run"]
 
@@ -70,19 +74,33 @@ def _rows(experiment_pk: int, events: list[dict[str, Any]], first_seq: int) -> l
     ]
 
 
-def _floor(directory: Path, bodies: list[list[dict[str, Any]]]) -> float:
-    """Rows per second: bare SQLite, the server's schema and pragmas, one transaction per batch."""
+_MINIMAL_SCHEMA = (
+    # What the rows need and nothing more: the key they are stored under and the dedupe's unique index.
+    "CREATE TABLE metric_points (experiment INTEGER NOT NULL, name TEXT NOT NULL, step INTEGER NOT NULL, "
+    "seq INTEGER NOT NULL, value REAL NOT NULL, ts TEXT NOT NULL, ts_auto INTEGER NOT NULL, metadata TEXT NOT NULL, "
+    "client_event_id TEXT NOT NULL, PRIMARY KEY (experiment, name, step, seq)) WITHOUT ROWID",
+    "CREATE UNIQUE INDEX metric_points_by_client_event_id ON metric_points(experiment, client_event_id)",
+)
+
+
+def _floor(directory: Path, bodies: list[list[dict[str, Any]]], *, minimal: bool) -> float:
+    """Rows per second: bare SQLite, the server's pragmas, one transaction per batch, into the minimal table or
+    into the server's schema (made by its migrations)."""
     path = directory / f"floor-{uuid.uuid4().hex[:8]}.sqlite3"
+    if not minimal:
+        upgrade_url(path)
     conn = sqlite3.connect(path, isolation_level=None)
     for pragma in ("journal_mode=WAL", "synchronous=FULL", "cache_size=-32768", "temp_store=MEMORY"):
         conn.execute(f"PRAGMA {pragma}")
-    for script in MIGRATIONS:
-        conn.executescript(script)
-    conn.execute("INSERT INTO organizations(id, name, created_at) VALUES ('org', 'o', 'now')")
-    conn.execute(
-        "INSERT INTO experiments(id, org, name, metadata, status, created_us, created_at, updated_at) "
-        "VALUES ('exp', 1, 'e', '{}', 'running', 0, 'now', 'now')"
-    )
+    if minimal:
+        for statement in _MINIMAL_SCHEMA:
+            conn.execute(statement)
+    else:
+        conn.execute("INSERT INTO organizations(id, name, created_at) VALUES ('org', 'o', 'now')")
+        conn.execute(
+            "INSERT INTO experiments(id, org, name, metadata, status, created_us, created_at, updated_at) "
+            "VALUES ('exp', 1, 'e', '{}', 'running', 0, 'now', 'now')"
+        )
     batches = [_rows(1, events, index * BATCH + 1) for index, events in enumerate(bodies)]
     started = time.perf_counter()
     for rows in batches:
@@ -176,24 +194,34 @@ def run(report: Report, server_process: ServerProcess, *, quick: bool) -> None:
         ):
             durable, fast = _Server(*durable_at), _Server(*fast_at)
             # 1. throughput against bare SQLite, interleaved round by round
-            floor_rates, server_rates, fast_rates = [], [], []
+            minimal_rates, full_rates, server_rates, fast_rates = [], [], [], []
             for index in range(rounds):
                 events, bodies = _encoded(batches, f"r{index}")
                 sides: list[tuple[list[float], Callable[[], float]]] = [
-                    (floor_rates, lambda events=events: _floor(directory, events)),
+                    (minimal_rates, lambda events=events: _floor(directory, events, minimal=True)),
+                    (full_rates, lambda events=events: _floor(directory, events, minimal=False)),
                     (server_rates, lambda bodies=bodies: durable.ingest_rate(bodies)),
                     (fast_rates, lambda bodies=bodies: fast.ingest_rate(bodies)),
                 ]
                 for results, side in sides if index % 2 == 0 else reversed(sides):
                     results.append(side())
-            floor, server, no_fsync = (statistics.median(r) for r in (floor_rates, server_rates, fast_rates))
-            ratio = server / floor
+            minimal, full, server, no_fsync = (
+                statistics.median(r) for r in (minimal_rates, full_rates, server_rates, fast_rates)
+            )
+            ratio = server / minimal
             report(
-                "server ingest vs bare SQLite",
-                f"{server:,.0f} events/s (bare SQLite {floor:,.0f} rows/s)",
+                "server ingest vs bare SQLite, minimal table",
+                f"{server:,.0f} events/s (bare SQLite {minimal:,.0f} rows/s)",
                 ratio,
                 ">= 0.50",
                 ratio >= 0.5,
+            )
+            report(
+                "server ingest vs bare SQLite, server's schema",
+                f"{server:,.0f} events/s (bare SQLite {full:,.0f} rows/s)",
+                server / full,
+                "reported",
+                True,
             )
             report(
                 "durable (fsync) vs --no-fsync, 10k batches",
