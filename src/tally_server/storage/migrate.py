@@ -27,6 +27,7 @@ repository's tables must then match the head: the tests compare them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Iterator
@@ -60,10 +61,16 @@ def _config(connection: sa.Connection | None = None) -> Config:
     return config
 
 
-def revisions() -> list[str]:
-    """The revisions of the history, oldest first (legacy schema version N is the Nth)."""
+@functools.cache
+def revisions() -> tuple[str, ...]:
+    """The revisions of the history, oldest first (legacy schema version N is the Nth). The history is one line:
+    a revision's position is what `schema_version` records."""
     script = ScriptDirectory.from_config(_config())
-    return [r.revision for r in reversed(list(script.walk_revisions()))]
+    if len(script.get_heads()) != 1:
+        raise RuntimeError(
+            f"the migration history in {SCRIPT_LOCATION} must have one head: {script.get_heads()}"
+        )
+    return tuple(r.revision for r in reversed(list(script.walk_revisions())))
 
 
 def head() -> str:
