@@ -1,27 +1,29 @@
 """The cost of a request must not grow with what is already stored: every statement the server runs on the ingest
 path, and on the list and catalog paths, is planned on an index.
 
-The statements are not listed here by hand: the test records every statement the SQLite backend executes while it
-serves each path (the connection's trace callback), then asks SQLite for each one's `EXPLAIN QUERY PLAN`.
+The statements are not listed here by hand: the test records every statement the repository executes on SQLite
+while it serves each path (SQLAlchemy's `before_cursor_execute` event on the writer's and the readers' engines),
+then asks SQLite for each one's `EXPLAIN QUERY PLAN` with the parameters it ran with.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 
-from tally_server.storage.sqlite import SqliteRepository
+from tally_server.storage.store import SqlRepository, open_sqlite
 
 _TABLE_SCAN = re.compile(r"^SCAN (?!CONSTANT ROW)(?!json_each|j\b)(\w+)")
 
 
 @pytest.fixture
-def repo() -> Iterator[SqliteRepository]:
-    repository = SqliteRepository(None)
+def repo() -> Iterator[SqlRepository]:
+    repository = open_sqlite(None)
     yield repository
     repository.close()
 
@@ -37,7 +39,7 @@ def _event(i: int, **changes: Any) -> dict[str, Any]:
     return {**event, **changes}
 
 
-def _seeded(repo: SqliteRepository) -> dict[str, Any]:
+def _seeded(repo: SqlRepository) -> dict[str, Any]:
     repo.bootstrap(None, mint_if_existing=False)
     folder = repo.create_folder(1, "team", None, None, {})
     child = repo.create_folder(1, "sub", folder["id"], None, {})
@@ -58,27 +60,32 @@ def _seeded(repo: SqliteRepository) -> dict[str, Any]:
     }
 
 
-def _plans(repo: SqliteRepository, action: Callable[[], object]) -> list[tuple[str, list[str]]]:
+def _plans(repo: SqlRepository, action: Callable[[], object]) -> list[tuple[str, list[str]]]:
     """Every statement `action` makes the repository execute, with its query plan."""
-    statements: list[str] = []
-    connections = [repo.db._writer, repo.db.reader()]
-    for conn in connections:
-        conn.set_trace_callback(statements.append)
+    statements: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        statements.append((statement, parameters[0] if many else parameters))
+
+    engines = [repo.db._writer_engine, repo.db._reader_engine]  # type: ignore[attr-defined]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         action()
     finally:
-        for conn in connections:
-            conn.set_trace_callback(None)
-    reader = repo.db.reader()
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
     planned: dict[str, list[str]] = {}
-    for statement in statements:
-        verb = statement.split(None, 1)[0].upper()
-        if verb in {"BEGIN", "COMMIT", "ROLLBACK", "PRAGMA"} or statement in planned:
-            continue
-        try:
-            planned[statement] = [row[3] for row in reader.execute("EXPLAIN QUERY PLAN " + statement)]
-        except sqlite3.Error as exc:  # pragma: no cover - would mean the recorded text is not runnable
-            raise AssertionError(f"cannot explain {statement[:200]!r}: {exc}") from exc
+    with repo.db._reader_engine.connect() as reader:  # type: ignore[attr-defined]
+        for statement, parameters in statements:
+            verb = statement.split(None, 1)[0].upper()
+            if verb in {"BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "SAVEPOINT", "RELEASE"} or statement in planned:
+                continue
+            try:
+                explained = reader.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+                planned[statement] = [row[3] for row in explained]
+            except DBAPIError as exc:  # pragma: no cover - would mean the recorded text is not runnable
+                raise AssertionError(f"cannot explain {statement[:200]!r}: {exc}") from exc
     assert planned, "no statement was recorded"
     return list(planned.items())
 
@@ -103,7 +110,7 @@ def _problems(plans: list[tuple[str, list[str]]], *, strict_points: bool) -> lis
     return problems
 
 
-def test_every_statement_of_an_ingest_uses_an_index(repo: SqliteRepository) -> None:
+def test_every_statement_of_an_ingest_uses_an_index(repo: SqlRepository) -> None:
     seeded = _seeded(repo)
     # New events, exact repeats (duplicates), a changed repeat (a conflict) and a repeat inside the batch: the
     # slow path that sorts out repeats runs too.
@@ -117,7 +124,7 @@ def test_every_statement_of_an_ingest_uses_an_index(repo: SqliteRepository) -> N
     assert _problems(plans, strict_points=True) == []
 
 
-def test_the_duplicate_lookup_probes_the_client_event_id_index(repo: SqliteRepository) -> None:
+def test_the_duplicate_lookup_probes_the_client_event_id_index(repo: SqlRepository) -> None:
     seeded = _seeded(repo)
     plans = _plans(
         repo, lambda: repo.ingest_metrics(seeded["experiment_pk"], seeded["experiment"], [_event(3)])
@@ -144,7 +151,7 @@ def test_the_duplicate_lookup_probes_the_client_event_id_index(repo: SqliteRepos
         "folders, archived left out or included",
     ],
 )
-def test_list_and_catalog_reads_use_an_index(repo: SqliteRepository, read: str) -> None:
+def test_list_and_catalog_reads_use_an_index(repo: SqlRepository, read: str) -> None:
     seeded = _seeded(repo)
     experiment = seeded["experiment"]
     deep = ("train/loss", 4000, 4001)
@@ -203,7 +210,7 @@ def test_list_and_catalog_reads_use_an_index(repo: SqliteRepository, read: str) 
         assert all("(step,seq)>(?,?)" in step for step in searches), searches
 
 
-def test_lifecycle_writes_use_an_index(repo: SqliteRepository) -> None:
+def test_lifecycle_writes_use_an_index(repo: SqlRepository) -> None:
     """updateExperiment (tags rewritten), archive / unarchive, annotation creation on a checked experiment and
     deleteAnnotation: every statement is planned on an index."""
     seeded = _seeded(repo)

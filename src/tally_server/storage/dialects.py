@@ -92,7 +92,7 @@ def ids_in(dialect: str, column: Any, values: Sequence[Any], *, integers: bool =
     """`column` is one of `values`, as one parameter (a page's names, a folder's subtree)."""
     if dialect == _POSTGRESQL:
         return column == any_(bindparam(None, list(values), type_=ARRAY(BigInteger if integers else Text)))
-    each = func.json_each(msgspec.json.encode(list(values)).decode()).table_valued("value")
+    each = func.json_each(msgspec.json.encode(list(values)).decode()).table_valued("value").alias("j")
     return column.in_(select(each.c.value))
 
 

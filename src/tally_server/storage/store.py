@@ -114,7 +114,7 @@ _EXPERIMENT_COLUMNS = (
 _EXPERIMENT = select(*_EXPERIMENT_COLUMNS).select_from(_e.outerjoin(_ef, _ef.c.pk == _e.c.folder))
 # With the `tag` filter, the walk is one range of experiment_tags' primary key (org, tag, experiment), in
 # experiment order: the cost of a page does not grow with the number of experiments (tagged or not).
-_t = experiment_tags
+_t = experiment_tags.alias("t")
 _EXPERIMENT_BY_TAG = select(*_EXPERIMENT_COLUMNS).select_from(
     _t.join(_e, _e.c.pk == _t.c.experiment).outerjoin(_ef, _ef.c.pk == _e.c.folder)
 )
