@@ -155,7 +155,9 @@ def test_an_ingestion_key_can_expire(
         )
         with repo.db.write() as conn:  # let its minute pass
             conn.execute(
-                update(api_keys).values(expires_us=time.time_ns() // 1000 - 1).where(api_keys.c.id == created["id"])
+                update(api_keys)
+                .values(expires_us=time.time_ns() // 1000 - 1)
+                .where(api_keys.c.id == created["id"])
             )
         assert_error(
             ingest.post(f"/v1/experiments/{experiment}/metrics", json={"events": [event]}),

@@ -79,7 +79,10 @@ def _plans(repo: SqlRepository, action: Callable[[], object]) -> list[tuple[str,
     with repo.db._reader_engine.connect() as reader:  # type: ignore[attr-defined]
         for statement, parameters in statements:
             verb = statement.split(None, 1)[0].upper()
-            if verb in {"BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "SAVEPOINT", "RELEASE"} or statement in planned:
+            if (
+                verb in {"BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "SAVEPOINT", "RELEASE"}
+                or statement in planned
+            ):
                 continue
             try:
                 explained = reader.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)

@@ -1,6 +1,6 @@
 """The SQLite server's memory is bounded: every connection's page cache has a documented size, readers are at most
-as many as reads running at once (a reader is reused by the next read, whichever thread makes it, never left open),
-and the total fits the documented budget, which is also SQLite's soft heap limit. (`make bench` reports the server's RSS under
+one per live worker thread (a thread's reader is reused after the thread ends, never left open), and the total
+fits the documented budget, which is also SQLite's soft heap limit. (`make bench` reports the server's RSS under
 a long load.)"""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from pathlib import Path
 
 import anyio
 import anyio.to_thread
-
 from sqlalchemy import Connection
 
 from tally_server.storage.database import CACHE_BUDGET_KIB, READER_CACHE_KIB, WRITER_CACHE_KIB, Database

@@ -18,7 +18,7 @@ import msgspec
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
-from sqlalchemy import text, update
+from sqlalchemy import text as sql, update
 
 from tally.cli import cli
 from tally_server import RunningServer
@@ -161,7 +161,9 @@ def _store_as_the_previous_release_did(
             )
         conn.execute(
             update(metric_series)
-            .values(first_ts=first, first_us=parse_timestamp(first), last_ts=last, last_us=parse_timestamp(last))
+            .values(
+                first_ts=first, first_us=parse_timestamp(first), last_ts=last, last_us=parse_timestamp(last)
+            )
             .where(metric_series.c.experiment == experiment_pk)
         )
         conn.execute(
@@ -237,7 +239,9 @@ def test_rows_the_previous_release_stored_read_back_through_the_sdk_and_the_cli(
     with org.server.repository.db.write() as conn:
         stored = {
             row[0]
-            for row in conn.execute(text("SELECT ts FROM metric_points WHERE client_event_id LIKE 'legacy-%'"))
+            for row in conn.execute(
+                text("SELECT ts FROM metric_points WHERE client_event_id LIKE 'legacy-%'")
+            )
         }
     assert stored == set(LEGACY)
     resent = _event(cids["2016-12-31T23:59:60Z"], "2017-01-01T00:00:00Z", step=0)

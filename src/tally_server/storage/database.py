@@ -61,6 +61,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,7 +118,9 @@ class Database:
         self._local = threading.local()
         self._closed = False
         self._writer_engine = create_engine(
-            "sqlite+pysqlite://", creator=lambda: self._connect(WRITER_CACHE_KIB, writer=True), poolclass=StaticPool
+            "sqlite+pysqlite://",
+            creator=lambda: self._connect(WRITER_CACHE_KIB, writer=True),
+            poolclass=StaticPool,
         )
         self._reader_engine = create_engine(
             "sqlite+pysqlite://",
@@ -126,8 +129,9 @@ class Database:
             pool_size=READERS_KEPT,
             max_overflow=-1,
         )
-        event.listen(self._writer_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-        event.listen(self._reader_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        # Every write transaction takes the write lock at once; a reader's statements autocommit, except inside
+        # `snapshot()`.
+        event.listen(self._writer_engine, "begin", lambda conn: _driver(conn).execute("BEGIN IMMEDIATE"))
         self._writer: Connection = self._writer_engine.connect()
         try:
             with self.write() as conn:
@@ -185,16 +189,40 @@ class Database:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        """A connection to read from: this thread's write transaction when it has one open, else a reader in a
-        read transaction (one snapshot for every statement of the block)."""
+        """A connection to read from: this thread's write transaction when it has one open, else this thread's
+        reader, whose every statement sees the latest commit."""
         if getattr(self._local, "writing", False):
             yield self._writer
             return
-        self._file.check()
-        with self._reader_engine.connect() as conn:
-            yield conn  # closing it rolls its read transaction back and returns it to the pool
+        yield self._reader()
 
-    snapshot = read
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """Like `read()`, in a read transaction: every statement of the block sees the same snapshot."""
+        if getattr(self._local, "writing", False):
+            yield self._writer
+            return
+        conn = self._reader()
+        driver = _driver(conn)
+        driver.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            if driver.in_transaction:
+                driver.execute("COMMIT")
+
+    def _reader(self) -> Connection:
+        """This thread's reader: taken from the pool at its first read, given back when the thread ends (its
+        thread-local lease is collected then, and the finalizer closes the connection back into the pool)."""
+        self._file.check()
+        lease: _ReaderLease | None = getattr(self._local, "reader", None)
+        if lease is None:
+            if self._closed:
+                raise RuntimeError("the database is closed")
+            conn = self._reader_engine.connect()
+            lease = self._local.reader = _ReaderLease(conn)
+            weakref.finalize(lease, _give_back, conn)
+        return lease.conn
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
@@ -239,6 +267,27 @@ class Database:
             shutil.rmtree(self._scratch_dir, ignore_errors=True)
 
 
+class _ReaderLease:
+    """A reader connection lent to one thread (held in its thread-local storage)."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+
+def _give_back(conn: Connection) -> None:
+    with contextlib.suppress(Exception):  # the database may be closed already
+        conn.close()
+
+
+def _driver(conn: Connection) -> sqlite3.Connection:
+    """The `sqlite3` connection under a SQLAlchemy one (to say BEGIN without a statement's overhead)."""
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    return driver
+
+
 def migrate_legacy(conn: Connection, label: str) -> None:
     """Bring the database to the schema this server knows by the legacy numbered migrations
     (`tally_server.storage.migrations`, recorded in `schema_version`), inside the caller's write transaction;
@@ -246,7 +295,9 @@ def migrate_legacy(conn: Connection, label: str) -> None:
     conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     current = int(conn.exec_driver_sql("SELECT max(version) FROM schema_version").scalar() or 0)
     if current > len(MIGRATIONS):
-        raise SchemaTooNewError(f"{label} has schema version {current}; this server knows up to {len(MIGRATIONS)}")
+        raise SchemaTooNewError(
+            f"{label} has schema version {current}; this server knows up to {len(MIGRATIONS)}"
+        )
     for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
         for statement in _statements(script):
             conn.exec_driver_sql(statement)

@@ -20,7 +20,6 @@ answers the SQLAlchemy Core construct (or runs the statement) that backend needs
 - `hot_sql`: a statement compiled once per dialect, for the driver's `executemany` on the ingest path.
 """
 
-# ruff: noqa: S608
 
 from __future__ import annotations
 
@@ -88,7 +87,9 @@ def json_has(dialect: str, column: Any, key: str) -> ColumnElement[bool]:
     return func.json_type(column, '$."' + key + '"').is_not(None)
 
 
-def ids_in(dialect: str, column: Any, values: Sequence[Any], *, integers: bool = False) -> ColumnElement[bool]:
+def ids_in(
+    dialect: str, column: Any, values: Sequence[Any], *, integers: bool = False
+) -> ColumnElement[bool]:
     """`column` is one of `values`, as one parameter (a page's names, a folder's subtree)."""
     if dialect == _POSTGRESQL:
         return column == any_(bindparam(None, list(values), type_=ARRAY(BigInteger if integers else Text)))
@@ -96,17 +97,20 @@ def ids_in(dialect: str, column: Any, values: Sequence[Any], *, integers: bool =
     return column.in_(select(each.c.value))
 
 
+_NEXT_SEQS = select(metric_seq.next_value()).select_from(func.generate_series(1, bindparam("count")))
+_ADVANCE_COUNTER = (
+    counters.update()
+    .values(value=counters.c.value + bindparam("count"))
+    .where(counters.c.name == "metric_seq")
+    .returning(counters.c.value)
+)
+
+
 def reserve_seqs(conn: Connection, count: int) -> Sequence[int]:
     """`count` new values of the ingestion order, increasing."""
     if conn.dialect.name == _POSTGRESQL:
-        rows = conn.execute(select(metric_seq.next_value()).select_from(func.generate_series(1, count)))
-        return sorted(int(r[0]) for r in rows)
-    last = conn.execute(
-        counters.update()
-        .values(value=counters.c.value + count)
-        .where(counters.c.name == "metric_seq")
-        .returning(counters.c.value)
-    ).scalar_one()
+        return sorted(int(r[0]) for r in conn.execute(_NEXT_SEQS, {"count": count}))
+    last = int(conn.execute(_ADVANCE_COUNTER, {"count": count}).scalar_one())
     return range(last - count + 1, last + 1)
 
 
@@ -125,9 +129,9 @@ def points_by_client_event_id(dialect: str, experiment_pk: int, ids: Sequence[st
     """(client_event_id, seq, name, step, value, ts, ts_auto, metadata) of the stored points with these ids."""
     if dialect == _POSTGRESQL:
         m = metric_points.c
-        return select(
-            m.client_event_id, m.seq, m.name, m.step, m.value, m.ts, m.ts_auto, m.metadata
-        ).where(m.experiment == experiment_pk, ids_in(dialect, m.client_event_id, ids))
+        return select(m.client_event_id, m.seq, m.name, m.step, m.value, m.ts, m.ts_auto, m.metadata).where(
+            m.experiment == experiment_pk, ids_in(dialect, m.client_event_id, ids)
+        )
     return _STORED_SQLITE.bindparams(ids=msgspec.json.encode(list(ids)).decode(), experiment=experiment_pk)
 
 

@@ -52,8 +52,8 @@ __all__ = [
     "metadata",
     "metric_label_values",
     "metric_points",
-    "metric_series",
     "metric_seq",
+    "metric_series",
     "organizations",
 ]
 
@@ -257,4 +257,3 @@ SQLITE_ONLY = frozenset({"counters"})
 """Tables only the SQLite database has."""
 POSTGRESQL_ONLY = frozenset({"metric_seq"})
 """Sequences only the PostgreSQL database has (SQLite has no sequences; SQLAlchemy skips them there)."""
-

@@ -35,6 +35,7 @@ found the lock free still produce one winner.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -44,11 +45,32 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
-from sqlalchemy import BigInteger, Connection, Select, and_, case, cast, delete, func, select, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import ColumnElement
 
-from tally_server._util import format_us, hash_token, new_id, new_token, now, parse_timestamp, readable_timestamp
+from tally_server._util import (
+    format_us,
+    hash_token,
+    new_id,
+    new_token,
+    now,
+    parse_timestamp,
+    readable_timestamp,
+)
 from tally_server.storage import dialects, rows
 from tally_server.storage.repository import (
     BootstrapResult,
@@ -130,10 +152,76 @@ _ANNOTATION = select(
 _i = idempotency_keys
 _IDEMPOTENCY = select(_i.c.fingerprint, _i.c.state, _i.c.status, _i.c.body, _i.c.headers, _i.c.created_us)
 
+# ---- the statements of every request, built once (building a statement costs more than running it) ------------
+# Parameters are named apart from the columns (SQLAlchemy reserves a column's name for its VALUES and SET).
+_b = bindparam
+_AUTHENTICATE = (
+    select(
+        _k.c.id, _k.c.kind, _k.c.revoked_at, organizations.c.pk, organizations.c.id, organizations.c.name,
+        _e.c.pk, _e.c.id, _k.c.expires_us,
+    )
+    .select_from(
+        _k.join(organizations, organizations.c.pk == _k.c.org).outerjoin(_e, _e.c.pk == _k.c.experiment)
+    )
+    .where(_k.c.token_hash == _b("hash"))
+)  # fmt: skip
+_EXPERIMENT_REF = select(_e.c.pk, _e.c.status).where(_e.c.id == _b("experiment_id"), _e.c.org == _b("org_pk"))
+_EXPERIMENT_BY_ID = _EXPERIMENT.where(_e.c.id == _b("experiment_id"), _e.c.org == _b("org_pk"))
+# FOR UPDATE OF experiments (PostgreSQL; nothing on SQLite, whose writers are serialised): concurrent changes of
+# one experiment take turns, the second seeing the first one's result.
+_EXPERIMENT_BY_ID_FOR_UPDATE = _EXPERIMENT_BY_ID.with_for_update(of=experiments)
+_FOLDER_PK = select(folders.c.pk).where(folders.c.id == _b("folder_id"), folders.c.org == _b("org_pk"))
+_FOLDER_BY_ID = _FOLDER.where(_f.c.id == _b("folder_id"), _f.c.org == _b("org_pk"))
+# FOR SHARE (PostgreSQL): the experiment cannot be closed or archived (FOR UPDATE, UPDATE) until the ingest or
+# the annotation holding it commits.
+_INGEST_CHECK = (
+    select(_e.c.status, _e.c.archived_at).where(_e.c.pk == _b("experiment_pk")).with_for_update(read=True)
+)
+_IDEMPOTENCY_ROW = _IDEMPOTENCY.where(_i.c.org == _b("org_pk"), _i.c.key == _b("claim_key"))
+_IDEMPOTENCY_DONE = (
+    update(_i)
+    .values(state="done", status=_b("answer_status"), body=_b("answer_body"), headers=_b("answer_headers"))
+    .where(_i.c.org == _b("org_pk"), _i.c.key == _b("claim_key"))
+)
+_IDEMPOTENCY_RELEASE = delete(_i).where(
+    _i.c.org == _b("org_pk"), _i.c.key == _b("claim_key"), _i.c.state == "running"
+)
+_IDEMPOTENCY_EXPIRE = delete(_i).where(
+    _i.c.org == _b("org_pk"), _i.c.key == _b("claim_key"), _i.c.created_us < _b("expire_before_us")
+)
+_IDEMPOTENCY_TAKE_OVER = (
+    update(_i)
+    .values(created_us=_b("now_us"))
+    .where(_i.c.org == _b("org_pk"), _i.c.key == _b("claim_key"), _i.c.state == "running")
+)
+_INSERT_API_KEY = api_keys.insert()
+_INSERT_EXPERIMENT = experiments.insert().returning(experiments.c.pk)
+_INSERT_TAGS = experiment_tags.insert()
+_INSERT_FOLDER = folders.insert()
+_INSERT_ANNOTATION = annotations.insert()
+
+
+@functools.cache
+def _claim_insert(dialect: str) -> Any:
+    return dialects.insert(dialect, idempotency_keys).on_conflict_do_nothing(
+        index_elements=[_i.c.org, _i.c.key]
+    )
+
+
 # ---- the ingest path's statements: compiled once per dialect, run with the driver's executemany ----------------
 # A point as ingestion inserts it: (experiment, name, step, seq, value, ts, ts_auto, metadata, client_event_id).
 _PointRow = tuple[int, str, int, int, float, str, bool, str, str]
-_POINT_COLUMNS = ("experiment", "name", "step", "seq", "value", "ts", "ts_auto", "metadata", "client_event_id")
+_POINT_COLUMNS = (
+    "experiment",
+    "name",
+    "step",
+    "seq",
+    "value",
+    "ts",
+    "ts_auto",
+    "metadata",
+    "client_event_id",
+)
 _SERIES_COLUMNS = ("experiment", "name", "count", "first_us", "first_ts", "last_us", "last_ts")
 _LABEL_COLUMNS = ("experiment", "name", "key", "value", "count")
 
@@ -273,21 +361,16 @@ class SqlRepository:
     @staticmethod
     def _insert_org_key(conn: Connection, org_pk: int, token: str, stamp: str) -> None:
         conn.execute(
-            api_keys.insert().values(
-                id=new_id("key_"), org=org_pk, kind="org", experiment=None, name=None,
-                token_hash=hash_token(token), token_hint=token[-4:], created_at=stamp,
-            )
+            _INSERT_API_KEY,
+            {
+                "id": new_id("key_"), "org": org_pk, "kind": "org", "experiment": None, "name": None,
+                "token_hash": hash_token(token), "token_hint": token[-4:], "created_at": stamp,
+            },
         )  # fmt: skip
 
     def authenticate(self, token: str) -> Principal | None:
-        o = organizations.c
-        query = (
-            select(_k.c.id, _k.c.kind, _k.c.revoked_at, o.pk, o.id, o.name, _e.c.pk, _e.c.id, _k.c.expires_us)
-            .select_from(_k.join(organizations, o.pk == _k.c.org).outerjoin(_e, _e.c.pk == _k.c.experiment))
-            .where(_k.c.token_hash == hash_token(token))
-        )
         with self.db.read() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(_AUTHENTICATE, {"hash": hash_token(token)}).first()
         if row is None or row[2] is not None or (row[8] is not None and row[8] <= now()[0]):
             return None
         kind: Literal["org", "ingestion"] = "ingestion" if row[1] == "ingestion" else "org"
@@ -303,16 +386,14 @@ class SqlRepository:
 
     @staticmethod
     def _experiment_ref(conn: Connection, org_pk: int, experiment_id: str) -> tuple[int, str]:
-        row = conn.execute(
-            select(_e.c.pk, _e.c.status).where(_e.c.id == experiment_id, _e.c.org == org_pk)
-        ).first()
+        row = conn.execute(_EXPERIMENT_REF, {"experiment_id": experiment_id, "org_pk": org_pk}).first()
         if row is None:
             raise NotFoundError("experiment", experiment_id)
         return int(row[0]), str(row[1])
 
     @staticmethod
     def _folder_pk(conn: Connection, org_pk: int, folder_id: str) -> int:
-        row = conn.execute(select(folders.c.pk).where(folders.c.id == folder_id, folders.c.org == org_pk)).first()
+        row = conn.execute(_FOLDER_PK, {"folder_id": folder_id, "org_pk": org_pk}).first()
         if row is None:
             raise NotFoundError("folder", folder_id)
         return int(row[0])
@@ -339,7 +420,7 @@ class SqlRepository:
 
     @staticmethod
     def _fetch_folder(conn: Connection, org_pk: int, folder_id: str) -> Sequence[Any]:
-        row = conn.execute(_FOLDER.where(_f.c.id == folder_id, _f.c.org == org_pk)).first()
+        row = conn.execute(_FOLDER_BY_ID, {"folder_id": folder_id, "org_pk": org_pk}).first()
         if row is None:
             raise NotFoundError("folder", folder_id)
         return tuple(row)
@@ -382,10 +463,11 @@ class SqlRepository:
             parent_pk = self._folder_pk(conn, org_pk, parent_id) if parent_id is not None else None
             self._check_name_free(conn, org_pk, parent_pk, name)
             conn.execute(
-                folders.insert().values(
-                    id=folder_id, org=org_pk, parent=parent_pk, name=name, description=description,
-                    metadata=rows.free_json(metadata), created_at=stamp, updated_at=stamp,
-                )
+                _INSERT_FOLDER,
+                {
+                    "id": folder_id, "org": org_pk, "parent": parent_pk, "name": name, "description": description,
+                    "metadata": rows.free_json(metadata), "created_at": stamp, "updated_at": stamp,
+                },
             )  # fmt: skip
             return rows.folder(self._fetch_folder(conn, org_pk, folder_id))
 
@@ -414,7 +496,9 @@ class SqlRepository:
             row = self._fetch_folder(conn, org_pk, folder_id)
             if row[2] != name:
                 self._check_name_free(conn, org_pk, row[8], name, except_pk=row[0])
-                conn.execute(update(folders).values(name=name, updated_at=stamp).where(folders.c.pk == row[0]))
+                conn.execute(
+                    update(folders).values(name=name, updated_at=stamp).where(folders.c.pk == row[0])
+                )
             return rows.folder(self._fetch_folder(conn, org_pk, folder_id))
 
         return self._name_race(rename)
@@ -434,7 +518,9 @@ class SqlRepository:
             if row[8] != parent_pk:
                 self._check_name_free(conn, org_pk, parent_pk, row[2], except_pk=folder_pk)
                 conn.execute(
-                    update(folders).values(parent=parent_pk, updated_at=stamp).where(folders.c.pk == folder_pk)
+                    update(folders)
+                    .values(parent=parent_pk, updated_at=stamp)
+                    .where(folders.c.pk == folder_pk)
                 )
             return rows.folder(self._fetch_folder(conn, org_pk, folder_id))
 
@@ -467,9 +553,15 @@ class SqlRepository:
         with self.db.write() as conn:
             row = self._fetch_folder(conn, org_pk, folder_id)
             if archived:
-                change = update(folders).values(archived_at=stamp, updated_at=stamp).where(f.archived_at.is_(None))
+                change = (
+                    update(folders).values(archived_at=stamp, updated_at=stamp).where(f.archived_at.is_(None))
+                )
             else:
-                change = update(folders).values(archived_at=None, updated_at=stamp).where(f.archived_at.is_not(None))
+                change = (
+                    update(folders)
+                    .values(archived_at=None, updated_at=stamp)
+                    .where(f.archived_at.is_not(None))
+                )
             conn.execute(change.where(f.pk == row[0]))
             return rows.folder(self._fetch_folder(conn, org_pk, folder_id))
 
@@ -510,12 +602,9 @@ class SqlRepository:
     def _fetch_experiment(
         conn: Connection, org_pk: int, experiment_id: str, *, for_update: bool = False
     ) -> Sequence[Any]:
-        """The experiment's row; `for_update` locks it (PostgreSQL) so concurrent changes take turns, the second
-        seeing the first one's result."""
-        query = _EXPERIMENT.where(_e.c.id == experiment_id, _e.c.org == org_pk)
-        if for_update:
-            query = query.with_for_update(of=experiments)
-        row = conn.execute(query).first()
+        """The experiment's row; `for_update` locks it (see `_EXPERIMENT_BY_ID_FOR_UPDATE`)."""
+        query = _EXPERIMENT_BY_ID_FOR_UPDATE if for_update else _EXPERIMENT_BY_ID
+        row = conn.execute(query, {"experiment_id": experiment_id, "org_pk": org_pk}).first()
         if row is None:
             raise NotFoundError("experiment", experiment_id)
         return tuple(row)
@@ -534,13 +623,13 @@ class SqlRepository:
         with self.db.write() as conn:
             folder_pk = self._folder_pk(conn, org_pk, folder_id) if folder_id is not None else None
             experiment_pk = conn.execute(
-                experiments.insert()
-                .values(
-                    id=experiment_id, org=org_pk, folder=folder_pk, name=name, description=description,
-                    metadata=rows.free_json(metadata), status="running", created_us=us, created_at=stamp,
-                    updated_at=stamp, ended_at=None, tags=rows.tags_json(tags),
-                )
-                .returning(experiments.c.pk)
+                _INSERT_EXPERIMENT,
+                {
+                    "id": experiment_id, "org": org_pk, "folder": folder_pk, "name": name,
+                    "description": description, "metadata": rows.free_json(metadata), "status": "running",
+                    "created_us": us, "created_at": stamp, "updated_at": stamp, "ended_at": None,
+                    "tags": rows.tags_json(tags),
+                },
             ).scalar_one()  # fmt: skip
             self._add_tags(conn, org_pk, experiment_pk, tags)
             return rows.experiment(self._fetch_experiment(conn, org_pk, experiment_id))
@@ -549,7 +638,7 @@ class SqlRepository:
     def _add_tags(conn: Connection, org_pk: int, experiment_pk: int, tags: Sequence[str] | None) -> None:
         if tags:
             conn.execute(
-                experiment_tags.insert(), [{"org": org_pk, "tag": tag, "experiment": experiment_pk} for tag in tags]
+                _INSERT_TAGS, [{"org": org_pk, "tag": tag, "experiment": experiment_pk} for tag in tags]
             )
 
     def update_experiment(self, org_pk: int, experiment_id: str, changes: Json) -> Json:
@@ -574,7 +663,9 @@ class SqlRepository:
                     t = experiment_tags.c
                     conn.execute(
                         delete(experiment_tags).where(
-                            t.org == org_pk, t.experiment == row[0], dialects.ids_in(conn.dialect.name, t.tag, gone)
+                            t.org == org_pk,
+                            t.experiment == row[0],
+                            dialects.ids_in(conn.dialect.name, t.tag, gone),
                         )
                     )
                 self._add_tags(conn, org_pk, int(row[0]), [tag for tag in new_tags if tag not in old_tags])
@@ -589,10 +680,16 @@ class SqlRepository:
         with self.db.write() as conn:
             row = self._fetch_experiment(conn, org_pk, experiment_id)
             if archived:
-                change = update(experiments).values(archived_at=stamp, updated_at=stamp).where(e.archived_at.is_(None))
+                change = (
+                    update(experiments)
+                    .values(archived_at=stamp, updated_at=stamp)
+                    .where(e.archived_at.is_(None))
+                )
             else:
                 change = (
-                    update(experiments).values(archived_at=None, updated_at=stamp).where(e.archived_at.is_not(None))
+                    update(experiments)
+                    .values(archived_at=None, updated_at=stamp)
+                    .where(e.archived_at.is_not(None))
                 )
             conn.execute(change.where(e.pk == row[0]))
             return rows.experiment(self._fetch_experiment(conn, org_pk, experiment_id))
@@ -624,7 +721,9 @@ class SqlRepository:
             folder_pk = self._folder_pk(conn, org_pk, folder_id) if folder_id is not None else None
             if row[3] != folder_id:
                 conn.execute(
-                    update(experiments).values(folder=folder_pk, updated_at=stamp).where(experiments.c.pk == row[0])
+                    update(experiments)
+                    .values(folder=folder_pk, updated_at=stamp)
+                    .where(experiments.c.pk == row[0])
                 )
             return rows.experiment(self._fetch_experiment(conn, org_pk, experiment_id))
 
@@ -641,13 +740,9 @@ class SqlRepository:
         _, received = now()
         encode = _label_encoder.encode
         labels_text: dict[tuple[tuple[str, str], ...], str] = {}  # a training loop repeats a few label sets
-        e = experiments.c
         with self.db.write() as conn:
             dialect = conn.dialect.name
-            # FOR SHARE: the experiment cannot be closed or archived (FOR UPDATE, UPDATE) until this commits.
-            status = conn.execute(
-                select(e.status, e.archived_at).where(e.pk == experiment_pk).with_for_update(read=True)
-            ).first()
+            status = conn.execute(_INGEST_CHECK, {"experiment_pk": experiment_pk}).first()
             if status is None:
                 raise NotFoundError("experiment", experiment_id)
             if status[0] in _TERMINAL:
@@ -788,7 +883,12 @@ class SqlRepository:
             for selector in series:
                 experiment_pk, _ = self._experiment_ref(conn, org_pk, selector["experiment_id"])
                 labels: dict[str, str] = selector.get("metadata") or {}
-                where = [m.experiment == experiment_pk, m.name == selector["name"], m.step >= low, m.step <= high]
+                where = [
+                    m.experiment == experiment_pk,
+                    m.name == selector["name"],
+                    m.step >= low,
+                    m.step <= high,
+                ]
                 where += [
                     dialects.json_text(conn.dialect.name, m.metadata, key) == value
                     for key, value in sorted(labels.items())
@@ -824,8 +924,14 @@ class SqlRepository:
         """Conditions on a table's `experiment` column for the catalog's filters (404 for ids outside the
         organisation)."""
         dialect = conn.dialect.name
-        experiment_pk = None if experiment_id is None else self._experiment_ref(conn, org_pk, experiment_id)[0]
-        subtree = None if folder_id is None else self._subtree(conn, org_pk, self._folder_pk(conn, org_pk, folder_id))
+        experiment_pk = (
+            None if experiment_id is None else self._experiment_ref(conn, org_pk, experiment_id)[0]
+        )
+        subtree = (
+            None
+            if folder_id is None
+            else self._subtree(conn, org_pk, self._folder_pk(conn, org_pk, folder_id))
+        )
 
         def scope(column: Any) -> list[ColumnElement[bool]]:
             clauses: list[ColumnElement[bool]] = []
@@ -927,7 +1033,11 @@ class SqlRepository:
         with self.db.read() as conn:
             experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
             found = conn.execute(
-                _KEY.where(_k.c.experiment == experiment_pk, _k.c.kind == "ingestion", _k.c.pk > (after[0] if after else 0))
+                _KEY.where(
+                    _k.c.experiment == experiment_pk,
+                    _k.c.kind == "ingestion",
+                    _k.c.pk > (after[0] if after else 0),
+                )
                 .order_by(_k.c.pk)
                 .limit(limit + 1)
             ).all()
@@ -984,7 +1094,9 @@ class SqlRepository:
                 .values(revoked_at=stamp)
                 .where(k.id == key_id, k.org == org_pk, k.kind == "ingestion", k.revoked_at.is_(None))
             )
-            row = conn.execute(_KEY.where(_k.c.id == key_id, _k.c.org == org_pk, _k.c.kind == "ingestion")).first()
+            row = conn.execute(
+                _KEY.where(_k.c.id == key_id, _k.c.org == org_pk, _k.c.kind == "ingestion")
+            ).first()
         if row is None:
             raise NotFoundError("ingestion key", key_id)
         return rows.ingestion_key(row)
@@ -1010,11 +1122,8 @@ class SqlRepository:
         metadata = payload.get("metadata") or {}
         client_event_id = payload["client_event_id"]
         with self.db.write() as conn:
-            # FOR SHARE: the experiment cannot be archived (an UPDATE) until this commits.
-            archived = conn.execute(
-                select(_e.c.archived_at).where(_e.c.pk == experiment_pk).with_for_update(read=True)
-            ).first()
-            if archived is not None and archived[0] is not None:
+            archived = conn.execute(_INGEST_CHECK, {"experiment_pk": experiment_pk}).first()
+            if archived is not None and archived[1] is not None:
                 raise ExperimentArchivedError(experiment_id)
             row = conn.execute(
                 _ANNOTATION.where(_a.c.experiment == experiment_pk, _a.c.client_event_id == client_event_id)
@@ -1029,11 +1138,12 @@ class SqlRepository:
                 return False, rows.annotation(row)
             annotation_id = new_id("ann_")
             conn.execute(
-                annotations.insert().values(
-                    id=annotation_id, experiment=experiment_pk, text=payload["text"], step=step,
-                    ts=stamp if ts is None else ts, ts_auto=ts is None, metadata=rows.free_json(metadata),
-                    client_event_id=client_event_id, created_at=stamp,
-                )
+                _INSERT_ANNOTATION,
+                {
+                    "id": annotation_id, "experiment": experiment_pk, "text": payload["text"], "step": step,
+                    "ts": stamp if ts is None else ts, "ts_auto": ts is None, "metadata": rows.free_json(metadata),
+                    "client_event_id": client_event_id, "created_at": stamp,
+                },
             )  # fmt: skip
             row = conn.execute(_ANNOTATION.where(_a.c.id == annotation_id)).one()
         return True, rows.annotation(row)
@@ -1044,7 +1154,9 @@ class SqlRepository:
         with self.db.write() as conn:
             experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
             deleted = conn.execute(
-                delete(annotations).where(annotations.c.id == annotation_id, annotations.c.experiment == experiment_pk)
+                delete(annotations).where(
+                    annotations.c.id == annotation_id, annotations.c.experiment == experiment_pk
+                )
             ).rowcount
         if not deleted:
             raise NotFoundError("annotation", annotation_id)
@@ -1069,7 +1181,7 @@ class SqlRepository:
         # running: answer them without waiting for the write lock (SQLite's running request holds it until its
         # effect and answer commit).
         with self.db.read() as conn:
-            row = conn.execute(_IDEMPOTENCY.where(_i.c.org == org_pk, _i.c.key == key)).first()
+            row = conn.execute(_IDEMPOTENCY_ROW, {"org_pk": org_pk, "claim_key": key}).first()
         if row is not None and row[5] >= expire_before_us:
             if row[0] != fingerprint:
                 return IdempotencyClaim("mismatch")
@@ -1079,7 +1191,9 @@ class SqlRepository:
                 return IdempotencyClaim("running")
         if not locks:
             with self.db.write() as conn:
-                return self._claim_row(conn, org_pk, key, fingerprint, now_us, expire_before_us, stale_before_us, None)
+                return self._claim_row(
+                    conn, org_pk, key, fingerprint, now_us, expire_before_us, stale_before_us, None
+                )
         return self._claim_with_lock(org_pk, key, fingerprint, now_us, expire_before_us)
 
     def _claim_with_lock(
@@ -1117,18 +1231,23 @@ class SqlRepository:
     ) -> IdempotencyClaim:
         """Claim the key's row in a write transaction. `held`: whether this session holds the key's lock (None:
         no session locks, a 'running' row older than `stale_before_us` is taken over)."""
-        where = (_i.c.org == org_pk, _i.c.key == key)
-        row = conn.execute(_IDEMPOTENCY.where(*where)).first()
+        which = {"org_pk": org_pk, "claim_key": key}
+        row = conn.execute(_IDEMPOTENCY_ROW, which).first()
         if row is not None and row[5] < expire_before_us and held is not False:
-            conn.execute(delete(idempotency_keys).where(*where, _i.c.created_us < expire_before_us))
+            conn.execute(_IDEMPOTENCY_EXPIRE, {**which, "expire_before_us": expire_before_us})
             row = None
         if row is None:
             if held is False:  # its holder is about to insert it, or just finished
                 return IdempotencyClaim("running")
             inserted = conn.execute(
-                dialects.insert(conn.dialect.name, idempotency_keys)
-                .values(org=org_pk, key=key, fingerprint=fingerprint, state="running", created_us=now_us)
-                .on_conflict_do_nothing(index_elements=[_i.c.org, _i.c.key])
+                _claim_insert(conn.dialect.name),
+                {
+                    "org": org_pk,
+                    "key": key,
+                    "fingerprint": fingerprint,
+                    "state": "running",
+                    "created_us": now_us,
+                },
             ).rowcount
             return IdempotencyClaim("claimed" if inserted else "running")
         if row[0] != fingerprint:
@@ -1137,9 +1256,7 @@ class SqlRepository:
             return IdempotencyClaim("done", int(row[2]), bytes(row[3]), json.loads(row[4] or "{}"))
         if held or (held is None and row[5] < stale_before_us):
             # Its holder's session is gone (PostgreSQL), or its process died long ago (SQLite): run it again.
-            taken = conn.execute(
-                update(idempotency_keys).values(created_us=now_us).where(*where, _i.c.state == "running")
-            ).rowcount
+            taken = conn.execute(_IDEMPOTENCY_TAKE_OVER, {**which, "now_us": now_us}).rowcount
             if taken and held:
                 logger.warning(
                     "took over an idempotency claim whose holder's database session ended (org %s)", org_pk
@@ -1154,10 +1271,12 @@ class SqlRepository:
         `atomic()`)."""
         with self.db.write() as conn:
             conn.execute(
-                update(idempotency_keys)
-                .values(state="done", status=status, body=body, headers=json.dumps(headers))
-                .where(_i.c.org == org_pk, _i.c.key == key)
-            )
+                _IDEMPOTENCY_DONE,
+                {
+                    "org_pk": org_pk, "claim_key": key, "answer_status": status, "answer_body": body,
+                    "answer_headers": json.dumps(headers),
+                },
+            )  # fmt: skip
         self._end_claim()
 
     def idempotency_release(self, org_pk: int, key: str) -> None:
@@ -1165,13 +1284,15 @@ class SqlRepository:
         that is gone took it already, and a live one must not keep it)."""
         try:
             with self.db.write() as conn:
-                conn.execute(delete(idempotency_keys).where(_i.c.org == org_pk, _i.c.key == key, _i.c.state == "running"))
+                conn.execute(_IDEMPOTENCY_RELEASE, {"org_pk": org_pk, "claim_key": key})
         finally:
             self._end_claim()
 
     def idempotency_purge(self, expire_before_us: int) -> int:
         with self.db.write() as conn:
-            return int(conn.execute(delete(idempotency_keys).where(_i.c.created_us < expire_before_us)).rowcount)
+            return int(
+                conn.execute(delete(idempotency_keys).where(_i.c.created_us < expire_before_us)).rowcount
+            )
 
     def _end_claim(self) -> None:
         """Unlock and unpin, now or (inside `atomic()`) once its transaction commits; if that transaction rolls
