@@ -18,13 +18,13 @@ import msgspec
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
-from sqlalchemy import text as sql, update
+from sqlalchemy import select, update
 
 from tally.cli import cli
 from tally_server import RunningServer
 from tally_server._spec import load_spec
 from tally_server._util import TIMESTAMP_PATTERN, parse_timestamp, readable_timestamp
-from tally_server.storage.schema import annotations, metric_points, metric_series
+from tally_server.storage.schema import annotations, experiments, metric_points, metric_series
 
 from .edges import edge_date_times
 from .fresh_org import FreshOrg
@@ -151,7 +151,7 @@ def _store_as_the_previous_release_did(
     first, last = by_instant[0], by_instant[-1]
     with server.repository.db.write() as conn:
         experiment_pk = conn.execute(
-            text("SELECT pk FROM experiments WHERE id = :id"), {"id": experiment_id}
+            select(experiments.c.pk).where(experiments.c.id == experiment_id)
         ).scalar_one()
         for cid, stamp in stamps.items():
             conn.execute(
@@ -240,7 +240,7 @@ def test_rows_the_previous_release_stored_read_back_through_the_sdk_and_the_cli(
         stored = {
             row[0]
             for row in conn.execute(
-                text("SELECT ts FROM metric_points WHERE client_event_id LIKE 'legacy-%'")
+                select(metric_points.c.ts).where(metric_points.c.client_event_id.like("legacy-%"))
             )
         }
     assert stored == set(LEGACY)

@@ -20,7 +20,6 @@ answers the SQLAlchemy Core construct (or runs the statement) that backend needs
 - `hot_sql`: a statement compiled once per dialect, for the driver's `executemany` on the ingest path.
 """
 
-
 from __future__ import annotations
 
 import functools
