@@ -22,7 +22,6 @@ answers the SQLAlchemy Core construct (or runs the statement) that backend needs
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,8 +30,6 @@ import msgspec
 from sqlalchemy import ARRAY, BigInteger, Connection, Text, any_, bindparam, cast, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql import ColumnElement
-from sqlalchemy.sql.dml import Insert
 
 from tally_server.storage.schema import counters, metric_points, metric_seq
 
@@ -56,22 +53,22 @@ __all__ = [
 _POSTGRESQL = "postgresql"
 
 
-def insert(dialect: str, table: Any) -> Insert:
+def insert(dialect: str, table: Any) -> postgresql.Insert | sqlite.Insert:
     """INSERT with the dialect's ON CONFLICT clauses (the two constructs have the same methods)."""
     if dialect == _POSTGRESQL:
         return postgresql.insert(table)
     return sqlite.insert(table)
 
 
-def least(dialect: str, a: Any, b: Any) -> ColumnElement[Any]:
+def least(dialect: str, a: Any, b: Any) -> Any:
     return func.least(a, b) if dialect == _POSTGRESQL else func.min(a, b)
 
 
-def greatest(dialect: str, a: Any, b: Any) -> ColumnElement[Any]:
+def greatest(dialect: str, a: Any, b: Any) -> Any:
     return func.greatest(a, b) if dialect == _POSTGRESQL else func.max(a, b)
 
 
-def json_text(dialect: str, column: Any, key: str) -> ColumnElement[Any]:
+def json_text(dialect: str, column: Any, key: str) -> Any:
     """The text value of `key` in the JSON object stored in `column` (NULL when absent). Metadata keys match
     ^[A-Za-z_][A-Za-z0-9_.-]*$ (the contract), so quoting one makes a SQLite JSON path."""
     if dialect == _POSTGRESQL:
@@ -79,16 +76,14 @@ def json_text(dialect: str, column: Any, key: str) -> ColumnElement[Any]:
     return func.json_extract(column, '$."' + key + '"')
 
 
-def json_has(dialect: str, column: Any, key: str) -> ColumnElement[bool]:
+def json_has(dialect: str, column: Any, key: str) -> Any:
     """Whether the JSON object stored in `column` has `key` (whatever its value, JSON null included)."""
     if dialect == _POSTGRESQL:
         return cast(column, postgresql.JSONB).has_key(key)
     return func.json_type(column, '$."' + key + '"').is_not(None)
 
 
-def ids_in(
-    dialect: str, column: Any, values: Sequence[Any], *, integers: bool = False
-) -> ColumnElement[bool]:
+def ids_in(dialect: str, column: Any, values: Sequence[Any], *, integers: bool = False) -> Any:
     """`column` is one of `values`, as one parameter (a page's names, a folder's subtree)."""
     if dialect == _POSTGRESQL:
         return column == any_(bindparam(None, list(values), type_=ARRAY(BigInteger if integers else Text)))
@@ -175,12 +170,11 @@ def lock_bootstrap(conn: Connection) -> None:
         conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("tally.bootstrap"))))
 
 
-@functools.cache
-def _positional(dialect_type: type[Dialect]) -> Dialect:
-    # The psycopg dialect's default paramstyle is pyformat (%(name)s); the driver takes %s with tuples too.
-    return dialect_type(paramstyle="qmark" if dialect_type.name == "sqlite" else "format")
-
-
+# The psycopg dialect's default paramstyle is pyformat (%(name)s); the driver takes %s with tuples too.
+_POSITIONAL: dict[str, Dialect] = {
+    "sqlite": sqlite.dialect(paramstyle="qmark"),
+    _POSTGRESQL: postgresql.psycopg.dialect(paramstyle="format"),  # type: ignore[no-untyped-call]
+}
 _HOT: dict[tuple[str, str], str] = {}
 
 
@@ -191,7 +185,7 @@ def hot_sql(conn: Connection, name: str, build: Callable[[str], Any], columns: S
     cache_key = (conn.dialect.name, name)
     sql = _HOT.get(cache_key)
     if sql is None:
-        compiled = build(conn.dialect.name).compile(dialect=_positional(type(conn.dialect)))
+        compiled = build(conn.dialect.name).compile(dialect=_POSITIONAL[conn.dialect.name])
         if list(compiled.positiontup or ()) != list(columns):
             raise AssertionError(f"{name}: parameters {compiled.positiontup} are not {columns}")
         sql = _HOT[cache_key] = compiled.string

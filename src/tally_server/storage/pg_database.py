@@ -229,7 +229,7 @@ def migrate_legacy(conn: Connection, label: str) -> None:
     raw = conn.connection.dbapi_connection
     assert raw is not None
     for version, script in enumerate(PG_MIGRATIONS[current:], start=current + 1):
-        raw.execute(script)  # type: ignore[attr-defined]  # a constant of pg_migrations, several statements
+        raw.execute(script)  # a constant of pg_migrations, several statements
         conn.exec_driver_sql("INSERT INTO schema_version(version) VALUES (%s)", (version,))
 
 

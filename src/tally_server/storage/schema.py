@@ -16,8 +16,6 @@ backends' DDL truly differs, it is said here, per dialect:
   same function; two spellings kept so the index is exactly the one existing databases hold).
 """
 
-from __future__ import annotations
-
 from sqlalchemy import (
     REAL,
     BigInteger,

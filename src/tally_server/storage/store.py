@@ -32,8 +32,6 @@ statement of a claim is a conditional insert or update on the (org, key) primary
 found the lock free still produce one winner.
 """
 
-from __future__ import annotations
-
 import contextlib
 import functools
 import json
@@ -48,7 +46,6 @@ import msgspec
 from sqlalchemy import (
     BigInteger,
     Connection,
-    Select,
     and_,
     bindparam,
     case,
@@ -568,7 +565,7 @@ class SqlRepository:
     # ---- experiments ---------------------------------------------------------------------------------------
     def list_experiments(self, org_pk: int, filters: Json, limit: int, after: Key | None) -> Page:
         start = after[0] if after else 0
-        query: Select[Any]
+        query: Any
         if filters.get("tag") is not None:
             query = _EXPERIMENT_BY_TAG.where(
                 _t.c.org == org_pk, _t.c.tag == filters["tag"], _t.c.experiment > start, _e.c.org == org_pk
@@ -848,12 +845,14 @@ class SqlRepository:
         m = metric_points.c
         with self.db.read() as conn:
             experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
-            found = conn.execute(
-                select(m.name, m.value, m.step, m.ts, m.metadata, m.client_event_id, m.seq)
-                .where(*_metric_point_range(conn.dialect.name, experiment_pk, filters, after))
-                .order_by(m.name, m.step, m.seq)
-                .limit(limit + 1)
-            ).all()
+            found = list(
+                conn.execute(
+                    select(m.name, m.value, m.step, m.ts, m.metadata, m.client_event_id, m.seq)
+                    .where(*_metric_point_range(conn.dialect.name, experiment_pk, filters, after))
+                    .order_by(m.name, m.step, m.seq)
+                    .limit(limit + 1)
+                ).all()
+            )
         more = len(found) > limit
         if more:
             del found[limit:]
