@@ -731,7 +731,7 @@ class SqlRepository:
 
         This is the hot path (`make bench` compares it with the bare driver inserting the same rows): one pass
         over the events builds the insert's parameters, run by the driver's executemany with the statement
-        compiled once (`dialects.hot_sql`); the unique index on (experiment, client_event_id) finds the repeats
+        compiled once (`dialects.executemany`); the unique index on (experiment, client_event_id) finds the repeats
         while inserting, so a batch of new events costs one index probe each and nothing more.
         """
         _, received = now()
@@ -772,10 +772,8 @@ class SqlRepository:
                         event["client_event_id"],
                     )
                 )
-            inserted = conn.exec_driver_sql(
-                dialects.hot_sql(conn, "insert_points", _insert_points, _POINT_COLUMNS),
-                dialects.insert_order(dialect, points, lambda row: row[8]),
-            ).rowcount
+            in_order = dialects.insert_order(dialect, points, lambda row: row[8])
+            inserted = dialects.executemany(conn, _insert_points, _POINT_COLUMNS, in_order)
             conflicts: list[Json] = []
             if inserted == len(points):
                 accepted, duplicates = points, 0
@@ -828,16 +826,14 @@ class SqlRepository:
             (first_us, first_ts), (last_us, last_ts) = rows.extremes(values)
             series.append((experiment_pk, name, len(values), first_us, first_ts, last_us, last_ts))
         series.sort()  # every writer touches the rows in the same order: no deadlock between two batches
-        conn.exec_driver_sql(dialects.hot_sql(conn, "upsert_series", _upsert_series, _SERIES_COLUMNS), series)
+        dialects.executemany(conn, _upsert_series, _SERIES_COLUMNS, series)
         labels: Counter[tuple[str, str, str]] = Counter()
         for (name, metadata), count in Counter((r[1], r[7]) for r in points if r[7] != _EMPTY).items():
             for key, value in msgspec.json.decode(metadata).items():
                 labels[(name, key, value)] += count
         if labels:
-            conn.exec_driver_sql(
-                dialects.hot_sql(conn, "upsert_labels", _upsert_labels, _LABEL_COLUMNS),
-                [(experiment_pk, n, k, v, c) for (n, k, v), c in sorted(labels.items())],
-            )
+            counts = [(experiment_pk, n, k, v, c) for (n, k, v), c in sorted(labels.items())]
+            dialects.executemany(conn, _upsert_labels, _LABEL_COLUMNS, counts)
 
     def list_metrics(
         self, org_pk: int, experiment_id: str, filters: Json, limit: int, after: Key | None
