@@ -1,20 +1,19 @@
 """The cost of a request must not grow with what is already stored: every statement the server runs on the ingest
 path, and on the list and catalog paths, is planned on an index.
 
-The statements are not listed here by hand: the test records every statement the repository executes on SQLite
-while it serves each path (SQLAlchemy's `before_cursor_execute` event on the writer's and the readers' engines),
-then asks SQLite for each one's `EXPLAIN QUERY PLAN` with the parameters it ran with.
+The statements are not listed here by hand: the test records every statement the SQLite backend executes while it
+serves each path (the driver connections' trace callback, under SQLAlchemy), then asks SQLite for each one's
+`EXPLAIN QUERY PLAN`.
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError
 
 from tally_server.storage.store import SqlRepository, open_sqlite
 
@@ -62,33 +61,26 @@ def _seeded(repo: SqlRepository) -> dict[str, Any]:
 
 def _plans(repo: SqlRepository, action: Callable[[], object]) -> list[tuple[str, list[str]]]:
     """Every statement `action` makes the repository execute, with its query plan."""
-    statements: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        statements.append((statement, parameters[0] if many else parameters))
-
-    engines = [repo.db._writer_engine, repo.db._reader_engine]  # type: ignore[attr-defined]
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", record)
+    statements: list[str] = []
+    db: Any = repo.db
+    connections = [db._writer.connection.driver_connection, db._reader().connection.driver_connection]
+    for conn in connections:
+        conn.set_trace_callback(statements.append)
     try:
         action()
     finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", record)
+        for conn in connections:
+            conn.set_trace_callback(None)
     planned: dict[str, list[str]] = {}
-    with repo.db._reader_engine.connect() as reader:  # type: ignore[attr-defined]
-        for statement, parameters in statements:
-            verb = statement.split(None, 1)[0].upper()
-            if (
-                verb in {"BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "SAVEPOINT", "RELEASE"}
-                or statement in planned
-            ):
-                continue
-            try:
-                explained = reader.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
-                planned[statement] = [row[3] for row in explained]
-            except DBAPIError as exc:  # pragma: no cover - would mean the recorded text is not runnable
-                raise AssertionError(f"cannot explain {statement[:200]!r}: {exc}") from exc
+    reader = connections[1]
+    for statement in statements:
+        verb = statement.split(None, 1)[0].upper()
+        if verb in {"BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "SAVEPOINT", "RELEASE"} or statement in planned:
+            continue
+        try:
+            planned[statement] = [row[3] for row in reader.execute("EXPLAIN QUERY PLAN " + statement)]
+        except sqlite3.Error as exc:  # pragma: no cover - would mean the recorded text is not runnable
+            raise AssertionError(f"cannot explain {statement[:200]!r}: {exc}") from exc
     assert planned, "no statement was recorded"
     return list(planned.items())
 
