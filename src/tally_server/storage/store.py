@@ -107,10 +107,10 @@ _EMPTY = "{}"
 
 
 class Connections(Protocol):
-    """What the repository needs of a backend's connection module."""
+    """What the repository needs of a backend's connection module (`database.Database`, `pg_database.PgDatabase`):
+    `read()`, `snapshot()` and `write()` (re-entrant on a thread) hand out SQLAlchemy connections."""
 
     dialect: str
-    label: str
 
     def read(self) -> contextlib.AbstractContextManager[Connection]: ...
     def snapshot(self) -> contextlib.AbstractContextManager[Connection]: ...
@@ -251,6 +251,19 @@ def _upsert_labels(dialect: str) -> Any:
     stmt = dialects.insert(dialect, metric_label_values)
     return stmt.on_conflict_do_update(
         index_elements=[v.experiment, v.name, v.key, v.value], set_={"count": v.count + stmt.excluded.count}
+    )
+
+
+def _archive(table: Any, pk: int, archived: bool) -> Any:
+    """Archive (or unarchive) one row. The condition on `archived_at` makes a repeat a no-op in the database
+    itself, whoever runs it at once."""
+    _, stamp = now()
+    c = table.c
+    unchanged = c.archived_at.is_(None) if archived else c.archived_at.is_not(None)
+    return (
+        update(table)
+        .values(archived_at=stamp if archived else None, updated_at=stamp)
+        .where(c.pk == pk, unchanged)
     )
 
 
@@ -543,23 +556,9 @@ class SqlRepository:
         return [r[0] for r in conn.execute(select(down.c.pk))]
 
     def set_folder_archived(self, org_pk: int, folder_id: str, archived: bool) -> Json:
-        """Only the folder itself: what it holds keeps its own state (see the contract's archiveFolder). The
-        condition on `archived_at` makes a repeat a no-op in the database itself, whoever runs it at once."""
-        _, stamp = now()
-        f = folders.c
+        """Only the folder itself: what it holds keeps its own state (see the contract's archiveFolder)."""
         with self.db.write() as conn:
-            row = self._fetch_folder(conn, org_pk, folder_id)
-            if archived:
-                change = (
-                    update(folders).values(archived_at=stamp, updated_at=stamp).where(f.archived_at.is_(None))
-                )
-            else:
-                change = (
-                    update(folders)
-                    .values(archived_at=None, updated_at=stamp)
-                    .where(f.archived_at.is_not(None))
-                )
-            conn.execute(change.where(f.pk == row[0]))
+            conn.execute(_archive(folders, self._fetch_folder(conn, org_pk, folder_id)[0], archived))
             return rows.folder(self._fetch_folder(conn, org_pk, folder_id))
 
     # ---- experiments ---------------------------------------------------------------------------------------
@@ -672,23 +671,10 @@ class SqlRepository:
     def set_experiment_archived(self, org_pk: int, experiment_id: str, archived: bool) -> Json:
         """Status, data and keys are kept; ingestion and annotation creation check `archived_at` in the
         transaction that would store them. A repeat is a no-op (the UPDATE's condition)."""
-        _, stamp = now()
-        e = experiments.c
         with self.db.write() as conn:
-            row = self._fetch_experiment(conn, org_pk, experiment_id)
-            if archived:
-                change = (
-                    update(experiments)
-                    .values(archived_at=stamp, updated_at=stamp)
-                    .where(e.archived_at.is_(None))
-                )
-            else:
-                change = (
-                    update(experiments)
-                    .values(archived_at=None, updated_at=stamp)
-                    .where(e.archived_at.is_not(None))
-                )
-            conn.execute(change.where(e.pk == row[0]))
+            conn.execute(
+                _archive(experiments, self._fetch_experiment(conn, org_pk, experiment_id)[0], archived)
+            )
             return rows.experiment(self._fetch_experiment(conn, org_pk, experiment_id))
 
     def get_experiment(self, org_pk: int, experiment_id: str) -> Json:
