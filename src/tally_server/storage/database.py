@@ -14,8 +14,9 @@ deferred transaction (`BEGIN`), so that all its statements see one snapshot, and
 are at most as many as reads running at the same moment, reused by whichever thread reads next (the server's
 worker threads come and go: anyio retires one idle for 10 seconds).
 
-The driver runs in autocommit mode (`isolation_level=None`) and SQLAlchemy's `begin` event says BEGIN: so
-transactions are exactly those SQLAlchemy begins, as SQLAlchemy's documentation advises for pysqlite.
+The driver runs in autocommit mode (`isolation_level=None`) and this module says BEGIN itself (`BEGIN IMMEDIATE`
+for a write, `BEGIN` for a snapshot), as SQLAlchemy's documentation advises for pysqlite: so transactions are
+exactly those written here.
 
 Memory: the page caches are bounded in total. The writer keeps `WRITER_CACHE_KIB` (32 MiB: ingest updates
 several indexes), each reader `READER_CACHE_KIB` (2 MiB: a page of 1,000 points reads a few dozen pages, and the
@@ -65,7 +66,7 @@ import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import QueuePool, StaticPool
 
 from tally_server.storage.faults import DatabaseGoneError, classify
@@ -129,9 +130,6 @@ class Database:
             pool_size=READERS_KEPT,
             max_overflow=-1,
         )
-        # Every write transaction takes the write lock at once; a reader's statements autocommit, except inside
-        # `snapshot()`.
-        event.listen(self._writer_engine, "begin", lambda conn: _driver(conn).execute("BEGIN IMMEDIATE"))
         self._writer: Connection = self._writer_engine.connect()
         try:
             with self.write() as conn:
@@ -237,7 +235,8 @@ class Database:
             conn = self._writer
             self._local.writing = True
             try:
-                conn.begin()
+                _driver(conn).execute("BEGIN IMMEDIATE")  # the write lock at once
+                conn.begin()  # SQLAlchemy's side of it: its commit() and rollback() end the driver's
                 try:
                     yield conn
                     self._file.check()  # never acknowledge a write into a file that is gone
