@@ -42,45 +42,39 @@ def tags_json(tags: Sequence[str] | None) -> str:
     return json.dumps(list(tags or ()), separators=(",", ":"))
 
 
-def folder(row: Sequence[Any]) -> Json:
-    return {
-        "id": row[1],
-        "name": row[2],
-        "parent_id": row[3],
-        "description": row[4],
-        "metadata": _raw(row[5]),
-        "created_at": row[6],
-        "updated_at": row[7],
-        "archived_at": row[9],
-    }
+def _shaper(*keys: str | None) -> Callable[[Sequence[Any]], Json]:
+    """A row (by position) as a JSON object of `keys` (None: a column the contract does not show); its metadata
+    and tags stay raw JSON text."""
+
+    def shape(row: Sequence[Any]) -> Json:
+        item = {key: value for key, value in zip(keys, row, strict=True) if key is not None}
+        for raw in ("metadata", "tags"):
+            if raw in item:
+                item[raw] = _raw(item[raw])
+        return item
+
+    return shape
 
 
-def experiment(row: Sequence[Any]) -> Json:
-    return {
-        "id": row[1],
-        "name": row[2],
-        "folder_id": row[3],
-        "description": row[4],
-        "metadata": _raw(row[5]),
-        "status": row[6],
-        "created_at": row[7],
-        "updated_at": row[8],
-        "ended_at": row[9],
-        "tags": _raw(row[10]),
-        "archived_at": row[11],
-    }
-
-
-def ingestion_key(row: Sequence[Any]) -> Json:
-    return {
-        "id": row[1],
-        "experiment_id": row[2],
-        "name": row[3],
-        "token_hint": row[4],
-        "created_at": row[5],
-        "revoked_at": row[6],
-        "expires_at": row[7],
-    }
+folder = _shaper(
+    None,
+    "id",
+    "name",
+    "parent_id",
+    "description",
+    "metadata",
+    "created_at",
+    "updated_at",
+    None,
+    "archived_at",
+)
+experiment = _shaper(
+    None, "id", "name", "folder_id", "description", "metadata", "status", "created_at", "updated_at", "ended_at",
+    "tags", "archived_at",
+)  # fmt: skip
+ingestion_key = _shaper(
+    None, "id", "experiment_id", "name", "token_hint", "created_at", "revoked_at", "expires_at"
+)
 
 
 def annotation(row: Sequence[Any]) -> Json:
