@@ -151,7 +151,7 @@ def claim_lock_key(org_pk: int, key: str) -> int:
 def try_claim_lock(conn: Connection, lock: int) -> bool:
     """Take the session-level advisory lock `lock` on `conn`'s session if nobody holds it (PostgreSQL)."""
     held = conn.execute(select(func.pg_try_advisory_lock(cast(lock, BigInteger)))).scalar_one()
-    conn.commit()  # the lock is the session's; the statement's transaction ends here
+    conn.commit()  # (SQLAlchemy's side; the lock is the session's)
     return bool(held)
 
 

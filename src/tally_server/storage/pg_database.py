@@ -5,11 +5,13 @@ connections this module hands out. Unlike SQLite, writers of different threads a
 rules of the data model are kept by the database (unique indexes, `ON CONFLICT`, row locks written where the
 repository takes them), not by a lock in this process.
 
-Transactions: `write()` opens a transaction (READ COMMITTED) on a pooled connection for the block and keeps it in
+Transactions: every connection is in autocommit, and this module begins the transactions itself, on the driver
+(psycopg's `transaction()`, or `BEGIN ... READ ONLY`), so a statement outside them costs one round trip and
+nothing else. `write()` opens a transaction (READ COMMITTED) on a pooled connection for the block and keeps it in
 a thread-local, so every write the repository makes on this thread inside `Repository.atomic()` joins one
-transaction, as on SQLite, and every read meanwhile runs in it. `read()` outside one runs on a pooled connection in
-autocommit (each statement sees every commit made before it started); `snapshot()` is a REPEATABLE READ READ ONLY
-transaction, for reads of several statements that must agree.
+transaction, as on SQLite, and every read meanwhile runs in it. `read()` outside one runs in autocommit (each
+statement sees every commit made before it started); `snapshot()` is a REPEATABLE READ READ ONLY transaction,
+for reads of several statements that must agree.
 
 Pinning: `pin()` keeps one pooled connection, its session, for the thread until `unpin()`; every read and write
 the thread makes meanwhile runs on it (so a pinned thread never needs a second connection from the pool). What a
@@ -67,9 +69,9 @@ class PgDatabase:
             pool_size=max_connections,
             max_overflow=0,
             pool_timeout=_CONNECT_SECONDS,
+            isolation_level="AUTOCOMMIT",  # transactions are the ones this module begins (see the docstring)
         )
         event.listen(self.engine, "handle_error", _refuse_nul)
-        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         try:
             self._wait_until_reachable()
             with self.write() as conn:
@@ -108,8 +110,6 @@ class PgDatabase:
         """This thread's pinned connection, else a pooled one for the block."""
         pinned = self._pinned()
         if pinned is not None:
-            if pinned.in_transaction():
-                pinned.rollback()
             yield pinned
             return
         with self.engine.connect() as conn:
@@ -123,15 +123,8 @@ class PgDatabase:
         if tx is not None:
             yield tx
             return
-        pinned = self._pinned()
-        if pinned is None:
-            with self._autocommit.connect() as conn:
-                yield conn
-            return
-        try:
-            yield pinned
-        finally:
-            pinned.rollback()  # ends the read's transaction; the session (and its locks) stays
+        with self._connection() as conn:
+            yield conn
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Connection]:
@@ -141,12 +134,14 @@ class PgDatabase:
             yield tx
             return
         with self._connection() as conn:
-            conn.begin()
+            driver = _driver(conn)
+            driver.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
-                conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 yield conn
             finally:
-                conn.rollback()
+                if driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    with contextlib.suppress(psycopg.Error):  # a connection lost: its error is the one to see
+                        driver.execute("ROLLBACK")
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
@@ -158,7 +153,7 @@ class PgDatabase:
             return
         committed = False
         try:
-            with self._connection() as conn, conn.begin():
+            with self._connection() as conn, _driver(conn).transaction():
                 self._local.tx = conn
                 try:
                     yield conn
@@ -199,8 +194,6 @@ class PgDatabase:
         if conn is None:
             return
         try:
-            if conn.in_transaction():
-                conn.rollback()
             before(conn)
         except Exception:
             # Whatever the session still holds must not go back to the pool with it: closing it drops it all.
@@ -231,6 +224,13 @@ def migrate_legacy(conn: Connection, label: str) -> None:
     for version, script in enumerate(PG_MIGRATIONS[current:], start=current + 1):
         raw.execute(script)  # a constant of pg_migrations, several statements
         conn.exec_driver_sql("INSERT INTO schema_version(version) VALUES (%s)", (version,))
+
+
+def _driver(conn: Connection) -> psycopg.Connection[Any]:
+    """The psycopg connection under a SQLAlchemy one (to begin and end transactions on it)."""
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    return driver
 
 
 def _refuse_nul(context: ExceptionContext) -> Any:

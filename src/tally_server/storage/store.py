@@ -1154,13 +1154,13 @@ class SqlRepository:
     ) -> IdempotencyClaim:
         """See the module's docstring. With session locks (PostgreSQL) `stale_before_us` is not used: the lock
         says whether a holder lives."""
-        locks = dialects.session_locks(self.db.dialect)
         if getattr(self._claim, "lock", None) is not None:  # a request that never finished its claim
             logger.warning("releasing an idempotency claim its request left behind")
             self._end_claim()
-        # A replay or a mismatch is known from committed data; so is, without session locks, a request still
-        # running: answer them without waiting for the write lock (SQLite's running request holds it until its
-        # effect and answer commit).
+        if dialects.session_locks(self.db.dialect):
+            return self._claim_with_lock(org_pk, key, fingerprint, now_us, expire_before_us)
+        # A replay, a mismatch or a request still running is known from committed data: answer it without waiting
+        # for SQLite's write lock, which the running request holds until its effect and answer commit.
         with self.db.read() as conn:
             row = conn.execute(_IDEMPOTENCY_ROW, {"org_pk": org_pk, "claim_key": key}).first()
         if row is not None and row[5] >= expire_before_us:
@@ -1168,14 +1168,12 @@ class SqlRepository:
                 return IdempotencyClaim("mismatch")
             if row[1] == "done":
                 return IdempotencyClaim("done", int(row[2]), bytes(row[3]), json.loads(row[4] or "{}"))
-            if not locks and row[5] >= stale_before_us:
+            if row[5] >= stale_before_us:
                 return IdempotencyClaim("running")
-        if not locks:
-            with self.db.write() as conn:
-                return self._claim_row(
-                    conn, org_pk, key, fingerprint, now_us, expire_before_us, stale_before_us, None
-                )
-        return self._claim_with_lock(org_pk, key, fingerprint, now_us, expire_before_us)
+        with self.db.write() as conn:
+            return self._claim_row(
+                conn, org_pk, key, fingerprint, now_us, expire_before_us, stale_before_us, None
+            )
 
     def _claim_with_lock(
         self, org_pk: int, key: str, fingerprint: str, now_us: int, expire_before_us: int
