@@ -208,19 +208,10 @@ def _claim_insert(dialect: str) -> Any:
 # ---- the ingest path's statements: compiled once per dialect, run with the driver's executemany ----------------
 # A point as ingestion inserts it: (experiment, name, step, seq, value, ts, ts_auto, metadata, client_event_id).
 _PointRow = tuple[int, str, int, int, float, str, bool, str, str]
-_POINT_COLUMNS = (
-    "experiment",
-    "name",
-    "step",
-    "seq",
-    "value",
-    "ts",
-    "ts_auto",
-    "metadata",
-    "client_event_id",
-)
-_SERIES_COLUMNS = ("experiment", "name", "count", "first_us", "first_ts", "last_us", "last_ts")
-_LABEL_COLUMNS = ("experiment", "name", "key", "value", "count")
+# The bulk statements' rows are tuples in their table's column order (schema.py).
+_POINT_COLUMNS = tuple(metric_points.c.keys())
+_SERIES_COLUMNS = tuple(metric_series.c.keys())
+_LABEL_COLUMNS = tuple(metric_label_values.c.keys())
 
 
 def _insert_points(dialect: str) -> Any:
