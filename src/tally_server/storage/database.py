@@ -50,7 +50,7 @@ deleted on close, never fsynced (nothing in it is meant to outlive the process).
 database would lock tables instead of using WAL, so concurrent readers would fail rather than wait; a scratch
 file behaves exactly like a real one.)
 
-Schema: `migrate_legacy` brings the file to the schema this server knows, at open.
+Schema: `migrate_legacy` brings the file to the schema this server knows, at open, before any other connection.
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Connection, create_engine
-from sqlalchemy.pool import QueuePool, StaticPool
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import NullPool, QueuePool, StaticPool
 
 from tally_server.storage.faults import DatabaseGoneError, classify
 from tally_server.storage.migrations import MIGRATIONS
@@ -130,13 +130,15 @@ class Database:
             pool_size=READERS_KEPT,
             max_overflow=-1,
         )
-        self._writer: Connection = self._writer_engine.connect()
+        migration = self._migration_engine()
         try:
-            with self.write() as conn:
-                migrate_legacy(conn, self.label)
+            migrate_legacy(migration, self.label)
         except BaseException:
-            self.close()
+            self._file.close()
             raise
+        finally:
+            migration.dispose()
+        self._writer: Connection = self._writer_engine.connect()
 
     def _create_private_file(self) -> None:
         """The database and its WAL files readable by their owner only: created so, or tightened if an existing
@@ -168,6 +170,18 @@ class Database:
             conn.execute("PRAGMA journal_mode=WAL")
             _limit_soft_heap(conn, CACHE_BUDGET_KIB * 1024)
         return conn
+
+    def _migration_engine(self) -> Engine:
+        """An engine for migrating the schema whose SQLAlchemy transactions are SQLite's (its `begin` event says
+        `BEGIN IMMEDIATE`, as SQLAlchemy's documentation advises for pysqlite), so that a migration is atomic and
+        servers starting together on one file take turns."""
+        engine = create_engine(
+            "sqlite+pysqlite://",
+            creator=lambda: self._connect(WRITER_CACHE_KIB, writer=True),
+            poolclass=NullPool,
+        )
+        event.listen(engine, "begin", lambda conn: _driver(conn).execute("BEGIN IMMEDIATE"))
+        return engine
 
     def check_available(self) -> None:
         """Raise `DatabaseGoneError` when the file at `path` is no longer the one this server writes to."""
@@ -287,10 +301,15 @@ def _driver(conn: Connection) -> sqlite3.Connection:
     return driver
 
 
-def migrate_legacy(conn: Connection, label: str) -> None:
+def migrate_legacy(engine: Engine, label: str) -> None:
     """Bring the database to the schema this server knows by the legacy numbered migrations
-    (`tally_server.storage.migrations`, recorded in `schema_version`), inside the caller's write transaction;
-    refuse one newer than that. The one call to replace by Alembic's `upgrade`."""
+    (`tally_server.storage.migrations`, recorded in `schema_version`), in one transaction; refuse one newer than
+    that. The one call to replace by Alembic's `upgrade(engine)`."""
+    with engine.begin() as conn:
+        _migrate(conn, label)
+
+
+def _migrate(conn: Connection, label: str) -> None:
     conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     current = int(conn.exec_driver_sql("SELECT max(version) FROM schema_version").scalar() or 0)
     if current > len(MIGRATIONS):

@@ -38,7 +38,7 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext
 
 from tally_server.storage.backends import redact_url
@@ -74,8 +74,7 @@ class PgDatabase:
         event.listen(self.engine, "handle_error", _refuse_nul)
         try:
             self._wait_until_reachable()
-            with self.write() as conn:
-                migrate_legacy(conn, redact_url(url))
+            migrate_legacy(self.engine.execution_options(isolation_level="READ COMMITTED"), redact_url(url))
         except BaseException:
             self.engine.dispose()
             raise
@@ -207,11 +206,16 @@ class PgDatabase:
         self.engine.dispose()
 
 
-def migrate_legacy(conn: Connection, label: str) -> None:
+def migrate_legacy(engine: Engine, label: str) -> None:
     """Bring the database to the schema this server knows by the legacy numbered migrations
-    (`tally_server.storage.pg_migrations`, recorded in `schema_version`), inside the caller's transaction; refuse
-    one newer than that. Several servers may start at once on a new database: one migrates, the others wait for
-    it. The one call to replace by Alembic's `upgrade`."""
+    (`tally_server.storage.pg_migrations`, recorded in `schema_version`), in one transaction; refuse one newer
+    than that. Several servers may start at once on a new database: one migrates, the others wait for it. The one
+    call to replace by Alembic's `upgrade(engine)`."""
+    with engine.begin() as conn:
+        _migrate(conn, label)
+
+
+def _migrate(conn: Connection, label: str) -> None:
     conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('tally.migrate'))")
     conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     current = int(conn.exec_driver_sql("SELECT max(version) FROM schema_version").scalar() or 0)
