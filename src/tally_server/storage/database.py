@@ -5,14 +5,14 @@ hands out; they are the driver's own `sqlite3` connections, opened by `_connect`
 every setting below, and wrapped by SQLAlchemy's `Connection`.
 
 One writer connection behind a lock (every write transaction is `BEGIN IMMEDIATE`, so several processes on one
-file are serialised too) and a pool of reader connections. WAL lets readers run while a write is in progress,
+file are serialised too) and one reader connection per thread. WAL lets readers run while a write is in progress,
 and a committed write is visible to every read that starts afterwards. A write transaction is re-entrant on its
 thread: the request pipeline opens one around an operation and its idempotency record, and the repository's own
 `write()` inside it joins that transaction instead of committing early; a read on that thread meanwhile runs in
-it too (it sees the thread's own writes). Any other read takes a reader from the pool for the one operation, in a
-deferred transaction (`BEGIN`), so that all its statements see one snapshot, and gives it back at once: readers
-are at most as many as reads running at the same moment, reused by whichever thread reads next (the server's
-worker threads come and go: anyio retires one idle for 10 seconds).
+it too (it sees the thread's own writes). Otherwise a thread reads on its own reader, whose statements autocommit
+(each sees the latest commit; `snapshot()` puts several in one read transaction). A thread's reader comes from a
+pool at its first read and goes back to it when the thread ends, for the next new thread: the server's worker
+threads come and go (anyio retires one idle for 10 seconds), and readers must not pile up with them.
 
 The driver runs in autocommit mode (`isolation_level=None`) and this module says BEGIN itself (`BEGIN IMMEDIATE`
 for a write, `BEGIN` for a snapshot), as SQLAlchemy's documentation advises for pysqlite: so transactions are
