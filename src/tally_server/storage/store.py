@@ -171,7 +171,7 @@ _FOLDER_PK = select(folders.c.pk).where(folders.c.id == _b("folder_id"), folders
 _FOLDER_BY_ID = _FOLDER.where(_f.c.id == _b("folder_id"), _f.c.org == _b("org_pk"))
 # FOR SHARE (PostgreSQL): the experiment cannot be closed or archived (FOR UPDATE, UPDATE) until the ingest or
 # the annotation holding it commits.
-_INGEST_CHECK = (
+_EXPERIMENT_STATE_FOR_SHARE = (
     select(_e.c.status, _e.c.archived_at).where(_e.c.pk == _b("experiment_pk")).with_for_update(read=True)
 )
 _IDEMPOTENCY_ROW = _IDEMPOTENCY.where(_i.c.org == _b("org_pk"), _i.c.key == _b("claim_key"))
@@ -716,7 +716,7 @@ class SqlRepository:
         labels_text: dict[tuple[tuple[str, str], ...], str] = {}  # a training loop repeats a few label sets
         with self.db.write() as conn:
             dialect = conn.dialect.name
-            status = conn.execute(_INGEST_CHECK, {"experiment_pk": experiment_pk}).first()
+            status = conn.execute(_EXPERIMENT_STATE_FOR_SHARE, {"experiment_pk": experiment_pk}).first()
             if status is None:
                 raise NotFoundError("experiment", experiment_id)
             if status[0] in _TERMINAL:
@@ -1094,7 +1094,7 @@ class SqlRepository:
         metadata = payload.get("metadata") or {}
         client_event_id = payload["client_event_id"]
         with self.db.write() as conn:
-            archived = conn.execute(_INGEST_CHECK, {"experiment_pk": experiment_pk}).first()
+            archived = conn.execute(_EXPERIMENT_STATE_FOR_SHARE, {"experiment_pk": experiment_pk}).first()
             if archived is not None and archived[1] is not None:
                 raise ExperimentArchivedError(experiment_id)
             row = conn.execute(
