@@ -35,7 +35,7 @@ MAX_EVENTS = limits.INGEST_METRICS_REQUEST_EVENTS_MAX_ITEMS  # events in one ing
 
 
 def _encoded_size(value: Any) -> int:
-    # The server stores free-form metadata as this compact JSON (storage.sqlite._free_json): measure the same.
+    # The server stores free-form metadata as this compact JSON (storage.rows.free_json): measure the same.
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 

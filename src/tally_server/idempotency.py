@@ -10,8 +10,8 @@ written in the operation's own transaction (`Repository.atomic`, see `pipeline.P
 
 A claim whose request will never finish (its process killed, its database session cut) must not block the key:
 on PostgreSQL a claim is held by the claiming request's database session and taken over as soon as that session
-ends (`tally_server.storage.postgres`); on SQLite, where one process owns the file, the claims left 'running'
-are released when the server starts, and one 'running' for `STALE_SECONDS` is taken over.
+ends (`tally_server.storage.store`, `dialects.try_claim_lock`); on SQLite, where one process owns the file, the
+claims left 'running' are released when the server starts, and one 'running' for `STALE_SECONDS` is taken over.
 """
 
 from __future__ import annotations

@@ -11,8 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from tally_server import RunningServer, start_server
+from tally_server.storage.schema import api_keys
 
 from .helpers import assert_error, make_client, unique
 
@@ -153,7 +155,9 @@ def test_an_ingestion_key_can_expire(
         )
         with repo.db.write() as conn:  # let its minute pass
             conn.execute(
-                "UPDATE api_keys SET expires_us = ? WHERE id = ?", (time.time_ns() // 1000 - 1, created["id"])
+                update(api_keys)
+                .values(expires_us=time.time_ns() // 1000 - 1)
+                .where(api_keys.c.id == created["id"])
             )
         assert_error(
             ingest.post(f"/v1/experiments/{experiment}/metrics", json={"events": [event]}),

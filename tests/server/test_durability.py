@@ -29,15 +29,15 @@ def test_every_connection_of_a_file_database_fsyncs_its_commits(tmp_path: Path) 
     app = create_app(db=tmp_path / "durable.sqlite3", bootstrap_key=KEY)
     db = app.state.repo.db
     try:
-        for conn in (db._writer, db.reader()):
-            assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        with db.write() as writer, db._reader_engine.connect() as reader:
+            for conn in (writer, reader):
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
     finally:
         app.state.repo.close()
     fast = create_app(db=tmp_path / "fast.sqlite3", bootstrap_key=KEY, fsync=False)
     try:
-        assert (
-            fast.state.repo.db._writer.execute("PRAGMA synchronous").fetchone()[0] == 1
-        )  # NORMAL, asked for
+        with fast.state.repo.db.write() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL, asked for
     finally:
         fast.state.repo.close()
 
@@ -119,12 +119,12 @@ def test_an_existing_database_file_is_made_private(tmp_path: Path) -> None:
 # ran. The patch lives here, not in the server.
 _DIE_WHEN_RECORDING = """
 import os
-from tally_server.storage.sqlite import SqliteRepository
+from tally_server.storage.store import SqlRepository
 
 def _die(self, *args, **kwargs):
     os._exit(137)
 
-SqliteRepository.idempotency_complete = _die
+SqlRepository.idempotency_complete = _die
 """
 
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tally_server import RunningServer
+from tally_server.storage.schema import experiment_tags
 
 from .helpers import assert_error, event, make_client, unique
 
@@ -148,10 +149,7 @@ def test_the_database_refuses_a_tag_twice_on_one_experiment(
     org_pk = repo.authenticate(live_server.api_key).org_pk
     experiment_pk, _ = repo.experiment_ref(org_pk, experiment_id)
     with pytest.raises(Exception, match=r"(?i)unique|duplicate"), repo.db.write() as conn:
-        conn.execute(
-            "INSERT INTO experiment_tags(org, tag, experiment) VALUES (?, ?, ?)",
-            (org_pk, "dup", experiment_pk),
-        )
+        conn.execute(experiment_tags.insert().values(org=org_pk, tag="dup", experiment=experiment_pk))
 
 
 # ---- archiving experiments ----------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 path, and on the list and catalog paths, is planned on an index.
 
 The statements are not listed here by hand: the test records every statement the SQLite backend executes while it
-serves each path (the connection's trace callback), then asks SQLite for each one's `EXPLAIN QUERY PLAN`.
+serves each path (the driver connections' trace callback, under SQLAlchemy), then asks SQLite for each one's
+`EXPLAIN QUERY PLAN`.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from tally_server.storage.sqlite import SqliteRepository
+from tally_server.storage.store import SqlRepository, open_sqlite
 
 _TABLE_SCAN = re.compile(r"^SCAN (?!CONSTANT ROW)(?!json_each|j\b)(\w+)")
 
 
 @pytest.fixture
-def repo() -> Iterator[SqliteRepository]:
-    repository = SqliteRepository(None)
+def repo() -> Iterator[SqlRepository]:
+    repository = open_sqlite(None)
     yield repository
     repository.close()
 
@@ -37,7 +38,7 @@ def _event(i: int, **changes: Any) -> dict[str, Any]:
     return {**event, **changes}
 
 
-def _seeded(repo: SqliteRepository) -> dict[str, Any]:
+def _seeded(repo: SqlRepository) -> dict[str, Any]:
     repo.bootstrap(None, mint_if_existing=False)
     folder = repo.create_folder(1, "team", None, None, {})
     child = repo.create_folder(1, "sub", folder["id"], None, {})
@@ -58,10 +59,11 @@ def _seeded(repo: SqliteRepository) -> dict[str, Any]:
     }
 
 
-def _plans(repo: SqliteRepository, action: Callable[[], object]) -> list[tuple[str, list[str]]]:
+def _plans(repo: SqlRepository, action: Callable[[], object]) -> list[tuple[str, list[str]]]:
     """Every statement `action` makes the repository execute, with its query plan."""
     statements: list[str] = []
-    connections = [repo.db._writer, repo.db.reader()]
+    db: Any = repo.db
+    connections = [db._writer.connection.driver_connection, db._reader().connection.driver_connection]
     for conn in connections:
         conn.set_trace_callback(statements.append)
     try:
@@ -69,11 +71,11 @@ def _plans(repo: SqliteRepository, action: Callable[[], object]) -> list[tuple[s
     finally:
         for conn in connections:
             conn.set_trace_callback(None)
-    reader = repo.db.reader()
     planned: dict[str, list[str]] = {}
+    reader = connections[1]
     for statement in statements:
         verb = statement.split(None, 1)[0].upper()
-        if verb in {"BEGIN", "COMMIT", "ROLLBACK", "PRAGMA"} or statement in planned:
+        if verb in {"BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "SAVEPOINT", "RELEASE"} or statement in planned:
             continue
         try:
             planned[statement] = [row[3] for row in reader.execute("EXPLAIN QUERY PLAN " + statement)]
@@ -103,7 +105,7 @@ def _problems(plans: list[tuple[str, list[str]]], *, strict_points: bool) -> lis
     return problems
 
 
-def test_every_statement_of_an_ingest_uses_an_index(repo: SqliteRepository) -> None:
+def test_every_statement_of_an_ingest_uses_an_index(repo: SqlRepository) -> None:
     seeded = _seeded(repo)
     # New events, exact repeats (duplicates), a changed repeat (a conflict) and a repeat inside the batch: the
     # slow path that sorts out repeats runs too.
@@ -117,7 +119,7 @@ def test_every_statement_of_an_ingest_uses_an_index(repo: SqliteRepository) -> N
     assert _problems(plans, strict_points=True) == []
 
 
-def test_the_duplicate_lookup_probes_the_client_event_id_index(repo: SqliteRepository) -> None:
+def test_the_duplicate_lookup_probes_the_client_event_id_index(repo: SqlRepository) -> None:
     seeded = _seeded(repo)
     plans = _plans(
         repo, lambda: repo.ingest_metrics(seeded["experiment_pk"], seeded["experiment"], [_event(3)])
@@ -144,7 +146,7 @@ def test_the_duplicate_lookup_probes_the_client_event_id_index(repo: SqliteRepos
         "folders, archived left out or included",
     ],
 )
-def test_list_and_catalog_reads_use_an_index(repo: SqliteRepository, read: str) -> None:
+def test_list_and_catalog_reads_use_an_index(repo: SqlRepository, read: str) -> None:
     seeded = _seeded(repo)
     experiment = seeded["experiment"]
     deep = ("train/loss", 4000, 4001)
@@ -203,7 +205,7 @@ def test_list_and_catalog_reads_use_an_index(repo: SqliteRepository, read: str) 
         assert all("(step,seq)>(?,?)" in step for step in searches), searches
 
 
-def test_lifecycle_writes_use_an_index(repo: SqliteRepository) -> None:
+def test_lifecycle_writes_use_an_index(repo: SqlRepository) -> None:
     """updateExperiment (tags rewritten), archive / unarchive, annotation creation on a checked experiment and
     deleteAnnotation: every statement is planned on an index."""
     seeded = _seeded(repo)

@@ -5,18 +5,18 @@ a long load.)"""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
+from sqlalchemy import Connection
 
 from tally_server.storage.database import CACHE_BUDGET_KIB, READER_CACHE_KIB, WRITER_CACHE_KIB, Database
 
 
-def _cache_kib(conn: sqlite3.Connection) -> int:
-    return -int(conn.execute("PRAGMA cache_size").fetchone()[0])
+def _cache_kib(conn: Connection) -> int:
+    return -int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
 
 
 def _in_threads(db: Database, count: int, *, together: bool) -> list[int]:
@@ -25,11 +25,11 @@ def _in_threads(db: Database, count: int, *, together: bool) -> list[int]:
     caches: list[int] = []
 
     def read() -> None:
-        conn = db.reader()
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        caches.append(_cache_kib(conn))
-        if barrier is not None:
-            barrier.wait(10)
+        with db.read() as conn:
+            conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar_one()
+            caches.append(_cache_kib(conn))
+            if barrier is not None:
+                barrier.wait(10)
 
     for group in [range(count)] if together else [[i] for i in range(count)]:
         threads = [threading.Thread(target=read) for _ in group]
@@ -60,9 +60,11 @@ def test_the_page_caches_fit_the_documented_budget(tmp_path: Path) -> None:
     assert WRITER_CACHE_KIB + (workers + 1) * READER_CACHE_KIB <= CACHE_BUDGET_KIB
     db = Database(tmp_path / "budget.sqlite3")
     try:
-        assert _cache_kib(db._writer) == WRITER_CACHE_KIB
-        assert _cache_kib(db.reader()) == READER_CACHE_KIB
-        limit = int(db.reader().execute("PRAGMA soft_heap_limit").fetchone()[0])
+        with db.write() as writer:
+            assert _cache_kib(writer) == WRITER_CACHE_KIB
+        with db.read() as reader:
+            assert _cache_kib(reader) == READER_CACHE_KIB
+            limit = int(reader.exec_driver_sql("PRAGMA soft_heap_limit").scalar_one())
         assert 0 < limit <= CACHE_BUDGET_KIB * 1024  # SQLite trims its caches before passing it, process-wide
     finally:
         db.close()

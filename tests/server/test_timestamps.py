@@ -18,11 +18,13 @@ import msgspec
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
+from sqlalchemy import select, update
 
 from tally.cli import cli
 from tally_server import RunningServer
 from tally_server._spec import load_spec
 from tally_server._util import TIMESTAMP_PATTERN, parse_timestamp, readable_timestamp
+from tally_server.storage.schema import annotations, experiments, metric_points, metric_series
 
 from .edges import edge_date_times
 from .fresh_org import FreshOrg
@@ -148,21 +150,26 @@ def _store_as_the_previous_release_did(
     by_instant = sorted(stamps.values(), key=parse_timestamp)
     first, last = by_instant[0], by_instant[-1]
     with server.repository.db.write() as conn:
-        (experiment_pk,) = conn.execute(
-            "SELECT pk FROM experiments WHERE id = ?", (experiment_id,)
-        ).fetchone()
-        for cid, text in stamps.items():
+        experiment_pk = conn.execute(
+            select(experiments.c.pk).where(experiments.c.id == experiment_id)
+        ).scalar_one()
+        for cid, stamp in stamps.items():
             conn.execute(
-                "UPDATE metric_points SET ts = ?, ts_auto = ? WHERE experiment = ? AND client_event_id = ?",
-                (text, False, experiment_pk, cid),
+                update(metric_points)
+                .values(ts=stamp, ts_auto=False)
+                .where(metric_points.c.experiment == experiment_pk, metric_points.c.client_event_id == cid)
             )
         conn.execute(
-            "UPDATE metric_series SET first_ts = ?, first_us = ?, last_ts = ?, last_us = ? WHERE experiment = ?",
-            (first, parse_timestamp(first), last, parse_timestamp(last), experiment_pk),
+            update(metric_series)
+            .values(
+                first_ts=first, first_us=parse_timestamp(first), last_ts=last, last_us=parse_timestamp(last)
+            )
+            .where(metric_series.c.experiment == experiment_pk)
         )
         conn.execute(
-            "UPDATE annotations SET ts = ?, ts_auto = ? WHERE experiment = ?",
-            (annotation_stamp, False, experiment_pk),
+            update(annotations)
+            .values(ts=annotation_stamp, ts_auto=False)
+            .where(annotations.c.experiment == experiment_pk)
         )
 
 
@@ -232,7 +239,9 @@ def test_rows_the_previous_release_stored_read_back_through_the_sdk_and_the_cli(
     with org.server.repository.db.write() as conn:
         stored = {
             row[0]
-            for row in conn.execute("SELECT ts FROM metric_points WHERE client_event_id LIKE 'legacy-%'")
+            for row in conn.execute(
+                select(metric_points.c.ts).where(metric_points.c.client_event_id.like("legacy-%"))
+            )
         }
     assert stored == set(LEGACY)
     resent = _event(cids["2016-12-31T23:59:60Z"], "2017-01-01T00:00:00Z", step=0)

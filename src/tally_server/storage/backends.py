@@ -35,18 +35,18 @@ def open_repository(db: str | os.PathLike[str] | None, *, fsync: bool = True) ->
                 "--no-fsync applies to SQLite only; on PostgreSQL set synchronous_commit in the server's "
                 "configuration instead"
             )
-        from tally_server.storage.postgres import PostgresRepository  # needs the server extra's psycopg
+        from tally_server.storage.store import open_postgres
 
-        return PostgresRepository(db)
+        return open_postgres(db)
     if isinstance(db, str) and _URL.match(db):
         scheme = db.split("://", 1)[0]
         raise UnsupportedDatabaseError(
             f"unsupported database URL scheme {scheme!r}: use postgresql://user@host/dbname for PostgreSQL, "
             "or a file path (or :memory:) for SQLite"
         )
-    from tally_server.storage.sqlite import SqliteRepository
+    from tally_server.storage.store import open_sqlite
 
-    return SqliteRepository(db, fsync=fsync)
+    return open_sqlite(db, fsync=fsync)
 
 
 def redact_url(url: str) -> str:

@@ -1,7 +1,8 @@
 """What a failure of the database itself means for the request that met it: busy, gone, or full.
 
 The drivers raise their own exceptions (`sqlite3.OperationalError` for a locked database and for a full disk
-alike; psycopg's `OperationalError` for a lost connection and for `disk_full` alike). Only this module reads
+alike; psycopg's `OperationalError` for a lost connection and for `disk_full` alike), which SQLAlchemy wraps,
+keeping the driver's as `orig`. Only this module reads
 them, and turns the ones that are a fault of the machine, not of the request, into one of three errors that the
 HTTP layer answers without knowing any driver:
 
@@ -27,6 +28,8 @@ import os
 import sqlite3
 import sys
 from pathlib import Path
+
+import sqlalchemy.exc
 
 __all__ = [
     "DatabaseBusyError",
@@ -79,6 +82,12 @@ def classify(
     database's files are (to tell a full disk from another I/O error)."""
     if isinstance(exc, DatabaseFault):
         return exc
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None:
+        exc = exc.orig  # SQLAlchemy wraps the driver's exception
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):  # no pooled connection free in time
+        return DatabaseBusyError(
+            f"the database is busy ({database or 'its connection pool'}): {exc}", database
+        )
     where = f" ({database})" if database else ""
     if isinstance(exc, sqlite3.Error):
         code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF

@@ -1,11 +1,10 @@
 """The storage interface the HTTP layer talks to, its record types and its errors.
 
-The handlers only ever call a `Repository`: `tally_server.storage.sqlite.SqliteRepository` (the embedded default)
-or `tally_server.storage.postgres.PostgresRepository` (several processes on one database), chosen from `--db` by
+The handlers only ever call a `Repository`: `tally_server.storage.store.SqlRepository`, on SQLite (the embedded
+default) or PostgreSQL (several processes on one database), chosen from `--db` by
 `tally_server.storage.backends.open_repository`.
 
-Records cross this boundary already shaped as the contract's JSON objects (dicts), with metadata kept as
-raw JSON
+Records cross this boundary already shaped as the contract's JSON objects (dicts), with metadata kept as raw JSON
 text (`msgspec.Raw`) so that listing a page does not parse and re-encode every point's metadata.
 """
 

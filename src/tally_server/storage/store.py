@@ -1,0 +1,1299 @@
+"""`Repository` on SQLite or PostgreSQL: one class, its statements written once in SQLAlchemy Core.
+
+Every statement is built from the tables of `tally_server.storage.schema` and compiled by SQLAlchemy for the
+database the connection is to; what truly differs between the backends is a named function of
+`tally_server.storage.dialects`. Connections come from `tally_server.storage.database` (SQLite) or
+`tally_server.storage.pg_database` (PostgreSQL), which both hand out SQLAlchemy `Connection`s by `read()`,
+`snapshot()` and `write()`.
+
+Each rule of the data model is kept by the database, so that it holds with concurrent writers (PostgreSQL: several
+server processes on one database) as with SQLite's single writer:
+
+- ingestion dedupe: the unique index on (experiment, client_event_id) with `INSERT ... ON CONFLICT DO NOTHING`;
+- folder-name uniqueness: the unique index `folders_unique_name`; a writer that loses the race gets the same
+  409 as one that finds the name taken (`_name_race`);
+- status transitions and experiment updates take the experiment's row `FOR UPDATE`; an ingest (and an
+  annotation) holds it `FOR SHARE`, so no point lands after the experiment was closed or archived (archiving
+  updates the row, so it waits for them and they for it); a repeated archive is a no-op by the UPDATE's own
+  condition. SQLite compiles these clauses to nothing: its writers are serialised by `BEGIN IMMEDIATE`;
+- tags: the primary key of `experiment_tags` (org, tag, experiment);
+- the first organisation: created under `dialects.lock_bootstrap`, so servers starting together make one.
+
+Idempotency claims. On PostgreSQL a claim dies with its holder: a request claiming a key pins one pooled
+connection for itself (`PgDatabase.pin`), takes the session-level advisory lock of (org, key) on it
+(`dialects.try_claim_lock`), and only then inserts its 'running' row; it keeps both until its answer is committed
+with its effect, or its row released, and only then unlocks. So a 'running' row whose lock anyone can take
+belongs to a holder whose session is gone (its process killed, its connection cut, the database restarted): the
+next claimer takes it over at once instead of answering 409 `idempotency_in_progress` until a stale timeout. The
+holder cannot still finish afterwards: everything it does runs on the session that died. A start clears nothing,
+since other live processes may hold claims. On SQLite (one process owns the file) the claims left 'running' by a
+previous process are released at start, and a 'running' row older than `stale_before_us` is taken over. Every
+statement of a claim is a conditional insert or update on the (org, key) primary key, so two claimers that both
+found the lock free still produce one winner.
+"""
+
+import contextlib
+import functools
+import json
+import logging
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal, Protocol, TypeVar
+
+import msgspec
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import ColumnElement
+
+from tally_server._util import (
+    format_us,
+    hash_token,
+    new_id,
+    new_token,
+    now,
+    parse_timestamp,
+    readable_timestamp,
+)
+from tally_server.storage import dialects, rows
+from tally_server.storage.repository import (
+    BootstrapResult,
+    ConflictError,
+    ExperimentArchivedError,
+    ExperimentClosedError,
+    IdempotencyClaim,
+    InvalidTransitionError,
+    Json,
+    Key,
+    NotFoundError,
+    Page,
+    Principal,
+)
+from tally_server.storage.schema import (
+    annotations,
+    api_keys,
+    experiment_tags,
+    experiments,
+    folders,
+    idempotency_keys,
+    metric_label_values,
+    metric_points,
+    metric_series,
+    organizations,
+)
+
+__all__ = ["SqlRepository", "open_postgres", "open_sqlite"]
+
+_T = TypeVar("_T")
+logger = logging.getLogger("tally_server.storage")
+
+_TERMINAL = frozenset({"completed", "failed", "cancelled"})
+_NO_STEP = -1  # how a point without a step is stored: it sorts before step 0
+_label_encoder = msgspec.json.Encoder(order="sorted")
+_EMPTY = "{}"
+
+
+class Connections(Protocol):
+    """What the repository needs of a backend's connection module (`database.Database`, `pg_database.PgDatabase`):
+    `read()`, `snapshot()` and `write()` (re-entrant on a thread) hand out SQLAlchemy connections."""
+
+    dialect: str
+
+    def read(self) -> contextlib.AbstractContextManager[Connection]: ...
+    def snapshot(self) -> contextlib.AbstractContextManager[Connection]: ...
+    def write(self) -> contextlib.AbstractContextManager[Connection]: ...
+    def check_available(self) -> None: ...
+    def close(self) -> None: ...
+
+
+# ---- the selects rows.py shapes (by position) -----------------------------------------------------------------
+_f, _p = folders.alias("f"), folders.alias("p")
+_FOLDER = select(
+    _f.c.pk, _f.c.id, _f.c.name, _p.c.id, _f.c.description, _f.c.metadata, _f.c.created_at, _f.c.updated_at,
+    _f.c.parent, _f.c.archived_at,
+).select_from(_f.outerjoin(_p, _p.c.pk == _f.c.parent))  # fmt: skip
+_e, _ef = experiments, folders
+_EXPERIMENT_COLUMNS = (
+    _e.c.pk, _e.c.id, _e.c.name, _ef.c.id, _e.c.description, _e.c.metadata, _e.c.status, _e.c.created_at,
+    _e.c.updated_at, _e.c.ended_at, _e.c.tags, _e.c.archived_at,
+)  # fmt: skip
+_EXPERIMENT = select(*_EXPERIMENT_COLUMNS).select_from(_e.outerjoin(_ef, _ef.c.pk == _e.c.folder))
+# With the `tag` filter, the walk is one range of experiment_tags' primary key (org, tag, experiment), in
+# experiment order: the cost of a page does not grow with the number of experiments (tagged or not).
+_t = experiment_tags.alias("t")
+_EXPERIMENT_BY_TAG = select(*_EXPERIMENT_COLUMNS).select_from(
+    _t.join(_e, _e.c.pk == _t.c.experiment).outerjoin(_ef, _ef.c.pk == _e.c.folder)
+)
+_k = api_keys
+_KEY = select(
+    _k.c.pk, _k.c.id, _e.c.id, _k.c.name, _k.c.token_hint, _k.c.created_at, _k.c.revoked_at, _k.c.expires_at
+).select_from(_k.join(_e, _e.c.pk == _k.c.experiment))
+_a = annotations
+_ANNOTATION = select(
+    _a.c.pk, _a.c.id, _e.c.id, _a.c.text, _a.c.step, _a.c.ts, _a.c.metadata, _a.c.client_event_id,
+    _a.c.created_at, _a.c.ts_auto,
+).select_from(_a.join(_e, _e.c.pk == _a.c.experiment))  # fmt: skip
+_i = idempotency_keys
+_IDEMPOTENCY = select(_i.c.fingerprint, _i.c.state, _i.c.status, _i.c.body, _i.c.headers, _i.c.created_us)
+
+# ---- the statements of every request, built once (building a statement costs more than running it) ------------
+# Parameters are named apart from the columns (SQLAlchemy reserves a column's name for its VALUES and SET).
+_b = bindparam
+_AUTHENTICATE = (
+    select(
+        _k.c.id, _k.c.kind, _k.c.revoked_at, organizations.c.pk, organizations.c.id, organizations.c.name,
+        _e.c.pk, _e.c.id, _k.c.expires_us,
+    )
+    .select_from(
+        _k.join(organizations, organizations.c.pk == _k.c.org).outerjoin(_e, _e.c.pk == _k.c.experiment)
+    )
+    .where(_k.c.token_hash == _b("hash"))
+)  # fmt: skip
+_EXPERIMENT_REF = select(_e.c.pk, _e.c.status).where(_e.c.id == _b("experiment_id"), _e.c.org == _b("org_pk"))
+_EXPERIMENT_BY_ID = _EXPERIMENT.where(_e.c.id == _b("experiment_id"), _e.c.org == _b("org_pk"))
+# FOR UPDATE OF experiments (PostgreSQL; nothing on SQLite, whose writers are serialised): concurrent changes of
+# one experiment take turns, the second seeing the first one's result.
+_EXPERIMENT_BY_ID_FOR_UPDATE = _EXPERIMENT_BY_ID.with_for_update(of=experiments)
+_FOLDER_PK = select(folders.c.pk).where(folders.c.id == _b("folder_id"), folders.c.org == _b("org_pk"))
+_FOLDER_BY_ID = _FOLDER.where(_f.c.id == _b("folder_id"), _f.c.org == _b("org_pk"))
+# FOR SHARE (PostgreSQL): the experiment cannot be closed or archived (FOR UPDATE, UPDATE) until the ingest or
+# the annotation holding it commits.
+_EXPERIMENT_STATE_FOR_SHARE = (
+    select(_e.c.status, _e.c.archived_at).where(_e.c.pk == _b("experiment_pk")).with_for_update(read=True)
+)
+_IDEMPOTENCY_ROW = _IDEMPOTENCY.where(_i.c.org == _b("org_pk"), _i.c.key == _b("claim_key"))
+_IDEMPOTENCY_DONE = (
+    update(_i)
+    .values(state="done", status=_b("answer_status"), body=_b("answer_body"), headers=_b("answer_headers"))
+    .where(_i.c.org == _b("org_pk"), _i.c.key == _b("claim_key"))
+)
+_IDEMPOTENCY_RELEASE = delete(_i).where(
+    _i.c.org == _b("org_pk"), _i.c.key == _b("claim_key"), _i.c.state == "running"
+)
+_IDEMPOTENCY_EXPIRE = delete(_i).where(
+    _i.c.org == _b("org_pk"), _i.c.key == _b("claim_key"), _i.c.created_us < _b("expire_before_us")
+)
+_IDEMPOTENCY_TAKE_OVER = (
+    update(_i)
+    .values(created_us=_b("now_us"))
+    .where(_i.c.org == _b("org_pk"), _i.c.key == _b("claim_key"), _i.c.state == "running")
+)
+_INSERT_API_KEY = api_keys.insert()
+_INSERT_EXPERIMENT = experiments.insert().returning(experiments.c.pk)
+_INSERT_TAGS = experiment_tags.insert()
+_INSERT_FOLDER = folders.insert()
+_INSERT_ANNOTATION = annotations.insert()
+
+
+@functools.cache
+def _claim_insert(dialect: str) -> Any:
+    return dialects.insert(dialect, idempotency_keys).on_conflict_do_nothing(
+        index_elements=[_i.c.org, _i.c.key]
+    )
+
+
+# ---- the ingest path's statements: compiled once per dialect, run with the driver's executemany ----------------
+# A point as ingestion inserts it: (experiment, name, step, seq, value, ts, ts_auto, metadata, client_event_id).
+_PointRow = tuple[int, str, int, int, float, str, bool, str, str]
+# The bulk statements' rows are tuples in their table's column order (schema.py).
+_POINT_COLUMNS = tuple(metric_points.c.keys())
+_SERIES_COLUMNS = tuple(metric_series.c.keys())
+_LABEL_COLUMNS = tuple(metric_label_values.c.keys())
+
+
+def _insert_points(dialect: str) -> Any:
+    m = metric_points.c
+    return dialects.insert(dialect, metric_points).on_conflict_do_nothing(
+        index_elements=[m.experiment, m.client_event_id]
+    )
+
+
+def _upsert_series(dialect: str) -> Any:
+    s = metric_series.c
+    stmt = dialects.insert(dialect, metric_series)
+    new = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[s.experiment, s.name],
+        set_={
+            "count": s.count + new.count,
+            "first_ts": case((new.first_us < s.first_us, new.first_ts), else_=s.first_ts),
+            "first_us": dialects.least(dialect, s.first_us, new.first_us),
+            "last_ts": case((new.last_us > s.last_us, new.last_ts), else_=s.last_ts),
+            "last_us": dialects.greatest(dialect, s.last_us, new.last_us),
+        },
+    )
+
+
+def _upsert_labels(dialect: str) -> Any:
+    v = metric_label_values.c
+    stmt = dialects.insert(dialect, metric_label_values)
+    return stmt.on_conflict_do_update(
+        index_elements=[v.experiment, v.name, v.key, v.value], set_={"count": v.count + stmt.excluded.count}
+    )
+
+
+def _archive(table: Any, pk: int, archived: bool) -> Any:
+    """Archive (or unarchive) one row. The condition on `archived_at` makes a repeat a no-op in the database
+    itself, whoever runs it at once."""
+    _, stamp = now()
+    c = table.c
+    unchanged = c.archived_at.is_(None) if archived else c.archived_at.is_not(None)
+    return (
+        update(table)
+        .values(archived_at=stamp if archived else None, updated_at=stamp)
+        .where(c.pk == pk, unchanged)
+    )
+
+
+def _metric_point_range(
+    dialect: str, experiment_pk: int, filters: Json, after: Key | None
+) -> list[ColumnElement[bool]]:
+    """The WHERE clause of a metric listing, shaped so that the database reads one range of the primary key
+    (experiment, name, step, seq) from the cursor on, whatever page the walk is on.
+
+    With a name, the step bounds and the cursor fold into one lower bound on (step, seq): written as separate
+    conditions, SQLite picks the step range and re-reads every point before the cursor on every page.
+    """
+    m = metric_points.c
+    where: list[ColumnElement[bool]] = [m.experiment == experiment_pk]
+    min_step, max_step = filters.get("min_step"), filters.get("max_step")
+    if max_step is not None:  # an upper bound leaves out points without a step (stored as step -1)
+        min_step = max(min_step or 0, 0)
+    if filters.get("name") is not None:
+        where.append(m.name == filters["name"])
+        # seq starts at 1: (min_step, 0) means step >= min_step
+        lower = None if min_step is None else (min_step, 0)
+        if after is not None and (lower is None or (after[1], after[2]) > lower):
+            lower = (after[1], after[2])
+        if lower is not None:
+            where.append(tuple_(m.step, m.seq) > tuple_(*lower))
+    else:
+        if min_step is not None:
+            where.append(m.step >= min_step)
+        if after is not None:
+            where.append(tuple_(m.name, m.step, m.seq) > tuple_(*after))
+    if max_step is not None:
+        where.append(m.step <= max_step)
+    key = filters.get("metadata_key")
+    if key is not None:
+        value = filters.get("metadata_value")
+        if value is not None:
+            where.append(dialects.json_text(dialect, m.metadata, key) == value)
+        else:
+            where.append(dialects.json_has(dialect, m.metadata, key))
+    return where
+
+
+class SqlRepository:
+    """`Repository` on the database `db` connects to (see the module's docstring)."""
+
+    def __init__(self, db: Connections) -> None:
+        self.db = db
+        self._claim = threading.local()  # the advisory lock this thread's request holds, if any (PostgreSQL)
+        if not dialects.session_locks(db.dialect):
+            with db.write() as conn:
+                # Requests that were running when a previous process stopped will never finish.
+                conn.execute(delete(_i).where(_i.c.state == "running"))
+
+    def close(self) -> None:
+        self.db.close()
+
+    def check_available(self) -> None:
+        self.db.check_available()
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """One transaction around everything this thread writes inside the block (see `Repository.atomic`)."""
+        with self.db.write():
+            yield
+
+    # ---- organisations and keys ---------------------------------------------------------------------------
+    def bootstrap(self, token: str | None, *, mint_if_existing: bool) -> BootstrapResult:
+        _, stamp = now()
+        o = organizations.c
+        with self.db.write() as conn:
+            dialects.lock_bootstrap(conn)
+            row = conn.execute(select(o.pk, o.id).order_by(o.pk).limit(1)).first()
+            created = row is None
+            if row is None:
+                org_id = new_id("org_")
+                org_pk = conn.execute(
+                    organizations.insert().values(id=org_id, name="default", created_at=stamp).returning(o.pk)
+                ).scalar_one()
+            else:
+                org_pk, org_id = int(row[0]), str(row[1])
+            new: str | None = None
+            if token is not None:
+                known = conn.execute(select(_k.c.pk).where(_k.c.token_hash == hash_token(token))).first()
+                if known is None:
+                    self._insert_org_key(conn, org_pk, token, stamp)
+            elif created or mint_if_existing:
+                new = new_token("tk_org_")
+                self._insert_org_key(conn, org_pk, new, stamp)
+        return BootstrapResult(org_id=org_id, created_org=created, new_token=new)
+
+    def create_organization(self, name: str) -> tuple[str, str]:
+        """A new organisation with one org API key: (organisation id, token)."""
+        _, stamp = now()
+        org_id = new_id("org_")
+        token = new_token("tk_org_")
+        with self.db.write() as conn:
+            org_pk = conn.execute(
+                organizations.insert()
+                .values(id=org_id, name=name, created_at=stamp)
+                .returning(organizations.c.pk)
+            ).scalar_one()
+            self._insert_org_key(conn, org_pk, token, stamp)
+        return org_id, token
+
+    @staticmethod
+    def _insert_org_key(conn: Connection, org_pk: int, token: str, stamp: str) -> None:
+        conn.execute(
+            _INSERT_API_KEY,
+            {
+                "id": new_id("key_"), "org": org_pk, "kind": "org", "experiment": None, "name": None,
+                "token_hash": hash_token(token), "token_hint": token[-4:], "created_at": stamp,
+            },
+        )  # fmt: skip
+
+    def authenticate(self, token: str) -> Principal | None:
+        with self.db.read() as conn:
+            row = conn.execute(_AUTHENTICATE, {"hash": hash_token(token)}).first()
+        if row is None or row[2] is not None or (row[8] is not None and row[8] <= now()[0]):
+            return None
+        kind: Literal["org", "ingestion"] = "ingestion" if row[1] == "ingestion" else "org"
+        return Principal(
+            key_id=row[0], kind=kind, org_pk=row[3], org_id=row[4], org_name=row[5], experiment_pk=row[6],
+            experiment_id=row[7],
+        )  # fmt: skip
+
+    def experiment_ref(self, org_pk: int, experiment_id: str) -> tuple[int, str]:
+        """The experiment's row key and status; NotFoundError outside the organisation."""
+        with self.db.read() as conn:
+            return self._experiment_ref(conn, org_pk, experiment_id)
+
+    @staticmethod
+    def _experiment_ref(conn: Connection, org_pk: int, experiment_id: str) -> tuple[int, str]:
+        row = conn.execute(_EXPERIMENT_REF, {"experiment_id": experiment_id, "org_pk": org_pk}).first()
+        if row is None:
+            raise NotFoundError("experiment", experiment_id)
+        return int(row[0]), str(row[1])
+
+    @staticmethod
+    def _folder_pk(conn: Connection, org_pk: int, folder_id: str) -> int:
+        row = conn.execute(_FOLDER_PK, {"folder_id": folder_id, "org_pk": org_pk}).first()
+        if row is None:
+            raise NotFoundError("folder", folder_id)
+        return int(row[0])
+
+    # ---- folders -------------------------------------------------------------------------------------------
+    def list_folders(
+        self,
+        org_pk: int,
+        parent_id: str | None,
+        limit: int,
+        after: Key | None,
+        include_archived: bool = False,
+    ) -> Page:
+        with self.db.snapshot() as conn:
+            query = _FOLDER.where(_f.c.org == org_pk, _f.c.pk > (after[0] if after else 0))
+            if not include_archived:
+                query = query.where(_f.c.archived_at.is_(None))
+            if parent_id is None:
+                query = query.where(_f.c.parent.is_(None))
+            else:
+                query = query.where(_f.c.parent == self._folder_pk(conn, org_pk, parent_id))
+            found = conn.execute(query.order_by(_f.c.pk).limit(limit + 1)).all()
+        return rows.page(found, limit, rows.folder, lambda r: (r[0],))
+
+    @staticmethod
+    def _fetch_folder(conn: Connection, org_pk: int, folder_id: str) -> Sequence[Any]:
+        row = conn.execute(_FOLDER_BY_ID, {"folder_id": folder_id, "org_pk": org_pk}).first()
+        if row is None:
+            raise NotFoundError("folder", folder_id)
+        return tuple(row)
+
+    @staticmethod
+    def _check_name_free(
+        conn: Connection, org_pk: int, parent_pk: int | None, name: str, except_pk: int | None = None
+    ) -> None:
+        f = folders.c
+        row = conn.execute(
+            select(f.id).where(
+                f.org == org_pk, func.coalesce(f.parent, 0) == (parent_pk or 0), f.name == name,
+                f.pk != (except_pk or 0),
+            )
+        ).first()  # fmt: skip
+        if row is not None:
+            raise ConflictError(
+                f"A folder named {name!r} already exists in this parent.",
+                {"name": name, "existing_id": row[0]},
+            )
+
+    def _name_race(self, write: Callable[[Connection], _T]) -> _T:
+        """Run a folder write; if a concurrent writer took the name first (the unique index refused the row:
+        PostgreSQL's writers run at once), run it again: the name check now sees the winner and raises the usual
+        ConflictError."""
+        with self.db.write() as conn:
+            try:
+                with conn.begin_nested():
+                    return write(conn)
+            except IntegrityError:
+                return write(conn)
+
+    def create_folder(
+        self, org_pk: int, name: str, parent_id: str | None, description: str | None, metadata: Any
+    ) -> Json:
+        _, stamp = now()
+        folder_id = new_id("fld_")
+
+        def create(conn: Connection) -> Json:
+            parent_pk = self._folder_pk(conn, org_pk, parent_id) if parent_id is not None else None
+            self._check_name_free(conn, org_pk, parent_pk, name)
+            conn.execute(
+                _INSERT_FOLDER,
+                {
+                    "id": folder_id, "org": org_pk, "parent": parent_pk, "name": name, "description": description,
+                    "metadata": rows.free_json(metadata), "created_at": stamp, "updated_at": stamp,
+                },
+            )  # fmt: skip
+            return rows.folder(self._fetch_folder(conn, org_pk, folder_id))
+
+        return self._name_race(create)
+
+    def get_folder(self, org_pk: int, folder_id: str) -> Json:
+        with self.db.read() as conn:
+            return rows.folder(self._fetch_folder(conn, org_pk, folder_id))
+
+    def patch_folder(self, org_pk: int, folder_id: str, changes: Json) -> Json:
+        _, stamp = now()
+        values: Json = {"updated_at": stamp}
+        if "description" in changes:
+            values["description"] = changes["description"]
+        if "metadata" in changes:
+            values["metadata"] = rows.free_json(changes["metadata"])
+        with self.db.write() as conn:
+            row = self._fetch_folder(conn, org_pk, folder_id)
+            conn.execute(update(folders).values(values).where(folders.c.pk == row[0]))
+            return rows.folder(self._fetch_folder(conn, org_pk, folder_id))
+
+    def rename_folder(self, org_pk: int, folder_id: str, name: str) -> Json:
+        _, stamp = now()
+
+        def rename(conn: Connection) -> Json:
+            row = self._fetch_folder(conn, org_pk, folder_id)
+            if row[2] != name:
+                self._check_name_free(conn, org_pk, row[8], name, except_pk=row[0])
+                conn.execute(
+                    update(folders).values(name=name, updated_at=stamp).where(folders.c.pk == row[0])
+                )
+            return rows.folder(self._fetch_folder(conn, org_pk, folder_id))
+
+        return self._name_race(rename)
+
+    def move_folder(self, org_pk: int, folder_id: str, parent_id: str | None) -> Json:
+        _, stamp = now()
+
+        def move(conn: Connection) -> Json:
+            row = self._fetch_folder(conn, org_pk, folder_id)
+            folder_pk = int(row[0])
+            parent_pk = self._folder_pk(conn, org_pk, parent_id) if parent_id is not None else None
+            if parent_pk is not None and folder_pk in self._ancestors(conn, parent_pk):
+                raise ConflictError(
+                    f"Folder {folder_id} cannot move under itself or one of its descendants.",
+                    {"folder_id": folder_id, "parent_id": parent_id},
+                )
+            if row[8] != parent_pk:
+                self._check_name_free(conn, org_pk, parent_pk, row[2], except_pk=folder_pk)
+                conn.execute(
+                    update(folders)
+                    .values(parent=parent_pk, updated_at=stamp)
+                    .where(folders.c.pk == folder_pk)
+                )
+            return rows.folder(self._fetch_folder(conn, org_pk, folder_id))
+
+        return self._name_race(move)
+
+    @staticmethod
+    def _ancestors(conn: Connection, folder_pk: int) -> set[int]:
+        """The folder and every folder above it."""
+        up = select(cast(folder_pk, BigInteger).label("pk")).cte("up", recursive=True)
+        up = up.union(
+            select(folders.c.parent).join(up, folders.c.pk == up.c.pk).where(folders.c.parent.is_not(None))
+        )
+        return {r[0] for r in conn.execute(select(up.c.pk))}
+
+    @staticmethod
+    def _subtree(conn: Connection, org_pk: int, folder_pk: int) -> list[int]:
+        """The folder and every folder below it. `f.org = ?` lets each step use folders_by_parent; without it
+        SQLite builds an automatic index over every folder on every call."""
+        down = select(cast(folder_pk, BigInteger).label("pk")).cte("down", recursive=True)
+        down = down.union(
+            select(folders.c.pk).join(down, and_(folders.c.org == org_pk, folders.c.parent == down.c.pk))
+        )
+        return [r[0] for r in conn.execute(select(down.c.pk))]
+
+    def set_folder_archived(self, org_pk: int, folder_id: str, archived: bool) -> Json:
+        """Only the folder itself: what it holds keeps its own state (see the contract's archiveFolder)."""
+        with self.db.write() as conn:
+            conn.execute(_archive(folders, self._fetch_folder(conn, org_pk, folder_id)[0], archived))
+            return rows.folder(self._fetch_folder(conn, org_pk, folder_id))
+
+    # ---- experiments ---------------------------------------------------------------------------------------
+    def list_experiments(self, org_pk: int, filters: Json, limit: int, after: Key | None) -> Page:
+        start = after[0] if after else 0
+        query: Any
+        if filters.get("tag") is not None:
+            query = _EXPERIMENT_BY_TAG.where(
+                _t.c.org == org_pk, _t.c.tag == filters["tag"], _t.c.experiment > start, _e.c.org == org_pk
+            ).order_by(_t.c.experiment)
+        else:
+            query = _EXPERIMENT.where(_e.c.org == org_pk, _e.c.pk > start).order_by(_e.c.pk)
+        if not filters.get("include_archived"):
+            query = query.where(_e.c.archived_at.is_(None))
+        if filters.get("status") is not None:
+            query = query.where(_e.c.status == filters["status"])
+        prefix = filters.get("name_prefix")
+        if prefix is not None:
+            query = query.where(func.substr(_e.c.name, 1, func.length(prefix)) == prefix)
+        if filters.get("created_after") is not None:
+            query = query.where(_e.c.created_us > parse_timestamp(filters["created_after"]))
+        if filters.get("created_before") is not None:
+            query = query.where(_e.c.created_us < parse_timestamp(filters["created_before"]))
+        with self.db.snapshot() as conn:
+            if filters.get("folder_id") is not None:
+                # The contract gives listExperiments no 404: a folder that does not exist holds no experiments.
+                folder = conn.execute(
+                    select(folders.c.pk).where(folders.c.id == filters["folder_id"], folders.c.org == org_pk)
+                ).first()
+                if folder is None:
+                    return Page([], None)
+                query = query.where(_e.c.folder == folder[0])
+            found = conn.execute(query.limit(limit + 1)).all()
+        return rows.page(found, limit, rows.experiment, lambda r: (r[0],))
+
+    @staticmethod
+    def _fetch_experiment(
+        conn: Connection, org_pk: int, experiment_id: str, *, for_update: bool = False
+    ) -> Sequence[Any]:
+        """The experiment's row; `for_update` locks it (see `_EXPERIMENT_BY_ID_FOR_UPDATE`)."""
+        query = _EXPERIMENT_BY_ID_FOR_UPDATE if for_update else _EXPERIMENT_BY_ID
+        row = conn.execute(query, {"experiment_id": experiment_id, "org_pk": org_pk}).first()
+        if row is None:
+            raise NotFoundError("experiment", experiment_id)
+        return tuple(row)
+
+    def create_experiment(
+        self,
+        org_pk: int,
+        name: str,
+        folder_id: str | None,
+        description: str | None,
+        metadata: Any,
+        tags: Sequence[str] = (),
+    ) -> Json:
+        us, stamp = now()
+        experiment_id = new_id("exp_")
+        with self.db.write() as conn:
+            folder_pk = self._folder_pk(conn, org_pk, folder_id) if folder_id is not None else None
+            experiment_pk = conn.execute(
+                _INSERT_EXPERIMENT,
+                {
+                    "id": experiment_id, "org": org_pk, "folder": folder_pk, "name": name,
+                    "description": description, "metadata": rows.free_json(metadata), "status": "running",
+                    "created_us": us, "created_at": stamp, "updated_at": stamp, "ended_at": None,
+                    "tags": rows.tags_json(tags),
+                },
+            ).scalar_one()  # fmt: skip
+            self._add_tags(conn, org_pk, experiment_pk, tags)
+            return rows.experiment(self._fetch_experiment(conn, org_pk, experiment_id))
+
+    @staticmethod
+    def _add_tags(conn: Connection, org_pk: int, experiment_pk: int, tags: Sequence[str] | None) -> None:
+        if tags:
+            conn.execute(
+                _INSERT_TAGS, [{"org": org_pk, "tag": tag, "experiment": experiment_pk} for tag in tags]
+            )
+
+    def update_experiment(self, org_pk: int, experiment_id: str, changes: Json) -> Json:
+        """Absent keys stay as they are; None clears (metadata to {}, tags to none). The tag index is rewritten in
+        the same transaction: only the tags that went away are deleted, only the new ones inserted."""
+        _, stamp = now()
+        values: Json = {"updated_at": stamp}
+        for column in ("name", "description"):
+            if column in changes:
+                values[column] = changes[column]
+        if "metadata" in changes:
+            values["metadata"] = rows.free_json(changes["metadata"])
+        with self.db.write() as conn:
+            # Two concurrent updates take turns, so the second rewrites the tag index from the first's tags.
+            row = self._fetch_experiment(conn, org_pk, experiment_id, for_update=True)
+            if "tags" in changes:
+                new_tags = list(changes["tags"] or ())
+                old_tags = json.loads(row[10])
+                values["tags"] = rows.tags_json(new_tags)
+                gone = [tag for tag in old_tags if tag not in new_tags]
+                if gone:
+                    t = experiment_tags.c
+                    conn.execute(
+                        delete(experiment_tags).where(
+                            t.org == org_pk,
+                            t.experiment == row[0],
+                            dialects.ids_in(conn.dialect.name, t.tag, gone),
+                        )
+                    )
+                self._add_tags(conn, org_pk, int(row[0]), [tag for tag in new_tags if tag not in old_tags])
+            conn.execute(update(experiments).values(values).where(experiments.c.pk == row[0]))
+            return rows.experiment(self._fetch_experiment(conn, org_pk, experiment_id))
+
+    def set_experiment_archived(self, org_pk: int, experiment_id: str, archived: bool) -> Json:
+        """Status, data and keys are kept; ingestion and annotation creation check `archived_at` in the
+        transaction that would store them. A repeat is a no-op (the UPDATE's condition)."""
+        with self.db.write() as conn:
+            conn.execute(
+                _archive(experiments, self._fetch_experiment(conn, org_pk, experiment_id)[0], archived)
+            )
+            return rows.experiment(self._fetch_experiment(conn, org_pk, experiment_id))
+
+    def get_experiment(self, org_pk: int, experiment_id: str) -> Json:
+        with self.db.read() as conn:
+            return rows.experiment(self._fetch_experiment(conn, org_pk, experiment_id))
+
+    def update_experiment_status(self, org_pk: int, experiment_id: str, status: str) -> Json:
+        _, stamp = now()
+        with self.db.write() as conn:
+            # The row lock makes concurrent transitions take turns: the second sees the first one's result.
+            row = self._fetch_experiment(conn, org_pk, experiment_id, for_update=True)
+            current = row[6]
+            if current in _TERMINAL:
+                raise InvalidTransitionError(experiment_id, current, status)
+            if status != current:
+                conn.execute(
+                    update(experiments)
+                    .values(status=status, updated_at=stamp, ended_at=stamp if status in _TERMINAL else None)
+                    .where(experiments.c.pk == row[0])
+                )
+            return rows.experiment(self._fetch_experiment(conn, org_pk, experiment_id))
+
+    def move_experiment(self, org_pk: int, experiment_id: str, folder_id: str | None) -> Json:
+        _, stamp = now()
+        with self.db.write() as conn:
+            row = self._fetch_experiment(conn, org_pk, experiment_id)
+            folder_pk = self._folder_pk(conn, org_pk, folder_id) if folder_id is not None else None
+            if row[3] != folder_id:
+                conn.execute(
+                    update(experiments)
+                    .values(folder=folder_pk, updated_at=stamp)
+                    .where(experiments.c.pk == row[0])
+                )
+            return rows.experiment(self._fetch_experiment(conn, org_pk, experiment_id))
+
+    # ---- metrics -------------------------------------------------------------------------------------------
+    def ingest_metrics(self, experiment_pk: int, experiment_id: str, events: Sequence[Json]) -> Json:
+        """Store a validated batch in one transaction, committed before this returns (so `sync=true` holds:
+        every accepted point is readable through `list_metrics` as soon as the answer is sent).
+
+        This is the hot path (`make bench` compares it with the bare driver inserting the same rows): one pass
+        over the events builds the insert's parameters, run by the driver's executemany with the statement
+        compiled once (`dialects.executemany`); the unique index on (experiment, client_event_id) finds the repeats
+        while inserting, so a batch of new events costs one index probe each and nothing more.
+        """
+        _, received = now()
+        encode = _label_encoder.encode
+        labels_text: dict[tuple[tuple[str, str], ...], str] = {}  # a training loop repeats a few label sets
+        with self.db.write() as conn:
+            dialect = conn.dialect.name
+            status = conn.execute(_EXPERIMENT_STATE_FOR_SHARE, {"experiment_pk": experiment_pk}).first()
+            if status is None:
+                raise NotFoundError("experiment", experiment_id)
+            if status[0] in _TERMINAL:
+                raise ExperimentClosedError(experiment_id, status[0])
+            if status[1] is not None:
+                raise ExperimentArchivedError(experiment_id)
+            points: list[_PointRow] = []
+            append = points.append
+            for seq, event in zip(dialects.reserve_seqs(conn, len(events)), events, strict=True):
+                step = event.get("step")
+                ts = event.get("timestamp")
+                metadata = event.get("metadata")
+                if metadata:
+                    key = tuple(metadata.items())
+                    text = labels_text.get(key)
+                    if text is None:
+                        text = labels_text[key] = encode(metadata).decode()
+                else:
+                    text = _EMPTY
+                append(
+                    (
+                        experiment_pk,
+                        event["name"],
+                        _NO_STEP if step is None else int(step),  # a JSON 3.0 is an integer too
+                        seq,
+                        float(event["value"]),
+                        received if ts is None else ts,
+                        ts is None,
+                        text,
+                        event["client_event_id"],
+                    )
+                )
+            in_order = dialects.insert_order(dialect, points, lambda row: row[8])
+            inserted = dialects.executemany(conn, _insert_points, _POINT_COLUMNS, in_order)
+            conflicts: list[Json] = []
+            if inserted == len(points):
+                accepted, duplicates = points, 0
+            else:
+                accepted, duplicates, conflicts = self._sort_out_repeats(conn, experiment_pk, points)
+            if accepted:
+                self._update_stats(conn, experiment_pk, accepted)
+        return {"accepted": len(accepted), "duplicates": duplicates, "conflicts": conflicts}
+
+    @staticmethod
+    def _sort_out_repeats(
+        conn: Connection, experiment_pk: int, points: list[_PointRow]
+    ) -> tuple[list[_PointRow], int, list[Json]]:
+        """After an insert that skipped some rows: which rows were stored (the stored point has the `seq` this
+        batch gave the row), which repeat a stored point exactly (duplicates) and which reuse its
+        `client_event_id` with another payload (conflicts). The lookup probes the unique index once per id."""
+        ids = [row[8] for row in points]
+        # stored[client_event_id] = (seq, (name, step, value, the timestamp's instant or None, metadata)): the same
+        # instant written another way (`.355Z`, `.355000+00:00`) is the same payload
+        stored: dict[str, tuple[int, tuple[Any, ...]]] = {
+            r[0]: (r[1], (r[2], r[3], r[4], None if r[6] else parse_timestamp(r[5]), r[7]))
+            for r in conn.execute(dialects.points_by_client_event_id(conn.dialect.name, experiment_pk, ids))
+        }
+        accepted: list[_PointRow] = []
+        duplicates = 0
+        conflicts: list[Json] = []
+        for index, row in enumerate(points):
+            seq, payload = stored[row[8]]
+            if seq == row[3]:
+                accepted.append(row)
+            elif payload == (row[1], row[2], row[4], None if row[6] else parse_timestamp(row[5]), row[7]):
+                duplicates += 1
+            else:
+                conflicts.append(
+                    {
+                        "index": index,
+                        "client_event_id": row[8],
+                        "message": "client_event_id was already used with another payload",
+                    }
+                )
+        return accepted, duplicates, conflicts
+
+    @staticmethod
+    def _update_stats(conn: Connection, experiment_pk: int, points: list[_PointRow]) -> None:
+        stamps: dict[str, list[str]] = {}
+        for row in points:
+            stamps.setdefault(row[1], []).append(row[5])
+        series = []
+        for name, values in stamps.items():
+            (first_us, first_ts), (last_us, last_ts) = rows.extremes(values)
+            series.append((experiment_pk, name, len(values), first_us, first_ts, last_us, last_ts))
+        series.sort()  # every writer touches the rows in the same order: no deadlock between two batches
+        dialects.executemany(conn, _upsert_series, _SERIES_COLUMNS, series)
+        labels: Counter[tuple[str, str, str]] = Counter()
+        for (name, metadata), count in Counter((r[1], r[7]) for r in points if r[7] != _EMPTY).items():
+            for key, value in msgspec.json.decode(metadata).items():
+                labels[(name, key, value)] += count
+        if labels:
+            counts = [(experiment_pk, n, k, v, c) for (n, k, v), c in sorted(labels.items())]
+            dialects.executemany(conn, _upsert_labels, _LABEL_COLUMNS, counts)
+
+    def list_metrics(
+        self, org_pk: int, experiment_id: str, filters: Json, limit: int, after: Key | None
+    ) -> Page:
+        m = metric_points.c
+        with self.db.read() as conn:
+            experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
+            found = list(
+                conn.execute(
+                    select(m.name, m.value, m.step, m.ts, m.metadata, m.client_event_id, m.seq)
+                    .where(*_metric_point_range(conn.dialect.name, experiment_pk, filters, after))
+                    .order_by(m.name, m.step, m.seq)
+                    .limit(limit + 1)
+                ).all()
+            )
+        more = len(found) > limit
+        if more:
+            del found[limit:]
+        items = [
+            {
+                "name": r[0],
+                "value": r[1],
+                "step": None if r[2] < 0 else r[2],
+                "timestamp": readable_timestamp(r[3]),
+                "metadata": msgspec.Raw(r[4]),
+                "client_event_id": r[5],
+            }
+            for r in found
+        ]
+        last = found[-1] if found else None
+        return Page(items, (last[0], last[2], last[6]) if more and last else None)
+
+    def compare_metrics(
+        self, org_pk: int, series: Sequence[Json], min_step: int | None, max_step: int | None, limit: int
+    ) -> Json:
+        low = 0 if min_step is None else min_step
+        high = (1 << 63) - 1 if max_step is None else max_step
+        described: list[Json] = []
+        columns: list[dict[int, float]] = []
+        m = metric_points.c
+        with self.db.snapshot() as conn:
+            for selector in series:
+                experiment_pk, _ = self._experiment_ref(conn, org_pk, selector["experiment_id"])
+                labels: dict[str, str] = selector.get("metadata") or {}
+                where = [
+                    m.experiment == experiment_pk,
+                    m.name == selector["name"],
+                    m.step >= low,
+                    m.step <= high,
+                ]
+                where += [
+                    dialects.json_text(conn.dialect.name, m.metadata, key) == value
+                    for key, value in sorted(labels.items())
+                ]
+                values: dict[int, float] = {}
+                result = conn.execute(select(m.step, m.value).where(*where).order_by(m.step, m.seq))
+                for step, value in result:
+                    if step not in values and len(values) > limit:
+                        break  # the first limit+1 steps of every series are enough to build the rows
+                    values[step] = value  # ordered by ingestion within a step: the latest wins
+                result.close()
+                if len(values) > limit:
+                    points = conn.execute(select(func.count(m.step.distinct())).where(*where)).scalar_one()
+                else:
+                    points = len(values)
+                columns.append(values)
+                described.append(
+                    {
+                        "experiment_id": selector["experiment_id"],
+                        "name": selector["name"],
+                        "metadata": labels,
+                        "points": points,
+                    }
+                )
+        steps = sorted(set().union(*columns))
+        truncated = len(steps) > limit
+        table = [{"step": step, "values": [column.get(step) for column in columns]} for step in steps[:limit]]
+        return {"series": described, "rows": table, "truncated": truncated}
+
+    def _experiment_scope(
+        self, conn: Connection, org_pk: int, experiment_id: str | None, folder_id: str | None
+    ) -> Callable[[Any], list[ColumnElement[bool]]]:
+        """Conditions on a table's `experiment` column for the catalog's filters (404 for ids outside the
+        organisation)."""
+        dialect = conn.dialect.name
+        experiment_pk = (
+            None if experiment_id is None else self._experiment_ref(conn, org_pk, experiment_id)[0]
+        )
+        subtree = (
+            None
+            if folder_id is None
+            else self._subtree(conn, org_pk, self._folder_pk(conn, org_pk, folder_id))
+        )
+
+        def scope(column: Any) -> list[ColumnElement[bool]]:
+            clauses: list[ColumnElement[bool]] = []
+            if experiment_pk is not None:
+                clauses.append(column == experiment_pk)
+            if subtree is not None:
+                in_folders = dialects.ids_in(dialect, _e.c.folder, subtree, integers=True)
+                clauses.append(column.in_(select(_e.c.pk).where(in_folders)))
+            if not clauses:
+                clauses.append(column.in_(select(_e.c.pk).where(_e.c.org == org_pk)))
+            return clauses
+
+        return scope
+
+    def list_metric_catalog(
+        self,
+        org_pk: int,
+        experiment_id: str | None,
+        folder_id: str | None,
+        name_prefix: str | None,
+        limit: int,
+        after: Key | None,
+    ) -> Page:
+        s, v = metric_series.c, metric_label_values.c
+        with self.db.snapshot() as conn:
+            scope = self._experiment_scope(conn, org_pk, experiment_id, folder_id)
+            query = select(s.name).distinct().where(*scope(s.experiment))
+            if name_prefix is not None:
+                query = query.where(func.substr(s.name, 1, func.length(name_prefix)) == name_prefix)
+            if after is not None:
+                query = query.where(s.name > after[0])
+            names = list(conn.execute(query.order_by(s.name).limit(limit + 1)).scalars())
+            more = len(names) > limit
+            names = names[:limit]
+            if not names:
+                return Page([], None)
+            dialect = conn.dialect.name
+            entries: dict[str, Json] = {}
+            for name, count, first_us, first_ts, last_us, last_ts in conn.execute(
+                select(s.name, s.count, s.first_us, s.first_ts, s.last_us, s.last_ts).where(
+                    *scope(s.experiment), dialects.ids_in(dialect, s.name, names)
+                )
+            ):
+                entry = entries.get(name)
+                if entry is None:
+                    entries[name] = {
+                        "name": name, "count": count, "experiment_count": 1, "first": (first_us, first_ts),
+                        "last": (last_us, last_ts),
+                    }  # fmt: skip
+                else:
+                    entry["count"] += count
+                    entry["experiment_count"] += 1
+                    entry["first"] = min(entry["first"], (first_us, first_ts))
+                    entry["last"] = max(entry["last"], (last_us, last_ts))
+            keys: dict[str, list[str]] = {}
+            for name, key in conn.execute(
+                select(v.name, v.key)
+                .distinct()
+                .where(*scope(v.experiment), dialects.ids_in(dialect, v.name, names))
+                .order_by(v.name, v.key)
+            ):
+                keys.setdefault(name, []).append(key)
+        items = [
+            {
+                "name": name,
+                "count": entries[name]["count"],
+                "experiment_count": entries[name]["experiment_count"],
+                "first_seen": readable_timestamp(entries[name]["first"][1]),
+                "last_seen": readable_timestamp(entries[name]["last"][1]),
+                "metadata_keys": keys.get(name, []),
+            }
+            for name in names
+        ]
+        return Page(items, (names[-1],) if more else None)
+
+    def inspect_metric_values(
+        self,
+        org_pk: int,
+        metric_name: str,
+        metadata_key: str,
+        experiment_id: str | None,
+        folder_id: str | None,
+        limit: int,
+        after: Key | None,
+    ) -> Page:
+        v = metric_label_values.c
+        with self.db.snapshot() as conn:
+            scope = self._experiment_scope(conn, org_pk, experiment_id, folder_id)
+            query = select(v.value, func.sum(v.count)).where(
+                *scope(v.experiment), v.name == metric_name, v.key == metadata_key
+            )
+            if after is not None:
+                query = query.where(v.value > after[0])
+            found = conn.execute(query.group_by(v.value).order_by(v.value).limit(limit + 1)).all()
+        return rows.page(found, limit, lambda r: {"value": r[0], "count": int(r[1])}, lambda r: (r[0],))
+
+    # ---- ingestion keys ------------------------------------------------------------------------------------
+    def list_ingestion_keys(self, org_pk: int, experiment_id: str, limit: int, after: Key | None) -> Page:
+        with self.db.read() as conn:
+            experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
+            found = conn.execute(
+                _KEY.where(
+                    _k.c.experiment == experiment_pk,
+                    _k.c.kind == "ingestion",
+                    _k.c.pk > (after[0] if after else 0),
+                )
+                .order_by(_k.c.pk)
+                .limit(limit + 1)
+            ).all()
+        return rows.page(found, limit, rows.ingestion_key, lambda r: (r[0],))
+
+    def create_ingestion_key(
+        self, org_pk: int, experiment_id: str, name: str | None, expires_in_seconds: int | None = None
+    ) -> Json:
+        us, stamp = now()
+        token = new_token("tk_ing_")
+        key_id = new_id("ik_")
+        expires_us = None if expires_in_seconds is None else us + expires_in_seconds * 1_000_000
+        with self.db.write() as conn:
+            experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
+            conn.execute(
+                api_keys.insert().values(
+                    id=key_id, org=org_pk, kind="ingestion", experiment=experiment_pk, name=name,
+                    token_hash=hash_token(token), token_hint=token[-4:], created_at=stamp, expires_us=expires_us,
+                    expires_at=None if expires_us is None else format_us(expires_us),
+                )
+            )  # fmt: skip
+            row = conn.execute(_KEY.where(_k.c.id == key_id)).one()
+        return {**rows.ingestion_key(row), "token": token}
+
+    def reissue_ingestion_token(self, org_pk: int, key_id: str) -> Json:
+        """A new token for an ingestion key that is neither revoked nor expired (the old one stops working):
+        how an idempotent replay of its creation answers, since the server never keeps a token."""
+        us, _ = now()
+        token = new_token("tk_ing_")
+        k = api_keys.c
+        with self.db.write() as conn:
+            changed = conn.execute(
+                update(api_keys)
+                .values(token_hash=hash_token(token), token_hint=token[-4:])
+                .where(
+                    k.id == key_id, k.org == org_pk, k.kind == "ingestion", k.revoked_at.is_(None),
+                    (k.expires_us.is_(None)) | (k.expires_us > us),
+                )
+            ).rowcount  # fmt: skip
+            if not changed:
+                raise ConflictError(
+                    f"Ingestion key {key_id} was revoked or has expired since it was created; create a new one.",
+                    {"key_id": key_id},
+                )
+            row = conn.execute(_KEY.where(_k.c.id == key_id)).one()
+        return {**rows.ingestion_key(row), "token": token}
+
+    def revoke_ingestion_key(self, org_pk: int, key_id: str) -> Json:
+        _, stamp = now()
+        k = api_keys.c
+        with self.db.write() as conn:
+            conn.execute(
+                update(api_keys)
+                .values(revoked_at=stamp)
+                .where(k.id == key_id, k.org == org_pk, k.kind == "ingestion", k.revoked_at.is_(None))
+            )
+            row = conn.execute(
+                _KEY.where(_k.c.id == key_id, _k.c.org == org_pk, _k.c.kind == "ingestion")
+            ).first()
+        if row is None:
+            raise NotFoundError("ingestion key", key_id)
+        return rows.ingestion_key(row)
+
+    # ---- annotations ---------------------------------------------------------------------------------------
+    def list_annotations(self, org_pk: int, experiment_id: str, limit: int, after: Key | None) -> Page:
+        with self.db.read() as conn:
+            experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
+            found = conn.execute(
+                _ANNOTATION.where(_a.c.experiment == experiment_pk, _a.c.pk > (after[0] if after else 0))
+                .order_by(_a.c.pk)
+                .limit(limit + 1)
+            ).all()
+        return rows.page(found, limit, rows.annotation, lambda r: (r[0],))
+
+    def create_annotation(self, experiment_pk: int, experiment_id: str, payload: Json) -> tuple[bool, Json]:
+        """Create an annotation; an existing one with the same `client_event_id` and payload is answered as is
+        (`created` False); with another payload, ConflictError."""
+        _, stamp = now()
+        step = payload.get("step")
+        step = None if step is None else int(step)
+        ts = payload.get("timestamp")
+        metadata = payload.get("metadata") or {}
+        client_event_id = payload["client_event_id"]
+        with self.db.write() as conn:
+            archived = conn.execute(_EXPERIMENT_STATE_FOR_SHARE, {"experiment_pk": experiment_pk}).first()
+            if archived is not None and archived[1] is not None:
+                raise ExperimentArchivedError(experiment_id)
+            row = conn.execute(
+                _ANNOTATION.where(_a.c.experiment == experiment_pk, _a.c.client_event_id == client_event_id)
+            ).first()
+            if row is not None:
+                stored = (row[3], row[4], None if row[9] else parse_timestamp(row[5]), json.loads(row[6]))
+                if stored != (payload["text"], step, None if ts is None else parse_timestamp(ts), metadata):
+                    raise ConflictError(
+                        "client_event_id was already used with another payload.",
+                        {"client_event_id": client_event_id, "annotation_id": row[1]},
+                    )
+                return False, rows.annotation(row)
+            annotation_id = new_id("ann_")
+            conn.execute(
+                _INSERT_ANNOTATION,
+                {
+                    "id": annotation_id, "experiment": experiment_pk, "text": payload["text"], "step": step,
+                    "ts": stamp if ts is None else ts, "ts_auto": ts is None, "metadata": rows.free_json(metadata),
+                    "client_event_id": client_event_id, "created_at": stamp,
+                },
+            )  # fmt: skip
+            row = conn.execute(_ANNOTATION.where(_a.c.id == annotation_id)).one()
+        return True, rows.annotation(row)
+
+    def delete_annotation(self, org_pk: int, experiment_id: str, annotation_id: str) -> None:
+        """The row goes, and with it the claim on its client_event_id (the unique constraint is on live rows):
+        a later annotation with that id is a new one."""
+        with self.db.write() as conn:
+            experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
+            deleted = conn.execute(
+                delete(annotations).where(
+                    annotations.c.id == annotation_id, annotations.c.experiment == experiment_pk
+                )
+            ).rowcount
+        if not deleted:
+            raise NotFoundError("annotation", annotation_id)
+
+    # ---- idempotency ---------------------------------------------------------------------------------------
+    def idempotency_claim(
+        self,
+        org_pk: int,
+        key: str,
+        fingerprint: str,
+        now_us: int,
+        expire_before_us: int,
+        stale_before_us: int,
+    ) -> IdempotencyClaim:
+        """See the module's docstring. With session locks (PostgreSQL) `stale_before_us` is not used: the lock
+        says whether a holder lives."""
+        if getattr(self._claim, "lock", None) is not None:  # a request that never finished its claim
+            logger.warning("releasing an idempotency claim its request left behind")
+            self._end_claim()
+        if dialects.session_locks(self.db.dialect):
+            return self._claim_with_lock(org_pk, key, fingerprint, now_us, expire_before_us)
+        # A replay, a mismatch or a request still running is known from committed data: answer it without waiting
+        # for SQLite's write lock, which the running request holds until its effect and answer commit.
+        with self.db.read() as conn:
+            row = conn.execute(_IDEMPOTENCY_ROW, {"org_pk": org_pk, "claim_key": key}).first()
+        if row is not None and row[5] >= expire_before_us:
+            if row[0] != fingerprint:
+                return IdempotencyClaim("mismatch")
+            if row[1] == "done":
+                return IdempotencyClaim("done", int(row[2]), bytes(row[3]), json.loads(row[4] or "{}"))
+            if row[5] >= stale_before_us:
+                return IdempotencyClaim("running")
+        with self.db.write() as conn:
+            return self._claim_row(
+                conn, org_pk, key, fingerprint, now_us, expire_before_us, stale_before_us, None
+            )
+
+    def _claim_with_lock(
+        self, org_pk: int, key: str, fingerprint: str, now_us: int, expire_before_us: int
+    ) -> IdempotencyClaim:
+        """PostgreSQL: pin a session, take the claim's advisory lock on it, then claim the row; the session and
+        its lock stay with this thread when claimed, until `_end_claim`."""
+        lock = dialects.claim_lock_key(org_pk, key)
+        db: Any = self.db
+        conn = db.pin()
+        held = False
+        try:
+            held = dialects.try_claim_lock(conn, lock)
+            with self.db.write() as tx:  # on the pinned connection
+                claim = self._claim_row(tx, org_pk, key, fingerprint, now_us, expire_before_us, 0, held)
+        except BaseException:
+            db.unpin(_unlocker(lock if held else None))
+            raise
+        if claim.state == "claimed":
+            self._claim.lock = lock  # held until the answer or the release is committed
+        else:
+            db.unpin(_unlocker(lock if held else None))
+        return claim
+
+    @staticmethod
+    def _claim_row(
+        conn: Connection,
+        org_pk: int,
+        key: str,
+        fingerprint: str,
+        now_us: int,
+        expire_before_us: int,
+        stale_before_us: int,
+        held: bool | None,
+    ) -> IdempotencyClaim:
+        """Claim the key's row in a write transaction. `held`: whether this session holds the key's lock (None:
+        no session locks, a 'running' row older than `stale_before_us` is taken over)."""
+        which = {"org_pk": org_pk, "claim_key": key}
+        row = conn.execute(_IDEMPOTENCY_ROW, which).first()
+        if row is not None and row[5] < expire_before_us and held is not False:
+            conn.execute(_IDEMPOTENCY_EXPIRE, {**which, "expire_before_us": expire_before_us})
+            row = None
+        if row is None:
+            if held is False:  # its holder is about to insert it, or just finished
+                return IdempotencyClaim("running")
+            inserted = conn.execute(
+                _claim_insert(conn.dialect.name),
+                {
+                    "org": org_pk,
+                    "key": key,
+                    "fingerprint": fingerprint,
+                    "state": "running",
+                    "created_us": now_us,
+                },
+            ).rowcount
+            return IdempotencyClaim("claimed" if inserted else "running")
+        if row[0] != fingerprint:
+            return IdempotencyClaim("mismatch")
+        if row[1] == "done":
+            return IdempotencyClaim("done", int(row[2]), bytes(row[3]), json.loads(row[4] or "{}"))
+        if held or (held is None and row[5] < stale_before_us):
+            # Its holder's session is gone (PostgreSQL), or its process died long ago (SQLite): run it again.
+            taken = conn.execute(_IDEMPOTENCY_TAKE_OVER, {**which, "now_us": now_us}).rowcount
+            if taken and held:
+                logger.warning(
+                    "took over an idempotency claim whose holder's database session ended (org %s)", org_pk
+                )
+            return IdempotencyClaim("claimed" if taken else "running")
+        return IdempotencyClaim("running")
+
+    def idempotency_complete(
+        self, org_pk: int, key: str, status: int, body: bytes, headers: dict[str, str]
+    ) -> None:
+        """Record the answer; a claim's lock is dropped once that is committed (with the effect, inside
+        `atomic()`)."""
+        with self.db.write() as conn:
+            conn.execute(
+                _IDEMPOTENCY_DONE,
+                {
+                    "org_pk": org_pk, "claim_key": key, "answer_status": status, "answer_body": body,
+                    "answer_headers": json.dumps(headers),
+                },
+            )  # fmt: skip
+        self._end_claim()
+
+    def idempotency_release(self, org_pk: int, key: str) -> None:
+        """Delete the 'running' row, then drop the lock; the lock goes even when the delete fails (a session
+        that is gone took it already, and a live one must not keep it)."""
+        try:
+            with self.db.write() as conn:
+                conn.execute(_IDEMPOTENCY_RELEASE, {"org_pk": org_pk, "claim_key": key})
+        finally:
+            self._end_claim()
+
+    def idempotency_purge(self, expire_before_us: int) -> int:
+        with self.db.write() as conn:
+            return int(
+                conn.execute(delete(idempotency_keys).where(_i.c.created_us < expire_before_us)).rowcount
+            )
+
+    def _end_claim(self) -> None:
+        """Unlock and unpin, now or (inside `atomic()`) once its transaction commits; if that transaction rolls
+        back instead, the claim stays held for the release that follows."""
+        lock: int | None = getattr(self._claim, "lock", None)
+        if lock is None:
+            return
+
+        def unlock(conn: Connection) -> None:
+            self._claim.lock = None
+            _unlocker(lock)(conn)
+
+        db: Any = self.db
+        db.unpin(unlock)
+
+
+def _unlocker(lock: int | None) -> Callable[[Connection], None]:
+    def unlock(conn: Connection) -> None:
+        if lock is not None:
+            dialects.release_claim_lock(conn, lock)
+
+    return unlock
+
+
+def open_sqlite(path: str | os.PathLike[str] | None, *, fsync: bool = True) -> SqlRepository:
+    from tally_server.storage.database import Database
+
+    return SqlRepository(Database(path, fsync=fsync))
+
+
+def open_postgres(url: str, *, max_connections: int = 16) -> SqlRepository:
+    from tally_server.storage.pg_database import PgDatabase  # needs the server extra's psycopg
+
+    return SqlRepository(PgDatabase(url, max_connections=max_connections))
