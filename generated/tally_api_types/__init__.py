@@ -37,6 +37,7 @@ __all__ = [
     "EventConflict",
     "Experiment",
     "ExperimentStatus",
+    "ExperimentSummary",
     "Folder",
     "Health",
     "IngestMetricsRequest",
@@ -47,6 +48,7 @@ __all__ = [
     "MetricCatalogEntry",
     "MetricEvent",
     "MetricPoint",
+    "MetricSummary",
     "Model",
     "MoveExperimentRequest",
     "MoveFolderRequest",
@@ -273,6 +275,37 @@ class Experiment(Model, frozen=True, kw_only=True):
     archived_at: datetime | None = None
     """When it was archived; null when it is not. Always sent by servers of 1.2.0 and later; absent from older ones,
     where it means null."""
+
+
+class MetricSummary(Model, frozen=True, kw_only=True):
+    """One metric of an experiment (a name and one metadata set), summarised over all its points. Duplicates and
+    conflicting events do not change it."""
+
+    name: str
+    metadata: dict[str, str]
+    count: int
+    """Its points."""
+    first_step: int | None = None
+    """Its lowest step; null when no point has a step."""
+    last_step: int | None = None
+    """Its highest step; null when no point has a step."""
+    last: float
+    """The value at `last_step`; of several points there, or when no point has a step, the one ingested last."""
+    min: float
+    """Its smallest value."""
+    max: float
+    """Its largest value."""
+    last_logged_at: datetime
+    """The latest `timestamp` of its points."""
+
+
+class ExperimentSummary(Model, frozen=True, kw_only=True):
+    """The metric summaries of one experiment."""
+
+    experiment_id: str
+    metrics: tuple[MetricSummary, ...]
+    """Ordered by name, then by metadata (compared bytewise as compact JSON with sorted keys, so `{}` comes after every
+    non-empty set)."""
 
 
 class CreateExperimentRequest(Model, frozen=True, kw_only=True, omit_defaults=True):

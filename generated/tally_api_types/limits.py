@@ -85,6 +85,9 @@ __all__ = [
     "METRIC_NAME_MAX_LENGTH",
     "METRIC_NAME_MIN_LENGTH",
     "METRIC_NAME_PATTERN",
+    "METRIC_SUMMARY_COUNT_MINIMUM",
+    "METRIC_SUMMARY_FIRST_STEP_MINIMUM",
+    "METRIC_SUMMARY_LAST_STEP_MINIMUM",
     "MOVE_EXPERIMENT_REQUEST_FOLDER_ID_MAX_LENGTH",
     "MOVE_EXPERIMENT_REQUEST_FOLDER_ID_MIN_LENGTH",
     "MOVE_EXPERIMENT_REQUEST_FOLDER_ID_PATTERN",
@@ -207,6 +210,12 @@ MOVE_FOLDER_REQUEST_PARENT_ID_MAX_LENGTH: Final[int] = 64
 """`#/components/schemas/MoveFolderRequest/properties/parent_id/maxLength`"""
 MOVE_FOLDER_REQUEST_PARENT_ID_PATTERN: Final[str] = "^[A-Za-z0-9_-]+$"
 """`#/components/schemas/MoveFolderRequest/properties/parent_id/pattern`"""
+METRIC_SUMMARY_COUNT_MINIMUM: Final[int] = 1
+"""`#/components/schemas/MetricSummary/properties/count/minimum`"""
+METRIC_SUMMARY_FIRST_STEP_MINIMUM: Final[int] = 0
+"""`#/components/schemas/MetricSummary/properties/first_step/minimum`"""
+METRIC_SUMMARY_LAST_STEP_MINIMUM: Final[int] = 0
+"""`#/components/schemas/MetricSummary/properties/last_step/minimum`"""
 CREATE_EXPERIMENT_REQUEST_NAME_MIN_LENGTH: Final[int] = 1
 """`#/components/schemas/CreateExperimentRequest/properties/name/minLength`"""
 CREATE_EXPERIMENT_REQUEST_NAME_MAX_LENGTH: Final[int] = 200

@@ -166,6 +166,15 @@ OPERATIONS: dict[str, Operation] = {
         IngestMetricsResult,
         "ingestion",
     ),
+    "getExperimentSummary": Operation(
+        "getExperimentSummary",
+        "tally_api.api.experiments.get_experiment_summary",
+        "GET",
+        "/v1/experiments/{experiment_id}/summary",
+        (200,),
+        ExperimentSummary,
+        "org",
+    ),
     "compareMetrics": Operation(
         "compareMetrics",
         "tally_api.api.metrics.compare_metrics",

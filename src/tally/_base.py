@@ -136,6 +136,7 @@ class Decoders:
     folder_page = msgspec.json.Decoder(t.Page[t.Folder])
     experiment = msgspec.json.Decoder(t.Experiment)
     experiment_page = msgspec.json.Decoder(t.Page[t.Experiment])
+    experiment_summary = msgspec.json.Decoder(t.ExperimentSummary)
     ingest_result = msgspec.json.Decoder(t.IngestResult)
     metric_point_page = msgspec.json.Decoder(t.Page[t.MetricPoint])
     compare_result = msgspec.json.Decoder(t.CompareResult)

@@ -14,6 +14,7 @@ import pytest
 
 from .postgres_cluster import PostgresCluster
 from .processes import ServerProcess
+from .summaries import expected_summary, stored_points, summary
 
 PROCESSES = 3
 
@@ -60,6 +61,8 @@ def test_processes_share_one_organisation(servers: list[ServerProcess]) -> None:
 
 
 def test_overlapping_batches_across_processes_store_each_event_once(servers: list[ServerProcess]) -> None:
+    """Batches that overlap, sent at once through several processes: each event is stored once, and the metric
+    summaries their concurrent upserts keep are exactly those of the stored points."""
     with servers[0].client() as c:
         experiment = c.post("/v1/experiments", json={"name": "multi-ingest"}).json()
         token = c.post(f"/v1/experiments/{experiment['id']}/ingestion-keys", json={}).json()["token"]
@@ -67,7 +70,9 @@ def test_overlapping_batches_across_processes_store_each_event_once(servers: lis
     universe, workers, batches, size = 2000, 6, 4, 300
 
     def payload(i: int) -> dict[str, Any]:
-        return {"name": f"m/{i % 4}", "value": i / 7, "step": i // 4, "client_event_id": f"cid-{i}",
+        # 10 points a step per metric and shard: concurrent batches tie on steps, so the summaries' `last`
+        # (highest step, then the one ingested last) is decided across processes
+        return {"name": f"m/{i % 4}", "value": i / 7, "step": i // 40, "client_event_id": f"cid-{i}",
                 "metadata": {"shard": str(i % 2)}}  # fmt: skip
 
     def work(seed: int) -> tuple[int, int, int]:
@@ -98,6 +103,8 @@ def test_overlapping_batches_across_processes_store_each_event_once(servers: lis
             values = _pages(c, "/v1/metric-catalog/values", metric_name="m/0", metadata_key="shard",
                             experiment_id=experiment["id"])  # fmt: skip
             assert sum(v["count"] for v in values) == sum(1 for s in stored if int(s[4:]) % 4 == 0)
+            # The summaries kept at ingest by concurrent upserts are those of the stored points.
+            assert summary(c, experiment["id"]) == expected_summary(stored_points(c, experiment["id"]))
 
 
 def test_one_resource_per_idempotency_key_across_processes(servers: list[ServerProcess]) -> None:

@@ -144,6 +144,7 @@ def test_the_duplicate_lookup_probes_the_client_event_id_index(repo: SqlReposito
         "experiments, folders, keys and annotations",
         "experiments by tag, archived left out or included",
         "folders, archived left out or included",
+        "experiment summary, whole or of one name",
     ],
 )
 def test_list_and_catalog_reads_use_an_index(repo: SqlRepository, read: str) -> None:
@@ -186,6 +187,10 @@ def test_list_and_catalog_reads_use_an_index(repo: SqlRepository, read: str) -> 
             ),
             repo.list_experiments(1, {"include_archived": True}, 10, None),
         ),
+        "experiment summary, whole or of one name": lambda: (
+            repo.get_experiment_summary(1, experiment, None),
+            repo.get_experiment_summary(1, experiment, "train/loss"),
+        ),
         "folders, archived left out or included": lambda: (
             repo.list_folders(1, None, 10, None),
             repo.list_folders(1, seeded["folder"], 10, None, include_archived=True),
@@ -198,6 +203,12 @@ def test_list_and_catalog_reads_use_an_index(repo: SqlRepository, read: str) -> 
         assert tagged
         for plan in tagged:
             assert plan[0] == "SEARCH t USING PRIMARY KEY (org=? AND tag=? AND experiment>?)", plan
+            assert not any("TEMP B-TREE" in step for step in plan), plan
+    if read.startswith("experiment summary"):  # one range of the primary key, already in answer order
+        summaries = [plan for statement, plan in plans if "FROM metric_summaries" in statement]
+        assert len(summaries) == 2
+        for plan in summaries:
+            assert plan[0].startswith("SEARCH metric_summaries USING PRIMARY KEY (experiment=?"), plan
             assert not any("TEMP B-TREE" in step for step in plan), plan
     if read.startswith("list by name"):  # a page walk starts each page at its cursor, not at the first step
         searches = [step for statement, plan in plans if "FROM metric_points" in statement for step in plan]

@@ -23,6 +23,7 @@ from .experiment import Experiment
 from .experiment_metadata import ExperimentMetadata
 from .experiment_page import ExperimentPage
 from .experiment_status import ExperimentStatus
+from .experiment_summary import ExperimentSummary
 from .folder import Folder
 from .folder_metadata import FolderMetadata
 from .folder_page import FolderPage
@@ -41,6 +42,7 @@ from .metric_event import MetricEvent
 from .metric_point import MetricPoint
 from .metric_point_metadata import MetricPointMetadata
 from .metric_point_page import MetricPointPage
+from .metric_summary import MetricSummary
 from .move_experiment_request import MoveExperimentRequest
 from .move_folder_request import MoveFolderRequest
 from .patch_folder_request import PatchFolderRequest
@@ -76,6 +78,7 @@ __all__ = (
     "ExperimentMetadata",
     "ExperimentPage",
     "ExperimentStatus",
+    "ExperimentSummary",
     "Folder",
     "FolderMetadata",
     "FolderPage",
@@ -94,6 +97,7 @@ __all__ = (
     "MetricPoint",
     "MetricPointMetadata",
     "MetricPointPage",
+    "MetricSummary",
     "MoveExperimentRequest",
     "MoveFolderRequest",
     "PatchFolderRequest",

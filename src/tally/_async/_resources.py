@@ -29,6 +29,7 @@ from tally._types import (
     EventConflict,
     Experiment,
     ExperimentStatus,
+    ExperimentSummary,
     Folder,
     IngestionKey,
     IngestResult,
@@ -285,6 +286,17 @@ class AsyncExperiments(_Resource):
         return await self._core.request(
             get_experiment._get_kwargs(experiment_id), Decoders.experiment, options
         )
+
+    async def summary(
+        self, experiment_id: str, *, name: str | None = None, **options: Unpack[RequestOptions]
+    ) -> ExperimentSummary:
+        """Each metric of the experiment (name and metadata set) with its count, first/last step, last value,
+        min, max and last timestamp; the server keeps them at ingest, so this costs one small read. `name`: only
+        that metric's."""
+        from tally_api.api.experiments import get_experiment_summary
+
+        operation = get_experiment_summary._get_kwargs(experiment_id, name=unset(name))
+        return await self._core.request(operation, Decoders.experiment_summary, options)
 
     async def update(
         self,

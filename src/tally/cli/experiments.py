@@ -1,4 +1,4 @@
-"""`tally experiments`: list with filters, show, create, set status, move."""
+"""`tally experiments`: list with filters, show, summary, create, set status, move."""
 
 from __future__ import annotations
 
@@ -108,6 +108,43 @@ def show(ctx: click.Context, experiment_id: str, as_json: bool) -> None:
             ("metrics", metrics),
         ]
     )
+
+
+_SUMMARY_COLUMNS = (
+    "name",
+    "metadata",
+    "count",
+    "first_step",
+    "last_step",
+    "last",
+    "min",
+    "max",
+    "last_logged_at",
+)
+
+
+@experiments.command("summary")
+@click.argument("experiment_id")
+@click.option("--name", metavar="METRIC", help="Only this metric.")
+@json_option
+@click.pass_context
+def summary(ctx: click.Context, experiment_id: str, name: str | None, as_json: bool) -> None:
+    """Each metric of an experiment (name and metadata set): count, step range, last, min, max, last logged.
+
+    \b
+    Examples:
+      tally experiments summary exp_...
+      tally experiments summary exp_... --name val/loss --json | jq .min
+    """
+    out = Output(as_json)
+    with settings(ctx).client() as client:
+        found = client.experiments.summary(experiment_id, name=name)
+    if as_json:
+        out.lines(found.metrics)
+        return
+    rows = ([getattr(m, c) for c in _SUMMARY_COLUMNS] for m in found.metrics)
+    if out.table(_SUMMARY_COLUMNS, rows, title=f"metrics of {experiment_id}") == 0:
+        out.note("no metrics logged yet")
 
 
 @experiments.command("create")

@@ -1,4 +1,4 @@
-"""Experiments: list, create, get, update, update status, move, archive, unarchive."""
+"""Experiments: list, create, get, update, update status, move, archive, unarchive, summary."""
 
 from __future__ import annotations
 
@@ -64,6 +64,13 @@ def unarchive_experiment(call: Call) -> Reply:
     return Reply(200, call.repo.set_experiment_archived(call.org_pk, call.path["experiment_id"], False))
 
 
+def get_experiment_summary(call: Call) -> Reply:
+    summary = call.repo.get_experiment_summary(
+        call.org_pk, call.path["experiment_id"], call.query.get("name")
+    )
+    return Reply(200, summary)
+
+
 HANDLERS: dict[str, Handler] = {
     "listExperiments": list_experiments,
     "createExperiment": create_experiment,
@@ -73,4 +80,5 @@ HANDLERS: dict[str, Handler] = {
     "updateExperiment": update_experiment,
     "archiveExperiment": archive_experiment,
     "unarchiveExperiment": unarchive_experiment,
+    "getExperimentSummary": get_experiment_summary,
 }

@@ -190,6 +190,10 @@ class Repository(Protocol):
     def list_metrics(
         self, org_pk: int, experiment_id: str, filters: Json, limit: int, after: Key | None
     ) -> Page: ...
+    def get_experiment_summary(self, org_pk: int, experiment_id: str, name: str | None) -> Json:
+        """`ExperimentSummary`: the summaries ingestion keeps per metric name and label set."""
+        ...
+
     def compare_metrics(
         self, org_pk: int, series: Sequence[Json], min_step: int | None, max_step: int | None, limit: int
     ) -> Json: ...

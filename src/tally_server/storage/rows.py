@@ -23,6 +23,7 @@ __all__ = [
     "free_json",
     "ingestion_key",
     "page",
+    "summary",
     "tags_json",
 ]
 
@@ -95,6 +96,22 @@ def page(rows: Sequence[Any], limit: int, item: Callable[[Any], Json], key: Call
     more = len(rows) > limit
     rows = rows[:limit]
     return Page([item(r) for r in rows], key(rows[-1]) if more and rows else None)
+
+
+def summary(row: Sequence[Any]) -> Json:
+    """A `MetricSummary` from (name, labels, count, first_step, last_step, last, min, max, last_ts); a stored
+    last_step of -1 (the step-less point) means no point has a step."""
+    return {
+        "name": row[0],
+        "metadata": msgspec.Raw(row[1]),
+        "count": int(row[2]),
+        "first_step": row[3],
+        "last_step": None if row[4] < 0 else row[4],
+        "last": row[5],
+        "min": row[6],
+        "max": row[7],
+        "last_logged_at": readable_timestamp(row[8]),
+    }
 
 
 def extremes(stamps: list[str]) -> tuple[tuple[int, str], tuple[int, str]]:

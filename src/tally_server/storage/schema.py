@@ -36,6 +36,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
+from sqlalchemy.types import TypeEngine
 
 __all__ = [
     "POSTGRESQL_ONLY",
@@ -52,6 +53,7 @@ __all__ = [
     "metric_points",
     "metric_seq",
     "metric_series",
+    "metric_summaries",
     "organizations",
 ]
 
@@ -60,6 +62,7 @@ metadata = MetaData()
 _BIGINT = BigInteger().with_variant(Integer(), "sqlite")
 _NAME = Text().with_variant(Text(collation="C"), "postgresql")
 _FLAG = Integer().with_variant(Boolean(), "postgresql")
+_VALUE: TypeEngine[float] = Double().with_variant(REAL(), "sqlite")
 
 
 def _row_key() -> Column[int]:
@@ -159,7 +162,7 @@ metric_points = Table(
     Column("name", _NAME, nullable=False),
     Column("step", _BIGINT, nullable=False),
     Column("seq", _BIGINT, nullable=False),
-    Column("value", Double().with_variant(REAL(), "sqlite"), nullable=False),
+    Column("value", _VALUE, nullable=False),
     Column("ts", Text, nullable=False),
     Column("ts_auto", _FLAG, nullable=False),
     Column("metadata", Text, nullable=False),
@@ -189,6 +192,30 @@ metric_series = Table(
     sqlite_with_rowid=False,
 )
 Index("metric_series_by_name", metric_series.c.name, metric_series.c.experiment)
+
+# Per experiment, metric name and label set (the point's metadata as canonical JSON text, "{}" for none): the
+# summary getExperimentSummary answers, kept up to date by ingestion in the transaction that stores the points.
+# `last_value` is the value of the point with the highest (step, seq): steps as stored (-1 = none), so a stepped
+# point always wins over a step-less one, and of several points at one step the one ingested last wins; writers
+# compare (step, seq) in the upsert itself, so concurrent batches leave the same row in any commit order.
+metric_summaries = Table(
+    "metric_summaries",
+    metadata,
+    Column("experiment", _BIGINT, nullable=False),
+    Column("name", _NAME, nullable=False),
+    Column("labels", _NAME, nullable=False),
+    Column("count", _BIGINT, nullable=False),
+    Column("first_step", _BIGINT),  # the lowest step; NULL while no point has one
+    Column("last_step", _BIGINT, nullable=False),  # the highest step; -1 while no point has one
+    Column("last_seq", _BIGINT, nullable=False),
+    Column("last_value", _VALUE, nullable=False),
+    Column("min_value", _VALUE, nullable=False),
+    Column("max_value", _VALUE, nullable=False),
+    Column("last_us", _BIGINT, nullable=False),
+    Column("last_ts", Text, nullable=False),
+    PrimaryKeyConstraint("experiment", "name", "labels"),
+    sqlite_with_rowid=False,
+)
 
 metric_label_values = Table(
     "metric_label_values",

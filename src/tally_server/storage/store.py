@@ -36,6 +36,7 @@ import contextlib
 import functools
 import json
 import logging
+import operator
 import os
 import threading
 from collections import Counter
@@ -92,6 +93,7 @@ from tally_server.storage.schema import (
     metric_label_values,
     metric_points,
     metric_series,
+    metric_summaries,
     organizations,
 )
 
@@ -212,6 +214,7 @@ _PointRow = tuple[int, str, int, int, float, str, bool, str, str]
 _POINT_COLUMNS = tuple(metric_points.c.keys())
 _SERIES_COLUMNS = tuple(metric_series.c.keys())
 _LABEL_COLUMNS = tuple(metric_label_values.c.keys())
+_SUMMARY_COLUMNS = tuple(metric_summaries.c.keys())
 
 
 def _insert_points(dialect: str) -> Any:
@@ -235,6 +238,68 @@ def _upsert_series(dialect: str) -> Any:
             "last_us": dialects.greatest(dialect, s.last_us, new.last_us),
         },
     )
+
+
+def _upsert_summaries(dialect: str) -> Any:
+    """One summary row per (experiment, name, label set), merged with what is stored in one atomic statement:
+    counts add, extremes take least/greatest, and `last_*` come from whichever side has the higher (step, seq),
+    so two concurrent batches (PostgreSQL) leave the same row whichever commits first. The SET expressions all
+    read the stored row as it was before this update (SQL's rule), so their order does not matter."""
+    s = metric_summaries.c
+    stmt = dialects.insert(dialect, metric_summaries)
+    new = stmt.excluded
+    newer = tuple_(new.last_step, new.last_seq) > tuple_(s.last_step, s.last_seq)
+    later = tuple_(new.last_us, new.last_ts) > tuple_(s.last_us, s.last_ts)
+    return stmt.on_conflict_do_update(
+        index_elements=[s.experiment, s.name, s.labels],
+        set_={
+            "count": s.count + new.count,
+            "first_step": dialects.least(
+                dialect,
+                func.coalesce(s.first_step, new.first_step),
+                func.coalesce(new.first_step, s.first_step),
+            ),
+            "last_step": case((newer, new.last_step), else_=s.last_step),
+            "last_seq": case((newer, new.last_seq), else_=s.last_seq),
+            "last_value": case((newer, new.last_value), else_=s.last_value),
+            "min_value": dialects.least(dialect, s.min_value, new.min_value),
+            "max_value": dialects.greatest(dialect, s.max_value, new.max_value),
+            "last_us": case((later, new.last_us), else_=s.last_us),
+            "last_ts": case((later, new.last_ts), else_=s.last_ts),
+        },
+    )
+
+
+_STEP_SEQ = operator.itemgetter(2, 3)
+
+
+def _groups(points: list[_PointRow]) -> dict[tuple[str, str], list[_PointRow]]:
+    """The points per (name, label text), in batch order: the one pass over every point that the catalog's and
+    the summaries' upserts share."""
+    groups: dict[tuple[str, str], list[_PointRow]] = {}
+    get = groups.get
+    for row in points:
+        key = (row[1], row[7])
+        group = get(key)
+        if group is None:
+            groups[key] = [row]
+        else:
+            group.append(row)
+    return groups
+
+
+def _summary_row(
+    experiment_pk: int, name: str, labels: str, group: list[_PointRow], last: tuple[int, str]
+) -> Any:
+    """One row of `metric_summaries` for the group's points (merged with the stored row by the upsert): the
+    last point is the one with the highest (step, seq); a group's seqs are distinct, so there are no ties."""
+    values = [row[4] for row in group]
+    stepped = [row[2] for row in group if row[2] >= 0]
+    final = max(group, key=_STEP_SEQ)
+    return (
+        experiment_pk, name, labels, len(group), min(stepped) if stepped else None, final[2], final[3],
+        final[4], min(values), max(values), *last,
+    )  # fmt: skip
 
 
 def _upsert_labels(dialect: str) -> Any:
@@ -795,19 +860,31 @@ class SqlRepository:
 
     @staticmethod
     def _update_stats(conn: Connection, experiment_pk: int, points: list[_PointRow]) -> None:
-        stamps: dict[str, list[str]] = {}
-        for row in points:
-            stamps.setdefault(row[1], []).append(row[5])
-        series = []
-        for name, values in stamps.items():
-            (first_us, first_ts), (last_us, last_ts) = rows.extremes(values)
-            series.append((experiment_pk, name, len(values), first_us, first_ts, last_us, last_ts))
-        series.sort()  # every writer touches the rows in the same order: no deadlock between two batches
-        dialects.executemany(conn, _upsert_series, _SERIES_COLUMNS, series)
+        """The catalog (per name: count, first and last seen; per label value: count) and the summaries (per name
+        and label set), from one grouping of the accepted points; every writer upserts the rows in key order, so
+        two batches never deadlock on them."""
+        summaries = []
+        series: dict[str, list[Any]] = {}  # name -> [count, (first_us, first_ts), (last_us, last_ts)]
         labels: Counter[tuple[str, str, str]] = Counter()
-        for (name, metadata), count in Counter((r[1], r[7]) for r in points if r[7] != _EMPTY).items():
-            for key, value in msgspec.json.decode(metadata).items():
-                labels[(name, key, value)] += count
+        for (name, metadata), group in _groups(points).items():
+            first, last = rows.extremes([row[5] for row in group])
+            summaries.append(_summary_row(experiment_pk, name, metadata, group, last))
+            entry = series.get(name)
+            if entry is None:
+                series[name] = [len(group), first, last]
+            else:
+                entry[0] += len(group)
+                entry[1] = min(entry[1], first)
+                entry[2] = max(entry[2], last)
+            if metadata != _EMPTY:
+                for key, value in msgspec.json.decode(metadata).items():
+                    labels[(name, key, value)] += len(group)
+        rows_of_series = sorted(
+            (experiment_pk, n, c, *first, *last) for n, (c, first, last) in series.items()
+        )
+        dialects.executemany(conn, _upsert_series, _SERIES_COLUMNS, rows_of_series)
+        summaries.sort()
+        dialects.executemany(conn, _upsert_summaries, _SUMMARY_COLUMNS, summaries)
         if labels:
             counts = [(experiment_pk, n, k, v, c) for (n, k, v), c in sorted(labels.items())]
             dialects.executemany(conn, _upsert_labels, _LABEL_COLUMNS, counts)
@@ -842,6 +919,20 @@ class SqlRepository:
         ]
         last = found[-1] if found else None
         return Page(items, (last[0], last[2], last[6]) if more and last else None)
+
+    def get_experiment_summary(self, org_pk: int, experiment_id: str, name: str | None) -> Json:
+        """The summaries ingestion keeps (one primary-key range of `metric_summaries`), by name, then labels."""
+        s = metric_summaries.c
+        with self.db.snapshot() as conn:
+            experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
+            query = select(
+                s.name, s.labels, s.count, s.first_step, s.last_step, s.last_value, s.min_value, s.max_value,
+                s.last_ts,
+            ).where(s.experiment == experiment_pk)  # fmt: skip
+            if name is not None:
+                query = query.where(s.name == name)
+            found = conn.execute(query.order_by(s.name, s.labels)).all()
+        return {"experiment_id": experiment_id, "metrics": [rows.summary(r) for r in found]}
 
     def compare_metrics(
         self, org_pk: int, series: Sequence[Json], min_step: int | None, max_step: int | None, limit: int

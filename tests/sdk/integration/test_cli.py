@@ -151,6 +151,23 @@ def test_experiments_list_show_create_status_move(runs: dict[str, Any]) -> None:
     run("experiments", "list", "--status", "paused", code=2)
 
 
+def test_experiments_summary(runs: dict[str, Any]) -> None:
+    first = runs["ids"][0]
+    found = json_lines(run("experiments", "summary", first, "--json").output)
+    assert [(m["name"], m["metadata"], m["count"]) for m in found] == [
+        ("loss", {"split": "train"}, 50),
+        ("loss", {"split": "val"}, 50),
+    ]
+    assert (found[0]["first_step"], found[0]["last_step"], found[0]["max"]) == (0, 49, 2.0)
+    table = run("experiments", "summary", first).output.splitlines()
+    assert table[0].split("\t") == [
+        "name", "metadata", "count", "first_step", "last_step", "last", "min", "max", "last_logged_at"
+    ]  # fmt: skip
+    assert table[1].split("\t")[:5] == ["loss", "split=train", "50", "0", "49"]
+    assert json_lines(run("experiments", "summary", first, "--name", "other", "--json").output) == []
+    run("experiments", "summary", "exp_missing", code=4)
+
+
 def test_metrics_list_compare_catalog_values(runs: dict[str, Any]) -> None:
     first, second = runs["ids"]
     points = json_lines(

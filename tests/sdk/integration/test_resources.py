@@ -96,6 +96,27 @@ async def test_experiments(client: AnyClient) -> None:
         await call(client.experiments.get("exp_doesnotexist"))
 
 
+async def test_experiment_summary(client: AnyClient) -> None:
+    experiment = await call(client.experiments.create(unique("summary")))
+    assert (await call(client.experiments.summary(experiment.id))).metrics == ()
+    events = [{"name": "loss", "value": v, "step": s} for s, v in ((0, 2.0), (5, 0.5), (3, 0.2))]
+    events.append({"name": "acc", "value": 0.9, "step": 1, "metadata": {"split": "val"}})
+    await call(client.metrics.ingest(experiment.id, events))
+    found = await call(client.experiments.summary(experiment.id))
+    assert isinstance(found, tally.ExperimentSummary)
+    assert found.experiment_id == experiment.id
+    assert [(m.name, m.metadata) for m in found.metrics] == [("acc", {"split": "val"}), ("loss", {})]
+    loss = found.metrics[1]
+    assert isinstance(loss, tally.MetricSummary)
+    assert (loss.count, loss.first_step, loss.last_step) == (3, 0, 5)
+    assert (loss.last, loss.min, loss.max) == (0.5, 0.2, 2.0)
+    assert isinstance(loss.last_logged_at, datetime)
+    only = await call(client.experiments.summary(experiment.id, name="loss"))
+    assert only.metrics == (loss,)
+    with pytest.raises(tally.NotFoundError):
+        await call(client.experiments.summary("exp_doesnotexist"))
+
+
 async def test_metrics_ingest_list_compare(client: AnyClient) -> None:
     a = await call(client.experiments.create(unique("metrics-a")))
     b = await call(client.experiments.create(unique("metrics-b")))
