@@ -76,16 +76,26 @@ def _at_head(legacy_schema: dict[str, Any]) -> dict[str, Any]:
 
 # Tables the revisions after the release before add (whole, so they leave the release's tables as they were);
 # tests/server/test_schema.py checks them against schema.py.
-_NEW_TABLES = frozenset({"metric_summaries"})  # 0005
+_NEW_TABLES = frozenset({"metric_summaries", "experiment_metrics"})  # 0005
+_NEW_INDEXES = frozenset({"experiments_by_name"})  # 0005, on a table of the release
 
 
 def _release_tables(schema: dict[str, Any]) -> dict[str, Any]:
-    """A schema without the tables revisions after the release before added (their columns, constraints and
-    indexes on PostgreSQL, where rows start with the table's name)."""
+    """A schema without the tables and indexes revisions after the release before added (on PostgreSQL, rows
+    start with their table's name; an index row's second field is its name)."""
     if "functions" not in schema:  # SQLite: one entry per table
-        return {name: table for name, table in schema.items() if name not in _NEW_TABLES}
+        return {
+            name: {**table, "indexes": {k: v for k, v in table["indexes"].items() if k not in _NEW_INDEXES}}
+            for name, table in schema.items()
+            if name not in _NEW_TABLES
+        }
     return {
-        part: [row for row in found if part in ("sequences", "functions") or row[0] not in _NEW_TABLES]
+        part: [
+            row
+            for row in found
+            if part in ("sequences", "functions")
+            or (row[0] not in _NEW_TABLES and not (part == "indexes" and row[1] in _NEW_INDEXES))
+        ]
         for part, found in schema.items()
     }
 
@@ -121,6 +131,19 @@ def test_a_database_of_the_release_before_upgrades_in_place_with_every_row_kept(
                     points = stored_points(reader, experiment)
                     assert summary(reader, experiment) == expected_summary(points)
                 assert len(summary(reader, plan["tagged"])) == 6  # two metrics, three label sets each
+                # ... and the per-metric values listExperiments sorts by (all experiments hold both metrics).
+                lowest = {
+                    e: min(m["min"] for m in summary(reader, e) if m["name"] == "val/acc")
+                    for e in plan["experiments"]
+                    if summary(reader, e)
+                }
+                ordered = reader.get(
+                    "/v1/experiments",
+                    params={"order_by": "-metric:val/acc:min", "include_archived": True, "page_size": 1000},
+                ).json()["data"]
+                having = sorted(lowest, key=lambda e: (lowest[e], plan["experiments"].index(e)), reverse=True)
+                lacking = [e for e in plan["experiments"] if e not in lowest]
+                assert [e["id"] for e in ordered] == having + lacking
 
             def auth(token: str) -> int:
                 return c.get("/v1/auth/status", headers={"Authorization": f"Bearer {token}"}).status_code

@@ -228,13 +228,16 @@ class AsyncExperiments(_Resource):
         created_before: datetime | None = None,
         tag: str | None = None,
         include_archived: bool = False,
+        order_by: str | None = None,
         limit: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> AsyncPaginator[Experiment]:
-        """Experiments matching every filter given (`tag`: those that carry it), oldest first; archived ones
-        only with `include_archived=True`."""
+        """Experiments matching every filter given (`tag`: those that carry it); archived ones only with
+        `include_archived=True`. Oldest first unless `order_by` says otherwise: `"-created_at"` (newest first),
+        `"name"`, `"-name"`, or a metric's summary, `"metric:val/loss:min"` (`last`, `min` or `max`; `-` in front
+        for descending), experiments without that metric coming last either way."""
         from tally_api.api.experiments import list_experiments
 
         status_param = unset(None if status is None else _request_status(status))
@@ -248,6 +251,7 @@ class AsyncExperiments(_Resource):
                 created_before=unset(created_before),
                 tag=unset(tag),
                 include_archived=unset(include_archived or None),
+                order_by=unset(order_by),
                 page_size=unset(size),
                 cursor=unset(after),
             )

@@ -29,6 +29,12 @@ def experiments() -> None:
 @click.option("--name-prefix", metavar="TEXT", help="Only names starting with this.")
 @click.option("--created-after", type=click.DateTime(), help="Created after this time (UTC if no zone).")
 @click.option("--created-before", type=click.DateTime(), help="Created before this time (UTC if no zone).")
+@click.option(
+    "--order-by",
+    metavar="ORDER",
+    help="created_at (default), -created_at (newest first), name, -name, or metric:NAME:last|min|max "
+    "(- in front: descending).",
+)
 @click.option("--limit", type=click.IntRange(min=0), help="At most this many.")
 @json_option
 @click.pass_context
@@ -39,14 +45,17 @@ def list_(
     name_prefix: str | None,
     created_after: datetime | None,
     created_before: datetime | None,
+    order_by: str | None,
     limit: int | None,
     as_json: bool,
 ) -> None:
-    """Experiments matching every filter given, oldest first.
+    """Experiments matching every filter given, oldest first unless --order-by says otherwise.
 
     \b
     Examples:
       tally experiments list --status running
+      tally experiments list --order-by -created_at --limit 10
+      tally experiments list --order-by metric:val/loss:min --limit 5
       tally experiments list --folder fld_... --name-prefix resnet --limit 20
       tally experiments list --created-after 2026-11-01 --json | jq -r .id
     """
@@ -58,6 +67,7 @@ def list_(
             name_prefix=name_prefix,
             created_after=_utc(created_after),
             created_before=_utc(created_before),
+            order_by=order_by,
             limit=limit,
             page_size=MAX_PAGE_SIZE if limit is None else None,
         )

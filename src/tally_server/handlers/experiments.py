@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from tally_server._call import Call, Handler, Reply, page_reply
-from tally_server.pagination import decode_cursor
+from tally_server._call import Call, Handler, Reply
+from tally_server.ordering import parse_order
+from tally_server.pagination import decode_experiments_cursor, encode_experiments_cursor
 
 __all__ = ["HANDLERS"]
 
@@ -19,10 +20,14 @@ _FILTERS = (
 
 
 def list_experiments(call: Call) -> Reply:
-    after = decode_cursor("experiments", call.query.get("cursor"))
+    order = parse_order(call.query.get("order_by"))
+    after = decode_experiments_cursor(order.text, order.cursor_family, call.query.get("cursor"))
     filters = {name: call.query.get(name) for name in _FILTERS}
+    filters["order"] = order
     page = call.repo.list_experiments(call.org_pk, filters, call.query["page_size"], after)
-    return page_reply("experiments", page)
+    return Reply(
+        200, {"data": page.items, "next_cursor": encode_experiments_cursor(order.text, page.next_key)}
+    )
 
 
 def create_experiment(call: Call) -> Reply:

@@ -44,6 +44,7 @@ __all__ = [
     "annotations",
     "api_keys",
     "counters",
+    "experiment_metrics",
     "experiment_tags",
     "experiments",
     "folders",
@@ -216,6 +217,31 @@ metric_summaries = Table(
     PrimaryKeyConstraint("experiment", "name", "labels"),
     sqlite_with_rowid=False,
 )
+
+# Per experiment and metric name, whatever the labels: the summary listExperiments sorts by
+# (`order_by=metric:<name>:<last|min|max>`), kept by ingestion next to `metric_summaries` with the same rules. One
+# index per sortable value, keyed (org, name, value, experiment): a page in that order, from any cursor, is one
+# range of it; the experiment (creation order) breaks ties.
+experiment_metrics = Table(
+    "experiment_metrics",
+    metadata,
+    Column("org", _BIGINT, nullable=False),
+    Column("experiment", _BIGINT, nullable=False),
+    Column("name", _NAME, nullable=False),
+    Column("last_step", _BIGINT, nullable=False),
+    Column("last_seq", _BIGINT, nullable=False),
+    Column("last_value", _VALUE, nullable=False),
+    Column("min_value", _VALUE, nullable=False),
+    Column("max_value", _VALUE, nullable=False),
+    PrimaryKeyConstraint("experiment", "name"),
+    sqlite_with_rowid=False,
+)
+_m = experiment_metrics.c
+Index("experiment_metrics_by_last", _m.org, _m.name, _m.last_value, _m.experiment)
+Index("experiment_metrics_by_min", _m.org, _m.name, _m.min_value, _m.experiment)
+Index("experiment_metrics_by_max", _m.org, _m.name, _m.max_value, _m.experiment)
+# listExperiments ordered by name: one range of (org, name, experiment).
+Index("experiments_by_name", experiments.c.org, experiments.c.name, experiments.c.pk)
 
 metric_label_values = Table(
     "metric_label_values",

@@ -52,7 +52,9 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    exists,
     func,
+    literal,
     select,
     tuple_,
     update,
@@ -69,6 +71,7 @@ from tally_server._util import (
     parse_timestamp,
     readable_timestamp,
 )
+from tally_server.ordering import CREATED, ExperimentOrder
 from tally_server.storage import dialects, rows
 from tally_server.storage.repository import (
     BootstrapResult,
@@ -86,6 +89,7 @@ from tally_server.storage.repository import (
 from tally_server.storage.schema import (
     annotations,
     api_keys,
+    experiment_metrics,
     experiment_tags,
     experiments,
     folders,
@@ -174,7 +178,9 @@ _FOLDER_BY_ID = _FOLDER.where(_f.c.id == _b("folder_id"), _f.c.org == _b("org_pk
 # FOR SHARE (PostgreSQL): the experiment cannot be closed or archived (FOR UPDATE, UPDATE) until the ingest or
 # the annotation holding it commits.
 _EXPERIMENT_STATE_FOR_SHARE = (
-    select(_e.c.status, _e.c.archived_at).where(_e.c.pk == _b("experiment_pk")).with_for_update(read=True)
+    select(_e.c.status, _e.c.archived_at, _e.c.org)
+    .where(_e.c.pk == _b("experiment_pk"))
+    .with_for_update(read=True)
 )
 _IDEMPOTENCY_ROW = _IDEMPOTENCY.where(_i.c.org == _b("org_pk"), _i.c.key == _b("claim_key"))
 _IDEMPOTENCY_DONE = (
@@ -215,6 +221,7 @@ _POINT_COLUMNS = tuple(metric_points.c.keys())
 _SERIES_COLUMNS = tuple(metric_series.c.keys())
 _LABEL_COLUMNS = tuple(metric_label_values.c.keys())
 _SUMMARY_COLUMNS = tuple(metric_summaries.c.keys())
+_PER_NAME_COLUMNS = tuple(experiment_metrics.c.keys())
 
 
 def _insert_points(dialect: str) -> Any:
@@ -266,6 +273,24 @@ def _upsert_summaries(dialect: str) -> Any:
             "max_value": dialects.greatest(dialect, s.max_value, new.max_value),
             "last_us": case((later, new.last_us), else_=s.last_us),
             "last_ts": case((later, new.last_ts), else_=s.last_ts),
+        },
+    )
+
+
+def _upsert_per_name(dialect: str) -> Any:
+    """`experiment_metrics`: the same merge as `_upsert_summaries`, per (experiment, name)."""
+    s = experiment_metrics.c
+    stmt = dialects.insert(dialect, experiment_metrics)
+    new = stmt.excluded
+    newer = tuple_(new.last_step, new.last_seq) > tuple_(s.last_step, s.last_seq)
+    return stmt.on_conflict_do_update(
+        index_elements=[s.experiment, s.name],
+        set_={
+            "last_step": case((newer, new.last_step), else_=s.last_step),
+            "last_seq": case((newer, new.last_seq), else_=s.last_seq),
+            "last_value": case((newer, new.last_value), else_=s.last_value),
+            "min_value": dialects.least(dialect, s.min_value, new.min_value),
+            "max_value": dialects.greatest(dialect, s.max_value, new.max_value),
         },
     )
 
@@ -360,6 +385,82 @@ def _metric_point_range(
         else:
             where.append(dialects.json_has(dialect, m.metadata, key))
     return where
+
+
+_em = experiment_metrics.c
+
+
+def _tagged(org_pk: int, tag: str) -> ColumnElement[bool]:
+    """The experiment carries `tag`: one probe of experiment_tags' primary key (org, tag, experiment)."""
+    return exists().where(_t.c.org == org_pk, _t.c.tag == tag, _t.c.experiment == _e.c.pk)
+
+
+def _experiments_in_order(
+    org_pk: int, order: ExperimentOrder, tag: str | None, where: list[ColumnElement[bool]], after: Key | None
+) -> Any:
+    """By creation (experiments_by_org (org, pk), or with a tag one range of experiment_tags' primary key) or by
+    name (experiments_by_name (org, name, pk)), either way, from the cursor on; descending is the same index
+    read backwards."""
+    desc = order.descending
+    if order.by == "created_at":
+        if tag is not None:
+            column = _t.c.experiment
+            query = _EXPERIMENT_BY_TAG.where(_t.c.org == org_pk, _t.c.tag == tag, _e.c.org == org_pk)
+        else:
+            column = _e.c.pk
+            query = _EXPERIMENT.where(_e.c.org == org_pk)
+        if desc:
+            query = query if after is None else query.where(column < after[0])
+        else:  # (from 0 without a cursor: one range of the index either way)
+            query = query.where(column > (after[0] if after else 0))
+        return query.where(*where).order_by(column.desc() if desc else column)
+    query = _EXPERIMENT.where(_e.c.org == org_pk, *where)
+    if tag is not None:
+        query = query.where(_tagged(org_pk, tag))
+    if after is not None:
+        position = tuple_(_e.c.name, _e.c.pk)
+        bound = tuple_(literal(after[0], _e.c.name.type), literal(after[1], BigInteger()))
+        query = query.where(position < bound if desc else position > bound)
+    if desc:
+        return query.order_by(_e.c.name.desc(), _e.c.pk.desc())
+    return query.order_by(_e.c.name, _e.c.pk)
+
+
+def _experiments_by_metric(
+    org_pk: int, order: ExperimentOrder, tag: str | None, where: list[ColumnElement[bool]], after: Key | None
+) -> Any:
+    """The experiments that have the metric, by its value then creation: one range of
+    experiment_metrics_by_<value> (org, name, value, experiment), from the cursor on. The row's last column is
+    the value (the cursor's)."""
+    value = _em[f"{order.value}_value"]
+    query = (
+        select(*_EXPERIMENT_COLUMNS, value)
+        .select_from(
+            experiment_metrics.join(_e, _e.c.pk == _em.experiment).outerjoin(_ef, _ef.c.pk == _e.c.folder)
+        )
+        .where(_em.org == org_pk, _em.name == order.metric, *where)
+    )
+    if tag is not None:
+        query = query.where(_tagged(org_pk, tag))
+    if after is not None:
+        position = tuple_(value, _em.experiment)
+        bound = tuple_(literal(after[1], value.type), literal(after[2], BigInteger()))
+        query = query.where(position < bound if order.descending else position > bound)
+    if order.descending:
+        return query.order_by(value.desc(), _em.experiment.desc())
+    return query.order_by(value, _em.experiment)
+
+
+def _experiments_without_metric(
+    org_pk: int, order: ExperimentOrder, tag: str | None, where: list[ColumnElement[bool]], start: int
+) -> Any:
+    """The experiments that lack the metric, by creation (experiments_by_org, each probing
+    experiment_metrics' primary key), after those that have it in either direction."""
+    has_it = exists().where(_em.experiment == _e.c.pk, _em.name == order.metric)
+    query = _EXPERIMENT.where(_e.c.org == org_pk, _e.c.pk > start, ~has_it, *where)
+    if tag is not None:
+        query = query.where(_tagged(org_pk, tag))
+    return query.order_by(_e.c.pk)
 
 
 class SqlRepository:
@@ -619,25 +720,10 @@ class SqlRepository:
 
     # ---- experiments ---------------------------------------------------------------------------------------
     def list_experiments(self, org_pk: int, filters: Json, limit: int, after: Key | None) -> Page:
-        start = after[0] if after else 0
-        query: Any
-        if filters.get("tag") is not None:
-            query = _EXPERIMENT_BY_TAG.where(
-                _t.c.org == org_pk, _t.c.tag == filters["tag"], _t.c.experiment > start, _e.c.org == org_pk
-            ).order_by(_t.c.experiment)
-        else:
-            query = _EXPERIMENT.where(_e.c.org == org_pk, _e.c.pk > start).order_by(_e.c.pk)
-        if not filters.get("include_archived"):
-            query = query.where(_e.c.archived_at.is_(None))
-        if filters.get("status") is not None:
-            query = query.where(_e.c.status == filters["status"])
-        prefix = filters.get("name_prefix")
-        if prefix is not None:
-            query = query.where(func.substr(_e.c.name, 1, func.length(prefix)) == prefix)
-        if filters.get("created_after") is not None:
-            query = query.where(_e.c.created_us > parse_timestamp(filters["created_after"]))
-        if filters.get("created_before") is not None:
-            query = query.where(_e.c.created_us < parse_timestamp(filters["created_before"]))
+        """A page in `filters["order"]` (`tally_server.ordering`; by creation when absent), from the keyset
+        position `after`. Each order walks one index range from the cursor on (see `_experiments_in_order`)."""
+        order: ExperimentOrder = filters.get("order") or CREATED
+        where = self._experiment_filters(filters)
         with self.db.snapshot() as conn:
             if filters.get("folder_id") is not None:
                 # The contract gives listExperiments no 404: a folder that does not exist holds no experiments.
@@ -646,9 +732,44 @@ class SqlRepository:
                 ).first()
                 if folder is None:
                     return Page([], None)
-                query = query.where(_e.c.folder == folder[0])
-            found = conn.execute(query.limit(limit + 1)).all()
-        return rows.page(found, limit, rows.experiment, lambda r: (r[0],))
+                where.append(_e.c.folder == folder[0])
+            if order.by != "metric":
+                query = _experiments_in_order(org_pk, order, filters.get("tag"), where, after)
+                found = conn.execute(query.limit(limit + 1)).all()
+                key = (lambda r: (r[0],)) if order.by == "created_at" else (lambda r: (r[2], r[0]))
+                return rows.page(found, limit, rows.experiment, key)
+            # By a metric: those that have it, in the order of its value, then those without it, by creation.
+            with_it: list[Any] = []
+            if after is None or after[0] == 0:
+                query = _experiments_by_metric(org_pk, order, filters.get("tag"), where, after)
+                with_it = list(conn.execute(query.limit(limit + 1)).all())
+            without: list[Any] = []
+            if len(with_it) <= limit:
+                start = after[2] if after is not None and after[0] == 1 else 0
+                query = _experiments_without_metric(org_pk, order, filters.get("tag"), where, start)
+                without = list(conn.execute(query.limit(limit - len(with_it) + 1)).all())
+        walked = [(0, r[12], r) for r in with_it] + [(1, None, r) for r in without]
+        more = len(walked) > limit
+        walked = walked[:limit]
+        items = [rows.experiment(r[:12]) for _, _, r in walked]
+        last = walked[-1] if walked else None
+        return Page(items, (last[0], last[1], last[2][0]) if more and last else None)
+
+    @staticmethod
+    def _experiment_filters(filters: Json) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if not filters.get("include_archived"):
+            where.append(_e.c.archived_at.is_(None))
+        if filters.get("status") is not None:
+            where.append(_e.c.status == filters["status"])
+        prefix = filters.get("name_prefix")
+        if prefix is not None:
+            where.append(func.substr(_e.c.name, 1, func.length(prefix)) == prefix)
+        if filters.get("created_after") is not None:
+            where.append(_e.c.created_us > parse_timestamp(filters["created_after"]))
+        if filters.get("created_before") is not None:
+            where.append(_e.c.created_us < parse_timestamp(filters["created_before"]))
+        return where
 
     @staticmethod
     def _fetch_experiment(
@@ -822,7 +943,7 @@ class SqlRepository:
             else:
                 accepted, duplicates, conflicts = self._sort_out_repeats(conn, experiment_pk, points)
             if accepted:
-                self._update_stats(conn, experiment_pk, accepted)
+                self._update_stats(conn, int(status[2]), experiment_pk, accepted)
         return {"accepted": len(accepted), "duplicates": duplicates, "conflicts": conflicts}
 
     @staticmethod
@@ -859,16 +980,26 @@ class SqlRepository:
         return accepted, duplicates, conflicts
 
     @staticmethod
-    def _update_stats(conn: Connection, experiment_pk: int, points: list[_PointRow]) -> None:
+    def _update_stats(conn: Connection, org_pk: int, experiment_pk: int, points: list[_PointRow]) -> None:
         """The catalog (per name: count, first and last seen; per label value: count) and the summaries (per name
         and label set), from one grouping of the accepted points; every writer upserts the rows in key order, so
         two batches never deadlock on them."""
         summaries = []
         series: dict[str, list[Any]] = {}  # name -> [count, (first_us, first_ts), (last_us, last_ts)]
+        per_name: dict[str, list[Any]] = {}  # name -> [last_step, last_seq, last_value, min, max]
         labels: Counter[tuple[str, str, str]] = Counter()
         for (name, metadata), group in _groups(points).items():
             first, last = rows.extremes([row[5] for row in group])
-            summaries.append(_summary_row(experiment_pk, name, metadata, group, last))
+            summary = _summary_row(experiment_pk, name, metadata, group, last)
+            summaries.append(summary)
+            merged = per_name.get(name)
+            if merged is None:
+                per_name[name] = list(summary[5:10])
+            else:
+                if (summary[5], summary[6]) > (merged[0], merged[1]):
+                    merged[0:3] = summary[5:8]
+                merged[3] = min(merged[3], summary[8])
+                merged[4] = max(merged[4], summary[9])
             entry = series.get(name)
             if entry is None:
                 series[name] = [len(group), first, last]
@@ -885,6 +1016,8 @@ class SqlRepository:
         dialects.executemany(conn, _upsert_series, _SERIES_COLUMNS, rows_of_series)
         summaries.sort()
         dialects.executemany(conn, _upsert_summaries, _SUMMARY_COLUMNS, summaries)
+        by_name = sorted((org_pk, experiment_pk, name, *merged) for name, merged in per_name.items())
+        dialects.executemany(conn, _upsert_per_name, _PER_NAME_COLUMNS, by_name)
         if labels:
             counts = [(experiment_pk, n, k, v, c) for (n, k, v), c in sorted(labels.items())]
             dialects.executemany(conn, _upsert_labels, _LABEL_COLUMNS, counts)

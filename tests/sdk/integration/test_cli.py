@@ -151,6 +151,21 @@ def test_experiments_list_show_create_status_move(runs: dict[str, Any]) -> None:
     run("experiments", "list", "--status", "paused", code=2)
 
 
+def test_experiments_list_order_by(runs: dict[str, Any]) -> None:
+    child = runs["child"]
+    newest = json_lines(
+        run("experiments", "list", "--folder", child.id, "--order-by", "-created_at", "--json").output
+    )
+    assert [e["id"] for e in newest] == runs["ids"][::-1]
+    # run0's loss falls more slowly (lr 0.1): its min is the higher one
+    by_min = run(
+        "experiments", "list", "--folder", child.id, "--order-by", "-metric:loss:min", "--json"
+    ).output
+    assert [e["id"] for e in json_lines(by_min)] == runs["ids"]
+    refused = run("experiments", "list", "--order-by", "loss", code=1)
+    assert "order_by" in refused.output
+
+
 def test_experiments_summary(runs: dict[str, Any]) -> None:
     first = runs["ids"][0]
     found = json_lines(run("experiments", "summary", first, "--json").output)

@@ -117,6 +117,27 @@ async def test_experiment_summary(client: AnyClient) -> None:
         await call(client.experiments.summary("exp_doesnotexist"))
 
 
+async def test_experiments_in_order(client: AnyClient) -> None:
+    prefix = unique("ordered")
+    made = [await call(client.experiments.create(f"{prefix}-{name}")) for name in ("b", "a", "c")]
+    for experiment, loss in zip(made[:2], (0.3, 0.1), strict=True):
+        await call(client.metrics.ingest(experiment.id, [{"name": "val/loss", "value": loss, "step": 1}]))
+    ids = [e.id for e in made]
+
+    async def listed(order_by: str, **more: object) -> list[str]:
+        found = await collect(
+            client.experiments.list(name_prefix=prefix, order_by=order_by, page_size=1, **more)
+        )
+        return [e.id for e in found]
+
+    assert await listed("-created_at") == ids[::-1]
+    assert await listed("name") == [ids[1], ids[0], ids[2]]
+    assert await listed("metric:val/loss:min") == [ids[1], ids[0], ids[2]]  # without it: last
+    assert await listed("-metric:val/loss:last") == [ids[0], ids[1], ids[2]]
+    with pytest.raises(tally.BadRequestError, match="order_by"):
+        await listed("metric:val/loss:median")
+
+
 async def test_metrics_ingest_list_compare(client: AnyClient) -> None:
     a = await call(client.experiments.create(unique("metrics-a")))
     b = await call(client.experiments.create(unique("metrics-b")))

@@ -21,6 +21,7 @@ def _get_kwargs(
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
     tag: str | Unset = UNSET,
+    order_by: str | Unset = "created_at",
     include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
     cursor: str | Unset = UNSET,
@@ -49,6 +50,8 @@ def _get_kwargs(
     params["created_before"] = json_created_before
 
     params["tag"] = tag
+
+    params["order_by"] = order_by
 
     params["include_archived"] = include_archived
 
@@ -131,12 +134,13 @@ def sync_detailed(
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
     tag: str | Unset = UNSET,
+    order_by: str | Unset = "created_at",
     include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
     cursor: str | Unset = UNSET,
 ) -> Response[ErrorResponse | ExperimentPage]:
-    """List experiments matching every filter given, ordered by creation. Archived experiments are left out
-    unless `include_archived` is true.
+    """List experiments matching every filter given, in the order asked for (by creation unless `order_by`
+    says otherwise). Archived experiments are left out unless `include_archived` is true.
 
     Args:
         folder_id (str | Unset): A folder's id.
@@ -149,6 +153,7 @@ def sync_detailed(
             (`listExperiments?tag=`): 1 to 64 letters, digits and `_ . : / = -`, so that it travels in
             a query string unescaped and cannot hold spaces or commas that would make two tags look
             like one.
+        order_by (str | Unset):  Default: 'created_at'.
         include_archived (bool | Unset):  Default: False.
         page_size (int | Unset):  Default: 100.
         cursor (str | Unset):
@@ -168,6 +173,7 @@ def sync_detailed(
         created_after=created_after,
         created_before=created_before,
         tag=tag,
+        order_by=order_by,
         include_archived=include_archived,
         page_size=page_size,
         cursor=cursor,
@@ -189,12 +195,13 @@ def sync(
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
     tag: str | Unset = UNSET,
+    order_by: str | Unset = "created_at",
     include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
     cursor: str | Unset = UNSET,
 ) -> ErrorResponse | ExperimentPage | None:
-    """List experiments matching every filter given, ordered by creation. Archived experiments are left out
-    unless `include_archived` is true.
+    """List experiments matching every filter given, in the order asked for (by creation unless `order_by`
+    says otherwise). Archived experiments are left out unless `include_archived` is true.
 
     Args:
         folder_id (str | Unset): A folder's id.
@@ -207,6 +214,7 @@ def sync(
             (`listExperiments?tag=`): 1 to 64 letters, digits and `_ . : / = -`, so that it travels in
             a query string unescaped and cannot hold spaces or commas that would make two tags look
             like one.
+        order_by (str | Unset):  Default: 'created_at'.
         include_archived (bool | Unset):  Default: False.
         page_size (int | Unset):  Default: 100.
         cursor (str | Unset):
@@ -227,6 +235,7 @@ def sync(
         created_after=created_after,
         created_before=created_before,
         tag=tag,
+        order_by=order_by,
         include_archived=include_archived,
         page_size=page_size,
         cursor=cursor,
@@ -242,12 +251,13 @@ async def asyncio_detailed(
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
     tag: str | Unset = UNSET,
+    order_by: str | Unset = "created_at",
     include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
     cursor: str | Unset = UNSET,
 ) -> Response[ErrorResponse | ExperimentPage]:
-    """List experiments matching every filter given, ordered by creation. Archived experiments are left out
-    unless `include_archived` is true.
+    """List experiments matching every filter given, in the order asked for (by creation unless `order_by`
+    says otherwise). Archived experiments are left out unless `include_archived` is true.
 
     Args:
         folder_id (str | Unset): A folder's id.
@@ -260,6 +270,7 @@ async def asyncio_detailed(
             (`listExperiments?tag=`): 1 to 64 letters, digits and `_ . : / = -`, so that it travels in
             a query string unescaped and cannot hold spaces or commas that would make two tags look
             like one.
+        order_by (str | Unset):  Default: 'created_at'.
         include_archived (bool | Unset):  Default: False.
         page_size (int | Unset):  Default: 100.
         cursor (str | Unset):
@@ -279,6 +290,7 @@ async def asyncio_detailed(
         created_after=created_after,
         created_before=created_before,
         tag=tag,
+        order_by=order_by,
         include_archived=include_archived,
         page_size=page_size,
         cursor=cursor,
@@ -298,12 +310,13 @@ async def asyncio(
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
     tag: str | Unset = UNSET,
+    order_by: str | Unset = "created_at",
     include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
     cursor: str | Unset = UNSET,
 ) -> ErrorResponse | ExperimentPage | None:
-    """List experiments matching every filter given, ordered by creation. Archived experiments are left out
-    unless `include_archived` is true.
+    """List experiments matching every filter given, in the order asked for (by creation unless `order_by`
+    says otherwise). Archived experiments are left out unless `include_archived` is true.
 
     Args:
         folder_id (str | Unset): A folder's id.
@@ -316,6 +329,7 @@ async def asyncio(
             (`listExperiments?tag=`): 1 to 64 letters, digits and `_ . : / = -`, so that it travels in
             a query string unescaped and cannot hold spaces or commas that would make two tags look
             like one.
+        order_by (str | Unset):  Default: 'created_at'.
         include_archived (bool | Unset):  Default: False.
         page_size (int | Unset):  Default: 100.
         cursor (str | Unset):
@@ -337,6 +351,7 @@ async def asyncio(
             created_after=created_after,
             created_before=created_before,
             tag=tag,
+            order_by=order_by,
             include_archived=include_archived,
             page_size=page_size,
             cursor=cursor,

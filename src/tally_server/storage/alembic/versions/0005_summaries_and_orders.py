@@ -1,7 +1,10 @@
-"""Metric summaries: per experiment, metric name and label set, kept at ingest (getExperimentSummary, 1.4.0).
+"""Metric summaries kept at ingest (contract 1.4.0): per experiment, metric name and label set
+(`metric_summaries`, getExperimentSummary), and per experiment and metric name whatever the labels
+(`experiment_metrics`, with one index per sortable value for listExperiments' `order_by=metric:...`); and the
+index `experiments_by_name` (`order_by=name`).
 
-Creates `metric_summaries` and fills it from the points already stored, so a database upgraded in place answers
-getExperimentSummary as if the summaries had been kept from the start. Self-contained (see 0001), except that the
+Fills both tables from the points already stored, so a database upgraded in place answers as if the summaries had
+been kept from the start. Self-contained (see 0001), except that the
 backfill reads timestamps with the server's own `parse_timestamp`: `last_logged_at` must be the instant ingestion
 compares, lenient readings of older rows included.
 
@@ -49,32 +52,71 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("experiment", "name", "labels"),
         sqlite_with_rowid=False,
     )
+    per_name = op.create_table(
+        "experiment_metrics",
+        sa.Column("org", BIG, nullable=False),
+        sa.Column("experiment", BIG, nullable=False),
+        sa.Column("name", NAME, nullable=False),
+        sa.Column("last_step", BIG, nullable=False),
+        sa.Column("last_seq", BIG, nullable=False),
+        sa.Column("last_value", FLOAT, nullable=False),
+        sa.Column("min_value", FLOAT, nullable=False),
+        sa.Column("max_value", FLOAT, nullable=False),
+        sa.PrimaryKeyConstraint("experiment", "name"),
+        sqlite_with_rowid=False,
+    )
+    for value in ("last", "min", "max"):
+        op.create_index(
+            f"experiment_metrics_by_{value}",
+            "experiment_metrics",
+            ["org", "name", f"{value}_value", "experiment"],
+        )
+    op.create_index("experiments_by_name", "experiments", ["org", "name", "pk"])
     assert summaries is not None
-    _backfill(op.get_bind(), summaries)
+    assert per_name is not None
+    _backfill(op.get_bind(), summaries, per_name)
 
 
-def _backfill(conn: sa.Connection, summaries: sa.Table) -> None:
+def _per_name(org: Any, groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """The `experiment_metrics` row of one (experiment, name) from its label sets' summaries."""
+    last = max(groups, key=lambda g: (g["last_step"], g["last_seq"]))
+    return {
+        "org": org, "experiment": last["experiment"], "name": last["name"], "last_step": last["last_step"],
+        "last_seq": last["last_seq"], "last_value": last["last_value"],
+        "min_value": min(g["min_value"] for g in groups), "max_value": max(g["max_value"] for g in groups),
+    }  # fmt: skip
+
+
+def _backfill(conn: sa.Connection, summaries: sa.Table, per_name: sa.Table) -> None:
     points = sa.table(
         "metric_points",
         sa.column("experiment"), sa.column("name"), sa.column("step"), sa.column("seq"), sa.column("value"),
         sa.column("ts"), sa.column("metadata"),
     )  # fmt: skip
+    experiments = sa.table("experiments", sa.column("pk"), sa.column("org"))
     c = points.c
-    query = sa.select(c.experiment, c.name, c.metadata, c.step, c.seq, c.value, c.ts).order_by(
-        c.experiment, c.name, c.step, c.seq
+    query = (
+        sa.select(c.experiment, c.name, c.metadata, c.step, c.seq, c.value, c.ts, experiments.c.org)
+        .select_from(points.join(experiments, experiments.c.pk == c.experiment))
+        .order_by(c.experiment, c.name, c.step, c.seq)
     )
     groups: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
     current: tuple[Any, Any] | None = None
     out: list[dict[str, Any]] = []
+    out_per_name: list[dict[str, Any]] = []
+    org = None
     streamed = conn.execute(query, execution_options={"yield_per": _CHUNK})
-    for experiment, name, labels, step, seq, value, ts in streamed:
+    for experiment, name, labels, step, seq, value, ts, its_org in streamed:
         if (experiment, name) != current:  # one (experiment, name) is done: its label sets are complete
-            out.extend(groups.values())
+            if groups:
+                out.extend(groups.values())
+                out_per_name.append(_per_name(org, list(groups.values())))
             groups.clear()
-            current = (experiment, name)
+            current, org = (experiment, name), its_org
             if len(out) >= _CHUNK:
                 conn.execute(summaries.insert(), out)
-                out = []
+                conn.execute(per_name.insert(), out_per_name)
+                out, out_per_name = [], []
         us = parse_timestamp(ts)
         group = groups.get((experiment, name, labels))
         if group is None:
@@ -92,9 +134,12 @@ def _backfill(conn: sa.Connection, summaries: sa.Table) -> None:
         group["max_value"] = max(group["max_value"], value)
         if (us, ts) > (group["last_us"], group["last_ts"]):
             group["last_us"], group["last_ts"] = us, ts
-    out.extend(groups.values())
+    if groups:
+        out.extend(groups.values())
+        out_per_name.append(_per_name(org, list(groups.values())))
     if out:
         conn.execute(summaries.insert(), out)
+        conn.execute(per_name.insert(), out_per_name)
 
 
 def downgrade() -> None:
