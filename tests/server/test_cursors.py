@@ -46,10 +46,13 @@ def lists(live_server: RunningServer) -> Iterator[Lists]:
         folder = client.post("/v1/folders", json={"name": unique("cursors")}).json()["id"]
         for i in range(2):
             client.post("/v1/folders", json={"name": f"c{i}", "parent_id": folder})
+        # metadata {"k": ...}: listExperiments is called with metadata_key=k too
         experiment = client.post(
-            "/v1/experiments", json={"name": unique("cursors"), "folder_id": folder}
+            "/v1/experiments", json={"name": unique("cursors"), "folder_id": folder, "metadata": {"k": 1}}
         ).json()
-        client.post("/v1/experiments", json={"name": unique("cursors"), "folder_id": folder})
+        client.post(
+            "/v1/experiments", json={"name": unique("cursors"), "folder_id": folder, "metadata": {"k": 2}}
+        )
         tokens = [
             client.post(f"/v1/experiments/{experiment['id']}/ingestion-keys", json={}).json()["token"]
             for _ in range(2)

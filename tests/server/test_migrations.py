@@ -76,7 +76,7 @@ def _at_head(legacy_schema: dict[str, Any]) -> dict[str, Any]:
 
 # Tables the revisions after the release before add (whole, so they leave the release's tables as they were);
 # tests/server/test_schema.py checks them against schema.py.
-_NEW_TABLES = frozenset({"metric_summaries", "experiment_metrics"})  # 0005
+_NEW_TABLES = frozenset({"metric_summaries", "experiment_metrics", "experiment_metadata"})  # 0005
 _NEW_INDEXES = frozenset({"experiments_by_name"})  # 0005, on a table of the release
 
 
@@ -144,6 +144,12 @@ def test_a_database_of_the_release_before_upgrades_in_place_with_every_row_kept(
                 having = sorted(lowest, key=lambda e: (lowest[e], plan["experiments"].index(e)), reverse=True)
                 lacking = [e for e in plan["experiments"] if e not in lowest]
                 assert [e["id"] for e in ordered] == having + lacking
+                # ... and the metadata index of the experiments it stored.
+                by_lr = reader.get(
+                    "/v1/experiments",
+                    params={"metadata_key": "lr", "metadata_value": "0.1", "include_archived": True},
+                ).json()["data"]
+                assert [e["id"] for e in by_lr] == [plan["tagged"]]
 
             def auth(token: str) -> int:
                 return c.get("/v1/auth/status", headers={"Authorization": f"Bearer {token}"}).status_code

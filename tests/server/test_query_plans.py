@@ -248,7 +248,12 @@ def _seed_many(repo: SqlRepository) -> None:
     """10,000 experiments of organisation 1 (names repeating, every third archived, a tag on every fifth), 80%
     with `val/loss` in experiment_metrics and every other one with `other`: written straight into the tables
     (the plans are the point, not the ingest), then ANALYZEd so the planners know the sizes."""
-    from tally_server.storage.schema import experiment_metrics, experiment_tags, experiments
+    from tally_server.storage.schema import (
+        experiment_metadata,
+        experiment_metrics,
+        experiment_tags,
+        experiments,
+    )
 
     repo.bootstrap(None, mint_if_existing=False)
     stamp = "2026-01-01T00:00:00Z"
@@ -281,6 +286,19 @@ def _seed_many(repo: SqlRepository) -> None:
             if (name == "val/loss" and pk % 5 != 1) or (name == "other" and pk % 2 == 0)
         ]  # fmt: skip
         conn.execute(experiment_metrics.insert(), metrics)
+        conn.execute(
+            experiment_metadata.insert(),
+            [
+                row
+                for pk in pks
+                for row in (
+                    {"org": 1, "path": "lr", "experiment": pk, "kind": "number", "number": pk % 10 / 1000, "text": ""},
+                    {"org": 1, "path": "optim", "experiment": pk, "kind": "object", "number": None, "text": ""},
+                    {"org": 1, "path": "optim.name", "experiment": pk, "kind": "string", "number": None,
+                     "text": ("adam", "sgd", "lion")[pk % 3]},
+                )
+            ],
+        )  # fmt: skip
         conn.execute(text("ANALYZE"))
 
 
@@ -291,6 +309,37 @@ def _order_statements(dialect: str) -> list[tuple[str, str, Any]]:
 
     found = []
     archived = [store._e.c.archived_at.is_(None)]
+    wanted: list[Any] = [
+        ("lr", ("number", 0.003, "")),
+        ("optim.name", ("string", None, "adam")),
+        ("optim", None),
+    ]
+    for metadata in wanted:  # the metadata filter: a range of its index by creation, a probe in other orders
+        for text_ in ("created_at", "-created_at", "name", "-metric:val/loss:min"):
+            order = parse_order(text_)
+            what = f"metadata={metadata}"
+            if order.by == "metric":
+                found.append(
+                    (text_, what, store._experiments_by_metric(1, order, None, archived, None, metadata))
+                )
+                found.append(
+                    (
+                        text_,
+                        "without",
+                        store._experiments_without_metric(1, order, None, archived, 0, metadata),
+                    )
+                )
+            else:
+                found.append(
+                    (text_, what, store._experiments_in_order(1, order, None, archived, None, metadata))
+                )
+                found.append(
+                    (
+                        text_,
+                        what + " tag",
+                        store._experiments_in_order(1, order, "t", archived, None, metadata),
+                    )
+                )
     for text_ in ("created_at", "-created_at", "name", "-name"):
         order = parse_order(text_)
         cursor = (5000,) if order.by == "created_at" else ("run-0500", 5000)
@@ -352,6 +401,9 @@ def test_every_experiment_order_uses_an_index_at_10000_experiments_on_sqlite(rep
             )
         elif order.lstrip("-") == "name":
             assert "experiments_by_name (org=?" in first, (order, what, plan)
+        elif what.startswith("metadata=") and not what.endswith("tag"):  # by creation, one range of its index
+            assert first.startswith("SEARCH experiment_metadata USING"), (order, what, plan)
+            assert "(org=? AND path=?" in first, (order, what, plan)
 
 
 def test_every_experiment_order_uses_an_index_at_10000_experiments_on_postgresql(

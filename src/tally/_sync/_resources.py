@@ -227,6 +227,8 @@ class Experiments(_Resource):
         created_before: datetime | None = None,
         tag: str | None = None,
         include_archived: bool = False,
+        metadata_key: str | None = None,
+        metadata_value: Any = NOT_GIVEN,
         order_by: str | None = None,
         limit: int | None = None,
         page_size: int | None = None,
@@ -236,10 +238,13 @@ class Experiments(_Resource):
         """Experiments matching every filter given (`tag`: those that carry it); archived ones only with
         `include_archived=True`. Oldest first unless `order_by` says otherwise: `"-created_at"` (newest first),
         `"name"`, `"-name"`, or a metric's summary, `"metric:val/loss:min"` (`last`, `min` or `max`; `-` in front
-        for descending), experiments without that metric coming last either way."""
+        for descending), experiments without that metric coming last either way. `metadata_key` (nested keys
+        with dots: `"optim.lr"`) keeps those whose metadata has the key; with `metadata_value`, at exactly that
+        value and type: `0.0003` the number (1 == 1.0), `"adam"` the string, `True`, `False`, `None`."""
         from tally_api.api.experiments import list_experiments
 
         status_param = unset(None if status is None else _request_status(status))
+        value_param = unset(None if isinstance(metadata_value, NotGiven) else _json_literal(metadata_value))
 
         def fetch(size: int | None, after: str | None) -> Page[Experiment]:
             operation = list_experiments._get_kwargs(
@@ -250,6 +255,8 @@ class Experiments(_Resource):
                 created_before=unset(created_before),
                 tag=unset(tag),
                 include_archived=unset(include_archived or None),
+                metadata_key=unset(metadata_key),
+                metadata_value=value_param,
                 order_by=unset(order_by),
                 page_size=unset(size),
                 cursor=unset(after),
@@ -671,6 +678,16 @@ class Annotations(_Resource):
 
         operation = delete_annotation._get_kwargs(experiment_id, annotation_id)
         self._core.request(operation, None, options)
+
+
+def _json_literal(value: Any) -> str:
+    """A metadata value as the JSON literal listExperiments matches (`0.0003`, `"adam"`, `true`, `null`)."""
+    if value is not None and not isinstance(value, str | int | float | bool):
+        raise TypeError(
+            f"metadata_value must be a str, int, float, bool or None (arrays and objects are not matched), "
+            f"not {type(value).__name__}"
+        )
+    return msgspec.json.encode(value).decode()
 
 
 def _tags(tags: Sequence[str] | None) -> builtins.list[str] | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 
 import click
 
@@ -30,6 +32,13 @@ def experiments() -> None:
 @click.option("--created-after", type=click.DateTime(), help="Created after this time (UTC if no zone).")
 @click.option("--created-before", type=click.DateTime(), help="Created before this time (UTC if no zone).")
 @click.option(
+    "--metadata",
+    "metadata_filter",
+    metavar="KEY[=VALUE]",
+    help="Only experiments whose metadata has KEY (dots for nested keys), at VALUE if given: a JSON literal "
+    '(0.0003, true, null, "adam"), else the text as a string.',
+)
+@click.option(
     "--order-by",
     metavar="ORDER",
     help="created_at (default), -created_at (newest first), name, -name, or metric:NAME:last|min|max "
@@ -45,6 +54,7 @@ def list_(
     name_prefix: str | None,
     created_after: datetime | None,
     created_before: datetime | None,
+    metadata_filter: str | None,
     order_by: str | None,
     limit: int | None,
     as_json: bool,
@@ -56,6 +66,7 @@ def list_(
       tally experiments list --status running
       tally experiments list --order-by -created_at --limit 10
       tally experiments list --order-by metric:val/loss:min --limit 5
+      tally experiments list --metadata optim.lr=0.0003
       tally experiments list --folder fld_... --name-prefix resnet --limit 20
       tally experiments list --created-after 2026-11-01 --json | jq -r .id
     """
@@ -69,6 +80,7 @@ def list_(
             created_before=_utc(created_before),
             order_by=order_by,
             limit=limit,
+            **_metadata_filter(metadata_filter),
             page_size=MAX_PAGE_SIZE if limit is None else None,
         )
         if as_json:
@@ -77,6 +89,23 @@ def list_(
         count = out.table(_COLUMNS, ([getattr(e, c) for c in _COLUMNS] for e in found), title="experiments")
     if count == 0:
         out.note("no experiments match")
+
+
+def _metadata_filter(text: str | None) -> dict[str, Any]:
+    """`KEY` or `KEY=VALUE` as the SDK's metadata_key / metadata_value: VALUE is read as JSON when it is a JSON
+    literal (a number, true, false, null, a quoted string), else taken as a string (`optim=adam`)."""
+    if text is None:
+        return {}
+    key, sep, raw = text.partition("=")
+    if not sep:
+        return {"metadata_key": key}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    if isinstance(value, list | dict):
+        value = raw
+    return {"metadata_key": key, "metadata_value": value}
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tally_server._call import Call, Handler, Reply
+from tally_server._spec import FieldError
+from tally_server.errors import invalid_request
 from tally_server.ordering import parse_order
 from tally_server.pagination import decode_experiments_cursor, encode_experiments_cursor
+from tally_server.storage.metadata_index import MetadataValueError, parse_value
 
 __all__ = ["HANDLERS"]
 
@@ -19,11 +24,28 @@ _FILTERS = (
 )
 
 
+def _metadata_filter(query: dict[str, Any]) -> tuple[str, Any] | None:
+    """(path, None) for "has this key", (path, (kind, number, text)) for "at this value"; None without one."""
+    key, value = query.get("metadata_key"), query.get("metadata_value")
+    if value is not None and key is None:
+        raise invalid_request([FieldError("metadata_value", "needs metadata_key")])
+    if key is None:
+        return None
+    if value is None:
+        return key, None
+    try:
+        return key, parse_value(value)
+    except MetadataValueError as exc:
+        raise invalid_request([FieldError("metadata_value", str(exc))]) from None
+
+
 def list_experiments(call: Call) -> Reply:
+    wanted = _metadata_filter(call.query)
     order = parse_order(call.query.get("order_by"))
     after = decode_experiments_cursor(order.text, order.cursor_family, call.query.get("cursor"))
     filters = {name: call.query.get(name) for name in _FILTERS}
     filters["order"] = order
+    filters["metadata"] = wanted
     page = call.repo.list_experiments(call.org_pk, filters, call.query["page_size"], after)
     return Reply(
         200, {"data": page.items, "next_cursor": encode_experiments_cursor(order.text, page.next_key)}

@@ -44,6 +44,7 @@ __all__ = [
     "annotations",
     "api_keys",
     "counters",
+    "experiment_metadata",
     "experiment_metrics",
     "experiment_tags",
     "experiments",
@@ -136,6 +137,26 @@ experiment_tags = Table(
     PrimaryKeyConstraint("org", "tag", "experiment"),
     sqlite_with_rowid=False,
 )
+
+# One row per key path of an experiment's metadata, typed (see storage/metadata_index.py), rewritten with the
+# metadata: listExperiments' metadata filter is one range of an index in experiment order. The primary key serves
+# "has this key"; the two indexes a number and any other value.
+experiment_metadata = Table(
+    "experiment_metadata",
+    metadata,
+    Column("org", _BIGINT, nullable=False),
+    Column("path", _NAME, nullable=False),
+    Column("experiment", _BIGINT, ForeignKey("experiments.pk"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("number", _VALUE),
+    Column("text", _NAME, nullable=False),
+    PrimaryKeyConstraint("org", "path", "experiment"),
+    sqlite_with_rowid=False,
+)
+_md = experiment_metadata.c
+Index("experiment_metadata_by_number", _md.org, _md.path, _md.number, _md.experiment)
+Index("experiment_metadata_by_value", _md.org, _md.path, _md.kind, _md.text, _md.experiment)
+Index("experiment_metadata_by_experiment", _md.experiment)
 
 api_keys = Table(
     "api_keys",

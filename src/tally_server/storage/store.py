@@ -72,7 +72,7 @@ from tally_server._util import (
     readable_timestamp,
 )
 from tally_server.ordering import CREATED, ExperimentOrder
-from tally_server.storage import dialects, rows
+from tally_server.storage import dialects, metadata_index, rows
 from tally_server.storage.repository import (
     BootstrapResult,
     ConflictError,
@@ -89,6 +89,7 @@ from tally_server.storage.repository import (
 from tally_server.storage.schema import (
     annotations,
     api_keys,
+    experiment_metadata,
     experiment_metrics,
     experiment_tags,
     experiments,
@@ -142,6 +143,12 @@ _EXPERIMENT = select(*_EXPERIMENT_COLUMNS).select_from(_e.outerjoin(_ef, _ef.c.p
 _t = experiment_tags.alias("t")
 _EXPERIMENT_BY_TAG = select(*_EXPERIMENT_COLUMNS).select_from(
     _t.join(_e, _e.c.pk == _t.c.experiment).outerjoin(_ef, _ef.c.pk == _e.c.folder)
+)
+# With the metadata filter (and no tag), the walk is one range of an experiment_metadata index, in experiment order.
+_EXPERIMENT_BY_METADATA = select(*_EXPERIMENT_COLUMNS).select_from(
+    experiment_metadata.join(_e, _e.c.pk == experiment_metadata.c.experiment).outerjoin(
+        _ef, _ef.c.pk == _e.c.folder
+    )
 )
 _k = api_keys
 _KEY = select(
@@ -202,6 +209,7 @@ _IDEMPOTENCY_TAKE_OVER = (
 _INSERT_API_KEY = api_keys.insert()
 _INSERT_EXPERIMENT = experiments.insert().returning(experiments.c.pk)
 _INSERT_TAGS = experiment_tags.insert()
+_INSERT_METADATA = experiment_metadata.insert()
 _INSERT_FOLDER = folders.insert()
 _INSERT_ANNOTATION = annotations.insert()
 
@@ -388,6 +396,9 @@ def _metric_point_range(
 
 
 _em = experiment_metrics.c
+_md = experiment_metadata.c
+# (path, None) or (path, (kind, number, text)): listExperiments' metadata filter (`metadata_index.parse_value`)
+MetadataFilter = tuple[str, tuple[str, float | None, str] | None]
 
 
 def _tagged(org_pk: int, tag: str) -> ColumnElement[bool]:
@@ -395,8 +406,35 @@ def _tagged(org_pk: int, tag: str) -> ColumnElement[bool]:
     return exists().where(_t.c.org == org_pk, _t.c.tag == tag, _t.c.experiment == _e.c.pk)
 
 
+def _metadata_match(org_pk: int, wanted: MetadataFilter) -> list[ColumnElement[bool]]:
+    """The experiment_metadata rows of a metadata filter: one range of its primary key (the key exists),
+    of experiment_metadata_by_number (a number), or of experiment_metadata_by_value (any other value)."""
+    path, value = wanted
+    match = [_md.org == org_pk, _md.path == path]
+    if value is not None:
+        kind, number, text_ = value
+        if kind == "number":
+            match.append(_md.number == number)
+        else:
+            match += [_md.kind == kind, _md.text == text_]
+    return match
+
+
+def _has_metadata(org_pk: int, wanted: MetadataFilter) -> ColumnElement[bool]:
+    """The experiment has the metadata: one probe of experiment_metadata's primary key per experiment the order's
+    index walk reaches. Written as a scalar subquery with LIMIT 1, not EXISTS: PostgreSQL turns an EXISTS into a
+    semi-join, and with a few hundred matches prefers to hash them and read every experiment to sort them."""
+    probe = select(literal(1)).where(*_metadata_match(org_pk, wanted), _md.experiment == _e.c.pk).limit(1)
+    return probe.scalar_subquery().is_not(None)
+
+
 def _experiments_in_order(
-    org_pk: int, order: ExperimentOrder, tag: str | None, where: list[ColumnElement[bool]], after: Key | None
+    org_pk: int,
+    order: ExperimentOrder,
+    tag: str | None,
+    where: list[ColumnElement[bool]],
+    after: Key | None,
+    wanted: MetadataFilter | None = None,
 ) -> Any:
     """By creation (experiments_by_org (org, pk), or with a tag one range of experiment_tags' primary key) or by
     name (experiments_by_name (org, name, pk)), either way, from the cursor on; descending is the same index
@@ -406,6 +444,11 @@ def _experiments_in_order(
         if tag is not None:
             column = _t.c.experiment
             query = _EXPERIMENT_BY_TAG.where(_t.c.org == org_pk, _t.c.tag == tag, _e.c.org == org_pk)
+            if wanted is not None:
+                query = query.where(_has_metadata(org_pk, wanted))
+        elif wanted is not None:  # one range of a metadata index, in experiment order
+            column = _md.experiment
+            query = _EXPERIMENT_BY_METADATA.where(*_metadata_match(org_pk, wanted))
         else:
             column = _e.c.pk
             query = _EXPERIMENT.where(_e.c.org == org_pk)
@@ -417,6 +460,8 @@ def _experiments_in_order(
     query = _EXPERIMENT.where(_e.c.org == org_pk, *where)
     if tag is not None:
         query = query.where(_tagged(org_pk, tag))
+    if wanted is not None:
+        query = query.where(_has_metadata(org_pk, wanted))
     if after is not None:
         position = tuple_(_e.c.name, _e.c.pk)
         bound = tuple_(literal(after[0], _e.c.name.type), literal(after[1], BigInteger()))
@@ -427,7 +472,12 @@ def _experiments_in_order(
 
 
 def _experiments_by_metric(
-    org_pk: int, order: ExperimentOrder, tag: str | None, where: list[ColumnElement[bool]], after: Key | None
+    org_pk: int,
+    order: ExperimentOrder,
+    tag: str | None,
+    where: list[ColumnElement[bool]],
+    after: Key | None,
+    wanted: MetadataFilter | None = None,
 ) -> Any:
     """The experiments that have the metric, by its value then creation: one range of
     experiment_metrics_by_<value> (org, name, value, experiment), from the cursor on. The row's last column is
@@ -442,6 +492,8 @@ def _experiments_by_metric(
     )
     if tag is not None:
         query = query.where(_tagged(org_pk, tag))
+    if wanted is not None:
+        query = query.where(_has_metadata(org_pk, wanted))
     if after is not None:
         position = tuple_(value, _em.experiment)
         bound = tuple_(literal(after[1], value.type), literal(after[2], BigInteger()))
@@ -452,7 +504,12 @@ def _experiments_by_metric(
 
 
 def _experiments_without_metric(
-    org_pk: int, order: ExperimentOrder, tag: str | None, where: list[ColumnElement[bool]], start: int
+    org_pk: int,
+    order: ExperimentOrder,
+    tag: str | None,
+    where: list[ColumnElement[bool]],
+    start: int,
+    wanted: MetadataFilter | None = None,
 ) -> Any:
     """The experiments that lack the metric, by creation (experiments_by_org, each probing
     experiment_metrics' primary key), after those that have it in either direction."""
@@ -460,6 +517,8 @@ def _experiments_without_metric(
     query = _EXPERIMENT.where(_e.c.org == org_pk, _e.c.pk > start, ~has_it, *where)
     if tag is not None:
         query = query.where(_tagged(org_pk, tag))
+    if wanted is not None:
+        query = query.where(_has_metadata(org_pk, wanted))
     return query.order_by(_e.c.pk)
 
 
@@ -723,6 +782,7 @@ class SqlRepository:
         """A page in `filters["order"]` (`tally_server.ordering`; by creation when absent), from the keyset
         position `after`. Each order walks one index range from the cursor on (see `_experiments_in_order`)."""
         order: ExperimentOrder = filters.get("order") or CREATED
+        wanted: MetadataFilter | None = filters.get("metadata")
         where = self._experiment_filters(filters)
         with self.db.snapshot() as conn:
             if filters.get("folder_id") is not None:
@@ -734,19 +794,19 @@ class SqlRepository:
                     return Page([], None)
                 where.append(_e.c.folder == folder[0])
             if order.by != "metric":
-                query = _experiments_in_order(org_pk, order, filters.get("tag"), where, after)
+                query = _experiments_in_order(org_pk, order, filters.get("tag"), where, after, wanted)
                 found = conn.execute(query.limit(limit + 1)).all()
                 key = (lambda r: (r[0],)) if order.by == "created_at" else (lambda r: (r[2], r[0]))
                 return rows.page(found, limit, rows.experiment, key)
             # By a metric: those that have it, in the order of its value, then those without it, by creation.
             with_it: list[Any] = []
             if after is None or after[0] == 0:
-                query = _experiments_by_metric(org_pk, order, filters.get("tag"), where, after)
+                query = _experiments_by_metric(org_pk, order, filters.get("tag"), where, after, wanted)
                 with_it = list(conn.execute(query.limit(limit + 1)).all())
             without: list[Any] = []
             if len(with_it) <= limit:
                 start = after[2] if after is not None and after[0] == 1 else 0
-                query = _experiments_without_metric(org_pk, order, filters.get("tag"), where, start)
+                query = _experiments_without_metric(org_pk, order, filters.get("tag"), where, start, wanted)
                 without = list(conn.execute(query.limit(limit - len(with_it) + 1)).all())
         walked = [(0, r[12], r) for r in with_it] + [(1, None, r) for r in without]
         more = len(walked) > limit
@@ -805,7 +865,29 @@ class SqlRepository:
                 },
             ).scalar_one()  # fmt: skip
             self._add_tags(conn, org_pk, experiment_pk, tags)
+            self._index_metadata(conn, org_pk, experiment_pk, metadata, replace=False)
             return rows.experiment(self._fetch_experiment(conn, org_pk, experiment_id))
+
+    @staticmethod
+    def _index_metadata(
+        conn: Connection, org_pk: int, experiment_pk: int, metadata: Any, *, replace: bool
+    ) -> None:
+        """Write the experiment's metadata rows (`metadata_index`), in the transaction that writes its metadata."""
+        if replace:
+            conn.execute(delete(experiment_metadata).where(experiment_metadata.c.experiment == experiment_pk))
+        found = [
+            {
+                "org": org_pk,
+                "path": path,
+                "experiment": experiment_pk,
+                "kind": kind,
+                "number": number,
+                "text": text,
+            }
+            for path, kind, number, text in metadata_index.flatten(metadata or {})
+        ]
+        if found:
+            conn.execute(_INSERT_METADATA, found)
 
     @staticmethod
     def _add_tags(conn: Connection, org_pk: int, experiment_pk: int, tags: Sequence[str] | None) -> None:
@@ -842,6 +924,8 @@ class SqlRepository:
                         )
                     )
                 self._add_tags(conn, org_pk, int(row[0]), [tag for tag in new_tags if tag not in old_tags])
+            if "metadata" in changes:
+                self._index_metadata(conn, org_pk, int(row[0]), changes["metadata"], replace=True)
             conn.execute(update(experiments).values(values).where(experiments.c.pk == row[0]))
             return rows.experiment(self._fetch_experiment(conn, org_pk, experiment_id))
 

@@ -165,6 +165,20 @@ def test_experiments_list_order_by(runs: dict[str, Any]) -> None:
     refused = run("experiments", "list", "--order-by", "loss", code=1)
     assert "order_by" in refused.output
 
+    prefix = unique("cli-meta")
+    first = run("experiments", "create", f"{prefix}-a", "--metadata", "optim=adam").output.strip()
+    run("experiments", "create", f"{prefix}-b", "--metadata", "optim=sgd")
+    listed = run("experiments", "list", "--name-prefix", prefix, "--metadata", "optim=adam", "--json").output
+    assert [e["id"] for e in json_lines(listed)] == [first]
+    assert (
+        len(
+            json_lines(
+                run("experiments", "list", "--name-prefix", prefix, "--metadata", "optim", "--json").output
+            )
+        )
+        == 2
+    )
+
 
 def test_experiments_summary(runs: dict[str, Any]) -> None:
     first = runs["ids"][0]

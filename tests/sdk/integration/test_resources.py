@@ -138,6 +138,32 @@ async def test_experiments_in_order(client: AnyClient) -> None:
         await listed("metric:val/loss:median")
 
 
+async def test_experiments_by_metadata(client: AnyClient) -> None:
+    prefix = unique("hyper")
+    made = [
+        await call(client.experiments.create(f"{prefix}-{i}", metadata=m))
+        for i, m in enumerate(
+            [
+                {"optim": {"lr": 0.0003, "name": "adam"}},
+                {"optim": {"lr": "0.0003"}, "fast": True},
+                {"fast": None},
+            ]
+        )
+    ]
+
+    async def ids(**filters: object) -> list[str]:
+        return [e.id for e in await collect(client.experiments.list(name_prefix=prefix, **filters))]
+
+    assert await ids(metadata_key="optim.lr", metadata_value=0.0003) == [made[0].id]
+    assert await ids(metadata_key="optim.lr", metadata_value="0.0003") == [made[1].id]
+    assert await ids(metadata_key="optim.name", metadata_value="adam") == [made[0].id]
+    assert await ids(metadata_key="fast", metadata_value=True) == [made[1].id]
+    assert await ids(metadata_key="fast", metadata_value=None) == [made[2].id]
+    assert await ids(metadata_key="fast") == [made[1].id, made[2].id]
+    with pytest.raises(TypeError, match="metadata_value"):
+        await ids(metadata_key="fast", metadata_value=[1])
+
+
 async def test_metrics_ingest_list_compare(client: AnyClient) -> None:
     a = await call(client.experiments.create(unique("metrics-a")))
     b = await call(client.experiments.create(unique("metrics-b")))

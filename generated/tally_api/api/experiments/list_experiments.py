@@ -21,6 +21,8 @@ def _get_kwargs(
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
     tag: str | Unset = UNSET,
+    metadata_key: str | Unset = UNSET,
+    metadata_value: str | Unset = UNSET,
     order_by: str | Unset = "created_at",
     include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
@@ -50,6 +52,10 @@ def _get_kwargs(
     params["created_before"] = json_created_before
 
     params["tag"] = tag
+
+    params["metadata_key"] = metadata_key
+
+    params["metadata_value"] = metadata_value
 
     params["order_by"] = order_by
 
@@ -134,6 +140,8 @@ def sync_detailed(
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
     tag: str | Unset = UNSET,
+    metadata_key: str | Unset = UNSET,
+    metadata_value: str | Unset = UNSET,
     order_by: str | Unset = "created_at",
     include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
@@ -153,6 +161,8 @@ def sync_detailed(
             (`listExperiments?tag=`): 1 to 64 letters, digits and `_ . : / = -`, so that it travels in
             a query string unescaped and cannot hold spaces or commas that would make two tags look
             like one.
+        metadata_key (str | Unset):
+        metadata_value (str | Unset):
         order_by (str | Unset):  Default: 'created_at'.
         include_archived (bool | Unset):  Default: False.
         page_size (int | Unset):  Default: 100.
@@ -173,6 +183,8 @@ def sync_detailed(
         created_after=created_after,
         created_before=created_before,
         tag=tag,
+        metadata_key=metadata_key,
+        metadata_value=metadata_value,
         order_by=order_by,
         include_archived=include_archived,
         page_size=page_size,
@@ -195,6 +207,8 @@ def sync(
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
     tag: str | Unset = UNSET,
+    metadata_key: str | Unset = UNSET,
+    metadata_value: str | Unset = UNSET,
     order_by: str | Unset = "created_at",
     include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
@@ -214,6 +228,8 @@ def sync(
             (`listExperiments?tag=`): 1 to 64 letters, digits and `_ . : / = -`, so that it travels in
             a query string unescaped and cannot hold spaces or commas that would make two tags look
             like one.
+        metadata_key (str | Unset):
+        metadata_value (str | Unset):
         order_by (str | Unset):  Default: 'created_at'.
         include_archived (bool | Unset):  Default: False.
         page_size (int | Unset):  Default: 100.
@@ -235,6 +251,8 @@ def sync(
         created_after=created_after,
         created_before=created_before,
         tag=tag,
+        metadata_key=metadata_key,
+        metadata_value=metadata_value,
         order_by=order_by,
         include_archived=include_archived,
         page_size=page_size,
@@ -251,6 +269,8 @@ async def asyncio_detailed(
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
     tag: str | Unset = UNSET,
+    metadata_key: str | Unset = UNSET,
+    metadata_value: str | Unset = UNSET,
     order_by: str | Unset = "created_at",
     include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
@@ -270,6 +290,8 @@ async def asyncio_detailed(
             (`listExperiments?tag=`): 1 to 64 letters, digits and `_ . : / = -`, so that it travels in
             a query string unescaped and cannot hold spaces or commas that would make two tags look
             like one.
+        metadata_key (str | Unset):
+        metadata_value (str | Unset):
         order_by (str | Unset):  Default: 'created_at'.
         include_archived (bool | Unset):  Default: False.
         page_size (int | Unset):  Default: 100.
@@ -290,6 +312,8 @@ async def asyncio_detailed(
         created_after=created_after,
         created_before=created_before,
         tag=tag,
+        metadata_key=metadata_key,
+        metadata_value=metadata_value,
         order_by=order_by,
         include_archived=include_archived,
         page_size=page_size,
@@ -310,6 +334,8 @@ async def asyncio(
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
     tag: str | Unset = UNSET,
+    metadata_key: str | Unset = UNSET,
+    metadata_value: str | Unset = UNSET,
     order_by: str | Unset = "created_at",
     include_archived: bool | Unset = False,
     page_size: int | Unset = 100,
@@ -329,6 +355,8 @@ async def asyncio(
             (`listExperiments?tag=`): 1 to 64 letters, digits and `_ . : / = -`, so that it travels in
             a query string unescaped and cannot hold spaces or commas that would make two tags look
             like one.
+        metadata_key (str | Unset):
+        metadata_value (str | Unset):
         order_by (str | Unset):  Default: 'created_at'.
         include_archived (bool | Unset):  Default: False.
         page_size (int | Unset):  Default: 100.
@@ -351,6 +379,8 @@ async def asyncio(
             created_after=created_after,
             created_before=created_before,
             tag=tag,
+            metadata_key=metadata_key,
+            metadata_value=metadata_value,
             order_by=order_by,
             include_archived=include_archived,
             page_size=page_size,

@@ -1,7 +1,9 @@
 """Metric summaries kept at ingest (contract 1.4.0): per experiment, metric name and label set
 (`metric_summaries`, getExperimentSummary), and per experiment and metric name whatever the labels
-(`experiment_metrics`, with one index per sortable value for listExperiments' `order_by=metric:...`); and the
-index `experiments_by_name` (`order_by=name`).
+(`experiment_metrics`, with one index per sortable value for listExperiments' `order_by=metric:...`); the
+index `experiments_by_name` (`order_by=name`); and `experiment_metadata`, each experiment's metadata as typed
+rows per key path (listExperiments' `metadata_key` / `metadata_value`), filled from the stored metadata with a
+copy of the flattening the server does (`storage/metadata_index.py` as it shipped).
 
 Fills both tables from the points already stored, so a database upgraded in place answers as if the summaries had
 been kept from the start. Self-contained (see 0001), except that the
@@ -15,6 +17,7 @@ memory stays bounded by the number of label sets of one experiment and metric.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -72,6 +75,26 @@ def upgrade() -> None:
             ["org", "name", f"{value}_value", "experiment"],
         )
     op.create_index("experiments_by_name", "experiments", ["org", "name", "pk"])
+    by_path = op.create_table(
+        "experiment_metadata",
+        sa.Column("org", BIG, nullable=False),
+        sa.Column("path", NAME, nullable=False),
+        sa.Column("experiment", BIG, sa.ForeignKey("experiments.pk"), nullable=False),
+        sa.Column("kind", sa.Text(), nullable=False),
+        sa.Column("number", FLOAT),
+        sa.Column("text", NAME, nullable=False),
+        sa.PrimaryKeyConstraint("org", "path", "experiment"),
+        sqlite_with_rowid=False,
+    )
+    op.create_index(
+        "experiment_metadata_by_number", "experiment_metadata", ["org", "path", "number", "experiment"]
+    )
+    op.create_index(
+        "experiment_metadata_by_value", "experiment_metadata", ["org", "path", "kind", "text", "experiment"]
+    )
+    op.create_index("experiment_metadata_by_experiment", "experiment_metadata", ["experiment"])
+    assert by_path is not None
+    _backfill_metadata(op.get_bind(), by_path)
     assert summaries is not None
     assert per_name is not None
     _backfill(op.get_bind(), summaries, per_name)
@@ -140,6 +163,48 @@ def _backfill(conn: sa.Connection, summaries: sa.Table, per_name: sa.Table) -> N
     if out:
         conn.execute(summaries.insert(), out)
         conn.execute(per_name.insert(), out_per_name)
+
+
+def _typed(value: Any) -> tuple[str, float | None, str]:
+    if value is None:
+        return "null", None, ""
+    if value is True:
+        return "true", None, ""
+    if value is False:
+        return "false", None, ""
+    if isinstance(value, int | float):
+        return "number", float(value), ""
+    if isinstance(value, str):
+        if (
+            "\x00" in value
+        ):  # PostgreSQL's text cannot hold NUL: such a string is kept JSON-escaped, as its own kind
+            return "string0", None, json.dumps(value)
+        return "string", None, value
+    return ("array" if isinstance(value, list) else "object"), None, ""
+
+
+def _flatten(metadata: Any, prefix: str = "") -> Any:
+    if not isinstance(metadata, dict):
+        return
+    for key, value in metadata.items():
+        path = prefix + key
+        if "." in key or not key or len(path) > 256:
+            continue
+        yield (path, *_typed(value))
+        if isinstance(value, dict):
+            yield from _flatten(value, path + ".")
+
+
+def _backfill_metadata(conn: sa.Connection, by_path: sa.Table) -> None:
+    experiments = sa.table("experiments", sa.column("pk"), sa.column("org"), sa.column("metadata"))
+    found = conn.execute(sa.select(experiments.c.pk, experiments.c.org, experiments.c.metadata))
+    out = [
+        {"org": org, "path": path, "experiment": pk, "kind": kind, "number": number, "text": text}
+        for pk, org, metadata in found
+        for path, kind, number, text in _flatten(json.loads(metadata or "{}"))
+    ]
+    for start in range(0, len(out), _CHUNK):
+        conn.execute(by_path.insert(), out[start : start + _CHUNK])
 
 
 def downgrade() -> None:
