@@ -31,6 +31,7 @@ from typing import Any
 
 import bench_pacing  # scripts/bench_pacing.py: rate pacing against --rate-limit
 import bench_postgres
+import bench_runs_table
 import bench_server_memory  # scripts/bench_server_memory.py: the SQLite server's RSS under a long load
 import bench_server_scale
 import bench_types  # scripts/bench_types.py: decoding pages into the generated public types
@@ -419,6 +420,7 @@ def main() -> int:
             lambda: bench_logger(url, api_key, report, quick=quick, outage_values=args.logger_outage_values),
             lambda: bench_postgres.run(report, server_process, quick=quick),
             lambda: bench_pacing.run(report, server_process, quick=quick),
+            lambda: bench_runs_table.run(report, server_process, quick=quick),
         ]
         names = [
             "small_call",
@@ -434,6 +436,7 @@ def main() -> int:
             "logger",
             "postgres",
             "pacing",
+            "runs_table",
         ]
         for name, benchmark in zip(names, benchmarks, strict=True):
             if args.only is None or args.only in name:
