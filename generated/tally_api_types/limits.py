@@ -85,6 +85,9 @@ __all__ = [
     "METRIC_NAME_MAX_LENGTH",
     "METRIC_NAME_MIN_LENGTH",
     "METRIC_NAME_PATTERN",
+    "METRIC_SERIES_BUCKET_COUNT_MINIMUM",
+    "METRIC_SERIES_TOTAL_POINTS_MINIMUM",
+    "METRIC_SERIES_UNSTEPPED_POINTS_MINIMUM",
     "MOVE_EXPERIMENT_REQUEST_FOLDER_ID_MAX_LENGTH",
     "MOVE_EXPERIMENT_REQUEST_FOLDER_ID_MIN_LENGTH",
     "MOVE_EXPERIMENT_REQUEST_FOLDER_ID_PATTERN",
@@ -257,6 +260,12 @@ INGEST_METRICS_RESULT_ACCEPTED_MINIMUM: Final[int] = 0
 """`#/components/schemas/IngestMetricsResult/properties/accepted/minimum`"""
 INGEST_METRICS_RESULT_DUPLICATES_MINIMUM: Final[int] = 0
 """`#/components/schemas/IngestMetricsResult/properties/duplicates/minimum`"""
+METRIC_SERIES_BUCKET_COUNT_MINIMUM: Final[int] = 1
+"""`#/components/schemas/MetricSeriesBucket/properties/count/minimum`"""
+METRIC_SERIES_TOTAL_POINTS_MINIMUM: Final[int] = 0
+"""`#/components/schemas/MetricSeries/properties/total_points/minimum`"""
+METRIC_SERIES_UNSTEPPED_POINTS_MINIMUM: Final[int] = 0
+"""`#/components/schemas/MetricSeries/properties/unstepped_points/minimum`"""
 COMPARE_METRICS_REQUEST_SERIES_MIN_ITEMS: Final[int] = 1
 """`#/components/schemas/CompareMetricsRequest/properties/series/minItems`"""
 COMPARE_METRICS_REQUEST_SERIES_MAX_ITEMS: Final[int] = 20

@@ -166,6 +166,15 @@ OPERATIONS: dict[str, Operation] = {
         IngestMetricsResult,
         "ingestion",
     ),
+    "getMetricSeries": Operation(
+        "getMetricSeries",
+        "tally_api.api.metrics.get_metric_series",
+        "GET",
+        "/v1/experiments/{experiment_id}/metrics/series",
+        (200,),
+        MetricSeries,
+        "org",
+    ),
     "compareMetrics": Operation(
         "compareMetrics",
         "tally_api.api.metrics.compare_metrics",

@@ -41,6 +41,8 @@ from .metric_event import MetricEvent
 from .metric_point import MetricPoint
 from .metric_point_metadata import MetricPointMetadata
 from .metric_point_page import MetricPointPage
+from .metric_series import MetricSeries
+from .metric_series_bucket import MetricSeriesBucket
 from .move_experiment_request import MoveExperimentRequest
 from .move_folder_request import MoveFolderRequest
 from .patch_folder_request import PatchFolderRequest
@@ -94,6 +96,8 @@ __all__ = (
     "MetricPoint",
     "MetricPointMetadata",
     "MetricPointPage",
+    "MetricSeries",
+    "MetricSeriesBucket",
     "MoveExperimentRequest",
     "MoveFolderRequest",
     "PatchFolderRequest",

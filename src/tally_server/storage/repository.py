@@ -190,6 +190,10 @@ class Repository(Protocol):
     def list_metrics(
         self, org_pk: int, experiment_id: str, filters: Json, limit: int, after: Key | None
     ) -> Page: ...
+    def metric_series(self, org_pk: int, experiment_id: str, filters: Json) -> Json:
+        """`getMetricSeries`: the buckets of one metric's curve (filters: the operation's query parameters)."""
+        ...
+
     def compare_metrics(
         self, org_pk: int, series: Sequence[Json], min_step: int | None, max_step: int | None, limit: int
     ) -> Json: ...

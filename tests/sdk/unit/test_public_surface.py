@@ -47,6 +47,8 @@ EXPORTED = [
     "MetadataValueCount",
     "MetricEvent",
     "MetricPoint",
+    "MetricSeries",
+    "MetricSeriesBucket",
     "NotFoundError",
     "NotGiven",
     "Page",
