@@ -215,7 +215,8 @@ def test_list_and_catalog_reads_use_an_index(repo: SqlRepository, read: str) -> 
         for plan in tagged:
             assert plan[0] == "SEARCH t USING PRIMARY KEY (org=? AND tag=? AND experiment>?)", plan
             assert not any("TEMP B-TREE" in step for step in plan), plan
-    if read.startswith("list by name") and "series" not in read:  # a page walk starts each page at its cursor, not at the first step
+    if read.startswith("list by name") and "series" not in read:
+        # a page walk starts each page at its cursor, not at the first step
         searches = [step for statement, plan in plans if "FROM metric_points" in statement for step in plan]
         assert searches
         assert all("(step,seq)>(?,?)" in step for step in searches), searches
