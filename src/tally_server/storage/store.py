@@ -853,7 +853,7 @@ class SqlRepository:
         if labels:
             counts = [(experiment_pk, n, k, v, c) for (n, k, v), c in sorted(labels.items())]
             dialects.executemany(conn, _upsert_labels, _LABEL_COLUMNS, counts)
-        blocks = rollups.aggregate((r[1], r[7], r[2], r[3], r[4]) for r in points if r[2] >= 0)
+        blocks = rollups.aggregate(points)
         if blocks:
             keys = {metadata: rollups.labels_key(metadata) for metadata in {row[1] for row in blocks}}
             dialects.executemany(
