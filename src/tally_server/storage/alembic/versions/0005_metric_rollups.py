@@ -2,7 +2,7 @@
 
 `metric_rollups` holds, per (experiment, name, label set, level, block), the count, min, max, sum and first and
 last point by (step, seq) of the points whose step is in the block of 2**level steps (`step >> level`), at the
-levels 6, 9, 12, 15 and 18 (see tally_server.storage.rollups). Ingestion keeps it up to date; this revision fills it
+levels 6, 10 and 14 (see tally_server.storage.rollups). Ingestion keeps it up to date; this revision fills it
 from the points already stored, one experiment at a time. Points without a step (stored at step -1) are not rolled
 up. Self-contained (see 0001): the label key (SHA-256 of the metadata text) and the levels are restated here.
 """
@@ -23,7 +23,7 @@ depends_on = None
 BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 NAME = sa.Text(collation="C").with_variant(sa.Text(), "sqlite")
 DOUBLE: Any = sa.Double().with_variant(sa.REAL(), "sqlite")
-LEVELS = (6, 9, 12, 15, 18)
+LEVELS = (6, 10, 14)
 
 
 def upgrade() -> None:
