@@ -31,8 +31,8 @@ from typing import Any
 
 import bench_pacing  # scripts/bench_pacing.py: rate pacing against --rate-limit
 import bench_postgres
-import bench_server_memory  # scripts/bench_server_memory.py: the SQLite server's RSS under a long load
 import bench_series
+import bench_server_memory  # scripts/bench_server_memory.py: the SQLite server's RSS under a long load
 import bench_server_scale
 import bench_types  # scripts/bench_types.py: decoding pages into the generated public types
 import httpx
