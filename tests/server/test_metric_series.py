@@ -184,3 +184,24 @@ def test_bad_series_parameters_are_named(client: httpx.Client, new_experiment: N
     assert_error(
         client.get("/v1/experiments/exp_missing/metrics/series", params={"name": "x"}), 404, "not_found"
     )
+
+
+def test_duplicates_and_conflicts_never_change_the_series(
+    client: httpx.Client, new_experiment: NewExperiment, ingest_client: IngestClient
+) -> None:
+    """The rollups are kept from the accepted points only: a replayed batch (duplicates) and events reusing a
+    client_event_id with another value (conflicts) leave every bucket as it was."""
+    experiment = new_experiment()
+    ingest = ingest_client(experiment["id"])
+    events = [event(f"d{s}", value=float(s % 11), step=s) for s in range(5000)]
+    _ingest(ingest, experiment["id"], events)
+    before = {m: _series(client, experiment["id"], name="train/loss", max_points=m) for m in (3, 60, 5000)}
+    path = f"/v1/experiments/{experiment['id']}/metrics"
+    replay = ingest.post(path, json={"events": events[:4000]}).json()
+    assert (replay["accepted"], replay["duplicates"]) == (0, 4000)
+    clashing = [event(f"d{s}", value=1e6, step=s) for s in range(0, 5000, 7)]
+    clash = ingest.post(path, json={"events": clashing}).json()
+    assert (clash["accepted"], len(clash["conflicts"])) == (0, len(clashing))
+    for max_points, series in before.items():
+        assert _series(client, experiment["id"], name="train/loss", max_points=max_points) == series
+    check_exact(before[60], _points(client, experiment["id"], name="train/loss"), 60)

@@ -85,9 +85,8 @@ def _fold_acc(acc: Accumulator | None, other: Sequence[Any]) -> Accumulator:
 def aggregate(points: Iterable[Sequence[Any]]) -> list[tuple[str, str, int, int, Accumulator]]:
     """The rollup rows of a batch of stored points, as ingestion inserts them (experiment, name, step, seq,
     value, ts, ts_auto, metadata, client_event_id; stepless ones, step < 0, are skipped): (name, metadata, level,
-    block, aggregate), sorted so that every writer touches the rows in the same order (no deadlock between two
-    batches). The finest level is built from the points (the ingest's hot loop, so the fold is written out),
-    each coarser one from the level below."""
+    block, aggregate); the caller sorts them in primary-key order. The finest level is built from the points
+    (the ingest's hot loop, so the fold is written out), each coarser one from the level below."""
     finest = LEVELS[0]
     levels: dict[tuple[str, str, int], Accumulator] = {}
     get = levels.get
@@ -120,7 +119,6 @@ def aggregate(points: Iterable[Sequence[Any]]) -> list[tuple[str, str, int, int,
             coarser[key] = _fold_acc(coarser.get(key), acc)
         found += [(name, metadata, level, block, acc) for (name, metadata, block), acc in coarser.items()]
         below, shift_below = coarser, level
-    found.sort(key=lambda row: (row[0], row[2], row[3], row[1]))
     return found
 
 

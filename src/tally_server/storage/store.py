@@ -856,12 +856,9 @@ class SqlRepository:
         blocks = rollups.aggregate(points)
         if blocks:
             keys = {metadata: rollups.labels_key(metadata) for metadata in {row[1] for row in blocks}}
-            dialects.executemany(
-                conn,
-                _upsert_rollups,
-                _ROLLUP_COLUMNS,
-                [(experiment_pk, n, lv, b, keys[md], md, *acc) for n, md, lv, b, acc in blocks],
-            )
+            found = [(experiment_pk, n, lv, b, keys[md], md, *acc) for n, md, lv, b, acc in blocks]
+            found.sort(key=lambda row: row[1:5])  # primary-key order: no deadlock between two batches
+            dialects.executemany(conn, _upsert_rollups, _ROLLUP_COLUMNS, found)
 
     def list_metrics(
         self, org_pk: int, experiment_id: str, filters: Json, limit: int, after: Key | None
@@ -917,10 +914,9 @@ class SqlRepository:
             def raw(
                 first: int, last: int, after: tuple[int, int] | None = None, limit: int | None = None
             ) -> Any:
-                lower = (first, 0) if after is None else after  # seq starts at 1
-                query = select(m.step, m.seq, m.value).where(
-                    *of_name, tuple_(m.step, m.seq) > tuple_(*lower), m.step <= last
-                )
+                # from a page's last point on: one lower bound on (step, seq), as listMetrics pages
+                lower = m.step >= first if after is None else tuple_(m.step, m.seq) > tuple_(*after)
+                query = select(m.step, m.seq, m.value).where(*of_name, lower, m.step <= last)
                 query = query.order_by(m.step, m.seq)
                 return conn.execute(query if limit is None else query.limit(limit)).all()
 
