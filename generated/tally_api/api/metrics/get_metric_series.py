@@ -130,10 +130,10 @@ def sync_detailed(
     to `total_points`. Points at the same step are always in the same bucket. When the range holds at
     most `max_points` distinct steps, each bucket is one step, so the curve is lossless. Otherwise the
     steps are cut into blocks of one width, a power of two, aligned on multiples of it (the smallest
-    width that gives at most `max_points` blocks over the range's steps), and each block holding points
-    is one bucket, so there are between about a quarter of `max_points` and `max_points` buckets.
-    Zooming in is the same call with a narrower step range. Points logged without a step have no place
-    on a step axis: they are left out of the buckets and of `total_points`, and counted in
+    width that gives at most `max_points` blocks from the range's first to its last step), and each
+    block holding points is one bucket: at most `max_points`, and more than half of it when the steps
+    are dense. Zooming in is the same call with a narrower step range. Points logged without a step have
+    no place on a step axis: they are left out of the buckets and of `total_points`, and counted in
     `unstepped_points` (the SDK's `run.log()` always sends a step). Points of every metadata set of the
     name are taken together unless `metadata_key` narrows them. The server keeps per-block aggregates at
     ingest, so the cost of a call grows with `max_points`, not with the points in the range. A
@@ -194,10 +194,10 @@ def sync(
     to `total_points`. Points at the same step are always in the same bucket. When the range holds at
     most `max_points` distinct steps, each bucket is one step, so the curve is lossless. Otherwise the
     steps are cut into blocks of one width, a power of two, aligned on multiples of it (the smallest
-    width that gives at most `max_points` blocks over the range's steps), and each block holding points
-    is one bucket, so there are between about a quarter of `max_points` and `max_points` buckets.
-    Zooming in is the same call with a narrower step range. Points logged without a step have no place
-    on a step axis: they are left out of the buckets and of `total_points`, and counted in
+    width that gives at most `max_points` blocks from the range's first to its last step), and each
+    block holding points is one bucket: at most `max_points`, and more than half of it when the steps
+    are dense. Zooming in is the same call with a narrower step range. Points logged without a step have
+    no place on a step axis: they are left out of the buckets and of `total_points`, and counted in
     `unstepped_points` (the SDK's `run.log()` always sends a step). Points of every metadata set of the
     name are taken together unless `metadata_key` narrows them. The server keeps per-block aggregates at
     ingest, so the cost of a call grows with `max_points`, not with the points in the range. A
@@ -253,10 +253,10 @@ async def asyncio_detailed(
     to `total_points`. Points at the same step are always in the same bucket. When the range holds at
     most `max_points` distinct steps, each bucket is one step, so the curve is lossless. Otherwise the
     steps are cut into blocks of one width, a power of two, aligned on multiples of it (the smallest
-    width that gives at most `max_points` blocks over the range's steps), and each block holding points
-    is one bucket, so there are between about a quarter of `max_points` and `max_points` buckets.
-    Zooming in is the same call with a narrower step range. Points logged without a step have no place
-    on a step axis: they are left out of the buckets and of `total_points`, and counted in
+    width that gives at most `max_points` blocks from the range's first to its last step), and each
+    block holding points is one bucket: at most `max_points`, and more than half of it when the steps
+    are dense. Zooming in is the same call with a narrower step range. Points logged without a step have
+    no place on a step axis: they are left out of the buckets and of `total_points`, and counted in
     `unstepped_points` (the SDK's `run.log()` always sends a step). Points of every metadata set of the
     name are taken together unless `metadata_key` narrows them. The server keeps per-block aggregates at
     ingest, so the cost of a call grows with `max_points`, not with the points in the range. A
@@ -315,10 +315,10 @@ async def asyncio(
     to `total_points`. Points at the same step are always in the same bucket. When the range holds at
     most `max_points` distinct steps, each bucket is one step, so the curve is lossless. Otherwise the
     steps are cut into blocks of one width, a power of two, aligned on multiples of it (the smallest
-    width that gives at most `max_points` blocks over the range's steps), and each block holding points
-    is one bucket, so there are between about a quarter of `max_points` and `max_points` buckets.
-    Zooming in is the same call with a narrower step range. Points logged without a step have no place
-    on a step axis: they are left out of the buckets and of `total_points`, and counted in
+    width that gives at most `max_points` blocks from the range's first to its last step), and each
+    block holding points is one bucket: at most `max_points`, and more than half of it when the steps
+    are dense. Zooming in is the same call with a narrower step range. Points logged without a step have
+    no place on a step axis: they are left out of the buckets and of `total_points`, and counted in
     `unstepped_points` (the SDK's `run.log()` always sends a step). Points of every metadata set of the
     name are taken together unless `metadata_key` narrows them. The server keeps per-block aggregates at
     ingest, so the cost of a call grows with `max_points`, not with the points in the range. A
