@@ -32,6 +32,7 @@ from typing import Any
 import bench_pacing  # scripts/bench_pacing.py: rate pacing against --rate-limit
 import bench_postgres
 import bench_runs_table
+import bench_series
 import bench_server_memory  # scripts/bench_server_memory.py: the SQLite server's RSS under a long load
 import bench_server_scale
 import bench_types  # scripts/bench_types.py: decoding pages into the generated public types
@@ -416,6 +417,7 @@ def main() -> int:
             lambda: bench_memory_iterating(url, api_key, points=100_000 if quick else 1_000_000),
             lambda: bench_memory_with_options(url, api_key, calls=10_000 if quick else 100_000),
             lambda: bench_server_scale.run(report, server_process, quick=quick),
+            lambda: bench_series.run(report, server_process, quick=quick),
             lambda: bench_server_memory.run(report, quick=quick),
             lambda: bench_logger(url, api_key, report, quick=quick, outage_values=args.logger_outage_values),
             lambda: bench_postgres.run(report, server_process, quick=quick),
@@ -432,6 +434,7 @@ def main() -> int:
             "memory_iterating",
             "memory_with_options",
             "server_scale",
+            "series",
             "server_memory",
             "logger",
             "postgres",

@@ -48,6 +48,8 @@ __all__ = [
     "MetricCatalogEntry",
     "MetricEvent",
     "MetricPoint",
+    "MetricSeries",
+    "MetricSeriesBucket",
     "MetricSummary",
     "Model",
     "MoveExperimentRequest",
@@ -306,6 +308,40 @@ class ExperimentSummary(Model, frozen=True, kw_only=True):
     metrics: tuple[MetricSummary, ...]
     """Ordered by name, then by metadata (compared bytewise as compact JSON with sorted keys, so `{}` comes after every
     non-empty set)."""
+
+
+class MetricSeriesBucket(Model, frozen=True, kw_only=True):
+    """The points of one step range of a metric's curve. `first_step` and `last_step` are the lowest and highest steps
+    that hold a point, so the ranges of two buckets never overlap."""
+
+    first_step: int
+    last_step: int
+    count: int
+    """The points in the range."""
+    min: float
+    """The smallest value in the range."""
+    max: float
+    """The largest value in the range."""
+    mean: float
+    """The mean of the values in the range."""
+    first: float
+    """The value at `first_step`; of several points there, the one ingested first."""
+    last: float
+    """The value at `last_step`; of several points there, the one ingested last."""
+
+
+class MetricSeries(Model, frozen=True, kw_only=True):
+    """A metric's curve over a step range, downsampled exactly into buckets (see `getMetricSeries`)."""
+
+    experiment_id: str
+    name: str
+    total_points: int
+    """The points with a step in the step range; the buckets' counts add up to it."""
+    unstepped_points: int
+    """The points of the metric (and metadata filter) logged without a step, whatever the step range; they are in no
+    bucket and not in `total_points`."""
+    buckets: tuple[MetricSeriesBucket, ...]
+    """Consecutive, non-overlapping step ranges in step order."""
 
 
 class CreateExperimentRequest(Model, frozen=True, kw_only=True, omit_defaults=True):

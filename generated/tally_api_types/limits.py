@@ -85,6 +85,9 @@ __all__ = [
     "METRIC_NAME_MAX_LENGTH",
     "METRIC_NAME_MIN_LENGTH",
     "METRIC_NAME_PATTERN",
+    "METRIC_SERIES_BUCKET_COUNT_MINIMUM",
+    "METRIC_SERIES_TOTAL_POINTS_MINIMUM",
+    "METRIC_SERIES_UNSTEPPED_POINTS_MINIMUM",
     "METRIC_SUMMARY_COUNT_MINIMUM",
     "METRIC_SUMMARY_FIRST_STEP_MINIMUM",
     "METRIC_SUMMARY_LAST_STEP_MINIMUM",
@@ -216,6 +219,12 @@ METRIC_SUMMARY_FIRST_STEP_MINIMUM: Final[int] = 0
 """`#/components/schemas/MetricSummary/properties/first_step/minimum`"""
 METRIC_SUMMARY_LAST_STEP_MINIMUM: Final[int] = 0
 """`#/components/schemas/MetricSummary/properties/last_step/minimum`"""
+METRIC_SERIES_BUCKET_COUNT_MINIMUM: Final[int] = 1
+"""`#/components/schemas/MetricSeriesBucket/properties/count/minimum`"""
+METRIC_SERIES_TOTAL_POINTS_MINIMUM: Final[int] = 0
+"""`#/components/schemas/MetricSeries/properties/total_points/minimum`"""
+METRIC_SERIES_UNSTEPPED_POINTS_MINIMUM: Final[int] = 0
+"""`#/components/schemas/MetricSeries/properties/unstepped_points/minimum`"""
 CREATE_EXPERIMENT_REQUEST_NAME_MIN_LENGTH: Final[int] = 1
 """`#/components/schemas/CreateExperimentRequest/properties/name/minLength`"""
 CREATE_EXPERIMENT_REQUEST_NAME_MAX_LENGTH: Final[int] = 200

@@ -175,6 +175,15 @@ OPERATIONS: dict[str, Operation] = {
         ExperimentSummary,
         "org",
     ),
+    "getMetricSeries": Operation(
+        "getMetricSeries",
+        "tally_api.api.metrics.get_metric_series",
+        "GET",
+        "/v1/experiments/{experiment_id}/metrics/series",
+        (200,),
+        MetricSeries,
+        "org",
+    ),
     "compareMetrics": Operation(
         "compareMetrics",
         "tally_api.api.metrics.compare_metrics",

@@ -140,6 +140,7 @@ class Decoders:
     ingest_result = msgspec.json.Decoder(t.IngestResult)
     metric_point_page = msgspec.json.Decoder(t.Page[t.MetricPoint])
     compare_result = msgspec.json.Decoder(t.CompareResult)
+    metric_series = msgspec.json.Decoder(t.MetricSeries)
     catalog_page = msgspec.json.Decoder(t.Page[t.CatalogEntry])
     metadata_value_page = msgspec.json.Decoder(t.Page[t.MetadataValueCount])
     ingestion_key = msgspec.json.Decoder(t.IngestionKey)

@@ -7,6 +7,8 @@ when a conversion is asked for (the `[pandas]` and `[polars]` extras); a missing
 Shapes:
 - a compare result: one row per step (`step` column, ascending), one float column per series, null where that
   series has no point at the step. Columns are named readably by `series_labels`.
+- a metric series: one row per bucket, columns `first_step`, `last_step` (integers), `count`, then `min`, `max`,
+  `mean`, `first`, `last` (floats).
 - metric points: one row per point, columns `name`, `step`, `value`, `timestamp`, `client_event_id`, then one
   `metadata.<key>` column per metadata key seen (null where a point lacks it).
 """
@@ -17,13 +19,15 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from tally._extras import require
-from tally._types import ComparedSeries, CompareResult, MetricPoint
+from tally._types import ComparedSeries, CompareResult, MetricPoint, MetricSeries
 
 if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
 
 __all__ = [
+    "buckets_to_pandas",
+    "buckets_to_polars",
     "compare_columns",
     "compare_to_pandas",
     "compare_to_polars",
@@ -154,3 +158,30 @@ def items_to_polars(items: Iterable[Any]) -> pl.DataFrame:
         return points_to_polars(rows)
     polars = require("polars", "polars", "to_polars()")
     return cast("pl.DataFrame", polars.DataFrame([item.to_dict() for item in rows]))
+
+
+_BUCKET_INTEGERS = ("first_step", "last_step", "count")
+_BUCKET_FLOATS = ("min", "max", "mean", "first", "last")
+
+
+def _bucket_columns(series: MetricSeries) -> dict[str, list[Any]]:
+    return {name: [getattr(b, name) for b in series.buckets] for name in (*_BUCKET_INTEGERS, *_BUCKET_FLOATS)}
+
+
+def buckets_to_pandas(series: MetricSeries) -> pd.DataFrame:
+    pandas = require("pandas", "pandas", "MetricSeries.to_pandas()")
+    columns = _bucket_columns(series)
+    return pandas.DataFrame(
+        {
+            name: pandas.array(values, dtype="int64" if name in _BUCKET_INTEGERS else "float64")
+            for name, values in columns.items()
+        }
+    )
+
+
+def buckets_to_polars(series: MetricSeries) -> pl.DataFrame:
+    polars = require("polars", "polars", "MetricSeries.to_polars()")
+    schema = {
+        name: polars.Int64 if name in _BUCKET_INTEGERS else polars.Float64 for name in _bucket_columns(series)
+    }
+    return cast("pl.DataFrame", polars.DataFrame(_bucket_columns(series), schema=schema))

@@ -1,4 +1,9 @@
-"""Metric curves: from a compare result to lines in the terminal (plotille) or an image (matplotlib).
+"""Metric curves: from a metric series (or a compare result) to lines in the terminal (plotille) or an image
+(matplotlib).
+
+A curve from `getMetricSeries` (`series_curve`) is its buckets' mean line with the min/max band of each bucket,
+so a spike that the mean hides still shows as the band's top; the band is drawn only where a bucket holds more
+than one value.
 
 The data steps are pure functions (`curves`, `smooth`, `log_scale`), tested without drawing. The renderers
 import their library only when called: plotille comes with the `[cli]` extra, matplotlib with `[plot]`.
@@ -14,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tally._extras import require
-from tally._types import CompareResult
+from tally._types import CompareResult, MetricSeries
 
-__all__ = ["Curve", "curves", "log_scale", "render_png", "render_terminal", "smooth"]
+__all__ = ["Curve", "curves", "log_scale", "render_png", "render_terminal", "series_curve", "smooth"]
 
 # matplotlib's default colour cycle ("tab10"), so that a test can find each series' colour in the image.
 PALETTE = (
@@ -40,6 +45,26 @@ class Curve:
     label: str
     steps: tuple[int, ...]
     values: tuple[float, ...]
+    low: tuple[float, ...] | None = None
+    """The band's bottom (each bucket's min), when the curve has one."""
+    high: tuple[float, ...] | None = None
+    """The band's top (each bucket's max)."""
+
+    @property
+    def has_band(self) -> bool:
+        return self.low is not None and self.high is not None and self.low != self.high
+
+
+def series_curve(series: MetricSeries, label: str) -> Curve:
+    """A series' buckets as a curve: the mean at the middle step of each bucket, with the min/max band."""
+    buckets = series.buckets
+    return Curve(
+        label,
+        tuple((b.first_step + b.last_step) // 2 for b in buckets),
+        tuple(float(b.mean) for b in buckets),
+        tuple(float(b.min) for b in buckets),
+        tuple(float(b.max) for b in buckets),
+    )
 
 
 def curves(result: CompareResult, labels: Sequence[str]) -> list[Curve]:
@@ -70,15 +95,21 @@ def smooth(curve: Curve, window: int) -> Curve:
         if index >= window:
             total -= curve.values[index - window]
         averaged.append(total / min(index + 1, window))
-    return Curve(curve.label, curve.steps, tuple(averaged))
+    return Curve(curve.label, curve.steps, tuple(averaged), curve.low, curve.high)  # the band stays exact
 
 
 def log_scale(curve: Curve) -> Curve:
-    """The curve as log10 of its values, without the points at or below zero (which have no logarithm)."""
-    kept = [
-        (step, math.log10(value)) for step, value in zip(curve.steps, curve.values, strict=True) if value > 0
-    ]
-    return Curve(curve.label, tuple(s for s, _ in kept), tuple(v for _, v in kept))
+    """The curve as log10 of its values, without the points at or below zero (which have no logarithm); a band's
+    bottom at or below zero is drawn at the point itself."""
+    kept = [index for index, value in enumerate(curve.values) if value > 0]
+    values = tuple(math.log10(curve.values[i]) for i in kept)
+
+    def band(edge: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if edge is None:
+            return None
+        return tuple(math.log10(edge[i]) if edge[i] > 0 else values[n] for n, i in enumerate(kept))
+
+    return Curve(curve.label, tuple(curve.steps[i] for i in kept), values, band(curve.low), band(curve.high))
 
 
 def _tick(value: float, chars: int, delta: float, left: bool = False) -> str:
@@ -108,14 +139,20 @@ def render_terminal(
         low = min(min(curve.steps) for curve in drawn)
         high = max(max(curve.steps) for curve in drawn)
         figure.set_x_limits(min_=low, max_=high if high > low else low + 1)
-        bottom = min(min(curve.values) for curve in drawn)
-        top = max(max(curve.values) for curve in drawn)
+        bottom = min(min(curve.low if curve.has_band and curve.low else curve.values) for curve in drawn)
+        top = max(max(curve.high if curve.has_band and curve.high else curve.values) for curve in drawn)
         figure.set_y_limits(min_=bottom, max_=top if top > bottom else bottom + 1)
     markers = "ox+*#@%&$="
     for index, curve in enumerate(lines):
         if not curve.steps:
             continue
         colour = tuple(int(PALETTE[index % len(PALETTE)][i : i + 2], 16) for i in (1, 3, 5))
+        if curve.has_band and curve.low is not None and curve.high is not None:  # the band's edges, dimmed
+            dim = tuple(int(c + (255 - c) * 0.55) for c in colour)
+            for edge in (curve.low, curve.high):
+                figure.plot(
+                    list(curve.steps), list(edge), lc=dim if color else None, marker=None if color else "."
+                )
         figure.plot(
             list(curve.steps),
             list(curve.values),
@@ -138,6 +175,15 @@ def render_png(
     figure = Figure(figsize=(8, 4.8), dpi=100)
     axes = figure.add_subplot()
     for index, curve in enumerate(lines):
+        if curve.has_band and curve.low is not None and curve.high is not None:
+            axes.fill_between(
+                curve.steps,
+                curve.low,
+                curve.high,
+                color=PALETTE[index % len(PALETTE)],
+                alpha=0.2,
+                linewidth=0,
+            )
         axes.plot(
             curve.steps, curve.values, label=curve.label, color=PALETTE[index % len(PALETTE)], linewidth=1.6
         )

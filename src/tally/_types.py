@@ -32,6 +32,7 @@ from tally_api_types import (
     KeyKind,
     MetadataValueCount,
     MetricPoint,
+    MetricSeriesBucket,
     MetricSummary,
     Model,
     Page,
@@ -63,6 +64,8 @@ __all__ = [
     "MetadataValueCount",
     "MetricEvent",
     "MetricPoint",
+    "MetricSeries",
+    "MetricSeriesBucket",
     "MetricSummary",
     "Model",
     "NotGiven",
@@ -128,6 +131,24 @@ class CompareResult(_generated.CompareMetricsResult, frozen=True, kw_only=True):
         return compare_to_polars(self, labels)
 
 
+class MetricSeries(_generated.MetricSeries, frozen=True, kw_only=True):
+    """A metric's curve downsampled exactly into step buckets (spec: `MetricSeries`; see
+    `client.metrics.series`)."""
+
+    def to_pandas(self) -> pd.DataFrame:
+        """A pandas DataFrame, one row per bucket: `first_step`, `last_step`, `count`, `min`, `max`, `mean`,
+        `first`, `last`. Needs the `[pandas]` extra."""
+        from tally._frames import buckets_to_pandas
+
+        return buckets_to_pandas(self)
+
+    def to_polars(self) -> pl.DataFrame:
+        """`to_pandas`, as a polars DataFrame. Needs the `[polars]` extra."""
+        from tally._frames import buckets_to_polars
+
+        return buckets_to_polars(self)
+
+
 class CreatedIngestionKey(_generated.CreatedIngestionKey, frozen=True, kw_only=True):
     """A new ingestion key with its token, shown once (spec: `CreatedIngestionKey`); the repr hides it."""
 
@@ -153,7 +174,15 @@ class MetricEvent(_generated.MetricEvent, frozen=True, kw_only=True, omit_defaul
 
 _SDK_TYPES: dict[type[Any], type[Any]] = {
     base: sdk
-    for sdk in (AuthStatus, CatalogEntry, IngestResult, CompareResult, CreatedIngestionKey, MetricEvent)
+    for sdk in (
+        AuthStatus,
+        CatalogEntry,
+        IngestResult,
+        CompareResult,
+        MetricSeries,
+        CreatedIngestionKey,
+        MetricEvent,
+    )
     for base in sdk.__bases__
     if vars(_generated).get(base.__name__) is base
 }

@@ -1,4 +1,5 @@
-"""Several clients ingesting overlapping batches in parallel end with exact counts and no duplicate rows."""
+"""Several clients ingesting overlapping batches in parallel end with exact counts, no duplicate rows and exact
+series rollups."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import httpx
 from tally_server import RunningServer
 
 from .helpers import make_client
+from .test_metric_series import check_exact
 
 
 def test_parallel_overlapping_batches_store_each_event_once(
@@ -24,7 +26,13 @@ def test_parallel_overlapping_batches_store_each_event_once(
     workers, batches_per_worker, batch_size = 6, 5, 400
 
     def payload(i: int) -> dict[str, Any]:
-        return {"name": f"m/{i % 3}", "value": i / 7, "step": i // 3, "client_event_id": f"cid-{i}"}
+        return {
+            "name": f"m/{i % 3}",
+            "value": i / 7,
+            "step": i // 3,
+            "metadata": {"host": str(i % 2)},
+            "client_event_id": f"cid-{i}",
+        }
 
     def work(seed: int) -> tuple[int, int, int]:
         rng = random.Random(seed)
@@ -56,3 +64,18 @@ def test_parallel_overlapping_batches_store_each_event_once(
     assert len(stored) == len(set(stored)) == accepted
     catalog = client.get("/v1/metric-catalog", params={"experiment_id": experiment["id"]}).json()["data"]
     assert sum(entry["count"] for entry in catalog) == accepted
+    for name in ("m/0", "m/1", "m/2"):  # the rollups upserted by racing batches add up exactly
+        points = [p for p in _all_points(client, path) if p["name"] == name]
+        series = client.get(f"{path}/series", params={"name": name, "max_points": 7}).json()
+        check_exact(series, points, 7)
+
+
+def _all_points(client: httpx.Client, path: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = client.get(path, params={"page_size": 1000, **({"cursor": cursor} if cursor else {})}).json()
+        found += page["data"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found

@@ -117,15 +117,18 @@ def _aim_at_real_ids(case: Any, fixtures: Fixtures) -> None:
 
 def _make_semantically_valid(case: Any) -> None:
     """What a schema cannot say, a positive case still has to respect: cursors are opaque tokens the server
-    hands out (a made-up one is a 400), an Idempotency-Key is for one request (a reused one is a 422), and
-    `metadata_value` needs `metadata_key` (the spec says so in words). Negative cases are left as
-    generated."""
+    hands out (a made-up one is a 400), an Idempotency-Key is for one request (a reused one is a 422),
+    `metadata_value` needs `metadata_key`, and getMetricSeries's `min_step` is at most its `max_step` (the spec
+    says so in words). Negative cases are left as generated."""
     query = case.query
     components = case.meta.components if case.meta is not None else {}
     if query is not None and _positive(components, ParameterLocation.QUERY):
         query.pop("cursor", None)
         if "metadata_value" in query and "metadata_key" not in query:
             query.pop("metadata_value")
+        low, high = query.get("min_step"), query.get("max_step")  # as generated: int, or its text
+        if str(low).isdigit() and str(high).isdigit() and int(str(low)) > int(str(high)):
+            query["min_step"], query["max_step"] = high, low
     headers = case.headers
     if (
         headers is not None

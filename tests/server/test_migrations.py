@@ -24,6 +24,7 @@ from .legacy_release import extract_legacy_tree, make_legacy_database
 from .postgres_cluster import PostgresCluster
 from .schema_catalog import schema_of
 from .summaries import expected_summary, stored_points, summary
+from .test_metric_series import check_exact
 
 
 def _new_db(backend: str, request: pytest.FixtureRequest, directory: Path, name: str) -> str:
@@ -76,7 +77,9 @@ def _at_head(legacy_schema: dict[str, Any]) -> dict[str, Any]:
 
 # Tables the revisions after the release before add (whole, so they leave the release's tables as they were);
 # tests/server/test_schema.py checks them against schema.py.
-_NEW_TABLES = frozenset({"metric_summaries", "experiment_metrics", "experiment_metadata"})  # 0005
+_NEW_TABLES = frozenset(
+    {"metric_summaries", "experiment_metrics", "experiment_metadata", "metric_rollups"}
+)  # 0005, 0006
 _NEW_INDEXES = frozenset({"experiments_by_name"})  # 0005, on a table of the release
 
 
@@ -176,6 +179,14 @@ def test_a_database_of_the_release_before_upgrades_in_place_with_every_row_kept(
             with httpx.Client(base_url=server.url, headers=org, timeout=60) as reader:
                 points = stored_points(reader, plan["tagged"])
                 assert summary(reader, plan["tagged"]) == expected_summary(points)  # backfill + ingest merged
+            # 0006 rolled the old points up: the series is exact over old and new points alike.
+            points = c.get(path, params={"name": "train/loss", "page_size": 1000}, headers=org).json()["data"]
+            series_path = f"{path}/series"
+            for max_points in (1, 1000):
+                series = c.get(
+                    series_path, params={"name": "train/loss", "max_points": max_points}, headers=org
+                )
+                check_exact(series.json(), points, max_points)
             c.patch(
                 f"/v1/experiments/{plan['tagged']}", json={"tags": ["late"]}, headers=org
             ).raise_for_status()
@@ -183,7 +194,7 @@ def test_a_database_of_the_release_before_upgrades_in_place_with_every_row_kept(
             assert [e["id"] for e in tagged] == [plan["tagged"]]
     assert _execute(db, "SELECT version_num FROM alembic_version") == [(head(),)]
     assert max(_execute(db, "SELECT version FROM schema_version"))[0] == len(revisions())
-    # stamped at 0003, not rebuilt; then only 0004 ran on its tables
+    # stamped at 0003, not rebuilt; then only 0004-0006 ran on its tables
     assert _release_tables(schema_of(db)) == _at_head(legacy_db["schema"])
 
 

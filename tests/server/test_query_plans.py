@@ -138,6 +138,8 @@ def test_the_duplicate_lookup_probes_the_client_event_id_index(repo: SqlReposito
         "list by name, from a cursor deep into the series",
         "list by name and step range, from a cursor",
         "list everything, from a cursor",
+        "list by name, series from rollups with ragged edges",
+        "list by name, series lossless zoom and filtered",
         "compare",
         "catalog of the organisation",
         "catalog of a folder tree",
@@ -160,6 +162,20 @@ def test_list_and_catalog_reads_use_an_index(repo: SqlRepository, read: str) -> 
             1, experiment, {"name": "train/loss", "min_step": 10, "max_step": 5000}, 100, deep
         ),
         "list everything, from a cursor": lambda: repo.list_metrics(1, experiment, {}, 100, deep),
+        "list by name, series from rollups with ragged edges": lambda: repo.metric_series(
+            1, experiment, {"name": "train/loss", "max_points": 100, "min_step": 7, "max_step": 5990}
+        ),
+        "list by name, series lossless zoom and filtered": lambda: repo.metric_series(
+            1,
+            experiment,
+            {
+                "name": "train/loss",
+                "max_points": 100,
+                "min_step": 4000,
+                "max_step": 4050,
+                "metadata_key": "split",
+            },
+        ),
         "compare": lambda: repo.compare_metrics(
             1,
             [{"experiment_id": experiment, "name": "train/loss", "metadata": {"split": "train"}}],
@@ -211,10 +227,16 @@ def test_list_and_catalog_reads_use_an_index(repo: SqlRepository, read: str) -> 
         for plan in summaries:
             assert plan[0].startswith("SEARCH metric_summaries USING PRIMARY KEY (experiment=?"), plan
             assert not any("TEMP B-TREE" in step for step in plan), plan
-    if read.startswith("list by name"):  # a page walk starts each page at its cursor, not at the first step
+    if read.startswith("list by name") and "series" not in read:
+        # a page walk starts each page at its cursor, not at the first step
         searches = [step for statement, plan in plans if "FROM metric_points" in statement for step in plan]
         assert searches
         assert all("(step,seq)>(?,?)" in step for step in searches), searches
+    if "series" in read:  # a series reads points and rollup blocks by name and step / block range
+        searches = [step for _, plan in plans for step in plan if "metric_" in step]
+        assert all("name=?" in step and ("step" in step or "block" in step) for step in searches), searches
+        rollups = [step for statement, plan in plans if "FROM metric_rollups" in statement for step in plan]
+        assert bool(rollups) is ("ragged" in read), rollups
 
 
 def test_lifecycle_writes_use_an_index(repo: SqlRepository) -> None:

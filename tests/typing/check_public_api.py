@@ -122,7 +122,10 @@ def frames() -> None:
         listing: pl.DataFrame = client.metrics.list("e", name="loss").to_polars()
         table = result.to_pandas()
         points = client.metrics.list("e").to_pandas()
-        del by_step, listing, table, points
+        series: tally.MetricSeries = client.metrics.series("e", "loss", max_points=500, min_step=10)
+        bucket: tally.MetricSeriesBucket = series.buckets[0]
+        buckets: pl.DataFrame = series.to_polars()
+        del by_step, listing, table, points, bucket, buckets
 
 
 async def async_frames() -> None:
@@ -130,7 +133,8 @@ async def async_frames() -> None:
 
     async with AsyncTally() as client:
         listing: pl.DataFrame = await client.metrics.list("e").to_polars()
-        del listing
+        series: tally.MetricSeries = await client.metrics.series("e", "loss", metadata_key="split")
+        del listing, series
 
 
 def training_loop() -> None:

@@ -42,6 +42,8 @@ from .metric_event import MetricEvent
 from .metric_point import MetricPoint
 from .metric_point_metadata import MetricPointMetadata
 from .metric_point_page import MetricPointPage
+from .metric_series import MetricSeries
+from .metric_series_bucket import MetricSeriesBucket
 from .metric_summary import MetricSummary
 from .move_experiment_request import MoveExperimentRequest
 from .move_folder_request import MoveFolderRequest
@@ -97,6 +99,8 @@ __all__ = (
     "MetricPoint",
     "MetricPointMetadata",
     "MetricPointPage",
+    "MetricSeries",
+    "MetricSeriesBucket",
     "MetricSummary",
     "MoveExperimentRequest",
     "MoveFolderRequest",

@@ -35,6 +35,7 @@ from tally._types import (
     IngestResult,
     MetadataValueCount,
     MetricPoint,
+    MetricSeries,
     NotGiven,
     Page,
     SeriesSelector,
@@ -483,6 +484,35 @@ class AsyncMetrics(_Resource):
             return await self._core.request(operation, Decoders.metric_point_page, options)
 
         return AsyncPaginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
+
+    async def series(
+        self,
+        experiment_id: str,
+        name: str,
+        *,
+        max_points: int = 1000,
+        min_step: int | None = None,
+        max_step: int | None = None,
+        metadata_key: str | None = None,
+        metadata_value: str | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> MetricSeries:
+        """One metric's curve downsampled exactly into at most `max_points` step buckets (count, min, max, mean,
+        first, last each), in one request whatever the number of points: a one-step spike stays in its bucket's
+        `max`, and a range of at most `max_points` steps comes back one step per bucket (zoom by narrowing
+        `min_step` / `max_step`). Points logged without a step are counted in `unstepped_points`."""
+        from tally_api.api.metrics import get_metric_series
+
+        operation = get_metric_series._get_kwargs(
+            experiment_id,
+            name=name,
+            max_points=max_points,
+            min_step=unset(min_step),
+            max_step=unset(max_step),
+            metadata_key=unset(metadata_key),
+            metadata_value=unset(metadata_value),
+        )
+        return await self._core.request(operation, Decoders.metric_series, options)
 
     async def compare(
         self,

@@ -75,6 +75,10 @@ def list_(
         out.note("no points match")
 
 
+_PNG_POINTS = 1000
+"""Buckets per curve of a PNG: more than its 800 pixels across."""
+
+
 def _selectors(experiment_ids: tuple[str, ...], name: str, metadata: dict[str, str]) -> list[dict[str, Any]]:
     if len(experiment_ids) > _MAX_SERIES:
         raise click.UsageError(f"at most {_MAX_SERIES} experiments at once, not {len(experiment_ids)}")
@@ -234,7 +238,11 @@ def values(
 @click.option("--name", required=True, help="The metric to plot (for example train/loss).")
 @metadata_option("Only points with this metadata (repeat for several).")
 @click.option(
-    "--smooth", type=click.IntRange(min=1), default=1, show_default=True, help="Moving average over N points."
+    "--smooth",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Moving average of the mean line over N plotted points (the min/max band stays exact).",
 )
 @click.option("--log-y", is_flag=True, help="Logarithmic y axis.")
 @click.option("--min-step", type=int, help="From this step on.")
@@ -266,6 +274,11 @@ def plot(
 ) -> None:
     """Curves of one metric for several experiments: in the terminal, or as a PNG with --output.
 
+    Each curve is read downsampled by the server (`client.metrics.series`): the mean of each step range as a
+    line, with its min/max band where a range holds several values, so a spike always shows and a curve of
+    millions of points costs one small request. With several --metadata pairs the points are read whole
+    (the series filters on one metadata pair).
+
     \b
     Examples:
       tally metrics plot exp_a exp_b --name loss
@@ -275,10 +288,29 @@ def plot(
     from tally import _plotting
 
     selectors = _selectors(experiment_ids, name, pairs(metadata))
+    out = Output(False)
+    columns = width or max(min(out.console.width - 20, 120), 40)
+    # braille draws two dots per character; an image is 800 pixels wide
+    max_points = _PNG_POINTS if output is not None else 2 * columns
     with settings(ctx).client() as client:
-        result = compare_all(client, selectors, min_step, max_step)
         labels = _labels(client, experiment_ids)
-    lines = [_plotting.smooth(curve, smooth) for curve in _plotting.curves(result, labels)]
+        filters = pairs(metadata)
+        if len(filters) > 1:
+            result = compare_all(client, selectors, min_step, max_step)
+            found = _plotting.curves(result, labels)
+        else:
+            (key, value), *_ = [*filters.items(), (None, None)]
+            found = [
+                _plotting.series_curve(
+                    client.metrics.series(
+                        experiment_id, name, max_points=max_points, min_step=min_step, max_step=max_step,
+                        metadata_key=key, metadata_value=value,
+                    ),
+                    label,
+                )
+                for experiment_id, label in zip(experiment_ids, labels, strict=True)
+            ]  # fmt: skip
+    lines = [_plotting.smooth(curve, smooth) for curve in found]
     if not any(curve.steps for curve in lines):
         raise click.ClickException(
             f"no points of {name!r} in these experiments (see `tally metrics catalog`)"
@@ -288,10 +320,8 @@ def plot(
         _plotting.render_png(lines, output, metric=name, log_y=log_y, title=title)
         click.echo(f"wrote {output}")
         return
-    out = Output(False)
     if log_y:
         lines = [_plotting.log_scale(curve) for curve in lines]
-    columns = width or max(min(out.console.width - 20, 120), 40)
     text = _plotting.render_terminal(
         lines, metric=name, log_y=log_y, width=columns, height=height, color=out.for_people
     )

@@ -44,6 +44,16 @@ def list_metrics(call: Call) -> Reply:
     return page_reply("metrics", page)
 
 
+def get_metric_series(call: Call) -> Reply:
+    query = dict(call.query)
+    if query.get("metadata_value") is not None and query.get("metadata_key") is None:
+        raise invalid_request([FieldError("metadata_value", "needs metadata_key")])
+    min_step, max_step = query.get("min_step"), query.get("max_step")
+    if min_step is not None and max_step is not None and min_step > max_step:
+        raise invalid_request([FieldError("max_step", f"must be at least min_step ({min_step})")])
+    return Reply(200, call.repo.metric_series(call.org_pk, call.path["experiment_id"], query))
+
+
 def compare_metrics(call: Call) -> Reply:
     body = call.body
     limit = body.get("limit", call.operation.body_default("limit"))  # the contract's default, when not sent
@@ -56,5 +66,6 @@ def compare_metrics(call: Call) -> Reply:
 HANDLERS: dict[str, Handler] = {
     "ingestMetrics": ingest_metrics,
     "listMetrics": list_metrics,
+    "getMetricSeries": get_metric_series,
     "compareMetrics": compare_metrics,
 }

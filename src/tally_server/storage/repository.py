@@ -192,6 +192,9 @@ class Repository(Protocol):
     ) -> Page: ...
     def get_experiment_summary(self, org_pk: int, experiment_id: str, name: str | None) -> Json:
         """`ExperimentSummary`: the summaries ingestion keeps per metric name and label set."""
+
+    def metric_series(self, org_pk: int, experiment_id: str, filters: Json) -> Json:
+        """`getMetricSeries`: the buckets of one metric's curve (filters: the operation's query parameters)."""
         ...
 
     def compare_metrics(

@@ -53,6 +53,7 @@ __all__ = [
     "metadata",
     "metric_label_values",
     "metric_points",
+    "metric_rollups",
     "metric_seq",
     "metric_series",
     "metric_summaries",
@@ -197,6 +198,34 @@ Index(
     metric_points.c.experiment,
     metric_points.c.client_event_id,
     unique=True,
+)
+
+# Per experiment, metric name, label set, level and block: the aggregate of the points whose step is in the
+# block [block << level, ((block + 1) << level) - 1], kept up to date by ingestion, so that `getMetricSeries`
+# reads one row per block instead of every point (see tally_server.storage.rollups). `labels` is the SHA-256 of
+# the point's metadata text (`metadata`, too long for a PostgreSQL index entry); `first_*` / `last_*` are the
+# point of lowest / highest (step, seq) in the block. Points without a step are not rolled up.
+metric_rollups = Table(
+    "metric_rollups",
+    metadata,
+    Column("experiment", _BIGINT, nullable=False),
+    Column("name", _NAME, nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("block", _BIGINT, nullable=False),
+    Column("labels", Text, nullable=False),
+    Column("metadata", Text, nullable=False),
+    Column("count", _BIGINT, nullable=False),
+    Column("min", _VALUE, nullable=False),
+    Column("max", _VALUE, nullable=False),
+    Column("sum", _VALUE, nullable=False),
+    Column("first_step", _BIGINT, nullable=False),
+    Column("first_seq", _BIGINT, nullable=False),
+    Column("first_value", _VALUE, nullable=False),
+    Column("last_step", _BIGINT, nullable=False),
+    Column("last_seq", _BIGINT, nullable=False),
+    Column("last_value", _VALUE, nullable=False),
+    PrimaryKeyConstraint("experiment", "name", "level", "block", "labels"),
+    sqlite_with_rowid=False,
 )
 
 # Per experiment and metric name: what the catalog reports, kept up to date by ingestion.

@@ -72,7 +72,7 @@ from tally_server._util import (
     readable_timestamp,
 )
 from tally_server.ordering import CREATED, ExperimentOrder
-from tally_server.storage import dialects, metadata_index, rows
+from tally_server.storage import dialects, metadata_index, rollups, rows
 from tally_server.storage.repository import (
     BootstrapResult,
     ConflictError,
@@ -97,6 +97,7 @@ from tally_server.storage.schema import (
     idempotency_keys,
     metric_label_values,
     metric_points,
+    metric_rollups,
     metric_series,
     metric_summaries,
     organizations,
@@ -230,6 +231,8 @@ _SERIES_COLUMNS = tuple(metric_series.c.keys())
 _LABEL_COLUMNS = tuple(metric_label_values.c.keys())
 _SUMMARY_COLUMNS = tuple(metric_summaries.c.keys())
 _PER_NAME_COLUMNS = tuple(experiment_metrics.c.keys())
+_ROLLUP_COLUMNS = tuple(metric_rollups.c.keys())
+_MAX_STEP = (1 << 63) - 1
 
 
 def _insert_points(dialect: str) -> Any:
@@ -341,6 +344,45 @@ def _upsert_labels(dialect: str) -> Any:
     return stmt.on_conflict_do_update(
         index_elements=[v.experiment, v.name, v.key, v.value], set_={"count": v.count + stmt.excluded.count}
     )
+
+
+def _upsert_rollups(dialect: str) -> Any:
+    """Fold a batch's block aggregate into the stored one: counts and sums add, extremes stay extreme, and the
+    first / last point is the one of lowest / highest (step, seq). (SET reads the row as it was, on both
+    backends, so the CASEs all compare with the old first / last.)"""
+    r = metric_rollups.c
+    stmt = dialects.insert(dialect, metric_rollups)
+    new = stmt.excluded
+    earlier = (new.first_step < r.first_step) | (
+        (new.first_step == r.first_step) & (new.first_seq < r.first_seq)
+    )
+    later = (new.last_step > r.last_step) | ((new.last_step == r.last_step) & (new.last_seq > r.last_seq))
+    return stmt.on_conflict_do_update(
+        index_elements=[r.experiment, r.name, r.level, r.block, r.labels],
+        set_={
+            "count": r.count + new.count,
+            "min": dialects.least(dialect, r.min, new.min),
+            "max": dialects.greatest(dialect, r.max, new.max),
+            "sum": r.sum + new.sum,
+            "first_step": case((earlier, new.first_step), else_=r.first_step),
+            "first_seq": case((earlier, new.first_seq), else_=r.first_seq),
+            "first_value": case((earlier, new.first_value), else_=r.first_value),
+            "last_step": case((later, new.last_step), else_=r.last_step),
+            "last_seq": case((later, new.last_seq), else_=r.last_seq),
+            "last_value": case((later, new.last_value), else_=r.last_value),
+        },
+    )
+
+
+def _label_filter(dialect: str, column: Any, filters: Json) -> list[ColumnElement[bool]]:
+    """`metadata_key` / `metadata_value` of a metric read, on a metadata text column."""
+    key = filters.get("metadata_key")
+    if key is None:
+        return []
+    value = filters.get("metadata_value")
+    if value is not None:
+        return [dialects.json_text(dialect, column, key) == value]
+    return [dialects.json_has(dialect, column, key)]
 
 
 def _archive(table: Any, pk: int, archived: bool) -> Any:
@@ -1105,6 +1147,12 @@ class SqlRepository:
         if labels:
             counts = [(experiment_pk, n, k, v, c) for (n, k, v), c in sorted(labels.items())]
             dialects.executemany(conn, _upsert_labels, _LABEL_COLUMNS, counts)
+        blocks = rollups.aggregate(points)
+        if blocks:
+            keys = {metadata: rollups.labels_key(metadata) for metadata in {row[1] for row in blocks}}
+            found = [(experiment_pk, n, lv, b, keys[md], md, *acc) for n, md, lv, b, acc in blocks]
+            found.sort(key=lambda row: row[1:5])  # primary-key order: no deadlock between two batches
+            dialects.executemany(conn, _upsert_rollups, _ROLLUP_COLUMNS, found)
 
     def list_metrics(
         self, org_pk: int, experiment_id: str, filters: Json, limit: int, after: Key | None
@@ -1150,6 +1198,102 @@ class SqlRepository:
                 query = query.where(s.name == name)
             found = conn.execute(query.order_by(s.name, s.labels)).all()
         return {"experiment_id": experiment_id, "metrics": [rows.summary(r) for r in found]}
+
+    def metric_series(self, org_pk: int, experiment_id: str, filters: Json) -> Json:
+        """`getMetricSeries` (see `tally_server.storage.rollups`), read in one snapshot.
+
+        First the points of the range's first `max_points` + 1 steps, a page at a time: if there are no more steps,
+        one bucket per step (lossless). Otherwise the bucket width from the range's first and last steps, whole
+        blocks of the coarsest level that fits it from `metric_rollups`, and raw points only for the steps of
+        the range outside whole blocks (its ragged edges)."""
+        m, r = metric_points.c, metric_rollups.c
+        name, max_points = filters["name"], filters["max_points"]
+        low = filters.get("min_step") or 0
+        high = _MAX_STEP if filters.get("max_step") is None else filters["max_step"]
+        with self.db.snapshot() as conn:
+            dialect = conn.dialect.name
+            experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
+            labels = _label_filter(dialect, m.metadata, filters)
+            of_name = [m.experiment == experiment_pk, m.name == name, *labels]
+            unstepped = conn.execute(
+                select(func.count()).select_from(metric_points).where(*of_name, m.step == _NO_STEP)
+            ).scalar_one()
+
+            def raw(
+                first: int, last: int, after: tuple[int, int] | None = None, limit: int | None = None
+            ) -> Any:
+                # from a page's last point on: one lower bound on (step, seq), as listMetrics pages
+                lower = m.step >= first if after is None else tuple_(m.step, m.seq) > tuple_(*after)
+                query = select(m.step, m.seq, m.value).where(*of_name, lower, m.step <= last)
+                query = query.order_by(m.step, m.seq)
+                return conn.execute(query if limit is None else query.limit(limit)).all()
+
+            head: list[Any] = []
+            steps = 0
+            after: tuple[int, int] | None = None
+            while steps <= max_points:
+                page = raw(low, high, after, max_points + 1)
+                for point in page:
+                    if not head or point[0] != head[-1][0]:
+                        steps += 1
+                    head.append(point)
+                if len(page) <= max_points:
+                    break
+                after = (page[-1][0], page[-1][1])
+            if steps <= max_points:
+                buckets = rollups.Buckets(0)
+                for point in head:
+                    buckets.add_point(*point)
+            else:
+                last_step = conn.execute(
+                    select(m.step)
+                    .where(*of_name, m.step >= low, m.step <= high)
+                    .order_by(m.step.desc(), m.seq.desc())
+                    .limit(1)
+                ).scalar_one()
+                width = rollups.bucket_width(head[0][0], last_step, max_points)
+                buckets = rollups.Buckets(width)
+                level = rollups.level_for(width)
+                whole = None
+                if level is not None:
+                    first_block, last_block = -((-low) >> level), ((high + 1) >> level) - 1
+                    if first_block <= last_block:
+                        whole = (first_block, last_block)
+                if whole is None:
+                    for point in raw(low, high):
+                        buckets.add_point(*point)
+                else:
+                    assert level is not None
+                    first_block, last_block = whole
+                    if low < first_block << level:
+                        for point in raw(low, (first_block << level) - 1):
+                            buckets.add_point(*point)
+                    if (last_block + 1) << level <= high:
+                        for point in raw((last_block + 1) << level, high):
+                            buckets.add_point(*point)
+                    blocks = conn.execute(
+                        select(
+                            r.block, r.count, r.min, r.max, r.sum, r.first_step, r.first_seq, r.first_value,
+                            r.last_step, r.last_seq, r.last_value,
+                        ).where(
+                            r.experiment == experiment_pk,
+                            r.name == name,
+                            r.level == level,
+                            r.block >= first_block,
+                            r.block <= last_block,
+                            *_label_filter(dialect, r.metadata, filters),
+                        )
+                    )  # fmt: skip
+                    for row in blocks:
+                        buckets.add_block(level, row[0], row[1:])
+        found = buckets.answer()
+        return {
+            "experiment_id": experiment_id,
+            "name": name,
+            "total_points": sum(bucket["count"] for bucket in found),
+            "unstepped_points": unstepped,
+            "buckets": found,
+        }
 
     def compare_metrics(
         self, org_pk: int, series: Sequence[Json], min_step: int | None, max_step: int | None, limit: int

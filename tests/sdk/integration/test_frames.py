@@ -10,7 +10,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from tally import CompareResult, _frames
+from tally import CompareResult, MetricSeries, MetricSeriesBucket, _frames
 from tally._types import ComparedSeries, CompareRow
 
 from ..conftest import AnyClient, call, unique
@@ -78,6 +78,39 @@ async def test_metric_listing_to_pandas_and_polars(client: AnyClient) -> None:
     assert polars_frame["step"].to_list() == [0, 1, 2]
     assert polars_frame.schema["timestamp"] == pl.Datetime("us", "UTC")
     assert polars_frame["metadata.split"].to_list() == ["train"] * 3
+
+
+async def test_metric_series_is_typed_and_becomes_one_row_per_bucket(client: AnyClient) -> None:
+    """client.metrics.series on both clients: the typed MetricSeries, narrowed by step and metadata, and its
+    frames."""
+    experiment = await call(client.experiments.create(unique("series")))
+    events: list[dict[str, Any]] = [
+        {"name": "loss", "value": float(step % 7), "step": step, "metadata": {"split": "train"}}
+        for step in range(40)
+    ]
+    events.append({"name": "loss", "value": 99.0, "step": 3, "metadata": {"split": "val"}})
+    await call(client.metrics.ingest(experiment.id, events))
+    series: MetricSeries = await call(client.metrics.series(experiment.id, "loss", max_points=4))
+    assert isinstance(series, MetricSeries)
+    assert isinstance(series.buckets[0], MetricSeriesBucket)
+    assert (series.total_points, series.unstepped_points, len(series.buckets)) == (41, 0, 3)
+    assert sum(bucket.count for bucket in series.buckets) == 41
+    assert series.buckets[0].max == 99.0  # the val point at step 3
+    train = await call(
+        client.metrics.series(
+            experiment.id, "loss", min_step=10, max_step=19, metadata_key="split", metadata_value="train"
+        )
+    )
+    assert [(b.first_step, b.last_step, b.count) for b in train.buckets] == [(s, s, 1) for s in range(10, 20)]
+    frame = train.to_pandas()
+    assert list(frame.columns) == ["first_step", "last_step", "count", "min", "max", "mean", "first", "last"]
+    assert frame["first_step"].tolist() == list(range(10, 20))
+    assert str(frame["count"].dtype) == "int64"
+    assert str(frame["mean"].dtype) == "float64"
+    polars_frame = train.to_polars()
+    assert polars_frame.schema["last_step"] == pl.Int64
+    assert polars_frame.schema["max"] == pl.Float64
+    assert polars_frame["max"].to_list() == [float(step % 7) for step in range(10, 20)]
 
 
 async def test_other_listings_become_one_row_per_item(client: AnyClient) -> None:

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from matplotlib.image import imread
 
 from tally import Tally, _plotting
+from tally._sync._resources import Metrics
 from tally.cli import cli
 from tally_server import RunningServer
 
@@ -142,3 +143,35 @@ def test_smoothing_is_a_trailing_mean() -> None:
     assert _plotting.log_scale(_plotting.Curve("b", (0, 1), (100.0, 0.0))).values == (2.0,)
     with pytest.raises(ValueError, match="1 or more"):
         _plotting.smooth(curve, 0)
+
+
+def test_plot_reads_the_downsampled_series_and_shows_a_spike(
+    live_server: RunningServer, sync_client: Tally, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 20,000-point curve is drawn from one series request of at most 2 x width buckets (never by reading
+    every point: listing and compare are refused here), and its one-step spike sets the top of the y axis."""
+    monkeypatch.setenv("TALLY_API_KEY", live_server.api_key)
+    monkeypatch.setenv("TALLY_BASE_URL", live_server.url)
+    experiment = sync_client.experiments.create(unique("plot-spike"))
+    events = [{"name": "loss", "value": 900.0 if s == 12_345 else 1.0, "step": s} for s in range(20_000)]
+    for start in range(0, 20_000, 10_000):
+        sync_client.metrics.ingest(experiment.id, events[start : start + 10_000])
+    asked: list[int] = []
+    original = Metrics.series
+
+    def series(self: Metrics, *args: Any, **kwargs: Any) -> Any:
+        found = original(self, *args, **kwargs)
+        asked.append(len(found.buckets))
+        return found
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the plot read the points themselves")
+
+    monkeypatch.setattr(Metrics, "series", series)
+    monkeypatch.setattr(Metrics, "list", refused)
+    monkeypatch.setattr(Metrics, "compare", refused)
+    result = CliRunner().invoke(cli, ["metrics", "plot", experiment.id, "--name", "loss", "--width", "60"])
+    assert result.exit_code == 0, result.output
+    assert len(asked) == 1
+    assert 0 < asked[0] <= 120
+    assert re.search(r"^\s*900(\.0+)? \|", result.output, re.MULTILINE), result.output  # the band's top

@@ -57,6 +57,7 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "metrics.ingest": (("exp_1", [{"name": "m", "value": 1.0, "step": 0}]), {}),
     "metrics.list": (("exp_1",), {}),
     "metrics.compare": (([{"experiment_id": "exp_1", "name": "m"}],), {}),
+    "metrics.series": (("exp_1", "m"), {}),
     "metric_catalog.list": ((), {}),
     "metric_catalog.inspect_values": (("m", "k"), {}),
     "ingestion_keys.list": (("exp_1",), {}),

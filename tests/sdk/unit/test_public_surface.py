@@ -49,6 +49,8 @@ EXPORTED = [
     "MetricEvent",
     "MetricPoint",
     "MetricSummary",
+    "MetricSeries",
+    "MetricSeriesBucket",
     "NotFoundError",
     "NotGiven",
     "Page",

@@ -35,6 +35,8 @@ RESPONSE_TYPES: dict[type[msgspec.Struct], str] = {
     tally.EventConflict: "EventConflict",
     tally.IngestResult: "IngestMetricsResult",
     tally.MetricPoint: "MetricPoint",
+    tally.MetricSeries: "MetricSeries",
+    tally.MetricSeriesBucket: "MetricSeriesBucket",
     tally.ComparedSeries: "ComparedSeries",
     tally.CompareRow: "CompareRow",
     tally.CompareResult: "CompareMetricsResult",
