@@ -22,8 +22,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 NEW_PROPERTY = "color"  # on CreateFolderRequest and Folder, optional in both
-NEW_OPERATION = "getExperimentSummary"  # GET /v1/experiments/{experiment_id}/summary
-NEW_PATH = "/v1/experiments/{experiment_id}/summary"
+NEW_OPERATION = "getExperimentDigest"  # GET /v1/experiments/{experiment_id}/digest (not in the contract)
+NEW_PATH = "/v1/experiments/{experiment_id}/digest"
 
 
 def _copy_repository(target: Path) -> None:
@@ -57,7 +57,7 @@ def _change_the_spec(spec_path: Path) -> None:
     template = spec["paths"]["/v1/experiments/{experiment_id}"]
     operation = copy.deepcopy(template["get"])
     operation["operationId"] = NEW_OPERATION
-    operation["summary"] = "A summary of one experiment."
+    operation["summary"] = "A digest of one experiment."
     spec["paths"][NEW_PATH] = {"parameters": copy.deepcopy(template.get("parameters", [])), "get": operation}
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
@@ -89,7 +89,7 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _change_the_spec(root / "openapi" / "tally.yaml")
     generated = _run(root, "scripts/generate.py")
     assert generated.returncode == 0, generated.stdout + generated.stderr
-    assert (root / "generated/tally_api/api/experiments/get_experiment_summary.py").is_file()
+    assert (root / "generated/tally_api/api/experiments/get_experiment_digest.py").is_file()
     return root
 
 

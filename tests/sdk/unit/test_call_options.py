@@ -53,6 +53,7 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "experiments.move": (("exp_1", None), {}),
     "experiments.update": (("exp_1",), {"tags": ["a"]}),
     "experiments.archive": (("exp_1",), {}),
+    "experiments.summary": (("exp_1",), {}),
     "experiments.unarchive": (("exp_1",), {}),
     "metrics.ingest": (("exp_1", [{"name": "m", "value": 1.0, "step": 0}]), {}),
     "metrics.list": (("exp_1",), {}),
