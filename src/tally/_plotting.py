@@ -184,6 +184,10 @@ def render_png(
                 alpha=0.2,
                 linewidth=0,
             )
+            # The band's edges too, thin and dimmed: a one-bucket spike is a band a pixel wide, which the fill
+            # alone leaves nearly invisible.
+            for edge in (curve.low, curve.high):
+                axes.plot(curve.steps, edge, color=PALETTE[index % len(PALETTE)], linewidth=0.7, alpha=0.45)
         axes.plot(
             curve.steps, curve.values, label=curve.label, color=PALETTE[index % len(PALETTE)], linewidth=1.6
         )
