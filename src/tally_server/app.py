@@ -4,7 +4,8 @@
 the application; `build_app` does the last step over a repository already open. The layers it wires together:
 `routes` (one route per path of the contract), `dashboard` (the pages at `/`, a client of the contract),
 `pipeline` (auth, validation, idempotency, errors: the same for every operation), `middleware` (request ids and
-the access log) and `storage` (the repository). The application's state holds the repository, the pipeline and the spec; its lifespan closes the repository on shutdown.
+the access log) and `storage` (the repository). The application's state holds the repository, the pipeline and
+the spec; its lifespan closes the repository on shutdown.
 """
 
 from __future__ import annotations

@@ -48,13 +48,17 @@ def test_login_sets_a_strict_httponly_session_cookie_that_reads_the_keys_organis
 ) -> None:
     experiment, _ = org.experiment()
     response = _log_in(browser, org.key)
-    assert response.status_code == 303 and response.headers["location"] == "/"
+    assert response.status_code == 303
+    assert response.headers["location"] == "/"
     cookie = response.headers["set-cookie"]
     assert cookie.startswith("tally_session=ts_")
-    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert "Path=/" in cookie
     assert org.key not in cookie
     status = browser.get("/v1/auth/status").json()
-    assert status["organization_id"] == org.sdk.auth.status().organization_id and status["key_kind"] == "org"
+    assert status["organization_id"] == org.sdk.auth.status().organization_id
+    assert status["key_kind"] == "org"
     listed = browser.get("/v1/experiments").json()["data"]
     assert [e["id"] for e in listed] == [experiment]
     assert browser.get("/").status_code == 200
@@ -63,7 +67,8 @@ def test_login_sets_a_strict_httponly_session_cookie_that_reads_the_keys_organis
 def test_a_session_reads_only_writes_need_an_api_key(org: FreshOrg, browser: httpx.Client) -> None:
     _log_in(browser, org.key)
     response = browser.post("/v1/experiments", json={"name": "from-a-page"})
-    assert response.status_code == 401 and response.json()["error"]["code"] == "unauthenticated"
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthenticated"
     assert browser.post("/v1/auth/login-links").status_code == 401
     assert org.http.get("/v1/experiments").json()["data"] == []
 
@@ -80,9 +85,11 @@ def test_an_ingestion_key_cannot_open_the_dashboard(org: FreshOrg, browser: http
 
 def test_unknown_and_empty_keys_are_refused_with_the_field_named(browser: httpx.Client) -> None:
     unknown = _log_in(browser, "tk_org_" + "x" * 30)
-    assert unknown.status_code == 401 and "api_key: unknown" in unknown.text
+    assert unknown.status_code == 401
+    assert "api_key: unknown" in unknown.text
     empty = _log_in(browser, "")
-    assert empty.status_code == 400 and "api_key: enter an organisation API key" in empty.text
+    assert empty.status_code == 400
+    assert "api_key: enter an organisation API key" in empty.text
     assert browser.get("/v1/experiments").status_code == 401
     assert browser.get("/", follow_redirects=False).headers["location"] == "/login"
 
@@ -99,7 +106,8 @@ def test_revoking_the_key_ends_its_sessions_at_once(
             update(api_keys).values(revoked_at="2026-01-01T00:00:00Z").where(api_keys.c.id == key_id)
         )
     response = browser.get("/v1/experiments")
-    assert response.status_code == 401 and "session has ended" in response.json()["error"]["message"]
+    assert response.status_code == 401
+    assert "session has ended" in response.json()["error"]["message"]
     assert browser.get("/", follow_redirects=False).status_code == 303
 
 
@@ -108,12 +116,14 @@ def test_logout_needs_the_pages_csrf_token_and_ends_the_session(org: FreshOrg, b
     session = browser.cookies["tally_session"]
     page = browser.get("/").text
     shown = re.search(r'name="csrf" value="([0-9a-f]{64})"', page)
-    assert shown is not None and shown.group(1) == csrf_token(session)
+    assert shown is not None
+    assert shown.group(1) == csrf_token(session)
     forged = browser.post("/logout", data={"csrf": "0" * 64})
     assert forged.status_code == 403
     assert browser.get("/v1/experiments").status_code == 200
     done = browser.post("/logout", data={"csrf": shown.group(1)})
-    assert done.status_code == 303 and done.headers["location"] == "/login"
+    assert done.status_code == 303
+    assert done.headers["location"] == "/login"
     browser.cookies.set("tally_session", session)  # a copy kept by an attacker stops working too
     assert browser.get("/v1/experiments").status_code == 401
 
@@ -121,21 +131,26 @@ def test_logout_needs_the_pages_csrf_token_and_ends_the_session(org: FreshOrg, b
 def test_forms_from_another_origin_are_refused(live_server: RunningServer, org: FreshOrg) -> None:
     with httpx.Client(base_url=live_server.url, headers={"Origin": "https://evil.example"}) as other:
         response = other.post("/login", data={"api_key": org.key})
-        assert response.status_code == 403 and "set-cookie" not in response.headers
+        assert response.status_code == 403
+        assert "set-cookie" not in response.headers
     with httpx.Client(base_url=live_server.url, headers={"Sec-Fetch-Site": "cross-site"}) as other:
         assert other.post("/login", data={"api_key": org.key}).status_code == 403
 
 
 def test_a_login_link_works_once_and_holds_no_api_key(live_server: RunningServer, org: FreshOrg) -> None:
     link = org.sdk.auth.login_link()
-    assert org.key not in link.path and link.path.startswith("/login?token=tl_")
-    assert "tl_" not in repr(link) and "token=…" in repr(link)
+    assert org.key not in link.path
+    assert link.path.startswith("/login?token=tl_")
+    assert "tl_" not in repr(link)
+    assert "token=…" in repr(link)
     with httpx.Client(base_url=live_server.url) as first, httpx.Client(base_url=live_server.url) as second:
         opened = first.get(link.path)
-        assert opened.status_code == 303 and opened.headers["location"] == "/"
+        assert opened.status_code == 303
+        assert opened.headers["location"] == "/"
         assert first.get("/v1/auth/status").json()["key_kind"] == "org"
         again = second.get(link.path)
-        assert again.status_code == 401 and "expired or was already used" in again.text
+        assert again.status_code == 401
+        assert "expired or was already used" in again.text
         assert "tally_session" not in second.cookies
 
 
@@ -145,7 +160,8 @@ def test_an_expired_login_link_is_refused(live_server: RunningServer, org: Fresh
         conn.execute(update(login_links).values(expires_us=1))
     with httpx.Client(base_url=live_server.url) as c:
         response = c.get(link.path)
-        assert response.status_code == 401 and "tally_session" not in c.cookies
+        assert response.status_code == 401
+        assert "tally_session" not in c.cookies
 
 
 def test_tokens_are_stored_as_hashes_only(live_server: RunningServer, org: FreshOrg) -> None:
@@ -158,9 +174,10 @@ def test_tokens_are_stored_as_hashes_only(live_server: RunningServer, org: Fresh
         stored = [
             str(row)
             for table in ("login_links", "dashboard_sessions")
-            for row in conn.exec_driver_sql(f"SELECT * FROM {table}").all()
+            for row in conn.exec_driver_sql(f"SELECT * FROM {table}").all()  # noqa: S608 - constant table names
         ]
-    assert stored and not any(token in row or session in row for row in stored)
+    assert stored
+    assert not any(token in row or session in row for row in stored)
 
 
 def test_pages_carry_a_content_security_policy_without_inline_script(
@@ -171,7 +188,9 @@ def test_pages_carry_a_content_security_policy_without_inline_script(
         response = browser.get(path)
         assert response.status_code == 200, path
         policy = response.headers["content-security-policy"]
-        assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "unsafe-eval" not in policy
+        assert "script-src 'self'" in policy
+        assert "unsafe-inline" not in policy
+        assert "unsafe-eval" not in policy
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["referrer-policy"] == "no-referrer"
     for page in (browser.get("/").text, browser.get("/login").text):
@@ -180,7 +199,8 @@ def test_pages_carry_a_content_security_policy_without_inline_script(
         assert not re.search(r"<[^>]+\son[a-z]+\s*=", page)  # no inline event handlers
         assert "style=" not in page
     licence = browser.get("/static/LICENSE.uPlot.txt")
-    assert licence.status_code == 200 and "MIT" in licence.text
+    assert licence.status_code == 200
+    assert "MIT" in licence.text
 
 
 def test_the_sdk_creates_login_links_on_both_clients(live_server: RunningServer, org: FreshOrg) -> None:
