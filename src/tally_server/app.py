@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 
 from tally_server._spec import Spec, load_spec
 from tally_server.dashboard import dashboard_routes
@@ -57,7 +58,12 @@ def build_app(
 
     app = Starlette(
         routes=[*routes(spec, pipeline), *dashboard_routes(repo)],
-        middleware=[Middleware(RequestIdMiddleware)],
+        # gzip for clients that ask (browsers, httpx): a chart's 1,000 buckets are ~180 KB of JSON, ~50 KB gzipped.
+        # Level 5: most of level 9's saving at a fraction of its CPU. Answers under 1 KiB go as they are.
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(GZipMiddleware, minimum_size=1024, compresslevel=5),
+        ],
         exception_handlers={404: not_found, HTTPException: not_found},
         lifespan=lifespan,
     )

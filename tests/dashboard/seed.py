@@ -72,3 +72,16 @@ def seed(client: Tally) -> Seeded:
     client.annotations.create(xss.id, '<img src=x onerror="window.__xss=4">', step=1)
     out.xss = xss.id
     return out
+
+
+def seed_million(client: Tally) -> str:
+    """An experiment with a 1,000,000-point curve (`loss`), sent as pre-built batches: its id."""
+    experiment = client.experiments.create("million", tags=["long"])
+    for start in range(0, 1_000_000, 10_000):
+        batch = [
+            {"name": "loss", "value": math.sin(step / 1000), "step": step, "client_event_id": f"m{step}"}
+            for step in range(start, start + 10_000)
+        ]
+        # readable at once only where it matters: after the last batch
+        client.metrics.ingest(experiment.id, batch, sync=start == 990_000)
+    return experiment.id

@@ -192,7 +192,7 @@ def test_pages_carry_a_content_security_policy_without_inline_script(
         assert "unsafe-inline" not in policy
         assert "unsafe-eval" not in policy
         assert response.headers["x-content-type-options"] == "nosniff"
-        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["referrer-policy"] == "same-origin"
     for page in (browser.get("/").text, browser.get("/login").text):
         scripts = re.findall(r"<script[^>]*>", page)
         assert all(re.search(r'\ssrc="/static/[^"]+"', tag) for tag in scripts)  # no inline script

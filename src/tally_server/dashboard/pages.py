@@ -35,7 +35,9 @@ SECURITY_HEADERS = {
         "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",  # a login link's token never leaves in a Referer
+    # A login link's token never leaves for another site in a Referer. (Not `no-referrer`: with it, Chromium sends
+    # `Origin: null` with the page's own forms, which the same-origin check below must then refuse.)
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
@@ -146,13 +148,13 @@ def _start_session(request: Request, session: str) -> Response:
 
 
 def _same_origin(request: Request) -> bool:
-    """Whether a form was sent by a page of this origin. Browsers send `Origin` with every POST (and
-    `Sec-Fetch-Site`); a request with neither comes from no browser, so it cannot be a cross-site forgery."""
+    """Whether a form was sent by a page of this origin. Browsers send `Sec-Fetch-Site` and `Origin` with every
+    POST; a request with neither comes from no browser, so it cannot be a cross-site forgery."""
     fetch_site = request.headers.get("sec-fetch-site")
     if fetch_site is not None and fetch_site not in ("same-origin", "none"):
         return False
     origin = request.headers.get("origin")
-    if origin is None:
+    if origin is None or (origin == "null" and fetch_site is not None):
         return True
     return origin == f"{request.url.scheme}://{request.url.netloc}"
 

@@ -202,7 +202,7 @@
     const sortHeader = (label, key) => {
       const ascending = order === key;
       const descending = order === "-" + key;
-      const nextOrder = descending ? key : "-" + key;
+      const nextOrder = ascending ? "-" + key : key; // first click ascending, then it toggles
       const link = el("a", { href: "#", onclick: (event) => {
         event.preventDefault();
         const next = new URLSearchParams(state);
