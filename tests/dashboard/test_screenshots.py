@@ -36,7 +36,7 @@ def inputs_fingerprint() -> str:
     """A hash of everything the pictures show: the dashboard's files, the seeded runs and this file."""
     digest = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    files = sorted(Path(str(STATIC)).iterdir()) + [here / "seed.py", Path(__file__).resolve()]
+    files = [*sorted(Path(str(STATIC)).iterdir()), here / "seed.py", Path(__file__).resolve()]
     for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -68,7 +68,9 @@ def test_the_readme_screenshots_are_made_in_the_browser(tab: Tab, dashboard: Das
     if os.environ.get("TALLY_DOCS_IMAGES") == "1":
         for name, data in made.items():
             (IMAGES / name).write_bytes(data)
-        MANIFEST.write_text(json.dumps({"inputs": inputs_fingerprint(), "images": sorted(made)}, indent=2) + "\n")
+        MANIFEST.write_text(
+            json.dumps({"inputs": inputs_fingerprint(), "images": sorted(made)}, indent=2) + "\n"
+        )
 
 
 def test_the_readme_screenshots_are_current() -> None:

@@ -119,13 +119,15 @@ def _start_local(base_url: str) -> subprocess.Popen[bytes]:
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     click.echo(f"Nothing answers at {base_url}: starting the local server (tally serve).")
     command = [sys.executable, "-m", "tally_server", "--host", host, "--port", str(port)]
-    process = subprocess.Popen(command)  # noqa: S603 - our own module, no shell
+    process = subprocess.Popen(command)
     deadline = time.monotonic() + _START_SECONDS
     while not _answers(base_url):
         if process.poll() is not None:
             raise CliFailure(f"the local server stopped (exit code {process.returncode})", _exit.UNREACHABLE)
         if time.monotonic() > deadline:
             process.terminate()
-            raise CliFailure(f"the local server did not answer within {_START_SECONDS:.0f} s", _exit.UNREACHABLE)
+            raise CliFailure(
+                f"the local server did not answer within {_START_SECONDS:.0f} s", _exit.UNREACHABLE
+            )
         time.sleep(0.1)
     return process
