@@ -58,6 +58,18 @@ def test_log_in_find_runs_and_sort_by_a_summary_column(tab: Tab, dashboard: Dash
     assert tab.errors == []
 
 
+def test_bad_input_in_the_address_gets_the_apis_named_error(tab: Tab, dashboard: DashboardServer) -> None:
+    tab.open(dashboard.login_link())
+    tab.open("/?order=metric:val/loss:median")
+    shown = tab.page.locator("main .error").inner_text()
+    assert "order_by" in shown
+    assert "invalid_request" in shown
+    tab.open("/runs/exp_does_not_exist")
+    assert "not_found" in tab.page.locator("main .error").inner_text()
+    # the failed fetches are the console's only complaints
+    assert all("status of 400" in e or "status of 404" in e for e in tab.errors)
+
+
 def test_a_run_page_shows_metadata_tags_annotations_and_a_chart_per_metric(
     tab: Tab, dashboard: DashboardServer
 ) -> None:
