@@ -38,6 +38,14 @@ postgres: ## Install PostgreSQL's server (apt-get) unless initdb is on PATH or i
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
+# Debian's Chromium, for the dashboard's browser tests (Playwright drives it by path; its own downloads do not work here).
+.PHONY: chromium
+chromium: ## Install Debian's chromium (apt-get) unless it is on PATH.
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  echo "chromium not found: installing it with apt-get"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 .PHONY: install
 install: $(STAMPS)/venv $(STAMPS)/node ## Install uv, the locked Python environment and the pinned Node tools.
 
@@ -75,11 +83,11 @@ typecheck: $(STAMPS)/venv ## mypy --strict over src and generated, and the typin
 	$(RUN) mypy --strict tests/typing
 
 .PHONY: pytest
-pytest: $(STAMPS)/venv postgres ## Run the test suite only.
+pytest: $(STAMPS)/venv postgres chromium ## Run the test suite only.
 	$(RUN) pytest $(PYTEST_ARGS)
 
 .PHONY: test
-test: check-generated lint-spec postgres ## Everything CI runs: generated and sync checks, spec lint and diff, ruff, mypy, pytest.
+test: check-generated lint-spec postgres chromium ## Everything CI runs: generated and sync checks, spec lint and diff, ruff, mypy, pytest.
 	$(RUN) python scripts/spec_diff.py --base "$(BASE)" --allow-missing-base
 	$(MAKE) --no-print-directory check-sync lint typecheck pytest
 
@@ -93,8 +101,9 @@ bench: $(STAMPS)/venv postgres ## Measure the SDK against raw httpx on the same 
 	$(RUN) python scripts/bench.py
 
 .PHONY: docs-images
-docs-images: $(STAMPS)/venv ## Regenerate docs/images/curves.png (the README's plot) with the CLI.
+docs-images: $(STAMPS)/venv chromium ## Regenerate the README's pictures: the CLI's plot, the dashboard's screenshots.
 	$(RUN) python scripts/readme_plot.py
+	TALLY_DOCS_IMAGES=1 $(RUN) pytest tests/dashboard/test_screenshots.py -q -p no:randomly -k made
 
 .PHONY: serve
 serve: $(STAMPS)/venv ## Run the reference server on 127.0.0.1:8787.

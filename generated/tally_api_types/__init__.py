@@ -44,6 +44,7 @@ __all__ = [
     "IngestMetricsResult",
     "IngestionKey",
     "KeyKind",
+    "LoginLink",
     "MetadataValueCount",
     "MetricCatalogEntry",
     "MetricEvent",
@@ -208,6 +209,16 @@ class AuthStatus(Model, frozen=True, kw_only=True):
     """What the key may do."""
     experiment_id: str | None = None
     """The experiment an ingestion key is scoped to; null for org keys."""
+
+
+class LoginLink(Model, frozen=True, kw_only=True):
+    """A one-time dashboard login link (`createLoginLink`)."""
+
+    path: str
+    """The link's path and query, to join to the server's base URL (`/login?token=...`). It works once: opening it
+    starts a dashboard session and the token is spent."""
+    expires_at: datetime
+    """When the link stops working if unused (within a minute of its creation)."""
 
 
 class Folder(Model, frozen=True, kw_only=True):

@@ -34,6 +34,15 @@ OPERATIONS: dict[str, Operation] = {
     "getAuthStatus": Operation(
         "getAuthStatus", "tally_api.api.auth.get_auth_status", "GET", "/v1/auth/status", (200,), AuthStatus, "org"
     ),
+    "createLoginLink": Operation(
+        "createLoginLink",
+        "tally_api.api.auth.create_login_link",
+        "POST",
+        "/v1/auth/login-links",
+        (201,),
+        LoginLink,
+        "org",
+    ),
     "listFolders": Operation(
         "listFolders", "tally_api.api.folders.list_folders", "GET", "/v1/folders", (200,), Page[Folder], "org"
     ),

@@ -132,6 +132,7 @@ class Decoders:
 
     health = msgspec.json.Decoder(t.Health)
     auth_status = msgspec.json.Decoder(t.AuthStatus)
+    login_link = msgspec.json.Decoder(t.LoginLink)
     folder = msgspec.json.Decoder(t.Folder)
     folder_page = msgspec.json.Decoder(t.Page[t.Folder])
     experiment = msgspec.json.Decoder(t.Experiment)

@@ -61,6 +61,7 @@ __all__ = [
     "IngestResult",
     "IngestionKey",
     "KeyKind",
+    "LoginLink",
     "MetadataValueCount",
     "MetricEvent",
     "MetricPoint",
@@ -164,6 +165,23 @@ class CreatedIngestionKey(_generated.CreatedIngestionKey, frozen=True, kw_only=T
         yield from self._shown()
 
 
+class LoginLink(_generated.LoginLink, frozen=True, kw_only=True):
+    """A one-time dashboard login link (spec: `LoginLink`; see `client.auth.login_link`). Its token is a
+    secret for its minute of life: the repr hides it."""
+
+    def url(self, base_url: str) -> str:
+        """The link in full, on the server at `base_url`."""
+        return base_url.rstrip("/") + self.path
+
+    def __repr__(self) -> str:
+        shown = self.path.split("token=", 1)[0] + "token=…" if "token=" in self.path else self.path
+        return f"LoginLink(path={shown!r}, expires_at={self.expires_at!r})"
+
+    def __rich_repr__(self) -> Any:
+        yield "path", self.path.split("token=", 1)[0] + "token=…"
+        yield "expires_at", self.expires_at
+
+
 class MetricEvent(_generated.MetricEvent, frozen=True, kw_only=True, omit_defaults=True):
     """One metric observation to ingest (spec: `MetricEvent`); a plain dict with the same keys works too.
 
@@ -181,6 +199,7 @@ _SDK_TYPES: dict[type[Any], type[Any]] = {
         CompareResult,
         MetricSeries,
         CreatedIngestionKey,
+        LoginLink,
         MetricEvent,
     )
     for base in sdk.__bases__

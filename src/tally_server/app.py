@@ -2,9 +2,10 @@
 
 `create_app` checks its settings, opens (and migrates) the database, bootstraps the first organisation and builds
 the application; `build_app` does the last step over a repository already open. The layers it wires together:
-`routes` (one route per path of the contract), `pipeline` (auth, validation, idempotency, errors: the same for
-every operation), `middleware` (request ids and the access log) and `storage` (the repository). The application's
-state holds the repository, the pipeline and the spec; its lifespan closes the repository on shutdown.
+`routes` (one route per path of the contract), `dashboard` (the pages at `/`, a client of the contract),
+`pipeline` (auth, validation, idempotency, errors: the same for every operation), `middleware` (request ids and
+the access log) and `storage` (the repository). The application's state holds the repository, the pipeline and
+the spec; its lifespan closes the repository on shutdown.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 
 from tally_server._spec import Spec, load_spec
+from tally_server.dashboard import dashboard_routes
 from tally_server.middleware import RequestIdMiddleware
 from tally_server.pipeline import Pipeline
 from tally_server.routes import not_found, routes
@@ -54,8 +57,13 @@ def build_app(
         repo.close()
 
     app = Starlette(
-        routes=routes(spec, pipeline),
-        middleware=[Middleware(RequestIdMiddleware)],
+        routes=[*routes(spec, pipeline), *dashboard_routes(repo)],
+        # gzip for clients that ask (browsers, httpx): a chart's 1,000 buckets are ~180 KB of JSON, ~50 KB gzipped.
+        # Level 5: most of level 9's saving at a fraction of its CPU. Answers under 1 KiB go as they are.
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(GZipMiddleware, minimum_size=1024, compresslevel=5),
+        ],
         exception_handlers={404: not_found, HTTPException: not_found},
         lifespan=lifespan,
     )

@@ -6,10 +6,29 @@ Organisation keys reach every operation of their organisation except ingestion; 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from starlette.requests import cookie_parser
+
+from tally_server._spec import Operation
 from tally_server.errors import ApiError
 from tally_server.storage.repository import Principal, Repository
 
-__all__ = ["INGESTION_OPERATIONS", "authenticate", "bearer_token", "check_experiment", "check_kind", "scopes"]
+__all__ = [
+    "INGESTION_OPERATIONS",
+    "SESSION_COOKIE",
+    "authenticate",
+    "authenticate_request",
+    "bearer_token",
+    "check_experiment",
+    "check_kind",
+    "scopes",
+    "session_token",
+]
+
+SESSION_COOKIE = "tally_session"
+"""The dashboard session's cookie: the contract's `DashboardSession` security scheme."""
+_SESSION_SCHEME = "DashboardSession"
 
 INGESTION_OPERATIONS = frozenset({"ingestMetrics", "createAnnotation"})
 _EITHER = frozenset({"getAuthStatus"})
@@ -41,6 +60,32 @@ def authenticate(repo: Repository, authorization: str | None) -> Principal:
     if principal is None:
         raise ApiError(401, "unauthenticated", "Missing or unknown API key.")
     return principal
+
+
+def session_token(cookie_header: str | None) -> str | None:
+    """The dashboard session's token in a `Cookie` header, if any."""
+    if not cookie_header:
+        return None
+    token = cookie_parser(cookie_header).get(SESSION_COOKIE)
+    return token if token and len(token) <= 512 else None
+
+
+def authenticate_request(repo: Repository, operation: Operation, headers: Mapping[str, str]) -> Principal:
+    """The principal of a request: its bearer token or, where the contract allows `DashboardSession` (the read
+    operations) and no `Authorization` was sent, the dashboard session in its cookie. 401 when neither works."""
+    authorization = headers.get("authorization")
+    if authorization is None and _SESSION_SCHEME in operation.security_schemes:
+        token = session_token(headers.get("cookie"))
+        if token is not None:
+            principal = repo.sessions.authenticate(token)
+            if principal is None:
+                raise ApiError(
+                    401,
+                    "unauthenticated",
+                    "The dashboard session has ended (logged out, expired, or its key was revoked): log in again.",
+                )
+            return principal
+    return authenticate(repo, authorization)
 
 
 def check_kind(principal: Principal, operation_id: str) -> None:

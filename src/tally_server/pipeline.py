@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from tally_server._call import Call, Handler, Reply
 from tally_server._json import dumps, error_body, loads_trusted
 from tally_server._spec import Operation, Spec
-from tally_server.auth import authenticate, check_kind
+from tally_server.auth import authenticate_request, check_kind
 from tally_server.errors import ApiError, database_fault, from_storage_error
 from tally_server.handlers import HANDLERS
 from tally_server.handlers.ingestion_keys import redact_created_key, reissue_created_key
@@ -34,7 +34,9 @@ __all__ = ["Incoming", "Outgoing", "Pipeline", "handler_problems"]
 
 logger = logging.getLogger("tally_server")
 
-_NO_STORE = frozenset({"compareMetrics"})  # a read that travels as POST: the header is accepted, not stored
+# The header is accepted, the answer not stored: compareMetrics is a read that travels as POST; a login link is a
+# secret, and a retry may as well mint another (the unused one expires within a minute).
+_NO_STORE = frozenset({"compareMetrics", "createLoginLink"})
 # Answers that carry a secret: stored for idempotency without it, rebuilt when replayed (never a token at rest).
 _SECRET_ANSWERS: dict[str, tuple[Callable[[bytes], bytes], Callable[[Repository, int, bytes], bytes]]] = {
     "createIngestionKey": (redact_created_key, reissue_created_key),
@@ -122,7 +124,7 @@ class Pipeline:
         try:
             principal: Principal | None = None
             if op.secured:
-                principal = authenticate(self.repo, incoming.headers.get("authorization"))
+                principal = authenticate_request(self.repo, op, incoming.headers)
                 if self.limiter is not None:
                     extra.update(self.limiter.acquire(principal.key_id))
                 check_kind(principal, op.operation_id)

@@ -33,6 +33,7 @@ from .ingest_metrics_result import IngestMetricsResult
 from .ingestion_key import IngestionKey
 from .ingestion_key_page import IngestionKeyPage
 from .labels import Labels
+from .login_link import LoginLink
 from .metadata import Metadata
 from .metadata_value_count import MetadataValueCount
 from .metadata_value_page import MetadataValuePage
@@ -90,6 +91,7 @@ __all__ = (
     "IngestMetricsRequest",
     "IngestMetricsResult",
     "Labels",
+    "LoginLink",
     "Metadata",
     "MetadataValueCount",
     "MetadataValuePage",

@@ -33,6 +33,7 @@ from tally._types import (
     Folder,
     IngestionKey,
     IngestResult,
+    LoginLink,
     MetadataValueCount,
     MetricPoint,
     MetricSeries,
@@ -105,6 +106,14 @@ class AsyncAuth(_Resource):
         sourced = msgspec.structs.replace(status, credential_source=self._core.state.config.credential_source)
         remember(sourced, request_id(status))
         return sourced
+
+    async def login_link(self, **options: Unpack[WriteOptions]) -> LoginLink:
+        """A one-time link that opens the server's dashboard logged in (what `tally ui` opens): it works once,
+        within a minute, and holds a random token, never the API key. `link.url(base_url)` is the whole link.
+        Needs an organisation key."""
+        from tally_api.api.auth import create_login_link
+
+        return await self._core.request(create_login_link._get_kwargs(), Decoders.login_link, options)
 
 
 class AsyncFolders(_Resource):

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("tally.cli.metrics", "metrics"),
     "serve": ("tally_server.cli", "serve"),
     "sync": ("tally.cli.sync", "sync"),
+    "ui": ("tally.cli.ui", "ui"),
 }
 """`tally <name>` -> (module, attribute). `serve` is the reference server's command (the `[server]` extra)."""
 
@@ -109,6 +110,7 @@ Examples:
   tally folders tree                         the folder tree
   tally experiments list --status running    experiments still running
   tally metrics plot EXP1 EXP2 --name loss   loss curves in the terminal
+  tally ui                                   the dashboard in your browser, logged in
   tally experiments list --json | jq -r .id  JSON lines for scripts
 
 \b

@@ -1,4 +1,4 @@
-"""getHealth and getAuthStatus."""
+"""getHealth, getAuthStatus and createLoginLink."""
 
 from __future__ import annotations
 
@@ -32,4 +32,18 @@ def get_auth_status(call: Call) -> Reply:
     )
 
 
-HANDLERS: dict[str, Handler] = {"getHealth": get_health, "getAuthStatus": get_auth_status}
+def create_login_link(call: Call) -> Reply:
+    """A one-time link into the dashboard (tally_server.dashboard spends it). Only organisation keys get here
+    (`auth.check_kind`); the answer holds a secret, so it is never cached."""
+    principal = call.principal
+    assert principal is not None
+    token, expires_at = call.repo.sessions.create_login_link(principal)
+    body = {"path": f"/login?token={token}", "expires_at": expires_at}
+    return Reply(201, body, {"Cache-Control": "no-store"})
+
+
+HANDLERS: dict[str, Handler] = {
+    "getHealth": get_health,
+    "getAuthStatus": get_auth_status,
+    "createLoginLink": create_login_link,
+}

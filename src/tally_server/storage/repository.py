@@ -13,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from tally_server.storage.sessions import DashboardSessions
 
 __all__ = [
     "BootstrapResult",
@@ -123,6 +126,9 @@ class IdempotencyClaim:
 
 class Repository(Protocol):
     """Everything the server stores and reads."""
+
+    sessions: DashboardSessions
+    """The dashboard's sessions and login links (storage/sessions.py)."""
 
     def close(self) -> None: ...
 

@@ -44,12 +44,14 @@ __all__ = [
     "annotations",
     "api_keys",
     "counters",
+    "dashboard_sessions",
     "experiment_metadata",
     "experiment_metrics",
     "experiment_tags",
     "experiments",
     "folders",
     "idempotency_keys",
+    "login_links",
     "metadata",
     "metric_label_values",
     "metric_points",
@@ -343,6 +345,30 @@ idempotency_keys = Table(
     PrimaryKeyConstraint("org", "key"),
 )
 Index("idempotency_keys_by_age", idempotency_keys.c.created_us)
+
+# The dashboard's sessions (revision 0007): a session is an organisation key's, found by the hash of its cookie's
+# token (never the token), and ends with its expiry, a logout, or the key's revocation (checked at every request).
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    Column("token_hash", Text, primary_key=True),
+    Column("key", _BIGINT, ForeignKey("api_keys.pk"), nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("expires_us", _BIGINT, nullable=False),
+)
+Index("dashboard_sessions_by_expiry", dashboard_sessions.c.expires_us)
+
+# One-time login links (createLoginLink, revision 0007): the hash of the link's token; `used_us` is set by the one
+# request that spends it (an UPDATE that only a row still unused can match, so two openings cannot both win).
+login_links = Table(
+    "login_links",
+    metadata,
+    Column("token_hash", Text, primary_key=True),
+    Column("key", _BIGINT, ForeignKey("api_keys.pk"), nullable=False),
+    Column("expires_us", _BIGINT, nullable=False),
+    Column("used_us", _BIGINT),
+)
+Index("login_links_by_expiry", login_links.c.expires_us)
 
 # The ingestion order on SQLite: one row, `name = 'metric_seq'`, seeded with 0 by the first migration.
 counters = Table(

@@ -102,6 +102,7 @@ from tally_server.storage.schema import (
     metric_summaries,
     organizations,
 )
+from tally_server.storage.sessions import DashboardSessions
 
 __all__ = ["SqlRepository", "open_postgres", "open_sqlite"]
 
@@ -569,6 +570,7 @@ class SqlRepository:
 
     def __init__(self, db: Connections) -> None:
         self.db = db
+        self.sessions = DashboardSessions(db)
         self._claim = threading.local()  # the advisory lock this thread's request holds, if any (PostgreSQL)
         if not dialects.session_locks(db.dialect):
             with db.write() as conn:

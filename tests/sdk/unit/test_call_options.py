@@ -38,6 +38,7 @@ CREATED_KEY = {
 CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "health": ((), {}),
     "auth.status": ((), {}),
+    "auth.login_link": ((), {}),
     "folders.list": ((), {}),
     "folders.create": (("f",), {}),
     "folders.get": (("fld_1",), {}),
@@ -156,6 +157,7 @@ async def test_every_method_sends_the_options(make: Callable[..., AnyClient], na
             "revoke",
             "update",
             "archive",
+            "login_link",
         )
     )
     options: dict[str, Any] = {

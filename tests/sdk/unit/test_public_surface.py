@@ -45,6 +45,7 @@ EXPORTED = [
     "InsufficientStorageError",
     "InternalServerError",
     "KeyKind",
+    "LoginLink",
     "MetadataValueCount",
     "MetricEvent",
     "MetricPoint",

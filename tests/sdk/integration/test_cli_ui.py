@@ -1,0 +1,71 @@
+"""`tally ui`: a one-time login link into the dashboard of a running server, or of the local server it starts."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from tally.cli import cli
+from tally_server import RunningServer
+from tally_server.process import free_port
+
+pytestmark = pytest.mark.integration
+
+LINK = re.compile(r"(http://\S+/login\?token=tl_\S+)")
+
+
+def test_ui_prints_a_one_time_link_to_a_running_server(live_server: RunningServer) -> None:
+    result = CliRunner().invoke(
+        cli, ["--api-key", live_server.api_key, "--base-url", live_server.url, "ui", "--no-browser"]
+    )
+    assert result.exit_code == 0, result.output
+    assert live_server.api_key not in result.output
+    found = LINK.search(result.output)
+    assert found is not None
+    with httpx.Client() as browser, httpx.Client() as other:
+        opened = browser.get(found.group(1))
+        assert opened.status_code == 303
+        assert browser.get(live_server.url + "/v1/auth/status").json()["key_kind"] == "org"
+        assert other.get(found.group(1)).status_code == 401  # spent
+
+
+def test_ui_starts_the_local_server_when_nothing_answers(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "TALLY_CONFIG_DIR": str(tmp_path / "config"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "TALLY_BASE_URL": f"http://127.0.0.1:{port}",
+    }
+    env.pop("TALLY_API_KEY", None)
+    command = [sys.executable, "-m", "tally.cli", "ui", "--no-browser"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if (found := LINK.search(line)) is not None:
+                break
+        else:
+            pytest.fail("no link printed:\n" + "".join(seen))
+        assert "starting the local server" in "".join(seen)
+        with httpx.Client() as browser:
+            assert browser.get(found.group(1)).status_code == 303
+            assert browser.get(f"http://127.0.0.1:{port}/").status_code == 200
+        assert (tmp_path / "data" / "tally" / "server.sqlite3").exists()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(30)
+        assert process.stdout is not None
+        process.stdout.close()
+    with pytest.raises(httpx.ConnectError):  # Ctrl-C stopped the server it started
+        httpx.get(f"http://127.0.0.1:{port}/v1/health")
