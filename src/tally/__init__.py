@@ -24,6 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tally._async._client import AsyncTally
     from tally._async._pagination import AsyncPaginator
+    from tally._config import ClientConfig
     from tally._errors import (
         APIConnectionError,
         APIStatusError,
@@ -96,6 +97,7 @@ _LAZY: dict[str, str] = {
     "AuthenticationError": "tally._errors",
     "BadRequestError": "tally._errors",
     "CatalogEntry": "tally._types",
+    "ClientConfig": "tally._config",
     "CompareResult": "tally._types",
     "CompareRow": "tally._types",
     "ComparedSeries": "tally._types",
@@ -164,6 +166,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "CatalogEntry",
+    "ClientConfig",
     "CompareResult",
     "CompareRow",
     "ComparedSeries",

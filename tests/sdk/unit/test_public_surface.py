@@ -28,6 +28,7 @@ EXPORTED = [
     "AuthenticationError",
     "BadRequestError",
     "CatalogEntry",
+    "ClientConfig",
     "CompareResult",
     "CompareRow",
     "ComparedSeries",
