@@ -167,3 +167,13 @@ def config_usage() -> None:
     cause: BaseException | None = tally.ResponseValidationError.cause
     header: str | None = tally.NotFoundError.headers.get("x-request-id")
     del same, async_client, text, body, cause, header
+
+
+def default_client_usage() -> None:
+    tally.configure(api_key="tk_org_x", base_url="http://127.0.0.1:8787", timeout=None, max_retries=1)
+    experiments: tally.Paginator[tally.Experiment] = tally.experiments.list(status="running")
+    folder: tally.Folder = tally.folders.create("f")
+    health: tally.Health = tally.health()
+    status: tally.AuthStatus = tally.auth.status()
+    notes: tally.Paginator[tally.Annotation] = tally.annotations.list("exp_x")
+    del experiments, folder, health, status, notes

@@ -68,7 +68,16 @@ EXPORTED = [
     "UnprocessableEntityError",
     "WriteOptions",
     "__version__",
+    "annotations",
+    "auth",
+    "configure",
     "event_id",
+    "experiments",
+    "folders",
+    "health",
+    "ingestion_keys",
+    "metric_catalog",
+    "metrics",
     "request_id",
 ]
 
