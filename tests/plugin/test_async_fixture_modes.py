@@ -1,6 +1,7 @@
 """`async_tally_client` works in pytest-asyncio's default strict mode, as users meet it (issue 19): in a pytest run
-of its own, with `asyncio_mode = strict` set and with nothing set (strict is pytest-asyncio's default), and a
-test marked `@pytest.mark.asyncio` as strict mode asks. Auto mode is this suite's own (`test_pytest_plugin.py`).
+of its own with nothing set (strict is pytest-asyncio's default; the run's header says so), and a test marked
+`@pytest.mark.asyncio` as strict mode asks. Auto mode is this suite's own (`test_pytest_plugin.py`). One run (an
+embedded server and a pytest start-up, a few seconds): `asyncio_mode = strict` set explicitly is the same mode.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ STRICT_TEST = """
 """
 
 
-@pytest.mark.parametrize(
-    "ini", ["[pytest]\nasyncio_mode = strict\n", "[pytest]\n"], ids=["strict", "default"]
-)
-def test_the_async_fixture_in_strict_mode(pytester: pytest.Pytester, ini: str) -> None:
-    pytester.makeini(ini)
+def test_the_async_fixture_in_the_default_strict_mode(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini("[pytest]\n")
     pytester.makepyfile(STRICT_TEST)
-    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    # Only the two plugins in play (the entry points also load schemathesis, hypothesis, ...: seconds of start-up).
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    plugins = ["-p", "pytest_asyncio.plugin", "-p", "tally.testing.pytest_plugin"]
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", *plugins)
     result.assert_outcomes(passed=1)
     assert "ASYNC CLIENT AsyncTally" in result.stdout.str()
+    assert "mode=Mode.STRICT" in result.stdout.str()
