@@ -117,6 +117,7 @@ class ClientConfig:
             return cls.resolve(LOCAL, **settings)
         file = read_credentials_file(Path(path))
         found = resolve(api_key=LOCAL, base_url=settings.pop("base_url", None), env=os.environ, file=file)
+        settings["offline"] = offline_mode(settings.get("offline"))
         return cls._from(found, **settings)
 
     @classmethod

@@ -88,6 +88,11 @@ def configure(
         "config": config,
         **client_options,
     }
+    if config is not None:  # config= with a keyword it holds: say so now, not at the first call
+        from tally._config import client_config
+
+        held = ("api_key", "base_url", "timeout", "ingest_timeout", "max_retries", "retry", "offline")
+        client_config(config, **{name: settings[name] for name in held})
     global _client, _settings
     with _lock:
         previous, _client = _client, None

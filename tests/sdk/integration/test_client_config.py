@@ -56,6 +56,10 @@ def test_the_same_precedence_as_the_client(tmp_path: Path, monkeypatch: pytest.M
     assert (local.api_key, local.base_url) == (FILE_KEY, "http://file.test")
     other = write_file(tmp_path / "other", ARG_KEY, "http://other.test")
     assert ClientConfig.from_file(other).api_key == ARG_KEY
+    monkeypatch.setenv("TALLY_MODE", "offline")
+    assert ClientConfig.from_file(other).offline
+    assert ClientConfig.from_file().offline
+    monkeypatch.delenv("TALLY_MODE")
 
     for api_key in (None, "local", ARG_KEY):  # the client resolves the same
         with Tally(api_key) as client:

@@ -5,6 +5,7 @@ thread-safe; configuring again replaces and closes the previous client.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import threading
@@ -113,3 +114,10 @@ def test_configure_takes_a_client_config(live_server: RunningServer) -> None:
     tally.configure(config=config)
     assert tally._default.default_client().timeout == 3.0
     assert tally.auth.status().organization_id
+
+
+def test_configure_with_a_config_and_a_keyword_it_holds_fails_at_once() -> None:
+    config = tally.ClientConfig(api_key="tk_org_" + "x" * 32, base_url="http://x.test")
+    with pytest.raises(tally.ConfigurationError, match="not both"):
+        tally.configure(config=config, timeout=1.0)
+    tally.configure(config=config, logger=logging.getLogger("mine"))  # other keywords combine with config=
