@@ -9,10 +9,12 @@
             print(point.step, point.value)
 
 `AsyncTally` has the same surface for async code. Errors derive from `TallyError`; see `tally._errors`.
+For scripts, `tally.configure(api_key=..., base_url=...)` sets up a default client and `tally.experiments`,
+`tally.folders`, ... are its resources (`tally._default`).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: it would bind the name `annotations` in this module, hiding
+# `tally.annotations` (the default client's resource) from `__getattr__`.
 import _thread
 import importlib
 
@@ -24,6 +26,18 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tally._async._client import AsyncTally
     from tally._async._pagination import AsyncPaginator
+    from tally._config import ClientConfig
+    from tally._default import (
+        annotations,
+        auth,
+        configure,
+        experiments,
+        folders,
+        health,
+        ingestion_keys,
+        metric_catalog,
+        metrics,
+    )
     from tally._errors import (
         APIConnectionError,
         APIStatusError,
@@ -83,6 +97,15 @@ if TYPE_CHECKING:
 # the imports above instead. The first use may come from several threads at once: they import one at a time,
 # under the lock that `tally._lazy.load` holds too.
 _LAZY: dict[str, str] = {
+    "configure": "tally._default",
+    "folders": "tally._default",
+    "experiments": "tally._default",
+    "metrics": "tally._default",
+    "metric_catalog": "tally._default",
+    "ingestion_keys": "tally._default",
+    "annotations": "tally._default",
+    "auth": "tally._default",
+    "health": "tally._default",
     "RequestOptions": "tally._options",
     "WriteOptions": "tally._options",
     "request_id": "tally._request_ids",
@@ -97,6 +120,7 @@ _LAZY: dict[str, str] = {
     "AuthenticationError": "tally._errors",
     "BadRequestError": "tally._errors",
     "CatalogEntry": "tally._types",
+    "ClientConfig": "tally._config",
     "CompareResult": "tally._types",
     "CompareRow": "tally._types",
     "ComparedSeries": "tally._types",
@@ -166,6 +190,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "CatalogEntry",
+    "ClientConfig",
     "CompareResult",
     "CompareRow",
     "ComparedSeries",
@@ -206,6 +231,15 @@ __all__ = [
     "UnprocessableEntityError",
     "WriteOptions",
     "__version__",
+    "annotations",
+    "auth",
+    "configure",
     "event_id",
+    "experiments",
+    "folders",
+    "health",
+    "ingestion_keys",
+    "metric_catalog",
+    "metrics",
     "request_id",
 ]

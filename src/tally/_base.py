@@ -115,7 +115,7 @@ def decode(decoder: msgspec.json.Decoder[T] | None, response: httpx.Response) ->
     try:
         return decoder.decode(response.content)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise validation_error(response, str(exc)) from exc
+        raise validation_error(response, exc) from exc
 
 
 def unset(value: T | None) -> Any:

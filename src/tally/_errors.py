@@ -20,7 +20,11 @@ Every exception pickles and unpickles with its fields (for `multiprocessing`).
 
 Each carries `status_code`, `code`, `message`, `request_id`, `method`, `url`, `details` and `attempts` (how many
 times the request was sent, retries included; None where it does not apply); `str()` is one readable line that
-says "after N attempts" when the transport retried.
+says "after N attempts" when the transport retried. An error the server answered (`APIStatusError`,
+`ResponseValidationError`) also keeps the answer: `response_text`, `headers` (a read-only, case-insensitive
+mapping) and `body` (the decoded JSON, or None), with every key and secret header masked (`tally._answer`); the
+others have None, no headers and None. A `ResponseValidationError` keeps the decoder's complaint as `cause` (also
+its `__cause__`).
 
 Keys never appear in them (issue 20, item 6): the URL is shown without userinfo and with secret query values
 masked (`tally._redact`); a status error keeps its live `httpx.Response`, but pickles a copy whose request has its
@@ -37,6 +41,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from tally._answer import NO_HEADERS, ResponseHeaders, answer_parts
 from tally._headers import RETRY_COUNT_HEADER
 from tally._redact import redact_headers, redact_text, redact_url
 
@@ -84,6 +89,12 @@ class TallyError(Exception):
     details: Any = None
     attempts: int | None = None
     """How many times the request was sent (1 + retries); None where no request was sent."""
+    response_text: str | None = None
+    """The answer's body as text, keys masked; None where the server did not answer."""
+    headers: ResponseHeaders = NO_HEADERS
+    """The answer's headers, read-only and case-insensitive, secret ones masked; empty without an answer."""
+    body: Any = None
+    """The answer's body decoded as JSON (keys masked); None without an answer or when it is not JSON."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -172,6 +183,8 @@ class APIStatusError(TallyError):
         self.details = details
         self.response = response
         self.attempts = attempts
+        if response is not None:
+            self.response_text, self.headers, self.body = answer_parts(response)
 
     @property
     def retry_after(self) -> float | None:
@@ -230,7 +243,10 @@ class InsufficientStorageError(InternalServerError):
 
 
 class ResponseValidationError(TallyError):
-    """A 2xx response whose body does not match the spec (a server bug, or an SDK older than the server)."""
+    """A 2xx response whose body does not match the spec (a server bug, or an SDK older than the server). The
+    body that failed is in `response_text` and `body`; why it failed is `cause` (the decoder's error)."""
+
+    cause: BaseException | None = None
 
     def __init__(
         self,
@@ -240,12 +256,17 @@ class ResponseValidationError(TallyError):
         request_id: str | None,
         method: str | None,
         url: str | None,
+        response: httpx.Response | None = None,
+        cause: BaseException | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.request_id = request_id
         self.method = method
         self.url = url
+        self.cause = cause
+        if response is not None:
+            self.response_text, self.headers, self.body = answer_parts(response)
 
     def __str__(self) -> str:
         where = f"{_where(self.method, self.url)} -> {self.status_code}".strip()
@@ -358,14 +379,16 @@ def error_from_response(response: httpx.Response) -> APIStatusError:
     )
 
 
-def validation_error(response: httpx.Response, problem: str) -> ResponseValidationError:
-    """The exception for a 2xx body that the typed decoder refused."""
+def validation_error(response: httpx.Response, cause: Exception) -> ResponseValidationError:
+    """The exception for a 2xx body that the typed decoder refused with `cause`; raise it `from cause`."""
     return ResponseValidationError(
-        problem,
+        str(cause),
         status_code=response.status_code,
         request_id=response.headers.get("x-request-id"),
         method=response.request.method,
         url=redact_url(response.request.url),
+        response=response,
+        cause=cause,
     )
 
 

@@ -1,4 +1,5 @@
-"""The local credentials file, for the SDK and the reference server alike: where it is, and its one writer.
+"""The local credentials file, for the SDK and the reference server alike: where it is, and its one writer (which
+also removes it: `tally auth logout`).
 
 `tally auth login` (the SDK's CLI) and `tally serve` / `python -m tally_server` (the server) write it; `Tally()`
 and `Tally("local")` read it (`tally._credentials`, which explains what it found). The layering rules keep
@@ -12,7 +13,8 @@ other keys already in the file are kept.
 
 Writing is atomic and durable: a private temporary file (created 0600 in one step, in the same directory),
 written and fsynced, renamed over the file, then the directory fsynced, so a crash leaves the old file or the new
-one, never a torn or world-readable one. A directory this creates is 0700.
+one, never a torn or world-readable one. A directory this creates is 0700. Removing unlinks the file and fsyncs
+the directory, so a logout survives a crash too; the directory stays.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONFIG_DIR_ENV", "FILE_NAME", "credentials_path", "read_credentials", "write_credentials"]
+__all__ = [
+    "CONFIG_DIR_ENV",
+    "FILE_NAME",
+    "credentials_path",
+    "read_credentials",
+    "remove_credentials",
+    "write_credentials",
+]
 
 CONFIG_DIR_ENV = "TALLY_CONFIG_DIR"
 FILE_NAME = "credentials.json"
@@ -79,6 +88,19 @@ def write_credentials(api_key: str, base_url: str, path: Path | None = None) -> 
         raise
     _fsync_directory(directory)
     return path
+
+
+def remove_credentials(path: Path | None = None) -> dict[str, Any] | None:
+    """Remove the credentials file; returns what it held (`{}` when it was not a readable JSON object), or None
+    when there was no file. Durable (see the module's docstring)."""
+    path = path or credentials_path()
+    held = read_credentials(path)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return None
+    _fsync_directory(path.parent)
+    return held or {}
 
 
 def _fsync_directory(directory: Path) -> None:

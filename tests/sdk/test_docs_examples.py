@@ -39,3 +39,24 @@ def test_example_runs(code: str, live_server: RunningServer, monkeypatch: pytest
     monkeypatch.setenv("TALLY_BASE_URL", live_server.url)
     monkeypatch.setenv("TALLY_API_KEY", live_server.api_key)
     exec(compile(code, str(DOC), "exec"), {"__name__": "__docs__"})  # noqa: S102 - our own documentation
+
+
+CREDENTIALS = [code for name, code in EXAMPLES if name.startswith("Credentials-")]
+
+
+@pytest.mark.parametrize("code", CREDENTIALS, ids=[f"Credentials-{i}" for i in range(len(CREDENTIALS))])
+def test_credentials_examples_run_with_the_file_alone(
+    code: str, live_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a user after `tally auth login`: no TALLY_API_KEY, no TALLY_BASE_URL, only the credentials file (in
+    the temporary TALLY_CONFIG_DIR of the `isolated` fixture)."""
+    from tally_credentials import write_credentials
+
+    monkeypatch.delenv("TALLY_API_KEY", raising=False)
+    monkeypatch.delenv("TALLY_BASE_URL", raising=False)
+    write_credentials(live_server.api_key, live_server.url)
+    exec(compile(code, str(DOC), "exec"), {"__name__": "__docs__"})  # noqa: S102 - our own documentation
+
+
+def test_there_are_credentials_examples() -> None:
+    assert len(CREDENTIALS) >= 3

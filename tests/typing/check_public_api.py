@@ -153,3 +153,27 @@ def training_loop() -> None:
         experiment_id: str | None = run.id
         count: int = status.pending
         del experiment_id, count
+
+
+def config_usage() -> None:
+    config: tally.ClientConfig = tally.ClientConfig.resolve(timeout=5.0)
+    config = tally.ClientConfig.from_env().replace(max_retries=1)
+    config = tally.ClientConfig(api_key="tk_org_x", base_url="http://127.0.0.1:8787")
+    with Tally(config=config) as client:
+        same: tally.ClientConfig = client.config
+    async_client = AsyncTally(config=config, logger=None)
+    text: str | None = tally.NotFoundError.response_text
+    body: object = tally.ResponseValidationError.body
+    cause: BaseException | None = tally.ResponseValidationError.cause
+    header: str | None = tally.NotFoundError.headers.get("x-request-id")
+    del same, async_client, text, body, cause, header
+
+
+def default_client_usage() -> None:
+    tally.configure(api_key="tk_org_x", base_url="http://127.0.0.1:8787", timeout=None, max_retries=1)
+    experiments: tally.Paginator[tally.Experiment] = tally.experiments.list(status="running")
+    folder: tally.Folder = tally.folders.create("f")
+    health: tally.Health = tally.health()
+    status: tally.AuthStatus = tally.auth.status()
+    notes: tally.Paginator[tally.Annotation] = tally.annotations.list("exp_x")
+    del experiments, folder, health, status, notes

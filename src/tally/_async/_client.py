@@ -13,8 +13,6 @@ import httpx
 import msgspec
 
 from tally._base import (
-    DEFAULT_INGEST_TIMEOUT,
-    DEFAULT_TIMEOUT,
     USER_AGENT,
     Decoders,
     client_repr,
@@ -22,8 +20,9 @@ from tally._base import (
     new_idempotency_key,
     prepare,
 )
+from tally._config import ClientConfig, client_config
 from tally._connection import Connection, EventHooks
-from tally._credentials import ResolvedConfig, offline_config, offline_mode, resolve_from_environment
+from tally._credentials import ResolvedConfig
 from tally._errors import AuthenticationError, translate_transport_errors
 from tally._headers import header
 from tally._lazy import load_generated
@@ -239,9 +238,12 @@ class AsyncTally:
             experiment = await client.experiments.create("baseline")
 
     Credentials resolve themselves (argument, `TALLY_API_KEY`, then the credentials file;
-    `AsyncTally("local")` for the file alone). `timeout` is per attempt for ordinary calls, `ingest_timeout` for
-    ingestion and annotations, in seconds; `retry` (a `tally.RetryPolicy`) says what is retried, how long to
-    wait and the deadline of a call; `max_retries` is its short form. Every method also takes these per call
+    `AsyncTally("local")` for the file alone). `config=` (a `tally.ClientConfig`) gives the connection settings
+    as one frozen value instead of `api_key`, `base_url`, `timeout`, `ingest_timeout`, `max_retries`, `retry` and
+    `offline`: passing both is a `ConfigurationError` (`config.replace(...)` changes one). `timeout` is per
+    attempt for ordinary calls (default 10 s), `ingest_timeout` for ingestion and annotations (default 20 s);
+    `retry` (a `tally.RetryPolicy`) says what is retried, how long to wait and the deadline of a call;
+    `max_retries` is its short form. Every method also takes these per call
     (`timeout=`, `max_retries=`, `retry=`, `extra_headers=`, `extra_query=`, `extra_body=`, and
     `idempotency_key=` on writes). `transport`, `proxy`, `event_hooks` and `limits` go to the underlying httpx
     client; `http_client` is your own `httpx.AsyncClient` instead (you close it); retries, auth and options apply
@@ -256,8 +258,8 @@ class AsyncTally:
         api_key: str | None = None,
         *,
         base_url: str | None = None,
-        timeout: TimeoutArg = DEFAULT_TIMEOUT,
-        ingest_timeout: TimeoutArg = DEFAULT_INGEST_TIMEOUT,
+        timeout: TimeoutArg | NotGiven = NOT_GIVEN,
+        ingest_timeout: TimeoutArg | NotGiven = NOT_GIVEN,
         max_retries: int | None = None,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -267,18 +269,30 @@ class AsyncTally:
         http_client: httpx.AsyncClient | None = None,
         logger: logging.Logger | None = None,
         offline: bool | None = None,
+        config: ClientConfig | None = None,
     ) -> None:
         setup_from_env()
-        offline = offline_mode(offline)
-        config = offline_config(api_key, base_url) if offline else resolve_from_environment(api_key, base_url)
-        settings = Settings.build(
-            timeout=timeout, ingest_timeout=ingest_timeout, max_retries=max_retries, retry=retry
+        chosen = client_config(
+            config,
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            ingest_timeout=ingest_timeout,
+            max_retries=max_retries,
+            retry=retry,
+            offline=offline,
         )
+        settings = chosen.settings()
         if http_client is not None and (transport is not None or proxy is not None or limits is not None):
             raise ValueError("pass either http_client or transport/proxy/limits: the http_client has its own")
         connection = Connection(proxy=proxy, limits=limits, event_hooks=event_hooks, logger=logger)
         self._connect(
-            config, settings, connection, offline=offline, transport=transport, http_client=http_client
+            chosen.credentials(),
+            settings,
+            connection,
+            offline=chosen.offline,
+            transport=transport,
+            http_client=http_client,
         )
 
     def _connect(
@@ -360,6 +374,13 @@ class AsyncTally:
     def base_url(self) -> str:
         """The server this client talks to."""
         return self._core.state.config.base_url
+
+    @property
+    def config(self) -> ClientConfig:
+        """This client's settings as a `tally.ClientConfig` (key masked when printed): `AsyncTally(config=...)`
+        opens another client like it."""
+        state = self._core.state
+        return ClientConfig.of(state.config, self._core.settings, offline=state.offline)
 
     @property
     def credential_source(self) -> str:

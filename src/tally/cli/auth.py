@@ -1,17 +1,17 @@
-"""`tally auth login` and `tally auth status`."""
+"""`tally auth login`, `tally auth logout` and `tally auth status`."""
 
 from __future__ import annotations
 
 import click
 
-from tally._credentials import DEFAULT_BASE_URL
+from tally._credentials import API_KEY_ENV, DEFAULT_BASE_URL
 from tally._errors import TallyError
 from tally._redact import redact
 from tally.cli import _exit
 from tally.cli._app import settings
 from tally.cli._failures import CliFailure
 from tally.cli._output import Output, json_option
-from tally_credentials import write_credentials
+from tally_credentials import credentials_path, remove_credentials, write_credentials
 
 __all__ = ["auth"]
 
@@ -44,6 +44,34 @@ def login(api_key: str, base_url: str) -> None:
         f"Logged in to {base_url} as organisation {status.organization_name} ({status.key_kind} key "
         f"{redact(api_key)}); saved to {path}"
     )
+
+
+@auth.command("logout")
+def logout() -> None:
+    """Remove the credentials file that `tally auth login` (or `tally serve`) wrote. The key stays valid on the
+    server: revoke it there to end it. Nothing to remove is not an error.
+
+    \b
+    Examples:
+      tally auth logout
+      TALLY_CONFIG_DIR=~/.config/tally-staging tally auth logout
+    """
+    import os
+
+    path = credentials_path()
+    removed = remove_credentials(path)
+    if removed is None:
+        click.echo(f"Not logged in: {path} does not exist, nothing to remove.")
+    else:
+        key = removed.get("api_key")
+        url = removed.get("base_url")
+        what = f"key {redact(key)}" if isinstance(key, str) and key else "no key"
+        where = f" for {url}" if isinstance(url, str) and url else ""
+        click.echo(f"Logged out: removed {path} ({what}{where}).")
+    if os.environ.get(API_KEY_ENV):
+        click.echo(
+            f"Note: {API_KEY_ENV} is still set in this environment; clients and commands still use it."
+        )
 
 
 @auth.command("status")
