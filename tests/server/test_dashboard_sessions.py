@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -152,6 +153,18 @@ def test_a_login_link_works_once_and_holds_no_api_key(live_server: RunningServer
         assert again.status_code == 401
         assert "expired or was already used" in again.text
         assert "tally_session" not in second.cookies
+
+
+def test_a_login_link_opened_at_once_by_many_wins_once(live_server: RunningServer, org: FreshOrg) -> None:
+    link = org.sdk.auth.login_link()
+
+    def open_it(_: int) -> int:
+        with httpx.Client(base_url=live_server.url) as c:
+            return c.get(link.path).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(pool.map(open_it, range(8)))
+    assert statuses == [303] + [401] * 7
 
 
 def test_an_expired_login_link_is_refused(live_server: RunningServer, org: FreshOrg) -> None:
