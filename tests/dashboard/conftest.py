@@ -46,13 +46,16 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an asyncio loop running in the main thread while it is
+# open, and every asyncio test after it would then fail ("Cannot run the event loop while another loop is
+# running"). So the browser is closed when the last test of this folder is done.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
     yield launched
@@ -76,7 +79,7 @@ class DashboardServer:
         return self.client.auth.login_link().url(self.server.url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def dashboard() -> Iterator[DashboardServer]:
     """A live server (scratch SQLite, response validation on) holding the runs of `seed.py`."""
     with (
