@@ -103,6 +103,15 @@ OPERATIONS: dict[str, Operation] = {
         Experiment,
         "org",
     ),
+    "deleteExperiment": Operation(
+        "deleteExperiment",
+        "tally_api.api.experiments.delete_experiment",
+        "DELETE",
+        "/v1/experiments/{experiment_id}",
+        (204,),
+        None,
+        "org",
+    ),
     "updateExperiment": Operation(
         "updateExperiment",
         "tally_api.api.experiments.update_experiment",

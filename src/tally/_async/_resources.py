@@ -384,6 +384,18 @@ class AsyncExperiments(_Resource):
         )
         return await self._core.request(operation, Decoders.experiment, options)
 
+    async def delete(
+        self, experiment_id: str, *, confirm: bool = False, **options: Unpack[RequestOptions]
+    ) -> None:
+        """Delete an experiment with everything in it: its points, summaries, annotations and ingestion keys.
+        It cannot be undone, so it needs `confirm=True` (a ValueError otherwise, before anything is sent).
+        NotFoundError when the experiment does not exist (or no longer does)."""
+        from tally_api.api.experiments import delete_experiment
+
+        _confirmed(confirm, f"experiments.delete({experiment_id!r})")
+        await self._core.request(delete_experiment._get_kwargs(experiment_id), None, options)
+        self._core.forget_ingestion_token(experiment_id)  # its keys were deleted with it
+
 
 class AsyncMetrics(_Resource):
     """Metric ingestion, listing and comparison."""
@@ -719,6 +731,13 @@ class AsyncAnnotations(_Resource):
 
         operation = delete_annotation._get_kwargs(experiment_id, annotation_id)
         await self._core.request(operation, None, options)
+
+
+def _confirmed(confirm: object, what: str) -> None:
+    """A deletion that cannot be undone goes ahead only with `confirm=True` (the bool itself, not a truthy value:
+    `confirm="no"` must not delete)."""
+    if confirm is not True:
+        raise ValueError(f"{what} cannot be undone: pass confirm=True to delete for good")
 
 
 def _json_literal(value: Any) -> str:

@@ -1,4 +1,4 @@
-"""`tally experiments`: list with filters, show, summary, create, set status, move."""
+"""`tally experiments`: list with filters, show, summary, create, set status, move, delete."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import click
 from tally._pagination import MAX_PAGE_SIZE
 from tally._types import ExperimentStatus, Folder
 from tally.cli._app import settings
+from tally.cli._confirm import confirm_or_abort, yes_option
 from tally.cli._output import Output, json_option
 from tally.cli._params import metadata_option, pairs
 
@@ -260,3 +261,27 @@ def move(ctx: click.Context, experiment_id: str, folder_id: str | None, to_root:
         Output(True).document(experiment)
     else:
         click.echo(f"{experiment.id} -> {experiment.folder_id or '(top level)'}")
+
+
+@experiments.command("delete")
+@click.argument("experiment_id")
+@yes_option
+@click.pass_context
+def delete(ctx: click.Context, experiment_id: str, yes: bool) -> None:
+    """Delete an experiment with everything in it: its points, summaries, annotations and ingestion keys.
+    Asks first (--yes to skip); it cannot be undone.
+
+    \b
+    Examples:
+      tally experiments delete exp_...
+      tally experiments delete exp_... --yes
+    """
+    with settings(ctx).client() as client:
+        experiment = client.experiments.get(experiment_id)  # a missing id fails (exit 4) before the question
+        confirm_or_abort(
+            f"Delete experiment {experiment.name!r} ({experiment.id}) with all its points, annotations and "
+            "ingestion keys? This cannot be undone.",
+            yes,
+        )
+        client.experiments.delete(experiment_id, confirm=True)
+    click.echo(f"deleted {experiment_id}")

@@ -185,6 +185,10 @@ class Repository(Protocol):
         """Archive (or unarchive) an experiment; a no-op answering it as it is when already so."""
         ...
 
+    def delete_experiment(self, org_pk: int, experiment_id: str) -> None:
+        """Delete the experiment and every row that refers to it, in one transaction; NotFoundError if none."""
+        ...
+
     # metrics
     def ingest_metrics(self, experiment_pk: int, experiment_id: str, events: Sequence[Json]) -> Json: ...
     def list_metrics(

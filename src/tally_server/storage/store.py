@@ -102,6 +102,7 @@ from tally_server.storage.schema import (
     metric_summaries,
     organizations,
 )
+from tally_server.storage.schema import metadata as schema_metadata
 
 __all__ = ["SqlRepository", "open_postgres", "open_sqlite"]
 
@@ -189,6 +190,11 @@ _EXPERIMENT_STATE_FOR_SHARE = (
     select(_e.c.status, _e.c.archived_at, _e.c.org)
     .where(_e.c.pk == _b("experiment_pk"))
     .with_for_update(read=True)
+)
+# Every table with a row per experiment, from schema.py, so a table added later is deleted with its experiment
+# (deleteExperiment). Each is read by an index that starts with `experiment` (experiment_tags: by org and tag).
+_EXPERIMENT_PARTS = tuple(
+    table for table in schema_metadata.sorted_tables if "experiment" in table.c and table is not experiments
 )
 _IDEMPOTENCY_ROW = _IDEMPOTENCY.where(_i.c.org == _b("org_pk"), _i.c.key == _b("claim_key"))
 _IDEMPOTENCY_DONE = (
@@ -1013,6 +1019,23 @@ class SqlRepository:
                 )
             return rows.experiment(self._fetch_experiment(conn, org_pk, experiment_id))
 
+    def delete_experiment(self, org_pk: int, experiment_id: str) -> None:
+        """The experiment and every row that refers to it (`_EXPERIMENT_PARTS`), in one transaction. The row lock
+        (FOR UPDATE on PostgreSQL) waits for the ingests and annotations that hold it FOR SHARE; those that come
+        after find no experiment (404) or no key (401), so nothing is written under a deleted experiment."""
+        with self.db.write() as conn:
+            row = self._fetch_experiment(conn, org_pk, experiment_id, for_update=True)
+            experiment_pk = int(row[0])
+            tags = json.loads(row[10])
+            for table in _EXPERIMENT_PARTS:
+                where = [table.c.experiment == experiment_pk]
+                if table is experiment_tags:  # keyed (org, tag, experiment): one probe per tag, not a scan
+                    if not tags:
+                        continue
+                    where += [table.c.org == org_pk, dialects.ids_in(conn.dialect.name, table.c.tag, tags)]
+                conn.execute(delete(table).where(*where))
+            conn.execute(delete(experiments).where(experiments.c.pk == experiment_pk))
+
     # ---- metrics -------------------------------------------------------------------------------------------
     def ingest_metrics(self, experiment_pk: int, experiment_id: str, events: Sequence[Json]) -> Json:
         """Store a validated batch in one transaction, committed before this returns (so `sync=true` holds:
@@ -1547,7 +1570,9 @@ class SqlRepository:
         client_event_id = payload["client_event_id"]
         with self.db.write() as conn:
             archived = conn.execute(_EXPERIMENT_STATE_FOR_SHARE, {"experiment_pk": experiment_pk}).first()
-            if archived is not None and archived[1] is not None:
+            if archived is None:  # deleted since the key was checked (deleteExperiment)
+                raise NotFoundError("experiment", experiment_id)
+            if archived[1] is not None:
                 raise ExperimentArchivedError(experiment_id)
             row = conn.execute(
                 _ANNOTATION.where(_a.c.experiment == experiment_pk, _a.c.client_event_id == client_event_id)

@@ -55,6 +55,7 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "experiments.archive": (("exp_1",), {}),
     "experiments.summary": (("exp_1",), {}),
     "experiments.unarchive": (("exp_1",), {}),
+    "experiments.delete": (("exp_1",), {"confirm": True}),
     "metrics.ingest": (("exp_1", [{"name": "m", "value": 1.0, "step": 0}]), {}),
     "metrics.list": (("exp_1",), {}),
     "metrics.compare": (([{"experiment_id": "exp_1", "name": "m"}],), {}),

@@ -1,0 +1,53 @@
+"""The lifecycle commands of `tally` (contract 1.5.0) against the live reference server: deleting (with its
+confirmation), and the commands that give the CLI what the SDK already has."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner, Result
+
+import tally
+from tally import Tally
+from tally.cli import cli
+from tally_server import RunningServer
+
+from ..conftest import unique
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def env(live_server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> RunningServer:
+    monkeypatch.setenv("TALLY_API_KEY", live_server.api_key)
+    monkeypatch.setenv("TALLY_BASE_URL", live_server.url)
+    return live_server
+
+
+def run(*args: str, code: int = 0, answer: str | None = None) -> Result:
+    result = CliRunner().invoke(cli, list(args), input=answer)
+    assert result.exit_code == code, (args, result.output, result.exception)
+    return result
+
+
+def test_experiments_delete_asks_first(sync_client: Tally) -> None:
+    experiment = sync_client.experiments.create(unique("cli-doomed"))
+    sync_client.metrics.ingest(experiment.id, [{"name": "loss", "value": 1.0, "step": 0}])
+
+    declined = run("experiments", "delete", experiment.id, answer="n\n", code=1)
+    assert "cannot be undone" in declined.output
+    assert experiment.name in declined.output
+    assert "Aborted" in declined.output
+    no_terminal = run("experiments", "delete", experiment.id, code=1)  # stdin at its end: the answer is no
+    assert "Aborted" in no_terminal.output
+    assert sync_client.experiments.get(experiment.id).id == experiment.id
+
+    accepted = run("experiments", "delete", experiment.id, answer="y\n")
+    assert f"deleted {experiment.id}" in accepted.output
+    with pytest.raises(tally.NotFoundError):
+        sync_client.experiments.get(experiment.id)
+    run("experiments", "delete", experiment.id, "--yes", code=4)  # gone: not found
+
+    other = sync_client.experiments.create(unique("cli-doomed"))
+    assert run("experiments", "delete", other.id, "--yes").output.strip() == f"deleted {other.id}"
+    with pytest.raises(tally.NotFoundError):
+        sync_client.experiments.get(other.id)
