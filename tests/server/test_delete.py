@@ -157,3 +157,30 @@ def test_a_delete_racing_ingests_leaves_no_orphan_rows(
         statuses = {future.result() for future in sent}
     assert statuses <= {200, 401, 404}, statuses
     assert set(_rows_of_pk(live_server, experiment_pk).values()) == {0}
+
+
+# ---- Idempotency-Key on every DELETE ---------------------------------------------------------------------------
+def test_a_delete_repeated_with_its_key_replays_its_204(
+    client: httpx.Client, new_experiment: NewExperiment, ingest_client: IngestClient
+) -> None:
+    """A client whose first answer was lost sends the same DELETE with the same key: the stored 204 comes back,
+    not a 404. Another path with that key is 422; without a key a second delete is 404, as before."""
+    experiment_id = new_experiment()["id"]
+    ingest = ingest_client(experiment_id)
+    notes = f"/v1/experiments/{experiment_id}/annotations"
+    note = ingest.post(notes, json={"text": "n", "client_event_id": "n"}).json()
+    for path in (f"{notes}/{note['id']}", f"/v1/experiments/{experiment_id}"):
+        key = {"Idempotency-Key": unique("del")}
+        first = client.delete(path, headers=key)
+        assert first.status_code == 204, first.text
+        assert "Idempotent-Replayed" not in first.headers
+        again = client.delete(path, headers=key)
+        assert again.status_code == 204, again.text
+        assert again.content == b""
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert again.headers["X-Request-Id"] != first.headers["X-Request-Id"]
+        assert_error(client.delete(path), 404, "not_found")
+        assert_error(client.delete(f"{path}x", headers=key), 422, "idempotency_key_reused")
+    missing = {"Idempotency-Key": unique("del")}
+    assert_error(client.delete("/v1/experiments/exp_missing", headers=missing), 404, "not_found")
+    assert_error(client.delete("/v1/experiments/exp_missing", headers=missing), 404, "not_found")  # replayed

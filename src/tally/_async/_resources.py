@@ -385,7 +385,7 @@ class AsyncExperiments(_Resource):
         return await self._core.request(operation, Decoders.experiment, options)
 
     async def delete(
-        self, experiment_id: str, *, confirm: bool = False, **options: Unpack[RequestOptions]
+        self, experiment_id: str, *, confirm: bool = False, **options: Unpack[WriteOptions]
     ) -> None:
         """Delete an experiment with everything in it: its points, summaries, annotations and ingestion keys.
         It cannot be undone, so it needs `confirm=True` (a ValueError otherwise, before anything is sent).
@@ -724,7 +724,7 @@ class AsyncAnnotations(_Resource):
 
         return await core.with_ingestion_token(experiment_id, send)
 
-    async def delete(self, experiment_id: str, annotation_id: str, **options: Unpack[RequestOptions]) -> None:
+    async def delete(self, experiment_id: str, annotation_id: str, **options: Unpack[WriteOptions]) -> None:
         """Delete an annotation (with the org key); NotFoundError when it does not exist. Its
         `client_event_id` is free again: creating an annotation with it makes a new one."""
         from tally_api.api.annotations import delete_annotation

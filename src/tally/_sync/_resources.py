@@ -377,7 +377,7 @@ class Experiments(_Resource):
         )
         return self._core.request(operation, Decoders.experiment, options)
 
-    def delete(self, experiment_id: str, *, confirm: bool = False, **options: Unpack[RequestOptions]) -> None:
+    def delete(self, experiment_id: str, *, confirm: bool = False, **options: Unpack[WriteOptions]) -> None:
         """Delete an experiment with everything in it: its points, summaries, annotations and ingestion keys.
         It cannot be undone, so it needs `confirm=True` (a ValueError otherwise, before anything is sent).
         NotFoundError when the experiment does not exist (or no longer does)."""
@@ -711,7 +711,7 @@ class Annotations(_Resource):
 
         return core.with_ingestion_token(experiment_id, send)
 
-    def delete(self, experiment_id: str, annotation_id: str, **options: Unpack[RequestOptions]) -> None:
+    def delete(self, experiment_id: str, annotation_id: str, **options: Unpack[WriteOptions]) -> None:
         """Delete an annotation (with the org key); NotFoundError when it does not exist. Its
         `client_event_id` is free again: creating an annotation with it makes a new one."""
         from tally_api.api.annotations import delete_annotation
