@@ -154,6 +154,7 @@ class ErrorCode(enum.StrEnum):
     INVALID_TRANSITION = "invalid_transition"
     EXPERIMENT_CLOSED = "experiment_closed"
     EXPERIMENT_ARCHIVED = "experiment_archived"
+    FOLDER_NOT_EMPTY = "folder_not_empty"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     IDEMPOTENCY_IN_PROGRESS = "idempotency_in_progress"
     PAYLOAD_TOO_LARGE = "payload_too_large"

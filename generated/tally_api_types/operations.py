@@ -43,6 +43,9 @@ OPERATIONS: dict[str, Operation] = {
     "getFolder": Operation(
         "getFolder", "tally_api.api.folders.get_folder", "GET", "/v1/folders/{folder_id}", (200,), Folder, "org"
     ),
+    "deleteFolder": Operation(
+        "deleteFolder", "tally_api.api.folders.delete_folder", "DELETE", "/v1/folders/{folder_id}", (204,), None, "org"
+    ),
     "patchFolder": Operation(
         "patchFolder", "tally_api.api.folders.patch_folder", "PATCH", "/v1/folders/{folder_id}", (200,), Folder, "org"
     ),

@@ -184,3 +184,78 @@ def test_a_delete_repeated_with_its_key_replays_its_204(
     missing = {"Idempotency-Key": unique("del")}
     assert_error(client.delete("/v1/experiments/exp_missing", headers=missing), 404, "not_found")
     assert_error(client.delete("/v1/experiments/exp_missing", headers=missing), 404, "not_found")  # replayed
+
+
+# ---- deleteFolder ----------------------------------------------------------------------------------------------
+def _folder(client: httpx.Client, **fields: Any) -> str:
+    created = client.post("/v1/folders", json={"name": unique("fld"), **fields})
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+def test_delete_folder_only_when_empty_and_409_names_what_is_inside(
+    client: httpx.Client, new_experiment: NewExperiment
+) -> None:
+    folder_id = _folder(client)
+    child = _folder(client, parent_id=folder_id)
+    assert client.post(f"/v1/folders/{child}/archive").status_code == 200  # archived ones count too
+    experiments = [new_experiment(folder_id=folder_id)["id"] for _ in range(2)]
+    assert client.post(f"/v1/experiments/{experiments[1]}/archive").status_code == 200
+
+    error = assert_error(client.delete(f"/v1/folders/{folder_id}"), 409, "folder_not_empty")
+    assert error["details"] == {"folder_id": folder_id, "experiments": 2, "folders": 1}
+    assert folder_id in error["message"]
+    assert client.get(f"/v1/folders/{folder_id}").status_code == 200
+
+    for experiment_id in experiments:
+        assert (
+            client.post(f"/v1/experiments/{experiment_id}/move", json={"folder_id": None}).status_code == 200
+        )
+    error = assert_error(client.delete(f"/v1/folders/{folder_id}"), 409, "folder_not_empty")
+    assert error["details"] == {"folder_id": folder_id, "experiments": 0, "folders": 1}
+    assert client.delete(f"/v1/folders/{child}").status_code == 204
+
+    key = {"Idempotency-Key": unique("del")}
+    deleted = client.delete(f"/v1/folders/{folder_id}", headers=key)
+    assert deleted.status_code == 204, deleted.text
+    assert deleted.content == b""
+    assert client.delete(f"/v1/folders/{folder_id}", headers=key).headers["Idempotent-Replayed"] == "true"
+    assert_error(client.get(f"/v1/folders/{folder_id}"), 404, "not_found")
+    assert_error(client.delete(f"/v1/folders/{folder_id}"), 404, "not_found")
+    assert_error(client.get("/v1/folders", params={"parent_id": folder_id}), 404, "not_found")
+    listed = client.get("/v1/folders", params={"include_archived": "true", "page_size": 1000}).json()["data"]
+    assert folder_id not in [f["id"] for f in listed]
+    for experiment_id in experiments:  # what was inside before is untouched
+        assert client.get(f"/v1/experiments/{experiment_id}").status_code == 200
+
+
+def test_a_folder_name_is_free_again_after_its_folder_is_deleted(client: httpx.Client) -> None:
+    parent = _folder(client)
+    name = unique("again")
+    first = _folder(client, name=name, parent_id=parent)
+    assert client.delete(f"/v1/folders/{first}").status_code == 204
+    second = _folder(client, name=name, parent_id=parent)
+    assert second != first
+
+
+def test_a_folder_delete_racing_creates_into_it_leaves_no_orphan(
+    live_server: RunningServer, client: httpx.Client
+) -> None:
+    """Experiments and folders created into a folder while it is deleted: each create lands before the delete
+    (which then answers 409) or fails with 404 after it; never a 500, never a row whose folder is gone."""
+    folder_id = _folder(client)
+
+    def create(index: int) -> int:
+        if index % 2:
+            return client.post(
+                "/v1/folders", json={"name": unique("kid"), "parent_id": folder_id}
+            ).status_code
+        return client.post("/v1/experiments", json={"name": unique("e"), "folder_id": folder_id}).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        created = [pool.submit(create, index) for index in range(8)]
+        deleted = client.delete(f"/v1/folders/{folder_id}").status_code
+        statuses = {future.result() for future in created}
+    assert deleted in (204, 409)
+    assert statuses <= {201, 404}, statuses
+    assert (201 in statuses) == (deleted == 409)  # a create that landed makes the folder not empty

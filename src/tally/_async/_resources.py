@@ -215,6 +215,13 @@ class AsyncFolders(_Resource):
 
         return await self._core.request(unarchive_folder._get_kwargs(folder_id), Decoders.folder, options)
 
+    async def delete(self, folder_id: str, **options: Unpack[WriteOptions]) -> None:
+        """Delete an empty folder. A folder that holds experiments or folders (archived ones included) is refused
+        with ConflictError code `folder_not_empty`, whose `details` count them: move or delete those first."""
+        from tally_api.api.folders import delete_folder
+
+        await self._core.request(delete_folder._get_kwargs(folder_id), None, options)
+
 
 class AsyncExperiments(_Resource):
     """Experiments and their lifecycle."""

@@ -214,6 +214,13 @@ class Folders(_Resource):
 
         return self._core.request(unarchive_folder._get_kwargs(folder_id), Decoders.folder, options)
 
+    def delete(self, folder_id: str, **options: Unpack[WriteOptions]) -> None:
+        """Delete an empty folder. A folder that holds experiments or folders (archived ones included) is refused
+        with ConflictError code `folder_not_empty`, whose `details` count them: move or delete those first."""
+        from tally_api.api.folders import delete_folder
+
+        self._core.request(delete_folder._get_kwargs(folder_id), None, options)
+
 
 class Experiments(_Resource):
     """Experiments and their lifecycle."""

@@ -1,4 +1,4 @@
-"""`tally folders`: the folder tree, and creating folders."""
+"""`tally folders`: the folder tree, and creating and deleting folders."""
 
 from __future__ import annotations
 
@@ -115,3 +115,19 @@ def create(
         Output(True).document(folder)
     else:
         click.echo(folder.id)
+
+
+@folders.command("delete")
+@click.argument("folder_id")
+@click.pass_context
+def delete(ctx: click.Context, folder_id: str) -> None:
+    """Delete an empty folder (no experiments or folders in it, archived ones included). One that is not empty
+    is refused (exit 1) with what it holds; nothing in it is ever deleted, so this does not ask first.
+
+    \b
+    Examples:
+      tally folders delete fld_...
+    """
+    with settings(ctx).client() as client:
+        client.folders.delete(folder_id)
+    click.echo(f"deleted {folder_id}")

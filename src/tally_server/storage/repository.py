@@ -20,6 +20,7 @@ __all__ = [
     "ConflictError",
     "ExperimentArchivedError",
     "ExperimentClosedError",
+    "FolderNotEmptyError",
     "IdempotencyClaim",
     "InvalidTransitionError",
     "NotFoundError",
@@ -72,6 +73,21 @@ class ExperimentClosedError(StorageError):
         super().__init__(f"Experiment {experiment_id} is {status}; it no longer accepts metrics.")
         self.experiment_id = experiment_id
         self.status = status
+
+
+class FolderNotEmptyError(StorageError):
+    def __init__(self, folder_id: str, experiments: int, folders: int) -> None:
+        held = " and ".join(
+            f"{count} {noun}{'' if count == 1 else 's'}"
+            for count, noun in ((experiments, "experiment"), (folders, "folder"))
+            if count
+        )
+        super().__init__(
+            f"Folder {folder_id} holds {held} (archived ones included); move or delete them first, then delete it."
+        )
+        self.folder_id = folder_id
+        self.experiments = experiments
+        self.folders = folders
 
 
 class ExperimentArchivedError(StorageError):
@@ -159,6 +175,10 @@ class Repository(Protocol):
     def patch_folder(self, org_pk: int, folder_id: str, changes: Json) -> Json: ...
     def rename_folder(self, org_pk: int, folder_id: str, name: str) -> Json: ...
     def move_folder(self, org_pk: int, folder_id: str, parent_id: str | None) -> Json: ...
+    def delete_folder(self, org_pk: int, folder_id: str) -> None:
+        """Delete an empty folder; FolderNotEmptyError (with counts) when it holds experiments or folders."""
+        ...
+
     def set_folder_archived(self, org_pk: int, folder_id: str, archived: bool) -> Json:
         """Archive (or unarchive) a folder; a no-op answering the folder as it is when already so."""
         ...

@@ -78,6 +78,7 @@ from tally_server.storage.repository import (
     ConflictError,
     ExperimentArchivedError,
     ExperimentClosedError,
+    FolderNotEmptyError,
     IdempotencyClaim,
     InvalidTransitionError,
     Json,
@@ -183,6 +184,11 @@ _EXPERIMENT_BY_ID = _EXPERIMENT.where(_e.c.id == _b("experiment_id"), _e.c.org =
 # one experiment take turns, the second seeing the first one's result.
 _EXPERIMENT_BY_ID_FOR_UPDATE = _EXPERIMENT_BY_ID.with_for_update(of=experiments)
 _FOLDER_PK = select(folders.c.pk).where(folders.c.id == _b("folder_id"), folders.c.org == _b("org_pk"))
+# FOR KEY SHARE (PostgreSQL): a write that puts something into a folder (an experiment, a child folder) holds the
+# folder until it commits, so deleteFolder (FOR UPDATE) waits and then counts it (409 folder_not_empty); a write
+# that comes after the delete finds no folder (404), never a foreign-key error.
+_FOLDER_PK_HELD = _FOLDER_PK.with_for_update(read=True, key_share=True)
+_FOLDER_PK_FOR_UPDATE = _FOLDER_PK.with_for_update()
 _FOLDER_BY_ID = _FOLDER.where(_f.c.id == _b("folder_id"), _f.c.org == _b("org_pk"))
 # FOR SHARE (PostgreSQL): the experiment cannot be closed or archived (FOR UPDATE, UPDATE) until the ingest or
 # the annotation holding it commits.
@@ -666,8 +672,11 @@ class SqlRepository:
         return int(row[0]), str(row[1])
 
     @staticmethod
-    def _folder_pk(conn: Connection, org_pk: int, folder_id: str) -> int:
-        row = conn.execute(_FOLDER_PK, {"folder_id": folder_id, "org_pk": org_pk}).first()
+    def _folder_pk(conn: Connection, org_pk: int, folder_id: str, *, held: bool = False) -> int:
+        """The folder's row key; `held` when the caller puts something into it (see `_FOLDER_PK_HELD`)."""
+        row = conn.execute(
+            _FOLDER_PK_HELD if held else _FOLDER_PK, {"folder_id": folder_id, "org_pk": org_pk}
+        ).first()
         if row is None:
             raise NotFoundError("folder", folder_id)
         return int(row[0])
@@ -734,7 +743,7 @@ class SqlRepository:
         folder_id = new_id("fld_")
 
         def create(conn: Connection) -> Json:
-            parent_pk = self._folder_pk(conn, org_pk, parent_id) if parent_id is not None else None
+            parent_pk = self._folder_pk(conn, org_pk, parent_id, held=True) if parent_id is not None else None
             self._check_name_free(conn, org_pk, parent_pk, name)
             conn.execute(
                 _INSERT_FOLDER,
@@ -783,7 +792,7 @@ class SqlRepository:
         def move(conn: Connection) -> Json:
             row = self._fetch_folder(conn, org_pk, folder_id)
             folder_pk = int(row[0])
-            parent_pk = self._folder_pk(conn, org_pk, parent_id) if parent_id is not None else None
+            parent_pk = self._folder_pk(conn, org_pk, parent_id, held=True) if parent_id is not None else None
             if parent_pk is not None and folder_pk in self._ancestors(conn, parent_pk):
                 raise ConflictError(
                     f"Folder {folder_id} cannot move under itself or one of its descendants.",
@@ -824,6 +833,27 @@ class SqlRepository:
         with self.db.write() as conn:
             conn.execute(_archive(folders, self._fetch_folder(conn, org_pk, folder_id)[0], archived))
             return rows.folder(self._fetch_folder(conn, org_pk, folder_id))
+
+    def delete_folder(self, org_pk: int, folder_id: str) -> None:
+        """Delete an empty folder; FolderNotEmptyError counting what it holds otherwise (archived ones too). The
+        row lock waits for the writes that are putting something into it (`_FOLDER_PK_HELD`), so the counts see
+        them; the foreign keys of `experiments.folder` and `folders.parent` refuse anything that slipped past."""
+        with self.db.write() as conn:
+            row = conn.execute(_FOLDER_PK_FOR_UPDATE, {"folder_id": folder_id, "org_pk": org_pk}).first()
+            if row is None:
+                raise NotFoundError("folder", folder_id)
+            folder_pk = int(row[0])
+            inside = conn.execute(
+                select(
+                    select(func.count()).where(experiments.c.folder == folder_pk).scalar_subquery(),
+                    select(func.count())
+                    .where(folders.c.org == org_pk, folders.c.parent == folder_pk)
+                    .scalar_subquery(),
+                )
+            ).one()
+            if inside[0] or inside[1]:
+                raise FolderNotEmptyError(folder_id, int(inside[0]), int(inside[1]))
+            conn.execute(delete(folders).where(folders.c.pk == folder_pk))
 
     # ---- experiments ---------------------------------------------------------------------------------------
     def list_experiments(self, org_pk: int, filters: Json, limit: int, after: Key | None) -> Page:
@@ -902,7 +932,7 @@ class SqlRepository:
         us, stamp = now()
         experiment_id = new_id("exp_")
         with self.db.write() as conn:
-            folder_pk = self._folder_pk(conn, org_pk, folder_id) if folder_id is not None else None
+            folder_pk = self._folder_pk(conn, org_pk, folder_id, held=True) if folder_id is not None else None
             experiment_pk = conn.execute(
                 _INSERT_EXPERIMENT,
                 {
@@ -1010,7 +1040,7 @@ class SqlRepository:
         _, stamp = now()
         with self.db.write() as conn:
             row = self._fetch_experiment(conn, org_pk, experiment_id)
-            folder_pk = self._folder_pk(conn, org_pk, folder_id) if folder_id is not None else None
+            folder_pk = self._folder_pk(conn, org_pk, folder_id, held=True) if folder_id is not None else None
             if row[3] != folder_id:
                 conn.execute(
                     update(experiments)

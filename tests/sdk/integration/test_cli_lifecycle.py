@@ -51,3 +51,14 @@ def test_experiments_delete_asks_first(sync_client: Tally) -> None:
     assert run("experiments", "delete", other.id, "--yes").output.strip() == f"deleted {other.id}"
     with pytest.raises(tally.NotFoundError):
         sync_client.experiments.get(other.id)
+
+
+def test_folders_delete_only_an_empty_one(sync_client: Tally) -> None:
+    folder = sync_client.folders.create(unique("cli-fld"))
+    child = sync_client.folders.create("child", parent_id=folder.id)
+    refused = run("folders", "delete", folder.id, code=1)
+    assert "folder_not_empty" in refused.output
+    assert "1 folder" in refused.output
+    assert run("folders", "delete", child.id).output.strip() == f"deleted {child.id}"
+    assert run("folders", "delete", folder.id).output.strip() == f"deleted {folder.id}"
+    run("folders", "delete", folder.id, code=4)

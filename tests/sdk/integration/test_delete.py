@@ -32,3 +32,20 @@ async def test_delete_experiment_needs_confirm_and_then_everything_is_gone(clien
     # the client's cached ingestion key went with the experiment: an ingest now says the experiment is gone
     with pytest.raises(tally.NotFoundError):
         await call(client.metrics.ingest(experiment.id, [{"name": "loss", "value": 2.0, "step": 1}]))
+
+
+async def test_delete_folder_only_when_empty(client: AnyClient) -> None:
+    folder = await call(client.folders.create(unique("fld")))
+    inside = await call(client.experiments.create(unique("inside"), folder_id=folder.id))
+    with pytest.raises(tally.ConflictError) as caught:
+        await call(client.folders.delete(folder.id))
+    assert caught.value.code == "folder_not_empty"
+    assert caught.value.details == {"folder_id": folder.id, "experiments": 1, "folders": 0}
+    assert "move or delete them first" in str(caught.value)
+
+    await call(client.experiments.move(inside.id, None))
+    assert await call(client.folders.delete(folder.id)) is None
+    with pytest.raises(tally.NotFoundError):
+        await call(client.folders.get(folder.id))
+    with pytest.raises(tally.NotFoundError):
+        await call(client.folders.delete(folder.id))

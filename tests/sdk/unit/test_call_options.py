@@ -46,6 +46,7 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "folders.move": (("fld_1", None), {}),
     "folders.archive": (("fld_1",), {}),
     "folders.unarchive": (("fld_1",), {}),
+    "folders.delete": (("fld_1",), {}),
     "experiments.list": ((), {}),
     "experiments.create": (("e",), {}),
     "experiments.get": (("exp_1",), {}),
