@@ -58,6 +58,7 @@ __all__ = [
     "PatchFolderRequest",
     "RenameFolderRequest",
     "SeriesSelector",
+    "UpdateAnnotationRequest",
     "UpdateExperimentRequest",
     "UpdateExperimentStatusRequest",
     "remember",
@@ -545,6 +546,15 @@ class Annotation(Model, frozen=True, kw_only=True):
     metadata: dict[str, Any]
     client_event_id: str
     created_at: datetime
+
+
+class UpdateAnnotationRequest(Model, frozen=True, kw_only=True, omit_defaults=True):
+    """The fields to change; absent fields stay as they are; null clears `metadata`."""
+
+    text: str | None = None
+    metadata: dict[str, Any] | None = None
+    """Replaces the whole metadata object; null clears it. The caps of `Metadata` hold: at most 64 top-level entries,
+    keys of 1 to 64 characters, 8 levels deep, 8 KiB as compact JSON."""
 
 
 class CreateAnnotationRequest(Model, frozen=True, kw_only=True, omit_defaults=True):

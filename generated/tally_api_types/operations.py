@@ -241,6 +241,15 @@ OPERATIONS: dict[str, Operation] = {
         CreatedIngestionKey,
         "org",
     ),
+    "getIngestionKey": Operation(
+        "getIngestionKey",
+        "tally_api.api.ingestion_keys.get_ingestion_key",
+        "GET",
+        "/v1/ingestion-keys/{key_id}",
+        (200,),
+        IngestionKey,
+        "org",
+    ),
     "revokeIngestionKey": Operation(
         "revokeIngestionKey",
         "tally_api.api.ingestion_keys.revoke_ingestion_key",
@@ -271,6 +280,15 @@ OPERATIONS: dict[str, Operation] = {
         Annotation,
         "ingestion",
     ),
+    "getAnnotation": Operation(
+        "getAnnotation",
+        "tally_api.api.annotations.get_annotation",
+        "GET",
+        "/v1/experiments/{experiment_id}/annotations/{annotation_id}",
+        (200,),
+        Annotation,
+        "org",
+    ),
     "deleteAnnotation": Operation(
         "deleteAnnotation",
         "tally_api.api.annotations.delete_annotation",
@@ -278,6 +296,15 @@ OPERATIONS: dict[str, Operation] = {
         "/v1/experiments/{experiment_id}/annotations/{annotation_id}",
         (204,),
         None,
+        "org",
+    ),
+    "updateAnnotation": Operation(
+        "updateAnnotation",
+        "tally_api.api.annotations.update_annotation",
+        "PATCH",
+        "/v1/experiments/{experiment_id}/annotations/{annotation_id}",
+        (200,),
+        Annotation,
         "org",
     ),
 }

@@ -657,6 +657,14 @@ class AsyncIngestionKeys(_Resource):
         operation = create_ingestion_key._get_kwargs(experiment_id, body=body)
         return await self._core.request(operation, Decoders.created_ingestion_key, options)
 
+    async def get(self, key_id: str, **options: Unpack[RequestOptions]) -> IngestionKey:
+        """One ingestion key (revoked or expired ones too), never its token: that is shown once, at creation."""
+        from tally_api.api.ingestion_keys import get_ingestion_key
+
+        return await self._core.request(
+            get_ingestion_key._get_kwargs(key_id), Decoders.ingestion_key, options
+        )
+
     async def revoke(self, key_id: str, **options: Unpack[WriteOptions]) -> IngestionKey:
         """Revoke a key (revoking a revoked key changes nothing)."""
         from tally_api.api.ingestion_keys import revoke_ingestion_key
@@ -730,6 +738,42 @@ class AsyncAnnotations(_Resource):
             )
 
         return await core.with_ingestion_token(experiment_id, send)
+
+    async def get(
+        self, experiment_id: str, annotation_id: str, **options: Unpack[RequestOptions]
+    ) -> Annotation:
+        """One annotation of an experiment (with the org key); NotFoundError when it is not in that experiment."""
+        from tally_api.api.annotations import get_annotation
+
+        operation = get_annotation._get_kwargs(experiment_id, annotation_id)
+        return await self._core.request(operation, Decoders.annotation, options)
+
+    async def update(
+        self,
+        experiment_id: str,
+        annotation_id: str,
+        *,
+        text: str | NotGiven = NOT_GIVEN,
+        metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
+        **options: Unpack[WriteOptions],
+    ) -> Annotation:
+        """Change an annotation's text or metadata (replaced whole; None clears it); absent leaves as is. Its step,
+        timestamp and client_event_id stay, so creating it again with the old payload is then a conflict."""
+        from tally_api.api.annotations import update_annotation
+        from tally_api.models.update_annotation_request import UpdateAnnotationRequest
+        from tally_api.models.update_annotation_request_metadata_type_0 import (
+            UpdateAnnotationRequestMetadataType0,
+        )
+
+        if isinstance(text, NotGiven) and isinstance(metadata, NotGiven):
+            raise ValueError("annotations.update needs text= or metadata= (metadata=None clears it)")
+        if not isinstance(text, NotGiven):
+            check_annotation(text)
+        body = UpdateAnnotationRequest(
+            text=_given(text), metadata=_patched_metadata(metadata, UpdateAnnotationRequestMetadataType0)
+        )
+        operation = update_annotation._get_kwargs(experiment_id, annotation_id, body=body)
+        return await self._core.request(operation, Decoders.annotation, options)
 
     async def delete(self, experiment_id: str, annotation_id: str, **options: Unpack[WriteOptions]) -> None:
         """Delete an annotation (with the org key); NotFoundError when it does not exist. Its

@@ -1562,6 +1562,17 @@ class SqlRepository:
             row = conn.execute(_KEY.where(_k.c.id == key_id)).one()
         return {**rows.ingestion_key(row), "token": token}
 
+    def get_ingestion_key(self, org_pk: int, key_id: str) -> Json:
+        """An ingestion key of the organisation (revoked and expired ones too), never its token (the server has
+        only its hash)."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                _KEY.where(_k.c.id == key_id, _k.c.org == org_pk, _k.c.kind == "ingestion")
+            ).first()
+        if row is None:
+            raise NotFoundError("ingestion key", key_id)
+        return rows.ingestion_key(row)
+
     def revoke_ingestion_key(self, org_pk: int, key_id: str) -> Json:
         _, stamp = now()
         k = api_keys.c
@@ -1626,6 +1637,39 @@ class SqlRepository:
             )  # fmt: skip
             row = conn.execute(_ANNOTATION.where(_a.c.id == annotation_id)).one()
         return True, rows.annotation(row)
+
+    @staticmethod
+    def _fetch_annotation(conn: Connection, experiment_pk: int, annotation_id: str) -> Sequence[Any]:
+        row = conn.execute(
+            _ANNOTATION.where(_a.c.id == annotation_id, _a.c.experiment == experiment_pk)
+        ).first()
+        if row is None:
+            raise NotFoundError("annotation", annotation_id)
+        return tuple(row)
+
+    def get_annotation(self, org_pk: int, experiment_id: str, annotation_id: str) -> Json:
+        with self.db.read() as conn:
+            experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
+            return rows.annotation(self._fetch_annotation(conn, experiment_pk, annotation_id))
+
+    def update_annotation(self, org_pk: int, experiment_id: str, annotation_id: str, changes: Json) -> Json:
+        """Text and metadata: absent keys stay as they are, metadata None clears it to {}. The id, step,
+        timestamp and client_event_id stay, so a later create with that id and the old payload is a conflict."""
+        values: Json = {}
+        if "text" in changes:
+            values["text"] = changes["text"]
+        if "metadata" in changes:
+            values["metadata"] = rows.free_json(changes["metadata"] or {})
+        with self.db.write() as conn:
+            experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
+            changed = conn.execute(
+                update(annotations)
+                .values(values)
+                .where(annotations.c.id == annotation_id, annotations.c.experiment == experiment_pk)
+            ).rowcount
+            if not changed:
+                raise NotFoundError("annotation", annotation_id)
+            return rows.annotation(self._fetch_annotation(conn, experiment_pk, annotation_id))
 
     def delete_annotation(self, org_pk: int, experiment_id: str, annotation_id: str) -> None:
         """The row goes, and with it the claim on its client_event_id (the unique constraint is on live rows):

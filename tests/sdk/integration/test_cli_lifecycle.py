@@ -3,6 +3,8 @@ confirmation), and the commands that give the CLI what the SDK already has."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner, Result
 
@@ -62,3 +64,40 @@ def test_folders_delete_only_an_empty_one(sync_client: Tally) -> None:
     assert run("folders", "delete", child.id).output.strip() == f"deleted {child.id}"
     assert run("folders", "delete", folder.id).output.strip() == f"deleted {folder.id}"
     run("folders", "delete", folder.id, code=4)
+
+
+def test_annotations_show_update_delete(sync_client: Tally) -> None:
+    experiment = sync_client.experiments.create(unique("cli-notes"))
+    note = sync_client.annotations.create(experiment.id, "lr drop", step=3, metadata={"lr": "0.1"})
+    shown = json.loads(run("annotations", "show", experiment.id, note.id, "--json").output)
+    assert (shown["id"], shown["text"], shown["step"]) == (note.id, "lr drop", 3)
+    assert "lr drop" in run("annotations", "show", experiment.id, note.id).output
+
+    assert run(
+        "annotations", "update", experiment.id, note.id, "--text", "lr drop (cosine)"
+    ).output.strip() == (f"{note.id} updated")
+    updated = json.loads(
+        run("annotations", "update", experiment.id, note.id, "--metadata", "why=plateau", "--json").output
+    )
+    assert (updated["text"], updated["metadata"]) == ("lr drop (cosine)", {"why": "plateau"})
+    assert sync_client.annotations.get(experiment.id, note.id).metadata == {"why": "plateau"}
+    run("annotations", "update", experiment.id, note.id, "--clear-metadata")
+    assert sync_client.annotations.get(experiment.id, note.id).metadata == {}
+    assert "give --text" in run("annotations", "update", experiment.id, note.id, code=2).output
+
+    assert "Aborted" in run("annotations", "delete", experiment.id, note.id, answer="n\n", code=1).output
+    assert (
+        run("annotations", "delete", experiment.id, note.id, "--yes").output.strip() == f"deleted {note.id}"
+    )
+    assert list(sync_client.annotations.list(experiment.id)) == []
+    run("annotations", "show", experiment.id, note.id, code=4)
+
+
+def test_ingestion_keys_show(sync_client: Tally) -> None:
+    experiment = sync_client.experiments.create(unique("cli-keys"))
+    key = sync_client.ingestion_keys.create(experiment.id, name="trainer")
+    shown = run("ingestion-keys", "show", key.id, "--json").output
+    assert json.loads(shown)["token_hint"] == key.token_hint
+    assert key.token not in shown
+    assert "trainer" in run("ingestion-keys", "show", key.id).output
+    run("ingestion-keys", "show", "ik_missing", code=4)

@@ -66,9 +66,12 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "ingestion_keys.list": (("exp_1",), {}),
     "ingestion_keys.create": (("exp_1",), {"name": "mine"}),
     "ingestion_keys.revoke": (("ik_1",), {}),
+    "ingestion_keys.get": (("ik_1",), {}),
     "annotations.list": (("exp_1",), {}),
     "annotations.create": (("exp_1", "note"), {}),
     "annotations.delete": (("exp_1", "ann_1"), {}),
+    "annotations.get": (("exp_1", "ann_1"), {}),
+    "annotations.update": (("exp_1", "ann_1"), {"text": "t"}),
 }
 RESOURCES = ("folders", "experiments", "metrics", "metric_catalog", "ingestion_keys", "annotations", "auth")
 NOT_HTTP = {"ingestion_keys.forget"}
@@ -185,7 +188,9 @@ async def test_every_method_sends_the_options(make: Callable[..., AnyClient], na
     assert sent.extensions["timeout"]["read"] == 1.25
     expected = "GET"
     if is_write:
-        expected = "PATCH" if name in {"folders.patch", "experiments.update"} else "POST"
+        expected = (
+            "PATCH" if name in {"folders.patch", "experiments.update", "annotations.update"} else "POST"
+        )
     if name.endswith(".delete"):
         expected = "DELETE"
     assert sent.method == expected
