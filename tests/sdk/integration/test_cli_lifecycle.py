@@ -4,6 +4,7 @@ confirmation), and the commands that give the CLI what the SDK already has."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -23,6 +24,10 @@ def env(live_server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> RunningS
     monkeypatch.setenv("TALLY_API_KEY", live_server.api_key)
     monkeypatch.setenv("TALLY_BASE_URL", live_server.url)
     return live_server
+
+
+def json_lines(output: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output.splitlines() if line.strip()]
 
 
 def run(*args: str, code: int = 0, answer: str | None = None) -> Result:
@@ -101,3 +106,95 @@ def test_ingestion_keys_show(sync_client: Tally) -> None:
     assert key.token not in shown
     assert "trainer" in run("ingestion-keys", "show", key.id).output
     run("ingestion-keys", "show", "ik_missing", code=4)
+
+
+# ---- what the SDK already had ----------------------------------------------------------------------------------
+def test_experiments_archive_unarchive_and_list_include_archived_and_tag(sync_client: Tally) -> None:
+    tag = unique("t")
+    kept = sync_client.experiments.create(unique("cli-kept"), tags=[tag])
+    shelved = sync_client.experiments.create(unique("cli-shelved"), tags=[tag])
+    assert run("experiments", "archive", shelved.id).output.strip() == f"{shelved.id} archived"
+    assert sync_client.experiments.get(shelved.id).archived_at is not None
+
+    def listed(*extra: str) -> list[str]:
+        return [
+            e["id"] for e in json_lines(run("experiments", "list", "--tag", tag, *extra, "--json").output)
+        ]
+
+    assert listed() == [kept.id]
+    assert listed("--include-archived") == [kept.id, shelved.id]
+    archived = json.loads(run("experiments", "unarchive", shelved.id, "--json").output)
+    assert archived["archived_at"] is None
+    assert listed() == [kept.id, shelved.id]
+    header = run("experiments", "list", "--tag", tag, "--include-archived").output.splitlines()[0]
+    assert header.split("\t")[-1] == "archived_at"  # shown when archived ones are
+
+
+def test_experiments_update_and_tag(sync_client: Tally) -> None:
+    experiment = sync_client.experiments.create(
+        unique("cli-upd"), description="d", metadata={"lr": 1}, tags=["a"]
+    )
+    new_name = unique("cli-renamed")
+    assert (
+        run("experiments", "update", experiment.id, "--name", new_name).output.strip()
+        == f"{experiment.id} updated"
+    )
+    updated = json.loads(
+        run(
+            "experiments", "update", experiment.id, "--description", "new", "--metadata", "seed=7", "--json"
+        ).output
+    )
+    assert (updated["name"], updated["description"], updated["metadata"]) == (new_name, "new", {"seed": "7"})
+    run("experiments", "update", experiment.id, "--clear-description", "--clear-metadata")
+    got = sync_client.experiments.get(experiment.id)
+    assert (got.description, got.metadata, got.tags) == (None, {}, ("a",))
+    assert "give --name" in run("experiments", "update", experiment.id, code=2).output
+    assert (
+        "not both"
+        in run("experiments", "update", experiment.id, "--metadata", "a=1", "--clear-metadata", code=2).output
+    )
+
+    tagged = run("experiments", "tag", experiment.id, "--add", "b", "--add", "c", "--add", "a").output.strip()
+    assert tagged == f"{experiment.id} tags: a, b, c"
+    assert sync_client.experiments.get(experiment.id).tags == ("a", "b", "c")
+    assert json.loads(run("experiments", "tag", experiment.id, "--remove", "a", "--json").output)["tags"] == [
+        "b",
+        "c",
+    ]
+    assert "give --add or --remove" in run("experiments", "tag", experiment.id, code=2).output
+    refused = run("experiments", "tag", experiment.id, "--add", "has space", code=1)
+    assert "tags" in refused.output
+
+
+def test_folders_rename_move_archive(sync_client: Tally) -> None:
+    top = sync_client.folders.create(unique("cli-top"))
+    other = sync_client.folders.create(unique("cli-other"))
+    folder = sync_client.folders.create(unique("cli-f"), parent_id=top.id)
+    new_name = unique("cli-renamed")
+    assert (
+        run("folders", "rename", folder.id, new_name).output.strip() == f"{folder.id} renamed to {new_name}"
+    )
+    assert sync_client.folders.get(folder.id).name == new_name
+    assert (
+        run("folders", "move", folder.id, "--parent", other.id).output.strip() == f"{folder.id} -> {other.id}"
+    )
+    moved = json.loads(run("folders", "move", folder.id, "--root", "--json").output)
+    assert moved["parent_id"] is None
+    assert "--parent" in run("folders", "move", folder.id, code=2).output
+    refused = run("folders", "move", top.id, "--parent", top.id, code=1)  # a cycle: the server's conflict
+    assert "conflict" in refused.output
+
+    assert run("folders", "archive", folder.id).output.strip() == f"{folder.id} archived"
+    assert sync_client.folders.get(folder.id).archived_at is not None
+    assert json.loads(run("folders", "unarchive", folder.id, "--json").output)["archived_at"] is None
+
+
+def test_every_lifecycle_command_has_examples() -> None:
+    for group, commands in {
+        "experiments": ("update", "tag", "archive", "unarchive", "delete"),
+        "folders": ("rename", "move", "archive", "unarchive", "delete"),
+        "annotations": ("show", "update", "delete"),
+        "ingestion-keys": ("show",),
+    }.items():
+        for command in commands:
+            assert "Examples:" in run(group, command, "--help").output, (group, command)
