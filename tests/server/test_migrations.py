@@ -80,7 +80,9 @@ def _at_head(legacy_schema: dict[str, Any]) -> dict[str, Any]:
 _NEW_TABLES = frozenset(
     {"metric_summaries", "experiment_metrics", "experiment_metadata", "metric_rollups"}
 )  # 0005, 0006
-_NEW_INDEXES = frozenset({"experiments_by_name"})  # 0005, on a table of the release
+_NEW_INDEXES = frozenset(
+    {"experiments_by_name", "experiment_tags_by_experiment", "folders_by_parent_only"}
+)  # 0005 and 0008, on tables of the release
 
 
 def _release_tables(schema: dict[str, Any]) -> dict[str, Any]:

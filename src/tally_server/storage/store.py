@@ -198,7 +198,7 @@ _EXPERIMENT_STATE_FOR_SHARE = (
     .with_for_update(read=True)
 )
 # Every table with a row per experiment, from schema.py, so a table added later is deleted with its experiment
-# (deleteExperiment). Each is read by an index that starts with `experiment` (experiment_tags: by org and tag).
+# (deleteExperiment). Each is read by an index that starts with `experiment` (tests/server/test_query_plans.py).
 _EXPERIMENT_PARTS = tuple(
     table for table in schema_metadata.sorted_tables if "experiment" in table.c and table is not experiments
 )
@@ -1056,14 +1056,8 @@ class SqlRepository:
         with self.db.write() as conn:
             row = self._fetch_experiment(conn, org_pk, experiment_id, for_update=True)
             experiment_pk = int(row[0])
-            tags = json.loads(row[10])
             for table in _EXPERIMENT_PARTS:
-                where = [table.c.experiment == experiment_pk]
-                if table is experiment_tags:  # keyed (org, tag, experiment): one probe per tag, not a scan
-                    if not tags:
-                        continue
-                    where += [table.c.org == org_pk, dialects.ids_in(conn.dialect.name, table.c.tag, tags)]
-                conn.execute(delete(table).where(*where))
+                conn.execute(delete(table).where(table.c.experiment == experiment_pk))
             conn.execute(delete(experiments).where(experiments.c.pk == experiment_pk))
 
     # ---- metrics -------------------------------------------------------------------------------------------
