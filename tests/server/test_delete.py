@@ -159,6 +159,26 @@ def test_a_delete_racing_ingests_leaves_no_orphan_rows(
     assert set(_rows_of_pk(live_server, experiment_pk).values()) == {0}
 
 
+def test_a_delete_racing_key_creation_is_never_a_500(
+    live_server: RunningServer, client: httpx.Client, new_experiment: NewExperiment
+) -> None:
+    """Ingestion keys created while their experiment is deleted are created before (and deleted with it) or
+    refused after (404): never a foreign-key error, never a key left behind."""
+    experiment_id = new_experiment()["id"]
+    repo: Any = live_server.repository
+    experiment_pk, _ = repo.experiment_ref(repo.authenticate(live_server.api_key).org_pk, experiment_id)
+
+    def create(_: int) -> int:
+        return client.post(f"/v1/experiments/{experiment_id}/ingestion-keys", json={}).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        created = [pool.submit(create, index) for index in range(8)]
+        assert client.delete(f"/v1/experiments/{experiment_id}").status_code == 204
+        statuses = {future.result() for future in created}
+    assert statuses <= {201, 404}, statuses
+    assert set(_rows_of_pk(live_server, experiment_pk).values()) == {0}
+
+
 # ---- Idempotency-Key on every DELETE ---------------------------------------------------------------------------
 def test_a_delete_repeated_with_its_key_replays_its_204(
     client: httpx.Client, new_experiment: NewExperiment, ingest_client: IngestClient

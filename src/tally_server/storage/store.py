@@ -179,6 +179,9 @@ _AUTHENTICATE = (
     .where(_k.c.token_hash == _b("hash"))
 )  # fmt: skip
 _EXPERIMENT_REF = select(_e.c.pk, _e.c.status).where(_e.c.id == _b("experiment_id"), _e.c.org == _b("org_pk"))
+# FOR KEY SHARE (PostgreSQL): createIngestionKey holds the experiment until its key row commits, so a concurrent
+# deleteExperiment (FOR UPDATE) deletes that key too, or the create comes after it and finds no experiment (404).
+_EXPERIMENT_REF_HELD = _EXPERIMENT_REF.with_for_update(read=True, key_share=True)
 _EXPERIMENT_BY_ID = _EXPERIMENT.where(_e.c.id == _b("experiment_id"), _e.c.org == _b("org_pk"))
 # FOR UPDATE OF experiments (PostgreSQL; nothing on SQLite, whose writers are serialised): concurrent changes of
 # one experiment take turns, the second seeing the first one's result.
@@ -665,8 +668,11 @@ class SqlRepository:
             return self._experiment_ref(conn, org_pk, experiment_id)
 
     @staticmethod
-    def _experiment_ref(conn: Connection, org_pk: int, experiment_id: str) -> tuple[int, str]:
-        row = conn.execute(_EXPERIMENT_REF, {"experiment_id": experiment_id, "org_pk": org_pk}).first()
+    def _experiment_ref(
+        conn: Connection, org_pk: int, experiment_id: str, *, held: bool = False
+    ) -> tuple[int, str]:
+        query = _EXPERIMENT_REF_HELD if held else _EXPERIMENT_REF
+        row = conn.execute(query, {"experiment_id": experiment_id, "org_pk": org_pk}).first()
         if row is None:
             raise NotFoundError("experiment", experiment_id)
         return int(row[0]), str(row[1])
@@ -1522,7 +1528,7 @@ class SqlRepository:
         key_id = new_id("ik_")
         expires_us = None if expires_in_seconds is None else us + expires_in_seconds * 1_000_000
         with self.db.write() as conn:
-            experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
+            experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id, held=True)
             conn.execute(
                 api_keys.insert().values(
                     id=key_id, org=org_pk, kind="ingestion", experiment=experiment_pk, name=name,
