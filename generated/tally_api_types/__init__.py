@@ -59,6 +59,7 @@ __all__ = [
     "PatchFolderRequest",
     "RenameFolderRequest",
     "SeriesSelector",
+    "UpdateAnnotationRequest",
     "UpdateExperimentRequest",
     "UpdateExperimentStatusRequest",
     "remember",
@@ -155,6 +156,7 @@ class ErrorCode(enum.StrEnum):
     INVALID_TRANSITION = "invalid_transition"
     EXPERIMENT_CLOSED = "experiment_closed"
     EXPERIMENT_ARCHIVED = "experiment_archived"
+    FOLDER_NOT_EMPTY = "folder_not_empty"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     IDEMPOTENCY_IN_PROGRESS = "idempotency_in_progress"
     PAYLOAD_TOO_LARGE = "payload_too_large"
@@ -555,6 +557,15 @@ class Annotation(Model, frozen=True, kw_only=True):
     metadata: dict[str, Any]
     client_event_id: str
     created_at: datetime
+
+
+class UpdateAnnotationRequest(Model, frozen=True, kw_only=True, omit_defaults=True):
+    """The fields to change; absent fields stay as they are; null clears `metadata`."""
+
+    text: str | None = None
+    metadata: dict[str, Any] | None = None
+    """Replaces the whole metadata object; null clears it. The caps of `Metadata` hold: at most 64 top-level entries,
+    keys of 1 to 64 characters, 8 levels deep, 8 KiB as compact JSON."""
 
 
 class CreateAnnotationRequest(Model, frozen=True, kw_only=True, omit_defaults=True):

@@ -110,6 +110,14 @@ __all__ = [
     "TAG_MAX_LENGTH",
     "TAG_MIN_LENGTH",
     "TAG_PATTERN",
+    "UPDATE_ANNOTATION_REQUEST_METADATA_MAX_PROPERTIES",
+    "UPDATE_ANNOTATION_REQUEST_METADATA_PROPERTY_NAMES_MAX_LENGTH",
+    "UPDATE_ANNOTATION_REQUEST_METADATA_PROPERTY_NAMES_MIN_LENGTH",
+    "UPDATE_ANNOTATION_REQUEST_METADATA_X_MAX_BYTES",
+    "UPDATE_ANNOTATION_REQUEST_METADATA_X_MAX_DEPTH",
+    "UPDATE_ANNOTATION_REQUEST_MIN_PROPERTIES",
+    "UPDATE_ANNOTATION_REQUEST_TEXT_MAX_LENGTH",
+    "UPDATE_ANNOTATION_REQUEST_TEXT_MIN_LENGTH",
     "UPDATE_EXPERIMENT_REQUEST_METADATA_MAX_PROPERTIES",
     "UPDATE_EXPERIMENT_REQUEST_MIN_PROPERTIES",
     "UPDATE_EXPERIMENT_REQUEST_NAME_MAX_LENGTH",
@@ -299,6 +307,22 @@ CREATE_INGESTION_KEY_REQUEST_EXPIRES_IN_SECONDS_MINIMUM: Final[int] = 60
 """`#/components/schemas/CreateIngestionKeyRequest/properties/expires_in_seconds/minimum`"""
 CREATE_INGESTION_KEY_REQUEST_EXPIRES_IN_SECONDS_MAXIMUM: Final[int] = 31622400
 """`#/components/schemas/CreateIngestionKeyRequest/properties/expires_in_seconds/maximum`"""
+UPDATE_ANNOTATION_REQUEST_MIN_PROPERTIES: Final[int] = 1
+"""`#/components/schemas/UpdateAnnotationRequest/minProperties`"""
+UPDATE_ANNOTATION_REQUEST_TEXT_MIN_LENGTH: Final[int] = 1
+"""`#/components/schemas/UpdateAnnotationRequest/properties/text/minLength`"""
+UPDATE_ANNOTATION_REQUEST_TEXT_MAX_LENGTH: Final[int] = 10000
+"""`#/components/schemas/UpdateAnnotationRequest/properties/text/maxLength`"""
+UPDATE_ANNOTATION_REQUEST_METADATA_MAX_PROPERTIES: Final[int] = 64
+"""`#/components/schemas/UpdateAnnotationRequest/properties/metadata/maxProperties`"""
+UPDATE_ANNOTATION_REQUEST_METADATA_X_MAX_DEPTH: Final[int] = 8
+"""`#/components/schemas/UpdateAnnotationRequest/properties/metadata/x-max-depth`"""
+UPDATE_ANNOTATION_REQUEST_METADATA_X_MAX_BYTES: Final[int] = 8192
+"""`#/components/schemas/UpdateAnnotationRequest/properties/metadata/x-max-bytes`"""
+UPDATE_ANNOTATION_REQUEST_METADATA_PROPERTY_NAMES_MIN_LENGTH: Final[int] = 1
+"""`#/components/schemas/UpdateAnnotationRequest/properties/metadata/propertyNames/minLength`"""
+UPDATE_ANNOTATION_REQUEST_METADATA_PROPERTY_NAMES_MAX_LENGTH: Final[int] = 64
+"""`#/components/schemas/UpdateAnnotationRequest/properties/metadata/propertyNames/maxLength`"""
 CREATE_ANNOTATION_REQUEST_TEXT_MIN_LENGTH: Final[int] = 1
 """`#/components/schemas/CreateAnnotationRequest/properties/text/minLength`"""
 CREATE_ANNOTATION_REQUEST_TEXT_MAX_LENGTH: Final[int] = 10000

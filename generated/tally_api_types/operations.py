@@ -52,6 +52,9 @@ OPERATIONS: dict[str, Operation] = {
     "getFolder": Operation(
         "getFolder", "tally_api.api.folders.get_folder", "GET", "/v1/folders/{folder_id}", (200,), Folder, "org"
     ),
+    "deleteFolder": Operation(
+        "deleteFolder", "tally_api.api.folders.delete_folder", "DELETE", "/v1/folders/{folder_id}", (204,), None, "org"
+    ),
     "patchFolder": Operation(
         "patchFolder", "tally_api.api.folders.patch_folder", "PATCH", "/v1/folders/{folder_id}", (200,), Folder, "org"
     ),
@@ -110,6 +113,15 @@ OPERATIONS: dict[str, Operation] = {
         "/v1/experiments/{experiment_id}",
         (200,),
         Experiment,
+        "org",
+    ),
+    "deleteExperiment": Operation(
+        "deleteExperiment",
+        "tally_api.api.experiments.delete_experiment",
+        "DELETE",
+        "/v1/experiments/{experiment_id}",
+        (204,),
+        None,
         "org",
     ),
     "updateExperiment": Operation(
@@ -238,6 +250,15 @@ OPERATIONS: dict[str, Operation] = {
         CreatedIngestionKey,
         "org",
     ),
+    "getIngestionKey": Operation(
+        "getIngestionKey",
+        "tally_api.api.ingestion_keys.get_ingestion_key",
+        "GET",
+        "/v1/ingestion-keys/{key_id}",
+        (200,),
+        IngestionKey,
+        "org",
+    ),
     "revokeIngestionKey": Operation(
         "revokeIngestionKey",
         "tally_api.api.ingestion_keys.revoke_ingestion_key",
@@ -268,6 +289,15 @@ OPERATIONS: dict[str, Operation] = {
         Annotation,
         "ingestion",
     ),
+    "getAnnotation": Operation(
+        "getAnnotation",
+        "tally_api.api.annotations.get_annotation",
+        "GET",
+        "/v1/experiments/{experiment_id}/annotations/{annotation_id}",
+        (200,),
+        Annotation,
+        "org",
+    ),
     "deleteAnnotation": Operation(
         "deleteAnnotation",
         "tally_api.api.annotations.delete_annotation",
@@ -275,6 +305,15 @@ OPERATIONS: dict[str, Operation] = {
         "/v1/experiments/{experiment_id}/annotations/{annotation_id}",
         (204,),
         None,
+        "org",
+    ),
+    "updateAnnotation": Operation(
+        "updateAnnotation",
+        "tally_api.api.annotations.update_annotation",
+        "PATCH",
+        "/v1/experiments/{experiment_id}/annotations/{annotation_id}",
+        (200,),
+        Annotation,
         "org",
     ),
 }

@@ -13,7 +13,7 @@ import msgspec
 
 from tally import _types as t
 from tally._errors import error_from_response, validation_error
-from tally._options import CallExtras
+from tally._options import KEYED_METHODS, CallExtras
 from tally._platform import user_agent
 from tally._redact import redact
 from tally._retry_policy import DEFAULT_MAX_RETRIES
@@ -61,7 +61,8 @@ def prepare(
 ) -> tuple[str, str, dict[str, Any] | None, dict[str, str], bytes | None]:
     """`(method, url, params, headers, body)` from a generated operation's `_get_kwargs(...)` and a call's extras.
 
-    Adds the bearer token and, on POST and PATCH, an Idempotency-Key (the caller's, the method's, or a new one).
+    Adds the bearer token and, on POST, PATCH and DELETE, an Idempotency-Key (the caller's, the method's, or a
+    new one).
     A JSON body is encoded with msgspec; `content` (already-encoded bytes) replaces it. The caller's
     `extra_query`, `extra_body` and `extra_headers` are applied last, so they win."""
     method = operation["method"].upper()
@@ -80,11 +81,11 @@ def prepare(
         content = _encoder.encode(operation["json"])
     if content is not None:
         headers["Content-Type"] = "application/json"
-    if method in _WRITE_METHODS:
+    if method in KEYED_METHODS:
         headers["Idempotency-Key"] = extras.idempotency_key or idempotency_key or new_idempotency_key()
     elif extras.idempotency_key is not None:
         raise ValueError(
-            f"idempotency_key applies to POST and PATCH only; this is {method} {operation['url']}"
+            f"idempotency_key applies to POST, PATCH and DELETE only; this is {method} {operation['url']}"
         )
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"

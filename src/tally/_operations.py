@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 
 from tally._lazy import load
-from tally._options import WriteOptions
+from tally._options import KEYED_METHODS, WriteOptions
 from tally._types import public_type
 
 __all__ = ["OperationCall", "prepare_call"]
@@ -163,9 +163,9 @@ def prepare_call(operation: str | types.ModuleType, arguments: Mapping[str, Any]
             f"{row.operation_id} takes no argument {', '.join(sorted(unknown))}; its parameters are "
             f"{', '.join(sorted(accepted)) or '(none)'}, and every call takes {', '.join(sorted(_OPTION_NAMES))}"
         )
-    if "idempotency_key" in options and row.method not in ("POST", "PATCH"):
+    if "idempotency_key" in options and row.method not in KEYED_METHODS:
         raise ValueError(
-            f"idempotency_key applies to POST and PATCH only; {row.operation_id} is {row.method}"
+            f"idempotency_key applies to POST, PATCH and DELETE only; {row.operation_id} is {row.method}"
         )
     values = _operation_arguments(row.operation_id, signature, operation_arguments)
     experiment_id = values.get("experiment_id")

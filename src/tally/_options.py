@@ -1,9 +1,9 @@
 """The one options mechanism: what every method accepts per call, what a client holds, and how they merge. Pure.
 
 Every resource method takes the per-call options as `**options: Unpack[RequestOptions]` (reads) or
-`Unpack[WriteOptions]` (POST and PATCH, which add `idempotency_key`) and hands them, untouched, to the core, which
-asks `Settings.call(options)` for the request's extras. No method lists the options itself, so adding one is a
-change here and in the core only.
+`Unpack[WriteOptions]` (POST, PATCH and DELETE, which add `idempotency_key`) and hands them, untouched, to the
+core, which asks `Settings.call(options)` for the request's extras. No method lists the options itself, so adding
+one is a change here and in the core only.
 
     client.experiments.get(experiment_id, timeout=2.0, max_retries=0)
     client.folders.patch(folder_id, description="x", idempotency_key="patch-1", extra_headers={"X-Trace": "1"})
@@ -29,6 +29,7 @@ from tally_api_types import limits as _contract
 from tally._retry_policy import DEFAULT_POLICY, RetryPolicy
 
 __all__ = [
+    "KEYED_METHODS",
     "POLICY_EXTENSION",
     "CallExtras",
     "ClientOptions",
@@ -40,6 +41,11 @@ __all__ = [
 ]
 
 TimeoutArg = float | httpx.Timeout | None
+
+KEYED_METHODS: Final = frozenset({"POST", "PATCH", "DELETE"})
+"""The methods whose calls carry an Idempotency-Key (and take `idempotency_key=`): every write. A DELETE too:
+retried after its answer was lost, a DELETE without one would meet 404 and report a failure for what worked;
+with one the server replays its 204."""
 
 POLICY_EXTENSION: Final = "tally_retry"
 """The `request.extensions` key that carries a call's `RetryPolicy` to the retry transport."""
@@ -65,7 +71,7 @@ class RequestOptions(TypedDict, total=False):
 
 
 class WriteOptions(RequestOptions, total=False):
-    """Per-call options of every POST and PATCH method."""
+    """Per-call options of every POST, PATCH and DELETE method."""
 
     idempotency_key: str
     """Sent as `Idempotency-Key` on every attempt (default: one minted per call). For a `metrics.ingest` that is

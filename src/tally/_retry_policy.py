@@ -66,7 +66,9 @@ running). Not 507 `insufficient_storage`: a full disk stays full however long th
 would only repeat the same refusal until the deadline."""
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-"""Methods that may be repeated without a key; POST and PATCH are safe with an `Idempotency-Key`."""
+"""Methods that may be repeated without a key; POST and PATCH are safe with an `Idempotency-Key`. A DELETE
+repeated without one may report NotFoundError for a delete that worked, which is why the SDK sends one on every
+DELETE too (`tally._base.KEYED_METHODS`)."""
 
 
 @dataclass(frozen=True, slots=True)

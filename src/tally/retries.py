@@ -15,9 +15,9 @@
 Policy (`tally.RetryPolicy`, defaults in README "Retries, deadlines and rate limits"): connection errors,
 timeouts, 408, 409 `idempotency_in_progress`, 429 and 5xx (but 507 `insufficient_storage`) are retried up to
 `max_retries` times within the call's deadline `max_elapsed`, only for requests that are safe to repeat (reads,
-and writes carrying an `Idempotency-Key`, which the SDK adds to every POST and PATCH). The wait is the server's
-`retry-after-ms` or `Retry-After` when it is at most `RETRY_AFTER_CAP` (a longer one ends the retries), else
-exponential backoff with jitter; `x-should-retry: true|false` from the server overrides the status rule.
+and writes carrying an `Idempotency-Key`, which the SDK adds to every POST, PATCH and DELETE). The wait is the
+server's `retry-after-ms` or `Retry-After` when it is at most `RETRY_AFTER_CAP` (a longer one ends the retries),
+else exponential backoff with jitter; `x-should-retry: true|false` from the server overrides the status rule.
 """
 
 from __future__ import annotations

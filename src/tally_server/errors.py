@@ -11,6 +11,7 @@ from tally_server.storage.repository import (
     ConflictError,
     ExperimentArchivedError,
     ExperimentClosedError,
+    FolderNotEmptyError,
     InvalidTransitionError,
     NotFoundError,
     StorageError,
@@ -111,6 +112,9 @@ def from_storage_error(exc: StorageError) -> ApiError:
         return ApiError(
             409, "experiment_closed", str(exc), {"experiment_id": exc.experiment_id, "status": exc.status}
         )
+    if isinstance(exc, FolderNotEmptyError):
+        details = {"folder_id": exc.folder_id, "experiments": exc.experiments, "folders": exc.folders}
+        return ApiError(409, "folder_not_empty", str(exc), details)
     if isinstance(exc, ExperimentArchivedError):
         return ApiError(409, "experiment_archived", str(exc), {"experiment_id": exc.experiment_id})
     if isinstance(exc, ConflictError):

@@ -329,16 +329,26 @@ class Session:
         url = op.path.format(**path)
         return self.org.http.request(op.method, url, content=content, params=query, headers=headers)
 
-    def new_resource(self, param: str) -> str:
+    def new_path(self, params: list[str]) -> dict[str, str]:
+        """New resources for a path's parameters, in order, each made under those before it (the annotation of
+        `/experiments/{experiment_id}/annotations/{annotation_id}` in that experiment)."""
+        path: dict[str, str] = {}
+        for param in params:
+            path[param] = self.new_resource(param, path)
+        return path
+
+    def new_resource(self, param: str, known: dict[str, str] | None = None) -> str:
         creator = CONTRACT.creator_of(param)
-        path = {p: self.new_resource(p) for p in creator.path_params}
+        path = {p: (known or {}).get(p) or self.new_resource(p) for p in creator.path_params}
         required = (CONTRACT.body_schema(creator) or {}).get("required", [])
         body = {
             name: f"{value}-{uuid.uuid4().hex[:12]}" if isinstance(value, str) else value
             for name, value in CONTRACT.body_example(creator).items()
             if name in required
         }
-        response = self.send(creator, path, body)
+        response = self.send(
+            creator, path, body, token=self.token_for(creator, path)
+        )  # createAnnotation's key
         assert response.status_code == 201, response.text
         made = str(response.json()["id"])
         self.pool.append(made)
@@ -435,12 +445,12 @@ def test_what_the_server_accepts_the_sdk_reads_back(
     )
     @given(data=st.data())
     def run(data: st.DataObject) -> None:
-        path = {p: session.new_resource(p) for p in op.path_params}
+        path = session.new_path(op.path_params)
         case = data.draw(operation.as_strategy(GenerationMode.POSITIVE, path_parameters=path))
         pool = [made for made in session.pool if made not in path.values()]  # no folder moves into itself
         send_and_read_back(path, Edged(data.draw, pool).body(schema, case.body), case.query)
 
-    path = {p: session.new_resource(p) for p in op.path_params}
+    path = session.new_path(op.path_params)
     documented = documented_body(op, [made for made in session.pool if made not in path.values()])
     send_and_read_back(path, documented, None)
     run()

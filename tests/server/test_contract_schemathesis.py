@@ -101,14 +101,38 @@ _INGESTION_OPERATIONS = {
 }
 
 
+# A DELETE of `/v1/<things>/{<thing>_id}` whose collection `/v1/<things>` creates one (deleteExperiment,
+# deleteFolder): operation id -> (path parameter, collection). Its cases aim at a resource made for them, never
+# at the shared fixtures that the other operations' cases need.
+_DELETED_BY = {
+    operation["operationId"]: (path.rsplit("{", 1)[1].rstrip("}"), path.rsplit("/", 1)[0])
+    for path, item in schema.raw_schema["paths"].items()
+    for method, operation in item.items()
+    if method == "delete"
+    and path.count("{") == 1
+    and path.endswith("}")
+    and "post" in schema.raw_schema["paths"].get(path.rsplit("/", 1)[0], {})
+}
+
+
+def _throwaway(fixtures: Fixtures, collection: str) -> str:
+    with make_client(fixtures.server, fixtures.server.api_key) as c:
+        created = c.post(collection, json={"name": f"doomed-{uuid.uuid4().hex}"})
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
 def _aim_at_real_ids(case: Any, fixtures: Fixtures) -> None:
     """In positive cases, point path ids at real resources two times out of three (always for ingestion)."""
     component = case.meta.components.get(ParameterLocation.PATH) if case.meta is not None else None
     if component is not None and component.mode != GenerationMode.POSITIVE:
         return
     operation_id = case.operation.definition.raw.get("operationId")
+    doomed = _DELETED_BY.get(operation_id)
     for name in list(case.path_parameters or {}):
-        if operation_id in _INGESTION_OPERATIONS and name == "experiment_id":
+        if doomed is not None and name == doomed[0] and next(_turn) % 3:
+            case.path_parameters[name] = _throwaway(fixtures, doomed[1])
+        elif operation_id in _INGESTION_OPERATIONS and name == "experiment_id":
             case.path_parameters[name] = fixtures.ids["ingest_experiment"][0]
         elif name in fixtures.ids and next(_turn) % 3:
             choices = fixtures.ids[name]

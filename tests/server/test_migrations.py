@@ -84,7 +84,9 @@ _NEW_TABLES = frozenset(
         "dashboard_sessions", "login_links",  # 0007
     }
 )  # fmt: skip
-_NEW_INDEXES = frozenset({"experiments_by_name"})  # 0005, on a table of the release
+_NEW_INDEXES = frozenset(
+    {"experiments_by_name", "experiment_tags_by_experiment", "folders_by_parent_only"}
+)  # 0005 and 0008, on tables of the release
 
 
 def _release_tables(schema: dict[str, Any]) -> dict[str, Any]:

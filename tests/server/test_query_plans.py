@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
+from tally_server.storage.repository import FolderNotEmptyError
 from tally_server.storage.store import SqlRepository, open_sqlite
 
 _TABLE_SCAN = re.compile(r"^SCAN (?!CONSTANT ROW)(?!json_each|j\b)(\w+)")
@@ -259,6 +260,34 @@ def test_lifecycle_writes_use_an_index(repo: SqlRepository) -> None:
 
     plans = _plans(repo, writes)
     assert any("experiment_tags" in statement for statement, _ in plans)
+    assert _problems(plans, strict_points=False) == []
+
+
+def test_deletes_and_single_reads_use_an_index(repo: SqlRepository) -> None:
+    """deleteExperiment (every table that refers to it), deleteFolder (the not-empty check and the delete),
+    getAnnotation, updateAnnotation and getIngestionKey: every statement is planned on an index, so deleting one
+    experiment costs what it holds, never what the others hold."""
+    seeded = _seeded(repo)
+    experiment = seeded["experiment"]
+    repo.update_experiment(1, experiment, {"metadata": {"lr": 0.1, "opt": {"name": "adam"}}})
+    _, annotation = repo.create_annotation(
+        seeded["experiment_pk"], experiment, {"text": "t", "client_event_id": "a1"}
+    )
+    key = repo.create_ingestion_key(1, experiment, "k")
+    empty = repo.create_folder(1, "empty", None, None, {})
+
+    def writes() -> object:
+        repo.get_annotation(1, experiment, annotation["id"])
+        repo.update_annotation(1, experiment, annotation["id"], {"text": "u", "metadata": None})
+        repo.get_ingestion_key(1, key["id"])
+        with pytest.raises(FolderNotEmptyError):
+            repo.delete_folder(1, seeded["folder"])
+        repo.delete_folder(1, empty["id"])
+        return repo.delete_experiment(1, experiment)
+
+    plans = _plans(repo, writes)
+    deleted = {match for statement, _ in plans for match in re.findall(r"^DELETE FROM (\w+)", statement)}
+    assert {"metric_points", "experiment_tags", "experiment_metadata", "api_keys", "folders"} <= deleted
     assert _problems(plans, strict_points=False) == []
 
 

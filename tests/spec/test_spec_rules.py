@@ -155,6 +155,8 @@ def test_every_operation_declares_its_error_responses(operation_id: str) -> None
         required.add("404")
     if method in ("post", "patch"):
         required |= {"409", "413", "422"}
+    if method == "delete":  # idempotency_in_progress, idempotency_key_reused
+        required |= {"409", "422"}
     assert required <= statuses, f"{operation_id} lacks error responses {sorted(required - statuses)}"
     for status in statuses - {s for s in statuses if s.startswith("2")}:
         content = resolve(op["responses"][status])["content"]["application/json"]
@@ -176,9 +178,10 @@ def test_every_response_declares_x_request_id(operation_id: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "operation_id", [op["operationId"] for m, _, _, op in operations() if m in ("post", "patch")]
+    "operation_id", [op["operationId"] for m, _, _, op in operations() if m in ("post", "patch", "delete")]
 )
-def test_every_post_and_patch_takes_an_idempotency_key(operation_id: str) -> None:
+def test_every_post_patch_and_delete_takes_an_idempotency_key(operation_id: str) -> None:
+    """A DELETE too: retried after its answer was lost, it must replay its first success, not answer 404."""
     _, _, item, op = op_by_id(operation_id)
     headers = {p["name"]: p for p in parameters_of(item, op) if p["in"] == "header"}
     assert "Idempotency-Key" in headers

@@ -52,6 +52,10 @@ from .patch_folder_request import PatchFolderRequest
 from .patch_folder_request_metadata_type_0 import PatchFolderRequestMetadataType0
 from .rename_folder_request import RenameFolderRequest
 from .series_selector import SeriesSelector
+from .update_annotation_request import UpdateAnnotationRequest
+from .update_annotation_request_metadata_type_0 import (
+    UpdateAnnotationRequestMetadataType0,
+)
 from .update_experiment_request import UpdateExperimentRequest
 from .update_experiment_request_metadata_type_0 import (
     UpdateExperimentRequestMetadataType0,
@@ -110,6 +114,8 @@ __all__ = (
     "PatchFolderRequestMetadataType0",
     "RenameFolderRequest",
     "SeriesSelector",
+    "UpdateAnnotationRequest",
+    "UpdateAnnotationRequestMetadataType0",
     "UpdateExperimentRequest",
     "UpdateExperimentRequestMetadataType0",
     "UpdateExperimentStatusRequest",

@@ -503,9 +503,9 @@ class Tally:
         `operation` is an operationId or a generated module (`tally_api.api.experiments.get_experiment`).
         Keyword arguments are the operation's parameters (path, query, and `body=` as a dict or a
         `tally_api_types` request Struct) and the per-call options (`timeout=`, `max_retries=`, `retry=`,
-        `extra_headers=`, `extra_query=`, `extra_body=`, `idempotency_key=` on POST and PATCH). Returns the public
-        type the spec names for the answer (a list operation gives one `Page`; pass `cursor=` for the next), or
-        None for an answer without a body (204). Operations that take an ingestion key (`ingestMetrics`,
+        `extra_headers=`, `extra_query=`, `extra_body=`, `idempotency_key=` on POST, PATCH and DELETE). Returns
+        the public type the spec names for the answer (a list operation gives one `Page`; pass `cursor=` for the
+        next), or None for an answer without a body (204). Operations that take an ingestion key (`ingestMetrics`,
         `createAnnotation`) get the experiment's, minted and cached as the curated methods do. For the status and
         headers, wrap it: `client.with_raw_response(client.request)("getExperiment", experiment_id=...)`."""
         from tally._operations import prepare_call

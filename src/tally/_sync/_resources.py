@@ -223,6 +223,13 @@ class Folders(_Resource):
 
         return self._core.request(unarchive_folder._get_kwargs(folder_id), Decoders.folder, options)
 
+    def delete(self, folder_id: str, **options: Unpack[WriteOptions]) -> None:
+        """Delete an empty folder. A folder that holds experiments or folders (archived ones included) is refused
+        with ConflictError code `folder_not_empty`, whose `details` count them: move or delete those first."""
+        from tally_api.api.folders import delete_folder
+
+        self._core.request(delete_folder._get_kwargs(folder_id), None, options)
+
 
 class Experiments(_Resource):
     """Experiments and their lifecycle."""
@@ -385,6 +392,16 @@ class Experiments(_Resource):
             experiment_id, body=MoveExperimentRequest(folder_id=folder_id)
         )
         return self._core.request(operation, Decoders.experiment, options)
+
+    def delete(self, experiment_id: str, *, confirm: bool = False, **options: Unpack[WriteOptions]) -> None:
+        """Delete an experiment with everything in it: its points, summaries, annotations and ingestion keys.
+        It cannot be undone, so it needs `confirm=True` (a ValueError otherwise, before anything is sent).
+        NotFoundError when the experiment does not exist (or no longer does)."""
+        from tally_api.api.experiments import delete_experiment
+
+        _confirmed(confirm, f"experiments.delete({experiment_id!r})")
+        self._core.request(delete_experiment._get_kwargs(experiment_id), None, options)
+        self._core.forget_ingestion_token(experiment_id)  # its keys were deleted with it
 
 
 class Metrics(_Resource):
@@ -638,6 +655,12 @@ class IngestionKeys(_Resource):
         operation = create_ingestion_key._get_kwargs(experiment_id, body=body)
         return self._core.request(operation, Decoders.created_ingestion_key, options)
 
+    def get(self, key_id: str, **options: Unpack[RequestOptions]) -> IngestionKey:
+        """One ingestion key (revoked or expired ones too), never its token: that is shown once, at creation."""
+        from tally_api.api.ingestion_keys import get_ingestion_key
+
+        return self._core.request(get_ingestion_key._get_kwargs(key_id), Decoders.ingestion_key, options)
+
     def revoke(self, key_id: str, **options: Unpack[WriteOptions]) -> IngestionKey:
         """Revoke a key (revoking a revoked key changes nothing)."""
         from tally_api.api.ingestion_keys import revoke_ingestion_key
@@ -710,13 +733,54 @@ class Annotations(_Resource):
 
         return core.with_ingestion_token(experiment_id, send)
 
-    def delete(self, experiment_id: str, annotation_id: str, **options: Unpack[RequestOptions]) -> None:
+    def get(self, experiment_id: str, annotation_id: str, **options: Unpack[RequestOptions]) -> Annotation:
+        """One annotation of an experiment (with the org key); NotFoundError when it is not in that experiment."""
+        from tally_api.api.annotations import get_annotation
+
+        operation = get_annotation._get_kwargs(experiment_id, annotation_id)
+        return self._core.request(operation, Decoders.annotation, options)
+
+    def update(
+        self,
+        experiment_id: str,
+        annotation_id: str,
+        *,
+        text: str | NotGiven = NOT_GIVEN,
+        metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
+        **options: Unpack[WriteOptions],
+    ) -> Annotation:
+        """Change an annotation's text or metadata (replaced whole; None clears it); absent leaves as is. Its step,
+        timestamp and client_event_id stay, so creating it again with the old payload is then a conflict."""
+        from tally_api.api.annotations import update_annotation
+        from tally_api.models.update_annotation_request import UpdateAnnotationRequest
+        from tally_api.models.update_annotation_request_metadata_type_0 import (
+            UpdateAnnotationRequestMetadataType0,
+        )
+
+        if isinstance(text, NotGiven) and isinstance(metadata, NotGiven):
+            raise ValueError("annotations.update needs text= or metadata= (metadata=None clears it)")
+        if not isinstance(text, NotGiven):
+            check_annotation(text)
+        body = UpdateAnnotationRequest(
+            text=_given(text), metadata=_patched_metadata(metadata, UpdateAnnotationRequestMetadataType0)
+        )
+        operation = update_annotation._get_kwargs(experiment_id, annotation_id, body=body)
+        return self._core.request(operation, Decoders.annotation, options)
+
+    def delete(self, experiment_id: str, annotation_id: str, **options: Unpack[WriteOptions]) -> None:
         """Delete an annotation (with the org key); NotFoundError when it does not exist. Its
         `client_event_id` is free again: creating an annotation with it makes a new one."""
         from tally_api.api.annotations import delete_annotation
 
         operation = delete_annotation._get_kwargs(experiment_id, annotation_id)
         self._core.request(operation, None, options)
+
+
+def _confirmed(confirm: object, what: str) -> None:
+    """A deletion that cannot be undone goes ahead only with `confirm=True` (the bool itself, not a truthy value:
+    `confirm="no"` must not delete)."""
+    if confirm is not True:
+        raise ValueError(f"{what} cannot be undone: pass confirm=True to delete for good")
 
 
 def _json_literal(value: Any) -> str:

@@ -1,4 +1,5 @@
-"""`tally experiments`: list with filters, show, summary, create, set status, move."""
+"""`tally experiments`: list with filters, show, summary, create, update, tag, set status, move, archive,
+unarchive, delete."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import click
 from tally._pagination import MAX_PAGE_SIZE
 from tally._types import ExperimentStatus, Folder
 from tally.cli._app import settings
+from tally.cli._confirm import confirm_or_abort, yes_option
 from tally.cli._output import Output, json_option
 from tally.cli._params import metadata_option, pairs
 
@@ -29,6 +31,8 @@ def experiments() -> None:
 @click.option("--folder", "folder_id", metavar="FOLDER_ID", help="Only experiments in this folder.")
 @click.option("--status", type=click.Choice(_STATUSES), help="Only experiments with this status.")
 @click.option("--name-prefix", metavar="TEXT", help="Only names starting with this.")
+@click.option("--tag", metavar="TAG", help="Only experiments that carry this tag.")
+@click.option("--include-archived", is_flag=True, help="List archived experiments too (left out by default).")
 @click.option("--created-after", type=click.DateTime(), help="Created after this time (UTC if no zone).")
 @click.option("--created-before", type=click.DateTime(), help="Created before this time (UTC if no zone).")
 @click.option(
@@ -52,6 +56,8 @@ def list_(
     folder_id: str | None,
     status: str | None,
     name_prefix: str | None,
+    tag: str | None,
+    include_archived: bool,
     created_after: datetime | None,
     created_before: datetime | None,
     metadata_filter: str | None,
@@ -68,6 +74,7 @@ def list_(
       tally experiments list --order-by metric:val/loss:min --limit 5
       tally experiments list --metadata optim.lr=0.0003
       tally experiments list --folder fld_... --name-prefix resnet --limit 20
+      tally experiments list --tag baseline --include-archived
       tally experiments list --created-after 2026-11-01 --json | jq -r .id
     """
     out = Output(as_json)
@@ -76,6 +83,8 @@ def list_(
             folder_id=folder_id,
             status=status,
             name_prefix=name_prefix,
+            tag=tag,
+            include_archived=include_archived,
             created_after=_utc(created_after),
             created_before=_utc(created_before),
             order_by=order_by,
@@ -86,7 +95,8 @@ def list_(
         if as_json:
             out.lines(found)
             return
-        count = out.table(_COLUMNS, ([getattr(e, c) for c in _COLUMNS] for e in found), title="experiments")
+        columns = (*_COLUMNS, "archived_at") if include_archived else _COLUMNS
+        count = out.table(columns, ([getattr(e, c) for c in columns] for e in found), title="experiments")
     if count == 0:
         out.note("no experiments match")
 
@@ -260,3 +270,147 @@ def move(ctx: click.Context, experiment_id: str, folder_id: str | None, to_root:
         Output(True).document(experiment)
     else:
         click.echo(f"{experiment.id} -> {experiment.folder_id or '(top level)'}")
+
+
+@experiments.command("delete")
+@click.argument("experiment_id")
+@yes_option
+@click.pass_context
+def delete(ctx: click.Context, experiment_id: str, yes: bool) -> None:
+    """Delete an experiment with everything in it: its points, summaries, annotations and ingestion keys.
+    Asks first (--yes to skip); it cannot be undone.
+
+    \b
+    Examples:
+      tally experiments delete exp_...
+      tally experiments delete exp_... --yes
+    """
+    with settings(ctx).client() as client:
+        experiment = client.experiments.get(experiment_id)  # a missing id fails (exit 4) before the question
+        confirm_or_abort(
+            f"Delete experiment {experiment.name!r} ({experiment.id}) with all its points, annotations and "
+            "ingestion keys? This cannot be undone.",
+            yes,
+        )
+        client.experiments.delete(experiment_id, confirm=True)
+    click.echo(f"deleted {experiment_id}")
+
+
+@experiments.command("update")
+@click.argument("experiment_id")
+@click.option("--name", help="The new name.")
+@click.option("--description", help="The new description.")
+@click.option("--clear-description", is_flag=True, help="Remove the description.")
+@metadata_option("The new metadata, replacing the old whole (repeat the option for several).")
+@click.option("--clear-metadata", is_flag=True, help="Remove all its metadata.")
+@json_option
+@click.pass_context
+def update(
+    ctx: click.Context,
+    experiment_id: str,
+    name: str | None,
+    description: str | None,
+    clear_description: bool,
+    metadata: tuple[str, ...],
+    clear_metadata: bool,
+    as_json: bool,
+) -> None:
+    """Change an experiment's name, description or metadata (tags: `tally experiments tag`).
+
+    \b
+    Examples:
+      tally experiments update exp_... --name resnet50-lr3e-4
+      tally experiments update exp_... --description "the baseline" --metadata lr=3e-4 --metadata seed=1
+      tally experiments update exp_... --clear-metadata
+    """
+    if description is not None and clear_description:
+        raise click.UsageError("give --description or --clear-description, not both")
+    if metadata and clear_metadata:
+        raise click.UsageError("give --metadata or --clear-metadata, not both")
+    changes: dict[str, Any] = {}
+    if name is not None:
+        changes["name"] = name
+    if description is not None or clear_description:
+        changes["description"] = description
+    if metadata or clear_metadata:
+        changes["metadata"] = pairs(metadata) or None
+    if not changes:
+        raise click.UsageError(
+            "give --name, --description, --clear-description, --metadata or --clear-metadata"
+        )
+    with settings(ctx).client() as client:
+        experiment = client.experiments.update(experiment_id, **changes)
+    if as_json:
+        Output(True).document(experiment)
+    else:
+        click.echo(f"{experiment.id} updated")
+
+
+@experiments.command("tag")
+@click.argument("experiment_id")
+@click.option("--add", "added", multiple=True, metavar="TAG", help="A tag to add (repeat for several).")
+@click.option(
+    "--remove", "removed", multiple=True, metavar="TAG", help="A tag to remove (repeat for several)."
+)
+@json_option
+@click.pass_context
+def tag(
+    ctx: click.Context, experiment_id: str, added: tuple[str, ...], removed: tuple[str, ...], as_json: bool
+) -> None:
+    """Add tags to an experiment or remove them; the others stay, in their order. Prints the tags it has then.
+
+    \b
+    Examples:
+      tally experiments tag exp_... --add baseline --add resnet
+      tally experiments tag exp_... --remove draft
+    """
+    if not added and not removed:
+        raise click.UsageError("give --add or --remove (each may repeat)")
+    with settings(ctx).client() as client:
+        current = client.experiments.get(experiment_id).tags
+        tags = [t for t in current if t not in removed]
+        tags += [t for t in dict.fromkeys(added) if t not in tags and t not in removed]
+        experiment = client.experiments.update(experiment_id, tags=tags)
+    if as_json:
+        Output(True).document(experiment)
+    else:
+        click.echo(f"{experiment.id} tags: {', '.join(experiment.tags) or '(none)'}")
+
+
+@experiments.command("archive")
+@click.argument("experiment_id")
+@json_option
+@click.pass_context
+def archive(ctx: click.Context, experiment_id: str, as_json: bool) -> None:
+    """Archive an experiment: lists leave it out (--include-archived shows it) and it refuses metrics and
+    annotations until unarchived. Its status and data stay.
+
+    \b
+    Examples:
+      tally experiments archive exp_...
+    """
+    with settings(ctx).client() as client:
+        experiment = client.experiments.archive(experiment_id)
+    if as_json:
+        Output(True).document(experiment)
+    else:
+        click.echo(f"{experiment.id} archived")
+
+
+@experiments.command("unarchive")
+@click.argument("experiment_id")
+@json_option
+@click.pass_context
+def unarchive(ctx: click.Context, experiment_id: str, as_json: bool) -> None:
+    """Unarchive an experiment: listed again, and accepting data again if it is running.
+
+    \b
+    Examples:
+      tally experiments unarchive exp_...
+    """
+    with settings(ctx).client() as client:
+        experiment = client.experiments.unarchive(experiment_id)
+    if as_json:
+        Output(True).document(experiment)
+    else:
+        click.echo(f"{experiment.id} unarchived")

@@ -1,4 +1,4 @@
-"""`tally folders`: the folder tree, and creating folders."""
+"""`tally folders`: the folder tree; create, rename, move, archive, unarchive and delete folders."""
 
 from __future__ import annotations
 
@@ -115,3 +115,101 @@ def create(
         Output(True).document(folder)
     else:
         click.echo(folder.id)
+
+
+@folders.command("delete")
+@click.argument("folder_id")
+@click.pass_context
+def delete(ctx: click.Context, folder_id: str) -> None:
+    """Delete an empty folder (no experiments or folders in it, archived ones included). One that is not empty
+    is refused (exit 1) with what it holds; nothing in it is ever deleted, so this does not ask first.
+
+    \b
+    Examples:
+      tally folders delete fld_...
+    """
+    with settings(ctx).client() as client:
+        client.folders.delete(folder_id)
+    click.echo(f"deleted {folder_id}")
+
+
+@folders.command("rename")
+@click.argument("folder_id")
+@click.argument("name")
+@json_option
+@click.pass_context
+def rename(ctx: click.Context, folder_id: str, name: str, as_json: bool) -> None:
+    """Rename a folder (names are unique within a parent).
+
+    \b
+    Examples:
+      tally folders rename fld_... vision-2027
+    """
+    with settings(ctx).client() as client:
+        folder = client.folders.rename(folder_id, name)
+    if as_json:
+        Output(True).document(folder)
+    else:
+        click.echo(f"{folder.id} renamed to {folder.name}")
+
+
+@folders.command("move")
+@click.argument("folder_id")
+@click.option("--parent", "parent_id", metavar="FOLDER_ID", help="The folder to move it into.")
+@click.option("--root", "to_root", is_flag=True, help="Move it to the top level.")
+@json_option
+@click.pass_context
+def move(ctx: click.Context, folder_id: str, parent_id: str | None, to_root: bool, as_json: bool) -> None:
+    """Move a folder, with everything in it, under another folder (--parent) or to the top level (--root).
+
+    \b
+    Examples:
+      tally folders move fld_... --parent fld_...
+      tally folders move fld_... --root
+    """
+    if (parent_id is None) == (not to_root):
+        raise click.UsageError("give exactly one of --parent FOLDER_ID or --root")
+    with settings(ctx).client() as client:
+        folder = client.folders.move(folder_id, None if to_root else parent_id)
+    if as_json:
+        Output(True).document(folder)
+    else:
+        click.echo(f"{folder.id} -> {folder.parent_id or '(top level)'}")
+
+
+@folders.command("archive")
+@click.argument("folder_id")
+@json_option
+@click.pass_context
+def archive(ctx: click.Context, folder_id: str, as_json: bool) -> None:
+    """Archive a folder: lists leave it out; what it holds keeps its own state.
+
+    \b
+    Examples:
+      tally folders archive fld_...
+    """
+    with settings(ctx).client() as client:
+        folder = client.folders.archive(folder_id)
+    if as_json:
+        Output(True).document(folder)
+    else:
+        click.echo(f"{folder.id} archived")
+
+
+@folders.command("unarchive")
+@click.argument("folder_id")
+@json_option
+@click.pass_context
+def unarchive(ctx: click.Context, folder_id: str, as_json: bool) -> None:
+    """Unarchive a folder: listed again.
+
+    \b
+    Examples:
+      tally folders unarchive fld_...
+    """
+    with settings(ctx).client() as client:
+        folder = client.folders.unarchive(folder_id)
+    if as_json:
+        Output(True).document(folder)
+    else:
+        click.echo(f"{folder.id} unarchived")

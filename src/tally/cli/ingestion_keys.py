@@ -1,4 +1,4 @@
-"""`tally ingestion-keys`: list, create (the token is shown once), revoke."""
+"""`tally ingestion-keys`: list, show, create (the token is shown once), revoke."""
 
 from __future__ import annotations
 
@@ -39,6 +39,37 @@ def list_(ctx: click.Context, experiment_id: str, as_json: bool) -> None:
         count = out.table(_COLUMNS, ([getattr(k, c) for c in _COLUMNS] for k in keys), title="ingestion keys")
     if count == 0:
         out.note("no ingestion keys")
+
+
+@ingestion_keys.command("show")
+@click.argument("key_id")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, key_id: str, as_json: bool) -> None:
+    """One ingestion key (revoked or expired ones too); never its token.
+
+    \b
+    Examples:
+      tally ingestion-keys show ik_...
+      tally ingestion-keys show ik_... --json | jq .revoked_at
+    """
+    out = Output(as_json)
+    with settings(ctx).client() as client:
+        key = client.ingestion_keys.get(key_id)
+    if as_json:
+        out.document(key)
+        return
+    out.fields(
+        [
+            ("id", key.id),
+            ("experiment", key.experiment_id),
+            ("name", key.name),
+            ("token hint", key.token_hint),
+            ("created", key.created_at),
+            ("revoked", key.revoked_at),
+            ("expires", key.expires_at),
+        ]
+    )
 
 
 @ingestion_keys.command("create")

@@ -1,4 +1,4 @@
-"""Annotations: list, create with an ingestion key (idempotent by `client_event_id`), delete."""
+"""Annotations: list, create with an ingestion key (idempotent by `client_event_id`), get, update, delete."""
 
 from __future__ import annotations
 
@@ -26,6 +26,19 @@ def create_annotation(call: Call) -> Reply:
     return Reply(201 if created else 200, annotation)
 
 
+def get_annotation(call: Call) -> Reply:
+    path = call.path
+    return Reply(200, call.repo.get_annotation(call.org_pk, path["experiment_id"], path["annotation_id"]))
+
+
+def update_annotation(call: Call) -> Reply:
+    path = call.path
+    annotation = call.repo.update_annotation(
+        call.org_pk, path["experiment_id"], path["annotation_id"], call.body
+    )
+    return Reply(200, annotation)
+
+
 def delete_annotation(call: Call) -> Reply:
     call.repo.delete_annotation(call.org_pk, call.path["experiment_id"], call.path["annotation_id"])
     return Reply(204, None)
@@ -34,5 +47,7 @@ def delete_annotation(call: Call) -> Reply:
 HANDLERS: dict[str, Handler] = {
     "listAnnotations": list_annotations,
     "createAnnotation": create_annotation,
+    "getAnnotation": get_annotation,
+    "updateAnnotation": update_annotation,
     "deleteAnnotation": delete_annotation,
 }

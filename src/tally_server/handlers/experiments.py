@@ -1,4 +1,4 @@
-"""Experiments: list, create, get, update, update status, move, archive, unarchive, summary."""
+"""Experiments: list, create, get, update, update status, move, archive, unarchive, delete, summary."""
 
 from __future__ import annotations
 
@@ -91,6 +91,11 @@ def unarchive_experiment(call: Call) -> Reply:
     return Reply(200, call.repo.set_experiment_archived(call.org_pk, call.path["experiment_id"], False))
 
 
+def delete_experiment(call: Call) -> Reply:
+    call.repo.delete_experiment(call.org_pk, call.path["experiment_id"])
+    return Reply(204, None)
+
+
 def get_experiment_summary(call: Call) -> Reply:
     summary = call.repo.get_experiment_summary(
         call.org_pk, call.path["experiment_id"], call.query.get("name")
@@ -107,5 +112,6 @@ HANDLERS: dict[str, Handler] = {
     "updateExperiment": update_experiment,
     "archiveExperiment": archive_experiment,
     "unarchiveExperiment": unarchive_experiment,
+    "deleteExperiment": delete_experiment,
     "getExperimentSummary": get_experiment_summary,
 }

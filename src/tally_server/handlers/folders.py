@@ -1,4 +1,4 @@
-"""Folders: list, create, get, patch, rename, move, archive, unarchive."""
+"""Folders: list, create, get, patch, rename, move, archive, unarchive, delete (an empty one)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,11 @@ def unarchive_folder(call: Call) -> Reply:
     return Reply(200, call.repo.set_folder_archived(call.org_pk, call.path["folder_id"], False))
 
 
+def delete_folder(call: Call) -> Reply:
+    call.repo.delete_folder(call.org_pk, call.path["folder_id"])
+    return Reply(204, None)
+
+
 HANDLERS: dict[str, Handler] = {
     "listFolders": list_folders,
     "createFolder": create_folder,
@@ -58,4 +63,5 @@ HANDLERS: dict[str, Handler] = {
     "moveFolder": move_folder,
     "archiveFolder": archive_folder,
     "unarchiveFolder": unarchive_folder,
+    "deleteFolder": delete_folder,
 }

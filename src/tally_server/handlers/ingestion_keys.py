@@ -44,6 +44,10 @@ def reissue_created_key(repo: Repository, org_pk: int, stored: bytes) -> bytes:
     return dumps(repo.reissue_ingestion_token(org_pk, loads_trusted(stored)["id"]))
 
 
+def get_ingestion_key(call: Call) -> Reply:
+    return Reply(200, call.repo.get_ingestion_key(call.org_pk, call.path["key_id"]))
+
+
 def revoke_ingestion_key(call: Call) -> Reply:
     return Reply(200, call.repo.revoke_ingestion_key(call.org_pk, call.path["key_id"]))
 
@@ -51,5 +55,6 @@ def revoke_ingestion_key(call: Call) -> Reply:
 HANDLERS: dict[str, Handler] = {
     "listIngestionKeys": list_ingestion_keys,
     "createIngestionKey": create_ingestion_key,
+    "getIngestionKey": get_ingestion_key,
     "revokeIngestionKey": revoke_ingestion_key,
 }

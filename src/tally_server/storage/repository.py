@@ -23,6 +23,7 @@ __all__ = [
     "ConflictError",
     "ExperimentArchivedError",
     "ExperimentClosedError",
+    "FolderNotEmptyError",
     "IdempotencyClaim",
     "InvalidTransitionError",
     "NotFoundError",
@@ -75,6 +76,21 @@ class ExperimentClosedError(StorageError):
         super().__init__(f"Experiment {experiment_id} is {status}; it no longer accepts metrics.")
         self.experiment_id = experiment_id
         self.status = status
+
+
+class FolderNotEmptyError(StorageError):
+    def __init__(self, folder_id: str, experiments: int, folders: int) -> None:
+        held = " and ".join(
+            f"{count} {noun}{'' if count == 1 else 's'}"
+            for count, noun in ((experiments, "experiment"), (folders, "folder"))
+            if count
+        )
+        super().__init__(
+            f"Folder {folder_id} holds {held} (archived ones included); move or delete them first, then delete it."
+        )
+        self.folder_id = folder_id
+        self.experiments = experiments
+        self.folders = folders
 
 
 class ExperimentArchivedError(StorageError):
@@ -165,6 +181,10 @@ class Repository(Protocol):
     def patch_folder(self, org_pk: int, folder_id: str, changes: Json) -> Json: ...
     def rename_folder(self, org_pk: int, folder_id: str, name: str) -> Json: ...
     def move_folder(self, org_pk: int, folder_id: str, parent_id: str | None) -> Json: ...
+    def delete_folder(self, org_pk: int, folder_id: str) -> None:
+        """Delete an empty folder; FolderNotEmptyError (with counts) when it holds experiments or folders."""
+        ...
+
     def set_folder_archived(self, org_pk: int, folder_id: str, archived: bool) -> Json:
         """Archive (or unarchive) a folder; a no-op answering the folder as it is when already so."""
         ...
@@ -189,6 +209,10 @@ class Repository(Protocol):
 
     def set_experiment_archived(self, org_pk: int, experiment_id: str, archived: bool) -> Json:
         """Archive (or unarchive) an experiment; a no-op answering it as it is when already so."""
+        ...
+
+    def delete_experiment(self, org_pk: int, experiment_id: str) -> None:
+        """Delete the experiment and every row that refers to it, in one transaction; NotFoundError if none."""
         ...
 
     # metrics
@@ -232,6 +256,7 @@ class Repository(Protocol):
         self, org_pk: int, experiment_id: str, name: str | None, expires_in_seconds: int | None = None
     ) -> Json: ...
     def reissue_ingestion_token(self, org_pk: int, key_id: str) -> Json: ...
+    def get_ingestion_key(self, org_pk: int, key_id: str) -> Json: ...
     def revoke_ingestion_key(self, org_pk: int, key_id: str) -> Json: ...
 
     # annotations
@@ -239,6 +264,11 @@ class Repository(Protocol):
     def create_annotation(
         self, experiment_pk: int, experiment_id: str, payload: Json
     ) -> tuple[bool, Json]: ...
+    def get_annotation(self, org_pk: int, experiment_id: str, annotation_id: str) -> Json: ...
+    def update_annotation(self, org_pk: int, experiment_id: str, annotation_id: str, changes: Json) -> Json:
+        """Change text or metadata: absent keys stay, metadata None clears it."""
+        ...
+
     def delete_annotation(self, org_pk: int, experiment_id: str, annotation_id: str) -> None:
         """Delete one annotation (NotFoundError when absent); its client_event_id is free again."""
         ...

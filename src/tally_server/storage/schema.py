@@ -108,6 +108,8 @@ Index(
     "folders_unique_name", folders.c.org, func.coalesce(folders.c.parent, 0), folders.c.name, unique=True
 ).ddl_if(dialect="postgresql")
 Index("folders_by_parent", folders.c.org, folders.c.parent, folders.c.pk)
+# The foreign-key check of deleting a folder (no folder may still have it as parent) reads this, not the table.
+Index("folders_by_parent_only", folders.c.parent)
 
 experiments = Table(
     "experiments",
@@ -140,6 +142,8 @@ experiment_tags = Table(
     PrimaryKeyConstraint("org", "tag", "experiment"),
     sqlite_with_rowid=False,
 )
+# The foreign-key check of deleting an experiment (no tag row may still refer to it) reads this, not the table.
+Index("experiment_tags_by_experiment", experiment_tags.c.experiment)
 
 # One row per key path of an experiment's metadata, typed (see storage/metadata_index.py), rewritten with the
 # metadata: listExperiments' metadata filter is one range of an index in experiment order. The primary key serves

@@ -78,6 +78,7 @@ from tally_server.storage.repository import (
     ConflictError,
     ExperimentArchivedError,
     ExperimentClosedError,
+    FolderNotEmptyError,
     IdempotencyClaim,
     InvalidTransitionError,
     Json,
@@ -102,6 +103,7 @@ from tally_server.storage.schema import (
     metric_summaries,
     organizations,
 )
+from tally_server.storage.schema import metadata as schema_metadata
 from tally_server.storage.sessions import DashboardSessions
 
 __all__ = ["SqlRepository", "open_postgres", "open_sqlite"]
@@ -178,11 +180,19 @@ _AUTHENTICATE = (
     .where(_k.c.token_hash == _b("hash"))
 )  # fmt: skip
 _EXPERIMENT_REF = select(_e.c.pk, _e.c.status).where(_e.c.id == _b("experiment_id"), _e.c.org == _b("org_pk"))
+# FOR KEY SHARE (PostgreSQL): createIngestionKey holds the experiment until its key row commits, so a concurrent
+# deleteExperiment (FOR UPDATE) deletes that key too, or the create comes after it and finds no experiment (404).
+_EXPERIMENT_REF_HELD = _EXPERIMENT_REF.with_for_update(read=True, key_share=True)
 _EXPERIMENT_BY_ID = _EXPERIMENT.where(_e.c.id == _b("experiment_id"), _e.c.org == _b("org_pk"))
 # FOR UPDATE OF experiments (PostgreSQL; nothing on SQLite, whose writers are serialised): concurrent changes of
 # one experiment take turns, the second seeing the first one's result.
 _EXPERIMENT_BY_ID_FOR_UPDATE = _EXPERIMENT_BY_ID.with_for_update(of=experiments)
 _FOLDER_PK = select(folders.c.pk).where(folders.c.id == _b("folder_id"), folders.c.org == _b("org_pk"))
+# FOR KEY SHARE (PostgreSQL): a write that puts something into a folder (an experiment, a child folder) holds the
+# folder until it commits, so deleteFolder (FOR UPDATE) waits and then counts it (409 folder_not_empty); a write
+# that comes after the delete finds no folder (404), never a foreign-key error.
+_FOLDER_PK_HELD = _FOLDER_PK.with_for_update(read=True, key_share=True)
+_FOLDER_PK_FOR_UPDATE = _FOLDER_PK.with_for_update()
 _FOLDER_BY_ID = _FOLDER.where(_f.c.id == _b("folder_id"), _f.c.org == _b("org_pk"))
 # FOR SHARE (PostgreSQL): the experiment cannot be closed or archived (FOR UPDATE, UPDATE) until the ingest or
 # the annotation holding it commits.
@@ -190,6 +200,11 @@ _EXPERIMENT_STATE_FOR_SHARE = (
     select(_e.c.status, _e.c.archived_at, _e.c.org)
     .where(_e.c.pk == _b("experiment_pk"))
     .with_for_update(read=True)
+)
+# Every table with a row per experiment, from schema.py, so a table added later is deleted with its experiment
+# (deleteExperiment). Each is read by an index that starts with `experiment` (tests/server/test_query_plans.py).
+_EXPERIMENT_PARTS = tuple(
+    table for table in schema_metadata.sorted_tables if "experiment" in table.c and table is not experiments
 )
 _IDEMPOTENCY_ROW = _IDEMPOTENCY.where(_i.c.org == _b("org_pk"), _i.c.key == _b("claim_key"))
 _IDEMPOTENCY_DONE = (
@@ -655,15 +670,21 @@ class SqlRepository:
             return self._experiment_ref(conn, org_pk, experiment_id)
 
     @staticmethod
-    def _experiment_ref(conn: Connection, org_pk: int, experiment_id: str) -> tuple[int, str]:
-        row = conn.execute(_EXPERIMENT_REF, {"experiment_id": experiment_id, "org_pk": org_pk}).first()
+    def _experiment_ref(
+        conn: Connection, org_pk: int, experiment_id: str, *, held: bool = False
+    ) -> tuple[int, str]:
+        query = _EXPERIMENT_REF_HELD if held else _EXPERIMENT_REF
+        row = conn.execute(query, {"experiment_id": experiment_id, "org_pk": org_pk}).first()
         if row is None:
             raise NotFoundError("experiment", experiment_id)
         return int(row[0]), str(row[1])
 
     @staticmethod
-    def _folder_pk(conn: Connection, org_pk: int, folder_id: str) -> int:
-        row = conn.execute(_FOLDER_PK, {"folder_id": folder_id, "org_pk": org_pk}).first()
+    def _folder_pk(conn: Connection, org_pk: int, folder_id: str, *, held: bool = False) -> int:
+        """The folder's row key; `held` when the caller puts something into it (see `_FOLDER_PK_HELD`)."""
+        row = conn.execute(
+            _FOLDER_PK_HELD if held else _FOLDER_PK, {"folder_id": folder_id, "org_pk": org_pk}
+        ).first()
         if row is None:
             raise NotFoundError("folder", folder_id)
         return int(row[0])
@@ -730,7 +751,7 @@ class SqlRepository:
         folder_id = new_id("fld_")
 
         def create(conn: Connection) -> Json:
-            parent_pk = self._folder_pk(conn, org_pk, parent_id) if parent_id is not None else None
+            parent_pk = self._folder_pk(conn, org_pk, parent_id, held=True) if parent_id is not None else None
             self._check_name_free(conn, org_pk, parent_pk, name)
             conn.execute(
                 _INSERT_FOLDER,
@@ -779,7 +800,7 @@ class SqlRepository:
         def move(conn: Connection) -> Json:
             row = self._fetch_folder(conn, org_pk, folder_id)
             folder_pk = int(row[0])
-            parent_pk = self._folder_pk(conn, org_pk, parent_id) if parent_id is not None else None
+            parent_pk = self._folder_pk(conn, org_pk, parent_id, held=True) if parent_id is not None else None
             if parent_pk is not None and folder_pk in self._ancestors(conn, parent_pk):
                 raise ConflictError(
                     f"Folder {folder_id} cannot move under itself or one of its descendants.",
@@ -820,6 +841,27 @@ class SqlRepository:
         with self.db.write() as conn:
             conn.execute(_archive(folders, self._fetch_folder(conn, org_pk, folder_id)[0], archived))
             return rows.folder(self._fetch_folder(conn, org_pk, folder_id))
+
+    def delete_folder(self, org_pk: int, folder_id: str) -> None:
+        """Delete an empty folder; FolderNotEmptyError counting what it holds otherwise (archived ones too). The
+        row lock waits for the writes that are putting something into it (`_FOLDER_PK_HELD`), so the counts see
+        them; the foreign keys of `experiments.folder` and `folders.parent` refuse anything that slipped past."""
+        with self.db.write() as conn:
+            row = conn.execute(_FOLDER_PK_FOR_UPDATE, {"folder_id": folder_id, "org_pk": org_pk}).first()
+            if row is None:
+                raise NotFoundError("folder", folder_id)
+            folder_pk = int(row[0])
+            inside = conn.execute(
+                select(
+                    select(func.count()).where(experiments.c.folder == folder_pk).scalar_subquery(),
+                    select(func.count())
+                    .where(folders.c.org == org_pk, folders.c.parent == folder_pk)
+                    .scalar_subquery(),
+                )
+            ).one()
+            if inside[0] or inside[1]:
+                raise FolderNotEmptyError(folder_id, int(inside[0]), int(inside[1]))
+            conn.execute(delete(folders).where(folders.c.pk == folder_pk))
 
     # ---- experiments ---------------------------------------------------------------------------------------
     def list_experiments(self, org_pk: int, filters: Json, limit: int, after: Key | None) -> Page:
@@ -898,7 +940,7 @@ class SqlRepository:
         us, stamp = now()
         experiment_id = new_id("exp_")
         with self.db.write() as conn:
-            folder_pk = self._folder_pk(conn, org_pk, folder_id) if folder_id is not None else None
+            folder_pk = self._folder_pk(conn, org_pk, folder_id, held=True) if folder_id is not None else None
             experiment_pk = conn.execute(
                 _INSERT_EXPERIMENT,
                 {
@@ -1006,7 +1048,7 @@ class SqlRepository:
         _, stamp = now()
         with self.db.write() as conn:
             row = self._fetch_experiment(conn, org_pk, experiment_id)
-            folder_pk = self._folder_pk(conn, org_pk, folder_id) if folder_id is not None else None
+            folder_pk = self._folder_pk(conn, org_pk, folder_id, held=True) if folder_id is not None else None
             if row[3] != folder_id:
                 conn.execute(
                     update(experiments)
@@ -1014,6 +1056,17 @@ class SqlRepository:
                     .where(experiments.c.pk == row[0])
                 )
             return rows.experiment(self._fetch_experiment(conn, org_pk, experiment_id))
+
+    def delete_experiment(self, org_pk: int, experiment_id: str) -> None:
+        """The experiment and every row that refers to it (`_EXPERIMENT_PARTS`), in one transaction. The row lock
+        (FOR UPDATE on PostgreSQL) waits for the ingests and annotations that hold it FOR SHARE; those that come
+        after find no experiment (404) or no key (401), so nothing is written under a deleted experiment."""
+        with self.db.write() as conn:
+            row = self._fetch_experiment(conn, org_pk, experiment_id, for_update=True)
+            experiment_pk = int(row[0])
+            for table in _EXPERIMENT_PARTS:
+                conn.execute(delete(table).where(table.c.experiment == experiment_pk))
+            conn.execute(delete(experiments).where(experiments.c.pk == experiment_pk))
 
     # ---- metrics -------------------------------------------------------------------------------------------
     def ingest_metrics(self, experiment_pk: int, experiment_id: str, events: Sequence[Json]) -> Json:
@@ -1477,7 +1530,7 @@ class SqlRepository:
         key_id = new_id("ik_")
         expires_us = None if expires_in_seconds is None else us + expires_in_seconds * 1_000_000
         with self.db.write() as conn:
-            experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
+            experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id, held=True)
             conn.execute(
                 api_keys.insert().values(
                     id=key_id, org=org_pk, kind="ingestion", experiment=experiment_pk, name=name,
@@ -1510,6 +1563,17 @@ class SqlRepository:
                 )
             row = conn.execute(_KEY.where(_k.c.id == key_id)).one()
         return {**rows.ingestion_key(row), "token": token}
+
+    def get_ingestion_key(self, org_pk: int, key_id: str) -> Json:
+        """An ingestion key of the organisation (revoked and expired ones too), never its token (the server has
+        only its hash)."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                _KEY.where(_k.c.id == key_id, _k.c.org == org_pk, _k.c.kind == "ingestion")
+            ).first()
+        if row is None:
+            raise NotFoundError("ingestion key", key_id)
+        return rows.ingestion_key(row)
 
     def revoke_ingestion_key(self, org_pk: int, key_id: str) -> Json:
         _, stamp = now()
@@ -1549,7 +1613,9 @@ class SqlRepository:
         client_event_id = payload["client_event_id"]
         with self.db.write() as conn:
             archived = conn.execute(_EXPERIMENT_STATE_FOR_SHARE, {"experiment_pk": experiment_pk}).first()
-            if archived is not None and archived[1] is not None:
+            if archived is None:  # deleted since the key was checked (deleteExperiment)
+                raise NotFoundError("experiment", experiment_id)
+            if archived[1] is not None:
                 raise ExperimentArchivedError(experiment_id)
             row = conn.execute(
                 _ANNOTATION.where(_a.c.experiment == experiment_pk, _a.c.client_event_id == client_event_id)
@@ -1573,6 +1639,39 @@ class SqlRepository:
             )  # fmt: skip
             row = conn.execute(_ANNOTATION.where(_a.c.id == annotation_id)).one()
         return True, rows.annotation(row)
+
+    @staticmethod
+    def _fetch_annotation(conn: Connection, experiment_pk: int, annotation_id: str) -> Sequence[Any]:
+        row = conn.execute(
+            _ANNOTATION.where(_a.c.id == annotation_id, _a.c.experiment == experiment_pk)
+        ).first()
+        if row is None:
+            raise NotFoundError("annotation", annotation_id)
+        return tuple(row)
+
+    def get_annotation(self, org_pk: int, experiment_id: str, annotation_id: str) -> Json:
+        with self.db.read() as conn:
+            experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
+            return rows.annotation(self._fetch_annotation(conn, experiment_pk, annotation_id))
+
+    def update_annotation(self, org_pk: int, experiment_id: str, annotation_id: str, changes: Json) -> Json:
+        """Text and metadata: absent keys stay as they are, metadata None clears it to {}. The id, step,
+        timestamp and client_event_id stay, so a later create with that id and the old payload is a conflict."""
+        values: Json = {}
+        if "text" in changes:
+            values["text"] = changes["text"]
+        if "metadata" in changes:
+            values["metadata"] = rows.free_json(changes["metadata"] or {})
+        with self.db.write() as conn:
+            experiment_pk, _ = self._experiment_ref(conn, org_pk, experiment_id)
+            changed = conn.execute(
+                update(annotations)
+                .values(values)
+                .where(annotations.c.id == annotation_id, annotations.c.experiment == experiment_pk)
+            ).rowcount
+            if not changed:
+                raise NotFoundError("annotation", annotation_id)
+            return rows.annotation(self._fetch_annotation(conn, experiment_pk, annotation_id))
 
     def delete_annotation(self, org_pk: int, experiment_id: str, annotation_id: str) -> None:
         """The row goes, and with it the claim on its client_event_id (the unique constraint is on live rows):

@@ -109,7 +109,7 @@ async def test_bad_input_names_the_operation_and_the_fix(client: AnyClient) -> N
         await call(client.request("getExperiment"))
     with pytest.raises(ValueError, match="listExperiments: status must be one of cancelled, completed"):
         await call(client.request("listExperiments", status="sleeping"))
-    with pytest.raises(ValueError, match="idempotency_key applies to POST and PATCH only"):
+    with pytest.raises(ValueError, match="idempotency_key applies to POST, PATCH and DELETE only"):
         await call(client.request("getExperiment", experiment_id="x", idempotency_key="k"))
     with pytest.raises(TypeError, match="operationId"):
         await call(client.request(42))  # type: ignore[arg-type]

@@ -47,6 +47,7 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "folders.move": (("fld_1", None), {}),
     "folders.archive": (("fld_1",), {}),
     "folders.unarchive": (("fld_1",), {}),
+    "folders.delete": (("fld_1",), {}),
     "experiments.list": ((), {}),
     "experiments.create": (("e",), {}),
     "experiments.get": (("exp_1",), {}),
@@ -56,6 +57,7 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "experiments.archive": (("exp_1",), {}),
     "experiments.summary": (("exp_1",), {}),
     "experiments.unarchive": (("exp_1",), {}),
+    "experiments.delete": (("exp_1",), {"confirm": True}),
     "metrics.ingest": (("exp_1", [{"name": "m", "value": 1.0, "step": 0}]), {}),
     "metrics.list": (("exp_1",), {}),
     "metrics.compare": (([{"experiment_id": "exp_1", "name": "m"}],), {}),
@@ -65,9 +67,12 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "ingestion_keys.list": (("exp_1",), {}),
     "ingestion_keys.create": (("exp_1",), {"name": "mine"}),
     "ingestion_keys.revoke": (("ik_1",), {}),
+    "ingestion_keys.get": (("ik_1",), {}),
     "annotations.list": (("exp_1",), {}),
     "annotations.create": (("exp_1", "note"), {}),
     "annotations.delete": (("exp_1", "ann_1"), {}),
+    "annotations.get": (("exp_1", "ann_1"), {}),
+    "annotations.update": (("exp_1", "ann_1"), {"text": "t"}),
 }
 RESOURCES = ("folders", "experiments", "metrics", "metric_catalog", "ingestion_keys", "annotations", "auth")
 NOT_HTTP = {"ingestion_keys.forget"}
@@ -122,7 +127,7 @@ def test_every_method_is_listed() -> None:
 @pytest.mark.parametrize("name", sorted(CALLS))
 @pytest.mark.parametrize("cls", [Tally, AsyncTally])
 def test_every_method_takes_the_options_through_one_typed_dict(cls: type[Any], name: str) -> None:
-    """`**options: Unpack[WriteOptions]` on POST and PATCH methods, `Unpack[RequestOptions]` on reads; nothing
+    """`**options: Unpack[WriteOptions]` on POST, PATCH and DELETE methods, `Unpack[RequestOptions]` on reads; nothing
     restates an option by hand."""
     if name == "health":
         method = cls.health
@@ -158,15 +163,19 @@ async def test_every_method_sends_the_options(make: Callable[..., AnyClient], na
             "update",
             "archive",
             "login_link",
+            "delete",
         )
     )
+    has_body = is_write and not name.endswith("delete")
     options: dict[str, Any] = {
         "timeout": 1.25,
         "extra_headers": {"X-Extra": "h"},
         "extra_query": {"trace": "q"},
     }
     if is_write:
-        options.update(idempotency_key=f"key-{name}", extra_body={"extra_member": 1})
+        options.update(idempotency_key=f"key-{name}")
+    if has_body:
+        options.update(extra_body={"extra_member": 1})
 
     async def invoke(**extra: Any) -> Any:
         result = resolve(client, name)(*args, **kwargs, **extra)
@@ -179,16 +188,21 @@ async def test_every_method_sends_the_options(make: Callable[..., AnyClient], na
     assert sent.headers["x-extra"] == "h"
     assert sent.url.params["trace"] == "q"
     assert sent.extensions["timeout"]["read"] == 1.25
-    expected = "DELETE" if name.endswith(".delete") else "GET"
+    expected = "GET"
     if is_write:
-        expected = "PATCH" if name in {"folders.patch", "experiments.update"} else "POST"
+        expected = (
+            "PATCH" if name in {"folders.patch", "experiments.update", "annotations.update"} else "POST"
+        )
+    if name.endswith(".delete"):
+        expected = "DELETE"
     assert sent.method == expected
     if is_write:
         assert sent.headers["idempotency-key"] == f"key-{name}"
+    if has_body:
         assert json.loads(sent.content)["extra_member"] == 1
-    else:
+    if not is_write:
         assert "idempotency-key" not in sent.headers
-        with pytest.raises(ValueError, match="POST and PATCH only"):
+        with pytest.raises(ValueError, match="POST, PATCH and DELETE only"):
             await invoke(idempotency_key="k")
         with pytest.raises(TypeError, match="timout"):
             await invoke(timout=1)

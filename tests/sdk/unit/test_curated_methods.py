@@ -46,6 +46,9 @@ PARAMETER_EXCEPTIONS: dict[tuple[str, str], str] = {
 # - `limit` on a method of a paginated operation (one answering `next_cursor`): the total cap across pages,
 #   which the paginator enforces and never sends.
 PAGINATOR_ONLY = "limit"
+# - `confirm` on a method of a DELETE operation: a deletion that cannot be undone goes ahead only with
+#   confirm=True (a ValueError before anything is sent otherwise); it is never sent.
+DELETE_ONLY = "confirm"
 
 CLIENT_FILES = "src/tally/_async/_resources.py (or _client.py for a method of the client itself)"
 
@@ -127,6 +130,8 @@ def parameter_problems(method: CuratedMethod, op: SpecOperation) -> Iterator[str
         if name in op.inputs or (op.operation_id, name) in PARAMETER_EXCEPTIONS:
             continue
         if op.pages and name == PAGINATOR_ONLY:
+            continue
+        if op.method == "delete" and name == DELETE_ONLY:
             continue
         yield (
             f"{where} takes `{name}`, which is no path, query or body input of the operation: rename it to the "

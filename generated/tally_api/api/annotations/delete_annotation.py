@@ -8,13 +8,18 @@ import httpx
 from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.error_response import ErrorResponse
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     experiment_id: str,
     annotation_id: str,
+    *,
+    idempotency_key: str | Unset = UNSET,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(idempotency_key, Unset):
+        headers["Idempotency-Key"] = idempotency_key
 
     _kwargs: dict[str, Any] = {
         "method": "delete",
@@ -24,6 +29,7 @@ def _get_kwargs(
         ),
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -51,6 +57,16 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         response_404 = ErrorResponse.from_dict(response.json())
 
         return response_404
+
+    if response.status_code == 409:
+        response_409 = ErrorResponse.from_dict(response.json())
+
+        return response_409
+
+    if response.status_code == 422:
+        response_422 = ErrorResponse.from_dict(response.json())
+
+        return response_422
 
     if response.status_code == 429:
         response_429 = ErrorResponse.from_dict(response.json())
@@ -92,14 +108,17 @@ def sync_detailed(
     annotation_id: str,
     *,
     client: AuthenticatedClient,
+    idempotency_key: str | Unset = UNSET,
 ) -> Response[Any | ErrorResponse]:
     """Delete an annotation, with an organisation key. Its `client_event_id` is free again afterwards:
     creating an annotation with it makes a new one (with a new id). Deleting an annotation that does not
-    exist (or no longer does) is 404 `not_found`.
+    exist (or no longer does) is 404 `not_found`; send an `Idempotency-Key` so that a retry after a lost
+    answer replays the first 204.
 
     Args:
         experiment_id (str): An experiment's id.
         annotation_id (str): An annotation's id.
+        idempotency_key (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -112,6 +131,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         experiment_id=experiment_id,
         annotation_id=annotation_id,
+        idempotency_key=idempotency_key,
     )
 
     response = client.get_httpx_client().request(
@@ -126,14 +146,17 @@ def sync(
     annotation_id: str,
     *,
     client: AuthenticatedClient,
+    idempotency_key: str | Unset = UNSET,
 ) -> Any | ErrorResponse | None:
     """Delete an annotation, with an organisation key. Its `client_event_id` is free again afterwards:
     creating an annotation with it makes a new one (with a new id). Deleting an annotation that does not
-    exist (or no longer does) is 404 `not_found`.
+    exist (or no longer does) is 404 `not_found`; send an `Idempotency-Key` so that a retry after a lost
+    answer replays the first 204.
 
     Args:
         experiment_id (str): An experiment's id.
         annotation_id (str): An annotation's id.
+        idempotency_key (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -147,6 +170,7 @@ def sync(
         experiment_id=experiment_id,
         annotation_id=annotation_id,
         client=client,
+        idempotency_key=idempotency_key,
     ).parsed
 
 
@@ -155,14 +179,17 @@ async def asyncio_detailed(
     annotation_id: str,
     *,
     client: AuthenticatedClient,
+    idempotency_key: str | Unset = UNSET,
 ) -> Response[Any | ErrorResponse]:
     """Delete an annotation, with an organisation key. Its `client_event_id` is free again afterwards:
     creating an annotation with it makes a new one (with a new id). Deleting an annotation that does not
-    exist (or no longer does) is 404 `not_found`.
+    exist (or no longer does) is 404 `not_found`; send an `Idempotency-Key` so that a retry after a lost
+    answer replays the first 204.
 
     Args:
         experiment_id (str): An experiment's id.
         annotation_id (str): An annotation's id.
+        idempotency_key (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -175,6 +202,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         experiment_id=experiment_id,
         annotation_id=annotation_id,
+        idempotency_key=idempotency_key,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -187,14 +215,17 @@ async def asyncio(
     annotation_id: str,
     *,
     client: AuthenticatedClient,
+    idempotency_key: str | Unset = UNSET,
 ) -> Any | ErrorResponse | None:
     """Delete an annotation, with an organisation key. Its `client_event_id` is free again afterwards:
     creating an annotation with it makes a new one (with a new id). Deleting an annotation that does not
-    exist (or no longer does) is 404 `not_found`.
+    exist (or no longer does) is 404 `not_found`; send an `Idempotency-Key` so that a retry after a lost
+    answer replays the first 204.
 
     Args:
         experiment_id (str): An experiment's id.
         annotation_id (str): An annotation's id.
+        idempotency_key (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -209,5 +240,6 @@ async def asyncio(
             experiment_id=experiment_id,
             annotation_id=annotation_id,
             client=client,
+            idempotency_key=idempotency_key,
         )
     ).parsed
