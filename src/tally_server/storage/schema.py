@@ -361,6 +361,7 @@ dashboard_sessions = Table(
     Column("expires_us", _BIGINT, nullable=False),
 )
 Index("dashboard_sessions_by_expiry", dashboard_sessions.c.expires_us)
+Index("dashboard_sessions_by_key", dashboard_sessions.c.key)  # the foreign-key check when a key is deleted
 
 # One-time login links (createLoginLink, revision 0007): the hash of the link's token; `used_us` is set by the one
 # request that spends it (an UPDATE that only a row still unused can match, so two openings cannot both win).
@@ -373,6 +374,7 @@ login_links = Table(
     Column("used_us", _BIGINT),
 )
 Index("login_links_by_expiry", login_links.c.expires_us)
+Index("login_links_by_key", login_links.c.key)  # the foreign-key check when a key is deleted
 
 # The ingestion order on SQLite: one row, `name = 'metric_seq'`, seeded with 0 by the first migration.
 counters = Table(

@@ -1,6 +1,7 @@
 """The dashboard's sessions and one-time login links (contract 1.5.0: `createLoginLink`, `DashboardSession`).
 
-Both tables hold hashes of tokens, never tokens. Self-contained (see 0001).
+Both tables hold hashes of tokens, never tokens. Each is indexed by its key, so deleting keys (an experiment's
+ingestion keys, deleteExperiment) never scans them for the foreign-key check. Self-contained (see 0001).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def upgrade() -> None:
         sa.Column("expires_us", BIG, nullable=False),
     )
     op.create_index("dashboard_sessions_by_expiry", "dashboard_sessions", ["expires_us"])
+    op.create_index("dashboard_sessions_by_key", "dashboard_sessions", ["key"])
     op.create_table(
         "login_links",
         sa.Column("token_hash", sa.Text(), primary_key=True),
@@ -33,6 +35,7 @@ def upgrade() -> None:
         sa.Column("used_us", BIG),
     )
     op.create_index("login_links_by_expiry", "login_links", ["expires_us"])
+    op.create_index("login_links_by_key", "login_links", ["key"])
 
 
 def downgrade() -> None:
