@@ -58,6 +58,20 @@ def test_log_in_find_runs_and_sort_by_a_summary_column(tab: Tab, dashboard: Dash
     assert tab.errors == []
 
 
+def test_the_runs_table_pages(tab: Tab, dashboard: DashboardServer) -> None:
+    tab.open(dashboard.login_link())
+    tab.open("/?q=resnet&size=2&order=name")
+    assert _names(tab) == ["resnet-lr0.0001", "resnet-lr0.0003"]
+    tab.page.click("text=Next →")
+    tab.ready()
+    assert _names(tab) == ["resnet-lr0.001"]
+    assert tab.page.locator("text=Next →").count() == 0
+    tab.page.click("text=← Previous")
+    tab.ready()
+    assert _names(tab) == ["resnet-lr0.0001", "resnet-lr0.0003"]
+    assert tab.errors == []
+
+
 def test_bad_input_in_the_address_gets_the_apis_named_error(tab: Tab, dashboard: DashboardServer) -> None:
     tab.open(dashboard.login_link())
     tab.open("/?order=metric:val/loss:median")

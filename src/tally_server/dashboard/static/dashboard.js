@@ -173,7 +173,7 @@
     app.replaceChildren(el("h1", {}, "Runs"), form, el("div", { class: "actions" }, compare), tableHolder, pager);
 
     const params = {
-      page_size: 50,
+      page_size: state.get("size") || 50,
       name_prefix: state.get("q"),
       status: state.get("status"),
       tag: state.get("tag"),
