@@ -95,6 +95,9 @@ class LoopPort:
             )
         )
 
+    def last_step(self, experiment_id: str) -> int | None:
+        return self._call(self._port.last_step(experiment_id))
+
     def ingest(self, experiment_id: str, events: list[dict[str, Any]]) -> IngestResult:
         return self._call(self._port.ingest(experiment_id, events))
 

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 __all__ = ["AsyncRunPort"]
 
 QUICK_TIMEOUT = 3.0
-"""Seconds for the one attempt at creating the experiment when the run starts (`patient=False`)."""
+"""Seconds for the one attempt at a call the run's start makes (creating the experiment with `patient=False`,
+reading its last step): the start must not wait on a server that is down."""
 
 
 class AsyncRunPort:
@@ -54,6 +55,12 @@ class AsyncRunPort:
             idempotency_key=idempotency_key,
         )
         return experiment.id
+
+    async def last_step(self, experiment_id: str) -> int | None:
+        client = self.client.with_options(max_retries=0, timeout=QUICK_TIMEOUT)
+        summary = await client.experiments.summary(experiment_id)
+        steps = [metric.last_step for metric in summary.metrics if metric.last_step is not None]
+        return max(steps, default=None)
 
     async def ingest(self, experiment_id: str, events: list[dict[str, Any]]) -> IngestResult:
         return await self.client.metrics.ingest(experiment_id, events)

@@ -27,7 +27,8 @@ Segment payloads (what the training process logged), in log order; ``seq`` count
     [0, {"run_key", "create_key", "name", "experiment_id", "folder_id", "description", "metadata", "created"}]
         the run's header: the first record of segment 1
     [1, seq, step | nil, unix_time, labels | nil, {metric_name: value, ...}]
-        one `run.log(...)` call
+        one `run.log(...)` call (this SDK always writes the step: the run's counter when none is given; nil is
+        read, from spools of older SDKs)
     [2, seq, text, step | nil, unix_time, metadata | nil]
         one `run.annotate(...)` call
     [3, seq, status]

@@ -47,6 +47,11 @@ class SenderPort(Protocol):
         one quick attempt (the run's start, which must not wait on a server that is down)."""
         ...
 
+    def last_step(self, experiment_id: str) -> int | None:
+        """The highest step stored in the experiment, over all its metrics (None when no point has one): one
+        quick read of its summary when a resumed run starts, so that `log()` without `step=` continues after it."""
+        ...
+
     def ingest(self, experiment_id: str, events: list[dict[str, Any]]) -> IngestResult:
         """Store one batch of metric events (at most the contract's events per request)."""
         ...

@@ -24,11 +24,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from tally_api_types.limits import METRIC_EVENT_STEP_MAXIMUM, METRIC_EVENT_STEP_MINIMUM
+
 from tally._errors import APIConnectionError, ConfigurationError, TallyError
 from tally._limits import check_annotation, check_labels, check_metadata, check_step, check_values
 from tally._logging import logger
 
-from ._format import KIND_ANNOTATION, KIND_END, KIND_EXPERIMENT, KIND_LOG, frame
+from ._format import KIND_ANNOTATION, KIND_END, KIND_EXPERIMENT, KIND_LOG, MAGIC, decode_records, frame
 from ._port import SenderPort
 from ._sender import Drain, Sender
 from ._spool import (
@@ -59,6 +61,8 @@ __all__ = [
 Durability = Literal["process", "power", "memory"]
 FLUSH_TIMEOUT_ENV = "TALLY_FLUSH_TIMEOUT"
 DEFAULT_FLUSH_TIMEOUT = 30.0
+_MIN_STEP = METRIC_EVENT_STEP_MINIMUM
+_MAX_STEP = METRIC_EVENT_STEP_MAXIMUM
 
 
 class FlushTimeoutError(TallyError):
@@ -118,6 +122,7 @@ class Run:
         flush_timeout: float,
         offline: bool,
         port: SenderPort | None,
+        first_step: int = 0,
     ) -> None:
         self.name = name
         self._writer = writer
@@ -129,6 +134,8 @@ class Run:
         self._port = port
         self._seq = 0
         self._logged = 0
+        self._step = first_step
+        self._last_step: int | None = None
         self._closed = False
         _LIVE.add(self)
 
@@ -138,11 +145,27 @@ class Run:
         has created it; in offline mode, only when the spool is synced)."""
         return self._drain.experiment_id
 
+    @property
+    def step(self) -> int:
+        """The step the next `log()` without `step=` takes: 0 for a new experiment, one past the last stored step
+        of a resumed one, one past the last logged step (or that step itself, left open by `commit=False`)."""
+        return self._step
+
     # ---- the hot path ------------------------------------------------------------------------------------------
     def log(
-        self, values: Mapping[str, Any], step: int | None = None, metadata: Mapping[str, str] | None = None
+        self,
+        values: Mapping[str, Any],
+        step: int | None = None,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        commit: bool = True,
     ) -> None:
         """Record metric values (name to finite number), at `step`, with string labels `metadata`.
+
+        Without `step`, the values take the run's next step (`run.step`); an explicit step sets the counter, so
+        the next call without one takes `step + 1`. A step may go backwards: it is stored like any other.
+        `commit=False` leaves the step open: the next call without `step=` takes the same one (several calls
+        build one step, as wandb's `commit=False`; each call is spooled at once, nothing waits in memory).
 
         Returns once the record is written to the spool (the kernel has it: it survives this process being
         killed); never waits on the network. Raises ValueError naming the bad name, value, step or label: the
@@ -157,24 +180,34 @@ class Run:
         values = check_values(values)
         if not values:
             return
-        if step is not None:
+        if step is None:
+            step = self._step
+            if step > _MAX_STEP:  # only after an explicit step at the very top of the range
+                check_step(step, "the run's next step")
+        elif type(step) is not int or not _MIN_STEP <= step <= _MAX_STEP:  # the common case skips a call
             check_step(step)
+            step = int(step)  # a float without fraction, as JSON has it: the counter stays an int
         if metadata:
             metadata = check_labels(metadata)
         self._seq += 1
         self._writer.append(frame((KIND_LOG, self._seq, step, time.time(), metadata, values)), len(values))
         self._logged += len(values)
+        self._last_step = step
+        self._step = step + 1 if commit else step
 
     # ---- the rest ----------------------------------------------------------------------------------------------
     def annotate(
         self, text: str, *, step: int | None = None, metadata: Mapping[str, Any] | None = None
     ) -> None:
-        """Record a note on the experiment (e.g. "lr drop"), in order with the metrics; spooled like them.
+        """Record a note on the experiment (e.g. "lr drop"), in order with the metrics; spooled like them. Without
+        `step`, it is at the step of the last `log()` (at `run.step` before any).
 
         Raises ValueError for what `client.annotations.create` would refuse (the same check): empty or too long
         text, a bad step, metadata over the contract's caps, NaN or Infinity in it, a NUL anywhere."""
         if self._closed:
             raise RuntimeError("this run is closed: start another with client.run(...)")
+        if step is None:
+            step = self._step if self._last_step is None else self._last_step
         check_annotation(text, step=step, metadata=metadata)
         self._seq += 1
         record = (KIND_ANNOTATION, self._seq, text, step, time.time(), dict(metadata) if metadata else None)
@@ -324,6 +357,58 @@ def _leftover(path: Path, client: SenderPort, experiment_id: str) -> Drain | Non
     return Drain(store, client, directory=path, lock=lock)
 
 
+def _spooled_last_step(path: Path, experiment_id: str) -> int | None:
+    """The highest step in the last segment of a leftover spool of `experiment_id` (one of a process that
+    died before sending it all; its records are sent before the resumed run's), or None."""
+    store = FileStore(path)
+    header = read_header(store)
+    if (read_progress(path)["experiment_id"] or (header or {}).get("experiment_id")) != experiment_id:
+        return None
+    segments = store.segments()
+    data = store.read(segments[-1], len(MAGIC), store.path(segments[-1]).stat().st_size) if segments else None
+    if not data:
+        return None
+    steps = [
+        payload[2]
+        for _, payload in decode_records(data, base=len(MAGIC)).records
+        if isinstance(payload, list)
+        and len(payload) > 2
+        and payload[0] == KIND_LOG
+        and type(payload[2]) is int
+    ]
+    return max(steps, default=None)
+
+
+def _first_step(client: SenderPort | None, experiment_id: str) -> int:
+    """Where a resumed run's steps start: one past the highest step stored in the experiment (read once, here;
+    never per `log()`) or spooled for it by an earlier process of this machine. When the server does not
+    answer, only the spools count, and a warning says that the steps may repeat stored ones."""
+    steps: list[int] = []
+    if client is not None:
+        try:
+            stored = client.last_step(experiment_id)
+        except APIConnectionError as error:
+            logger.warning(
+                "tally: the server is unreachable (%s), so the last stored step of %s is unknown; log() without "
+                "step= continues from this machine's spools only: pass step= to be sure",
+                error,
+                experiment_id,
+            )
+        else:
+            if stored is not None:
+                steps.append(stored)
+    root = spool_root()
+    if root.is_dir():
+        for path in iter_spools(root):
+            try:
+                spooled = _spooled_last_step(path, experiment_id)
+            except OSError:
+                continue
+            if spooled is not None:
+                steps.append(spooled)
+    return max(steps) + 1 if steps else 0
+
+
 def start_run(
     client: SenderPort,
     name: str | None = None,
@@ -370,6 +455,9 @@ def start_run(
                 logger.info(
                     "tally: the server is unreachable (%s); the experiment will be created later", error
                 )
+        first_step = 0
+        if name is None and experiment_id is not None:
+            first_step = _first_step(sender_client, experiment_id)
         header = {
             "run_key": run_key,
             "create_key": create_key,
@@ -420,6 +508,7 @@ def start_run(
             flush_timeout=timeout,
             offline=offline,
             port=client,
+            first_step=first_step,
         )
     except BaseException:
         client.close()  # what the port made for the run (never the caller's client)

@@ -54,6 +54,9 @@ class FakeServer:
     def close(self) -> None:
         self.is_closed = True
 
+    def last_step(self, experiment_id: str) -> int | None:
+        return None
+
     def ingest(self, experiment_id: str, events: list[dict[str, Any]]) -> IngestResult:
         with self.lock:
             self.in_flight += 1
