@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from tally._errors import NotFoundError
 from tally._types import IngestResult
 
 if TYPE_CHECKING:
@@ -43,18 +44,40 @@ class AsyncRunPort:
         description: str | None,
         metadata: Any,
         folder_id: str | None,
+        tags: list[str] | None = None,
         idempotency_key: str,
         patient: bool = True,
     ) -> str:
-        client = self.client if patient else self.client.with_options(max_retries=0, timeout=QUICK_TIMEOUT)
-        experiment = await client.experiments.create(
+        experiment = await self._client(patient).experiments.create(
             name,
             description=description,
             metadata=metadata,
             folder_id=folder_id,
+            tags=tags,
             idempotency_key=idempotency_key,
         )
         return experiment.id
+
+    def _client(self, patient: bool) -> AsyncTally:
+        return self.client if patient else self.client.with_options(max_retries=0, timeout=QUICK_TIMEOUT)
+
+    async def find_experiments(
+        self, *, experiment_id: str | None, name: str | None, folder_id: str | None, patient: bool = True
+    ) -> list[str]:
+        client = self._client(patient)
+        if experiment_id is not None:
+            try:
+                return [(await client.experiments.get(experiment_id)).id]
+            except NotFoundError:
+                return []
+        found: list[str] = []
+        async for experiment in client.experiments.list(name_prefix=name, folder_id=folder_id):
+            if experiment.name == name:
+                found.append(experiment.id)
+        return found
+
+    async def reopen(self, experiment_id: str, *, patient: bool = True) -> None:
+        await self._client(patient).experiments.update_status(experiment_id, "running", reopen=True)
 
     async def last_step(self, experiment_id: str) -> int | None:
         client = self.client.with_options(max_retries=0, timeout=QUICK_TIMEOUT)

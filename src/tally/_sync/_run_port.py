@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from tally._errors import NotFoundError
 from tally._types import IngestResult
 
 if TYPE_CHECKING:
@@ -44,18 +45,40 @@ class RunPort:
         description: str | None,
         metadata: Any,
         folder_id: str | None,
+        tags: list[str] | None = None,
         idempotency_key: str,
         patient: bool = True,
     ) -> str:
-        client = self.client if patient else self.client.with_options(max_retries=0, timeout=QUICK_TIMEOUT)
-        experiment = client.experiments.create(
+        experiment = self._client(patient).experiments.create(
             name,
             description=description,
             metadata=metadata,
             folder_id=folder_id,
+            tags=tags,
             idempotency_key=idempotency_key,
         )
         return experiment.id
+
+    def _client(self, patient: bool) -> Tally:
+        return self.client if patient else self.client.with_options(max_retries=0, timeout=QUICK_TIMEOUT)
+
+    def find_experiments(
+        self, *, experiment_id: str | None, name: str | None, folder_id: str | None, patient: bool = True
+    ) -> list[str]:
+        client = self._client(patient)
+        if experiment_id is not None:
+            try:
+                return [(client.experiments.get(experiment_id)).id]
+            except NotFoundError:
+                return []
+        found: list[str] = []
+        for experiment in client.experiments.list(name_prefix=name, folder_id=folder_id):
+            if experiment.name == name:
+                found.append(experiment.id)
+        return found
+
+    def reopen(self, experiment_id: str, *, patient: bool = True) -> None:
+        self._client(patient).experiments.update_status(experiment_id, "running", reopen=True)
 
     def last_step(self, experiment_id: str) -> int | None:
         client = self.client.with_options(max_retries=0, timeout=QUICK_TIMEOUT)

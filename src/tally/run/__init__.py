@@ -8,6 +8,7 @@ client: the client hands its run a `SenderPort` (`_port`), the few calls the sen
 
 from ._port import SenderPort
 from ._replay import SpoolReport, spool_status, sync_spools
+from ._resume import ResumeError, ResumeMode
 from ._run import ClientClosedError, Durability, FlushTimeoutError, Run, RunStatus, start_run
 from ._spool import DEFAULT_CAP_BYTES, SPOOL_DIR_ENV, CapPolicy, SpoolFullError, spool_root
 
@@ -18,6 +19,8 @@ __all__ = [
     "ClientClosedError",
     "Durability",
     "FlushTimeoutError",
+    "ResumeError",
+    "ResumeMode",
     "Run",
     "RunStatus",
     "SenderPort",

@@ -30,8 +30,9 @@ from tally._errors import APIConnectionError, ConfigurationError, TallyError
 from tally._limits import check_annotation, check_labels, check_metadata, check_step, check_values
 from tally._logging import logger
 
-from ._format import KIND_ANNOTATION, KIND_END, KIND_EXPERIMENT, KIND_LOG, MAGIC, decode_records, frame
+from ._format import KIND_ANNOTATION, KIND_END, KIND_LOG, MAGIC, decode_records, frame
 from ._port import SenderPort
+from ._resume import ResumeMode, check_resume, resolve_experiment
 from ._sender import Drain, Sender
 from ._spool import (
     DEFAULT_CAP_BYTES,
@@ -354,7 +355,7 @@ def _leftover(path: Path, client: SenderPort, experiment_id: str) -> Drain | Non
     lock = SpoolLock(path)
     if not lock.acquire():
         return None
-    return Drain(store, client, directory=path, lock=lock)
+    return Drain(store, client, directory=path, lock=lock, superseded=True)
 
 
 def _spooled_last_step(path: Path, experiment_id: str) -> int | None:
@@ -379,26 +380,29 @@ def _spooled_last_step(path: Path, experiment_id: str) -> int | None:
     return max(steps, default=None)
 
 
-def _first_step(client: SenderPort | None, experiment_id: str) -> int:
+def _first_step(client: SenderPort | None, experiment_id: str | None) -> int:
     """Where a resumed run's steps start: one past the highest step stored in the experiment (read once, here;
-    never per `log()`) or spooled for it by an earlier process of this machine. When the server does not
-    answer, only the spools count, and a warning says that the steps may repeat stored ones."""
+    never per `log()`) or spooled for it by an earlier process of this machine. Without the server (`client`
+    None: offline, or it did not answer), only the spools count, and a warning says that the steps may repeat
+    stored ones."""
     steps: list[int] = []
-    if client is not None:
-        try:
+    stored: int | None = None
+    try:
+        if client is not None and experiment_id is not None:
             stored = client.last_step(experiment_id)
-        except APIConnectionError as error:
-            logger.warning(
-                "tally: the server is unreachable (%s), so the last stored step of %s is unknown; log() without "
-                "step= continues from this machine's spools only: pass step= to be sure",
-                error,
-                experiment_id,
-            )
         else:
-            if stored is not None:
-                steps.append(stored)
+            client = None
+    except APIConnectionError:
+        client = None
+    if stored is not None:
+        steps.append(stored)
+    if client is None:
+        logger.warning(
+            "tally: the server was not asked for the last stored step of the resumed experiment, so log() without "
+            "step= continues after the steps spooled on this machine only (or from 0): pass step= to be sure"
+        )
     root = spool_root()
-    if root.is_dir():
+    if experiment_id is not None and root.is_dir():
         for path in iter_spools(root):
             try:
                 spooled = _spooled_last_step(path, experiment_id)
@@ -414,6 +418,7 @@ def start_run(
     name: str | None = None,
     *,
     experiment_id: str | None = None,
+    resume: ResumeMode | None = None,
     folder_id: str | None = None,
     description: str | None = None,
     metadata: Mapping[str, Any] | None = None,
@@ -425,10 +430,7 @@ def start_run(
     """`client.run(...)`: see `Tally.run`. `client` is the port the client hands its run (`tally._run_ports`):
     the run sends through the caller's own client and closes only what the port made for it."""
     try:
-        if (name is None) == (experiment_id is None):
-            raise ValueError(
-                "client.run needs a name (to create an experiment) or experiment_id= (to resume one), not both"
-            )
+        check_resume(resume, name, experiment_id)
         check_metadata(metadata)  # now, not when an offline run's spool is synced
         if durability not in ("process", "power", "memory"):
             raise ValueError(f"durability must be 'process', 'power' or 'memory', not {durability!r}")
@@ -441,24 +443,7 @@ def start_run(
         run_key = _new_run_key()
         create_key = f"tally-run-{run_key}-{secrets.token_hex(12)}"  # the experiment's stable Idempotency-Key
         sender_client = None if offline else client
-        if name is not None and sender_client is not None:
-            try:  # create it now when the server answers; when it does not, the sender creates it later
-                experiment_id = sender_client.create_experiment(
-                    name,
-                    description=description,
-                    metadata=metadata,
-                    folder_id=folder_id,
-                    idempotency_key=create_key,
-                    patient=False,
-                )
-            except APIConnectionError as error:
-                logger.info(
-                    "tally: the server is unreachable (%s); the experiment will be created later", error
-                )
-        first_step = 0
-        if name is None and experiment_id is not None:
-            first_step = _first_step(sender_client, experiment_id)
-        header = {
+        header: dict[str, Any] = {
             "run_key": run_key,
             "create_key": create_key,
             "name": name,
@@ -468,6 +453,33 @@ def start_run(
             "metadata": dict(metadata) if metadata else None,
             "created": time.time(),
         }
+        if resume is not None or experiment_id is not None:
+            header["resume"] = resume or "must"
+        settled: str | None = None  # the experiment, when the server answered now
+        resumed = experiment_id is not None
+        if sender_client is not None:
+            try:  # settle it now when the server answers; when it does not, the sender does it later
+                if "resume" in header:
+                    settled, resumed = resolve_experiment(sender_client, header, patient=False)
+                else:
+                    settled = sender_client.create_experiment(
+                        str(name),
+                        description=description,
+                        metadata=metadata,
+                        folder_id=folder_id,
+                        idempotency_key=create_key,
+                        patient=False,
+                    )
+                header["experiment_id"] = settled
+            except APIConnectionError as error:
+                logger.info(
+                    "tally: the server is unreachable (%s); the experiment will be settled later", error
+                )
+        first_step = 0
+        if settled is not None and resumed:
+            first_step = _first_step(sender_client, settled)
+        elif settled is None and "resume" in header:
+            first_step = _first_step(None, header["experiment_id"])
         directory: Path | None = None
         lock: SpoolLock | None = None
         store: Store
@@ -484,16 +496,15 @@ def start_run(
             store = FileStore(directory)
         writer = SpoolWriter(store, header, cap_bytes=spool_cap, policy=on_full, can_wait=not offline)
         drain = Drain(store, sender_client, directory=directory, writer=writer, header=header)
-        if experiment_id is not None and name is not None:
-            drain.experiment_id = experiment_id
-            drain.progress.append([KIND_EXPERIMENT, experiment_id])
+        if settled is not None:
+            drain.opened_as(settled)
         sender: Sender | None = None
         if sender_client is not None:
             leftovers: list[Callable[[], Drain | None]] = []
-            if name is None and experiment_id is not None and directory is not None:
-                resumed, own = experiment_id, directory
+            if resumed and header["experiment_id"] is not None and directory is not None:
+                own = directory
                 leftovers.extend(
-                    functools.partial(_leftover, path, sender_client, resumed)
+                    functools.partial(_leftover, path, sender_client, header["experiment_id"])
                     for path in iter_spools(directory.parent)
                     if path != own
                 )

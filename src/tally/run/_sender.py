@@ -54,6 +54,7 @@ from ._format import (
     last_progress,
 )
 from ._port import SenderPort
+from ._resume import resolve_experiment
 from ._spool import SpoolLock, SpoolWriter, Store, read_header, read_progress, remove_spool
 
 __all__ = ["REFUSE", "RETRY", "SPLIT", "Drain", "Sender", "is_rejection", "verdict"]
@@ -186,6 +187,7 @@ class Drain:
         writer: SpoolWriter | None = None,
         header: dict[str, Any] | None = None,
         lock: SpoolLock | None = None,
+        superseded: bool = False,
     ) -> None:
         self.store = store
         self._client = client
@@ -196,8 +198,10 @@ class Drain:
         self.progress = ProgressLog(directory)
         self.header: dict[str, Any] | None = header if header is not None else _header(store)
         self.experiment_id: str | None = state["experiment_id"]
+        self.opened = self.experiment_id is not None  # the experiment is settled: created, or resumed
         if self.experiment_id is None and self.header and self.header.get("experiment_id"):
             self.experiment_id = str(self.header["experiment_id"])
+        self.superseded = superseded
         self.segment: int = state["segment"]
         self.offset: int = state["offset"]
         self.stored: int = state["stored"]
@@ -285,23 +289,32 @@ class Drain:
         self.segment, self.offset = segment, offset
         self.progress.append([KIND_PROGRESS, segment, offset, self.stored, self.rejected])
 
+    def opened_as(self, experiment_id: str) -> None:
+        """The experiment is settled (created or resumed, at the run's start or here): recorded once."""
+        self.experiment_id = experiment_id
+        self.opened = True
+        self.progress.append([KIND_EXPERIMENT, experiment_id])
+
     def _ensure_experiment(self) -> str:
-        if self.experiment_id is not None:
+        if self.opened and self.experiment_id is not None:
             return self.experiment_id
         header = self.header
         assert header is not None
-        if header.get("experiment_id"):
-            self.experiment_id = str(header["experiment_id"])
+        if header.get("resume"):  # resume=..., or experiment_id=: look it up, reopen it or create it
+            experiment_id, _ = resolve_experiment(self.client, header, patient=True)
+        elif header.get("experiment_id"):  # a spool of an SDK before resume=
+            experiment_id = str(header["experiment_id"])
         else:
-            self.experiment_id = self.client.create_experiment(
+            experiment_id = self.client.create_experiment(
                 str(header["name"]),
                 description=header.get("description"),
                 metadata=header.get("metadata"),
                 folder_id=header.get("folder_id"),
+                tags=header.get("tags"),
                 idempotency_key=str(header.get("create_key") or f"tally-run-{header['run_key']}"),
             )
-        self.progress.append([KIND_EXPERIMENT, self.experiment_id])
-        return self.experiment_id
+        self.opened_as(experiment_id)
+        return experiment_id
 
     def step(self) -> bool:
         """Do one unit of work; False when caught up. Raises the client's errors that a retry may cure (see
@@ -496,6 +509,8 @@ class Drain:
                     raise ValueError(f"unreadable spool record: {error!r}") from None
                 self.client.annotate(experiment_id, **record)
                 self.stored += 1
+            elif kind == KIND_END and self.superseded:
+                pass  # an earlier process's end: the resumed run that replays it sets the final status
             elif kind == KIND_END:
                 try:
                     self.client.set_status(experiment_id, payload[2])

@@ -57,6 +57,12 @@ class FakeServer:
     def last_step(self, experiment_id: str) -> int | None:
         return None
 
+    def find_experiments(self, **kwargs: Any) -> list[str]:
+        return ["exp_fake"]
+
+    def reopen(self, experiment_id: str, **kwargs: Any) -> None:
+        self.statuses.append("running")
+
     def ingest(self, experiment_id: str, events: list[dict[str, Any]]) -> IngestResult:
         with self.lock:
             self.in_flight += 1
