@@ -9,7 +9,15 @@ client: the client hands its run a `SenderPort` (`_port`), the few calls the sen
 from ._port import SenderPort
 from ._replay import SpoolReport, spool_status, sync_spools
 from ._resume import ResumeError, ResumeMode
-from ._run import ClientClosedError, Durability, FlushTimeoutError, Run, RunStatus, start_run
+from ._run import (
+    ClientClosedError,
+    Durability,
+    FlushTimeoutError,
+    Run,
+    RunRejectedError,
+    RunStatus,
+    start_run,
+)
 from ._spool import DEFAULT_CAP_BYTES, SPOOL_DIR_ENV, CapPolicy, SpoolFullError, spool_root
 
 __all__ = [
@@ -22,6 +30,7 @@ __all__ = [
     "ResumeError",
     "ResumeMode",
     "Run",
+    "RunRejectedError",
     "RunStatus",
     "SenderPort",
     "SpoolFullError",

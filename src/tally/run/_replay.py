@@ -157,6 +157,9 @@ def sync_spools(client: SenderPort, root: Path | None = None) -> list[SpoolRepor
                 report.error += " (refused; fix the cause and run `tally sync` again)"
         else:
             report.state = "synced"
+        if drain.blocked is not None:  # nothing of it can be sent: keep it whole, and say why
+            report.state = "failed"
+            report.error = f"{drain.blocked} (refused; fix the cause and run `tally sync` again)"
         report.experiment_id = drain.experiment_id or report.experiment_id
         report.stored = drain.stored - stored_before
         report.duplicates = drain.duplicates

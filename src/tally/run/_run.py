@@ -55,6 +55,7 @@ __all__ = [
     "Durability",
     "FlushTimeoutError",
     "Run",
+    "RunRejectedError",
     "RunStatus",
     "start_run",
 ]
@@ -70,6 +71,43 @@ class FlushTimeoutError(TallyError):
     """`run.flush(timeout)` ran out of time; what is not stored stays in the spool."""
 
 
+class RunRejectedError(TallyError):
+    """Events of the run were refused and will never be stored (409 `experiment_closed`, a 400 of validation, a
+    `client_event_id` conflict, a resume that cannot be made): raised by `run.flush()` and `run.close()` for the
+    refusals no earlier call raised. `rejected`: how many events; `reasons`: the first reasons; `dead_letter`:
+    the file that keeps them; `pending`: events still unsent. The run goes on: what is valid is still sent."""
+
+    def __init__(
+        self,
+        rejected: int,
+        reasons: list[str],
+        *,
+        experiment_id: str | None,
+        dead_letter: str | None,
+        pending: int = 0,
+        blocked: str | None = None,
+    ) -> None:
+        self.rejected = rejected
+        self.reasons = reasons
+        self.experiment_id = experiment_id
+        self.dead_letter = dead_letter
+        self.pending = pending
+        self.blocked = blocked
+        if blocked is not None:
+            text = (
+                f"run of {experiment_id or 'a new experiment'} cannot send: {blocked}; {pending:,} events stay "
+                "in the spool"
+            )
+        else:
+            text = (
+                f"{rejected:,} {'event' if rejected == 1 else 'events'} of run {experiment_id} were refused and "
+                f"will not be stored; first reason: {reasons[0] if reasons else 'unknown'}"
+            )
+        if dead_letter:
+            text += f"; kept in {dead_letter}"
+        super().__init__(text)
+
+
 class ClientClosedError(TallyError):
     """`run.flush()` on a run whose client is closed: nothing more can be sent; what is not stored stays in the
     spool, for `tally sync`."""
@@ -79,8 +117,9 @@ class ClientClosedError(TallyError):
 class RunStatus:
     """Where a run's events are: `logged` by this process, `stored` on the server (duplicates of earlier
     attempts included), `pending` (in the spool, not yet stored), `rejected` (refused by the server or unsendable:
-    kept in the `dead_letter` file, see `tally.run._deadletter`), `dropped` at the spool's cap; the last error the
-    sender met, and the spool's directory (None for durability="memory")."""
+    kept in the `dead_letter` file, see `tally.run._deadletter`), `dropped` at the spool's cap; `last_error`: the
+    current outage (cleared once the server answers again), else the last refusal; and the spool's directory
+    (None for durability="memory")."""
 
     experiment_id: str | None
     logged: int
@@ -137,6 +176,7 @@ class Run:
         self._logged = 0
         self._step = first_step
         self._last_step: int | None = None
+        self._reported = drain.rejected  # refusals raised so far (those of earlier processes count as raised)
         self._closed = False
         _LIVE.add(self)
 
@@ -216,17 +256,37 @@ class Run:
         self._logged += 1
 
     def _caught_up(self, seq: int) -> bool:
-        return self._drain.done_seq >= seq or self._drain.finished
+        return self._drain.done_seq >= seq or self._drain.finished or self._drain.blocked is not None
+
+    def _raise_rejections(self) -> None:
+        """Raise `RunRejectedError` for refusals that no earlier `flush()` or `close()` raised (and every time,
+        while the run cannot send at all)."""
+        drain = self._drain
+        if drain.rejected <= self._reported and drain.blocked is None:
+            return
+        reported, self._reported = self._reported, drain.rejected
+        status = self.status()
+        raise RunRejectedError(
+            drain.rejected - reported,
+            [reason for before, reason in drain.reasons if before >= reported] or [drain.last_error or ""],
+            experiment_id=status.experiment_id,
+            dead_letter=status.dead_letter,
+            pending=status.pending,
+            blocked=drain.blocked,
+        )
 
     def flush(self, timeout: float | None = 30.0) -> None:
         """Wait until everything logged so far is stored on the server; raise `FlushTimeoutError` after
-        `timeout` seconds (it stays in the spool, and the sender keeps trying). Offline: returns at once,
-        since everything is in the spool already, for `tally sync`."""
+        `timeout` seconds (it stays in the spool, and the sender keeps trying), and `RunRejectedError` when
+        events were refused since the last flush (they never will be stored; the run goes on). Offline: returns
+        at once, since everything is in the spool already, for `tally sync`."""
         if self._sender is None:
             return
         self._check_client_open()
         seq = self._seq
-        if not self._sender.wait(lambda: self._caught_up(seq), timeout):
+        caught_up = self._sender.wait(lambda: self._caught_up(seq), timeout)
+        self._raise_rejections()
+        if not caught_up:
             status = self.status()
             raise FlushTimeoutError(
                 f"{status.pending} events are not stored after {timeout} s"
@@ -249,7 +309,8 @@ class Run:
         drain = self._drain
         dropped = self._writer.dropped_events
         pending = max(self._logged - drain.stored - drain.rejected - dropped, 0)
-        last_error = drain.last_error or (self._sender.last_error if self._sender and pending else None)
+        # The current outage first (the sender clears it once the server answers), else the last refusal.
+        last_error = (self._sender.last_error if self._sender else None) or drain.last_error
         return RunStatus(
             experiment_id=drain.experiment_id,
             logged=self._logged,
@@ -267,7 +328,13 @@ class Run:
 
     def close(self, status: Literal["completed", "failed", "cancelled"] = "completed") -> RunStatus:
         """End the run: record the final `status`, flush for at most the flush timeout, stop the sender. What is
-        not stored stays in the spool, and one line on stderr says how to upload it. Never hangs."""
+        not stored stays in the spool, and one line on stderr says how to upload it. Never hangs. Then raises
+        `RunRejectedError` if events were refused that no `flush()` raised (the run is closed all the same)."""
+        result = self._close(status)
+        self._raise_rejections()
+        return result
+
+    def _close(self, status: Literal["completed", "failed", "cancelled"]) -> RunStatus:
         if self._closed:
             return self.status()
         self._seq += 1
@@ -316,7 +383,10 @@ class Run:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close("completed" if exc_type is None else "failed")
+        if exc_type is None:
+            self.close("completed")
+        else:  # the block's own exception is the one to see; refusals are still said on stderr
+            self._close("failed")
 
     def __repr__(self) -> str:
         return f"<Run {self.name or self.id!r} logged={self._logged}>"

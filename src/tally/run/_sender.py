@@ -54,7 +54,7 @@ from ._format import (
     last_progress,
 )
 from ._port import SenderPort
-from ._resume import resolve_experiment
+from ._resume import ResumeError, resolve_experiment
 from ._spool import SpoolLock, SpoolWriter, Store, read_header, read_progress, remove_spool
 
 __all__ = ["REFUSE", "RETRY", "SPLIT", "Drain", "Sender", "is_rejection", "verdict"]
@@ -62,6 +62,8 @@ __all__ = ["REFUSE", "RETRY", "SPLIT", "Drain", "Sender", "is_rejection", "verdi
 BATCH_EVENTS = MAX_BATCH_EVENTS
 """Events per ingest call: the contract's limit per request (`tally_api_types.limits`, via `tally._events`)."""
 READ_BYTES = 1 << 20
+MAX_REASONS = 10
+"""Refusal reasons a drain keeps for `RunRejectedError` (the count is exact; the reasons are the first ones)."""
 RETRY, SPLIT, REFUSE = "retry", "split", "refuse"
 _SPLIT_STATUSES = frozenset({400, 413, 422})
 """Refusals of what a batch holds: one event can cause them, so the batch is split to find it."""
@@ -80,6 +82,8 @@ def rfc3339(stamp: float) -> str:
 def verdict(error: BaseException) -> str:
     """What to do about a failed send: `RETRY` it later, `SPLIT` its batch to isolate the refused events, or
     `REFUSE` the whole batch (dead-letter it)."""
+    if isinstance(error, ResumeError):
+        return REFUSE
     if isinstance(error, APIStatusError):
         if error.code == "idempotency_in_progress":
             return RETRY
@@ -91,6 +95,11 @@ def verdict(error: BaseException) -> str:
     if isinstance(error, ValueError | TypeError) and not isinstance(error, TallyError):
         return SPLIT  # the SDK's own checks refused the data: no retry can change it
     return RETRY
+
+
+def _reason(error: BaseException | str) -> str:
+    """A refusal for humans (an API error's text names its status, code, message and request id)."""
+    return str(error)
 
 
 def is_rejection(error: BaseException) -> bool:
@@ -211,6 +220,8 @@ class Drain:
         self.done_seq = 0
         self.torn: list[tuple[int, TornTail]] = []
         self.last_error: str | None = None
+        self.reasons: list[tuple[int, str]] = []  # (rejected before it, the reason): the first MAX_REASONS
+        self.blocked: str | None = None  # why nothing of this spool can be sent (a resume that cannot be)
         self.dead_letter = DeadLetter(dead_letter_path(directory)) if directory is not None else None
         self._buffer: deque[tuple[int, int, Any]] = deque()  # (segment, end offset, payload)
         self._read_segment = self.segment
@@ -335,7 +346,16 @@ class Drain:
             first = self._buffer[0][2]
             if isinstance(first, list) and first and first[0] == KIND_RUN:
                 self.header = dict(first[1])
-        experiment_id = self._ensure_experiment()
+        if self.blocked is not None:
+            return False
+        try:
+            experiment_id = self._ensure_experiment()
+        except Exception as error:
+            if verdict(error) == RETRY:
+                raise
+            self.blocked = self.last_error = _reason(error)
+            logger.warning("tally: run %r cannot send: %s", self._run_name(), self.blocked)
+            return False
         buffer = self._buffer
         run_key = str(self.header["run_key"]) if self.header else ""
         events: list[dict[str, Any]] = []
@@ -470,8 +490,10 @@ class Drain:
             return
         if self.dead_letter is not None:
             self.dead_letter.append(entries, header=self.header, experiment_id=self.experiment_id)
+        if len(self.reasons) < MAX_REASONS:
+            self.reasons.append((self.rejected, _reason(error)))
         self.rejected += count
-        self.last_error = str(error)
+        self.last_error = _reason(error)
         where = self.dead_letter.path if self.dead_letter is not None else "nowhere (durability='memory')"
         logger.warning(
             "tally: %d events of run %r could not be stored (%s); kept in %s",
@@ -637,12 +659,19 @@ class Sender:
             drain = self._current()
             try:
                 worked = drain.step() if drain is not None else False
+                self.last_error = None  # the server answered: the outage, if any, is over
             except Exception as error:
                 self.failures += 1
                 self.last_error = f"{type(error).__name__}: {error}"
                 delay = backoff_delay(min(self.failures, 10), rand=0.5 + random.random() / 2)
                 logger.info("tally: sending the run failed (%s); retrying in %.1f s", error, delay)
-                self._stop.wait(delay)
+                # A flush (or stop) cuts the wait short: one attempt at once for a caller who is waiting.
+                self._wake.wait(delay)
+                self._wake.clear()
+                continue
+            if drain is not None and drain is not self.own and drain.blocked is not None:
+                drain.close()  # it cannot be sent: left whole, for `tally sync` to say why
+                self._leftovers.pop(0)
                 continue
             if drain is not None and drain is not self.own and (drain.finished or not worked):
                 drain.finished = True  # no one writes a leftover: caught up is done

@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from tally import Tally
+from tally.run import RunRejectedError
 
 from ..conftest import unique
 from .conftest import KEY, ServerProcess
@@ -32,6 +33,9 @@ def test_a_resume_started_while_the_server_is_down_reopens_the_experiment_once_i
         for step in range(5, 10):
             run.log({"loss": 0.5}, step=step)
         assert run.status().pending == 5
+        # And one that cannot be: its experiment does not exist (resume "must", the default with an id).
+        missing = client.run(experiment_id="exp_01JD0000000000000000000000", flush_timeout=0.5)
+        missing.log({"loss": 0.5}, step=0)
         server.start()
         run.flush(timeout=60)
         assert (run.status().stored, run.status().rejected) == (5, 0)
@@ -41,3 +45,11 @@ def test_a_resume_started_while_the_server_is_down_reopens_the_experiment_once_i
         points = Counter((p.name, p.step) for p in client.metrics.list(experiment_id))
         assert points == Counter({("loss", s): 1 for s in range(10)})
         assert [a.text for a in client.annotations.list(experiment_id)] == ["reopened (was completed)"]
+        with pytest.raises(
+            RunRejectedError, match="cannot send: resume='must': no experiment exp_01JD"
+        ) as raised:
+            missing.flush(timeout=60)
+        assert raised.value.pending == 1
+        assert "resume='must'" in (missing.status().last_error or "")
+        with pytest.raises(RunRejectedError):
+            missing.close()  # raised again: while it cannot send, the run says so at every flush and close
