@@ -136,6 +136,9 @@ class LoopPort:
             )
         )
 
+    def merge_config(self, experiment_id: str, config: dict[str, Any] | None, tags: list[str] | None) -> None:
+        self._call(self._port.merge_config(experiment_id, config, tags))
+
     def set_status(self, experiment_id: str, status: str) -> None:
         self._call(self._port.set_status(experiment_id, status))
 

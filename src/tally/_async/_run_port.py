@@ -107,6 +107,24 @@ class AsyncRunPort:
             client_event_id=client_event_id,
         )
 
+    async def merge_config(
+        self, experiment_id: str, config: dict[str, Any] | None, tags: list[str] | None
+    ) -> None:
+        from tally.run._config import CONFIG_KEY, nest
+
+        experiment = await self.client.experiments.get(experiment_id)
+        metadata = dict(experiment.metadata)
+        current = metadata.get(CONFIG_KEY)
+        merged = nest(config or {}, into=current if isinstance(current, dict) else None)
+        changes: dict[str, Any] = {}
+        if config and merged != current:
+            changes["metadata"] = {**metadata, CONFIG_KEY: merged}
+        new_tags = [tag for tag in tags or () if tag not in experiment.tags]
+        if new_tags:
+            changes["tags"] = [*experiment.tags, *new_tags]
+        if changes:
+            await self.client.experiments.update(experiment_id, **changes)
+
     async def set_status(self, experiment_id: str, status: str) -> None:
         await self.client.experiments.update_status(experiment_id, status)
 

@@ -33,6 +33,9 @@ Segment payloads (what the training process logged), in log order; ``seq`` count
         one `run.annotate(...)` call
     [3, seq, status]
         the run ended: mark the experiment `completed` or `failed`
+    [4, seq, {dotted_key: value, ...} | nil, [tag, ...] | nil]
+        `run.config.update(...)`, or the config and tags of a resumed run: merged into the experiment's metadata
+        under `config` (see `tally.run._config`), the tags added to its own
 
 Progress payloads (what the sender knows is stored on the server)::
 
@@ -66,6 +69,7 @@ import msgspec
 __all__ = [
     "HEADER",
     "KIND_ANNOTATION",
+    "KIND_CONFIG",
     "KIND_END",
     "KIND_EXPERIMENT",
     "KIND_FINISHED",
@@ -87,6 +91,7 @@ KIND_RUN = 0
 KIND_LOG = 1
 KIND_ANNOTATION = 2
 KIND_END = 3
+KIND_CONFIG = 4
 KIND_EXPERIMENT = 10
 KIND_PROGRESS = 11
 KIND_FINISHED = 12

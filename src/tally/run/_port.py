@@ -82,6 +82,11 @@ class SenderPort(Protocol):
         """Store one annotation."""
         ...
 
+    def merge_config(self, experiment_id: str, config: dict[str, Any] | None, tags: list[str] | None) -> None:
+        """Merge dotted `config` keys into the experiment's metadata under `config`, and add `tags` to its own (a
+        read, then an update that sends only what changed)."""
+        ...
+
     def set_status(self, experiment_id: str, status: str) -> None:
         """Set the experiment's final status."""
         ...

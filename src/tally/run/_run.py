@@ -18,7 +18,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,10 +27,11 @@ from typing import Any, Literal
 from tally_api_types.limits import METRIC_EVENT_STEP_MAXIMUM, METRIC_EVENT_STEP_MINIMUM
 
 from tally._errors import APIConnectionError, ConfigurationError, TallyError
-from tally._limits import check_annotation, check_labels, check_metadata, check_step, check_values
+from tally._limits import check_annotation, check_labels, check_metadata, check_step, check_tags, check_values
 from tally._logging import logger
 
-from ._format import KIND_ANNOTATION, KIND_END, KIND_LOG, MAGIC, decode_records, frame
+from ._config import RunConfig, flatten_config, with_config
+from ._format import KIND_ANNOTATION, KIND_CONFIG, KIND_END, KIND_LOG, MAGIC, decode_records, frame
 from ._port import SenderPort
 from ._resume import ResumeMode, check_resume, resolve_experiment
 from ._sender import Drain, Sender
@@ -163,6 +164,7 @@ class Run:
         offline: bool,
         port: SenderPort | None,
         first_step: int = 0,
+        config: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self._writer = writer
@@ -177,6 +179,8 @@ class Run:
         self._step = first_step
         self._last_step: int | None = None
         self._reported = drain.rejected  # refusals raised so far (those of earlier processes count as raised)
+        self.config = RunConfig(dict(config or {}), self._append_config)
+        """The run's config as dotted keys, read-only; `run.config.update(...)` adds to it (see `_config`)."""
         self._closed = False
         _LIVE.add(self)
 
@@ -253,6 +257,15 @@ class Run:
         self._seq += 1
         record = (KIND_ANNOTATION, self._seq, text, step, time.time(), dict(metadata) if metadata else None)
         self._writer.append(frame(record), 1)
+        self._logged += 1
+
+    def _append_config(self, flat: dict[str, Any] | None, tags: list[str] | None = None) -> None:
+        """Spool a config change (and tags to add), in order with the metrics: the sender merges it into the
+        experiment's metadata."""
+        if self._closed:
+            raise RuntimeError("this run is closed: start another with client.run(...)")
+        self._seq += 1
+        self._writer.append(frame((KIND_CONFIG, self._seq, flat or None, tags or None)), 1)
         self._logged += 1
 
     def _caught_up(self, seq: int) -> bool:
@@ -492,6 +505,8 @@ def start_run(
     folder_id: str | None = None,
     description: str | None = None,
     metadata: Mapping[str, Any] | None = None,
+    config: Any = None,
+    tags: Sequence[str] | None = None,
     durability: Durability = "process",
     spool_cap: int = DEFAULT_CAP_BYTES,
     on_full: CapPolicy = "block",
@@ -502,6 +517,9 @@ def start_run(
     try:
         check_resume(resume, name, experiment_id)
         check_metadata(metadata)  # now, not when an offline run's spool is synced
+        flat_config = flatten_config(config) if config is not None else {}
+        create_metadata = with_config(metadata, flat_config)  # checked now, as a whole
+        tag_list = check_tags(tags) if tags is not None else None
         if durability not in ("process", "power", "memory"):
             raise ValueError(f"durability must be 'process', 'power' or 'memory', not {durability!r}")
         offline = client.offline
@@ -520,7 +538,8 @@ def start_run(
             "experiment_id": experiment_id,
             "folder_id": folder_id,
             "description": description,
-            "metadata": dict(metadata) if metadata else None,
+            "metadata": create_metadata,
+            "tags": tag_list,
             "created": time.time(),
         }
         if resume is not None or experiment_id is not None:
@@ -535,8 +554,9 @@ def start_run(
                     settled = sender_client.create_experiment(
                         str(name),
                         description=description,
-                        metadata=metadata,
+                        metadata=create_metadata,
                         folder_id=folder_id,
+                        tags=tag_list,
                         idempotency_key=create_key,
                         patient=False,
                     )
@@ -580,7 +600,7 @@ def start_run(
                 )
             sender = Sender(drain, leftovers=leftovers, fsync_interval=1.0 if durability == "power" else None)
             sender.start()
-        return Run(
+        run = Run(
             name=name,
             writer=writer,
             drain=drain,
@@ -590,7 +610,13 @@ def start_run(
             offline=offline,
             port=client,
             first_step=first_step,
+            config=flat_config,
         )
+        if "resume" in header and (flat_config or tag_list):
+            # A resumed experiment keeps its metadata: the config and tags are merged into it, through the spool
+            # (an experiment this run created has them already, from its creation: merging again is a no-op).
+            run._append_config(flat_config, tag_list)
+        return run
     except BaseException:
         client.close()  # what the port made for the run (never the caller's client)
         raise

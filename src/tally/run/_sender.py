@@ -41,6 +41,7 @@ from tally._retry_policy import backoff_delay
 from ._deadletter import DeadLetter, dead_letter_path, error_info
 from ._format import (
     KIND_ANNOTATION,
+    KIND_CONFIG,
     KIND_END,
     KIND_EXPERIMENT,
     KIND_FINISHED,
@@ -531,6 +532,14 @@ class Drain:
                     raise ValueError(f"unreadable spool record: {error!r}") from None
                 self.client.annotate(experiment_id, **record)
                 self.stored += 1
+            elif kind == KIND_CONFIG:
+                try:
+                    _, seq, config, tags = payload
+                    record = {"config": config, "tags": tags}
+                except Exception as error:
+                    raise ValueError(f"unreadable spool record: {error!r}") from None
+                self.client.merge_config(experiment_id, config, tags)
+                self.stored += 1
             elif kind == KIND_END and self.superseded:
                 pass  # an earlier process's end: the resumed run that replays it sets the final status
             elif kind == KIND_END:
@@ -549,6 +558,8 @@ class Drain:
                 else:
                     record = {"payload": repr(payload)}
                 self._refuse([("annotation", record, error_info(error))], 1, error)
+            elif kind == KIND_CONFIG:
+                self._refuse([("config", record or {"payload": repr(payload)}, error_info(error))], 1, error)
             else:
                 self.last_error = str(error)
                 logger.warning("tally: the server refused a record of the run: %s", error)

@@ -63,6 +63,9 @@ class FakeServer:
     def reopen(self, experiment_id: str, **kwargs: Any) -> None:
         self.statuses.append("running")
 
+    def merge_config(self, experiment_id: str, config: Any, tags: Any) -> None:
+        return None
+
     def ingest(self, experiment_id: str, events: list[dict[str, Any]]) -> IngestResult:
         with self.lock:
             self.in_flight += 1
