@@ -24,8 +24,11 @@ frame only means "not written yet", so the live sender waits for it instead (`fi
 
 Segment payloads (what the training process logged), in log order; ``seq`` counts records from 1 for the run::
 
-    [0, {"run_key", "create_key", "name", "experiment_id", "folder_id", "description", "metadata", "created"}]
-        the run's header: the first record of segment 1
+    [0, {"run_key", "create_key", "name", "experiment_id", "folder_id", "description", "metadata", "created",
+         "tags", "resume"}]
+        the run's header: the first record of segment 1 (`metadata` holds the config under `config`; `tags` and
+        `resume`, "allow" | "must" | "never", are absent from spools of older SDKs: `resume` present means the
+        experiment is looked up, reopened or created per `tally.run._resume` before anything is sent)
     [1, seq, step | nil, unix_time, labels | nil, {metric_name: value, ...}]
         one `run.log(...)` call (this SDK always writes the step: the run's counter when none is given; nil is
         read, from spools of older SDKs)
