@@ -383,6 +383,10 @@ class UpdateExperimentStatusRequest(Model, frozen=True, kw_only=True, omit_defau
     """The new status."""
 
     status: str
+    reopen: bool = False
+    """True allows the one transition out of a terminal state: back to `running` (only with `status` `running`; with
+    another status it is a 409 `invalid_transition` naming `reopen`). The reopening is recorded as an annotation.
+    False or absent: terminal states are final."""
 
 
 class MoveExperimentRequest(Model, frozen=True, kw_only=True, omit_defaults=True):

@@ -40,6 +40,7 @@ __all__ = [
     "check_metadata",
     "check_metric_name",
     "check_step",
+    "check_tags",
     "check_timestamp",
     "check_value",
     "check_values",
@@ -55,6 +56,7 @@ _KEY = re.compile(_contract.METADATA_KEY_PATTERN)
 _CLIENT_EVENT_ID = re.compile(_contract.CLIENT_EVENT_ID_PATTERN)
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.(\d+))?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 _NUL = "\x00"
+_TAG = re.compile(_contract.TAG_PATTERN)
 
 _KNOWN_CAP = 100_000
 """How many passed names and label keys are remembered (then the memory starts again)."""
@@ -377,3 +379,23 @@ def check_annotation(
     check_metadata(metadata)
     if client_event_id is not None:
         check_client_event_id(client_event_id)
+
+
+def check_tags(tags: object, field: str = "tags") -> list[str]:
+    """An experiment's `Tags`: at most 32 distinct strings of the `Tag` pattern (1 to 64 characters). Returns
+    them as a list; a lone string is refused (it would be one tag per character)."""
+    if isinstance(tags, str) or not isinstance(tags, list | tuple | set | frozenset):
+        raise TypeError(f"{field} must be a list of strings, e.g. [{tags!r}]")
+    checked = list(tags)
+    for index, tag in enumerate(checked):
+        if not isinstance(tag, str) or not _contract.TAG_MIN_LENGTH <= len(tag) <= _contract.TAG_MAX_LENGTH:
+            raise ValueError(
+                f"{field}[{index}] is {tag!r}: a tag is a string of 1 to {_contract.TAG_MAX_LENGTH} characters"
+            )
+        if not _TAG.match(tag):
+            raise ValueError(f"{field}[{index}] is {tag!r}: a tag holds only letters, digits and _ . : / = -")
+    if len(set(checked)) != len(checked):
+        raise ValueError(f"{field} repeats a tag: give each once")
+    if len(checked) > _contract.TAGS_MAX_ITEMS:
+        raise ValueError(f"{field} has {len(checked)} tags; at most {_contract.TAGS_MAX_ITEMS} are allowed")
+    return checked

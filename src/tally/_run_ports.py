@@ -81,6 +81,7 @@ class LoopPort:
         description: str | None,
         metadata: Any,
         folder_id: str | None,
+        tags: list[str] | None = None,
         idempotency_key: str,
         patient: bool = True,
     ) -> str:
@@ -90,10 +91,26 @@ class LoopPort:
                 description=description,
                 metadata=metadata,
                 folder_id=folder_id,
+                tags=tags,
                 idempotency_key=idempotency_key,
                 patient=patient,
             )
         )
+
+    def find_experiments(
+        self, *, experiment_id: str | None, name: str | None, folder_id: str | None, patient: bool = True
+    ) -> list[str]:
+        return self._call(
+            self._port.find_experiments(
+                experiment_id=experiment_id, name=name, folder_id=folder_id, patient=patient
+            )
+        )
+
+    def reopen(self, experiment_id: str, *, patient: bool = True) -> None:
+        self._call(self._port.reopen(experiment_id, patient=patient))
+
+    def last_step(self, experiment_id: str) -> int | None:
+        return self._call(self._port.last_step(experiment_id))
 
     def ingest(self, experiment_id: str, events: list[dict[str, Any]]) -> IngestResult:
         return self._call(self._port.ingest(experiment_id, events))
@@ -118,6 +135,9 @@ class LoopPort:
                 client_event_id=client_event_id,
             )
         )
+
+    def merge_config(self, experiment_id: str, config: dict[str, Any] | None, tags: list[str] | None) -> None:
+        self._call(self._port.merge_config(experiment_id, config, tags))
 
     def set_status(self, experiment_id: str, status: str) -> None:
         self._call(self._port.set_status(experiment_id, status))

@@ -177,3 +177,27 @@ def default_client_usage() -> None:
     status: tally.AuthStatus = tally.auth.status()
     notes: tally.Paginator[tally.Annotation] = tally.annotations.list("exp_x")
     del experiments, folder, health, status, notes
+
+
+def training_loop_steps_resume_config() -> None:
+    from tally.run import ResumeError, RunRejectedError
+
+    with Tally() as client:
+        try:
+            run = client.run("typed", resume="allow", config={"optim": {"lr": 0.1}}, tags=["a"])
+        except ResumeError:
+            return
+        with run:
+            run.log({"train/loss": 0.5}, commit=False)
+            run.log({"train/acc": 0.9})
+            next_step: int = run.step
+            lr: object = run.config["optim.lr"]
+            run.config.update(epochs=3)
+            try:
+                run.flush(timeout=1.0)
+            except RunRejectedError as error:
+                refused: int = error.rejected
+                reasons: list[str] = error.reasons
+                del refused, reasons
+            del next_step, lr
+        client.experiments.update_status(run.id or "", "running", reopen=True)

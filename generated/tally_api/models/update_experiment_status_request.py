@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 
 from ..models.experiment_status import ExperimentStatus
+from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="UpdateExperimentStatusRequest")
 
@@ -18,12 +19,18 @@ class UpdateExperimentStatusRequest:
     Attributes:
         status (ExperimentStatus): An experiment's lifecycle status. `running` is the initial one; the others are
             terminal.
+        reopen (bool | Unset): True allows the one transition out of a terminal state: back to `running` (only with
+            `status` `running`; with another status it is a 409 `invalid_transition` naming `reopen`). The reopening is
+            recorded as an annotation. False or absent: terminal states are final. Default: False.
     """
 
     status: ExperimentStatus
+    reopen: bool | Unset = False
 
     def to_dict(self) -> dict[str, Any]:
         status = self.status.value
+
+        reopen = self.reopen
 
         field_dict: dict[str, Any] = {}
 
@@ -32,6 +39,8 @@ class UpdateExperimentStatusRequest:
                 "status": status,
             }
         )
+        if reopen is not UNSET:
+            field_dict["reopen"] = reopen
 
         return field_dict
 
@@ -40,8 +49,11 @@ class UpdateExperimentStatusRequest:
         d = dict(src_dict)
         status = ExperimentStatus(d.pop("status"))
 
+        reopen = d.pop("reopen", UNSET)
+
         update_experiment_status_request = cls(
             status=status,
+            reopen=reopen,
         )
 
         return update_experiment_status_request

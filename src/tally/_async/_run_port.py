@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from tally._errors import NotFoundError
 from tally._types import IngestResult
 
 if TYPE_CHECKING:
@@ -16,7 +17,8 @@ if TYPE_CHECKING:
 __all__ = ["AsyncRunPort"]
 
 QUICK_TIMEOUT = 3.0
-"""Seconds for the one attempt at creating the experiment when the run starts (`patient=False`)."""
+"""Seconds for the one attempt at a call the run's start makes (creating the experiment with `patient=False`,
+reading its last step): the start must not wait on a server that is down."""
 
 
 class AsyncRunPort:
@@ -42,18 +44,46 @@ class AsyncRunPort:
         description: str | None,
         metadata: Any,
         folder_id: str | None,
+        tags: list[str] | None = None,
         idempotency_key: str,
         patient: bool = True,
     ) -> str:
-        client = self.client if patient else self.client.with_options(max_retries=0, timeout=QUICK_TIMEOUT)
-        experiment = await client.experiments.create(
+        experiment = await self._client(patient).experiments.create(
             name,
             description=description,
             metadata=metadata,
             folder_id=folder_id,
+            tags=tags,
             idempotency_key=idempotency_key,
         )
         return experiment.id
+
+    def _client(self, patient: bool) -> AsyncTally:
+        return self.client if patient else self.client.with_options(max_retries=0, timeout=QUICK_TIMEOUT)
+
+    async def find_experiments(
+        self, *, experiment_id: str | None, name: str | None, folder_id: str | None, patient: bool = True
+    ) -> list[str]:
+        client = self._client(patient)
+        if experiment_id is not None:
+            try:
+                return [(await client.experiments.get(experiment_id)).id]
+            except NotFoundError:
+                return []
+        found: list[str] = []
+        async for experiment in client.experiments.list(name_prefix=name, folder_id=folder_id):
+            if experiment.name == name:
+                found.append(experiment.id)
+        return found
+
+    async def reopen(self, experiment_id: str, *, patient: bool = True) -> None:
+        await self._client(patient).experiments.update_status(experiment_id, "running", reopen=True)
+
+    async def last_step(self, experiment_id: str) -> int | None:
+        client = self.client.with_options(max_retries=0, timeout=QUICK_TIMEOUT)
+        summary = await client.experiments.summary(experiment_id)
+        steps = [metric.last_step for metric in summary.metrics if metric.last_step is not None]
+        return max(steps, default=None)
 
     async def ingest(self, experiment_id: str, events: list[dict[str, Any]]) -> IngestResult:
         return await self.client.metrics.ingest(experiment_id, events)
@@ -76,6 +106,24 @@ class AsyncRunPort:
             metadata=metadata,
             client_event_id=client_event_id,
         )
+
+    async def merge_config(
+        self, experiment_id: str, config: dict[str, Any] | None, tags: list[str] | None
+    ) -> None:
+        from tally.run._config import CONFIG_KEY, nest
+
+        experiment = await self.client.experiments.get(experiment_id)
+        metadata = dict(experiment.metadata)
+        current = metadata.get(CONFIG_KEY)
+        merged = nest(config or {}, into=current if isinstance(current, dict) else None)
+        changes: dict[str, Any] = {}
+        if config and merged != current:
+            changes["metadata"] = {**metadata, CONFIG_KEY: merged}
+        new_tags = [tag for tag in tags or () if tag not in experiment.tags]
+        if new_tags:
+            changes["tags"] = [*experiment.tags, *new_tags]
+        if changes:
+            await self.client.experiments.update(experiment_id, **changes)
 
     async def set_status(self, experiment_id: str, status: str) -> None:
         await self.client.experiments.update_status(experiment_id, status)

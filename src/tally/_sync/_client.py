@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
@@ -54,7 +54,7 @@ from ._run_port import RunPort
 from ._transport import ClientTransport, RetryTransport
 
 if TYPE_CHECKING:
-    from tally.run import CapPolicy, Durability, Run
+    from tally.run import CapPolicy, Durability, ResumeMode, Run
 
 __all__ = ["Core", "Tally"]
 
@@ -457,9 +457,12 @@ class Tally:
         name: str | None = None,
         *,
         experiment_id: str | None = None,
+        resume: ResumeMode | None = None,
         folder_id: str | None = None,
         description: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        config: Any = None,
+        tags: Sequence[str] | None = None,
         durability: Durability = "process",
         spool_cap: int = DEFAULT_CAP_BYTES,
         on_full: CapPolicy = "block",
@@ -477,16 +480,30 @@ class Tally:
         `durability`: "process" (survives a killed process), "power" (also fsyncs every second) or "memory" (no
         spool). `spool_cap` bytes (default 1 GiB) with `on_full` "block" or "drop_oldest". Leaving the block
         flushes for at most `flush_timeout` seconds (`TALLY_FLUSH_TIMEOUT`, default 30) and marks the experiment
-        completed, or failed if the block raised; what is not stored stays in the spool for `tally sync`."""
+        completed, or failed if the block raised; what is not stored stays in the spool for `tally sync`.
+
+        `resume` ("allow", "must", "never"; wandb's modes), with `experiment_id=` or the experiment's exact
+        `name`: "must" resumes an existing experiment or raises `ResumeError`, "allow" resumes it or creates it,
+        "never" creates it or raises `ResumeError` if it exists. Without `resume`, `experiment_id=` is "must"
+        and a name alone always creates a new experiment. Resuming a completed, failed or cancelled experiment
+        reopens it to running (the server records that as an annotation). See `tally.run._resume`.
+
+        `config` (a dict, dataclass, argparse Namespace or OmegaConf DictConfig, nested as you like) is stored in
+        the experiment's metadata under `config`, flattened to dotted keys (`listExperiments` finds it with
+        `metadata_key="config.optim.lr"`); `run.config` reads it, `run.config.update(...)` adds to it through the
+        spool. `tags` are the experiment's (added to a resumed one's)."""
         from tally._run_ports import port_for  # here: its event-loop machinery serves async clients only
 
         return start_run(
             port_for(RunPort(self, owned=False)),
             name,
             experiment_id=experiment_id,
+            resume=resume,
             folder_id=folder_id,
             description=description,
             metadata=metadata,
+            config=config,
+            tags=tags,
             durability=durability,
             spool_cap=spool_cap,
             on_full=on_full,

@@ -373,13 +373,23 @@ class Experiments(_Resource):
         )
 
     def update_status(
-        self, experiment_id: str, status: ExperimentStatus | str, **options: Unpack[WriteOptions]
+        self,
+        experiment_id: str,
+        status: ExperimentStatus | str,
+        *,
+        reopen: bool = False,
+        **options: Unpack[WriteOptions],
     ) -> Experiment:
-        """Move a running experiment to `completed`, `failed` or `cancelled`; terminal states are final."""
+        """Move a running experiment to `completed`, `failed` or `cancelled`; terminal states are final, except
+        that `update_status(id, "running", reopen=True)` reopens a completed, failed or cancelled experiment (a
+        resumed job; `client.run(..., resume=...)` does it for you), and the server records the reopening as an
+        annotation. Only an organisation key may."""
         from tally_api.api.experiments import update_experiment_status
         from tally_api.models.update_experiment_status_request import UpdateExperimentStatusRequest
 
-        body = UpdateExperimentStatusRequest(status=_request_status(status))
+        body = UpdateExperimentStatusRequest(
+            status=_request_status(status), reopen=unset(True if reopen else None)
+        )
         operation = update_experiment_status._get_kwargs(experiment_id, body=body)
         return self._core.request(operation, Decoders.experiment, options)
 

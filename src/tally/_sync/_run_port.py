@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from tally._errors import NotFoundError
 from tally._types import IngestResult
 
 if TYPE_CHECKING:
@@ -17,7 +18,8 @@ if TYPE_CHECKING:
 __all__ = ["RunPort"]
 
 QUICK_TIMEOUT = 3.0
-"""Seconds for the one attempt at creating the experiment when the run starts (`patient=False`)."""
+"""Seconds for the one attempt at a call the run's start makes (creating the experiment with `patient=False`,
+reading its last step): the start must not wait on a server that is down."""
 
 
 class RunPort:
@@ -43,18 +45,46 @@ class RunPort:
         description: str | None,
         metadata: Any,
         folder_id: str | None,
+        tags: list[str] | None = None,
         idempotency_key: str,
         patient: bool = True,
     ) -> str:
-        client = self.client if patient else self.client.with_options(max_retries=0, timeout=QUICK_TIMEOUT)
-        experiment = client.experiments.create(
+        experiment = self._client(patient).experiments.create(
             name,
             description=description,
             metadata=metadata,
             folder_id=folder_id,
+            tags=tags,
             idempotency_key=idempotency_key,
         )
         return experiment.id
+
+    def _client(self, patient: bool) -> Tally:
+        return self.client if patient else self.client.with_options(max_retries=0, timeout=QUICK_TIMEOUT)
+
+    def find_experiments(
+        self, *, experiment_id: str | None, name: str | None, folder_id: str | None, patient: bool = True
+    ) -> list[str]:
+        client = self._client(patient)
+        if experiment_id is not None:
+            try:
+                return [(client.experiments.get(experiment_id)).id]
+            except NotFoundError:
+                return []
+        found: list[str] = []
+        for experiment in client.experiments.list(name_prefix=name, folder_id=folder_id):
+            if experiment.name == name:
+                found.append(experiment.id)
+        return found
+
+    def reopen(self, experiment_id: str, *, patient: bool = True) -> None:
+        self._client(patient).experiments.update_status(experiment_id, "running", reopen=True)
+
+    def last_step(self, experiment_id: str) -> int | None:
+        client = self.client.with_options(max_retries=0, timeout=QUICK_TIMEOUT)
+        summary = client.experiments.summary(experiment_id)
+        steps = [metric.last_step for metric in summary.metrics if metric.last_step is not None]
+        return max(steps, default=None)
 
     def ingest(self, experiment_id: str, events: list[dict[str, Any]]) -> IngestResult:
         return self.client.metrics.ingest(experiment_id, events)
@@ -77,6 +107,22 @@ class RunPort:
             metadata=metadata,
             client_event_id=client_event_id,
         )
+
+    def merge_config(self, experiment_id: str, config: dict[str, Any] | None, tags: list[str] | None) -> None:
+        from tally.run._config import CONFIG_KEY, nest
+
+        experiment = self.client.experiments.get(experiment_id)
+        metadata = dict(experiment.metadata)
+        current = metadata.get(CONFIG_KEY)
+        merged = nest(config or {}, into=current if isinstance(current, dict) else None)
+        changes: dict[str, Any] = {}
+        if config and merged != current:
+            changes["metadata"] = {**metadata, CONFIG_KEY: merged}
+        new_tags = [tag for tag in tags or () if tag not in experiment.tags]
+        if new_tags:
+            changes["tags"] = [*experiment.tags, *new_tags]
+        if changes:
+            self.client.experiments.update(experiment_id, **changes)
 
     def set_status(self, experiment_id: str, status: str) -> None:
         self.client.experiments.update_status(experiment_id, status)

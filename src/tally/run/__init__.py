@@ -8,7 +8,16 @@ client: the client hands its run a `SenderPort` (`_port`), the few calls the sen
 
 from ._port import SenderPort
 from ._replay import SpoolReport, spool_status, sync_spools
-from ._run import ClientClosedError, Durability, FlushTimeoutError, Run, RunStatus, start_run
+from ._resume import ResumeError, ResumeMode
+from ._run import (
+    ClientClosedError,
+    Durability,
+    FlushTimeoutError,
+    Run,
+    RunRejectedError,
+    RunStatus,
+    start_run,
+)
 from ._spool import DEFAULT_CAP_BYTES, SPOOL_DIR_ENV, CapPolicy, SpoolFullError, spool_root
 
 __all__ = [
@@ -18,7 +27,10 @@ __all__ = [
     "ClientClosedError",
     "Durability",
     "FlushTimeoutError",
+    "ResumeError",
+    "ResumeMode",
     "Run",
+    "RunRejectedError",
     "RunStatus",
     "SenderPort",
     "SpoolFullError",

@@ -14,7 +14,7 @@ these files; nothing deletes them: inspect them, fix and re-send what matters (`
 Format: JSON lines, UTF-8, appended; one object per refused event or annotation::
 
     {"run_key": "1a2b3c4d", "name": "resnet50" | null, "experiment_id": "exp_..." | null,
-     "kind": "metric" | "annotation" | "record",
+     "kind": "metric" | "annotation" | "config" | "record",
      "record": {...},   the event or annotation as it was sent (for "record": {"payload": "<repr of the record>"})
      "error": {"status": 400 | null, "code": "invalid_request" | null, "message": "...", "request_id": "..." | null},
      "at": "2026-11-23T10:00:00.000Z"}

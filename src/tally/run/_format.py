@@ -24,14 +24,21 @@ frame only means "not written yet", so the live sender waits for it instead (`fi
 
 Segment payloads (what the training process logged), in log order; ``seq`` counts records from 1 for the run::
 
-    [0, {"run_key", "create_key", "name", "experiment_id", "folder_id", "description", "metadata", "created"}]
-        the run's header: the first record of segment 1
+    [0, {"run_key", "create_key", "name", "experiment_id", "folder_id", "description", "metadata", "created",
+         "tags", "resume"}]
+        the run's header: the first record of segment 1 (`metadata` holds the config under `config`; `tags` and
+        `resume`, "allow" | "must" | "never", are absent from spools of older SDKs: `resume` present means the
+        experiment is looked up, reopened or created per `tally.run._resume` before anything is sent)
     [1, seq, step | nil, unix_time, labels | nil, {metric_name: value, ...}]
-        one `run.log(...)` call
+        one `run.log(...)` call (this SDK always writes the step: the run's counter when none is given; nil is
+        read, from spools of older SDKs)
     [2, seq, text, step | nil, unix_time, metadata | nil]
         one `run.annotate(...)` call
     [3, seq, status]
         the run ended: mark the experiment `completed` or `failed`
+    [4, seq, {dotted_key: value, ...} | nil, [tag, ...] | nil]
+        `run.config.update(...)`, or the config and tags of a resumed run: merged into the experiment's metadata
+        under `config` (see `tally.run._config`), the tags added to its own
 
 Progress payloads (what the sender knows is stored on the server)::
 
@@ -65,6 +72,7 @@ import msgspec
 __all__ = [
     "HEADER",
     "KIND_ANNOTATION",
+    "KIND_CONFIG",
     "KIND_END",
     "KIND_EXPERIMENT",
     "KIND_FINISHED",
@@ -86,6 +94,7 @@ KIND_RUN = 0
 KIND_LOG = 1
 KIND_ANNOTATION = 2
 KIND_END = 3
+KIND_CONFIG = 4
 KIND_EXPERIMENT = 10
 KIND_PROGRESS = 11
 KIND_FINISHED = 12

@@ -40,11 +40,29 @@ class SenderPort(Protocol):
         description: str | None,
         metadata: Any,
         folder_id: str | None,
+        tags: list[str] | None = None,
         idempotency_key: str,
         patient: bool = True,
     ) -> str:
         """Create the run's experiment (or get it back, for a key already used) and return its id. `patient=False`:
         one quick attempt (the run's start, which must not wait on a server that is down)."""
+        ...
+
+    def find_experiments(
+        self, *, experiment_id: str | None, name: str | None, folder_id: str | None, patient: bool = True
+    ) -> list[str]:
+        """The ids of the experiments to resume: the one of `experiment_id` (none when it does not exist), else
+        every unarchived one called exactly `name` (within `folder_id` when given)."""
+        ...
+
+    def reopen(self, experiment_id: str, *, patient: bool = True) -> None:
+        """Make a resumed experiment `running` again: the contract's explicit reopen (recorded by the server as
+        an annotation) of a completed, failed or cancelled one; nothing for a running one."""
+        ...
+
+    def last_step(self, experiment_id: str) -> int | None:
+        """The highest step stored in the experiment, over all its metrics (None when no point has one): one
+        quick read of its summary when a resumed run starts, so that `log()` without `step=` continues after it."""
         ...
 
     def ingest(self, experiment_id: str, events: list[dict[str, Any]]) -> IngestResult:
@@ -62,6 +80,11 @@ class SenderPort(Protocol):
         client_event_id: str,
     ) -> None:
         """Store one annotation."""
+        ...
+
+    def merge_config(self, experiment_id: str, config: dict[str, Any] | None, tags: list[str] | None) -> None:
+        """Merge dotted `config` keys into the experiment's metadata under `config`, and add `tags` to its own (a
+        read, then an update that sends only what changed)."""
         ...
 
     def set_status(self, experiment_id: str, status: str) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ._deadletter import SUFFIX, count_lines, dead_letter_path, iter_dead_letters
-from ._format import KIND_ANNOTATION, KIND_LOG, MAGIC, decode_records
+from ._format import KIND_ANNOTATION, KIND_CONFIG, KIND_LOG, MAGIC, decode_records
 from ._port import SenderPort
 from ._sender import Drain, is_rejection
 from ._spool import FileStore, SpoolLock, iter_spools, read_header, read_progress, remove_spool, spool_root
@@ -66,7 +66,7 @@ def _pending_events(store: FileStore, progress: dict[str, Any], final: bool) -> 
             for _end, payload in decoded.records:
                 if payload[0] == KIND_LOG:
                     count += len(payload[5])
-                elif payload[0] == KIND_ANNOTATION:
+                elif payload[0] in (KIND_ANNOTATION, KIND_CONFIG):
                     count += 1
             if decoded.end == offset or decoded.torn is not None:
                 break
@@ -157,6 +157,9 @@ def sync_spools(client: SenderPort, root: Path | None = None) -> list[SpoolRepor
                 report.error += " (refused; fix the cause and run `tally sync` again)"
         else:
             report.state = "synced"
+        if drain.blocked is not None:  # nothing of it can be sent: keep it whole, and say why
+            report.state = "failed"
+            report.error = f"{drain.blocked} (refused; fix the cause and run `tally sync` again)"
         report.experiment_id = drain.experiment_id or report.experiment_id
         report.stored = drain.stored - stored_before
         report.duplicates = drain.duplicates

@@ -18,18 +18,22 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from tally_api_types.limits import METRIC_EVENT_STEP_MAXIMUM, METRIC_EVENT_STEP_MINIMUM
+
 from tally._errors import APIConnectionError, ConfigurationError, TallyError
-from tally._limits import check_annotation, check_labels, check_metadata, check_step, check_values
+from tally._limits import check_annotation, check_labels, check_metadata, check_step, check_tags, check_values
 from tally._logging import logger
 
-from ._format import KIND_ANNOTATION, KIND_END, KIND_EXPERIMENT, KIND_LOG, frame
+from ._config import RunConfig, flatten_config, with_config
+from ._format import KIND_ANNOTATION, KIND_CONFIG, KIND_END, KIND_LOG, MAGIC, decode_records, frame
 from ._port import SenderPort
+from ._resume import ResumeMode, check_resume, resolve_experiment
 from ._sender import Drain, Sender
 from ._spool import (
     DEFAULT_CAP_BYTES,
@@ -52,6 +56,7 @@ __all__ = [
     "Durability",
     "FlushTimeoutError",
     "Run",
+    "RunRejectedError",
     "RunStatus",
     "start_run",
 ]
@@ -59,10 +64,49 @@ __all__ = [
 Durability = Literal["process", "power", "memory"]
 FLUSH_TIMEOUT_ENV = "TALLY_FLUSH_TIMEOUT"
 DEFAULT_FLUSH_TIMEOUT = 30.0
+_MIN_STEP = METRIC_EVENT_STEP_MINIMUM
+_MAX_STEP = METRIC_EVENT_STEP_MAXIMUM
 
 
 class FlushTimeoutError(TallyError):
     """`run.flush(timeout)` ran out of time; what is not stored stays in the spool."""
+
+
+class RunRejectedError(TallyError):
+    """Events of the run were refused and will never be stored (409 `experiment_closed`, a 400 of validation, a
+    `client_event_id` conflict, a resume that cannot be made): raised by `run.flush()` and `run.close()` for the
+    refusals no earlier call raised. `rejected`: how many events; `reasons`: the first reasons; `dead_letter`:
+    the file that keeps them; `pending`: events still unsent. The run goes on: what is valid is still sent."""
+
+    def __init__(
+        self,
+        rejected: int,
+        reasons: list[str],
+        *,
+        experiment_id: str | None,
+        dead_letter: str | None,
+        pending: int = 0,
+        blocked: str | None = None,
+    ) -> None:
+        self.rejected = rejected
+        self.reasons = reasons
+        self.experiment_id = experiment_id
+        self.dead_letter = dead_letter
+        self.pending = pending
+        self.blocked = blocked
+        if blocked is not None:
+            text = (
+                f"run of {experiment_id or 'a new experiment'} cannot send: {blocked}; {pending:,} events stay "
+                "in the spool"
+            )
+        else:
+            text = (
+                f"{rejected:,} {'event' if rejected == 1 else 'events'} of run {experiment_id} were refused and "
+                f"will not be stored; first reason: {reasons[0] if reasons else 'unknown'}"
+            )
+        if dead_letter:
+            text += f"; kept in {dead_letter}"
+        super().__init__(text)
 
 
 class ClientClosedError(TallyError):
@@ -74,8 +118,9 @@ class ClientClosedError(TallyError):
 class RunStatus:
     """Where a run's events are: `logged` by this process, `stored` on the server (duplicates of earlier
     attempts included), `pending` (in the spool, not yet stored), `rejected` (refused by the server or unsendable:
-    kept in the `dead_letter` file, see `tally.run._deadletter`), `dropped` at the spool's cap; the last error the
-    sender met, and the spool's directory (None for durability="memory")."""
+    kept in the `dead_letter` file, see `tally.run._deadletter`), `dropped` at the spool's cap; `last_error`: the
+    current outage (cleared once the server answers again), else the last refusal; and the spool's directory
+    (None for durability="memory")."""
 
     experiment_id: str | None
     logged: int
@@ -118,6 +163,8 @@ class Run:
         flush_timeout: float,
         offline: bool,
         port: SenderPort | None,
+        first_step: int = 0,
+        config: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self._writer = writer
@@ -129,6 +176,11 @@ class Run:
         self._port = port
         self._seq = 0
         self._logged = 0
+        self._step = first_step
+        self._last_step: int | None = None
+        self._reported = drain.rejected  # refusals raised so far (those of earlier processes count as raised)
+        self.config = RunConfig(dict(config or {}), self._append_config)
+        """The run's config as dotted keys, read-only; `run.config.update(...)` adds to it (see `_config`)."""
         self._closed = False
         _LIVE.add(self)
 
@@ -138,11 +190,27 @@ class Run:
         has created it; in offline mode, only when the spool is synced)."""
         return self._drain.experiment_id
 
+    @property
+    def step(self) -> int:
+        """The step the next `log()` without `step=` takes: 0 for a new experiment, one past the last stored step
+        of a resumed one, one past the last logged step (or that step itself, left open by `commit=False`)."""
+        return self._step
+
     # ---- the hot path ------------------------------------------------------------------------------------------
     def log(
-        self, values: Mapping[str, Any], step: int | None = None, metadata: Mapping[str, str] | None = None
+        self,
+        values: Mapping[str, Any],
+        step: int | None = None,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        commit: bool = True,
     ) -> None:
         """Record metric values (name to finite number), at `step`, with string labels `metadata`.
+
+        Without `step`, the values take the run's next step (`run.step`); an explicit step sets the counter, so
+        the next call without one takes `step + 1`. A step may go backwards: it is stored like any other.
+        `commit=False` leaves the step open: the next call without `step=` takes the same one (several calls
+        build one step, as wandb's `commit=False`; each call is spooled at once, nothing waits in memory).
 
         Returns once the record is written to the spool (the kernel has it: it survives this process being
         killed); never waits on the network. Raises ValueError naming the bad name, value, step or label: the
@@ -157,42 +225,81 @@ class Run:
         values = check_values(values)
         if not values:
             return
-        if step is not None:
+        if step is None:
+            step = self._step
+            if step > _MAX_STEP:  # only after an explicit step at the very top of the range
+                check_step(step, "the run's next step")
+        elif type(step) is not int or not _MIN_STEP <= step <= _MAX_STEP:  # the common case skips a call
             check_step(step)
+            step = int(step)  # a float without fraction, as JSON has it: the counter stays an int
         if metadata:
             metadata = check_labels(metadata)
         self._seq += 1
         self._writer.append(frame((KIND_LOG, self._seq, step, time.time(), metadata, values)), len(values))
         self._logged += len(values)
+        self._last_step = step
+        self._step = step + 1 if commit else step
 
     # ---- the rest ----------------------------------------------------------------------------------------------
     def annotate(
         self, text: str, *, step: int | None = None, metadata: Mapping[str, Any] | None = None
     ) -> None:
-        """Record a note on the experiment (e.g. "lr drop"), in order with the metrics; spooled like them.
+        """Record a note on the experiment (e.g. "lr drop"), in order with the metrics; spooled like them. Without
+        `step`, it is at the step of the last `log()` (at `run.step` before any).
 
         Raises ValueError for what `client.annotations.create` would refuse (the same check): empty or too long
         text, a bad step, metadata over the contract's caps, NaN or Infinity in it, a NUL anywhere."""
         if self._closed:
             raise RuntimeError("this run is closed: start another with client.run(...)")
+        if step is None:
+            step = self._step if self._last_step is None else self._last_step
         check_annotation(text, step=step, metadata=metadata)
         self._seq += 1
         record = (KIND_ANNOTATION, self._seq, text, step, time.time(), dict(metadata) if metadata else None)
         self._writer.append(frame(record), 1)
         self._logged += 1
 
+    def _append_config(self, flat: dict[str, Any] | None, tags: list[str] | None = None) -> None:
+        """Spool a config change (and tags to add), in order with the metrics: the sender merges it into the
+        experiment's metadata."""
+        if self._closed:
+            raise RuntimeError("this run is closed: start another with client.run(...)")
+        self._seq += 1
+        self._writer.append(frame((KIND_CONFIG, self._seq, flat or None, tags or None)), 1)
+        self._logged += 1
+
     def _caught_up(self, seq: int) -> bool:
-        return self._drain.done_seq >= seq or self._drain.finished
+        return self._drain.done_seq >= seq or self._drain.finished or self._drain.blocked is not None
+
+    def _raise_rejections(self) -> None:
+        """Raise `RunRejectedError` for refusals that no earlier `flush()` or `close()` raised (and every time,
+        while the run cannot send at all)."""
+        drain = self._drain
+        if drain.rejected <= self._reported and drain.blocked is None:
+            return
+        reported, self._reported = self._reported, drain.rejected
+        status = self.status()
+        raise RunRejectedError(
+            drain.rejected - reported,
+            [reason for before, reason in drain.reasons if before >= reported] or [drain.last_error or ""],
+            experiment_id=status.experiment_id,
+            dead_letter=status.dead_letter,
+            pending=status.pending,
+            blocked=drain.blocked,
+        )
 
     def flush(self, timeout: float | None = 30.0) -> None:
         """Wait until everything logged so far is stored on the server; raise `FlushTimeoutError` after
-        `timeout` seconds (it stays in the spool, and the sender keeps trying). Offline: returns at once,
-        since everything is in the spool already, for `tally sync`."""
+        `timeout` seconds (it stays in the spool, and the sender keeps trying), and `RunRejectedError` when
+        events were refused since the last flush (they never will be stored; the run goes on). Offline: returns
+        at once, since everything is in the spool already, for `tally sync`."""
         if self._sender is None:
             return
         self._check_client_open()
         seq = self._seq
-        if not self._sender.wait(lambda: self._caught_up(seq), timeout):
+        caught_up = self._sender.wait(lambda: self._caught_up(seq), timeout)
+        self._raise_rejections()
+        if not caught_up:
             status = self.status()
             raise FlushTimeoutError(
                 f"{status.pending} events are not stored after {timeout} s"
@@ -215,7 +322,8 @@ class Run:
         drain = self._drain
         dropped = self._writer.dropped_events
         pending = max(self._logged - drain.stored - drain.rejected - dropped, 0)
-        last_error = drain.last_error or (self._sender.last_error if self._sender and pending else None)
+        # The current outage first (the sender clears it once the server answers), else the last refusal.
+        last_error = (self._sender.last_error if self._sender else None) or drain.last_error
         return RunStatus(
             experiment_id=drain.experiment_id,
             logged=self._logged,
@@ -233,7 +341,13 @@ class Run:
 
     def close(self, status: Literal["completed", "failed", "cancelled"] = "completed") -> RunStatus:
         """End the run: record the final `status`, flush for at most the flush timeout, stop the sender. What is
-        not stored stays in the spool, and one line on stderr says how to upload it. Never hangs."""
+        not stored stays in the spool, and one line on stderr says how to upload it. Never hangs. Then raises
+        `RunRejectedError` if events were refused that no `flush()` raised (the run is closed all the same)."""
+        result = self._close(status)
+        self._raise_rejections()
+        return result
+
+    def _close(self, status: Literal["completed", "failed", "cancelled"]) -> RunStatus:
         if self._closed:
             return self.status()
         self._seq += 1
@@ -282,7 +396,10 @@ class Run:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close("completed" if exc_type is None else "failed")
+        if exc_type is None:
+            self.close("completed")
+        else:  # the block's own exception is the one to see; refusals are still said on stderr
+            self._close("failed")
 
     def __repr__(self) -> str:
         return f"<Run {self.name or self.id!r} logged={self._logged}>"
@@ -321,7 +438,62 @@ def _leftover(path: Path, client: SenderPort, experiment_id: str) -> Drain | Non
     lock = SpoolLock(path)
     if not lock.acquire():
         return None
-    return Drain(store, client, directory=path, lock=lock)
+    return Drain(store, client, directory=path, lock=lock, superseded=True)
+
+
+def _spooled_last_step(path: Path, experiment_id: str) -> int | None:
+    """The highest step in the last segment of a leftover spool of `experiment_id` (one of a process that
+    died before sending it all; its records are sent before the resumed run's), or None."""
+    store = FileStore(path)
+    header = read_header(store)
+    if (read_progress(path)["experiment_id"] or (header or {}).get("experiment_id")) != experiment_id:
+        return None
+    segments = store.segments()
+    data = store.read(segments[-1], len(MAGIC), store.path(segments[-1]).stat().st_size) if segments else None
+    if not data:
+        return None
+    steps = [
+        payload[2]
+        for _, payload in decode_records(data, base=len(MAGIC)).records
+        if isinstance(payload, list)
+        and len(payload) > 2
+        and payload[0] == KIND_LOG
+        and type(payload[2]) is int
+    ]
+    return max(steps, default=None)
+
+
+def _first_step(client: SenderPort | None, experiment_id: str | None) -> int:
+    """Where a resumed run's steps start: one past the highest step stored in the experiment (read once, here;
+    never per `log()`) or spooled for it by an earlier process of this machine. Without the server (`client`
+    None: offline, or it did not answer), only the spools count, and a warning says that the steps may repeat
+    stored ones."""
+    steps: list[int] = []
+    stored: int | None = None
+    try:
+        if client is not None and experiment_id is not None:
+            stored = client.last_step(experiment_id)
+        else:
+            client = None
+    except APIConnectionError:
+        client = None
+    if stored is not None:
+        steps.append(stored)
+    if client is None:
+        logger.warning(
+            "tally: the server was not asked for the last stored step of the resumed experiment, so log() without "
+            "step= continues after the steps spooled on this machine only (or from 0): pass step= to be sure"
+        )
+    root = spool_root()
+    if experiment_id is not None and root.is_dir():
+        for path in iter_spools(root):
+            try:
+                spooled = _spooled_last_step(path, experiment_id)
+            except OSError:
+                continue
+            if spooled is not None:
+                steps.append(spooled)
+    return max(steps) + 1 if steps else 0
 
 
 def start_run(
@@ -329,9 +501,12 @@ def start_run(
     name: str | None = None,
     *,
     experiment_id: str | None = None,
+    resume: ResumeMode | None = None,
     folder_id: str | None = None,
     description: str | None = None,
     metadata: Mapping[str, Any] | None = None,
+    config: Any = None,
+    tags: Sequence[str] | None = None,
     durability: Durability = "process",
     spool_cap: int = DEFAULT_CAP_BYTES,
     on_full: CapPolicy = "block",
@@ -340,11 +515,11 @@ def start_run(
     """`client.run(...)`: see `Tally.run`. `client` is the port the client hands its run (`tally._run_ports`):
     the run sends through the caller's own client and closes only what the port made for it."""
     try:
-        if (name is None) == (experiment_id is None):
-            raise ValueError(
-                "client.run needs a name (to create an experiment) or experiment_id= (to resume one), not both"
-            )
+        check_resume(resume, name, experiment_id)
         check_metadata(metadata)  # now, not when an offline run's spool is synced
+        flat_config = flatten_config(config) if config is not None else {}
+        create_metadata = with_config(metadata, flat_config)  # checked now, as a whole
+        tag_list = check_tags(tags) if tags is not None else None
         if durability not in ("process", "power", "memory"):
             raise ValueError(f"durability must be 'process', 'power' or 'memory', not {durability!r}")
         offline = client.offline
@@ -356,30 +531,45 @@ def start_run(
         run_key = _new_run_key()
         create_key = f"tally-run-{run_key}-{secrets.token_hex(12)}"  # the experiment's stable Idempotency-Key
         sender_client = None if offline else client
-        if name is not None and sender_client is not None:
-            try:  # create it now when the server answers; when it does not, the sender creates it later
-                experiment_id = sender_client.create_experiment(
-                    name,
-                    description=description,
-                    metadata=metadata,
-                    folder_id=folder_id,
-                    idempotency_key=create_key,
-                    patient=False,
-                )
-            except APIConnectionError as error:
-                logger.info(
-                    "tally: the server is unreachable (%s); the experiment will be created later", error
-                )
-        header = {
+        header: dict[str, Any] = {
             "run_key": run_key,
             "create_key": create_key,
             "name": name,
             "experiment_id": experiment_id,
             "folder_id": folder_id,
             "description": description,
-            "metadata": dict(metadata) if metadata else None,
+            "metadata": create_metadata,
+            "tags": tag_list,
             "created": time.time(),
         }
+        if resume is not None or experiment_id is not None:
+            header["resume"] = resume or "must"
+        settled: str | None = None  # the experiment, when the server answered now
+        resumed = experiment_id is not None
+        if sender_client is not None:
+            try:  # settle it now when the server answers; when it does not, the sender does it later
+                if "resume" in header:
+                    settled, resumed = resolve_experiment(sender_client, header, patient=False)
+                else:
+                    settled = sender_client.create_experiment(
+                        str(name),
+                        description=description,
+                        metadata=create_metadata,
+                        folder_id=folder_id,
+                        tags=tag_list,
+                        idempotency_key=create_key,
+                        patient=False,
+                    )
+                header["experiment_id"] = settled
+            except APIConnectionError as error:
+                logger.info(
+                    "tally: the server is unreachable (%s); the experiment will be settled later", error
+                )
+        first_step = 0
+        if settled is not None and resumed:
+            first_step = _first_step(sender_client, settled)
+        elif settled is None and "resume" in header:
+            first_step = _first_step(None, header["experiment_id"])
         directory: Path | None = None
         lock: SpoolLock | None = None
         store: Store
@@ -396,22 +586,21 @@ def start_run(
             store = FileStore(directory)
         writer = SpoolWriter(store, header, cap_bytes=spool_cap, policy=on_full, can_wait=not offline)
         drain = Drain(store, sender_client, directory=directory, writer=writer, header=header)
-        if experiment_id is not None and name is not None:
-            drain.experiment_id = experiment_id
-            drain.progress.append([KIND_EXPERIMENT, experiment_id])
+        if settled is not None:
+            drain.opened_as(settled)
         sender: Sender | None = None
         if sender_client is not None:
             leftovers: list[Callable[[], Drain | None]] = []
-            if name is None and experiment_id is not None and directory is not None:
-                resumed, own = experiment_id, directory
+            if resumed and header["experiment_id"] is not None and directory is not None:
+                own = directory
                 leftovers.extend(
-                    functools.partial(_leftover, path, sender_client, resumed)
+                    functools.partial(_leftover, path, sender_client, header["experiment_id"])
                     for path in iter_spools(directory.parent)
                     if path != own
                 )
             sender = Sender(drain, leftovers=leftovers, fsync_interval=1.0 if durability == "power" else None)
             sender.start()
-        return Run(
+        run = Run(
             name=name,
             writer=writer,
             drain=drain,
@@ -420,7 +609,14 @@ def start_run(
             flush_timeout=timeout,
             offline=offline,
             port=client,
+            first_step=first_step,
+            config=flat_config,
         )
+        if "resume" in header and (flat_config or tag_list):
+            # A resumed experiment keeps its metadata: the config and tags are merged into it, through the spool
+            # (an experiment this run created has them already, from its creation: merging again is a no-op).
+            run._append_config(flat_config, tag_list)
+        return run
     except BaseException:
         client.close()  # what the port made for the run (never the caller's client)
         raise

@@ -41,6 +41,7 @@ from tally._retry_policy import backoff_delay
 from ._deadletter import DeadLetter, dead_letter_path, error_info
 from ._format import (
     KIND_ANNOTATION,
+    KIND_CONFIG,
     KIND_END,
     KIND_EXPERIMENT,
     KIND_FINISHED,
@@ -54,6 +55,7 @@ from ._format import (
     last_progress,
 )
 from ._port import SenderPort
+from ._resume import ResumeError, resolve_experiment
 from ._spool import SpoolLock, SpoolWriter, Store, read_header, read_progress, remove_spool
 
 __all__ = ["REFUSE", "RETRY", "SPLIT", "Drain", "Sender", "is_rejection", "verdict"]
@@ -61,6 +63,8 @@ __all__ = ["REFUSE", "RETRY", "SPLIT", "Drain", "Sender", "is_rejection", "verdi
 BATCH_EVENTS = MAX_BATCH_EVENTS
 """Events per ingest call: the contract's limit per request (`tally_api_types.limits`, via `tally._events`)."""
 READ_BYTES = 1 << 20
+MAX_REASONS = 10
+"""Refusal reasons a drain keeps for `RunRejectedError` (the count is exact; the reasons are the first ones)."""
 RETRY, SPLIT, REFUSE = "retry", "split", "refuse"
 _SPLIT_STATUSES = frozenset({400, 413, 422})
 """Refusals of what a batch holds: one event can cause them, so the batch is split to find it."""
@@ -79,6 +83,8 @@ def rfc3339(stamp: float) -> str:
 def verdict(error: BaseException) -> str:
     """What to do about a failed send: `RETRY` it later, `SPLIT` its batch to isolate the refused events, or
     `REFUSE` the whole batch (dead-letter it)."""
+    if isinstance(error, ResumeError):
+        return REFUSE
     if isinstance(error, APIStatusError):
         if error.code == "idempotency_in_progress":
             return RETRY
@@ -90,6 +96,11 @@ def verdict(error: BaseException) -> str:
     if isinstance(error, ValueError | TypeError) and not isinstance(error, TallyError):
         return SPLIT  # the SDK's own checks refused the data: no retry can change it
     return RETRY
+
+
+def _reason(error: BaseException | str) -> str:
+    """A refusal for humans (an API error's text names its status, code, message and request id)."""
+    return str(error)
 
 
 def is_rejection(error: BaseException) -> bool:
@@ -186,6 +197,7 @@ class Drain:
         writer: SpoolWriter | None = None,
         header: dict[str, Any] | None = None,
         lock: SpoolLock | None = None,
+        superseded: bool = False,
     ) -> None:
         self.store = store
         self._client = client
@@ -196,8 +208,10 @@ class Drain:
         self.progress = ProgressLog(directory)
         self.header: dict[str, Any] | None = header if header is not None else _header(store)
         self.experiment_id: str | None = state["experiment_id"]
+        self.opened = self.experiment_id is not None  # the experiment is settled: created, or resumed
         if self.experiment_id is None and self.header and self.header.get("experiment_id"):
             self.experiment_id = str(self.header["experiment_id"])
+        self.superseded = superseded
         self.segment: int = state["segment"]
         self.offset: int = state["offset"]
         self.stored: int = state["stored"]
@@ -207,6 +221,8 @@ class Drain:
         self.done_seq = 0
         self.torn: list[tuple[int, TornTail]] = []
         self.last_error: str | None = None
+        self.reasons: list[tuple[int, str]] = []  # (rejected before it, the reason): the first MAX_REASONS
+        self.blocked: str | None = None  # why nothing of this spool can be sent (a resume that cannot be)
         self.dead_letter = DeadLetter(dead_letter_path(directory)) if directory is not None else None
         self._buffer: deque[tuple[int, int, Any]] = deque()  # (segment, end offset, payload)
         self._read_segment = self.segment
@@ -285,23 +301,32 @@ class Drain:
         self.segment, self.offset = segment, offset
         self.progress.append([KIND_PROGRESS, segment, offset, self.stored, self.rejected])
 
+    def opened_as(self, experiment_id: str) -> None:
+        """The experiment is settled (created or resumed, at the run's start or here): recorded once."""
+        self.experiment_id = experiment_id
+        self.opened = True
+        self.progress.append([KIND_EXPERIMENT, experiment_id])
+
     def _ensure_experiment(self) -> str:
-        if self.experiment_id is not None:
+        if self.opened and self.experiment_id is not None:
             return self.experiment_id
         header = self.header
         assert header is not None
-        if header.get("experiment_id"):
-            self.experiment_id = str(header["experiment_id"])
+        if header.get("resume"):  # resume=..., or experiment_id=: look it up, reopen it or create it
+            experiment_id, _ = resolve_experiment(self.client, header, patient=True)
+        elif header.get("experiment_id"):  # a spool of an SDK before resume=
+            experiment_id = str(header["experiment_id"])
         else:
-            self.experiment_id = self.client.create_experiment(
+            experiment_id = self.client.create_experiment(
                 str(header["name"]),
                 description=header.get("description"),
                 metadata=header.get("metadata"),
                 folder_id=header.get("folder_id"),
+                tags=header.get("tags"),
                 idempotency_key=str(header.get("create_key") or f"tally-run-{header['run_key']}"),
             )
-        self.progress.append([KIND_EXPERIMENT, self.experiment_id])
-        return self.experiment_id
+        self.opened_as(experiment_id)
+        return experiment_id
 
     def step(self) -> bool:
         """Do one unit of work; False when caught up. Raises the client's errors that a retry may cure (see
@@ -322,7 +347,16 @@ class Drain:
             first = self._buffer[0][2]
             if isinstance(first, list) and first and first[0] == KIND_RUN:
                 self.header = dict(first[1])
-        experiment_id = self._ensure_experiment()
+        if self.blocked is not None:
+            return False
+        try:
+            experiment_id = self._ensure_experiment()
+        except Exception as error:
+            if verdict(error) == RETRY:
+                raise
+            self.blocked = self.last_error = _reason(error)
+            logger.warning("tally: run %r cannot send: %s", self._run_name(), self.blocked)
+            return False
         buffer = self._buffer
         run_key = str(self.header["run_key"]) if self.header else ""
         events: list[dict[str, Any]] = []
@@ -457,8 +491,10 @@ class Drain:
             return
         if self.dead_letter is not None:
             self.dead_letter.append(entries, header=self.header, experiment_id=self.experiment_id)
+        if len(self.reasons) < MAX_REASONS:
+            self.reasons.append((self.rejected, _reason(error)))
         self.rejected += count
-        self.last_error = str(error)
+        self.last_error = _reason(error)
         where = self.dead_letter.path if self.dead_letter is not None else "nowhere (durability='memory')"
         logger.warning(
             "tally: %d events of run %r could not be stored (%s); kept in %s",
@@ -496,6 +532,16 @@ class Drain:
                     raise ValueError(f"unreadable spool record: {error!r}") from None
                 self.client.annotate(experiment_id, **record)
                 self.stored += 1
+            elif kind == KIND_CONFIG:
+                try:
+                    _, seq, config, tags = payload
+                    record = {"config": config, "tags": tags}
+                except Exception as error:
+                    raise ValueError(f"unreadable spool record: {error!r}") from None
+                self.client.merge_config(experiment_id, config, tags)
+                self.stored += 1
+            elif kind == KIND_END and self.superseded:
+                pass  # an earlier process's end: the resumed run that replays it sets the final status
             elif kind == KIND_END:
                 try:
                     self.client.set_status(experiment_id, payload[2])
@@ -512,6 +558,8 @@ class Drain:
                 else:
                     record = {"payload": repr(payload)}
                 self._refuse([("annotation", record, error_info(error))], 1, error)
+            elif kind == KIND_CONFIG:
+                self._refuse([("config", record or {"payload": repr(payload)}, error_info(error))], 1, error)
             else:
                 self.last_error = str(error)
                 logger.warning("tally: the server refused a record of the run: %s", error)
@@ -622,12 +670,19 @@ class Sender:
             drain = self._current()
             try:
                 worked = drain.step() if drain is not None else False
+                self.last_error = None  # the server answered: the outage, if any, is over
             except Exception as error:
                 self.failures += 1
                 self.last_error = f"{type(error).__name__}: {error}"
                 delay = backoff_delay(min(self.failures, 10), rand=0.5 + random.random() / 2)
                 logger.info("tally: sending the run failed (%s); retrying in %.1f s", error, delay)
-                self._stop.wait(delay)
+                # A flush (or stop) cuts the wait short: one attempt at once for a caller who is waiting.
+                self._wake.wait(delay)
+                self._wake.clear()
+                continue
+            if drain is not None and drain is not self.own and drain.blocked is not None:
+                drain.close()  # it cannot be sent: left whole, for `tally sync` to say why
+                self._leftovers.pop(0)
                 continue
             if drain is not None and drain is not self.own and (drain.finished or not worked):
                 drain.finished = True  # no one writes a leftover: caught up is done

@@ -6,7 +6,7 @@ from typing import Any
 
 from tally_server._call import Call, Handler, Reply
 from tally_server._spec import FieldError
-from tally_server.errors import invalid_request
+from tally_server.errors import ApiError, invalid_request
 from tally_server.ordering import parse_order
 from tally_server.pagination import decode_experiments_cursor, encode_experiments_cursor
 from tally_server.storage.metadata_index import MetadataValueError, parse_value
@@ -70,8 +70,25 @@ def get_experiment(call: Call) -> Reply:
 
 
 def update_experiment_status(call: Call) -> Reply:
+    """`reopen: true` is the explicit terminal -> running transition (see the contract); the key that asks is
+    recorded with it. The operation takes organisation keys only, so only they can reopen."""
     experiment_id = call.path["experiment_id"]
-    return Reply(200, call.repo.update_experiment_status(call.org_pk, experiment_id, call.body["status"]))
+    status = call.body["status"]
+    reopened_by = None
+    if call.body.get("reopen"):
+        if status != "running":  # schema-valid, so not a 400: a transition the contract does not have
+            raise ApiError(
+                409,
+                "invalid_transition",
+                f"reopen: true reopens to status 'running' only, not {status!r}; drop reopen to set {status!r}",
+                {"to": status, "reopen": True},
+            )
+        assert call.principal is not None
+        reopened_by = call.principal.key_id
+    return Reply(
+        200,
+        call.repo.update_experiment_status(call.org_pk, experiment_id, status, reopened_by=reopened_by),
+    )
 
 
 def move_experiment(call: Call) -> Reply:

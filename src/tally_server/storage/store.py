@@ -1028,13 +1028,29 @@ class SqlRepository:
         with self.db.read() as conn:
             return rows.experiment(self._fetch_experiment(conn, org_pk, experiment_id))
 
-    def update_experiment_status(self, org_pk: int, experiment_id: str, status: str) -> Json:
+    def update_experiment_status(
+        self, org_pk: int, experiment_id: str, status: str, *, reopened_by: str | None = None
+    ) -> Json:
+        """The one way out of a terminal state is the explicit reopen to `running` (`reopened_by`, the key id):
+        the status, `ended_at` and the annotation that records it change in one transaction, so a reopened
+        experiment always has its record, and a crash leaves neither."""
         _, stamp = now()
         with self.db.write() as conn:
             # The row lock makes concurrent transitions take turns: the second sees the first one's result.
             row = self._fetch_experiment(conn, org_pk, experiment_id, for_update=True)
             current = row[6]
-            if current in _TERMINAL:
+            if current in _TERMINAL and reopened_by is not None and status == "running":
+                annotation_id = new_id("ann_")
+                conn.execute(
+                    _INSERT_ANNOTATION,
+                    {
+                        "id": annotation_id, "experiment": row[0], "text": f"reopened (was {current})",
+                        "step": None, "ts": stamp, "ts_auto": True,
+                        "metadata": rows.free_json({"tally.event": "reopen", "from": current, "key_id": reopened_by}),
+                        "client_event_id": f"reopen.{annotation_id}", "created_at": stamp,
+                    },
+                )  # fmt: skip
+            elif current in _TERMINAL:
                 raise InvalidTransitionError(experiment_id, current, status)
             if status != current:
                 conn.execute(

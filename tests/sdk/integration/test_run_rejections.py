@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from tally import Tally
 from tally.cli import cli
-from tally.run import Run
+from tally.run import Run, RunRejectedError
 from tally.run._format import KIND_ANNOTATION, KIND_LOG, frame
 from tally_server import RunningServer
 
@@ -210,7 +210,9 @@ def test_a_live_run_keeps_sending_around_a_refused_record_and_says_where_it_is(
         append_raw(run, [KIND_LOG, BAD_STEP, time.time(), None, {"loss": 0.5}], 1)
         for step in range(1000, 2000):
             run.log({"loss": 1 / (step + 1)}, step=step)
-        run.flush(timeout=60)
+        with pytest.raises(RunRejectedError, match="1 event") as raised:  # never silent
+            run.flush(timeout=60)
+        assert raised.value.rejected == 1
         status = run.status()
     assert (status.logged, status.stored, status.rejected, status.pending) == (2001, 2000, 1, 0)
     assert status.dead_letter is not None

@@ -54,6 +54,18 @@ class FakeServer:
     def close(self) -> None:
         self.is_closed = True
 
+    def last_step(self, experiment_id: str) -> int | None:
+        return None
+
+    def find_experiments(self, **kwargs: Any) -> list[str]:
+        return ["exp_fake"]
+
+    def reopen(self, experiment_id: str, **kwargs: Any) -> None:
+        self.statuses.append("running")
+
+    def merge_config(self, experiment_id: str, config: Any, tags: Any) -> None:
+        return None
+
     def ingest(self, experiment_id: str, events: list[dict[str, Any]]) -> IngestResult:
         with self.lock:
             self.in_flight += 1

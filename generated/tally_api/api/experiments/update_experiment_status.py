@@ -131,7 +131,13 @@ def sync_detailed(
     idempotency_key: str | Unset = UNSET,
 ) -> Response[ErrorResponse | Experiment]:
     """Move an experiment from `running` to `completed`, `failed` or `cancelled`. Terminal states are final
-    (409 `invalid_transition`); setting `running` on a running experiment changes nothing.
+    (409 `invalid_transition`) except for one explicit transition: `{"status": "running", "reopen":
+    true}` reopens a completed, failed or cancelled experiment to `running` (a resumed training job),
+    clears its `ended_at`, and records the reopening as an annotation on the experiment in the same
+    transaction (text `reopened (was <status>)`, metadata `{"tally.event": "reopen", "from": <status>,
+    "key_id": <the key that reopened it>}`). Only an organisation API key may reopen (as for every
+    status change). Setting `running` on a running experiment changes nothing, with or without `reopen`,
+    and records nothing.
 
     Args:
         experiment_id (str): An experiment's id.
@@ -167,7 +173,13 @@ def sync(
     idempotency_key: str | Unset = UNSET,
 ) -> ErrorResponse | Experiment | None:
     """Move an experiment from `running` to `completed`, `failed` or `cancelled`. Terminal states are final
-    (409 `invalid_transition`); setting `running` on a running experiment changes nothing.
+    (409 `invalid_transition`) except for one explicit transition: `{"status": "running", "reopen":
+    true}` reopens a completed, failed or cancelled experiment to `running` (a resumed training job),
+    clears its `ended_at`, and records the reopening as an annotation on the experiment in the same
+    transaction (text `reopened (was <status>)`, metadata `{"tally.event": "reopen", "from": <status>,
+    "key_id": <the key that reopened it>}`). Only an organisation API key may reopen (as for every
+    status change). Setting `running` on a running experiment changes nothing, with or without `reopen`,
+    and records nothing.
 
     Args:
         experiment_id (str): An experiment's id.
@@ -198,7 +210,13 @@ async def asyncio_detailed(
     idempotency_key: str | Unset = UNSET,
 ) -> Response[ErrorResponse | Experiment]:
     """Move an experiment from `running` to `completed`, `failed` or `cancelled`. Terminal states are final
-    (409 `invalid_transition`); setting `running` on a running experiment changes nothing.
+    (409 `invalid_transition`) except for one explicit transition: `{"status": "running", "reopen":
+    true}` reopens a completed, failed or cancelled experiment to `running` (a resumed training job),
+    clears its `ended_at`, and records the reopening as an annotation on the experiment in the same
+    transaction (text `reopened (was <status>)`, metadata `{"tally.event": "reopen", "from": <status>,
+    "key_id": <the key that reopened it>}`). Only an organisation API key may reopen (as for every
+    status change). Setting `running` on a running experiment changes nothing, with or without `reopen`,
+    and records nothing.
 
     Args:
         experiment_id (str): An experiment's id.
@@ -232,7 +250,13 @@ async def asyncio(
     idempotency_key: str | Unset = UNSET,
 ) -> ErrorResponse | Experiment | None:
     """Move an experiment from `running` to `completed`, `failed` or `cancelled`. Terminal states are final
-    (409 `invalid_transition`); setting `running` on a running experiment changes nothing.
+    (409 `invalid_transition`) except for one explicit transition: `{"status": "running", "reopen":
+    true}` reopens a completed, failed or cancelled experiment to `running` (a resumed training job),
+    clears its `ended_at`, and records the reopening as an annotation on the experiment in the same
+    transaction (text `reopened (was <status>)`, metadata `{"tally.event": "reopen", "from": <status>,
+    "key_id": <the key that reopened it>}`). Only an organisation API key may reopen (as for every
+    status change). Setting `running` on a running experiment changes nothing, with or without `reopen`,
+    and records nothing.
 
     Args:
         experiment_id (str): An experiment's id.
