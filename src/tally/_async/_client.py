@@ -23,8 +23,9 @@ from tally._base import (
 from tally._config import ClientConfig, client_config
 from tally._connection import Connection, EventHooks
 from tally._credentials import ResolvedConfig
-from tally._errors import AuthenticationError, translate_transport_errors
+from tally._errors import AuthenticationError, TallyError, translate_transport_errors
 from tally._headers import header
+from tally._hooks import Hooks, async_after_error, async_after_success, async_before_request
 from tally._lazy import load_generated
 from tally._lifecycle import release_async_pool, unclosed_message
 from tally._logging import logger as default_logger
@@ -178,8 +179,24 @@ class AsyncCore:
             content=body,
             extensions=extras.extensions,
         )
-        with translate_transport_errors(request):
-            response = await http.send(request)
+        hooks = extras.hooks
+        if not hooks:
+            with translate_transport_errors(request):
+                response = await http.send(request)
+            return self._result(decoder, response)
+        request = await async_before_request(hooks, request)
+        try:
+            with translate_transport_errors(request):
+                response = await http.send(request)
+            result = self._result(decoder, response)
+        except TallyError as error:
+            await async_after_error(hooks, error)
+            raise
+        await async_after_success(hooks, response)
+        return result
+
+    @staticmethod
+    def _result(decoder: msgspec.json.Decoder[T] | None, response: httpx.Response) -> T | None:
         capture = CAPTURE.get()
         if capture is not None:
             capture.response = response
@@ -247,7 +264,9 @@ class AsyncTally:
     (`timeout=`, `max_retries=`, `retry=`, `extra_headers=`, `extra_query=`, `extra_body=`, and
     `idempotency_key=` on writes). `transport`, `proxy`, `event_hooks` and `limits` go to the underlying httpx
     client; `http_client` is your own `httpx.AsyncClient` instead (you close it); retries, auth and options apply
-    around either. `logger` replaces the `tally` logger for this client's attempt log.
+    around either. `logger` replaces the `tally` logger for this client's attempt log. `hooks` (a `tally.Hooks`)
+    run your code around each request: before it is sent (it may change it) and with its final answer or error,
+    once per request, not per attempt (`tally._hooks`); only the async client's may be coroutine functions.
 
     `offline=True` (or `TALLY_MODE=offline`): no server at all; `client.run(...)` spools everything for
     `tally sync`, and every other call raises `ConfigurationError`.
@@ -270,6 +289,7 @@ class AsyncTally:
         logger: logging.Logger | None = None,
         offline: bool | None = None,
         config: ClientConfig | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         setup_from_env()
         chosen = client_config(
@@ -283,6 +303,8 @@ class AsyncTally:
             offline=offline,
         )
         settings = chosen.settings()
+        if hooks is not None:
+            settings = settings.replace({"hooks": hooks})
         if http_client is not None and (transport is not None or proxy is not None or limits is not None):
             raise ValueError("pass either http_client or transport/proxy/limits: the http_client has its own")
         connection = Connection(proxy=proxy, limits=limits, event_hooks=event_hooks, logger=logger)
@@ -416,8 +438,9 @@ class AsyncTally:
 
     def with_options(self, **options: Unpack[ClientOptions]) -> AsyncTally:
         """A client with other settings (`timeout`, `ingest_timeout`, `max_retries`, `retry`, `extra_headers`,
-        `extra_query`, `extra_body`) that shares this one's connection pool and ingestion keys. Cheap: use it per
-        call (`client.with_options(max_retries=0).experiments.get(...)`). Close the original, not the copy."""
+        `extra_query`, `extra_body`, and `hooks`, which run after the client's) that shares this one's connection
+        pool and ingestion keys. Cheap: use it per call (`client.with_options(max_retries=0).experiments.get(...)`).
+        Close the original, not the copy."""
         clone = object.__new__(type(self))
         clone._init(self._core.state, self._core.settings.replace(options))
         return clone

@@ -24,8 +24,9 @@ from tally._base import (
 from tally._config import ClientConfig, client_config
 from tally._connection import Connection, EventHooks
 from tally._credentials import ResolvedConfig
-from tally._errors import AuthenticationError, translate_transport_errors
+from tally._errors import AuthenticationError, TallyError, translate_transport_errors
 from tally._headers import header
+from tally._hooks import Hooks, after_error, after_success, before_request
 from tally._lazy import load_generated
 from tally._lifecycle import unclosed_message
 from tally._logging import logger as default_logger
@@ -179,8 +180,24 @@ class Core:
             content=body,
             extensions=extras.extensions,
         )
-        with translate_transport_errors(request):
-            response = http.send(request)
+        hooks = extras.hooks
+        if not hooks:
+            with translate_transport_errors(request):
+                response = http.send(request)
+            return self._result(decoder, response)
+        request = before_request(hooks, request)
+        try:
+            with translate_transport_errors(request):
+                response = http.send(request)
+            result = self._result(decoder, response)
+        except TallyError as error:
+            after_error(hooks, error)
+            raise
+        after_success(hooks, response)
+        return result
+
+    @staticmethod
+    def _result(decoder: msgspec.json.Decoder[T] | None, response: httpx.Response) -> T | None:
         capture = CAPTURE.get()
         if capture is not None:
             capture.response = response
@@ -248,7 +265,9 @@ class Tally:
     (`timeout=`, `max_retries=`, `retry=`, `extra_headers=`, `extra_query=`, `extra_body=`, and
     `idempotency_key=` on writes). `transport`, `proxy`, `event_hooks` and `limits` go to the underlying httpx
     client; `http_client` is your own `httpx.Client` instead (you close it); retries, auth and options apply
-    around either. `logger` replaces the `tally` logger for this client's attempt log.
+    around either. `logger` replaces the `tally` logger for this client's attempt log. `hooks` (a `tally.Hooks`)
+    run your code around each request: before it is sent (it may change it) and with its final answer or error,
+    once per request, not per attempt (`tally._hooks`); only the async client's may be coroutine functions.
 
     `offline=True` (or `TALLY_MODE=offline`): no server at all; `client.run(...)` spools everything for
     `tally sync`, and every other call raises `ConfigurationError`.
@@ -271,6 +290,7 @@ class Tally:
         logger: logging.Logger | None = None,
         offline: bool | None = None,
         config: ClientConfig | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         setup_from_env()
         chosen = client_config(
@@ -284,6 +304,8 @@ class Tally:
             offline=offline,
         )
         settings = chosen.settings()
+        if hooks is not None:
+            settings = settings.replace({"hooks": hooks})
         if http_client is not None and (transport is not None or proxy is not None or limits is not None):
             raise ValueError("pass either http_client or transport/proxy/limits: the http_client has its own")
         connection = Connection(proxy=proxy, limits=limits, event_hooks=event_hooks, logger=logger)
@@ -417,8 +439,9 @@ class Tally:
 
     def with_options(self, **options: Unpack[ClientOptions]) -> Tally:
         """A client with other settings (`timeout`, `ingest_timeout`, `max_retries`, `retry`, `extra_headers`,
-        `extra_query`, `extra_body`) that shares this one's connection pool and ingestion keys. Cheap: use it per
-        call (`client.with_options(max_retries=0).experiments.get(...)`). Close the original, not the copy."""
+        `extra_query`, `extra_body`, and `hooks`, which run after the client's) that shares this one's connection
+        pool and ingestion keys. Cheap: use it per call (`client.with_options(max_retries=0).experiments.get(...)`).
+        Close the original, not the copy."""
         clone = object.__new__(type(self))
         clone._init(self._core.state, self._core.settings.replace(options))
         return clone
