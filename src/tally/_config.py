@@ -6,9 +6,9 @@ with the same precedence), print it, pass it around, and open clients with `Tall
 objects rather than values (`transport`, `http_client`, `proxy`, `limits`, `event_hooks`, `logger`) stay keyword
 arguments of the client, and combine with `config=`.
 
-`Tally(config=...)` together with one of the keywords the config holds (`api_key`, `base_url`, `timeout`,
-`ingest_timeout`, `max_retries`, `retry`, `offline`) is a `ConfigurationError`: two answers to one question is a
-bug to point at, not one to settle silently. `config.replace(timeout=30.0)` makes the variant you meant.
+`Tally(config=...)` together with one of the keywords the config holds (`api_key`, `base_url` or `server_idx`,
+`timeout`, `ingest_timeout`, `max_retries`, `retry`, `offline`) is a `ConfigurationError`: two answers to one
+question is a bug to point at, not one to settle silently. `config.replace(timeout=30.0)` makes the variant you meant.
 """
 
 from __future__ import annotations
@@ -84,14 +84,17 @@ class ClientConfig:
         max_retries: int | None = None,
         retry: RetryPolicy | None = None,
         offline: bool | None = None,
+        server_idx: int | None = None,
     ) -> ClientConfig:
         """What `Tally(api_key, base_url=..., ...)` resolves: the argument, then `TALLY_API_KEY` /
-        `TALLY_BASE_URL`, then the credentials file, then the default URL (`"local"`: the file alone). `offline`
-        defaults to `TALLY_MODE`. Raises `ConfigurationError` listing every place looked at when no key is found
-        (offline needs none)."""
+        `TALLY_BASE_URL`, then the credentials file, then the contract's server `server_idx` (for the URL), then
+        the default URL (`"local"`: the file alone). `offline` defaults to `TALLY_MODE`. Raises
+        `ConfigurationError` listing every place looked at when no key is found (offline needs none)."""
         is_offline = offline_mode(offline)
         found = (
-            offline_config(api_key, base_url) if is_offline else resolve_from_environment(api_key, base_url)
+            offline_config(api_key, base_url, server_idx)
+            if is_offline
+            else resolve_from_environment(api_key, base_url, server_idx)
         )
         return cls._from(
             found,
@@ -116,7 +119,13 @@ class ClientConfig:
         if path is None:
             return cls.resolve(LOCAL, **settings)
         file = read_credentials_file(Path(path))
-        found = resolve(api_key=LOCAL, base_url=settings.pop("base_url", None), env=os.environ, file=file)
+        found = resolve(
+            api_key=LOCAL,
+            base_url=settings.pop("base_url", None),
+            env=os.environ,
+            file=file,
+            server_idx=settings.pop("server_idx", None),
+        )
         settings["offline"] = offline_mode(settings.get("offline"))
         return cls._from(found, **settings)
 

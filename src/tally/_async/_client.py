@@ -254,19 +254,21 @@ class AsyncTally:
         async with AsyncTally() as client:
             experiment = await client.experiments.create("baseline")
 
-    Credentials resolve themselves (argument, `TALLY_API_KEY`, then the credentials file;
-    `AsyncTally("local")` for the file alone). `config=` (a `tally.ClientConfig`) gives the connection settings
-    as one frozen value instead of `api_key`, `base_url`, `timeout`, `ingest_timeout`, `max_retries`, `retry` and
-    `offline`: passing both is a `ConfigurationError` (`config.replace(...)` changes one). `timeout` is per
-    attempt for ordinary calls (default 10 s), `ingest_timeout` for ingestion and annotations (default 20 s);
-    `retry` (a `tally.RetryPolicy`) says what is retried, how long to wait and the deadline of a call;
-    `max_retries` is its short form. Every method also takes these per call
-    (`timeout=`, `max_retries=`, `retry=`, `extra_headers=`, `extra_query=`, `extra_body=`, and
-    `idempotency_key=` on writes). `transport`, `proxy`, `event_hooks` and `limits` go to the underlying httpx
-    client; `http_client` is your own `httpx.AsyncClient` instead (you close it); retries, auth and options apply
-    around either. `logger` replaces the `tally` logger for this client's attempt log. `hooks` (a `tally.Hooks`)
-    run your code around each request: before it is sent (it may change it) and with its final answer or error,
-    once per request, not per attempt (`tally._hooks`); only the async client's may be coroutine functions.
+    Credentials resolve themselves (argument, `TALLY_API_KEY`, then the credentials file; `AsyncTally("local")`
+    for the file alone). The server: `base_url`, `TALLY_BASE_URL`, the file's, then the contract's server number
+    `server_idx` (`tally_api_types.servers.SERVERS`: 0 the local reference server, the default; 1 production), so
+    a base URL from anywhere wins over `server_idx`. `config=` (a `tally.ClientConfig`) gives the connection
+    settings as one frozen value instead of `api_key`, `base_url`, `timeout`, `ingest_timeout`, `max_retries`,
+    `retry` and `offline`: passing both is a `ConfigurationError` (`config.replace(...)` changes one). `timeout`
+    is per attempt for ordinary calls (default 10 s), `ingest_timeout` for ingestion and annotations (default
+    20 s); `retry` (a `tally.RetryPolicy`) says what is retried, how long to wait and the deadline of a call;
+    `max_retries` is its short form. Every method also takes these per call (`timeout=`, `max_retries=`, `retry=`,
+    `extra_headers=`, `extra_query=`, `extra_body=`, and `idempotency_key=` on writes). `transport`, `proxy`,
+    `event_hooks` and `limits` go to the underlying httpx client; `http_client` is your own `httpx.AsyncClient`
+    instead (you close it); retries, auth and options apply around either. `logger` replaces the `tally` logger
+    for this client's attempt log. `hooks` (a `tally.Hooks`) run your code around each request: before it is sent
+    (it may change it) and with its final answer or error, once per request, not per attempt (`tally._hooks`);
+    only the async client's may be coroutine functions.
 
     `offline=True` (or `TALLY_MODE=offline`): no server at all; `client.run(...)` spools everything for
     `tally sync`, and every other call raises `ConfigurationError`.
@@ -290,12 +292,14 @@ class AsyncTally:
         offline: bool | None = None,
         config: ClientConfig | None = None,
         hooks: Hooks | None = None,
+        server_idx: int | None = None,
     ) -> None:
         setup_from_env()
         chosen = client_config(
             config,
             api_key=api_key,
             base_url=base_url,
+            server_idx=server_idx,
             timeout=timeout,
             ingest_timeout=ingest_timeout,
             max_retries=max_retries,
