@@ -100,6 +100,7 @@ def configure(
             "max_retries",
             "retry",
             "offline",
+            "telemetry",
         )
         client_config(config, **{name: settings.get(name) for name in held})
     global _client, _settings

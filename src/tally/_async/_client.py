@@ -35,6 +35,7 @@ from tally._platform import platform_headers
 from tally._raw import CAPTURE, Capture, RawPage, RawResponse
 from tally._request_ids import remember
 from tally._retry_policy import RetryPolicy
+from tally._telemetry import TELEMETRY_HEADER, Telemetry
 from tally._transports import OfflineTransport, default_async_transport
 from tally._types import NOT_GIVEN, Health, NotGiven
 from tally.run import start_run
@@ -77,6 +78,7 @@ class _SharedState:
         "name",
         "offline",
         "owns_pool",
+        "telemetry",
         "url_prefix",
     )
 
@@ -88,8 +90,10 @@ class _SharedState:
         owns_pool: bool,
         offline: bool = False,
         connection: Connection | None = None,
+        telemetry: bool = False,
     ) -> None:
         self.config = config
+        self.telemetry = Telemetry() if telemetry else None
         self.connection = connection or Connection()
         self.http = http
         # Absolute URLs are built here: httpx parses a relative one twice (the path, then the merged URL), which
@@ -170,10 +174,16 @@ class AsyncCore:
         method, url, params, headers, body = prepare(
             operation, extras, token=bearer, idempotency_key=idempotency_key, content=content
         )
-        http = self.state.http
+        state = self.state
+        telemetry = state.telemetry
+        if telemetry is not None:
+            last = telemetry.take()
+            if last is not None:
+                headers[TELEMETRY_HEADER] = last
+        http = state.http
         request = http.build_request(
             method,
-            self.state.url_prefix + url,
+            state.url_prefix + url,
             params=params,
             headers=headers,
             content=body,
@@ -183,11 +193,15 @@ class AsyncCore:
         if not hooks:
             with translate_transport_errors(request):
                 response = await http.send(request)
+            if telemetry is not None:
+                telemetry.record(response)
             return self._result(decoder, response)
         request = await async_before_request(hooks, request)
         try:
             with translate_transport_errors(request):
                 response = await http.send(request)
+            if telemetry is not None:
+                telemetry.record(response)
             result = self._result(decoder, response)
         except TallyError as error:
             await async_after_error(hooks, error)
@@ -268,7 +282,9 @@ class AsyncTally:
     instead (you close it); retries, auth and options apply around either. `logger` replaces the `tally` logger
     for this client's attempt log. `hooks` (a `tally.Hooks`) run your code around each request: before it is sent
     (it may change it) and with its final answer or error, once per request, not per attempt (`tally._hooks`);
-    only the async client's may be coroutine functions.
+    only the async client's may be coroutine functions. `telemetry=True` (or `TALLY_TELEMETRY=1`; off by default)
+    sends, with each request, the previous one's request id and client-measured duration, and nothing else
+    (`tally._telemetry`).
 
     `offline=True` (or `TALLY_MODE=offline`): no server at all; `client.run(...)` spools everything for
     `tally sync`, and every other call raises `ConfigurationError`.
@@ -293,6 +309,7 @@ class AsyncTally:
         config: ClientConfig | None = None,
         hooks: Hooks | None = None,
         server_idx: int | None = None,
+        telemetry: bool | None = None,
     ) -> None:
         setup_from_env()
         chosen = client_config(
@@ -305,6 +322,7 @@ class AsyncTally:
             max_retries=max_retries,
             retry=retry,
             offline=offline,
+            telemetry=telemetry,
         )
         settings = chosen.settings()
         if hooks is not None:
@@ -317,6 +335,7 @@ class AsyncTally:
             settings,
             connection,
             offline=chosen.offline,
+            telemetry=chosen.telemetry,
             transport=transport,
             http_client=http_client,
         )
@@ -328,6 +347,7 @@ class AsyncTally:
         connection: Connection,
         *,
         offline: bool,
+        telemetry: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
@@ -365,6 +385,7 @@ class AsyncTally:
             owns_pool=http_client is None,
             offline=offline,
             connection=connection,
+            telemetry=telemetry,
         )
         self._init(state, settings)
 
@@ -382,7 +403,13 @@ class AsyncTally:
                 state.name,
             )
         sibling = object.__new__(type(self))
-        sibling._connect(state.config, self._core.settings, connection, offline=state.offline)
+        sibling._connect(
+            state.config,
+            self._core.settings,
+            connection,
+            offline=state.offline,
+            telemetry=state.telemetry is not None,
+        )
         return sibling
 
     def _init(self, state: _SharedState, settings: Settings) -> None:
@@ -406,7 +433,9 @@ class AsyncTally:
         """This client's settings as a `tally.ClientConfig` (key masked when printed): `AsyncTally(config=...)`
         opens another client like it."""
         state = self._core.state
-        return ClientConfig.of(state.config, self._core.settings, offline=state.offline)
+        return ClientConfig.of(
+            state.config, self._core.settings, offline=state.offline, telemetry=state.telemetry is not None
+        )
 
     @property
     def credential_source(self) -> str:

@@ -36,6 +36,7 @@ from tally._platform import platform_headers
 from tally._raw import CAPTURE, Capture, RawPage, RawResponse
 from tally._request_ids import remember
 from tally._retry_policy import RetryPolicy
+from tally._telemetry import TELEMETRY_HEADER, Telemetry
 from tally._transports import OfflineTransport, default_transport
 from tally._types import NOT_GIVEN, Health, NotGiven
 from tally.run import start_run
@@ -78,6 +79,7 @@ class _SharedState:
         "name",
         "offline",
         "owns_pool",
+        "telemetry",
         "url_prefix",
     )
 
@@ -89,8 +91,10 @@ class _SharedState:
         owns_pool: bool,
         offline: bool = False,
         connection: Connection | None = None,
+        telemetry: bool = False,
     ) -> None:
         self.config = config
+        self.telemetry = Telemetry() if telemetry else None
         self.connection = connection or Connection()
         self.http = http
         # Absolute URLs are built here: httpx parses a relative one twice (the path, then the merged URL), which
@@ -171,10 +175,16 @@ class Core:
         method, url, params, headers, body = prepare(
             operation, extras, token=bearer, idempotency_key=idempotency_key, content=content
         )
-        http = self.state.http
+        state = self.state
+        telemetry = state.telemetry
+        if telemetry is not None:
+            last = telemetry.take()
+            if last is not None:
+                headers[TELEMETRY_HEADER] = last
+        http = state.http
         request = http.build_request(
             method,
-            self.state.url_prefix + url,
+            state.url_prefix + url,
             params=params,
             headers=headers,
             content=body,
@@ -184,11 +194,15 @@ class Core:
         if not hooks:
             with translate_transport_errors(request):
                 response = http.send(request)
+            if telemetry is not None:
+                telemetry.record(response)
             return self._result(decoder, response)
         request = before_request(hooks, request)
         try:
             with translate_transport_errors(request):
                 response = http.send(request)
+            if telemetry is not None:
+                telemetry.record(response)
             result = self._result(decoder, response)
         except TallyError as error:
             after_error(hooks, error)
@@ -269,7 +283,9 @@ class Tally:
     instead (you close it); retries, auth and options apply around either. `logger` replaces the `tally` logger
     for this client's attempt log. `hooks` (a `tally.Hooks`) run your code around each request: before it is sent
     (it may change it) and with its final answer or error, once per request, not per attempt (`tally._hooks`);
-    only the async client's may be coroutine functions.
+    only the async client's may be coroutine functions. `telemetry=True` (or `TALLY_TELEMETRY=1`; off by default)
+    sends, with each request, the previous one's request id and client-measured duration, and nothing else
+    (`tally._telemetry`).
 
     `offline=True` (or `TALLY_MODE=offline`): no server at all; `client.run(...)` spools everything for
     `tally sync`, and every other call raises `ConfigurationError`.
@@ -294,6 +310,7 @@ class Tally:
         config: ClientConfig | None = None,
         hooks: Hooks | None = None,
         server_idx: int | None = None,
+        telemetry: bool | None = None,
     ) -> None:
         setup_from_env()
         chosen = client_config(
@@ -306,6 +323,7 @@ class Tally:
             max_retries=max_retries,
             retry=retry,
             offline=offline,
+            telemetry=telemetry,
         )
         settings = chosen.settings()
         if hooks is not None:
@@ -318,6 +336,7 @@ class Tally:
             settings,
             connection,
             offline=chosen.offline,
+            telemetry=chosen.telemetry,
             transport=transport,
             http_client=http_client,
         )
@@ -329,6 +348,7 @@ class Tally:
         connection: Connection,
         *,
         offline: bool,
+        telemetry: bool = False,
         transport: httpx.BaseTransport | None = None,
         http_client: httpx.Client | None = None,
     ) -> None:
@@ -366,6 +386,7 @@ class Tally:
             owns_pool=http_client is None,
             offline=offline,
             connection=connection,
+            telemetry=telemetry,
         )
         self._init(state, settings)
 
@@ -383,7 +404,13 @@ class Tally:
                 state.name,
             )
         sibling = object.__new__(type(self))
-        sibling._connect(state.config, self._core.settings, connection, offline=state.offline)
+        sibling._connect(
+            state.config,
+            self._core.settings,
+            connection,
+            offline=state.offline,
+            telemetry=state.telemetry is not None,
+        )
         return sibling
 
     def _init(self, state: _SharedState, settings: Settings) -> None:
@@ -407,7 +434,9 @@ class Tally:
         """This client's settings as a `tally.ClientConfig` (key masked when printed): `Tally(config=...)`
         opens another client like it."""
         state = self._core.state
-        return ClientConfig.of(state.config, self._core.settings, offline=state.offline)
+        return ClientConfig.of(
+            state.config, self._core.settings, offline=state.offline, telemetry=state.telemetry is not None
+        )
 
     @property
     def credential_source(self) -> str:
