@@ -1,6 +1,7 @@
 """Emit the SDK's public types (`tally_api_types/__init__.py`), the operation table
-(`tally_api_types/operations.py`) and the contract's limits (`tally_api_types/limits.py`) from
-`openapi/tally.yaml`. Run by `scripts/generate.py` (`make generate`, `make check-generated`).
+(`tally_api_types/operations.py`), the contract's limits (`tally_api_types/limits.py`) and its servers
+(`tally_api_types/servers.py`) from `openapi/tally.yaml`. Run by `scripts/generate.py` (`make generate`,
+`make check-generated`).
 
 Why a small generator of our own rather than datamodel-code-generator 0.89 (`--output-model-type
 msgspec.Struct`), measured on this spec before choosing:
@@ -303,6 +304,20 @@ class Generator:
             )
         return "\n".join([HEADER, _OPERATIONS_PRELUDE, "OPERATIONS: dict[str, Operation] = {", *rows, "}\n"])
 
+    # ---- servers -------------------------------------------------------------------------------------------
+    def servers(self) -> str:
+        """`servers:` as a table, in the spec's order: `Tally(server_idx=i)` talks to `SERVERS[i]`. Server
+        variables (`{name}` in a URL) are not supported: the generator stops rather than emit a URL with a hole."""
+        rows = []
+        for index, server in enumerate(self.spec.get("servers") or []):
+            url, description = server["url"], " ".join(str(server.get("description", "")).split())
+            if "{" in url or "variables" in server:
+                raise UnsupportedSchema(f"/servers/{index}: server variables are not supported")
+            rows.append(f"    Server({url!r}, {description!r}),")
+        if not rows:
+            raise UnsupportedSchema("/servers: the contract lists no server")
+        return "\n".join([HEADER, _SERVERS_PRELUDE, "SERVERS: Final[tuple[Server, ...]] = (", *rows, ")\n"])
+
     # ---- limits --------------------------------------------------------------------------------------------
     def limits(self) -> str:
         """Every constraint keyword of the spec's named schemas and parameters, and of the `x-` extensions of
@@ -519,6 +534,28 @@ from typing import Final
 '''
 
 
+_SERVERS_PRELUDE = '''"""The contract's servers (`servers:` of `openapi/tally.yaml`), in its order:
+`Tally(server_idx=i)` and `AsyncTally(server_idx=i)` talk to `SERVERS[i]` (`tally._credentials` says when a
+`base_url` wins). Imports nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+__all__ = ["SERVERS", "Server"]
+
+
+class Server(NamedTuple):
+    """One server of the contract: its URL (no trailing slash; paths start with `/v1`) and what it is."""
+
+    url: str
+    description: str
+
+
+'''
+
+
 def write(spec_path: Path, out_dir: Path) -> list[Path]:
     """Write the package `out_dir` (public types, operation table, py.typed), formatted by the pinned ruff."""
     from openapi_python_client.strings import snake_case
@@ -529,6 +566,7 @@ def write(spec_path: Path, out_dir: Path) -> list[Path]:
         out_dir / "__init__.py": generator.public_types(),
         out_dir / "operations.py": generator.operation_table(snake_case),
         out_dir / "limits.py": generator.limits(),
+        out_dir / "servers.py": generator.servers(),
     }
     (out_dir / "py.typed").write_text("# Marker file for PEP 561\n", encoding="utf-8")
     for path, text in files.items():

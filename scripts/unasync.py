@@ -49,6 +49,7 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     (r"\basync_sleep\b", "sleep"),
     (r"\bdefault_async_transport\b", "default_transport"),
     (r"\basync_pace\b", "pace"),
+    (r"\basync_(before_request|after_success|after_error)\b", r"\1"),
     (r'\bplatform_headers\("asyncio"\)', "platform_headers(None)"),
     (r"\brelease_async_pool\(self\.http\)", "self.http.close()"),
     (r"\basyncio\.Lock\b", "threading.Lock"),

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         UnprocessableEntityError,
     )
     from tally._events import event_id
+    from tally._hooks import Hooks
     from tally._options import RequestOptions, WriteOptions
     from tally._raw import RawResponse
     from tally._request_ids import request_id
@@ -133,6 +134,7 @@ _LAZY: dict[str, str] = {
     "ExperimentStatus": "tally._types",
     "Folder": "tally._types",
     "Health": "tally._types",
+    "Hooks": "tally._hooks",
     "IngestResult": "tally._types",
     "IngestionKey": "tally._types",
     "InsufficientStorageError": "tally._errors",
@@ -203,6 +205,7 @@ __all__ = [
     "ExperimentSummary",
     "Folder",
     "Health",
+    "Hooks",
     "IngestResult",
     "IngestionKey",
     "InsufficientStorageError",

@@ -6,9 +6,10 @@ with the same precedence), print it, pass it around, and open clients with `Tall
 objects rather than values (`transport`, `http_client`, `proxy`, `limits`, `event_hooks`, `logger`) stay keyword
 arguments of the client, and combine with `config=`.
 
-`Tally(config=...)` together with one of the keywords the config holds (`api_key`, `base_url`, `timeout`,
-`ingest_timeout`, `max_retries`, `retry`, `offline`) is a `ConfigurationError`: two answers to one question is a
-bug to point at, not one to settle silently. `config.replace(timeout=30.0)` makes the variant you meant.
+`Tally(config=...)` together with one of the keywords the config holds (`api_key`, `base_url` or `server_idx`,
+`timeout`, `ingest_timeout`, `max_retries`, `retry`, `offline`, `telemetry`) is a `ConfigurationError`: two
+answers to one question is a bug to point at, not one to settle silently. `config.replace(timeout=30.0)` makes
+the variant you meant.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tally._credentials import (
 from tally._options import Settings, TimeoutArg
 from tally._redact import redact
 from tally._retry_policy import RetryPolicy
+from tally._telemetry import telemetry_enabled
 
 __all__ = ["ClientConfig", "client_config"]
 
@@ -56,6 +58,7 @@ class ClientConfig:
     max_retries: int | None = None
     retry: RetryPolicy | None = None
     offline: bool = False
+    telemetry: bool = False
     credential_source: str = "argument"
     base_url_source: str = "argument"
 
@@ -70,6 +73,8 @@ class ClientConfig:
                 f"ClientConfig.base_url must be an http:// or https:// URL, not {self.base_url!r}"
             )
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        if not isinstance(self.telemetry, bool):
+            raise TypeError(f"ClientConfig.telemetry must be True or False, not {self.telemetry!r}")
         self.settings()  # validates timeout, ingest_timeout, max_retries and retry
 
     # ---- constructors ----------------------------------------------------------------------------------------
@@ -84,14 +89,19 @@ class ClientConfig:
         max_retries: int | None = None,
         retry: RetryPolicy | None = None,
         offline: bool | None = None,
+        server_idx: int | None = None,
+        telemetry: bool | None = None,
     ) -> ClientConfig:
         """What `Tally(api_key, base_url=..., ...)` resolves: the argument, then `TALLY_API_KEY` /
-        `TALLY_BASE_URL`, then the credentials file, then the default URL (`"local"`: the file alone). `offline`
-        defaults to `TALLY_MODE`. Raises `ConfigurationError` listing every place looked at when no key is found
-        (offline needs none)."""
+        `TALLY_BASE_URL`, then the credentials file, then the contract's server `server_idx` (for the URL), then
+        the default URL (`"local"`: the file alone). `offline` defaults to `TALLY_MODE`, `telemetry` to
+        `TALLY_TELEMETRY` (off). Raises
+        `ConfigurationError` listing every place looked at when no key is found (offline needs none)."""
         is_offline = offline_mode(offline)
         found = (
-            offline_config(api_key, base_url) if is_offline else resolve_from_environment(api_key, base_url)
+            offline_config(api_key, base_url, server_idx)
+            if is_offline
+            else resolve_from_environment(api_key, base_url, server_idx)
         )
         return cls._from(
             found,
@@ -100,6 +110,7 @@ class ClientConfig:
             max_retries=max_retries,
             retry=retry,
             offline=is_offline,
+            telemetry=telemetry_enabled(telemetry),
         )
 
     @classmethod
@@ -116,8 +127,15 @@ class ClientConfig:
         if path is None:
             return cls.resolve(LOCAL, **settings)
         file = read_credentials_file(Path(path))
-        found = resolve(api_key=LOCAL, base_url=settings.pop("base_url", None), env=os.environ, file=file)
+        found = resolve(
+            api_key=LOCAL,
+            base_url=settings.pop("base_url", None),
+            env=os.environ,
+            file=file,
+            server_idx=settings.pop("server_idx", None),
+        )
         settings["offline"] = offline_mode(settings.get("offline"))
+        settings["telemetry"] = telemetry_enabled(settings.get("telemetry"))
         return cls._from(found, **settings)
 
     @classmethod
@@ -131,7 +149,9 @@ class ClientConfig:
         )
 
     @classmethod
-    def of(cls, found: ResolvedConfig, settings: Settings, *, offline: bool) -> ClientConfig:
+    def of(
+        cls, found: ResolvedConfig, settings: Settings, *, offline: bool, telemetry: bool = False
+    ) -> ClientConfig:
         """The config of a client that holds `found` and `settings` (`client.config`)."""
         return cls._from(
             found,
@@ -139,6 +159,7 @@ class ClientConfig:
             ingest_timeout=settings.ingest_timeout,
             retry=settings.retry,
             offline=offline,
+            telemetry=telemetry,
         )
 
     # ---- use -------------------------------------------------------------------------------------------------

@@ -1,8 +1,12 @@
 """Which API key and base URL a client uses: one pure resolver for the client and the CLI, plus a thin reader.
 
 Order for the API key: the explicit argument, then `TALLY_API_KEY`, then the credentials file. The argument
-`"local"` means: the credentials file alone, environment ignored. The base URL: the explicit argument, then
-`TALLY_BASE_URL`, then the file, then `DEFAULT_BASE_URL`.
+`"local"` means: the credentials file alone, environment ignored. The base URL: the explicit `base_url`
+argument, then `TALLY_BASE_URL`, then the file's `base_url`, then the contract's server that the `server_idx`
+argument names (`SERVERS`, generated from `servers:` in `openapi/tally.yaml`), then the contract's first server,
+`DEFAULT_BASE_URL` (the local reference server). A `base_url` from anywhere wins over `server_idx`: it is the
+more specific answer, and the environment and the file are where a deployment points an unchanged program
+elsewhere.
 
 The credentials file is `$TALLY_CONFIG_DIR/credentials.json` when TALLY_CONFIG_DIR is set, else
 `credentials.json` in the platform's user config directory for `tally`; `tally serve` and `tally auth login`
@@ -19,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from tally_api_types.servers import SERVERS
+
 from tally._errors import ConfigurationError
 from tally._redact import redact
 from tally_credentials import credentials_path
@@ -26,6 +32,7 @@ from tally_credentials import credentials_path
 __all__ = [
     "DEFAULT_BASE_URL",
     "LOCAL",
+    "SERVERS",
     "CredentialsFile",
     "ResolvedConfig",
     "credentials_path",
@@ -34,9 +41,11 @@ __all__ = [
     "read_credentials_file",
     "resolve",
     "resolve_from_environment",
+    "server_url",
 ]
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8787"
+DEFAULT_BASE_URL = SERVERS[0].url
+"""The contract's first server: the local reference server, `http://127.0.0.1:8787`."""
 LOCAL = "local"
 API_KEY_ENV = "TALLY_API_KEY"
 BASE_URL_ENV = "TALLY_BASE_URL"
@@ -102,14 +111,27 @@ def _file_note(file: CredentialsFile) -> str:
     return f"file {file.path}: found"
 
 
+def server_url(server_idx: Any) -> str:
+    """The URL of the contract's server number `server_idx`, or a `ConfigurationError` that lists them."""
+    if isinstance(server_idx, bool) or not isinstance(server_idx, int) or not 0 <= server_idx < len(SERVERS):
+        listed = ", ".join(f"{index}: {server.url}" for index, server in enumerate(SERVERS))
+        raise ConfigurationError(
+            f"server_idx must be an int from 0 to {len(SERVERS) - 1} (the contract's servers: {listed}), "
+            f"not {server_idx!r}; pass base_url= for another server"
+        )
+    return SERVERS[server_idx].url
+
+
 def resolve(
     *,
     api_key: str | None,
     base_url: str | None,
     env: Mapping[str, str],
     file: CredentialsFile,
+    server_idx: int | None = None,
 ) -> ResolvedConfig:
     """Pick the API key and base URL from the argument, the environment and the file; pure, no I/O."""
+    chosen_server = None if server_idx is None else server_url(server_idx)
     local = api_key == LOCAL
     looked: list[str] = []
     key: str | None = None
@@ -143,6 +165,8 @@ def resolve(
         url, url_source = env[BASE_URL_ENV], f"env:{BASE_URL_ENV}"
     elif file.base_url:
         url, url_source = file.base_url, f"file:{file.path}"
+    elif chosen_server is not None:
+        url, url_source = chosen_server, f"server_idx={server_idx}"
     else:
         url, url_source = DEFAULT_BASE_URL, "default"
     return ResolvedConfig(
@@ -150,7 +174,9 @@ def resolve(
     )
 
 
-def resolve_from_environment(api_key: str | None, base_url: str | None) -> ResolvedConfig:
+def resolve_from_environment(
+    api_key: str | None, base_url: str | None, server_idx: int | None = None
+) -> ResolvedConfig:
     """`resolve` over the real environment and file; the file is read only when it may be needed."""
     env = os.environ
     needs_file = (api_key == LOCAL or not (api_key or env.get(API_KEY_ENV))) or not (
@@ -158,7 +184,7 @@ def resolve_from_environment(api_key: str | None, base_url: str | None) -> Resol
     )
     path = credentials_path(env)
     file = read_credentials_file(path) if needs_file else CredentialsFile(path, "missing")
-    return resolve(api_key=api_key, base_url=base_url, env=env, file=file)
+    return resolve(api_key=api_key, base_url=base_url, env=env, file=file, server_idx=server_idx)
 
 
 def offline_mode(offline: bool | None, env: Mapping[str, str] | None = None) -> bool:
@@ -171,14 +197,20 @@ def offline_mode(offline: bool | None, env: Mapping[str, str] | None = None) -> 
     return mode == "offline"
 
 
-def offline_config(api_key: str | None, base_url: str | None) -> ResolvedConfig:
+def offline_config(
+    api_key: str | None, base_url: str | None, server_idx: int | None = None
+) -> ResolvedConfig:
     """An offline client's configuration: the credentials when they resolve (no key is needed offline)."""
+    chosen_server = None if server_idx is None else server_url(server_idx)
     try:
-        return resolve_from_environment(api_key, base_url)
+        return resolve_from_environment(api_key, base_url, server_idx)
     except ConfigurationError:
+        if base_url:
+            url, source = base_url, "argument"
+        elif chosen_server is not None:
+            url, source = chosen_server, f"server_idx={server_idx}"
+        else:
+            url, source = DEFAULT_BASE_URL, "default"
         return ResolvedConfig(
-            api_key="",
-            base_url=(base_url or DEFAULT_BASE_URL).rstrip("/"),
-            credential_source="offline",
-            base_url_source="argument" if base_url else "default",
+            api_key="", base_url=url.rstrip("/"), credential_source="offline", base_url_source=source
         )

@@ -91,8 +91,18 @@ def configure(
     if config is not None:  # config= with a keyword it holds: say so now, not at the first call
         from tally._config import client_config
 
-        held = ("api_key", "base_url", "timeout", "ingest_timeout", "max_retries", "retry", "offline")
-        client_config(config, **{name: settings[name] for name in held})
+        held = (
+            "api_key",
+            "base_url",
+            "server_idx",
+            "timeout",
+            "ingest_timeout",
+            "max_retries",
+            "retry",
+            "offline",
+            "telemetry",
+        )
+        client_config(config, **{name: settings.get(name) for name in held})
     global _client, _settings
     with _lock:
         previous, _client = _client, None

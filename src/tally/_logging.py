@@ -1,8 +1,9 @@
-"""The `tally` logger: one line per HTTP attempt (method, URL, status, elapsed, request id, attempt).
+"""The `tally` logger: one line per HTTP attempt (method, URL, status, elapsed, request id, attempt) at INFO; at
+DEBUG also each attempt's request and response, headers and bodies, redacted and cut (`tally._debug_log`).
 
 `TALLY_LOG=debug` or `TALLY_LOG=info` in the environment adds a stderr handler when a client is created.
-Tokens are never logged: the Authorization header is left out, and a filter redacts anything that looks like a
-token.
+Tokens are never logged: what the SDK logs is redacted before it is formatted (`tally._redact`), and a filter
+masks anything shaped like a token that reaches this logger all the same.
 """
 
 from __future__ import annotations
@@ -16,18 +17,24 @@ __all__ = ["RedactingFilter", "logger", "setup_from_env"]
 
 logger = logging.getLogger("tally")
 
-_TOKEN = re.compile(r"\btk_(org|ing)_[A-Za-z0-9_-]+")
+_TOKEN = re.compile(r"\btk_(org|ing)_[A-Za-z0-9_-]+|\bt[ls]_[A-Za-z0-9_-]{16,}")
 
 
 class RedactingFilter(logging.Filter):
-    """Replaces anything shaped like a Tally token in a record's message with `tk_<kind>_…<last 4>`."""
+    """Replaces anything shaped like a Tally key in a record's message with `tk_<kind>_…<last 4>`, and a
+    dashboard login-link or session token (`tl_...`, `ts_...`) with `tl_…` / `ts_…`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "tk_" in message:
-            record.msg = _TOKEN.sub(lambda m: f"tk_{m.group(1)}_…{m.group(0)[-4:]}", message)
+        if "tk_" in message or "tl_" in message or "ts_" in message:
+            record.msg = _TOKEN.sub(_masked, message)
             record.args = None
         return True
+
+
+def _masked(found: re.Match[str]) -> str:
+    token = found.group(0)
+    return f"tk_{found.group(1)}_…{token[-4:]}" if found.group(1) else f"{token[:3]}…"
 
 
 _configured: list[logging.Handler] = []

@@ -11,7 +11,8 @@ one is a change here and in the core only.
 
 Precedence: per-call value > `with_options` value > the client's constructor. `extra_headers`, `extra_query` and
 `extra_body` merge key by key (per call wins); `max_retries` replaces only that field of the `retry` policy in
-force.
+force. `hooks` add up instead: the constructor's run first, then `with_options`', then the call's
+(`tally._hooks`).
 
 The call with no options (the common case) costs one truth test: `Settings` precomputes its request extensions.
 """
@@ -26,6 +27,7 @@ from typing import Any, Final, TypedDict
 import httpx
 from tally_api_types import limits as _contract
 
+from tally._hooks import HookChain, Hooks, chain
 from tally._retry_policy import DEFAULT_POLICY, RetryPolicy
 
 __all__ = [
@@ -68,6 +70,8 @@ class RequestOptions(TypedDict, total=False):
     """Query parameters to add (or replace)."""
     extra_body: Mapping[str, Any]
     """JSON members to add (or replace) at the top level of the body (POST and PATCH)."""
+    hooks: Hooks
+    """`tally.Hooks` for this call, run after the client's (`tally._hooks`)."""
 
 
 class WriteOptions(RequestOptions, total=False):
@@ -88,6 +92,7 @@ class ClientOptions(TypedDict, total=False):
     extra_headers: Mapping[str, str]
     extra_query: Mapping[str, Any]
     extra_body: Mapping[str, Any]
+    hooks: Hooks
 
 
 _REQUEST_KEYS = frozenset(WriteOptions.__annotations__) | frozenset(RequestOptions.__annotations__)
@@ -131,6 +136,7 @@ class CallExtras:
     extra_headers: Mapping[str, str] | None = None
     extra_query: Mapping[str, Any] | None = None
     extra_body: Mapping[str, Any] | None = None
+    hooks: HookChain = ()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -143,6 +149,7 @@ class Settings:
     extra_headers: Mapping[str, str] | None = None
     extra_query: Mapping[str, Any] | None = None
     extra_body: Mapping[str, Any] | None = None
+    hooks: HookChain = ()
     _plain: tuple[CallExtras, CallExtras] = field(init=False, repr=False)
 
     @classmethod
@@ -185,6 +192,8 @@ class Settings:
         for name in ("extra_headers", "extra_query", "extra_body"):
             if name in options:
                 changes[name] = _merged(getattr(self, name), options[name])
+        if "hooks" in options:
+            changes["hooks"] = chain(self.hooks, options["hooks"])
         return replace(self, **changes)
 
     def call(self, options: Mapping[str, Any], *, ingest: bool = False) -> CallExtras:
@@ -209,6 +218,7 @@ class Settings:
             extra_headers=_merged(self.extra_headers, options.get("extra_headers")),
             extra_query=_merged(self.extra_query, options.get("extra_query")),
             extra_body=_merged(self.extra_body, options.get("extra_body")),
+            hooks=chain(self.hooks, options.get("hooks")),
         )
 
 

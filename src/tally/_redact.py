@@ -10,7 +10,10 @@ process (an error's text, a pickled error, a log line) goes through here first:
   `Idempotency-Key` or `metadata_key`) keep only their scheme and the key's kind and last four characters
   (`Bearer tk_org_...abcd`, the server's own `token_hint`); any Tally key elsewhere in a value is masked too;
 - URLs: the userinfo is dropped, query values under such names are masked, and so is a Tally key anywhere;
-- text: every Tally key (`tk_org_...`, `tk_ing_...`) is masked;
+- text: every Tally key (`tk_org_...`, `tk_ing_...`) is masked, and so is every dashboard login-link token
+  (`tl_...`, in `createLoginLink`'s `path`) and session token (`ts_...`, the `tally_session` cookie);
+- bodies (the debug log, `tally._debug_log`): the text rules, and the value of every JSON member whose name says it
+  holds a secret (`"token": "..."`, `"password": "..."`);
 - a client's or config's repr, and the CLI, show the key it uses with `redact` (`tk_org_…abcd`).
 
 Masks are ASCII (`...`), so that a masked header is still a valid header; `redact` is for people, not headers.
@@ -22,9 +25,13 @@ import re
 
 import httpx
 
-__all__ = ["is_secret_name", "mask", "redact", "redact_headers", "redact_text", "redact_url"]
+__all__ = ["is_secret_name", "mask", "redact", "redact_body", "redact_headers", "redact_text", "redact_url"]
 
-_KEY = re.compile(r"tk_(?:org|ing)_[A-Za-z0-9_\-]+")
+_TOKEN = re.compile(r"tk_(?:org|ing)_[A-Za-z0-9_\-]+|\bt[ls]_[A-Za-z0-9_\-]{16,}")
+"""Every secret-shaped string: Tally keys, login-link tokens (`tl_`) and session tokens (`ts_`) of the server."""
+_TOKEN_MARKS = ("tk_", "tl_", "ts_")
+_JSON_MEMBER = re.compile(r'"((?:[^"\\]|\\.){1,64})"(\s*:\s*)"((?:[^"\\]|\\.)*)"')
+"""A JSON member whose value is a string: `"name": "value"` (escapes kept)."""
 _WORDS = re.compile(r"[^a-z0-9]+")
 _CAMEL = re.compile(r"([a-z0-9])([A-Z])")
 _SECRET_WORDS = frozenset(
@@ -78,8 +85,21 @@ def redact(token: str | None) -> str:
 
 
 def redact_text(text: str) -> str:
-    """`text` with every Tally key masked."""
-    return _KEY.sub(lambda found: mask(found.group()), text) if "tk_" in text else text
+    """`text` with every Tally key masked, and every login-link or session token."""
+    if any(mark in text for mark in _TOKEN_MARKS):
+        return _TOKEN.sub(lambda found: mask(found.group()), text)
+    return text
+
+
+def _member(found: re.Match[str]) -> str:
+    name, colon, value = found.group(1), found.group(2), found.group(3)
+    return f'"{name}"{colon}"{mask(value)}"' if value and is_secret_name(name) else found.group()
+
+
+def redact_body(text: str) -> str:
+    """A request or response body (JSON or not) as text that shows no secret: `redact_text`, and the string value of
+    every JSON member whose name holds a secret (`is_secret_name`: `token`, `password`, `api_key`, ...)."""
+    return redact_text(_JSON_MEMBER.sub(_member, text) if '"' in text else text)
 
 
 def _redact_value(value: str) -> str:
@@ -109,7 +129,7 @@ def redact_url(url: httpx.URL) -> str:
             name, equals, value = pair.partition("=")
             if equals:
                 decoded_name, decoded_value = httpx.QueryParams(pair).multi_items()[0]
-                if is_secret_name(decoded_name) or _KEY.search(decoded_value):
+                if is_secret_name(decoded_name) or _TOKEN.search(decoded_value):
                     value = mask(decoded_value)
             pairs.append(f"{name}{equals}{value}")
         url = url.copy_with(query="&".join(pairs).encode())

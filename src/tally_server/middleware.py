@@ -1,5 +1,6 @@
-"""The one ASGI middleware: a request id on every request and answer, one log line per request, and a last-resort
-enveloped 500 for anything that escaped the routes."""
+"""The one ASGI middleware: a request id on every request and answer, one log line per request (and at DEBUG the
+client's telemetry figures, `_client_telemetry`), and a last-resort enveloped 500 for anything that escaped the
+routes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tally_server._access_log import request_target
+from tally_server._client_telemetry import HEADER as TELEMETRY_HEADER
+from tally_server._client_telemetry import read_client_telemetry
 from tally_server._json import error_body
 from tally_server._spec import Operation
 from tally_server.errors import ApiError
@@ -45,12 +48,21 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         offered = None
+        telemetry = None
+        debug = logger.isEnabledFor(logging.DEBUG)
         for name, value in scope.get("headers", []):
             if name == b"x-request-id":
                 offered = value.decode("latin-1")
-                break
+                if not debug:
+                    break
+            elif debug and name == TELEMETRY_HEADER:
+                telemetry = value
         rid = offered if offered and _SANE_REQUEST_ID.fullmatch(offered) else "req_" + secrets.token_hex(8)
         scope[REQUEST_ID_SCOPE_KEY] = rid
+        if telemetry is not None:
+            figures = read_client_telemetry(telemetry)
+            if figures is not None:
+                logger.debug("client telemetry (%s): %s took %d ms as the client measured it", rid, *figures)
         started = time.perf_counter()
         status = 0
 

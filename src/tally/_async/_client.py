@@ -23,8 +23,9 @@ from tally._base import (
 from tally._config import ClientConfig, client_config
 from tally._connection import Connection, EventHooks
 from tally._credentials import ResolvedConfig
-from tally._errors import AuthenticationError, translate_transport_errors
+from tally._errors import AuthenticationError, TallyError, translate_transport_errors
 from tally._headers import header
+from tally._hooks import Hooks, async_after_error, async_after_success, async_before_request
 from tally._lazy import load_generated
 from tally._lifecycle import release_async_pool, unclosed_message
 from tally._logging import logger as default_logger
@@ -34,6 +35,7 @@ from tally._platform import platform_headers
 from tally._raw import CAPTURE, Capture, RawPage, RawResponse
 from tally._request_ids import remember
 from tally._retry_policy import RetryPolicy
+from tally._telemetry import TELEMETRY_HEADER, Telemetry
 from tally._transports import OfflineTransport, default_async_transport
 from tally._types import NOT_GIVEN, Health, NotGiven
 from tally.run import start_run
@@ -76,6 +78,7 @@ class _SharedState:
         "name",
         "offline",
         "owns_pool",
+        "telemetry",
         "url_prefix",
     )
 
@@ -87,8 +90,10 @@ class _SharedState:
         owns_pool: bool,
         offline: bool = False,
         connection: Connection | None = None,
+        telemetry: bool = False,
     ) -> None:
         self.config = config
+        self.telemetry = Telemetry() if telemetry else None
         self.connection = connection or Connection()
         self.http = http
         # Absolute URLs are built here: httpx parses a relative one twice (the path, then the merged URL), which
@@ -169,17 +174,43 @@ class AsyncCore:
         method, url, params, headers, body = prepare(
             operation, extras, token=bearer, idempotency_key=idempotency_key, content=content
         )
-        http = self.state.http
+        state = self.state
+        telemetry = state.telemetry
+        if telemetry is not None:
+            last = telemetry.take()
+            if last is not None:
+                headers[TELEMETRY_HEADER] = last
+        http = state.http
         request = http.build_request(
             method,
-            self.state.url_prefix + url,
+            state.url_prefix + url,
             params=params,
             headers=headers,
             content=body,
             extensions=extras.extensions,
         )
-        with translate_transport_errors(request):
-            response = await http.send(request)
+        hooks = extras.hooks
+        if not hooks:
+            with translate_transport_errors(request):
+                response = await http.send(request)
+            if telemetry is not None:
+                telemetry.record(response)
+            return self._result(decoder, response)
+        request = await async_before_request(hooks, request)
+        try:
+            with translate_transport_errors(request):
+                response = await http.send(request)
+            if telemetry is not None:
+                telemetry.record(response)
+            result = self._result(decoder, response)
+        except TallyError as error:
+            await async_after_error(hooks, error)
+            raise
+        await async_after_success(hooks, response)
+        return result
+
+    @staticmethod
+    def _result(decoder: msgspec.json.Decoder[T] | None, response: httpx.Response) -> T | None:
         capture = CAPTURE.get()
         if capture is not None:
             capture.response = response
@@ -237,17 +268,23 @@ class AsyncTally:
         async with AsyncTally() as client:
             experiment = await client.experiments.create("baseline")
 
-    Credentials resolve themselves (argument, `TALLY_API_KEY`, then the credentials file;
-    `AsyncTally("local")` for the file alone). `config=` (a `tally.ClientConfig`) gives the connection settings
-    as one frozen value instead of `api_key`, `base_url`, `timeout`, `ingest_timeout`, `max_retries`, `retry` and
-    `offline`: passing both is a `ConfigurationError` (`config.replace(...)` changes one). `timeout` is per
-    attempt for ordinary calls (default 10 s), `ingest_timeout` for ingestion and annotations (default 20 s);
-    `retry` (a `tally.RetryPolicy`) says what is retried, how long to wait and the deadline of a call;
-    `max_retries` is its short form. Every method also takes these per call
-    (`timeout=`, `max_retries=`, `retry=`, `extra_headers=`, `extra_query=`, `extra_body=`, and
-    `idempotency_key=` on writes). `transport`, `proxy`, `event_hooks` and `limits` go to the underlying httpx
-    client; `http_client` is your own `httpx.AsyncClient` instead (you close it); retries, auth and options apply
-    around either. `logger` replaces the `tally` logger for this client's attempt log.
+    Credentials resolve themselves (argument, `TALLY_API_KEY`, then the credentials file; `AsyncTally("local")`
+    for the file alone). The server: `base_url`, `TALLY_BASE_URL`, the file's, then the contract's server number
+    `server_idx` (`tally_api_types.servers.SERVERS`: 0 the local reference server, the default; 1 production), so
+    a base URL from anywhere wins over `server_idx`. `config=` (a `tally.ClientConfig`) gives the connection
+    settings as one frozen value instead of `api_key`, `base_url`, `timeout`, `ingest_timeout`, `max_retries`,
+    `retry` and `offline`: passing both is a `ConfigurationError` (`config.replace(...)` changes one). `timeout`
+    is per attempt for ordinary calls (default 10 s), `ingest_timeout` for ingestion and annotations (default
+    20 s); `retry` (a `tally.RetryPolicy`) says what is retried, how long to wait and the deadline of a call;
+    `max_retries` is its short form. Every method also takes these per call (`timeout=`, `max_retries=`, `retry=`,
+    `extra_headers=`, `extra_query=`, `extra_body=`, and `idempotency_key=` on writes). `transport`, `proxy`,
+    `event_hooks` and `limits` go to the underlying httpx client; `http_client` is your own `httpx.AsyncClient`
+    instead (you close it); retries, auth and options apply around either. `logger` replaces the `tally` logger
+    for this client's attempt log. `hooks` (a `tally.Hooks`) run your code around each request: before it is sent
+    (it may change it) and with its final answer or error, once per request, not per attempt (`tally._hooks`);
+    only the async client's may be coroutine functions. `telemetry=True` (or `TALLY_TELEMETRY=1`; off by default)
+    sends, with each request, the previous one's request id and client-measured duration, and nothing else
+    (`tally._telemetry`).
 
     `offline=True` (or `TALLY_MODE=offline`): no server at all; `client.run(...)` spools everything for
     `tally sync`, and every other call raises `ConfigurationError`.
@@ -270,19 +307,26 @@ class AsyncTally:
         logger: logging.Logger | None = None,
         offline: bool | None = None,
         config: ClientConfig | None = None,
+        hooks: Hooks | None = None,
+        server_idx: int | None = None,
+        telemetry: bool | None = None,
     ) -> None:
         setup_from_env()
         chosen = client_config(
             config,
             api_key=api_key,
             base_url=base_url,
+            server_idx=server_idx,
             timeout=timeout,
             ingest_timeout=ingest_timeout,
             max_retries=max_retries,
             retry=retry,
             offline=offline,
+            telemetry=telemetry,
         )
         settings = chosen.settings()
+        if hooks is not None:
+            settings = settings.replace({"hooks": hooks})
         if http_client is not None and (transport is not None or proxy is not None or limits is not None):
             raise ValueError("pass either http_client or transport/proxy/limits: the http_client has its own")
         connection = Connection(proxy=proxy, limits=limits, event_hooks=event_hooks, logger=logger)
@@ -291,6 +335,7 @@ class AsyncTally:
             settings,
             connection,
             offline=chosen.offline,
+            telemetry=chosen.telemetry,
             transport=transport,
             http_client=http_client,
         )
@@ -302,6 +347,7 @@ class AsyncTally:
         connection: Connection,
         *,
         offline: bool,
+        telemetry: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
@@ -339,6 +385,7 @@ class AsyncTally:
             owns_pool=http_client is None,
             offline=offline,
             connection=connection,
+            telemetry=telemetry,
         )
         self._init(state, settings)
 
@@ -356,7 +403,13 @@ class AsyncTally:
                 state.name,
             )
         sibling = object.__new__(type(self))
-        sibling._connect(state.config, self._core.settings, connection, offline=state.offline)
+        sibling._connect(
+            state.config,
+            self._core.settings,
+            connection,
+            offline=state.offline,
+            telemetry=state.telemetry is not None,
+        )
         return sibling
 
     def _init(self, state: _SharedState, settings: Settings) -> None:
@@ -380,7 +433,9 @@ class AsyncTally:
         """This client's settings as a `tally.ClientConfig` (key masked when printed): `AsyncTally(config=...)`
         opens another client like it."""
         state = self._core.state
-        return ClientConfig.of(state.config, self._core.settings, offline=state.offline)
+        return ClientConfig.of(
+            state.config, self._core.settings, offline=state.offline, telemetry=state.telemetry is not None
+        )
 
     @property
     def credential_source(self) -> str:
@@ -416,8 +471,9 @@ class AsyncTally:
 
     def with_options(self, **options: Unpack[ClientOptions]) -> AsyncTally:
         """A client with other settings (`timeout`, `ingest_timeout`, `max_retries`, `retry`, `extra_headers`,
-        `extra_query`, `extra_body`) that shares this one's connection pool and ingestion keys. Cheap: use it per
-        call (`client.with_options(max_retries=0).experiments.get(...)`). Close the original, not the copy."""
+        `extra_query`, `extra_body`, and `hooks`, which run after the client's) that shares this one's connection
+        pool and ingestion keys. Cheap: use it per call (`client.with_options(max_retries=0).experiments.get(...)`).
+        Close the original, not the copy."""
         clone = object.__new__(type(self))
         clone._init(self._core.state, self._core.settings.replace(options))
         return clone

@@ -24,8 +24,9 @@ from tally._base import (
 from tally._config import ClientConfig, client_config
 from tally._connection import Connection, EventHooks
 from tally._credentials import ResolvedConfig
-from tally._errors import AuthenticationError, translate_transport_errors
+from tally._errors import AuthenticationError, TallyError, translate_transport_errors
 from tally._headers import header
+from tally._hooks import Hooks, after_error, after_success, before_request
 from tally._lazy import load_generated
 from tally._lifecycle import unclosed_message
 from tally._logging import logger as default_logger
@@ -35,6 +36,7 @@ from tally._platform import platform_headers
 from tally._raw import CAPTURE, Capture, RawPage, RawResponse
 from tally._request_ids import remember
 from tally._retry_policy import RetryPolicy
+from tally._telemetry import TELEMETRY_HEADER, Telemetry
 from tally._transports import OfflineTransport, default_transport
 from tally._types import NOT_GIVEN, Health, NotGiven
 from tally.run import start_run
@@ -77,6 +79,7 @@ class _SharedState:
         "name",
         "offline",
         "owns_pool",
+        "telemetry",
         "url_prefix",
     )
 
@@ -88,8 +91,10 @@ class _SharedState:
         owns_pool: bool,
         offline: bool = False,
         connection: Connection | None = None,
+        telemetry: bool = False,
     ) -> None:
         self.config = config
+        self.telemetry = Telemetry() if telemetry else None
         self.connection = connection or Connection()
         self.http = http
         # Absolute URLs are built here: httpx parses a relative one twice (the path, then the merged URL), which
@@ -170,17 +175,43 @@ class Core:
         method, url, params, headers, body = prepare(
             operation, extras, token=bearer, idempotency_key=idempotency_key, content=content
         )
-        http = self.state.http
+        state = self.state
+        telemetry = state.telemetry
+        if telemetry is not None:
+            last = telemetry.take()
+            if last is not None:
+                headers[TELEMETRY_HEADER] = last
+        http = state.http
         request = http.build_request(
             method,
-            self.state.url_prefix + url,
+            state.url_prefix + url,
             params=params,
             headers=headers,
             content=body,
             extensions=extras.extensions,
         )
-        with translate_transport_errors(request):
-            response = http.send(request)
+        hooks = extras.hooks
+        if not hooks:
+            with translate_transport_errors(request):
+                response = http.send(request)
+            if telemetry is not None:
+                telemetry.record(response)
+            return self._result(decoder, response)
+        request = before_request(hooks, request)
+        try:
+            with translate_transport_errors(request):
+                response = http.send(request)
+            if telemetry is not None:
+                telemetry.record(response)
+            result = self._result(decoder, response)
+        except TallyError as error:
+            after_error(hooks, error)
+            raise
+        after_success(hooks, response)
+        return result
+
+    @staticmethod
+    def _result(decoder: msgspec.json.Decoder[T] | None, response: httpx.Response) -> T | None:
         capture = CAPTURE.get()
         if capture is not None:
             capture.response = response
@@ -238,17 +269,23 @@ class Tally:
         with Tally() as client:
             experiment = client.experiments.create("baseline")
 
-    Credentials resolve themselves (argument, `TALLY_API_KEY`, then the credentials file;
-    `Tally("local")` for the file alone). `config=` (a `tally.ClientConfig`) gives the connection settings
-    as one frozen value instead of `api_key`, `base_url`, `timeout`, `ingest_timeout`, `max_retries`, `retry` and
-    `offline`: passing both is a `ConfigurationError` (`config.replace(...)` changes one). `timeout` is per
-    attempt for ordinary calls (default 10 s), `ingest_timeout` for ingestion and annotations (default 20 s);
-    `retry` (a `tally.RetryPolicy`) says what is retried, how long to wait and the deadline of a call;
-    `max_retries` is its short form. Every method also takes these per call
-    (`timeout=`, `max_retries=`, `retry=`, `extra_headers=`, `extra_query=`, `extra_body=`, and
-    `idempotency_key=` on writes). `transport`, `proxy`, `event_hooks` and `limits` go to the underlying httpx
-    client; `http_client` is your own `httpx.Client` instead (you close it); retries, auth and options apply
-    around either. `logger` replaces the `tally` logger for this client's attempt log.
+    Credentials resolve themselves (argument, `TALLY_API_KEY`, then the credentials file; `Tally("local")`
+    for the file alone). The server: `base_url`, `TALLY_BASE_URL`, the file's, then the contract's server number
+    `server_idx` (`tally_api_types.servers.SERVERS`: 0 the local reference server, the default; 1 production), so
+    a base URL from anywhere wins over `server_idx`. `config=` (a `tally.ClientConfig`) gives the connection
+    settings as one frozen value instead of `api_key`, `base_url`, `timeout`, `ingest_timeout`, `max_retries`,
+    `retry` and `offline`: passing both is a `ConfigurationError` (`config.replace(...)` changes one). `timeout`
+    is per attempt for ordinary calls (default 10 s), `ingest_timeout` for ingestion and annotations (default
+    20 s); `retry` (a `tally.RetryPolicy`) says what is retried, how long to wait and the deadline of a call;
+    `max_retries` is its short form. Every method also takes these per call (`timeout=`, `max_retries=`, `retry=`,
+    `extra_headers=`, `extra_query=`, `extra_body=`, and `idempotency_key=` on writes). `transport`, `proxy`,
+    `event_hooks` and `limits` go to the underlying httpx client; `http_client` is your own `httpx.Client`
+    instead (you close it); retries, auth and options apply around either. `logger` replaces the `tally` logger
+    for this client's attempt log. `hooks` (a `tally.Hooks`) run your code around each request: before it is sent
+    (it may change it) and with its final answer or error, once per request, not per attempt (`tally._hooks`);
+    only the async client's may be coroutine functions. `telemetry=True` (or `TALLY_TELEMETRY=1`; off by default)
+    sends, with each request, the previous one's request id and client-measured duration, and nothing else
+    (`tally._telemetry`).
 
     `offline=True` (or `TALLY_MODE=offline`): no server at all; `client.run(...)` spools everything for
     `tally sync`, and every other call raises `ConfigurationError`.
@@ -271,19 +308,26 @@ class Tally:
         logger: logging.Logger | None = None,
         offline: bool | None = None,
         config: ClientConfig | None = None,
+        hooks: Hooks | None = None,
+        server_idx: int | None = None,
+        telemetry: bool | None = None,
     ) -> None:
         setup_from_env()
         chosen = client_config(
             config,
             api_key=api_key,
             base_url=base_url,
+            server_idx=server_idx,
             timeout=timeout,
             ingest_timeout=ingest_timeout,
             max_retries=max_retries,
             retry=retry,
             offline=offline,
+            telemetry=telemetry,
         )
         settings = chosen.settings()
+        if hooks is not None:
+            settings = settings.replace({"hooks": hooks})
         if http_client is not None and (transport is not None or proxy is not None or limits is not None):
             raise ValueError("pass either http_client or transport/proxy/limits: the http_client has its own")
         connection = Connection(proxy=proxy, limits=limits, event_hooks=event_hooks, logger=logger)
@@ -292,6 +336,7 @@ class Tally:
             settings,
             connection,
             offline=chosen.offline,
+            telemetry=chosen.telemetry,
             transport=transport,
             http_client=http_client,
         )
@@ -303,6 +348,7 @@ class Tally:
         connection: Connection,
         *,
         offline: bool,
+        telemetry: bool = False,
         transport: httpx.BaseTransport | None = None,
         http_client: httpx.Client | None = None,
     ) -> None:
@@ -340,6 +386,7 @@ class Tally:
             owns_pool=http_client is None,
             offline=offline,
             connection=connection,
+            telemetry=telemetry,
         )
         self._init(state, settings)
 
@@ -357,7 +404,13 @@ class Tally:
                 state.name,
             )
         sibling = object.__new__(type(self))
-        sibling._connect(state.config, self._core.settings, connection, offline=state.offline)
+        sibling._connect(
+            state.config,
+            self._core.settings,
+            connection,
+            offline=state.offline,
+            telemetry=state.telemetry is not None,
+        )
         return sibling
 
     def _init(self, state: _SharedState, settings: Settings) -> None:
@@ -381,7 +434,9 @@ class Tally:
         """This client's settings as a `tally.ClientConfig` (key masked when printed): `Tally(config=...)`
         opens another client like it."""
         state = self._core.state
-        return ClientConfig.of(state.config, self._core.settings, offline=state.offline)
+        return ClientConfig.of(
+            state.config, self._core.settings, offline=state.offline, telemetry=state.telemetry is not None
+        )
 
     @property
     def credential_source(self) -> str:
@@ -417,8 +472,9 @@ class Tally:
 
     def with_options(self, **options: Unpack[ClientOptions]) -> Tally:
         """A client with other settings (`timeout`, `ingest_timeout`, `max_retries`, `retry`, `extra_headers`,
-        `extra_query`, `extra_body`) that shares this one's connection pool and ingestion keys. Cheap: use it per
-        call (`client.with_options(max_retries=0).experiments.get(...)`). Close the original, not the copy."""
+        `extra_query`, `extra_body`, and `hooks`, which run after the client's) that shares this one's connection
+        pool and ingestion keys. Cheap: use it per call (`client.with_options(max_retries=0).experiments.get(...)`).
+        Close the original, not the copy."""
         clone = object.__new__(type(self))
         clone._init(self._core.state, self._core.settings.replace(options))
         return clone

@@ -7,7 +7,8 @@ from the request's `RetryPolicy` in `request.extensions`), how to pace (`tally._
 here is the loop: send, read, observe, wait, send again. Each attempt, its body included, ends in wall-clock time
 at its `timeout` or the call's deadline, whichever is first (`tally._deadline`). The n-th retry carries
 `X-Tally-Retry-Count: n` (a first attempt none), and each attempt is logged on the client's logger (`tally` by
-default), its URL masked (`tally._redact`).
+default), its URL masked (`tally._redact`): one line at INFO; at DEBUG also the request and the response, headers
+and bodies, redacted and cut (`tally._debug_log`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import httpx
 import msgspec
 
 from tally._deadline import AttemptDeadline, attempt_end
+from tally._debug_log import describe_request, describe_response
 from tally._headers import RETRY_COUNT_HEADER, header
 from tally._logging import logger as default_logger
 from tally._options import POLICY_EXTENSION
@@ -86,6 +88,7 @@ class RetryTransport(httpx.BaseTransport):
         pacer = self._pacer
         log = self._logger
         logging_on = log.isEnabledFor(logging.INFO)
+        debug_on = log.isEnabledFor(logging.DEBUG)
         retries = 0
         while True:
             if pace_key is not None and not pacer.unlimited(pace_key):
@@ -97,6 +100,8 @@ class RetryTransport(httpx.BaseTransport):
                 extensions["timeout"] = _clipped(timeout, remaining)
             if retries:
                 request_headers[RETRY_COUNT_HEADER] = str(retries)
+            if debug_on:
+                log.debug("%s", describe_request(request, retries + 1))
             attempt_started = time.perf_counter()
             end = attempt_end(time.monotonic(), timeout, deadline)
             response: httpx.Response | None = None
@@ -136,6 +141,8 @@ class RetryTransport(httpx.BaseTransport):
                 continue
             # httpx sets `elapsed` when the body is closed, which was before it saw the response: set it here.
             response.elapsed = timedelta(seconds=time.perf_counter() - attempt_started)
+            if debug_on:
+                log.debug("%s", describe_response(request, response, retries + 1))
             headers = response.headers
             if pace_key is not None:
                 pacer.observe(pace_key, read_rate_headers(headers), time.monotonic())

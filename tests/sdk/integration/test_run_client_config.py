@@ -54,7 +54,7 @@ class ListHandler(logging.Handler):
 @pytest.fixture
 def caller_logger() -> Iterator[tuple[logging.Logger, ListHandler]]:
     log = logging.getLogger(f"caller.{unique('log')}")
-    log.setLevel(logging.DEBUG)
+    log.setLevel(logging.INFO)  # the attempt lines; DEBUG adds each request and response in full
     log.propagate = False
     handler = ListHandler()
     log.addHandler(handler)

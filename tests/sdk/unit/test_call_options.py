@@ -141,7 +141,15 @@ def test_every_method_takes_the_options_through_one_typed_dict(cls: type[Any], n
     assert "options" in parameters
     assert parameters["options"].kind is inspect.Parameter.VAR_KEYWORD
     assert typing.get_args(hints["options"])[0] in (RequestOptions, WriteOptions)
-    for option in ("timeout", "max_retries", "retry", "idempotency_key", "extra_headers", "extra_body"):
+    for option in (
+        "timeout",
+        "max_retries",
+        "retry",
+        "idempotency_key",
+        "extra_headers",
+        "extra_body",
+        "hooks",
+    ):
         assert option not in parameters, f"{name} restates {option}"
 
 
@@ -167,10 +175,15 @@ async def test_every_method_sends_the_options(make: Callable[..., AnyClient], na
         )
     )
     has_body = is_write and not name.endswith("delete")
+    hooked: list[str] = []
     options: dict[str, Any] = {
         "timeout": 1.25,
         "extra_headers": {"X-Extra": "h"},
         "extra_query": {"trace": "q"},
+        "hooks": tally.Hooks(
+            before_request=lambda request: hooked.append(f"before {request.headers.get('x-extra')}"),
+            after_error=lambda error: hooked.append(f"error {type(error).__name__}"),
+        ),
     }
     if is_write:
         options.update(idempotency_key=f"key-{name}")
@@ -184,6 +197,7 @@ async def test_every_method_sends_the_options(make: Callable[..., AnyClient], na
     with pytest.raises(tally.InternalServerError):
         await invoke(**options)
     sent = script.requests[-1]
+    assert hooked[-2:] == ["before h", "error InternalServerError"]  # the call's hooks, on every method
     assert len([r for r in script.requests if r.headers.get("x-extra")]) == 1  # x-should-retry: false
     assert sent.headers["x-extra"] == "h"
     assert sent.url.params["trace"] == "q"

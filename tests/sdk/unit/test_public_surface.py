@@ -41,6 +41,7 @@ EXPORTED = [
     "ExperimentSummary",
     "Folder",
     "Health",
+    "Hooks",
     "IngestResult",
     "IngestionKey",
     "InsufficientStorageError",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tally._redact import is_secret_name, mask, redact_headers, redact_text, redact_url
+from tally._redact import is_secret_name, mask, redact_body, redact_headers, redact_text, redact_url
 
 KEY = "tk_org_" + "A" * 28 + "wxyz"
 
@@ -80,3 +80,15 @@ def test_headers_keep_their_scheme_and_order_but_no_secret() -> None:
         ("accept", "application/json"),
         ("idempotency-key", "tally-1234"),
     ]
+
+
+def test_login_link_and_session_tokens_and_secret_json_members_are_masked() -> None:
+    login, session = "tl_" + "L" * 43, "ts_" + "S" * 43
+    assert redact_text(f"GET /login?token={login} cookie tally_session={session}") == (
+        "GET /login?token=*** cookie tally_session=***"
+    )
+    assert redact_text("hosts_file, tl_short and ts_ stay") == "hosts_file, tl_short and ts_ stay"
+    body = f'{{"token": "plain-secret", "name": "ci", "path": "/login?token={login}", "password":"pw"}}'
+    assert redact_body(body) == '{"token": "***", "name": "ci", "path": "/login?token=***", "password":"***"}'
+    assert redact_body(f'{{"token":"{KEY}"}}') == '{"token":"tk_org_...wxyz"}'
+    assert redact_body("not json, but " + KEY) == "not json, but tk_org_...wxyz"
