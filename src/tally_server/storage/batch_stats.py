@@ -112,7 +112,7 @@ def _groups(points: Sequence[Sequence[Any]]) -> dict[tuple[str, str], list[Seque
     """The points per (name, label text), in batch order: the one pass in Python over every point."""
     groups: dict[tuple[str, str], list[Sequence[Any]]] = {}
     get = groups.get
-    for key, row in zip(map(_KEY, points), points):
+    for key, row in zip(map(_KEY, points), points, strict=True):
         group = get(key)
         if group is None:
             groups[key] = [row]

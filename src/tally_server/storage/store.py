@@ -323,6 +323,7 @@ def _upsert_per_name(dialect: str) -> Any:
 
 
 _NAME_OF, _VALUE_OF, _ID_OF = (operator.itemgetter(key) for key in ("name", "value", "client_event_id"))
+_ID_OF_ROW = operator.itemgetter(8)  # a point row's client_event_id
 
 
 def _field(events: Sequence[Json], key: str) -> list[Any]:
@@ -1120,7 +1121,7 @@ class SqlRepository:
             if status[1] is not None:
                 raise ExperimentArchivedError(experiment_id)
             points = _point_rows(experiment_pk, dialects.reserve_seqs(conn, len(events)), events, received)
-            in_order = dialects.insert_order(dialect, points, lambda row: row[8])
+            in_order = dialects.insert_order(dialect, points, _ID_OF_ROW)
             inserted = dialects.executemany(conn, _insert_points, _POINT_COLUMNS, in_order)
             conflicts: list[Json] = []
             if inserted == len(points):
