@@ -10,21 +10,22 @@ points only at the range's ragged edges; the rows it reads grow with the bucket 
 Everything here is exact: counts, min and max are those of the points themselves (a one-step spike is its
 block's max, so it is every coarser bucket's max too); a bucket's mean is its sum over its count. Label sets are
 rolled up apart and combined at read, so a metadata filter keeps the answer exact. This module holds the pure
-parts (the aggregate, the bucket width, the fold); `store.py` runs the statements.
+parts of the read (the bucket width, the fold); `batch_stats.py` computes a batch's rows, `store.py` runs the
+statements.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
     "LEVELS",
     "Accumulator",
     "Buckets",
-    "aggregate",
     "bucket_width",
+    "fold",
     "labels_key",
     "level_for",
 ]
@@ -66,7 +67,8 @@ def _fold_point(acc: Accumulator | None, step: int, seq: int, value: float) -> A
     return acc
 
 
-def _fold_acc(acc: Accumulator | None, other: Sequence[Any]) -> Accumulator:
+def fold(acc: Accumulator | None, other: Sequence[Any]) -> Accumulator:
+    """`other` (an aggregate) folded into `acc` (a copy of `other` when None)."""
     if acc is None:
         return list(other)
     acc[0] += other[0]
@@ -80,46 +82,6 @@ def _fold_acc(acc: Accumulator | None, other: Sequence[Any]) -> Accumulator:
     if (other[7], other[8]) > (acc[7], acc[8]):
         acc[7], acc[8], acc[9] = other[7], other[8], other[9]
     return acc
-
-
-def aggregate(points: Iterable[Sequence[Any]]) -> list[tuple[str, str, int, int, Accumulator]]:
-    """The rollup rows of a batch of stored points, as ingestion inserts them (experiment, name, step, seq,
-    value, ts, ts_auto, metadata, client_event_id; stepless ones, step < 0, are skipped): (name, metadata, level,
-    block, aggregate); the caller sorts them in primary-key order. The finest level is built from the points
-    (the ingest's hot loop, so the fold is written out), each coarser one from the level below."""
-    finest = LEVELS[0]
-    levels: dict[tuple[str, str, int], Accumulator] = {}
-    get = levels.get
-    for point in points:
-        step = point[2]
-        if step < 0:
-            continue
-        value, seq = point[4], point[3]
-        key = (point[1], point[7], step >> finest)
-        acc = get(key)
-        if acc is None:
-            levels[key] = [1, value, value, value, step, seq, value, step, seq, value]
-            continue
-        acc[0] += 1
-        if value < acc[1]:
-            acc[1] = value
-        elif value > acc[2]:
-            acc[2] = value
-        acc[3] += value
-        if step > acc[7] or (step == acc[7] and seq > acc[8]):
-            acc[7], acc[8], acc[9] = step, seq, value
-        elif step < acc[4] or (step == acc[4] and seq < acc[5]):
-            acc[4], acc[5], acc[6] = step, seq, value
-    found = [(name, metadata, finest, block, acc) for (name, metadata, block), acc in levels.items()]
-    below, shift_below = levels, finest
-    for level in LEVELS[1:]:
-        coarser: dict[tuple[str, str, int], Accumulator] = {}
-        for (name, metadata, block), acc in below.items():
-            key = (name, metadata, block >> (level - shift_below))
-            coarser[key] = _fold_acc(coarser.get(key), acc)
-        found += [(name, metadata, level, block, acc) for (name, metadata, block), acc in coarser.items()]
-        below, shift_below = coarser, level
-    return found
 
 
 def bucket_width(first_step: int, last_step: int, max_points: int) -> int:
@@ -151,7 +113,7 @@ class Buckets:
     def add_block(self, level: int, block: int, row: Sequence[Any]) -> None:
         """`row`: an aggregate in `Accumulator` order."""
         bucket = block >> (self.width - level)
-        self._found[bucket] = _fold_acc(self._found.get(bucket), row)
+        self._found[bucket] = fold(self._found.get(bucket), row)
 
     def answer(self) -> list[dict[str, Any]]:
         return [

@@ -34,13 +34,13 @@ found the lock free still produce one winner.
 
 import contextlib
 import functools
+import itertools
 import json
 import logging
 import operator
 import os
 import threading
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
@@ -72,7 +72,7 @@ from tally_server._util import (
     readable_timestamp,
 )
 from tally_server.ordering import CREATED, ExperimentOrder
-from tally_server.storage import dialects, metadata_index, rollups, rows
+from tally_server.storage import batch_stats, dialects, metadata_index, rollups, rows
 from tally_server.storage.repository import (
     BootstrapResult,
     ConflictError,
@@ -322,36 +322,52 @@ def _upsert_per_name(dialect: str) -> Any:
     )
 
 
-_STEP_SEQ = operator.itemgetter(2, 3)
+_NAME_OF, _VALUE_OF, _ID_OF = (operator.itemgetter(key) for key in ("name", "value", "client_event_id"))
+_ID_OF_ROW = operator.itemgetter(8)  # a point row's client_event_id
 
 
-def _groups(points: list[_PointRow]) -> dict[tuple[str, str], list[_PointRow]]:
-    """The points per (name, label text), in batch order: the one pass over every point that the catalog's and
-    the summaries' upserts share."""
-    groups: dict[tuple[str, str], list[_PointRow]] = {}
-    get = groups.get
-    for row in points:
-        key = (row[1], row[7])
-        group = get(key)
-        if group is None:
-            groups[key] = [row]
-        else:
-            group.append(row)
-    return groups
+def _field(events: Sequence[Json], key: str) -> list[Any]:
+    """An optional field of every event, None where absent: one C loop when every event has it."""
+    try:
+        return list(map(operator.itemgetter(key), events))
+    except KeyError:
+        return list(map(operator.methodcaller("get", key), events))
 
 
-def _summary_row(
-    experiment_pk: int, name: str, labels: str, group: list[_PointRow], last: tuple[int, str]
-) -> Any:
-    """One row of `metric_summaries` for the group's points (merged with the stored row by the upsert): the
-    last point is the one with the highest (step, seq); a group's seqs are distinct, so there are no ties."""
-    values = [row[4] for row in group]
-    stepped = [row[2] for row in group if row[2] >= 0]
-    final = max(group, key=_STEP_SEQ)
-    return (
-        experiment_pk, name, labels, len(group), min(stepped) if stepped else None, final[2], final[3],
-        final[4], min(values), max(values), *last,
-    )  # fmt: skip
+def _point_rows(
+    experiment_pk: int, seqs: Sequence[int], events: Sequence[Json], received: str
+) -> list[_PointRow]:
+    """The rows of a validated batch, built column by column with C loops (`map`, `zip`): per event, Python
+    runs only where a field is absent (a step-less point stores step -1, an event without a timestamp gets the
+    time it was received, flagged `ts_auto`). Metadata is stored as its sorted compact JSON text."""
+    steps = _field(events, "step")
+    steps = (
+        [_NO_STEP if step is None else int(step) for step in steps]
+        if None in steps
+        else list(map(int, steps))  # a JSON 3.0 is an integer too
+    )
+    stamps: list[Any] = _field(events, "timestamp")
+    autos: Iterable[bool] = itertools.repeat(False)
+    if None in stamps:
+        autos = [stamp is None for stamp in stamps]
+        stamps = [received if stamp is None else stamp for stamp in stamps]
+    labels = _field(events, "metadata")
+    if None in labels:
+        labels = [label or {} for label in labels]
+    texts = map(bytes.decode, map(_label_encoder.encode, labels))  # {} -> "{}" (_EMPTY)
+    return list(
+        zip(
+            itertools.repeat(experiment_pk),
+            map(_NAME_OF, events),
+            steps,
+            seqs,
+            map(float, map(_VALUE_OF, events)),
+            stamps,
+            autos,
+            texts,
+            map(_ID_OF, events),
+        )
+    )
 
 
 def _upsert_labels(dialect: str) -> Any:
@@ -1095,8 +1111,6 @@ class SqlRepository:
         while inserting, so a batch of new events costs one index probe each and nothing more.
         """
         _, received = now()
-        encode = _label_encoder.encode
-        labels_text: dict[tuple[tuple[str, str], ...], str] = {}  # a training loop repeats a few label sets
         with self.db.write() as conn:
             dialect = conn.dialect.name
             status = conn.execute(_EXPERIMENT_STATE_FOR_SHARE, {"experiment_pk": experiment_pk}).first()
@@ -1106,33 +1120,8 @@ class SqlRepository:
                 raise ExperimentClosedError(experiment_id, status[0])
             if status[1] is not None:
                 raise ExperimentArchivedError(experiment_id)
-            points: list[_PointRow] = []
-            append = points.append
-            for seq, event in zip(dialects.reserve_seqs(conn, len(events)), events, strict=True):
-                step = event.get("step")
-                ts = event.get("timestamp")
-                metadata = event.get("metadata")
-                if metadata:
-                    key = tuple(metadata.items())
-                    text = labels_text.get(key)
-                    if text is None:
-                        text = labels_text[key] = encode(metadata).decode()
-                else:
-                    text = _EMPTY
-                append(
-                    (
-                        experiment_pk,
-                        event["name"],
-                        _NO_STEP if step is None else int(step),  # a JSON 3.0 is an integer too
-                        seq,
-                        float(event["value"]),
-                        received if ts is None else ts,
-                        ts is None,
-                        text,
-                        event["client_event_id"],
-                    )
-                )
-            in_order = dialects.insert_order(dialect, points, lambda row: row[8])
+            points = _point_rows(experiment_pk, dialects.reserve_seqs(conn, len(events)), events, received)
+            in_order = dialects.insert_order(dialect, points, _ID_OF_ROW)
             inserted = dialects.executemany(conn, _insert_points, _POINT_COLUMNS, in_order)
             conflicts: list[Json] = []
             if inserted == len(points):
@@ -1178,52 +1167,18 @@ class SqlRepository:
 
     @staticmethod
     def _update_stats(conn: Connection, org_pk: int, experiment_pk: int, points: list[_PointRow]) -> None:
-        """The catalog (per name: count, first and last seen; per label value: count) and the summaries (per name
-        and label set), from one grouping of the accepted points; every writer upserts the rows in key order, so
-        two batches never deadlock on them."""
-        summaries = []
-        series: dict[str, list[Any]] = {}  # name -> [count, (first_us, first_ts), (last_us, last_ts)]
-        per_name: dict[str, list[Any]] = {}  # name -> [last_step, last_seq, last_value, min, max]
-        labels: Counter[tuple[str, str, str]] = Counter()
-        for (name, metadata), group in _groups(points).items():
-            first, last = rows.extremes([row[5] for row in group])
-            summary = _summary_row(experiment_pk, name, metadata, group, last)
-            summaries.append(summary)
-            merged = per_name.get(name)
-            if merged is None:
-                per_name[name] = list(summary[5:10])
-            else:
-                if (summary[5], summary[6]) > (merged[0], merged[1]):
-                    merged[0:3] = summary[5:8]
-                merged[3] = min(merged[3], summary[8])
-                merged[4] = max(merged[4], summary[9])
-            entry = series.get(name)
-            if entry is None:
-                series[name] = [len(group), first, last]
-            else:
-                entry[0] += len(group)
-                entry[1] = min(entry[1], first)
-                entry[2] = max(entry[2], last)
-            if metadata != _EMPTY:
-                for key, value in msgspec.json.decode(metadata).items():
-                    labels[(name, key, value)] += len(group)
-        rows_of_series = sorted(
-            (experiment_pk, n, c, *first, *last) for n, (c, first, last) in series.items()
-        )
-        dialects.executemany(conn, _upsert_series, _SERIES_COLUMNS, rows_of_series)
-        summaries.sort()
-        dialects.executemany(conn, _upsert_summaries, _SUMMARY_COLUMNS, summaries)
-        by_name = sorted((org_pk, experiment_pk, name, *merged) for name, merged in per_name.items())
-        dialects.executemany(conn, _upsert_per_name, _PER_NAME_COLUMNS, by_name)
-        if labels:
-            counts = [(experiment_pk, n, k, v, c) for (n, k, v), c in sorted(labels.items())]
-            dialects.executemany(conn, _upsert_labels, _LABEL_COLUMNS, counts)
-        blocks = rollups.aggregate(points)
-        if blocks:
-            keys = {metadata: rollups.labels_key(metadata) for metadata in {row[1] for row in blocks}}
-            found = [(experiment_pk, n, lv, b, keys[md], md, *acc) for n, md, lv, b, acc in blocks]
-            found.sort(key=lambda row: row[1:5])  # primary-key order: no deadlock between two batches
-            dialects.executemany(conn, _upsert_rollups, _ROLLUP_COLUMNS, found)
+        """The catalog (per name: count, first and last seen; per label value: count), the summaries (per name
+        and label set, and per name for ordering) and the rollups of the accepted points, each one executemany
+        of rows worked out in one grouping of the batch (`batch_stats`); every writer upserts the rows in key
+        order, so two batches never deadlock on them."""
+        stats = batch_stats.batch_stats(org_pk, experiment_pk, points)
+        dialects.executemany(conn, _upsert_series, _SERIES_COLUMNS, stats.series)
+        dialects.executemany(conn, _upsert_summaries, _SUMMARY_COLUMNS, stats.summaries)
+        dialects.executemany(conn, _upsert_per_name, _PER_NAME_COLUMNS, stats.per_name)
+        if stats.labels:
+            dialects.executemany(conn, _upsert_labels, _LABEL_COLUMNS, stats.labels)
+        if stats.rollups:
+            dialects.executemany(conn, _upsert_rollups, _ROLLUP_COLUMNS, stats.rollups)
 
     def list_metrics(
         self, org_pk: int, experiment_id: str, filters: Json, limit: int, after: Key | None
