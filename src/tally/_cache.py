@@ -26,6 +26,8 @@ __all__ = ["DEFAULT_MAX_BYTES", "CacheStats", "ResponseCache"]
 
 logger = logging.getLogger("tally")
 
+_MAX_WALKS = 1024
+
 DEFAULT_MAX_BYTES = 1 << 30
 """1 GiB: the points of a 1,000,000-point experiment are about 100 MB of JSON."""
 
@@ -68,6 +70,8 @@ class ResponseCache:
         self._max_bytes = DEFAULT_MAX_BYTES
         self._hits = self._misses = self._revalidated = 0
         self._warned: set[str] = set()
+        # (path, cursor) -> the guard of the walk that cursor continues (`tally._cache_policy`, "walks").
+        self._walks: dict[tuple[str, str], tuple[str | None]] = {}
 
     def enable(self, path: str | os.PathLike[str] | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         """Keep validated GET answers in the SQLite file `path` (default: `responses.sqlite3` in the user
@@ -144,6 +148,27 @@ class ResponseCache:
         """Re-store `entry` under another guard (after a 304 proved it current)."""
         if guard != entry.guard:
             self.put(url, entry.etag, entry.body, guard)
+
+    def walk_guard(self, path: str, cursor: str | None) -> tuple[str | None] | None:
+        """The guard under which the page before `cursor` was read, as a 1-tuple (once: it is forgotten), or
+        None when `cursor` continues no walk this client made through the cache."""
+        if cursor is None:
+            return None
+        with self._lock:
+            return self._walks.pop((path, cursor), None)
+
+    def continue_walk(self, path: str, body: bytes, guard: str | None) -> None:
+        """Remember `guard` for the page after this one (when `body` is a page with a `next_cursor`)."""
+        from tally._cache_policy import next_cursor_of
+
+        cursor = next_cursor_of(body)
+        if cursor is None:
+            return
+        with self._lock:
+            walks = self._walks
+            walks[(path, cursor)] = (guard,)
+            if len(walks) > _MAX_WALKS:  # walks abandoned midway: forget the oldest
+                del walks[next(iter(walks))]
 
     def count(self, *, hit: bool, revalidated: bool = False) -> None:
         with self._lock:

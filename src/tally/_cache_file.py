@@ -32,6 +32,7 @@ T = TypeVar("T")
 
 FORMAT = 1
 """The file's format, written as `PRAGMA user_version`. Change it when the table changes."""
+_TOUCH_NS = 1_000_000_000  # how stale an entry's last use may be before a hit writes it again
 _APPLICATION_ID = 0x54414C59  # "TALY": `PRAGMA application_id`, so a file is recognisably this cache's
 
 _SCHEMA = """
@@ -104,16 +105,20 @@ class CacheFile:
 
     def get(self, key: str) -> Entry | None:
         def read(db: sqlite3.Connection) -> Entry | None:
-            row = db.execute("SELECT etag, guard, digest, body FROM entries WHERE key = ?", (key,)).fetchone()
+            row = db.execute(
+                "SELECT etag, guard, digest, body, used FROM entries WHERE key = ?", (key,)
+            ).fetchone()
             if row is None:
                 return None
-            etag, guard, digest, body = row
+            etag, guard, digest, body, used = row
             body = bytes(body)
             if _digest(key, etag, guard, body) != digest:
                 self._warn("digest", "tally: a response cache entry did not match its digest; dropped it")
                 db.execute("DELETE FROM entries WHERE key = ?", (key,))
                 return None
-            db.execute("UPDATE entries SET used = ? WHERE key = ?", (time.time_ns(), key))
+            stamp = time.time_ns()
+            if stamp - used > _TOUCH_NS:  # LRU to the second: a walk's hits do not each write
+                db.execute("UPDATE entries SET used = ? WHERE key = ?", (stamp, key))
             return Entry(etag, body, guard)
 
         return self._attempt("read", read)
@@ -183,7 +188,9 @@ class CacheFile:
                     f"written in format {version}; this version of tally reads {FORMAT}"
                 )
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # a cache: a power cut may lose the last stores, no more
+            # No fsync: a cache. A crash of the machine may lose or damage the last stores; SQLite's checks or the
+            # rows' digests then see it, and the entry or the file is dropped, never served.
+            db.execute("PRAGMA synchronous=OFF")
             if version == 0:
                 db.executescript(_SCHEMA)
                 db.execute(f"PRAGMA application_id={_APPLICATION_ID}")
@@ -206,7 +213,7 @@ class CacheFile:
         if db is None:
             return None
         try:
-            db.execute("BEGIN" if what == "stats" else "BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE" if what in ("write", "clear") else "BEGIN")
             try:
                 result = action(db)
             except BaseException:

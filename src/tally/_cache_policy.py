@@ -14,6 +14,12 @@ The rule:
   The experiment is checked *before* the data is fetched, so an answer is never stored under a guard older than
   the state it was read in: at worst under a newer one, which only costs a revalidation.
   The guard check itself is a request: a revoked key or a deleted experiment is seen at once, never served.
+- Walks: the pages of one `metrics.list` walk are read as of its first page. The first page's request checks
+  the experiment; each later page (asked for with the `next_cursor` of a page this client read through the
+  cache) reuses that check instead of repeating it, so a walk of a terminal experiment costs one small request
+  in all, and a walk of a running one one revalidation per page. A walk that started before a reopen may so
+  finish from the cache with the points it started with: the same view it would have had from its first page.
+  Every new walk, series or summary call checks again.
 - `compareMetrics` (a POST over several experiments) is not cached: it would need a guard per experiment.
 """
 
@@ -28,7 +34,7 @@ import msgspec
 if TYPE_CHECKING:
     from tally._cache_file import Entry
 
-__all__ = ["TERMINAL", "cached_response", "experiment_guard", "frozen_experiment"]
+__all__ = ["TERMINAL", "cached_response", "experiment_guard", "frozen_experiment", "next_cursor_of"]
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
@@ -40,6 +46,28 @@ class _Status(msgspec.Struct):
 
 
 _status = msgspec.json.Decoder(_Status)
+
+
+class _Page(msgspec.Struct):
+    next_cursor: str | None = None
+
+
+_page = msgspec.json.Decoder(_Page)
+
+
+def next_cursor_of(body: bytes) -> str | None:
+    """The `next_cursor` of a page (None for the last page, or a body that is not a page). The server writes it
+    last, so the tail is read first; any other layout is decoded whole."""
+    at = body.rfind(b'"next_cursor":', max(0, len(body) - 1024))
+    if at > 0 and body[at - 1 : at] == b",":
+        try:
+            return _page.decode(b"{" + body[at:]).next_cursor
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass
+    try:
+        return _page.decode(body).next_cursor
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
 
 def frozen_experiment(path: str) -> str | None:

@@ -238,25 +238,29 @@ class AsyncCore:
         else revalidated with If-None-Match (a 304 is answered from the stored body), else fetched and stored."""
         cache = self.state.cache
         url = str(request.url)
+        path = request.url.path
         guard: str | None = None
-        frozen = frozen_experiment(request.url.path)
+        frozen = frozen_experiment(path)
         if frozen is not None:
-            guard = await self._experiment_guard(request, frozen)
+            walked = cache.walk_guard(path, request.url.params.get("cursor"))
+            guard = walked[0] if walked is not None else await self._experiment_guard(request, frozen)
         entry = cache.get(url)
         if entry is not None and guard is not None and entry.guard == guard:
             cache.count(hit=True)
-            return cached_response(request, entry, None)
-        if entry is not None:
-            request.headers["If-None-Match"] = entry.etag
-        response = await self.state.http.send(request)
-        if response.status_code == 304 and entry is not None:
-            cache.count(hit=True, revalidated=True)
-            cache.set_guard(url, entry, guard)
-            return cached_response(request, entry, response)
-        etag = response.headers.get("etag")
-        if response.status_code == 200 and etag is not None:
-            cache.count(hit=False)
-            cache.put(url, etag, response.content, guard)
+            response = cached_response(request, entry, None)
+        else:
+            if entry is not None:
+                request.headers["If-None-Match"] = entry.etag
+            response = await self.state.http.send(request)
+            if response.status_code == 304 and entry is not None:
+                cache.count(hit=True, revalidated=True)
+                cache.set_guard(url, entry, guard)
+                response = cached_response(request, entry, response)
+            elif response.status_code == 200 and "etag" in response.headers:
+                cache.count(hit=False)
+                cache.put(url, response.headers["etag"], response.content, guard)
+        if frozen is not None and response.status_code == 200:
+            cache.continue_walk(path, response.content, guard)
         return response
 
     async def _experiment_guard(self, request: httpx.Request, experiment_path: str) -> str | None:
