@@ -118,6 +118,11 @@ async def test_a_running_experiment_is_revalidated_and_a_change_is_never_served_
     seen.clear()
     assert await collect(client.metrics.list(eid)) == first
     assert _data_requests(seen, eid) == [(304, f"/v1/experiments/{eid}/metrics")]
+    # A walk of three pages: one check of the experiment, then each page revalidated (304), none re-checked.
+    await collect(client.metrics.list(eid, page_size=2))
+    seen.clear()
+    assert len(await collect(client.metrics.list(eid, page_size=2))) == 5
+    assert seen == [(304, f"/v1/experiments/{eid}")] + [(304, f"/v1/experiments/{eid}/metrics")] * 3
     await call(client.metrics.ingest(eid, [{"name": "loss", "value": 9.0, "step": 99}]))
     seen.clear()
     changed = await collect(client.metrics.list(eid))
@@ -268,3 +273,22 @@ def test_enable_disable_clear_and_bad_arguments(live_server: RunningServer, tmp_
         stats = client.cache.stats()
         assert not stats.enabled
         assert stats.path is None
+
+
+def test_another_programs_database_is_left_alone_and_the_cache_stays_off(
+    live_server: RunningServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "theirs.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE precious (x)")
+    db.execute("INSERT INTO precious VALUES (1)")
+    db.commit()
+    db.close()
+    with Tally(api_key=live_server.api_key, base_url=live_server.url) as client:
+        with pytest.warns(RuntimeWarning, match="another program"):
+            client.cache.enable(path=path)
+        assert not client.cache.stats().enabled
+        client.auth.status()  # no cache: the call goes to the server as usual
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT x FROM precious").fetchall() == [(1,)]
+    db.close()
