@@ -11,13 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
 
 from tally import AsyncTally, Tally
 from tally._cache_file import FORMAT
 from tally_server import RunningServer
-from tally_server._util import now
-from tally_server.storage.schema import experiments
 
 from ..conftest import AnyClient, call, collect, unique
 
@@ -136,21 +133,14 @@ async def test_a_running_experiment_is_revalidated_and_a_change_is_never_served_
     assert _data_requests(seen, eid) == []
 
 
-async def test_a_reopened_experiment_is_never_served_stale(
-    cached: tuple[AnyClient, Seen], live_server: RunningServer
-) -> None:
-    """Issue 21 adds a reopen (terminal -> running): done here as it will be, behind the API, then new points
-    and a second completion. The cache must notice and read the new points."""
+async def test_a_reopened_experiment_is_never_served_stale(cached: tuple[AnyClient, Seen]) -> None:
+    """Issue 21's reopen (terminal -> running), new points and a second completion: the cache must notice and
+    read the new points, series and summary."""
     client, _ = cached
     eid = await _experiment(client, 5, complete=True)
     before = await _reads(client, eid)
     assert len(before[0]) == 5
-    with live_server.repository.db.write() as conn:
-        conn.execute(
-            update(experiments)
-            .values(status="running", ended_at=None, updated_at=now()[1])
-            .where(experiments.c.id == eid)
-        )
+    await call(client.experiments.update_status(eid, "running", reopen=True))
     await call(client.metrics.ingest(eid, [{"name": "loss", "value": 7.0, "step": 50}]))
     await call(client.experiments.update_status(eid, "completed"))
     after = await _reads(client, eid)
