@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import bench_cache  # scripts/bench_cache.py: the on-disk response cache
 import bench_pacing  # scripts/bench_pacing.py: rate pacing against --rate-limit
 import bench_postgres
 import bench_runs_table
@@ -423,6 +424,7 @@ def main() -> int:
             lambda: bench_postgres.run(report, server_process, quick=quick),
             lambda: bench_pacing.run(report, server_process, quick=quick),
             lambda: bench_runs_table.run(report, server_process, quick=quick),
+            lambda: bench_cache.run(report, server_process, quick=quick),
         ]
         names = [
             "small_call",
@@ -440,6 +442,7 @@ def main() -> int:
             "postgres",
             "pacing",
             "runs_table",
+            "cache",
         ]
         for name, benchmark in zip(names, benchmarks, strict=True):
             if args.only is None or args.only in name:

@@ -26,6 +26,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tally._async._client import AsyncTally
     from tally._async._pagination import AsyncPaginator
+    from tally._cache import CacheStats, ResponseCache
     from tally._config import ClientConfig
     from tally._default import (
         annotations,
@@ -111,6 +112,7 @@ _LAZY: dict[str, str] = {
     "WriteOptions": "tally._options",
     "request_id": "tally._request_ids",
     "RetryPolicy": "tally._retry_policy",
+    "ResponseCache": "tally._cache",
     "APIConnectionError": "tally._errors",
     "APIStatusError": "tally._errors",
     "APITimeoutError": "tally._errors",
@@ -120,6 +122,7 @@ _LAZY: dict[str, str] = {
     "AuthStatus": "tally._types",
     "AuthenticationError": "tally._errors",
     "BadRequestError": "tally._errors",
+    "CacheStats": "tally._cache",
     "CatalogEntry": "tally._types",
     "ClientConfig": "tally._config",
     "CompareResult": "tally._types",
@@ -191,6 +194,7 @@ __all__ = [
     "AuthStatus",
     "AuthenticationError",
     "BadRequestError",
+    "CacheStats",
     "CatalogEntry",
     "ClientConfig",
     "CompareResult",
@@ -226,6 +230,7 @@ __all__ = [
     "RateLimitError",
     "RawResponse",
     "RequestOptions",
+    "ResponseCache",
     "ResponseValidationError",
     "RetryPolicy",
     "SeriesSelector",

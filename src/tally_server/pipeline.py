@@ -3,7 +3,8 @@
 In order: authenticate (401), rate-limit (429), check the key's kind (403), validate path, query and header
 parameters (400), claim the Idempotency-Key (replay / 409 / 422), validate the body (413 / 400), run the
 operation's handler, check the answer against the contract when asked to, and store it for idempotency in the
-same transaction as its effect. Whatever fails becomes an enveloped answer here: an `ApiError` as it says, a
+same transaction as its effect; a GET's 200 then gets its `ETag`, and becomes a 304 when `If-None-Match` names
+it (`conditional`). Whatever fails becomes an enveloped answer here: an `ApiError` as it says, a
 refusal of the repository by `errors.from_storage_error`, a database fault by `storage.faults.classify` (503 /
 507), anything else a 500 that is logged and tells nothing.
 
@@ -21,6 +22,7 @@ from tally_server._call import Call, Handler, Reply
 from tally_server._json import dumps, error_body, loads_trusted
 from tally_server._spec import Operation, Spec
 from tally_server.auth import authenticate_request, check_kind
+from tally_server.conditional import etag_of, matches
 from tally_server.errors import ApiError, database_fault, from_storage_error
 from tally_server.handlers import HANDLERS
 from tally_server.handlers.ingestion_keys import redact_created_key, reissue_created_key
@@ -69,6 +71,15 @@ class Outgoing:
 
 def _error(error: ApiError, request_id: str) -> Outgoing:
     return Outgoing(error.status, error_body(error, request_id), dict(error.headers))
+
+
+def _conditional(out: Outgoing, if_none_match: str | None) -> Outgoing:
+    """A GET's 200 with its `ETag`; a 304 without a body (the ETag kept) when `If-None-Match` names it."""
+    etag = etag_of(out.body)
+    out.headers["ETag"] = etag
+    if matches(if_none_match, etag):
+        return Outgoing(304, b"", out.headers)
+    return out
 
 
 class _Unrecorded(Exception):
@@ -177,6 +188,8 @@ class Pipeline:
                 with contextlib.suppress(Exception):
                     self.gate.release(*claimed)
                 out = _error(ApiError(500, "internal", "Internal server error."), incoming.request_id)
+        if out.status == 200 and incoming.method == "GET":
+            out = _conditional(out, incoming.headers.get("if-none-match"))
         out.headers.update(extra)
         return out
 

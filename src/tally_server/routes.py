@@ -45,8 +45,8 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 
 def json_response(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> Response:
-    if status == 204:  # no body, so no Content-Type either
-        return Response(status_code=204, headers=dict(headers or {}))
+    if status in (204, 304):  # no body, so no Content-Type either
+        return Response(status_code=status, headers=dict(headers or {}))
     return Response(body, status_code=status, headers=dict(headers or {}), media_type=JSON)
 
 

@@ -158,7 +158,7 @@ def test_every_operation_declares_its_error_responses(operation_id: str) -> None
     if method == "delete":  # idempotency_in_progress, idempotency_key_reused
         required |= {"409", "422"}
     assert required <= statuses, f"{operation_id} lacks error responses {sorted(required - statuses)}"
-    for status in statuses - {s for s in statuses if s.startswith("2")}:
+    for status in statuses - {s for s in statuses if s.startswith("2")} - {"304"}:  # 304: no body at all
         content = resolve(op["responses"][status])["content"]["application/json"]
         assert content["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}, (
             f"{operation_id} {status} must use the error envelope"
@@ -166,6 +166,25 @@ def test_every_operation_declares_its_error_responses(operation_id: str) -> None
 
 
 SPEC_PATH_OF = {op["operationId"]: path for _, path, _, op in operations()}
+
+
+@pytest.mark.parametrize("operation_id", op_ids())
+def test_every_get_is_conditional(operation_id: str) -> None:
+    """Every GET answers with an `ETag`, takes `If-None-Match` and may answer 304 without a body; nothing else
+    declares them (a write is never answered 304)."""
+    method, _, _, op = op_by_id(operation_id)
+    params = {p.get("$ref") for p in op.get("parameters", [])}
+    conditional = "#/components/parameters/IfNoneMatch" in params
+    if method != "get":
+        assert not conditional, f"{operation_id} is not a GET: no If-None-Match"
+        assert "304" not in op["responses"], f"{operation_id} is not a GET: no 304"
+        return
+    assert conditional, f"{operation_id} lacks the If-None-Match parameter"
+    assert op["responses"].get("304") == {"$ref": "#/components/responses/NotModified"}, (
+        f"{operation_id} lacks its 304 response"
+    )
+    assert "ETag" in op["responses"]["200"]["headers"], f"{operation_id} 200 lacks the ETag header"
+    assert "content" not in resolve(op["responses"]["304"]), "a 304 has no body"
 
 
 @pytest.mark.parametrize("operation_id", op_ids())

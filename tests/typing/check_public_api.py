@@ -201,3 +201,14 @@ def training_loop_steps_resume_config() -> None:
                 del refused, reasons
             del next_step, lr
         client.experiments.update_status(run.id or "", "running", reopen=True)
+
+
+def response_cache_usage() -> None:
+    with Tally() as client:
+        cache: tally.ResponseCache = client.cache
+        cache.enable(path="/tmp/tally-cache.sqlite3", max_bytes=64 * 2**20)
+        stats: tally.CacheStats = cache.stats()
+        counted: tuple[int, int, int, int] = (stats.hits, stats.misses, stats.bytes, stats.entries)
+        cache.clear()
+        cache.disable()
+        del counted

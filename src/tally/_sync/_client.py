@@ -21,6 +21,8 @@ from tally._base import (
     new_idempotency_key,
     prepare,
 )
+from tally._cache import ResponseCache
+from tally._cache_policy import cached_response, experiment_guard, frozen_experiment
 from tally._config import ClientConfig, client_config
 from tally._connection import Connection, EventHooks
 from tally._credentials import ResolvedConfig
@@ -71,6 +73,7 @@ class _SharedState:
     client holding it is garbage-collected without `close()`, it warns and releases the pool."""
 
     __slots__ = (
+        "cache",
         "config",
         "connection",
         "http",
@@ -105,6 +108,7 @@ class _SharedState:
         self.ingestion_keys: dict[str, str] = {}
         self.key_lock = threading.Lock()
         self.offline = offline
+        self.cache = ResponseCache(config.base_url, config.api_key)
 
     def __del__(self) -> None:
         http = getattr(self, "http", None)
@@ -190,17 +194,22 @@ class Core:
             content=body,
             extensions=extras.extensions,
         )
+        # The response cache takes a GET sent with the org key, unless `with_raw_response` captures it (the raw
+        # answer is the server's) or the caller sends their own If-None-Match (checked in _send).
+        cacheable = (
+            method == "GET" and state.cache.enabled and isinstance(token, NotGiven) and CAPTURE.get() is None
+        )
         hooks = extras.hooks
         if not hooks:
             with translate_transport_errors(request):
-                response = http.send(request)
+                response = self._send(request, cacheable)
             if telemetry is not None:
                 telemetry.record(response)
             return self._result(decoder, response)
         request = before_request(hooks, request)
         try:
             with translate_transport_errors(request):
-                response = http.send(request)
+                response = self._send(request, cacheable)
             if telemetry is not None:
                 telemetry.record(response)
             result = self._result(decoder, response)
@@ -218,6 +227,56 @@ class Core:
         result = decode(decoder, response)
         remember(result, header(response.headers, b"x-request-id"))
         return result
+
+    def _send(self, request: httpx.Request, cacheable: bool) -> httpx.Response:
+        if cacheable and "if-none-match" not in request.headers:
+            return self._send_cached(request)
+        return self.state.http.send(request)
+
+    # ---- the response cache (`client.cache`; the rule is in tally._cache_policy) ----------------------------
+    def _send_cached(self, request: httpx.Request) -> httpx.Response:
+        """Send a cacheable GET through the response cache: served from it when its experiment's guard holds,
+        else revalidated with If-None-Match (a 304 is answered from the stored body), else fetched and stored."""
+        cache = self.state.cache
+        url = str(request.url)
+        path = request.url.path
+        guard: str | None = None
+        frozen = frozen_experiment(path)
+        if frozen is not None:
+            walked = cache.walk_guard(path, request.url.params.get("cursor"))
+            guard = walked[0] if walked is not None else self._experiment_guard(request, frozen)
+        entry = cache.get(url)
+        if entry is not None and guard is not None and entry.guard == guard:
+            cache.count(hit=True)
+            response = cached_response(request, entry, None)
+        else:
+            if entry is not None:
+                request.headers["If-None-Match"] = entry.etag
+            response = self.state.http.send(request)
+            if response.status_code == 304 and entry is not None:
+                cache.count(hit=True, revalidated=True)
+                cache.set_guard(url, entry, guard)
+                response = cached_response(request, entry, response)
+            elif response.status_code == 200 and "etag" in response.headers:
+                cache.count(hit=False)
+                cache.put(url, response.headers["etag"], response.content, guard)
+        if frozen is not None and response.status_code == 200:
+            cache.continue_walk(path, response.content, guard)
+        return response
+
+    def _experiment_guard(self, request: httpx.Request, experiment_path: str) -> str | None:
+        """The ETag of the experiment at `experiment_path` when it is terminal (None otherwise, or when it
+        cannot be read: the data request then meets the same answer), read through the cache."""
+        check = self.state.http.build_request(
+            "GET",
+            request.url.copy_with(path=experiment_path, query=None),
+            headers=[(k, v) for k, v in request.headers.multi_items() if k.lower() != "if-none-match"],
+            extensions=request.extensions,
+        )
+        response = self._send_cached(check)
+        if response.status_code != 200:
+            return None
+        return experiment_guard(response.content, response.headers.get("etag"))
 
     # ---- ingestion keys, minted on first use per experiment and cached -------------------------------------
     # Minted keys expire (SDK_KEY_LIFETIME_SECONDS), so the keys of clients that never close, crash or are killed
@@ -466,6 +525,13 @@ class Tally:
         return self._core.settings.retry
 
     @property
+    def cache(self) -> ResponseCache:
+        """The on-disk response cache, off until `client.cache.enable()`: `.enable(path=None, max_bytes=...)`,
+        `.disable()`, `.stats()` and `.clear()`. Shared with `with_options` copies. Off by default, because on
+        it writes your experiments' data to disk (README, "The response cache")."""
+        return self._core.state.cache
+
+    @property
     def is_closed(self) -> bool:
         """True once `close()` ran (on this client or any `with_options` copy of it)."""
         return self._core.state.http.is_closed
@@ -605,8 +671,9 @@ class Tally:
         return self._core.request(get_health._get_kwargs(), Decoders.health, options, token=None)
 
     def close(self) -> None:
-        """Close the connection pool (shared with every `with_options` copy). A client passed in as
-        `http_client` stays open: it is yours."""
+        """Close the connection pool (shared with every `with_options` copy) and the response cache's file. A
+        client passed in as `http_client` stays open: it is yours."""
+        self._core.state.cache.close()
         self._core.state.http.close()
 
     def __enter__(self) -> Tally:

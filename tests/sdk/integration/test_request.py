@@ -105,7 +105,9 @@ async def test_bad_input_names_the_operation_and_the_fix(client: AnyClient) -> N
         TypeError, match=r"getExperiment takes no argument colour; its parameters are experiment_id"
     ):
         await call(client.request("getExperiment", experiment_id="x", colour="red"))
-    with pytest.raises(TypeError, match=r"getExperiment\(experiment_id\).*experiment_id"):
+    with pytest.raises(
+        TypeError, match=r"getExperiment\(experiment_id, if_none_match=\.\.\.\).*experiment_id"
+    ):
         await call(client.request("getExperiment"))
     with pytest.raises(ValueError, match="listExperiments: status must be one of cancelled, completed"):
         await call(client.request("listExperiments", status="sleeping"))
