@@ -52,8 +52,18 @@ def _copies(path: Path) -> list[str]:
         if isinstance(node, ast.FunctionDef) and re.search(r"free_port|healthy|^_?wait$", node.name):
             found.append(f"{node.lineno}: def {node.name}")
         elif isinstance(node, ast.While | ast.For):
-            constants = [inner.value for inner in ast.walk(node) if isinstance(inner, ast.Constant)]
-            if 200 in constants and any(isinstance(c, str) and "/v1/health" in c for c in constants):
+            inside = list(ast.walk(node))
+            constants = [inner.value for inner in inside if isinstance(inner, ast.Constant)]
+            sleeps = any(  # waiting means sleeping between tries; a loop over URLs that checks answers is not
+                isinstance(inner, ast.Call)
+                and (getattr(inner.func, "attr", None) or getattr(inner.func, "id", None)) == "sleep"
+                for inner in inside
+            )
+            if (
+                sleeps
+                and 200 in constants
+                and any(isinstance(c, str) and "/v1/health" in c for c in constants)
+            ):
                 found.append(f"{node.lineno}: a loop waiting for /v1/health to answer 200")
     return found
 

@@ -8,6 +8,7 @@ import pytest
 
 import tally
 from tally import Tally
+from tally.run import RunRejectedError
 
 from ..conftest import AnyClient, call, collect, unique
 
@@ -98,13 +99,16 @@ async def test_delete_annotation(client: AnyClient) -> None:
 
 def test_a_run_into_an_archived_experiment_rejects_and_goes_on(sync_client: Tally) -> None:
     """409 `experiment_archived` is an answer no retry changes: the sender counts the batch as rejected, keeps the
-    error for `run.status()`, and does not retry it forever (the block ends within its flush)."""
+    error for `run.status()`, does not retry it forever, and says so: `flush()` raises (no rejection is
+    silent)."""
     experiment = sync_client.experiments.create(unique("archived-run"))
     sync_client.experiments.archive(experiment.id)
     with sync_client.run(experiment_id=experiment.id, flush_timeout=60) as run:
         run.log({"loss": 1.0}, step=0)
         run.annotate("note", step=0)
-        run.flush(timeout=60)
+        with pytest.raises(RunRejectedError, match="experiment_archived") as refused:
+            run.flush(timeout=60)
+        assert refused.value.rejected == 2
         status = run.status()
         assert (status.logged, status.stored, status.pending, status.rejected) == (2, 0, 0, 2)
         assert "experiment_archived" in (status.last_error or "")

@@ -137,11 +137,9 @@ def test_the_reference_server_logs_the_figures_at_debug(
 
 def test_the_server_ignores_a_header_it_cannot_read(live_server: RunningServer) -> None:
     """Any value, well-formed or not, never changes an answer (the contract's description)."""
-    for value in (
-        "{",
-        '{"last_request_metrics": 1}',
-        "x" * 5000,
-        '{"last_request_metrics":{"request_id":"a b"}}',
-    ):
-        answer = httpx.get(f"{live_server.url}/v1/health", headers={"X-Tally-Client-Telemetry": value})
-        assert answer.status_code == 200
+    values = ["{", '{"last_request_metrics": 1}', "x" * 5000, '{"last_request_metrics":{"request_id":"a b"}}']
+    statuses = [
+        httpx.get(f"{live_server.url}/v1/health", headers={"X-Tally-Client-Telemetry": value}).status_code
+        for value in values
+    ]
+    assert statuses == [httpx.codes.OK] * len(values)
