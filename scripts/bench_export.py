@@ -12,13 +12,15 @@
   for an answer of about 150 MiB of NDJSON. The page walk's growth is shown beside them.
 
 One server process on a file database (SQLite), one experiment of ten metrics with a metadata label, a point per
-step; the export is run once before measuring (warm page cache on both sides). `--quick`: 200,000 points.
+step; the export is run once before measuring (warm page cache on both sides), then three interleaved rounds of
+export and walk (medians; the peak RSS growth is the largest of the rounds). `--quick`: 200,000 points.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import statistics
 import tempfile
 import threading
 import time
@@ -110,15 +112,23 @@ def run(report: Report, *, quick: bool) -> None:
                 return sum(1 for _ in client.metrics.list(experiment_id, page_size=1000))
 
             assert export() == points  # warm
-            with _Peak(server.pid) as server_peak, _Peak("self") as client_peak:
-                started = time.perf_counter()
-                exported = export()
-                export_s = time.perf_counter() - started
-            with _Peak(server.pid) as walk_server, _Peak("self") as walk_client:
-                started = time.perf_counter()
-                walked = walk()
-                walk_s = time.perf_counter() - started
-            assert exported == walked == points, (exported, walked)
+            export_times, walk_times = [], []
+            server_growth = client_growth = walk_server_growth = walk_client_growth = 0
+            for _ in range(3):  # interleaved: the shared machine's drift falls on both sides alike
+                with _Peak(server.pid) as server_peak, _Peak("self") as client_peak:
+                    started = time.perf_counter()
+                    exported = export()
+                    export_times.append(time.perf_counter() - started)
+                with _Peak(server.pid) as walk_server, _Peak("self") as walk_client:
+                    started = time.perf_counter()
+                    walked = walk()
+                    walk_times.append(time.perf_counter() - started)
+                assert exported == walked == points, (exported, walked)
+                server_growth = max(server_growth, server_peak.growth)
+                client_growth = max(client_growth, client_peak.growth)
+                walk_server_growth = max(walk_server_growth, walk_server.growth)
+                walk_client_growth = max(walk_client_growth, walk_client.growth)
+            export_s, walk_s = statistics.median(export_times), statistics.median(walk_times)
             wire = body = 0  # the answer's size on the wire (gzip) and decoded
             with httpx.stream(
                 "GET",
@@ -139,16 +149,16 @@ def run(report: Report, *, quick: bool) -> None:
     )
     report(
         f"server peak RSS growth exporting {points:,} points",
-        f"{server_peak.growth / _MIB:.1f} MiB (page walk {walk_server.growth / _MIB:.1f} MiB; "
+        f"{server_growth / _MIB:.1f} MiB (page walk {walk_server_growth / _MIB:.1f} MiB; "
         f"an answer of {body / _MIB:.0f} MiB, {wire / _MIB:.0f} MiB gzipped on the wire)",
         None,
         "<= 64 MiB",
-        server_peak.growth <= 64 * _MIB,
+        server_growth <= 64 * _MIB,
     )
     report(
         f"client peak RSS growth exporting {points:,} points",
-        f"{client_peak.growth / _MIB:.1f} MiB (page walk {walk_client.growth / _MIB:.1f} MiB)",
+        f"{client_growth / _MIB:.1f} MiB (page walk {walk_client_growth / _MIB:.1f} MiB)",
         None,
         "<= 32 MiB",
-        client_peak.growth <= 32 * _MIB,
+        client_growth <= 32 * _MIB,
     )

@@ -617,8 +617,8 @@ class Metrics(_Resource):
         (`make bench`, export). `format="ndjson"` (default) yields `tally.MetricPoint`s; `format="csv"` yields
         one dict per row keyed by the CSV header's columns, every value a string (`step` empty for a point
         without one, `metadata` its JSON text). Points ingested during the export may or may not appear; none
-        twice. Leaving the loop early closes the connection (for async, when the iterator is closed:
-        `contextlib.aclosing` makes that immediate). `timeout` bounds each read, not the whole export."""
+        twice. A loop left early closes the connection once the iterator is closed (or collected).
+        `timeout` bounds each read, not the whole export; an answer cut short raises `APIConnectionError`."""
         from tally._export import PointDecoder, RowDecoder, media_type
 
         accept = media_type(format)  # a bad format fails here, not at the first iteration
