@@ -34,8 +34,9 @@ class Call:
 
 @dataclass(slots=True)
 class Stream:
-    """An answer sent as it is produced (a `Reply`'s body): its chunks, pulled one at a time in a worker thread
-    while the previous one is on the wire, so the server holds one chunk, never the whole answer."""
+    """An answer sent as it is produced (a `Reply`'s body): its chunks, pulled one at a time in a worker thread,
+    each once the one before it has been handed to the connection, so the server holds one chunk, never the whole
+    answer."""
 
     chunks: Iterator[bytes]
     media_type: str
