@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_cache  # scripts/bench_cache.py: the on-disk response cache
+import bench_export  # scripts/bench_export.py: the streamed export against the page walk, and its memory
 import bench_pacing  # scripts/bench_pacing.py: rate pacing against --rate-limit
 import bench_postgres
 import bench_runs_table
@@ -425,6 +426,7 @@ def main() -> int:
             lambda: bench_pacing.run(report, server_process, quick=quick),
             lambda: bench_runs_table.run(report, server_process, quick=quick),
             lambda: bench_cache.run(report, server_process, quick=quick),
+            lambda: bench_export.run(report, quick=quick),
         ]
         names = [
             "small_call",
@@ -443,6 +445,7 @@ def main() -> int:
             "pacing",
             "runs_table",
             "cache",
+            "export",
         ]
         for name, benchmark in zip(names, benchmarks, strict=True):
             if args.only is None or args.only in name:

@@ -187,6 +187,15 @@ OPERATIONS: dict[str, Operation] = {
         IngestMetricsResult,
         "ingestion",
     ),
+    "exportMetrics": Operation(
+        "exportMetrics",
+        "tally_api.api.metrics.export_metrics",
+        "GET",
+        "/v1/experiments/{experiment_id}/metrics/export",
+        (200,),
+        None,
+        "org",
+    ),
     "getExperimentSummary": Operation(
         "getExperimentSummary",
         "tally_api.api.experiments.get_experiment_summary",

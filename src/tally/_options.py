@@ -33,6 +33,7 @@ from tally._retry_policy import DEFAULT_POLICY, RetryPolicy
 __all__ = [
     "KEYED_METHODS",
     "POLICY_EXTENSION",
+    "STREAM_EXTENSION",
     "CallExtras",
     "ClientOptions",
     "RequestOptions",
@@ -51,6 +52,10 @@ with one the server replays its 204."""
 
 POLICY_EXTENSION: Final = "tally_retry"
 """The `request.extensions` key that carries a call's `RetryPolicy` to the retry transport."""
+
+STREAM_EXTENSION: Final = "tally_stream"
+"""The `request.extensions` key that asks the retry transport to leave a 2xx body unread (a streamed answer, read
+by its caller a chunk at a time); an error answer is still read whole, to decide on a retry and to report it."""
 
 
 class RequestOptions(TypedDict, total=False):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +10,7 @@ from tally_server._spec import Operation
 from tally_server.pagination import encode_cursor
 from tally_server.storage.repository import Page, Principal, Repository
 
-__all__ = ["Call", "Handler", "Reply", "page_reply"]
+__all__ = ["Call", "Handler", "Reply", "Stream", "page_reply"]
 
 
 @dataclass(slots=True)
@@ -24,6 +24,7 @@ class Call:
     query: dict[str, Any]
     body: Any
     request_id: str
+    media_type: str | None = None  # the negotiated answer type, for an operation that offers several
 
     @property
     def org_pk(self) -> int:
@@ -32,8 +33,18 @@ class Call:
 
 
 @dataclass(slots=True)
+class Stream:
+    """An answer sent as it is produced (a `Reply`'s body): its chunks, pulled one at a time in a worker thread,
+    each once the one before it has been handed to the connection, so the server holds one chunk, never the whole
+    answer."""
+
+    chunks: Iterator[bytes]
+    media_type: str
+
+
+@dataclass(slots=True)
 class Reply:
-    """A JSON answer (the body is encoded later)."""
+    """A JSON answer (the body is encoded later), or a `Stream`."""
 
     status: int
     body: Any

@@ -184,6 +184,9 @@ class Operation:
     body_validator: Any = field(repr=False)
     body_schema: Mapping[str, Any] | None = field(repr=False)
     responses: dict[str, Any] = field(repr=False)
+    # The media types of the 200 answer, in the contract's order (the first is the default): an operation that
+    # offers more than one negotiates by `Accept` (see `tally_server.negotiation`).
+    produces: tuple[str, ...] = ()
 
     @property
     def accepts_idempotency_key(self) -> bool:
@@ -292,6 +295,7 @@ def build_spec(document: dict[str, Any]) -> Spec:
                     body_validator=_compile(body_schema) if body_schema is not None else None,
                     body_schema=body_schema,
                     responses=responses,
+                    produces=tuple((op.get("responses", {}).get("200") or {}).get("content") or ()),
                 )
             )
     return Spec(document=document, operations=operations, version=str(document["info"]["version"]))

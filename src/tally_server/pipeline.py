@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from tally_server._call import Call, Handler, Reply
+from tally_server._call import Call, Handler, Reply, Stream
 from tally_server._json import dumps, error_body, loads_trusted
 from tally_server._spec import Operation, Spec
 from tally_server.auth import authenticate_request, check_kind
@@ -27,6 +27,7 @@ from tally_server.errors import ApiError, database_fault, from_storage_error
 from tally_server.handlers import HANDLERS
 from tally_server.handlers.ingestion_keys import redact_created_key, reissue_created_key
 from tally_server.idempotency import IdempotencyGate, fingerprint
+from tally_server.negotiation import choose_media_type
 from tally_server.ratelimit import RateLimiter
 from tally_server.storage.faults import DatabaseBusyError, classify
 from tally_server.storage.repository import Principal, Repository, StorageError
@@ -62,10 +63,11 @@ class Incoming:
 
 @dataclass(slots=True)
 class Outgoing:
-    """The answer: status, encoded body (empty for 204) and headers."""
+    """The answer: status, encoded body (empty for 204) or a `Stream` the route sends as it is produced, and
+    headers."""
 
     status: int
-    body: bytes
+    body: bytes | Stream
     headers: dict[str, str]
 
 
@@ -74,12 +76,22 @@ def _error(error: ApiError, request_id: str) -> Outgoing:
 
 
 def _conditional(out: Outgoing, if_none_match: str | None) -> Outgoing:
-    """A GET's 200 with its `ETag`; a 304 without a body (the ETag kept) when `If-None-Match` names it."""
+    """A GET's 200 with its `ETag`; a 304 without a body (the ETag kept) when `If-None-Match` names it. A streamed
+    answer (`exportMetrics`) has none: its body, which the ETag hashes, is not known until it has been sent."""
+    if isinstance(out.body, Stream):
+        return out
     etag = etag_of(out.body)
     out.headers["ETag"] = etag
     if matches(if_none_match, etag):
         return Outgoing(304, b"", out.headers)
     return out
+
+
+def _stored(out: Outgoing) -> bytes:
+    """The body to keep for an Idempotency-Key. Streams answer reads (GET), which take no key."""
+    if isinstance(out.body, Stream):
+        raise TypeError("a streamed answer cannot be stored for idempotency")
+    return out.body
 
 
 class _Unrecorded(Exception):
@@ -142,6 +154,9 @@ class Pipeline:
             path, query, idempotency_key = check_parameters(
                 op, incoming.path_params, incoming.query, incoming.headers
             )
+            media_type = None
+            if len(op.produces) > 1:  # 406 before any work, when Accept admits none of the offered types
+                media_type = choose_media_type(incoming.headers.get("accept"), op.produces)
             if idempotency_key is not None and principal is not None and op.operation_id not in _NO_STORE:
                 print_ = fingerprint(incoming.method, incoming.path, incoming.query_string, incoming.body)
                 claim = self.gate.claim(principal.org_pk, idempotency_key, print_)
@@ -155,7 +170,7 @@ class Pipeline:
                     return out
                 claimed = (principal.org_pk, idempotency_key)
             body = self.body_rules.check(op, incoming.body)
-            call = Call(op, self.repo, principal, path, query, body, incoming.request_id)
+            call = Call(op, self.repo, principal, path, query, body, incoming.request_id, media_type)
             if claimed is None:
                 out = self._encode(self.handlers[op.operation_id](call))
             else:
@@ -182,7 +197,7 @@ class Pipeline:
             out = self._conform(op, out, incoming.request_id)
         if claimed is not None and not recorded:  # an error answer: no effect to be atomic with
             try:
-                self.gate.finish(*claimed, out.status, out.body, out.headers)
+                self.gate.finish(*claimed, out.status, _stored(out), out.headers)
             except Exception:
                 logger.exception("could not store the idempotent answer (%s)", incoming.request_id)
                 with contextlib.suppress(Exception):
@@ -204,7 +219,7 @@ class Pipeline:
                 out = self._conform(call.operation, out, request_id)
             if out.status >= 500:  # an answer the contract does not allow (tests): keep no effect either
                 raise _Unrecorded(out)
-            stored = out.body
+            stored = _stored(out)
             if call.operation.operation_id in _SECRET_ANSWERS and out.status < 300:
                 stored = _SECRET_ANSWERS[call.operation.operation_id][0](stored)
             self.gate.finish(*claimed, out.status, stored, out.headers)
@@ -214,6 +229,8 @@ class Pipeline:
     def _encode(reply: Reply) -> Outgoing:
         if reply.status == 204:  # No Content: no body at all, not `null`
             return Outgoing(204, b"", dict(reply.headers))
+        if isinstance(reply.body, Stream):
+            return Outgoing(reply.status, reply.body, dict(reply.headers))
         return Outgoing(reply.status, dumps(reply.body), dict(reply.headers))
 
     @staticmethod
@@ -226,8 +243,12 @@ class Pipeline:
 
     @staticmethod
     def _conform(op: Operation, out: Outgoing, request_id: str) -> Outgoing:
-        """Response validation (tests): an answer the contract does not allow becomes a loud 500."""
-        problems = response_problems(op, out.status, out.body, request_id)
+        """Response validation (tests): an answer the contract does not allow becomes a loud 500. A stream is
+        checked for its status only: reading its body here would end the point of streaming it."""
+        if isinstance(out.body, Stream):
+            problems = op.response_problems(out.status, None)
+        else:
+            problems = response_problems(op, out.status, out.body, request_id)
         if not problems:
             return out
         logger.error(

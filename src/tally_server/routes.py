@@ -11,9 +11,10 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import anyio.to_thread
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from tally_server._call import Stream
 from tally_server._http import TIMED_OUT_SCOPE_KEY
 from tally_server._json import error_body
 from tally_server._limits import MAX_BODY_BYTES
@@ -122,6 +123,13 @@ def _endpoint(
             request_id=rid,
         )
         out = await anyio.to_thread.run_sync(pipeline.run, incoming)
+        if isinstance(
+            out.body, Stream
+        ):  # Starlette pulls each chunk in a worker thread as the last one is sent
+            stream = out.body
+            return StreamingResponse(
+                stream.chunks, status_code=out.status, headers=out.headers, media_type=stream.media_type
+            )
         return json_response(out.status, out.body, out.headers)
 
     return endpoint

@@ -52,7 +52,12 @@ def test_every_get_has_an_etag_and_a_matching_if_none_match_is_a_304_without_bod
         f"/v1/ingestion-keys/{key['id']}",
         f"/v1/experiments/{eid}/annotations/{note.json()['id']}",
     ]
-    gets = {op.operation_id for op in load_spec().by_id().values() if op.method == "GET"}
+    # one URL per GET of the contract, but for streamed answers (no ETag: test_export.py)
+    gets = {
+        op.operation_id
+        for op in load_spec().by_id().values()
+        if op.method == "GET" and "application/json" in op.produces
+    }
     assert len(urls) == len(gets), "one URL per GET of the contract: add the new one"
     for url in urls:
         first = client.get(url)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import warnings
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
@@ -25,14 +26,14 @@ from tally._cache_policy import cached_response, experiment_guard, frozen_experi
 from tally._config import ClientConfig, client_config
 from tally._connection import Connection, EventHooks
 from tally._credentials import ResolvedConfig
-from tally._errors import AuthenticationError, TallyError, translate_transport_errors
+from tally._errors import AuthenticationError, TallyError, error_from_response, translate_transport_errors
 from tally._headers import header
 from tally._hooks import Hooks, async_after_error, async_after_success, async_before_request
 from tally._lazy import load_generated
 from tally._lifecycle import release_async_pool, unclosed_message
 from tally._logging import logger as default_logger
 from tally._logging import setup_from_env
-from tally._options import ClientOptions, RequestOptions, Settings, TimeoutArg
+from tally._options import STREAM_EXTENSION, ClientOptions, RequestOptions, Settings, TimeoutArg
 from tally._platform import platform_headers
 from tally._raw import CAPTURE, Capture, RawPage, RawResponse
 from tally._request_ids import remember
@@ -276,6 +277,59 @@ class AsyncCore:
         if response.status_code != 200:
             return None
         return experiment_guard(response.content, response.headers.get("etag"))
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, operation: dict[str, Any], options: Mapping[str, Any], *, accept: str
+    ) -> AsyncIterator[httpx.Response]:
+        """Send a generated operation whose answer is streamed, and hold its 2xx response open, body unread, for
+        the block (closed after it, however it ends). An error answer raises the mapped `APIStatusError` here,
+        retried first like any other; a failure while the body is read raises Tally's transport errors. Hooks
+        and telemetry as for `request`: `after_success` sees the response once its headers are in (time to first
+        byte for telemetry), before its body is read."""
+        extras = self.settings.call(options)
+        operation["headers"] = {"Accept": accept}
+        method, url, params, headers, body = prepare(operation, extras, token=self.state.config.api_key)
+        state = self.state
+        telemetry = state.telemetry
+        if telemetry is not None:
+            last = telemetry.take()
+            if last is not None:
+                headers[TELEMETRY_HEADER] = last
+        http = state.http
+        request = http.build_request(
+            method,
+            state.url_prefix + url,
+            params=params,
+            headers=headers,
+            content=body,
+            extensions={**extras.extensions, STREAM_EXTENSION: True},
+        )
+        hooks = extras.hooks
+        if hooks:
+            request = await async_before_request(hooks, request)
+        try:
+            with translate_transport_errors(request):
+                response = await http.send(request, stream=True)
+        except TallyError as error:
+            if hooks:
+                await async_after_error(hooks, error)
+            raise
+        try:
+            if telemetry is not None:
+                telemetry.record(response)
+            if not 200 <= response.status_code < 300:
+                await response.aread()
+                failure = error_from_response(response)
+                if hooks:
+                    await async_after_error(hooks, failure)
+                raise failure
+            if hooks:
+                await async_after_success(hooks, response)
+            with translate_transport_errors(request):
+                yield response
+        finally:
+            await response.aclose()
 
     # ---- ingestion keys, minted on first use per experiment and cached -------------------------------------
     # Minted keys expire (SDK_KEY_LIFETIME_SECONDS), so the keys of clients that never close, crash or are killed

@@ -8,9 +8,12 @@ Generated modules are imported inside the methods, so that `import tally` stays 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Unpack
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 import msgspec
 
@@ -45,6 +48,8 @@ from tally._types import (
 from ._pagination import AsyncPaginator
 
 if TYPE_CHECKING:
+    import httpx
+
     from ._client import AsyncCore
 
 __all__ = [
@@ -576,6 +581,144 @@ class AsyncMetrics(_Resource):
         return await self._core.request(
             compare_metrics._get_kwargs(body=body), Decoders.compare_result, options
         )
+
+    @overload
+    def export(
+        self,
+        experiment_id: str,
+        *,
+        format: Literal["ndjson"] = "ndjson",
+        name: str | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+        metadata_key: str | None = None,
+        metadata_value: str | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> AsyncIterator[MetricPoint]: ...
+
+    @overload
+    def export(
+        self,
+        experiment_id: str,
+        *,
+        format: Literal["csv"],
+        name: str | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+        metadata_key: str | None = None,
+        metadata_value: str | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> AsyncIterator[dict[str, str]]: ...
+
+    def export(
+        self,
+        experiment_id: str,
+        *,
+        format: Literal["ndjson", "csv"] = "ndjson",
+        name: str | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+        metadata_key: str | None = None,
+        metadata_value: str | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> AsyncIterator[MetricPoint] | AsyncIterator[dict[str, str]]:
+        """Every point of an experiment (or those the filters keep), in `list()`'s order, streamed in one request:
+        `async for point in client.metrics.export(experiment_id)`. Memory stays constant however many points
+        there are (the body is decoded a chunk at a time), and it is several times faster than paging `list()`
+        (`make bench`, export). `format="ndjson"` (default) yields `tally.MetricPoint`s; `format="csv"` yields
+        one dict per row keyed by the CSV header's columns, every value a string (`step` empty for a point
+        without one, `metadata` its JSON text). Points ingested during the export may or may not appear; none
+        twice. A loop left early closes the connection once the iterator is closed (or collected).
+        `timeout` bounds each read, not the whole export; an answer cut short raises `APIConnectionError`."""
+        from tally._export import PointDecoder, RowDecoder, media_type
+
+        accept = media_type(format)  # a bad format fails here, not at the first iteration
+        decoder = PointDecoder() if format == "ndjson" else RowDecoder()
+        opened = self._open_export(
+            experiment_id, accept, name, min_step, max_step, metadata_key, metadata_value, options
+        )
+        return self._decoded(opened, decoder)
+
+    async def export_to(
+        self,
+        experiment_id: str,
+        path: str | os.PathLike[str],
+        *,
+        format: Literal["ndjson", "csv"] = "ndjson",
+        name: str | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+        metadata_key: str | None = None,
+        metadata_value: str | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> int:
+        """Write `export(...)`'s answer to the file `path` as the server sends it (NDJSON or CSV, nothing
+        decoded, constant memory) and return how many points it holds. The bytes go to `<path>.partial`, renamed
+        to `path` only once the whole export has arrived, so a cut export never leaves a file that looks whole."""
+        from tally._export import media_type
+
+        target = Path(path)
+        partial = target.with_name(target.name + ".partial")
+        opened = self._open_export(
+            experiment_id, media_type(format), name, min_step, max_step, metadata_key, metadata_value, options
+        )
+        try:
+            async with opened as response:
+                lines = await self._written(response, partial)
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return lines - 1 if format == "csv" and lines else lines
+
+    def _open_export(
+        self,
+        experiment_id: str,
+        accept: str,
+        name: str | None,
+        min_step: int | None,
+        max_step: int | None,
+        metadata_key: str | None,
+        metadata_value: str | None,
+        options: Mapping[str, Any],
+    ) -> contextlib.AbstractAsyncContextManager[httpx.Response]:
+        from tally_api.api.metrics import export_metrics
+
+        operation = export_metrics._get_kwargs(
+            experiment_id,
+            name=unset(name),
+            min_step=unset(min_step),
+            max_step=unset(max_step),
+            metadata_key=unset(metadata_key),
+            metadata_value=unset(metadata_value),
+        )
+        return self._core.stream(operation, options, accept=accept)
+
+    @staticmethod
+    async def _written(response: httpx.Response, partial: Path) -> int:
+        """The answer's bytes written to `partial` as they arrive; the number of lines written."""
+        lines = 0
+        with partial.open("wb") as out:
+            async for chunk in response.aiter_bytes():
+                out.write(chunk)
+                lines += chunk.count(b"\n")
+        return lines
+
+    @staticmethod
+    async def _decoded(
+        opened: contextlib.AbstractAsyncContextManager[httpx.Response], decoder: Any
+    ) -> AsyncIterator[Any]:
+        from tally._errors import validation_error
+
+        async with opened as response:
+            try:
+                async for chunk in response.aiter_bytes():
+                    for item in decoder.feed(chunk):
+                        yield item
+                for item in decoder.finish():
+                    yield item
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                raise validation_error(response, exc) from exc
 
 
 class AsyncMetricCatalog(_Resource):

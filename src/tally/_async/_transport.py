@@ -23,7 +23,7 @@ from tally._deadline import AsyncAttemptDeadline, attempt_end
 from tally._debug_log import describe_request, describe_response
 from tally._headers import RETRY_COUNT_HEADER, header
 from tally._logging import logger as default_logger
-from tally._options import POLICY_EXTENSION
+from tally._options import POLICY_EXTENSION, STREAM_EXTENSION
 from tally._pacing import PROBE_POLL, PROBING, RatePacer, async_pace, read_rate_headers
 from tally._redact import redact_url
 from tally._retry_policy import DEFAULT_POLICY, SAFE_METHODS, RetryPolicy, async_sleep, next_delay
@@ -82,6 +82,7 @@ class AsyncRetryTransport(httpx.AsyncBaseTransport):
         deadline = None if policy.max_elapsed is None else started + policy.max_elapsed
         timeout = extensions.get("timeout")
         request_headers = request.headers
+        streamed = bool(extensions.get(STREAM_EXTENSION))
         safe = request.method in SAFE_METHODS or header(request_headers, b"idempotency-key") is not None
         pace_key = header(request_headers, b"authorization")
         pacer = self._pacer
@@ -107,10 +108,13 @@ class AsyncRetryTransport(httpx.AsyncBaseTransport):
             try:
                 # The whole attempt, body included, ends at `end` in wall-clock time (tally._deadline): httpx's
                 # timeouts are per read, so a server that trickles bytes would otherwise hold it for ever.
+                # A streamed answer (STREAM_EXTENSION) that succeeded is left unread for its caller: its headers
+                # are bounded by the attempt, its body by httpx's read timeout per chunk, however long it runs.
                 async with AsyncAttemptDeadline(end, request) as bound:
                     response = await self._inner.handle_async_request(request)
-                    response.stream = bound(response)
-                    await response.aread()
+                    if not (streamed and response.status_code < 400):
+                        response.stream = bound(response)
+                        await response.aread()
             except _RETRYABLE_ERRORS as exc:
                 if response is not None:
                     await response.aclose()

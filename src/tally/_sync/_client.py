@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
@@ -26,14 +27,14 @@ from tally._cache_policy import cached_response, experiment_guard, frozen_experi
 from tally._config import ClientConfig, client_config
 from tally._connection import Connection, EventHooks
 from tally._credentials import ResolvedConfig
-from tally._errors import AuthenticationError, TallyError, translate_transport_errors
+from tally._errors import AuthenticationError, TallyError, error_from_response, translate_transport_errors
 from tally._headers import header
 from tally._hooks import Hooks, after_error, after_success, before_request
 from tally._lazy import load_generated
 from tally._lifecycle import unclosed_message
 from tally._logging import logger as default_logger
 from tally._logging import setup_from_env
-from tally._options import ClientOptions, RequestOptions, Settings, TimeoutArg
+from tally._options import STREAM_EXTENSION, ClientOptions, RequestOptions, Settings, TimeoutArg
 from tally._platform import platform_headers
 from tally._raw import CAPTURE, Capture, RawPage, RawResponse
 from tally._request_ids import remember
@@ -277,6 +278,59 @@ class Core:
         if response.status_code != 200:
             return None
         return experiment_guard(response.content, response.headers.get("etag"))
+
+    @contextlib.contextmanager
+    def stream(
+        self, operation: dict[str, Any], options: Mapping[str, Any], *, accept: str
+    ) -> Iterator[httpx.Response]:
+        """Send a generated operation whose answer is streamed, and hold its 2xx response open, body unread, for
+        the block (closed after it, however it ends). An error answer raises the mapped `APIStatusError` here,
+        retried first like any other; a failure while the body is read raises Tally's transport errors. Hooks
+        and telemetry as for `request`: `after_success` sees the response once its headers are in (time to first
+        byte for telemetry), before its body is read."""
+        extras = self.settings.call(options)
+        operation["headers"] = {"Accept": accept}
+        method, url, params, headers, body = prepare(operation, extras, token=self.state.config.api_key)
+        state = self.state
+        telemetry = state.telemetry
+        if telemetry is not None:
+            last = telemetry.take()
+            if last is not None:
+                headers[TELEMETRY_HEADER] = last
+        http = state.http
+        request = http.build_request(
+            method,
+            state.url_prefix + url,
+            params=params,
+            headers=headers,
+            content=body,
+            extensions={**extras.extensions, STREAM_EXTENSION: True},
+        )
+        hooks = extras.hooks
+        if hooks:
+            request = before_request(hooks, request)
+        try:
+            with translate_transport_errors(request):
+                response = http.send(request, stream=True)
+        except TallyError as error:
+            if hooks:
+                after_error(hooks, error)
+            raise
+        try:
+            if telemetry is not None:
+                telemetry.record(response)
+            if not 200 <= response.status_code < 300:
+                response.read()
+                failure = error_from_response(response)
+                if hooks:
+                    after_error(hooks, failure)
+                raise failure
+            if hooks:
+                after_success(hooks, response)
+            with translate_transport_errors(request):
+                yield response
+        finally:
+            response.close()
 
     # ---- ingestion keys, minted on first use per experiment and cached -------------------------------------
     # Minted keys expire (SDK_KEY_LIFETIME_SECONDS), so the keys of clients that never close, crash or are killed

@@ -24,7 +24,7 @@ from tally._deadline import AttemptDeadline, attempt_end
 from tally._debug_log import describe_request, describe_response
 from tally._headers import RETRY_COUNT_HEADER, header
 from tally._logging import logger as default_logger
-from tally._options import POLICY_EXTENSION
+from tally._options import POLICY_EXTENSION, STREAM_EXTENSION
 from tally._pacing import PROBE_POLL, PROBING, RatePacer, pace, read_rate_headers
 from tally._redact import redact_url
 from tally._retry_policy import DEFAULT_POLICY, SAFE_METHODS, RetryPolicy, next_delay, sleep
@@ -83,6 +83,7 @@ class RetryTransport(httpx.BaseTransport):
         deadline = None if policy.max_elapsed is None else started + policy.max_elapsed
         timeout = extensions.get("timeout")
         request_headers = request.headers
+        streamed = bool(extensions.get(STREAM_EXTENSION))
         safe = request.method in SAFE_METHODS or header(request_headers, b"idempotency-key") is not None
         pace_key = header(request_headers, b"authorization")
         pacer = self._pacer
@@ -108,10 +109,13 @@ class RetryTransport(httpx.BaseTransport):
             try:
                 # The whole attempt, body included, ends at `end` in wall-clock time (tally._deadline): httpx's
                 # timeouts are per read, so a server that trickles bytes would otherwise hold it for ever.
+                # A streamed answer (STREAM_EXTENSION) that succeeded is left unread for its caller: its headers
+                # are bounded by the attempt, its body by httpx's read timeout per chunk, however long it runs.
                 with AttemptDeadline(end, request) as bound:
                     response = self._inner.handle_request(request)
-                    response.stream = bound(response)
-                    response.read()
+                    if not (streamed and response.status_code < 400):
+                        response.stream = bound(response)
+                        response.read()
             except _RETRYABLE_ERRORS as exc:
                 if response is not None:
                     response.close()

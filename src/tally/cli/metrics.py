@@ -1,11 +1,14 @@
-"""`tally metrics`: list points, compare series, the catalog, metadata values, and plot curves."""
+"""`tally metrics`: list and export points, compare series, the catalog, metadata values, and plot curves."""
 
 from __future__ import annotations
 
+import csv
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+import msgspec
 from tally_api_types import limits as _contract
 
 from tally._pagination import MAX_PAGE_SIZE
@@ -75,6 +78,68 @@ def list_(
         out.note("no points match")
 
 
+@metrics.command("export")
+@click.argument("experiment_id")
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["ndjson", "csv"]),
+    default="ndjson",
+    show_default=True,
+    help="One JSON point a line, or CSV with a header line.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write to this file (whole or not at all) instead of standard output.",
+)
+@click.option("--name", help="Only this metric.")
+@click.option("--min-step", type=int, help="From this step on.")
+@click.option("--max-step", type=int, help="Up to this step.")
+@click.option("--metadata", metavar="KEY=VALUE", help="Only points whose metadata has KEY=VALUE.")
+@click.pass_context
+def export(
+    ctx: click.Context,
+    experiment_id: str,
+    format_: str,
+    output: Path | None,
+    name: str | None,
+    min_step: int | None,
+    max_step: int | None,
+    metadata: str | None,
+) -> None:
+    """Every point of an experiment, streamed in one request (constant memory, any size), by name, then step.
+
+    \b
+    Examples:
+      tally metrics export exp_... > points.ndjson
+      tally metrics export exp_... --format csv --output points.csv
+    """
+    key, value = next(iter(pairs((metadata,)).items())) if metadata else (None, None)
+    filters: dict[str, Any] = {
+        "name": name, "min_step": min_step, "max_step": max_step, "metadata_key": key, "metadata_value": value,
+    }  # fmt: skip
+    chosen: Any = format_  # "ndjson" or "csv", as click checked
+    with settings(ctx).client() as client:
+        if output is not None:
+            count = client.metrics.export_to(experiment_id, output, format=chosen, **filters)
+            click.echo(f"{count} points written to {output}", err=True)
+            return
+        stdout = sys.stdout
+        if format_ == "csv":
+            writer = csv.writer(stdout, lineterminator="\n")
+            writer.writerow(_EXPORT_COLUMNS)
+            for row in client.metrics.export(experiment_id, format="csv", **filters):
+                writer.writerow([row.get(column, "") for column in _EXPORT_COLUMNS])
+            return
+        encode = msgspec.json.Encoder().encode
+        for point in client.metrics.export(experiment_id, **filters):
+            stdout.write(encode(point).decode())
+            stdout.write("\n")
+
+
+_EXPORT_COLUMNS = ("name", "value", "step", "timestamp", "metadata", "client_event_id")
 _PNG_POINTS = 1000
 """Buckets per curve of a PNG: more than its 800 pixels across."""
 

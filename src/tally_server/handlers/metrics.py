@@ -1,13 +1,14 @@
-"""Metrics: ingest, list, compare."""
+"""Metrics: ingest, list, series, compare, export."""
 
 from __future__ import annotations
 
 import math
 
-from tally_server._call import Call, Handler, Reply, page_reply
+from tally_server._call import Call, Handler, Reply, Stream, page_reply
 from tally_server._spec import FieldError
 from tally_server.auth import check_experiment
 from tally_server.errors import invalid_request
+from tally_server.export import CHUNK_ROWS, NDJSON, export_chunks
 from tally_server.pagination import decode_cursor
 
 __all__ = ["HANDLERS"]
@@ -63,9 +64,23 @@ def compare_metrics(call: Call) -> Reply:
     return Reply(200, result)
 
 
+def export_metrics(call: Call) -> Reply:
+    """Every point, streamed (see `tally_server.export`). The first chunk is read here, in the pipeline, so that
+    an unknown experiment or a bad filter is still an enveloped error before the answer starts."""
+    query = call.query
+    if query.get("metadata_value") is not None and query.get("metadata_key") is None:
+        raise invalid_request([FieldError("metadata_value", "needs metadata_key")])
+    experiment_id = call.path["experiment_id"]
+    media_type = call.media_type or NDJSON
+    first = call.repo.list_metrics(call.org_pk, experiment_id, query, CHUNK_ROWS, None)
+    chunks = export_chunks(call.repo, call.org_pk, experiment_id, dict(query), media_type, first)
+    return Reply(200, Stream(chunks, media_type))
+
+
 HANDLERS: dict[str, Handler] = {
     "ingestMetrics": ingest_metrics,
     "listMetrics": list_metrics,
     "getMetricSeries": get_metric_series,
     "compareMetrics": compare_metrics,
+    "exportMetrics": export_metrics,
 }

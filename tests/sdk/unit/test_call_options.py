@@ -6,8 +6,11 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
+import tempfile
 import typing
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -62,6 +65,11 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "metrics.list": (("exp_1",), {}),
     "metrics.compare": (([{"experiment_id": "exp_1", "name": "m"}],), {}),
     "metrics.series": (("exp_1", "m"), {}),
+    "metrics.export": (("exp_1",), {}),
+    "metrics.export_to": (
+        ("exp_1", Path(tempfile.gettempdir()) / f"tally-call-options-{os.getpid()}.ndjson"),
+        {},
+    ),
     "metric_catalog.list": ((), {}),
     "metric_catalog.inspect_values": (("m", "k"), {}),
     "ingestion_keys.list": (("exp_1",), {}),
@@ -192,7 +200,9 @@ async def test_every_method_sends_the_options(make: Callable[..., AnyClient], na
 
     async def invoke(**extra: Any) -> Any:
         result = resolve(client, name)(*args, **kwargs, **extra)
-        return await (collect(result) if name.endswith(("list", "inspect_values")) else call(result))
+        return await (
+            collect(result) if name.endswith(("list", "inspect_values", "export")) else call(result)
+        )
 
     with pytest.raises(tally.InternalServerError):
         await invoke(**options)

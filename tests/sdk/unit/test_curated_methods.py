@@ -41,6 +41,15 @@ PARAMETER_EXCEPTIONS: dict[tuple[str, str], str] = {
     ),
 }
 
+# Parameters a curated method adds on purpose that are no input of its operation, with the reason.
+SDK_ONLY_PARAMETERS: dict[tuple[str, str], str] = {
+    ("exportMetrics", "format"): (
+        "the media type the answer comes in, sent as the Accept header (ndjson or csv), which the contract "
+        "negotiates rather than declaring as a parameter"
+    ),
+    ("exportMetrics", "path"): "export_to's file to write the answer to; nothing is sent",
+}
+
 # SDK-only parameters, by rule (not by method):
 # - `**options` (timeout, retries, idempotency_key, extra_headers...): the per-call options every method takes;
 # - `limit` on a method of a paginated operation (one answering `next_cursor`): the total cap across pages,
@@ -127,7 +136,7 @@ def parameter_problems(method: CuratedMethod, op: SpecOperation) -> Iterator[str
         elif not required and params[name].default is inspect.Parameter.empty:
             yield f"{where}: `{name}` is optional in the spec ({location}) but has no default: give it one"
     for name in params:
-        if name in op.inputs or (op.operation_id, name) in PARAMETER_EXCEPTIONS:
+        if name in op.inputs or (op.operation_id, name) in SDK_ONLY_PARAMETERS:
             continue
         if op.pages and name == PAGINATOR_ONLY:
             continue
@@ -135,7 +144,7 @@ def parameter_problems(method: CuratedMethod, op: SpecOperation) -> Iterator[str
             continue
         yield (
             f"{where} takes `{name}`, which is no path, query or body input of the operation: rename it to the "
-            "spec's name, remove it, or (if the SDK adds it on purpose) list it in PARAMETER_EXCEPTIONS of "
+            "spec's name, remove it, or (if the SDK adds it on purpose) list it in SDK_ONLY_PARAMETERS of "
             f"{__name__.replace('.', '/')}.py with the reason"
         )
 
@@ -175,6 +184,21 @@ def test_every_parameter_exception_is_still_needed() -> None:
         f"PARAMETER_EXCEPTIONS lists {operation_id}.{name}, but the operation has no such input: remove it"
         for operation_id, name in PARAMETER_EXCEPTIONS
         if name not in OPERATIONS.get(operation_id, SpecOperation("", "", "", {}, False)).inputs
+    ]
+    assert not stale, "\n".join(stale)
+
+
+def test_every_sdk_only_parameter_is_still_taken(methods: list[CuratedMethod]) -> None:
+    taken = {
+        (operation_id, name)
+        for method in methods
+        for operation_id in method.operation_ids
+        for name in inspect.signature(method.function).parameters
+    }
+    stale = [
+        f"SDK_ONLY_PARAMETERS lists {operation_id}.{name}, which no curated method of it takes: remove it"
+        for operation_id, name in SDK_ONLY_PARAMETERS
+        if (operation_id, name) not in taken
     ]
     assert not stale, "\n".join(stale)
 

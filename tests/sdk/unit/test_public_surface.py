@@ -134,6 +134,7 @@ def assert_same_surface(sync_obj: Any, async_obj: Any, label: str) -> None:
             assert not inspect.iscoroutinefunction(sync_member), f"{label}.{name}"
             if name in (
                 "list",
+                "export",
                 "inspect_values",
                 "forget",
                 "with_options",
