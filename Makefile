@@ -82,9 +82,14 @@ typecheck: $(STAMPS)/venv ## mypy --strict over src and generated, and the typin
 	$(RUN) mypy --strict src generated
 	$(RUN) mypy --strict tests/typing
 
+# Two workers on this 2-core machine (pytest-xdist): each has its own live servers, PostgreSQL cluster and
+# databases (session fixtures are per worker), and gets whole files (--dist loadfile), so a module's fixtures are
+# made once. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+
 .PHONY: pytest
-pytest: $(STAMPS)/venv postgres chromium ## Run the test suite only.
-	$(RUN) pytest $(PYTEST_ARGS)
+pytest: $(STAMPS)/venv postgres chromium ## Run the test suite only (PYTEST_WORKERS processes, default 2).
+	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 .PHONY: test
 test: check-generated lint-spec postgres chromium ## Everything CI runs: generated and sync checks, spec lint and diff, ruff, mypy, pytest.
