@@ -182,19 +182,7 @@ class Core:
         )
         state = self.state
         telemetry = state.telemetry
-        if telemetry is not None:
-            last = telemetry.take()
-            if last is not None:
-                headers[TELEMETRY_HEADER] = last
-        http = state.http
-        request = http.build_request(
-            method,
-            state.url_prefix + url,
-            params=params,
-            headers=headers,
-            content=body,
-            extensions=extras.extensions,
-        )
+        request = self._build(method, url, params, headers, body, extras.extensions)
         # The response cache takes a GET sent with the org key, unless `with_raw_response` captures it (the raw
         # answer is the server's) or the caller sends their own If-None-Match (checked in _send).
         cacheable = (
@@ -279,6 +267,30 @@ class Core:
             return None
         return experiment_guard(response.content, response.headers.get("etag"))
 
+    def _build(
+        self,
+        method: str,
+        url: str,
+        params: Any,
+        headers: dict[str, str],
+        body: Any,
+        extensions: dict[str, Any],
+    ) -> httpx.Request:
+        """The request to send: the client's URL prefix, and the previous answer's figures when telemetry is on."""
+        state = self.state
+        if state.telemetry is not None:
+            last = state.telemetry.take()
+            if last is not None:
+                headers[TELEMETRY_HEADER] = last
+        return state.http.build_request(
+            method,
+            state.url_prefix + url,
+            params=params,
+            headers=headers,
+            content=body,
+            extensions=extensions,
+        )
+
     @contextlib.contextmanager
     def stream(
         self, operation: dict[str, Any], options: Mapping[str, Any], *, accept: str
@@ -291,20 +303,10 @@ class Core:
         extras = self.settings.call(options)
         operation["headers"] = {"Accept": accept}
         method, url, params, headers, body = prepare(operation, extras, token=self.state.config.api_key)
-        state = self.state
-        telemetry = state.telemetry
-        if telemetry is not None:
-            last = telemetry.take()
-            if last is not None:
-                headers[TELEMETRY_HEADER] = last
-        http = state.http
-        request = http.build_request(
-            method,
-            state.url_prefix + url,
-            params=params,
-            headers=headers,
-            content=body,
-            extensions={**extras.extensions, STREAM_EXTENSION: True},
+        telemetry = self.state.telemetry
+        http = self.state.http
+        request = self._build(
+            method, url, params, headers, body, {**extras.extensions, STREAM_EXTENSION: True}
         )
         hooks = extras.hooks
         if hooks:
