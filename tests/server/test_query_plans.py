@@ -484,3 +484,54 @@ def test_every_experiment_order_uses_an_index_at_10000_experiments_on_postgresql
                     assert "experiments_by_name" in plan, (order, what, plan)
     finally:
         repository.close()
+
+
+def test_series_reads_use_an_index_on_postgresql(postgres: Any) -> None:
+    """getMetricSeries on PostgreSQL (EXPLAIN of the statements it runs, with the planner told to avoid sequential
+    scans, so a table this small cannot hide a missing index): the points and the rollup blocks are read through
+    their primary keys by name and step or block range, never by a sequential scan or a sort."""
+    from sqlalchemy import event
+
+    from tally_server.storage.store import open_postgres
+
+    repository = open_postgres(postgres.create_database("series_plans"))
+    try:
+        seeded = _seeded(repository)
+        recorded: list[tuple[str, Any]] = []
+
+        def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+            if statement.lstrip().upper().startswith(("SELECT", "WITH")) and not many:
+                recorded.append((statement, parameters))
+
+        engine = repository.db.engine  # type: ignore[attr-defined]
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            for filters in (
+                {
+                    "name": "train/loss",
+                    "max_points": 100,
+                    "min_step": 7,
+                    "max_step": 5990,
+                },  # rollups, ragged edges
+                {
+                    "name": "train/loss",
+                    "max_points": 100,
+                    "min_step": 4000,
+                    "max_step": 4050,
+                },  # lossless zoom
+            ):
+                repository.metric_series(1, seeded["experiment"], filters)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        about_points = [(s, p) for s, p in recorded if "metric_points" in s or "metric_rollups" in s]
+        assert about_points, "no statement read the points or their rollups"
+        with repository.db.read() as conn:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            for statement, parameters in about_points:
+                plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
+                assert re.search(r"Seq Scan on metric_(points|rollups)\b", plan) is None, (statement, plan)
+                assert re.search(r"Index (Only )?Scan", plan), (statement, plan)
+                assert "Sort" not in plan, (statement, plan)
+            conn.exec_driver_sql("RESET enable_seqscan")
+    finally:
+        repository.close()
