@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from tally_server.ingest_batch import from_validated
 from tally_server.storage.store import open_sqlite
 
 __all__ = ["run"]
@@ -43,7 +44,7 @@ def _seed(path: Path, experiments: int) -> None:
                 for step in range(5)
                 for name in ("val/loss", "train/loss")
             ]  # fmt: skip
-            repo.ingest_metrics(experiment_pk, experiment["id"], events)
+            repo.ingest_metrics(experiment_pk, experiment["id"], from_validated({"events": events}).events)
     finally:
         repo.close()
 

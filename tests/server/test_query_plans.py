@@ -13,9 +13,11 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import msgspec
 import pytest
 from sqlalchemy import func, select, text
 
+from tally_server.ingest_batch import IngestEvent
 from tally_server.storage.repository import FolderNotEmptyError
 from tally_server.storage.store import SqlRepository, open_sqlite
 
@@ -29,15 +31,15 @@ def repo() -> Iterator[SqlRepository]:
     repository.close()
 
 
-def _event(i: int, **changes: Any) -> dict[str, Any]:
-    event = {
+def _event(i: int, **changes: Any) -> IngestEvent:
+    event: dict[str, Any] = {
         "name": "train/loss",
         "value": float(i),
         "step": i,
         "metadata": {"split": "train"},
         "client_event_id": f"c{i}",
     }
-    return {**event, **changes}
+    return msgspec.convert({**event, **changes}, IngestEvent)
 
 
 def _seeded(repo: SqlRepository) -> dict[str, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from tally_server._call import Call, Handler, Reply, Stream, page_reply
 from tally_server._spec import FieldError
 from tally_server.auth import check_experiment
@@ -19,19 +17,7 @@ def ingest_metrics(call: Call) -> Reply:
     if principal is None or principal.experiment_pk is None or principal.experiment_id is None:
         raise RuntimeError("an ingestion operation without an ingestion key")  # auth.check_kind prevents it
     check_experiment(call.repo, principal, call.path["experiment_id"])
-    events = call.body["events"]
-    errors = []
-    for index, event in enumerate(events):
-        value = event["value"]
-        if type(value) is not float:  # an integer: a float only if in range
-            try:
-                float(value)
-            except OverflowError:
-                errors.append(FieldError(f"events[{index}].value", "must be a finite number"))
-        elif not math.isfinite(value):  # pragma: no cover - the parser already refuses these
-            errors.append(FieldError(f"events[{index}].value", "must be a finite number"))
-    if errors:
-        raise invalid_request(errors)
+    events = call.body.events  # an IngestBatch: typed and validated (tally_server.ingest_batch)
     result = call.repo.ingest_metrics(principal.experiment_pk, principal.experiment_id, events)
     return Reply(200, result)
 

@@ -38,6 +38,25 @@ Json = dict[str, Any]
 Key = tuple[Any, ...]
 
 
+class MetricEventIn(Protocol):
+    """One validated event of an ingest batch, as the repository reads it (`tally_server.ingest_batch.IngestEvent`
+    is the one the server passes). An absent `timestamp` or `metadata` is `msgspec.UNSET`; a step-less event's
+    `step` is None."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> float: ...
+    @property
+    def client_event_id(self) -> str: ...
+    @property
+    def step(self) -> int | None: ...
+    @property
+    def timestamp(self) -> object: ...
+    @property
+    def metadata(self) -> object: ...
+
+
 class StorageError(Exception):
     """A rule of the data model refused the operation."""
 
@@ -223,7 +242,9 @@ class Repository(Protocol):
         ...
 
     # metrics
-    def ingest_metrics(self, experiment_pk: int, experiment_id: str, events: Sequence[Json]) -> Json: ...
+    def ingest_metrics(
+        self, experiment_pk: int, experiment_id: str, events: Sequence[MetricEventIn]
+    ) -> Json: ...
     def list_metrics(
         self, org_pk: int, experiment_id: str, filters: Json, limit: int, after: Key | None
     ) -> Page: ...

@@ -83,6 +83,7 @@ from tally_server.storage.repository import (
     InvalidTransitionError,
     Json,
     Key,
+    MetricEventIn,
     NotFoundError,
     Page,
     Principal,
@@ -322,38 +323,29 @@ def _upsert_per_name(dialect: str) -> Any:
     )
 
 
-_NAME_OF, _VALUE_OF, _ID_OF = (operator.itemgetter(key) for key in ("name", "value", "client_event_id"))
+_NAME_OF, _VALUE_OF, _ID_OF, _STEP_OF, _STAMP_OF, _LABELS_OF = (
+    operator.attrgetter(key) for key in ("name", "value", "client_event_id", "step", "timestamp", "metadata")
+)
 _ID_OF_ROW = operator.itemgetter(8)  # a point row's client_event_id
 
 
-def _field(events: Sequence[Json], key: str) -> list[Any]:
-    """An optional field of every event, None where absent: one C loop when every event has it."""
-    try:
-        return list(map(operator.itemgetter(key), events))
-    except KeyError:
-        return list(map(operator.methodcaller("get", key), events))
-
-
 def _point_rows(
-    experiment_pk: int, seqs: Sequence[int], events: Sequence[Json], received: str
+    experiment_pk: int, seqs: Sequence[int], events: Sequence[MetricEventIn], received: str
 ) -> list[_PointRow]:
     """The rows of a validated batch, built column by column with C loops (`map`, `zip`): per event, Python
     runs only where a field is absent (a step-less point stores step -1, an event without a timestamp gets the
     time it was received, flagged `ts_auto`). Metadata is stored as its sorted compact JSON text."""
-    steps = _field(events, "step")
-    steps = (
-        [_NO_STEP if step is None else int(step) for step in steps]
-        if None in steps
-        else list(map(int, steps))  # a JSON 3.0 is an integer too
-    )
-    stamps: list[Any] = _field(events, "timestamp")
+    steps: list[int | None] = list(map(_STEP_OF, events))
+    if None in steps:
+        steps = [_NO_STEP if step is None else step for step in steps]
+    stamps: list[Any] = list(map(_STAMP_OF, events))
     autos: Iterable[bool] = itertools.repeat(False)
-    if None in stamps:
-        autos = [stamp is None for stamp in stamps]
-        stamps = [received if stamp is None else stamp for stamp in stamps]
-    labels = _field(events, "metadata")
-    if None in labels:
-        labels = [label or {} for label in labels]
+    if msgspec.UNSET in stamps:
+        autos = [stamp is msgspec.UNSET for stamp in stamps]
+        stamps = [received if stamp is msgspec.UNSET else stamp for stamp in stamps]
+    labels: list[Any] = list(map(_LABELS_OF, events))
+    if msgspec.UNSET in labels:
+        labels = [{} if label is msgspec.UNSET else label for label in labels]
     texts = map(bytes.decode, map(_label_encoder.encode, labels))  # {} -> "{}" (_EMPTY)
     return list(
         zip(
@@ -361,7 +353,7 @@ def _point_rows(
             map(_NAME_OF, events),
             steps,
             seqs,
-            map(float, map(_VALUE_OF, events)),
+            map(_VALUE_OF, events),
             stamps,
             autos,
             texts,
@@ -1101,7 +1093,7 @@ class SqlRepository:
             conn.execute(delete(experiments).where(experiments.c.pk == experiment_pk))
 
     # ---- metrics -------------------------------------------------------------------------------------------
-    def ingest_metrics(self, experiment_pk: int, experiment_id: str, events: Sequence[Json]) -> Json:
+    def ingest_metrics(self, experiment_pk: int, experiment_id: str, events: Sequence[MetricEventIn]) -> Json:
         """Store a validated batch in one transaction, committed before this returns (so `sync=true` holds:
         every accepted point is readable through `list_metrics` as soon as the answer is sent).
 

@@ -1,0 +1,188 @@
+"""The ingest batch: its events as typed structs, and a fast path that checks a well-formed batch against the
+contract without the general validator.
+
+Why: `ingestMetrics` is the server's hot path, and the general route (decode to dicts, then the JSON Schema
+validator, which converts every value to Rust first) cost about 13 ms of a 10,000-event batch, a fifth of the
+request. msgspec decodes the same bytes straight into typed structs, checking types, lengths and ranges in C, in
+about a third of that. The string patterns are then checked once per distinct value (names and metadata keys
+repeat), in one regex pass over the joined event ids, and for timestamps by msgspec's own RFC 3339 parser; never
+once per event in Python.
+
+The fast path is a sound subset of the contract, never a second opinion: `decode` returns a batch only when
+every rule it checks is at least as strict as the contract's, and None for anything else (a lowercase `z`, a year
+outside 1000-8999, a NUL escape, `3.0` as a step, null where the contract refuses it, any error). The
+general route then decides, with its named field errors, and `from_validated` turns what it accepted into the same
+struct, so the repository sees one shape. tests/server/test_ingest_batch.py checks the subset property against
+the spec's own validator; `check_spec` stops the server at start-up if the contract's event rules change.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+from tally_api_types import limits
+
+from tally_server._spec import FieldError, Spec
+from tally_server.errors import invalid_request
+
+__all__ = ["IngestBatch", "IngestEvent", "check_spec", "decode", "from_validated"]
+
+# The contract's bounds, from `tally_api_types.limits` (generated from it); `check_spec` holds the rest of the
+# event's shape (its fields, types and the timestamp's pattern) to the spec at start-up.
+_Name = Annotated[
+    str, Meta(min_length=limits.METRIC_NAME_MIN_LENGTH, max_length=limits.METRIC_NAME_MAX_LENGTH)
+]
+_EventId = Annotated[
+    str, Meta(min_length=limits.CLIENT_EVENT_ID_MIN_LENGTH, max_length=limits.CLIENT_EVENT_ID_MAX_LENGTH)
+]
+_LabelKey = Annotated[
+    str, Meta(min_length=limits.METADATA_KEY_MIN_LENGTH, max_length=limits.METADATA_KEY_MAX_LENGTH)
+]
+_LabelValue = Annotated[str, Meta(max_length=limits.LABELS_ADDITIONAL_PROPERTIES_MAX_LENGTH)]
+_Labels = Annotated[dict[_LabelKey, _LabelValue], Meta(max_length=limits.LABELS_MAX_PROPERTIES)]
+_Step = Annotated[int, Meta(ge=limits.METRIC_EVENT_STEP_MINIMUM, le=limits.METRIC_EVENT_STEP_MAXIMUM)]
+_Events = Meta(
+    min_length=limits.INGEST_METRICS_REQUEST_EVENTS_MIN_ITEMS,
+    max_length=limits.INGEST_METRICS_REQUEST_EVENTS_MAX_ITEMS,
+)
+
+
+class IngestEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One event of a batch, as the repository stores it. An absent `timestamp` or `metadata` is UNSET (the
+    contract refuses null there; `step` may be null or absent, both None)."""
+
+    name: _Name
+    value: float
+    client_event_id: _EventId
+    step: _Step | None = None
+    timestamp: str | UnsetType = UNSET
+    metadata: _Labels | UnsetType = UNSET
+
+
+class IngestBatch(msgspec.Struct, forbid_unknown_fields=True):
+    """A validated `ingestMetrics` body."""
+
+    events: Annotated[list[IngestEvent], _Events]
+
+
+# The spec's patterns end in `$`, which in Python also matches before a final newline; `\Z` does not.
+_NAME = re.compile(limits.METRIC_NAME_PATTERN.removesuffix("$") + r"\Z")
+_LABEL_KEY = re.compile(limits.METADATA_KEY_PATTERN.removesuffix("$") + r"\Z")
+# The event-id pattern's complement, searched for over all the ids joined.
+_NOT_EVENT_ID = re.compile(r"[^\x21-\x7E]")
+# Timestamps are proven with msgspec's RFC 3339 parser (C; it checks the calendar, hours, minutes, seconds up to
+# 59 and offsets up to 23:59) plus what it allows and the contract does not: a space for the `T`, no offset, an
+# offset without its colon (the colon count finds the last two: a stamp msgspec reads holds two colons with `Z`,
+# else three at most; a lowercase `z`, which the contract allows, fails the count and goes the general route).
+# Instants within 1000-01-02 and 8999-12-30 UTC keep every local year in 1000-8999, clear of the pattern's limits
+# near years 1 and 9999.
+_EARLIEST = datetime(1000, 1, 2, tzinfo=UTC)
+_LATEST = datetime(8999, 12, 30, tzinfo=UTC)
+
+_decoder = msgspec.json.Decoder(IngestBatch)
+_names = operator.attrgetter("name")
+_event_ids = operator.attrgetter("client_event_id")
+_timestamps = operator.attrgetter("timestamp")
+_labels = operator.attrgetter("metadata")
+
+
+def decode(data: bytes) -> IngestBatch | None:
+    """The batch, when `data` is a body the contract accepts and this path can prove it; None otherwise (the
+    general route then decides). Never raises for bad input."""
+    if b"\\u0000" in data:  # NUL is refused with a named error by the general route
+        return None
+    try:
+        batch = _decoder.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    events = batch.events
+    if not all(map(_NAME.match, set(map(_names, events)))):
+        return None
+    if _NOT_EVENT_ID.search("".join(map(_event_ids, events))) is not None:
+        return None
+    stamps = [stamp for stamp in map(_timestamps, events) if stamp is not UNSET]
+    if stamps and not _proven_timestamps(stamps):
+        return None
+    labels = [label for label in map(_labels, events) if label is not UNSET]
+    if labels and not all(map(_LABEL_KEY.match, set().union(*labels))):
+        return None
+    return batch
+
+
+def _proven_timestamps(stamps: list[str]) -> bool:
+    joined = "".join(stamps)
+    if " " in joined or joined.count(":") != 3 * len(stamps) - joined.count("Z"):
+        return False
+    try:
+        instants = msgspec.convert(stamps, list[datetime])
+        return min(instants) >= _EARLIEST and max(instants) <= _LATEST
+    except (msgspec.ValidationError, TypeError, OverflowError):  # TypeError: naive against aware
+        return False
+
+
+def from_validated(body: Any) -> IngestBatch:
+    """The structs of a body the general route accepted (lax: a JSON `3.0` step is the integer 3). An integer
+    value too large for a double is the one thing the schema lets through that cannot be stored: 400."""
+    errors = [
+        FieldError(f"events[{index}].value", "must be a finite number")
+        for index, event in enumerate(body["events"])
+        if type(event["value"]) is int and not _fits_a_double(event["value"])
+    ]
+    if errors:
+        raise invalid_request(errors)
+    return msgspec.convert(body, IngestBatch, strict=False)
+
+
+def _fits_a_double(value: int) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+def check_spec(spec: Spec) -> None:
+    """Refuse to start if the event's shape in the contract differs from the one this path was written for (the
+    fast path would otherwise stop being a subset of the contract without anyone noticing). Its bounds and
+    patterns are read from `tally_api_types.limits`, so only what those do not say is held here."""
+    event = spec.schema("MetricEvent")
+    fields = event["properties"]
+    found = {
+        "MetricEvent": (sorted(fields), sorted(event["required"]), event["additionalProperties"]),
+        "value": fields["value"].get("type"),
+        "step": fields["step"].get("type"),
+        "timestamp": (fields["timestamp"].get("type"), fields["timestamp"].get("format")),
+        "metadata": (fields["metadata"].get("type"), fields["metadata"]["additionalProperties"].get("type")),
+        "event id": _EVENT_ID_PATTERN == limits.CLIENT_EVENT_ID_PATTERN,
+        "timestamp pattern": _TIMESTAMP_PATTERN == limits.METRIC_EVENT_TIMESTAMP_PATTERN,
+    }
+    if found != _WRITTEN_FOR:
+        changed = sorted(name for name in found if found[name] != _WRITTEN_FOR.get(name))
+        raise RuntimeError(f"the contract's {', '.join(changed)} changed: update tally_server.ingest_batch")
+
+
+# What the checks above were written for: the event-id pattern's complement is spelt out in `_NOT_EVENT_ID`, and
+# the timestamp proof (`_proven_timestamps`) assumes this pattern's limits.
+_EVENT_ID_PATTERN = "^[\\x21-\\x7E]+$"
+_TIMESTAMP_PATTERN = (
+    "^(?!0000|0001-01-01[Tt][0-9:.]+\\+(?!00:00)|9999-12-31[Tt][0-9:.]+-(?!00:00)|9999-12-31[Tt]23:59:59\\.999999[5-9])"
+    "[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-5][0-9]"
+)
+_WRITTEN_FOR: dict[str, Any] = {
+    "MetricEvent": (
+        ["client_event_id", "metadata", "name", "step", "timestamp", "value"],
+        ["client_event_id", "name", "value"],
+        False,
+    ),
+    "value": "number",
+    "step": ["integer", "null"],
+    "timestamp": ("string", "date-time"),
+    "metadata": ("object", "string"),
+    "event id": True,
+    "timestamp pattern": True,
+}
