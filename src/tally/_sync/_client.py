@@ -384,12 +384,13 @@ class Tally:
         with Tally() as client:
             experiment = client.experiments.create("baseline")
 
-    Credentials resolve themselves (argument, `TALLY_API_KEY`, then the credentials file; `Tally("local")`
-    for the file alone). The server: `base_url`, `TALLY_BASE_URL`, the file's, then the contract's server number
-    `server_idx` (`tally_api_types.servers.SERVERS`: 0 the local reference server, the default; 1 production), so
-    a base URL from anywhere wins over `server_idx`. `config=` (a `tally.ClientConfig`) gives the connection
-    settings as one frozen value instead of `api_key`, `base_url`, `timeout`, `ingest_timeout`, `max_retries`,
-    `retry` and `offline`: passing both is a `ConfigurationError` (`config.replace(...)` changes one). `timeout`
+    Credentials resolve themselves (argument, `TALLY_API_KEY`, then the credentials file; `Tally("local")` for
+    the file alone). The server: `base_url`, then the contract's server number `server_idx`
+    (`tally_api_types.servers.SERVERS`: 0 the local reference server, the default; 1 production), then
+    `TALLY_BASE_URL`, then the file's: what you pass wins over the environment and the file. `config=` (a
+    `tally.ClientConfig`) gives the connection settings as one frozen value instead of `api_key`, `base_url`,
+    `timeout`, `ingest_timeout`, `max_retries`, `retry` and `offline`: passing both is a `ConfigurationError`
+    (`config.replace(...)` changes one). `timeout`
     is per attempt for ordinary calls (default 10 s), `ingest_timeout` for ingestion and annotations (default
     20 s); `retry` (a `tally.RetryPolicy`) says what is retried, how long to wait and the deadline of a call;
     `max_retries` is its short form. Every method also takes these per call (`timeout=`, `max_retries=`, `retry=`,
