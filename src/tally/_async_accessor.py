@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from tally._async._client import AsyncTally, _SharedState, open_pool, pool_headers
+from tally._base import client_repr
 from tally._errors import ConfigurationError
 from tally._lifecycle import close_pool_sockets, release_async_pool
 
@@ -327,6 +328,11 @@ class AsyncView(AsyncTally):
         """Close the running loop's pool now; the next call in this loop opens another. `client.close()` on the
         sync client closes them all."""
         await self._core.state.http.aclose()
+
+    def __repr__(self) -> str:
+        state = self._core.state
+        config = state.config
+        return client_repr(state.name, config.api_key, config.base_url, config.credential_source)
 
 
 def async_view(pools: LoopPools, settings: Settings) -> AsyncTally:
