@@ -155,15 +155,21 @@ def test_a_sync_only_transport_is_refused_with_the_fix(live_server: RunningServe
 
 LIFECYCLE = """
 import asyncio, gc, sys, threading
+import tally._transports
 from tally import Tally
 
-url, key = sys.argv[1], sys.argv[2]
+url, key, transport = sys.argv[1:4]
+if transport == "httpx":  # httpx's own async pool rather than aiohttp's
+    tally._transports.aiohttp_available = lambda: False
 client = Tally(key, base_url=url)
 
 async def use():
     return (await client.async_.health()).status
 
-print(asyncio.run(use()), asyncio.run(use()))          # two loops, one after the other
+def pools():
+    return client.async_._core.state.http._pools._entries
+
+print(asyncio.run(use()), asyncio.run(use()), len(pools()))   # two loops one after the other, both closed
 
 idle = asyncio.new_event_loop()                         # a loop that stays open, idle
 print(idle.run_until_complete(use()))
@@ -173,12 +179,12 @@ thread = threading.Thread(target=busy.run_forever)
 thread.start()
 print(asyncio.run_coroutine_threadsafe(use(), busy).result())
 
-gone = asyncio.new_event_loop()                         # closed by hand, without shutdown_asyncgens()
-print(gone.run_until_complete(use()))
-gone.close()
+for _ in range(2):                                      # closed by hand, without shutdown_asyncgens()
+    gone = asyncio.new_event_loop()
+    print(gone.run_until_complete(use()), len(pools())) # the second one's first call sweeps the first away
+    gone.close()
 
-pools = client.async_._core.state.http._pools
-open_pools = [entry.http for entry in pools._entries.values()]
+open_pools = [entry.http for entry in pools().values()]
 print("open", len(open_pools))
 client.close()
 print("closed", all(http.is_closed for http in open_pools[:2]))
@@ -190,29 +196,34 @@ busy.call_soon_threadsafe(busy.stop)
 thread.join()
 busy.close()
 idle.close()
-del client, pools, open_pools
+del client, open_pools
 gc.collect()
 print("end")
 """
 
 
-def test_close_closes_every_async_pool_without_a_warning(live_server: RunningServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_close_closes_every_async_pool_without_a_warning(
+    live_server: RunningServer, tmp_path: Path, transport: str
+) -> None:
     """Pools in every state a loop can be in: shut down by `asyncio.run`, idle, running in another thread, closed
-    by hand. Under `-W error`, any ResourceWarning or "Unclosed client session" would reach stderr."""
+    by hand (swept by the next loop's first call, or closed by `close()`); with aiohttp's pool and httpx's. Under
+    `-W error`, any ResourceWarning or "Unclosed client session" would reach stderr."""
     script = tmp_path / "lifecycle.py"
     script.write_text(LIFECYCLE, encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-W", "error", str(script), live_server.url, live_server.api_key],
+        [sys.executable, "-W", "error", str(script), live_server.url, live_server.api_key, transport],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.stderr == ""
     assert result.stdout.splitlines() == [
-        "ok ok",
+        "ok ok 0",
         "ok",
         "ok",
-        "ok",
+        "ok 3",
+        "ok 3",
         "open 3",
         "closed True",
         "after close: this Tally is closed, and so is client.async_: open a new client (keep the `with "
