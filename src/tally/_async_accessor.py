@@ -213,10 +213,6 @@ class LoopPools:
         for loop, entry in entries:
             _release(entry, loop)
 
-    def open_loops(self) -> int:
-        """How many pools are open (for tests and debugging)."""
-        return len(self._entries)
-
 
 def _release(entry: _Entry, loop: asyncio.AbstractEventLoop) -> None:
     """Close `entry`'s pool from outside its loop's flow, the best way the loop's state allows."""
