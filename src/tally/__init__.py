@@ -62,8 +62,8 @@ if TYPE_CHECKING:
     from tally._raw import RawResponse
     from tally._request_ids import request_id
     from tally._retry_policy import RetryPolicy
-    from tally._sync._client import Tally
     from tally._sync._pagination import Paginator
+    from tally._sync_client import Tally
     from tally._types import (
         NOT_GIVEN,
         Annotation,
@@ -160,7 +160,7 @@ _LAZY: dict[str, str] = {
     "RawResponse": "tally._raw",
     "ResponseValidationError": "tally._errors",
     "SeriesSelector": "tally._types",
-    "Tally": "tally._sync._client",
+    "Tally": "tally._sync_client",
     "TallyError": "tally._errors",
     "UnprocessableEntityError": "tally._errors",
     "event_id": "tally._events",

@@ -92,11 +92,11 @@ class ClientConfig:
         server_idx: int | None = None,
         telemetry: bool | None = None,
     ) -> ClientConfig:
-        """What `Tally(api_key, base_url=..., ...)` resolves: the argument, then `TALLY_API_KEY` /
-        `TALLY_BASE_URL`, then the credentials file, then the contract's server `server_idx` (for the URL), then
-        the default URL (`"local"`: the file alone). `offline` defaults to `TALLY_MODE`, `telemetry` to
-        `TALLY_TELEMETRY` (off). Raises
-        `ConfigurationError` listing every place looked at when no key is found (offline needs none)."""
+        """What `Tally(api_key, base_url=..., ...)` resolves: the argument, then `TALLY_API_KEY` / `TALLY_BASE_URL`,
+        then the credentials file, then the default URL (`"local"`: the file alone); for the URL, an explicit
+        `server_idx` (the contract's server) counts as an argument, after `base_url`. `offline` defaults to
+        `TALLY_MODE`, `telemetry` to `TALLY_TELEMETRY` (off). Raises `ConfigurationError` listing every place looked
+        at when no key is found (offline needs none)."""
         is_offline = offline_mode(offline)
         found = (
             offline_config(api_key, base_url, server_idx)

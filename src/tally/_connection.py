@@ -22,13 +22,15 @@ EventHooks = Mapping[str, list[Callable[..., Any]]]
 @dataclass(frozen=True)
 class Connection:
     """The constructor's `proxy`, `limits`, `event_hooks` and `logger`; `custom_transport` is True when the
-    caller passed a `transport` or an `http_client` (which cannot be rebuilt, only shared)."""
+    caller passed a `transport` or an `http_client` (which cannot be rebuilt, only shared); `transport` is the
+    caller's `transport` (a sync `Tally`'s `async_` can share one that is also an `httpx.AsyncBaseTransport`)."""
 
     proxy: str | httpx.Proxy | None = None
     limits: httpx.Limits | None = None
     event_hooks: EventHooks | None = None
     logger: logging.Logger | None = None
     custom_transport: bool = False
+    transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None
 
     def replace(self, **changes: Any) -> Connection:
         return dataclasses.replace(self, **changes)

@@ -2,11 +2,12 @@
 
 Order for the API key: the explicit argument, then `TALLY_API_KEY`, then the credentials file. The argument
 `"local"` means: the credentials file alone, environment ignored. The base URL: the explicit `base_url`
-argument, then `TALLY_BASE_URL`, then the file's `base_url`, then the contract's server that the `server_idx`
-argument names (`SERVERS`, generated from `servers:` in `openapi/tally.yaml`), then the contract's first server,
-`DEFAULT_BASE_URL` (the local reference server). A `base_url` from anywhere wins over `server_idx`: it is the
-more specific answer, and the environment and the file are where a deployment points an unchanged program
-elsewhere.
+argument, then the contract's server that the explicit `server_idx` argument names (`SERVERS`, generated from
+`servers:` in `openapi/tally.yaml`), then `TALLY_BASE_URL`, then the file's `base_url`, then the contract's
+first server, `DEFAULT_BASE_URL` (the local reference server). One rule for every setting: what the caller
+passes wins over what the environment and the file say. (Until issue 19's follow-up a `base_url` from the
+environment or the file beat an explicit `server_idx`, so the one argument the caller wrote was silently
+ignored.)
 
 The credentials file is `$TALLY_CONFIG_DIR/credentials.json` when TALLY_CONFIG_DIR is set, else
 `credentials.json` in the platform's user config directory for `tally`; `tally serve` and `tally auth login`
@@ -161,12 +162,12 @@ def resolve(
 
     if base_url:
         url, url_source = base_url, "argument"
+    elif chosen_server is not None:
+        url, url_source = chosen_server, f"server_idx={server_idx}"
     elif not local and env.get(BASE_URL_ENV):
         url, url_source = env[BASE_URL_ENV], f"env:{BASE_URL_ENV}"
     elif file.base_url:
         url, url_source = file.base_url, f"file:{file.path}"
-    elif chosen_server is not None:
-        url, url_source = chosen_server, f"server_idx={server_idx}"
     else:
         url, url_source = DEFAULT_BASE_URL, "default"
     return ResolvedConfig(
@@ -180,7 +181,7 @@ def resolve_from_environment(
     """`resolve` over the real environment and file; the file is read only when it may be needed."""
     env = os.environ
     needs_file = (api_key == LOCAL or not (api_key or env.get(API_KEY_ENV))) or not (
-        base_url or env.get(BASE_URL_ENV)
+        base_url or server_idx is not None or env.get(BASE_URL_ENV)
     )
     path = credentials_path(env)
     file = read_credentials_file(path) if needs_file else CredentialsFile(path, "missing")

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from tally._config import ClientConfig
     from tally._options import TimeoutArg
     from tally._retry_policy import RetryPolicy
-    from tally._sync._client import Tally
     from tally._sync._resources import (
         Annotations,
         Auth,
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
         MetricCatalog,
         Metrics,
     )
+    from tally._sync_client import Tally
     from tally._types import Health
 
 __all__ = [
@@ -130,7 +130,7 @@ def default_client() -> "Tally":
         if _client is None:
             from tally._lazy import load
 
-            tally_class = load("tally._sync._client").Tally
+            tally_class = load("tally._sync_client").Tally
             _client = tally_class(**_settings)
         return _client
 

@@ -17,7 +17,7 @@ import httpx
 if TYPE_CHECKING:  # the sync client imports this module: it must not load asyncio
     import asyncio
 
-__all__ = ["release_async_pool", "unclosed_message"]
+__all__ = ["close_pool_sockets", "release_async_pool", "unclosed_message"]
 
 _PENDING: set[asyncio.Task[None]] = set()
 
@@ -42,12 +42,22 @@ def release_async_pool(http: httpx.AsyncClient) -> None:
         task = loop.create_task(http.aclose())
         _PENDING.add(task)
         task.add_done_callback(_PENDING.discard)
+    _walk(http, raw_sockets=not running)
+
+
+def close_pool_sockets(http: httpx.AsyncClient) -> None:
+    """Close an `httpx.AsyncClient`'s connections directly: for a pool whose event loop is closed, or not this
+    thread's, so that nothing can be awaited on it (a sync `Tally`'s `async_`, `tally._async_accessor`)."""
+    _walk(http, raw_sockets=True)
+
+
+def _walk(http: httpx.AsyncClient, *, raw_sockets: bool) -> None:
     node: Any = getattr(http, "_transport", None)
     seen: set[int] = set()
     while node is not None and id(node) not in seen:
         seen.add(id(node))
         with contextlib.suppress(Exception):
-            _close_sockets(node, raw_sockets=not running)
+            _close_sockets(node, raw_sockets=raw_sockets)
         node = getattr(node, "_inner", None)
 
 

@@ -212,3 +212,14 @@ def response_cache_usage() -> None:
         cache.clear()
         cache.disable()
         del counted
+
+
+async def async_accessor_usage() -> None:
+    with Tally() as client:
+        view: AsyncTally = client.async_
+        experiment: tally.Experiment = await client.async_.experiments.get("exp_x")
+        names: list[str] = [item.name async for item in view.experiments.list(limit=3)]
+        quick: AsyncTally = client.with_options(timeout=1.0).async_
+        result: tally.IngestResult = await quick.metrics.ingest(experiment.id, [{"name": "n", "value": 1.0}])
+        await view.close()
+        del names, result

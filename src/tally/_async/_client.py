@@ -8,7 +8,7 @@ import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, Unpack, overload
 
 import httpx
 import msgspec
@@ -60,7 +60,7 @@ from ._transport import AsyncClientTransport, AsyncRetryTransport
 if TYPE_CHECKING:
     from tally.run import CapPolicy, Durability, ResumeMode, Run
 
-__all__ = ["AsyncCore", "AsyncTally"]
+__all__ = ["AsyncCore", "AsyncTally", "open_pool", "pool_headers"]
 
 SDK_KEY_LIFETIME_SECONDS = 24 * 3600  # how long an ingestion key the client mints works (see ingestion_token)
 
@@ -377,18 +377,53 @@ class AsyncCore:
             return await send(token)
 
 
+def pool_headers() -> dict[str, str]:
+    """The headers every request of a client carries (set on its pool)."""
+    return {"User-Agent": USER_AGENT, "Accept": "application/json", **platform_headers("asyncio")}
+
+
+def open_pool(
+    config: ResolvedConfig,
+    settings: Settings,
+    connection: Connection,
+    *,
+    offline: bool,
+    transport: httpx.AsyncBaseTransport | None = None,
+    http_client: httpx.AsyncClient | None = None,
+) -> httpx.AsyncClient:
+    """A client's HTTP pool: the retry transport around the caller's transport or `http_client`, else the default
+    one (aiohttp's with the extra), with the connection's proxy, limits, event hooks and logger. Also what a sync
+    `Tally`'s `async_` opens once per event loop (`tally._async_accessor`)."""
+    if offline:
+        inner: httpx.AsyncBaseTransport = OfflineTransport()
+    elif http_client is not None:
+        inner = AsyncClientTransport(http_client)
+    else:
+        pool_limits = connection.limits or httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        inner = transport or default_async_transport(proxy=connection.proxy, limits=pool_limits)
+    return httpx.AsyncClient(
+        base_url=config.base_url,
+        transport=AsyncRetryTransport(inner, policy=settings.retry, logger=connection.logger),
+        headers=pool_headers(),
+        event_hooks=dict(connection.event_hooks) if connection.event_hooks else None,
+        timeout=settings.timeout,
+        trust_env=False,
+    )
+
+
 class AsyncTally:
     """The Tally client for async code. Every method is awaited; every `list()` is `async for`-able.
 
         async with AsyncTally() as client:
             experiment = await client.experiments.create("baseline")
 
-    Credentials resolve themselves (argument, `TALLY_API_KEY`, then the credentials file; `AsyncTally("local")`
-    for the file alone). The server: `base_url`, `TALLY_BASE_URL`, the file's, then the contract's server number
-    `server_idx` (`tally_api_types.servers.SERVERS`: 0 the local reference server, the default; 1 production), so
-    a base URL from anywhere wins over `server_idx`. `config=` (a `tally.ClientConfig`) gives the connection
-    settings as one frozen value instead of `api_key`, `base_url`, `timeout`, `ingest_timeout`, `max_retries`,
-    `retry` and `offline`: passing both is a `ConfigurationError` (`config.replace(...)` changes one). `timeout`
+    Credentials resolve themselves (argument, `TALLY_API_KEY`, then the credentials file; `AsyncTally("local")` for
+    the file alone). The server: `base_url`, then the contract's server number `server_idx`
+    (`tally_api_types.servers.SERVERS`: 0 the local reference server, the default; 1 production), then
+    `TALLY_BASE_URL`, then the file's: what you pass wins over the environment and the file. `config=` (a
+    `tally.ClientConfig`) gives the connection settings as one frozen value instead of `api_key`, `base_url`,
+    `timeout`, `ingest_timeout`, `max_retries`, `retry` and `offline`: passing both is a `ConfigurationError`
+    (`config.replace(...)` changes one). `timeout`
     is per attempt for ordinary calls (default 10 s), `ingest_timeout` for ingestion and annotations (default
     20 s); `retry` (a `tally.RetryPolicy`) says what is retried, how long to wait and the deadline of a call;
     `max_retries` is its short form. Every method also takes these per call (`timeout=`, `max_retries=`, `retry=`,
@@ -471,28 +506,12 @@ class AsyncTally:
         # Every method imports its generated operation on first use; loading them all now, one thread at a
         # time, keeps several threads' first calls from racing in the import system (tally._lazy).
         load_generated()
-        if offline:
-            inner: httpx.AsyncBaseTransport = OfflineTransport()
-        elif http_client is not None:
-            inner = AsyncClientTransport(http_client)
-        else:
-            pool_limits = connection.limits or httpx.Limits(
-                max_connections=100, max_keepalive_connections=100
-            )
-            inner = transport or default_async_transport(proxy=connection.proxy, limits=pool_limits)
-        http = httpx.AsyncClient(
-            base_url=config.base_url,
-            transport=AsyncRetryTransport(inner, policy=settings.retry, logger=connection.logger),
-            headers={
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-                **platform_headers("asyncio"),
-            },
-            event_hooks=dict(connection.event_hooks) if connection.event_hooks else None,
-            timeout=settings.timeout,
-            trust_env=False,
+        http = open_pool(
+            config, settings, connection, offline=offline, transport=transport, http_client=http_client
         )
-        connection = connection.replace(custom_transport=transport is not None or http_client is not None)
+        connection = connection.replace(
+            custom_transport=transport is not None or http_client is not None, transport=transport
+        )
         state = _SharedState(
             config,
             http,
@@ -591,7 +610,7 @@ class AsyncTally:
         """True once `close()` ran (on this client or any `with_options` copy of it)."""
         return self._core.state.http.is_closed
 
-    def with_options(self, **options: Unpack[ClientOptions]) -> AsyncTally:
+    def with_options(self, **options: Unpack[ClientOptions]) -> Self:
         """A client with other settings (`timeout`, `ingest_timeout`, `max_retries`, `retry`, `extra_headers`,
         `extra_query`, `extra_body`, and `hooks`, which run after the client's) that shares this one's connection
         pool and ingestion keys. Cheap: use it per call (`client.with_options(max_retries=0).experiments.get(...)`).
@@ -733,7 +752,7 @@ class AsyncTally:
         self._core.state.cache.close()
         await self._core.state.http.aclose()
 
-    async def __aenter__(self) -> AsyncTally:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -9,7 +9,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, Unpack, overload
 
 import httpx
 import msgspec
@@ -61,7 +61,7 @@ from ._transport import ClientTransport, RetryTransport
 if TYPE_CHECKING:
     from tally.run import CapPolicy, Durability, ResumeMode, Run
 
-__all__ = ["Core", "Tally"]
+__all__ = ["Core", "Tally", "open_pool", "pool_headers"]
 
 SDK_KEY_LIFETIME_SECONDS = 24 * 3600  # how long an ingestion key the client mints works (see ingestion_token)
 
@@ -378,18 +378,53 @@ class Core:
             return send(token)
 
 
+def pool_headers() -> dict[str, str]:
+    """The headers every request of a client carries (set on its pool)."""
+    return {"User-Agent": USER_AGENT, "Accept": "application/json", **platform_headers(None)}
+
+
+def open_pool(
+    config: ResolvedConfig,
+    settings: Settings,
+    connection: Connection,
+    *,
+    offline: bool,
+    transport: httpx.BaseTransport | None = None,
+    http_client: httpx.Client | None = None,
+) -> httpx.Client:
+    """A client's HTTP pool: the retry transport around the caller's transport or `http_client`, else the default
+    one (aiohttp's with the extra), with the connection's proxy, limits, event hooks and logger. Also what a sync
+    `Tally`'s `async_` opens once per event loop (`tally._async_accessor`)."""
+    if offline:
+        inner: httpx.BaseTransport = OfflineTransport()
+    elif http_client is not None:
+        inner = ClientTransport(http_client)
+    else:
+        pool_limits = connection.limits or httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        inner = transport or default_transport(proxy=connection.proxy, limits=pool_limits)
+    return httpx.Client(
+        base_url=config.base_url,
+        transport=RetryTransport(inner, policy=settings.retry, logger=connection.logger),
+        headers=pool_headers(),
+        event_hooks=dict(connection.event_hooks) if connection.event_hooks else None,
+        timeout=settings.timeout,
+        trust_env=False,
+    )
+
+
 class Tally:
     """The Tally client for sync code. Every `list()` is a lazy iterator.
 
         with Tally() as client:
             experiment = client.experiments.create("baseline")
 
-    Credentials resolve themselves (argument, `TALLY_API_KEY`, then the credentials file; `Tally("local")`
-    for the file alone). The server: `base_url`, `TALLY_BASE_URL`, the file's, then the contract's server number
-    `server_idx` (`tally_api_types.servers.SERVERS`: 0 the local reference server, the default; 1 production), so
-    a base URL from anywhere wins over `server_idx`. `config=` (a `tally.ClientConfig`) gives the connection
-    settings as one frozen value instead of `api_key`, `base_url`, `timeout`, `ingest_timeout`, `max_retries`,
-    `retry` and `offline`: passing both is a `ConfigurationError` (`config.replace(...)` changes one). `timeout`
+    Credentials resolve themselves (argument, `TALLY_API_KEY`, then the credentials file; `Tally("local")` for
+    the file alone). The server: `base_url`, then the contract's server number `server_idx`
+    (`tally_api_types.servers.SERVERS`: 0 the local reference server, the default; 1 production), then
+    `TALLY_BASE_URL`, then the file's: what you pass wins over the environment and the file. `config=` (a
+    `tally.ClientConfig`) gives the connection settings as one frozen value instead of `api_key`, `base_url`,
+    `timeout`, `ingest_timeout`, `max_retries`, `retry` and `offline`: passing both is a `ConfigurationError`
+    (`config.replace(...)` changes one). `timeout`
     is per attempt for ordinary calls (default 10 s), `ingest_timeout` for ingestion and annotations (default
     20 s); `retry` (a `tally.RetryPolicy`) says what is retried, how long to wait and the deadline of a call;
     `max_retries` is its short form. Every method also takes these per call (`timeout=`, `max_retries=`, `retry=`,
@@ -472,28 +507,12 @@ class Tally:
         # Every method imports its generated operation on first use; loading them all now, one thread at a
         # time, keeps several threads' first calls from racing in the import system (tally._lazy).
         load_generated()
-        if offline:
-            inner: httpx.BaseTransport = OfflineTransport()
-        elif http_client is not None:
-            inner = ClientTransport(http_client)
-        else:
-            pool_limits = connection.limits or httpx.Limits(
-                max_connections=100, max_keepalive_connections=100
-            )
-            inner = transport or default_transport(proxy=connection.proxy, limits=pool_limits)
-        http = httpx.Client(
-            base_url=config.base_url,
-            transport=RetryTransport(inner, policy=settings.retry, logger=connection.logger),
-            headers={
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-                **platform_headers(None),
-            },
-            event_hooks=dict(connection.event_hooks) if connection.event_hooks else None,
-            timeout=settings.timeout,
-            trust_env=False,
+        http = open_pool(
+            config, settings, connection, offline=offline, transport=transport, http_client=http_client
         )
-        connection = connection.replace(custom_transport=transport is not None or http_client is not None)
+        connection = connection.replace(
+            custom_transport=transport is not None or http_client is not None, transport=transport
+        )
         state = _SharedState(
             config,
             http,
@@ -592,7 +611,7 @@ class Tally:
         """True once `close()` ran (on this client or any `with_options` copy of it)."""
         return self._core.state.http.is_closed
 
-    def with_options(self, **options: Unpack[ClientOptions]) -> Tally:
+    def with_options(self, **options: Unpack[ClientOptions]) -> Self:
         """A client with other settings (`timeout`, `ingest_timeout`, `max_retries`, `retry`, `extra_headers`,
         `extra_query`, `extra_body`, and `hooks`, which run after the client's) that shares this one's connection
         pool and ingestion keys. Cheap: use it per call (`client.with_options(max_retries=0).experiments.get(...)`).
@@ -732,7 +751,7 @@ class Tally:
         self._core.state.cache.close()
         self._core.state.http.close()
 
-    def __enter__(self) -> Tally:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -1,11 +1,12 @@
 """Server selection by index (issue 19, Speakeasy's `server_idx`), on both clients.
 
 The contract lists its servers (`servers:` in openapi/tally.yaml); the generator makes them the table
-`tally_api_types.servers.SERVERS`; `Tally(server_idx=i)` talks to `SERVERS[i]`. The precedence for the URL is:
-the `base_url` argument, `TALLY_BASE_URL`, the credentials file's `base_url`, then `server_idx`, then the
-contract's first server (the local reference server). The live server runs on a port of its own, so the tests
-that reach it do so through the places that win over `server_idx`; where `server_idx` itself wins, a hook shows
-the URL each request goes to, and stops it there (the production URL is a placeholder).
+`tally_api_types.servers.SERVERS`; `Tally(server_idx=i)` talks to `SERVERS[i]`. The precedence for the URL is
+one rule, "what you pass wins over what the environment and the file say": the `base_url` argument, the
+`server_idx` argument, `TALLY_BASE_URL`, the credentials file's `base_url`, then the contract's first server
+(the local reference server). The live server runs on a port of its own, so the tests that reach it do so
+through `base_url`, the environment or the file; where `server_idx` wins, a hook shows the URL each request goes
+to, and stops it there (the production URL is a placeholder).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tally_api_types.servers import SERVERS, Server
 import tally
 from tally import AsyncTally, ClientConfig, Tally
 from tally._credentials import DEFAULT_BASE_URL
-from tally_credentials import write_credentials
+from tally_credentials import credentials_path, write_credentials
 from tally_server import RunningServer
 
 from ..conftest import call
@@ -67,19 +68,46 @@ async def test_server_idx_selects_the_server_each_request_goes_to(made: Any, ind
 
 
 @pytest.mark.parametrize("made", [Tally, AsyncTally])
-async def test_a_base_url_from_anywhere_wins_over_server_idx(
+async def test_an_explicit_server_idx_wins_over_the_environment_and_the_file(
     made: Any, live_server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Argument, environment, file: each is the live server, and each call with `server_idx=1` reaches it."""
+    """Until issue 19's follow-up, a `base_url` in the credentials file or `TALLY_BASE_URL` silently beat an
+    explicit `server_idx=1`: the one argument the caller wrote was the one ignored. Arguments now win."""
     key = live_server.api_key
     write_credentials(key, live_server.url)  # in the `isolated` fixture's TALLY_CONFIG_DIR
-    client = made(key, server_idx=1)
+    for env in (None, live_server.url):
+        if env is not None:
+            monkeypatch.setenv("TALLY_BASE_URL", env)
+        urls: list[str] = []
+        client = made(key, server_idx=1, hooks=stop_at(urls))
+        try:
+            assert client.base_url == SERVERS[1].url
+            assert client.config.base_url_source == "server_idx=1"
+            with pytest.raises(Stopped):
+                await call(client.health())
+        finally:
+            await call(client.close())
+        assert urls == [f"{SERVERS[1].url}/v1/health"]
+    config = ClientConfig.resolve(key, server_idx=1)
+    assert (config.base_url, config.base_url_source) == (SERVERS[1].url, "server_idx=1")
+
+
+@pytest.mark.parametrize("made", [Tally, AsyncTally])
+async def test_the_url_precedence_is_base_url_server_idx_environment_file_default(
+    made: Any, live_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each step of the rule, against the live server where a step names it: an explicit `base_url` beats an
+    explicit `server_idx`; without either, `TALLY_BASE_URL` beats the file, the file beats the default."""
+    key = live_server.api_key
+    write_credentials(key, live_server.url)
+    client = made(key)
     assert client.config.base_url_source.startswith("file:")
     assert (await call(client.health())).status == "ok"
     await call(client.close())
 
     monkeypatch.setenv("TALLY_BASE_URL", live_server.url)
-    client = made(key, server_idx=1)
+    write_credentials(key, "http://127.0.0.1:9")
+    client = made(key)
     assert client.config.base_url_source == "env:TALLY_BASE_URL"
     assert (await call(client.health())).status == "ok"
     await call(client.close())
@@ -88,6 +116,12 @@ async def test_a_base_url_from_anywhere_wins_over_server_idx(
     client = made(key, base_url=live_server.url, server_idx=1)
     assert client.config.base_url_source == "argument"
     assert (await call(client.health())).status == "ok"
+    await call(client.close())
+
+    monkeypatch.delenv("TALLY_BASE_URL")
+    credentials_path().unlink()
+    client = made(key)
+    assert (client.base_url, client.config.base_url_source) == (DEFAULT_BASE_URL, "default")
     await call(client.close())
 
 

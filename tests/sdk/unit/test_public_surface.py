@@ -122,8 +122,14 @@ def normalise(signature: inspect.Signature) -> str:
     return re.sub(r"\bAwaitable\[([^\[\]]*(?:\[[^\[\]]*\])?)\]", r"\1", text)
 
 
+SYNC_ONLY = {"async_"}
+"""What only the sync client has: its async surface (`tally._sync_client`); an `AsyncTally` is async already."""
+
+
 def assert_same_surface(sync_obj: Any, async_obj: Any, label: str) -> None:
     sync_names, async_names = public(sync_obj), public(async_obj)
+    if label == "client":
+        sync_names = {name: value for name, value in sync_names.items() if name not in SYNC_ONLY}
     assert sorted(sync_names) == sorted(async_names), label
     for name, sync_member in sync_names.items():
         async_member = async_names[name]
@@ -166,6 +172,16 @@ def test_clients_have_the_same_surface() -> None:
     finally:
         sync_client.close()
         asyncio.run(async_client.close())
+
+
+def test_only_the_sync_client_has_an_async_surface_and_it_is_an_async_client() -> None:
+    assert isinstance(inspect.getattr_static(Tally, "async_"), property)
+    assert not hasattr(AsyncTally, "async_")
+    assert inspect.signature(Tally.async_.fget).return_annotation in ("AsyncTally", AsyncTally)
+    with Tally(api_key="tk_org_parity00000000000000000000", base_url="http://x.test") as client:
+        view = client.async_
+        assert isinstance(view, AsyncTally)
+        assert_same_surface(client, view, "client")  # the same methods as any AsyncTally's
 
 
 @pytest.mark.parametrize("name", async_resources.__all__)
