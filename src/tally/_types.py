@@ -14,7 +14,7 @@ properties default to None (or the schema's default), so a new SDK reads an olde
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import tally_api_types as _generated
@@ -207,13 +207,16 @@ _SDK_TYPES: dict[type[Any], type[Any]] = {
 }
 
 
-def public_type(generated: Any) -> Any:
+def public_type(generated: Any, acting: Mapping[type[Any], type[Any]] | None = None) -> Any:
     """The SDK's type for a generated one (`CompareMetricsResult` -> `CompareResult`, `Page[X]` -> `Page[...]`),
-    derived from the subclasses above, so `client.request(...)` returns what the curated methods return."""
+    derived from the subclasses above, so `client.request(...)` returns what the curated methods return; `acting`
+    maps the types with methods to the calling client's classes (`Experiment` -> `tally.AsyncExperiment`)."""
     if generated is None:
         return None
     origin = getattr(generated, "__origin__", None)
     if origin is Page:
         (item,) = generated.__args__
-        return Page[public_type(item)]  # type: ignore[misc]
+        return Page[public_type(item, acting)]  # type: ignore[misc]
+    if acting is not None and generated in acting:
+        return acting[generated]
     return _SDK_TYPES.get(generated, generated)
