@@ -5,8 +5,12 @@ add SDK-only behaviour (`AuthStatus.credential_source`, `CompareResult.to_pandas
 `MetricEvent`'s optional `client_event_id`) or keep the SDK's shorter name (`CatalogEntry`, `IngestResult`). A
 property added to a response schema therefore reaches `tally.<Type>` with `make generate` alone.
 
-All are frozen msgspec Structs decoded straight from response bytes; arrays are tuples; `to_dict()` gives plain
-dicts and lists (datetimes kept). Unknown fields from a newer server are ignored, and open enumerations
+`Experiment`, `Folder` and `Annotation` here are the generated, field-only classes: the public `tally.Experiment`,
+... are their subclasses with methods that act (`tally._sync._objects`, `tally._async._objects`).
+
+All are frozen msgspec Structs decoded straight from response bytes; arrays are tuples; free-form values
+(`metadata`) are read-only at any depth (`FrozenDict`, `FrozenList`), except in metric points; `to_dict()` gives
+plain dicts and lists (datetimes kept). Unknown fields from a newer server are ignored, and open enumerations
 (`Experiment.status`, `AuthStatus.key_kind`) are plain strings, so a value this SDK does not know yet still
 parses (compare them with `ExperimentStatus` / `KeyKind`, generated `StrEnum`s). Nullable and optional response
 properties default to None (or the schema's default), so a new SDK reads an older server.

@@ -1,5 +1,5 @@
 # Generated from src/tally/_async/_objects.py by scripts/unasync.py. Do not edit: edit the async file.
-"""The objects an `Tally` returns that act: `Experiment`, `Folder` and `Annotation`.
+"""The objects that act, as `Tally` returns them: `Experiment`, `Folder`, `Annotation`.
 
 Each is the spec's frozen type (`tally_api_types`) with methods bound to the client that fetched it:
 
@@ -8,10 +8,10 @@ Each is the spec's frozen type (`tally_api_types`) with methods bound to the cli
     for point in experiment.metrics.list(name="loss"):
         ...
 
-Every method delegates to the resource method of the same name (`tally._async._resources`) with the same keyword
-arguments and per-call options (`**options`): one implementation of each call. The binding, equality, pickling
-and the unbound message are `tally._binding`'s. Written once in async form; `scripts/unasync.py` derives the sync
-twins (`tally.Experiment`, `tally.Folder`, `tally.Annotation`) in `tally/_sync/_objects.py`.
+Every method delegates to the resource method of the same name (`_resources.py` beside this module) with the same
+keyword arguments and per-call options (`**options`): one implementation of each call. The binding, equality,
+pickling and the unbound message are `tally._binding`'s. The sync twins (`tally.Experiment`, `tally.Folder`,
+`tally.Annotation`) are derived from this file by `scripts/unasync.py`.
 """
 
 from __future__ import annotations
