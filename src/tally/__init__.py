@@ -25,6 +25,7 @@ _IMPORT_LOCK = _thread.RLock()
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tally._async._client import AsyncTally
+    from tally._async._objects import AsyncAnnotation, AsyncExperiment, AsyncFolder
     from tally._async._pagination import AsyncPaginator
     from tally._cache import CacheStats, ResponseCache
     from tally._config import ClientConfig
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
         RateLimitError,
         ResponseValidationError,
         TallyError,
+        UnboundObjectError,
         UnprocessableEntityError,
     )
     from tally._events import event_id
@@ -62,11 +64,11 @@ if TYPE_CHECKING:
     from tally._raw import RawResponse
     from tally._request_ids import request_id
     from tally._retry_policy import RetryPolicy
+    from tally._sync._objects import Annotation, Experiment, Folder
     from tally._sync._pagination import Paginator
     from tally._sync_client import Tally
     from tally._types import (
         NOT_GIVEN,
-        Annotation,
         AuthStatus,
         CatalogEntry,
         ComparedSeries,
@@ -74,10 +76,8 @@ if TYPE_CHECKING:
         CompareRow,
         CreatedIngestionKey,
         EventConflict,
-        Experiment,
         ExperimentStatus,
         ExperimentSummary,
-        Folder,
         Health,
         IngestionKey,
         IngestResult,
@@ -116,7 +116,10 @@ _LAZY: dict[str, str] = {
     "APIConnectionError": "tally._errors",
     "APIStatusError": "tally._errors",
     "APITimeoutError": "tally._errors",
-    "Annotation": "tally._types",
+    "Annotation": "tally._sync._objects",
+    "AsyncAnnotation": "tally._async._objects",
+    "AsyncExperiment": "tally._async._objects",
+    "AsyncFolder": "tally._async._objects",
     "AsyncPaginator": "tally._async._pagination",
     "AsyncTally": "tally._async._client",
     "AuthStatus": "tally._types",
@@ -132,10 +135,10 @@ _LAZY: dict[str, str] = {
     "ConflictError": "tally._errors",
     "CreatedIngestionKey": "tally._types",
     "EventConflict": "tally._types",
-    "Experiment": "tally._types",
+    "Experiment": "tally._sync._objects",
     "ExperimentSummary": "tally._types",
     "ExperimentStatus": "tally._types",
-    "Folder": "tally._types",
+    "Folder": "tally._sync._objects",
     "Health": "tally._types",
     "Hooks": "tally._hooks",
     "IngestResult": "tally._types",
@@ -162,6 +165,7 @@ _LAZY: dict[str, str] = {
     "SeriesSelector": "tally._types",
     "Tally": "tally._sync_client",
     "TallyError": "tally._errors",
+    "UnboundObjectError": "tally._errors",
     "UnprocessableEntityError": "tally._errors",
     "event_id": "tally._events",
 }
@@ -189,6 +193,9 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "Annotation",
+    "AsyncAnnotation",
+    "AsyncExperiment",
+    "AsyncFolder",
     "AsyncPaginator",
     "AsyncTally",
     "AuthStatus",
@@ -236,6 +243,7 @@ __all__ = [
     "SeriesSelector",
     "Tally",
     "TallyError",
+    "UnboundObjectError",
     "UnprocessableEntityError",
     "WriteOptions",
     "__version__",

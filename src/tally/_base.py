@@ -129,15 +129,12 @@ def unset(value: T | None) -> Any:
 
 
 class Decoders:
-    """One msgspec decoder per response type, built once."""
+    """One msgspec decoder per response type, built once (the objects that act have theirs beside them:
+    `tally._async._objects.AsyncObjectDecoders` and its sync twin)."""
 
     health = msgspec.json.Decoder(t.Health)
     auth_status = msgspec.json.Decoder(t.AuthStatus)
     login_link = msgspec.json.Decoder(t.LoginLink)
-    folder = msgspec.json.Decoder(t.Folder)
-    folder_page = msgspec.json.Decoder(t.Page[t.Folder])
-    experiment = msgspec.json.Decoder(t.Experiment)
-    experiment_page = msgspec.json.Decoder(t.Page[t.Experiment])
     experiment_summary = msgspec.json.Decoder(t.ExperimentSummary)
     ingest_result = msgspec.json.Decoder(t.IngestResult)
     metric_point_page = msgspec.json.Decoder(t.Page[t.MetricPoint])
@@ -148,8 +145,6 @@ class Decoders:
     ingestion_key = msgspec.json.Decoder(t.IngestionKey)
     created_ingestion_key = msgspec.json.Decoder(t.CreatedIngestionKey)
     ingestion_key_page = msgspec.json.Decoder(t.Page[t.IngestionKey])
-    annotation = msgspec.json.Decoder(t.Annotation)
-    annotation_page = msgspec.json.Decoder(t.Page[t.Annotation])
 
 
 def client_repr(name: str, api_key: str, base_url: str, source: str) -> str:

@@ -2,6 +2,7 @@
 
     TallyError
     ├── ConfigurationError              no credentials found, or a bad option
+    ├── UnboundObjectError              a returned object's method, on an object no client fetched
     ├── APIConnectionError              the request did not get an answer
     │   └── APITimeoutError             ... because it took too long
     ├── APIStatusError                  the server answered with a non-2xx status
@@ -60,6 +61,7 @@ __all__ = [
     "RateLimitError",
     "ResponseValidationError",
     "TallyError",
+    "UnboundObjectError",
     "UnprocessableEntityError",
     "error_from_response",
     "shareable_request",
@@ -119,6 +121,12 @@ def _restore(cls: type[TallyError], message: str) -> TallyError:
 
 class ConfigurationError(TallyError):
     """The client could not be configured: no credentials were found, or an option is invalid."""
+
+
+class UnboundObjectError(TallyError):
+    """A method of a returned object (`experiment.update(...)`, ...) was called on an object that no client
+    fetched: it was unpickled (a pickle never carries a client), or built by hand or decoded outside a client.
+    Nothing was sent; the message says how to fetch it."""
 
 
 def _where(method: str | None, url: str | None) -> str:

@@ -10,7 +10,8 @@ after `make generate`. Keyword arguments are split by name: the generated `_get_
 query, `body`) go to the operation, the per-call options (`timeout`, `max_retries`, `retry`, `extra_headers`,
 `extra_query`, `extra_body`, `idempotency_key`) to the client; anything else is a `TypeError` naming both lists.
 The answer is decoded into the public type the spec names for the 2xx response (the SDK's subclass where there is
-one, so `request("compareMetrics", ...)` gives a `tally.CompareResult`), or None for an answer without a body.
+one, so `request("compareMetrics", ...)` gives a `tally.CompareResult`, and `request("getExperiment", ...)` the
+calling client's `tally.Experiment` or `tally.AsyncExperiment`, bound to it), or None for an answer without a body.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from tally._types import public_type
 __all__ = ["OperationCall", "prepare_call"]
 
 _OPTION_NAMES = frozenset(WriteOptions.__optional_keys__)
-_DECODERS: dict[str, msgspec.json.Decoder[Any] | None] = {}
+_DECODERS: dict[tuple[str, int], msgspec.json.Decoder[Any] | None] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,16 +141,25 @@ def _operation_arguments(
     return values
 
 
-def _decoder(operation_id: str, response: Any) -> msgspec.json.Decoder[Any] | None:
-    if operation_id not in _DECODERS:
-        sdk_type = public_type(response)
-        _DECODERS[operation_id] = None if sdk_type is None else msgspec.json.Decoder(sdk_type)
-    return _DECODERS[operation_id]
+def _decoder(
+    operation_id: str, response: Any, acting: Mapping[type[Any], type[Any]]
+) -> msgspec.json.Decoder[Any] | None:
+    key = (operation_id, id(acting))
+    if key not in _DECODERS:
+        sdk_type = public_type(response, acting)
+        _DECODERS[key] = None if sdk_type is None else msgspec.json.Decoder(sdk_type)
+    return _DECODERS[key]
 
 
-def prepare_call(operation: str | types.ModuleType, arguments: Mapping[str, Any]) -> OperationCall:
+def prepare_call(
+    operation: str | types.ModuleType,
+    arguments: Mapping[str, Any],
+    acting: Mapping[type[Any], type[Any]],
+) -> OperationCall:
     """Resolve `operation`, split `arguments` into the operation's and the call's options, and build the request
-    with the generated `_get_kwargs`. Raises `ValueError` / `TypeError` naming the operation and the fix."""
+    with the generated `_get_kwargs`; the answer decodes into the calling client's objects that act (`acting`:
+    generated type -> sync or async class, one constant map per client kind). Raises `ValueError` / `TypeError`
+    naming the operation and the fix."""
     row = _find(operation)
     get_kwargs, signature = _generated(row.module)
     # The spec's Idempotency-Key header parameter is the client's to set (one key per call, resent on retries):
@@ -174,7 +184,7 @@ def prepare_call(operation: str | types.ModuleType, arguments: Mapping[str, Any]
     return OperationCall(
         operation_id=row.operation_id,
         kwargs=get_kwargs(**values),
-        decoder=_decoder(row.operation_id, row.response),
+        decoder=_decoder(row.operation_id, row.response, acting),
         options=options,
         auth=row.auth,
         experiment_id=experiment_id if isinstance(experiment_id, str) else None,

@@ -5,8 +5,12 @@ add SDK-only behaviour (`AuthStatus.credential_source`, `CompareResult.to_pandas
 `MetricEvent`'s optional `client_event_id`) or keep the SDK's shorter name (`CatalogEntry`, `IngestResult`). A
 property added to a response schema therefore reaches `tally.<Type>` with `make generate` alone.
 
-All are frozen msgspec Structs decoded straight from response bytes; arrays are tuples; `to_dict()` gives plain
-dicts and lists (datetimes kept). Unknown fields from a newer server are ignored, and open enumerations
+`Experiment`, `Folder` and `Annotation` here are the generated, field-only classes: the public `tally.Experiment`,
+... are their subclasses with methods that act (`tally._sync._objects`, `tally._async._objects`).
+
+All are frozen msgspec Structs decoded straight from response bytes; arrays are tuples; free-form values
+(`metadata`) are read-only at any depth (`FrozenDict`, `FrozenList`), except in metric points; `to_dict()` gives
+plain dicts and lists (datetimes kept). Unknown fields from a newer server are ignored, and open enumerations
 (`Experiment.status`, `AuthStatus.key_kind`) are plain strings, so a value this SDK does not know yet still
 parses (compare them with `ExperimentStatus` / `KeyKind`, generated `StrEnum`s). Nullable and optional response
 properties default to None (or the schema's default), so a new SDK reads an older server.
@@ -14,7 +18,7 @@ properties default to None (or the schema's default), so a new SDK reads an olde
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import tally_api_types as _generated
@@ -207,13 +211,16 @@ _SDK_TYPES: dict[type[Any], type[Any]] = {
 }
 
 
-def public_type(generated: Any) -> Any:
+def public_type(generated: Any, acting: Mapping[type[Any], type[Any]] | None = None) -> Any:
     """The SDK's type for a generated one (`CompareMetricsResult` -> `CompareResult`, `Page[X]` -> `Page[...]`),
-    derived from the subclasses above, so `client.request(...)` returns what the curated methods return."""
+    derived from the subclasses above, so `client.request(...)` returns what the curated methods return; `acting`
+    maps the types with methods to the calling client's classes (`Experiment` -> `tally.AsyncExperiment`)."""
     if generated is None:
         return None
     origin = getattr(generated, "__origin__", None)
     if origin is Page:
         (item,) = generated.__args__
-        return Page[public_type(item)]  # type: ignore[misc]
+        return Page[public_type(item, acting)]  # type: ignore[misc]
+    if acting is not None and generated in acting:
+        return acting[generated]
     return _SDK_TYPES.get(generated, generated)

@@ -71,5 +71,12 @@ async def collect_pages(paginator: Any) -> list[Any]:
     return list(pages)
 
 
+def acting(client: AnyClient, name: str) -> type[Any]:
+    """The class of the objects that act (`Experiment`, `Folder`, `Annotation`) this client returns: `tally.<name>`
+    for Tally, `tally.Async<name>` for AsyncTally."""
+    cls: type[Any] = getattr(tally, ("Async" if isinstance(client, AsyncTally) else "") + name)
+    return cls
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"

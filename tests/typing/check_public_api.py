@@ -74,22 +74,66 @@ def sync_usage() -> None:
 
 async def async_usage() -> None:
     async with AsyncTally("local") as client:
-        experiment: tally.Experiment = await client.experiments.get("exp_1")
+        experiment: tally.AsyncExperiment = await client.experiments.get("exp_1")
         points: tally.AsyncPaginator[tally.MetricPoint] = client.metrics.list(experiment.id, limit=5)
         async for point in points:
             step: int | None = point.step
         async for page in client.folders.list().pages():
-            data: tuple[tally.Folder, ...] = page.data
+            data: tuple[tally.AsyncFolder, ...] = page.data
         result: tally.IngestResult = await client.metrics.ingest(
             experiment.id, [{"name": "m", "value": 1, "step": 0}]
         )
         raw: tally.RawResponse[tally.Health] = await client.with_raw_response(client.health)()
         copy: AsyncTally = client.with_options(ingest_timeout=120.0)
-        fetched: tally.Experiment = await client.request("getExperiment", experiment_id=experiment.id)
+        fetched: tally.AsyncExperiment = await client.request("getExperiment", experiment_id=experiment.id)
         experiment = await client.experiments.update(experiment.id, description=None)
         experiment = await client.experiments.archive(experiment.id)
         await client.annotations.delete(experiment.id, "ann_1")
         del step, data, result, raw, copy, fetched
+
+
+def objects_that_act() -> None:
+    """Returned objects carry sync methods under Tally; their metadata is read-only at any depth."""
+    with Tally() as client:
+        experiment: tally.Experiment = client.experiments.get("exp_1")
+        experiment = experiment.update(name="n", metadata={"lr": 0.1}, tags=None, timeout=2.0)
+        experiment = experiment.archive(idempotency_key="k").unarchive()
+        experiment = experiment.set_status(tally.ExperimentStatus.COMPLETED, reopen=False)
+        experiment = experiment.move(None, max_retries=0)
+        summary: tally.ExperimentSummary = experiment.summary(name="loss")
+        series: tally.MetricSeries = experiment.series("loss", max_points=100)
+        points: tally.Paginator[tally.MetricPoint] = experiment.metrics.list(name="loss", limit=10)
+        notes: tally.Paginator[tally.Annotation] = experiment.annotations.list(page_size=10)
+        for note in notes:
+            note.delete()
+        folder: tally.Folder = client.folders.get("fld_1").archive().unarchive()
+        inside: tally.Paginator[tally.Experiment] = folder.experiments.list(status="running")
+        lr: object = experiment.metadata["lr"]
+        experiment.metadata["lr"] = 2  # type: ignore[index]
+        del summary, series, points, inside, lr
+
+
+async def async_objects_that_act() -> None:
+    """Under AsyncTally the same methods are awaitable."""
+    async with AsyncTally() as client:
+        experiment: tally.AsyncExperiment = await client.experiments.get("exp_1")
+        experiment = await experiment.update(description=None, idempotency_key="k")
+        experiment = await (await experiment.archive()).unarchive()
+        experiment = await experiment.set_status("running", reopen=True)
+        experiment = await experiment.move("fld_1")
+        summary: tally.ExperimentSummary = await experiment.summary()
+        series: tally.MetricSeries = await experiment.series("loss", min_step=0)
+        points: tally.AsyncPaginator[tally.MetricPoint] = experiment.metrics.list(name="loss")
+        async for note in experiment.annotations.list():
+            await note.delete(timeout=1.0)
+        folder: tally.AsyncFolder = await (await client.folders.get("fld_1")).archive()
+        inside: tally.AsyncPaginator[tally.AsyncExperiment] = folder.experiments.list(include_archived=True)
+        try:
+            await experiment.update(name="x")
+        except tally.UnboundObjectError as error:
+            message: str = error.message
+            del message
+        del summary, series, points, inside
 
 
 def errors() -> list[object]:
@@ -217,7 +261,7 @@ def response_cache_usage() -> None:
 async def async_accessor_usage() -> None:
     with Tally() as client:
         view: AsyncTally = client.async_
-        experiment: tally.Experiment = await client.async_.experiments.get("exp_x")
+        experiment: tally.AsyncExperiment = await client.async_.experiments.get("exp_x")
         names: list[str] = [item.name async for item in view.experiments.list(limit=3)]
         quick: AsyncTally = client.with_options(timeout=1.0).async_
         result: tally.IngestResult = await quick.metrics.ingest(experiment.id, [{"name": "n", "value": 1.0}])

@@ -21,6 +21,7 @@ from tally._base import (
     new_idempotency_key,
     prepare,
 )
+from tally._binding import bind_result
 from tally._cache import ResponseCache
 from tally._cache_policy import cached_response, experiment_guard, frozen_experiment
 from tally._config import ClientConfig, client_config
@@ -44,6 +45,7 @@ from tally._types import NOT_GIVEN, Health, NotGiven
 from tally.run import start_run
 from tally.run._spool import DEFAULT_CAP_BYTES
 
+from ._objects import AsyncObjectDecoders
 from ._pagination import AsyncPaginator
 from ._resources import (
     AsyncAnnotations,
@@ -725,12 +727,12 @@ class AsyncTally:
         headers, wrap it: `await client.with_raw_response(client.request)("getExperiment", experiment_id=...)`."""
         from tally._operations import prepare_call
 
-        call = prepare_call(operation, arguments)
+        call = prepare_call(operation, arguments, AsyncObjectDecoders.acting)
         core = self._core
         if call.auth == "none":
-            return await core.request(call.kwargs, call.decoder, call.options, token=None)
+            return bind_result(await core.request(call.kwargs, call.decoder, call.options, token=None), core)
         if call.auth == "org" or call.experiment_id is None:
-            return await core.request(call.kwargs, call.decoder, call.options)
+            return bind_result(await core.request(call.kwargs, call.decoder, call.options), core)
         key = new_idempotency_key()  # one per call, kept if the ingestion key is replaced (the caller's wins)
 
         async def send(token: str) -> Any:
@@ -738,7 +740,7 @@ class AsyncTally:
                 call.kwargs, call.decoder, call.options, token=token, ingest=True, idempotency_key=key
             )
 
-        return await core.with_ingestion_token(call.experiment_id, send)
+        return bind_result(await core.with_ingestion_token(call.experiment_id, send), core)
 
     async def health(self, **options: Unpack[RequestOptions]) -> Health:
         """Whether the service is up (no credentials needed)."""

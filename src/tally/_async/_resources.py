@@ -13,27 +13,25 @@ import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
 import msgspec
 
 from tally._base import Decoders, new_idempotency_key, unset
+from tally._binding import bind, bind_page
 from tally._events import EventInput, annotation_event_id, plan_batches, prepare_events
 from tally._limits import check_annotation, check_metadata
 from tally._options import RequestOptions, WriteOptions, check_idempotency_key
 from tally._request_ids import remember, request_id
 from tally._types import (
     NOT_GIVEN,
-    Annotation,
     AuthStatus,
     CatalogEntry,
     CompareResult,
     CreatedIngestionKey,
     EventConflict,
-    Experiment,
     ExperimentStatus,
     ExperimentSummary,
-    Folder,
     IngestionKey,
     IngestResult,
     LoginLink,
@@ -45,6 +43,7 @@ from tally._types import (
     SeriesSelector,
 )
 
+from ._objects import AsyncAnnotation, AsyncExperiment, AsyncFolder, AsyncObjectDecoders
 from ._pagination import AsyncPaginator
 
 if TYPE_CHECKING:
@@ -61,6 +60,8 @@ __all__ = [
     "AsyncMetricCatalog",
     "AsyncMetrics",
 ]
+
+T = TypeVar("T")
 
 
 def _metadata(value: Mapping[str, Any] | None) -> Any:
@@ -95,6 +96,12 @@ class _Resource:
 
     def __init__(self, core: AsyncCore) -> None:
         self._core = core
+
+    async def _object(
+        self, operation: dict[str, Any], decoder: msgspec.json.Decoder[T], options: Mapping[str, Any]
+    ) -> T:
+        """One object that acts (`tally._async._objects`), decoded and bound to this client."""
+        return bind(await self._core.request(operation, decoder, options), self._core)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
@@ -133,19 +140,22 @@ class AsyncFolders(_Resource):
         page_size: int | None = None,
         cursor: str | None = None,
         **options: Unpack[RequestOptions],
-    ) -> AsyncPaginator[Folder]:
+    ) -> AsyncPaginator[AsyncFolder]:
         """The folders directly under `parent_id` (the top level when None), oldest first; archived ones only
         with `include_archived=True`."""
         from tally_api.api.folders import list_folders
 
-        async def fetch(size: int | None, after: str | None) -> Page[Folder]:
+        async def fetch(size: int | None, after: str | None) -> Page[AsyncFolder]:
             operation = list_folders._get_kwargs(
                 parent_id=unset(parent_id),
                 include_archived=unset(include_archived or None),
                 page_size=unset(size),
                 cursor=unset(after),
             )
-            return await self._core.request(operation, Decoders.folder_page, options)
+            return bind_page(
+                await self._core.request(operation, AsyncObjectDecoders.folder_page, options),
+                self._core,
+            )
 
         return AsyncPaginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
@@ -157,7 +167,7 @@ class AsyncFolders(_Resource):
         description: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         **options: Unpack[WriteOptions],
-    ) -> Folder:
+    ) -> AsyncFolder:
         """Create a folder; names are unique within a parent."""
         from tally_api.api.folders import create_folder
         from tally_api.models.create_folder_request import CreateFolderRequest
@@ -169,13 +179,13 @@ class AsyncFolders(_Resource):
             metadata=_metadata(metadata),
         )
         operation = create_folder._get_kwargs(body=body)
-        return await self._core.request(operation, Decoders.folder, options)
+        return await self._object(operation, AsyncObjectDecoders.folder, options)
 
-    async def get(self, folder_id: str, **options: Unpack[RequestOptions]) -> Folder:
+    async def get(self, folder_id: str, **options: Unpack[RequestOptions]) -> AsyncFolder:
         """One folder."""
         from tally_api.api.folders import get_folder
 
-        return await self._core.request(get_folder._get_kwargs(folder_id), Decoders.folder, options)
+        return await self._object(get_folder._get_kwargs(folder_id), AsyncObjectDecoders.folder, options)
 
     async def patch(
         self,
@@ -184,7 +194,7 @@ class AsyncFolders(_Resource):
         description: str | NotGiven | None = NOT_GIVEN,
         metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
         **options: Unpack[WriteOptions],
-    ) -> Folder:
+    ) -> AsyncFolder:
         """Change the description or metadata (replaced whole); None clears, absent leaves as is."""
         from tally_api.api.folders import patch_folder
         from tally_api.models.patch_folder_request import PatchFolderRequest
@@ -196,38 +206,42 @@ class AsyncFolders(_Resource):
             description=_given(description),
             metadata=_patched_metadata(metadata, PatchFolderRequestMetadataType0),
         )
-        return await self._core.request(
-            patch_folder._get_kwargs(folder_id, body=body), Decoders.folder, options
+        return await self._object(
+            patch_folder._get_kwargs(folder_id, body=body), AsyncObjectDecoders.folder, options
         )
 
-    async def rename(self, folder_id: str, name: str, **options: Unpack[WriteOptions]) -> Folder:
+    async def rename(self, folder_id: str, name: str, **options: Unpack[WriteOptions]) -> AsyncFolder:
         """Rename a folder; the new name must be unique within its parent."""
         from tally_api.api.folders import rename_folder
         from tally_api.models.rename_folder_request import RenameFolderRequest
 
         operation = rename_folder._get_kwargs(folder_id, body=RenameFolderRequest(name=name))
-        return await self._core.request(operation, Decoders.folder, options)
+        return await self._object(operation, AsyncObjectDecoders.folder, options)
 
-    async def move(self, folder_id: str, parent_id: str | None, **options: Unpack[WriteOptions]) -> Folder:
+    async def move(
+        self, folder_id: str, parent_id: str | None, **options: Unpack[WriteOptions]
+    ) -> AsyncFolder:
         """Move a folder under `parent_id`, or to the top level with None."""
         from tally_api.api.folders import move_folder
         from tally_api.models.move_folder_request import MoveFolderRequest
 
         operation = move_folder._get_kwargs(folder_id, body=MoveFolderRequest(parent_id=parent_id))
-        return await self._core.request(operation, Decoders.folder, options)
+        return await self._object(operation, AsyncObjectDecoders.folder, options)
 
-    async def archive(self, folder_id: str, **options: Unpack[WriteOptions]) -> Folder:
+    async def archive(self, folder_id: str, **options: Unpack[WriteOptions]) -> AsyncFolder:
         """Archive a folder: `list()` leaves it out unless `include_archived=True`. What it holds keeps its own
         state (archive experiments one by one to stop their ingestion). Archiving twice changes nothing."""
         from tally_api.api.folders import archive_folder
 
-        return await self._core.request(archive_folder._get_kwargs(folder_id), Decoders.folder, options)
+        return await self._object(archive_folder._get_kwargs(folder_id), AsyncObjectDecoders.folder, options)
 
-    async def unarchive(self, folder_id: str, **options: Unpack[WriteOptions]) -> Folder:
+    async def unarchive(self, folder_id: str, **options: Unpack[WriteOptions]) -> AsyncFolder:
         """Unarchive a folder (a folder that is not archived is answered as it is)."""
         from tally_api.api.folders import unarchive_folder
 
-        return await self._core.request(unarchive_folder._get_kwargs(folder_id), Decoders.folder, options)
+        return await self._object(
+            unarchive_folder._get_kwargs(folder_id), AsyncObjectDecoders.folder, options
+        )
 
     async def delete(self, folder_id: str, **options: Unpack[WriteOptions]) -> None:
         """Delete an empty folder. A folder that holds experiments or folders (archived ones included) is refused
@@ -257,7 +271,7 @@ class AsyncExperiments(_Resource):
         page_size: int | None = None,
         cursor: str | None = None,
         **options: Unpack[RequestOptions],
-    ) -> AsyncPaginator[Experiment]:
+    ) -> AsyncPaginator[AsyncExperiment]:
         """Experiments matching every filter given (`tag`: those that carry it); archived ones only with
         `include_archived=True`. Oldest first unless `order_by` says otherwise: `"-created_at"` (newest first),
         `"name"`, `"-name"`, or a metric's summary, `"metric:val/loss:min"` (`last`, `min` or `max`; `-` in front
@@ -269,7 +283,7 @@ class AsyncExperiments(_Resource):
         status_param = unset(None if status is None else _request_status(status))
         value_param = unset(None if isinstance(metadata_value, NotGiven) else _json_literal(metadata_value))
 
-        async def fetch(size: int | None, after: str | None) -> Page[Experiment]:
+        async def fetch(size: int | None, after: str | None) -> Page[AsyncExperiment]:
             operation = list_experiments._get_kwargs(
                 folder_id=unset(folder_id),
                 status=status_param,
@@ -284,7 +298,10 @@ class AsyncExperiments(_Resource):
                 page_size=unset(size),
                 cursor=unset(after),
             )
-            return await self._core.request(operation, Decoders.experiment_page, options)
+            return bind_page(
+                await self._core.request(operation, AsyncObjectDecoders.experiment_page, options),
+                self._core,
+            )
 
         return AsyncPaginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
@@ -297,7 +314,7 @@ class AsyncExperiments(_Resource):
         folder_id: str | None = None,
         tags: Sequence[str] | None = None,
         **options: Unpack[WriteOptions],
-    ) -> Experiment:
+    ) -> AsyncExperiment:
         """Create an experiment, in status `running`, with up to 32 distinct `tags`."""
         from tally_api.api.experiments import create_experiment
         from tally_api.models.create_experiment_request import CreateExperimentRequest
@@ -310,14 +327,14 @@ class AsyncExperiments(_Resource):
             tags=unset(_tags(tags)),
         )
         operation = create_experiment._get_kwargs(body=body)
-        return await self._core.request(operation, Decoders.experiment, options)
+        return await self._object(operation, AsyncObjectDecoders.experiment, options)
 
-    async def get(self, experiment_id: str, **options: Unpack[RequestOptions]) -> Experiment:
+    async def get(self, experiment_id: str, **options: Unpack[RequestOptions]) -> AsyncExperiment:
         """One experiment."""
         from tally_api.api.experiments import get_experiment
 
-        return await self._core.request(
-            get_experiment._get_kwargs(experiment_id), Decoders.experiment, options
+        return await self._object(
+            get_experiment._get_kwargs(experiment_id), AsyncObjectDecoders.experiment, options
         )
 
     async def summary(
@@ -340,7 +357,7 @@ class AsyncExperiments(_Resource):
         metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
         tags: Sequence[str] | NotGiven | None = NOT_GIVEN,
         **options: Unpack[WriteOptions],
-    ) -> Experiment:
+    ) -> AsyncExperiment:
         """Change the name, description, metadata (replaced whole) or tags (replaced whole); None clears, absent
         leaves as is."""
         from tally_api.api.experiments import update_experiment
@@ -360,26 +377,28 @@ class AsyncExperiments(_Resource):
             metadata=_patched_metadata(metadata, UpdateExperimentRequestMetadataType0),
             tags=_given(tags, _tags),
         )
-        return await self._core.request(
-            update_experiment._get_kwargs(experiment_id, body=body), Decoders.experiment, options
+        return await self._object(
+            update_experiment._get_kwargs(experiment_id, body=body),
+            AsyncObjectDecoders.experiment,
+            options,
         )
 
-    async def archive(self, experiment_id: str, **options: Unpack[WriteOptions]) -> Experiment:
+    async def archive(self, experiment_id: str, **options: Unpack[WriteOptions]) -> AsyncExperiment:
         """Archive an experiment: `list()` leaves it out unless `include_archived=True`, and ingestion and
         annotations are refused (409 `experiment_archived`) until it is unarchived. Archiving twice changes
         nothing."""
         from tally_api.api.experiments import archive_experiment
 
-        return await self._core.request(
-            archive_experiment._get_kwargs(experiment_id), Decoders.experiment, options
+        return await self._object(
+            archive_experiment._get_kwargs(experiment_id), AsyncObjectDecoders.experiment, options
         )
 
-    async def unarchive(self, experiment_id: str, **options: Unpack[WriteOptions]) -> Experiment:
+    async def unarchive(self, experiment_id: str, **options: Unpack[WriteOptions]) -> AsyncExperiment:
         """Unarchive an experiment: listed again, and accepting data again if it is running."""
         from tally_api.api.experiments import unarchive_experiment
 
-        return await self._core.request(
-            unarchive_experiment._get_kwargs(experiment_id), Decoders.experiment, options
+        return await self._object(
+            unarchive_experiment._get_kwargs(experiment_id), AsyncObjectDecoders.experiment, options
         )
 
     async def update_status(
@@ -389,7 +408,7 @@ class AsyncExperiments(_Resource):
         *,
         reopen: bool = False,
         **options: Unpack[WriteOptions],
-    ) -> Experiment:
+    ) -> AsyncExperiment:
         """Move a running experiment to `completed`, `failed` or `cancelled`; terminal states are final, except
         that `update_status(id, "running", reopen=True)` reopens a completed, failed or cancelled experiment (a
         resumed job; `client.run(..., resume=...)` does it for you), and the server records the reopening as an
@@ -401,11 +420,11 @@ class AsyncExperiments(_Resource):
             status=_request_status(status), reopen=unset(True if reopen else None)
         )
         operation = update_experiment_status._get_kwargs(experiment_id, body=body)
-        return await self._core.request(operation, Decoders.experiment, options)
+        return await self._object(operation, AsyncObjectDecoders.experiment, options)
 
     async def move(
         self, experiment_id: str, folder_id: str | None, **options: Unpack[WriteOptions]
-    ) -> Experiment:
+    ) -> AsyncExperiment:
         """Move an experiment into a folder, or out of every folder with None."""
         from tally_api.api.experiments import move_experiment
         from tally_api.models.move_experiment_request import MoveExperimentRequest
@@ -413,7 +432,7 @@ class AsyncExperiments(_Resource):
         operation = move_experiment._get_kwargs(
             experiment_id, body=MoveExperimentRequest(folder_id=folder_id)
         )
-        return await self._core.request(operation, Decoders.experiment, options)
+        return await self._object(operation, AsyncObjectDecoders.experiment, options)
 
     async def delete(
         self, experiment_id: str, *, confirm: bool = False, **options: Unpack[WriteOptions]
@@ -851,15 +870,18 @@ class AsyncAnnotations(_Resource):
         page_size: int | None = None,
         cursor: str | None = None,
         **options: Unpack[RequestOptions],
-    ) -> AsyncPaginator[Annotation]:
+    ) -> AsyncPaginator[AsyncAnnotation]:
         """An experiment's annotations, oldest first."""
         from tally_api.api.annotations import list_annotations
 
-        async def fetch(size: int | None, after: str | None) -> Page[Annotation]:
+        async def fetch(size: int | None, after: str | None) -> Page[AsyncAnnotation]:
             operation = list_annotations._get_kwargs(
                 experiment_id, page_size=unset(size), cursor=unset(after)
             )
-            return await self._core.request(operation, Decoders.annotation_page, options)
+            return bind_page(
+                await self._core.request(operation, AsyncObjectDecoders.annotation_page, options),
+                self._core,
+            )
 
         return AsyncPaginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
@@ -873,7 +895,7 @@ class AsyncAnnotations(_Resource):
         metadata: Mapping[str, Any] | None = None,
         client_event_id: str | None = None,
         **options: Unpack[WriteOptions],
-    ) -> Annotation:
+    ) -> AsyncAnnotation:
         """Annotate an experiment, with its ingestion key. Idempotent by `client_event_id`, which defaults to
         deterministic id of the experiment, text, step, timestamp and metadata."""
         from tally_api.api.annotations import create_annotation
@@ -893,22 +915,27 @@ class AsyncAnnotations(_Resource):
         key = new_idempotency_key()  # one per call, kept if the ingestion key is replaced (the caller's wins)
         core = self._core
 
-        async def send(token: str) -> Annotation:
+        async def send(token: str) -> AsyncAnnotation:
             operation = create_annotation._get_kwargs(experiment_id, body=body)
             return await core.request(
-                operation, Decoders.annotation, options, token=token, ingest=True, idempotency_key=key
+                operation,
+                AsyncObjectDecoders.annotation,
+                options,
+                token=token,
+                ingest=True,
+                idempotency_key=key,
             )
 
-        return await core.with_ingestion_token(experiment_id, send)
+        return bind(await core.with_ingestion_token(experiment_id, send), core)
 
     async def get(
         self, experiment_id: str, annotation_id: str, **options: Unpack[RequestOptions]
-    ) -> Annotation:
+    ) -> AsyncAnnotation:
         """One annotation of an experiment (with the org key); NotFoundError when it is not in that experiment."""
         from tally_api.api.annotations import get_annotation
 
         operation = get_annotation._get_kwargs(experiment_id, annotation_id)
-        return await self._core.request(operation, Decoders.annotation, options)
+        return await self._object(operation, AsyncObjectDecoders.annotation, options)
 
     async def update(
         self,
@@ -918,7 +945,7 @@ class AsyncAnnotations(_Resource):
         text: str | NotGiven = NOT_GIVEN,
         metadata: Mapping[str, Any] | NotGiven | None = NOT_GIVEN,
         **options: Unpack[WriteOptions],
-    ) -> Annotation:
+    ) -> AsyncAnnotation:
         """Change an annotation's text or metadata (replaced whole; None clears it); absent leaves as is. Its step,
         timestamp and client_event_id stay, so creating it again with the old payload is then a conflict."""
         from tally_api.api.annotations import update_annotation
@@ -935,7 +962,7 @@ class AsyncAnnotations(_Resource):
             text=_given(text), metadata=_patched_metadata(metadata, UpdateAnnotationRequestMetadataType0)
         )
         operation = update_annotation._get_kwargs(experiment_id, annotation_id, body=body)
-        return await self._core.request(operation, Decoders.annotation, options)
+        return await self._object(operation, AsyncObjectDecoders.annotation, options)
 
     async def delete(self, experiment_id: str, annotation_id: str, **options: Unpack[WriteOptions]) -> None:
         """Delete an annotation (with the org key); NotFoundError when it does not exist. Its

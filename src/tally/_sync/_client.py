@@ -22,6 +22,7 @@ from tally._base import (
     new_idempotency_key,
     prepare,
 )
+from tally._binding import bind_result
 from tally._cache import ResponseCache
 from tally._cache_policy import cached_response, experiment_guard, frozen_experiment
 from tally._config import ClientConfig, client_config
@@ -45,6 +46,7 @@ from tally._types import NOT_GIVEN, Health, NotGiven
 from tally.run import start_run
 from tally.run._spool import DEFAULT_CAP_BYTES
 
+from ._objects import ObjectDecoders
 from ._pagination import Paginator
 from ._resources import (
     Annotations,
@@ -724,12 +726,12 @@ class Tally:
         headers, wrap it: `client.with_raw_response(client.request)("getExperiment", experiment_id=...)`."""
         from tally._operations import prepare_call
 
-        call = prepare_call(operation, arguments)
+        call = prepare_call(operation, arguments, ObjectDecoders.acting)
         core = self._core
         if call.auth == "none":
-            return core.request(call.kwargs, call.decoder, call.options, token=None)
+            return bind_result(core.request(call.kwargs, call.decoder, call.options, token=None), core)
         if call.auth == "org" or call.experiment_id is None:
-            return core.request(call.kwargs, call.decoder, call.options)
+            return bind_result(core.request(call.kwargs, call.decoder, call.options), core)
         key = new_idempotency_key()  # one per call, kept if the ingestion key is replaced (the caller's wins)
 
         def send(token: str) -> Any:
@@ -737,7 +739,7 @@ class Tally:
                 call.kwargs, call.decoder, call.options, token=token, ingest=True, idempotency_key=key
             )
 
-        return core.with_ingestion_token(call.experiment_id, send)
+        return bind_result(core.with_ingestion_token(call.experiment_id, send), core)
 
     def health(self, **options: Unpack[RequestOptions]) -> Health:
         """Whether the service is up (no credentials needed)."""

@@ -14,27 +14,25 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
 import msgspec
 
 from tally._base import Decoders, new_idempotency_key, unset
+from tally._binding import bind, bind_page
 from tally._events import EventInput, annotation_event_id, plan_batches, prepare_events
 from tally._limits import check_annotation, check_metadata
 from tally._options import RequestOptions, WriteOptions, check_idempotency_key
 from tally._request_ids import remember, request_id
 from tally._types import (
     NOT_GIVEN,
-    Annotation,
     AuthStatus,
     CatalogEntry,
     CompareResult,
     CreatedIngestionKey,
     EventConflict,
-    Experiment,
     ExperimentStatus,
     ExperimentSummary,
-    Folder,
     IngestionKey,
     IngestResult,
     LoginLink,
@@ -46,6 +44,7 @@ from tally._types import (
     SeriesSelector,
 )
 
+from ._objects import Annotation, Experiment, Folder, ObjectDecoders
 from ._pagination import Paginator
 
 if TYPE_CHECKING:
@@ -62,6 +61,8 @@ __all__ = [
     "MetricCatalog",
     "Metrics",
 ]
+
+T = TypeVar("T")
 
 
 def _metadata(value: Mapping[str, Any] | None) -> Any:
@@ -96,6 +97,12 @@ class _Resource:
 
     def __init__(self, core: Core) -> None:
         self._core = core
+
+    def _object(
+        self, operation: dict[str, Any], decoder: msgspec.json.Decoder[T], options: Mapping[str, Any]
+    ) -> T:
+        """One object that acts (`tally._async._objects`), decoded and bound to this client."""
+        return bind(self._core.request(operation, decoder, options), self._core)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
@@ -146,7 +153,10 @@ class Folders(_Resource):
                 page_size=unset(size),
                 cursor=unset(after),
             )
-            return self._core.request(operation, Decoders.folder_page, options)
+            return bind_page(
+                self._core.request(operation, ObjectDecoders.folder_page, options),
+                self._core,
+            )
 
         return Paginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
@@ -170,13 +180,13 @@ class Folders(_Resource):
             metadata=_metadata(metadata),
         )
         operation = create_folder._get_kwargs(body=body)
-        return self._core.request(operation, Decoders.folder, options)
+        return self._object(operation, ObjectDecoders.folder, options)
 
     def get(self, folder_id: str, **options: Unpack[RequestOptions]) -> Folder:
         """One folder."""
         from tally_api.api.folders import get_folder
 
-        return self._core.request(get_folder._get_kwargs(folder_id), Decoders.folder, options)
+        return self._object(get_folder._get_kwargs(folder_id), ObjectDecoders.folder, options)
 
     def patch(
         self,
@@ -197,7 +207,7 @@ class Folders(_Resource):
             description=_given(description),
             metadata=_patched_metadata(metadata, PatchFolderRequestMetadataType0),
         )
-        return self._core.request(patch_folder._get_kwargs(folder_id, body=body), Decoders.folder, options)
+        return self._object(patch_folder._get_kwargs(folder_id, body=body), ObjectDecoders.folder, options)
 
     def rename(self, folder_id: str, name: str, **options: Unpack[WriteOptions]) -> Folder:
         """Rename a folder; the new name must be unique within its parent."""
@@ -205,7 +215,7 @@ class Folders(_Resource):
         from tally_api.models.rename_folder_request import RenameFolderRequest
 
         operation = rename_folder._get_kwargs(folder_id, body=RenameFolderRequest(name=name))
-        return self._core.request(operation, Decoders.folder, options)
+        return self._object(operation, ObjectDecoders.folder, options)
 
     def move(self, folder_id: str, parent_id: str | None, **options: Unpack[WriteOptions]) -> Folder:
         """Move a folder under `parent_id`, or to the top level with None."""
@@ -213,20 +223,20 @@ class Folders(_Resource):
         from tally_api.models.move_folder_request import MoveFolderRequest
 
         operation = move_folder._get_kwargs(folder_id, body=MoveFolderRequest(parent_id=parent_id))
-        return self._core.request(operation, Decoders.folder, options)
+        return self._object(operation, ObjectDecoders.folder, options)
 
     def archive(self, folder_id: str, **options: Unpack[WriteOptions]) -> Folder:
         """Archive a folder: `list()` leaves it out unless `include_archived=True`. What it holds keeps its own
         state (archive experiments one by one to stop their ingestion). Archiving twice changes nothing."""
         from tally_api.api.folders import archive_folder
 
-        return self._core.request(archive_folder._get_kwargs(folder_id), Decoders.folder, options)
+        return self._object(archive_folder._get_kwargs(folder_id), ObjectDecoders.folder, options)
 
     def unarchive(self, folder_id: str, **options: Unpack[WriteOptions]) -> Folder:
         """Unarchive a folder (a folder that is not archived is answered as it is)."""
         from tally_api.api.folders import unarchive_folder
 
-        return self._core.request(unarchive_folder._get_kwargs(folder_id), Decoders.folder, options)
+        return self._object(unarchive_folder._get_kwargs(folder_id), ObjectDecoders.folder, options)
 
     def delete(self, folder_id: str, **options: Unpack[WriteOptions]) -> None:
         """Delete an empty folder. A folder that holds experiments or folders (archived ones included) is refused
@@ -283,7 +293,10 @@ class Experiments(_Resource):
                 page_size=unset(size),
                 cursor=unset(after),
             )
-            return self._core.request(operation, Decoders.experiment_page, options)
+            return bind_page(
+                self._core.request(operation, ObjectDecoders.experiment_page, options),
+                self._core,
+            )
 
         return Paginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
@@ -309,13 +322,13 @@ class Experiments(_Resource):
             tags=unset(_tags(tags)),
         )
         operation = create_experiment._get_kwargs(body=body)
-        return self._core.request(operation, Decoders.experiment, options)
+        return self._object(operation, ObjectDecoders.experiment, options)
 
     def get(self, experiment_id: str, **options: Unpack[RequestOptions]) -> Experiment:
         """One experiment."""
         from tally_api.api.experiments import get_experiment
 
-        return self._core.request(get_experiment._get_kwargs(experiment_id), Decoders.experiment, options)
+        return self._object(get_experiment._get_kwargs(experiment_id), ObjectDecoders.experiment, options)
 
     def summary(
         self, experiment_id: str, *, name: str | None = None, **options: Unpack[RequestOptions]
@@ -357,8 +370,10 @@ class Experiments(_Resource):
             metadata=_patched_metadata(metadata, UpdateExperimentRequestMetadataType0),
             tags=_given(tags, _tags),
         )
-        return self._core.request(
-            update_experiment._get_kwargs(experiment_id, body=body), Decoders.experiment, options
+        return self._object(
+            update_experiment._get_kwargs(experiment_id, body=body),
+            ObjectDecoders.experiment,
+            options,
         )
 
     def archive(self, experiment_id: str, **options: Unpack[WriteOptions]) -> Experiment:
@@ -367,14 +382,14 @@ class Experiments(_Resource):
         nothing."""
         from tally_api.api.experiments import archive_experiment
 
-        return self._core.request(archive_experiment._get_kwargs(experiment_id), Decoders.experiment, options)
+        return self._object(archive_experiment._get_kwargs(experiment_id), ObjectDecoders.experiment, options)
 
     def unarchive(self, experiment_id: str, **options: Unpack[WriteOptions]) -> Experiment:
         """Unarchive an experiment: listed again, and accepting data again if it is running."""
         from tally_api.api.experiments import unarchive_experiment
 
-        return self._core.request(
-            unarchive_experiment._get_kwargs(experiment_id), Decoders.experiment, options
+        return self._object(
+            unarchive_experiment._get_kwargs(experiment_id), ObjectDecoders.experiment, options
         )
 
     def update_status(
@@ -396,7 +411,7 @@ class Experiments(_Resource):
             status=_request_status(status), reopen=unset(True if reopen else None)
         )
         operation = update_experiment_status._get_kwargs(experiment_id, body=body)
-        return self._core.request(operation, Decoders.experiment, options)
+        return self._object(operation, ObjectDecoders.experiment, options)
 
     def move(self, experiment_id: str, folder_id: str | None, **options: Unpack[WriteOptions]) -> Experiment:
         """Move an experiment into a folder, or out of every folder with None."""
@@ -406,7 +421,7 @@ class Experiments(_Resource):
         operation = move_experiment._get_kwargs(
             experiment_id, body=MoveExperimentRequest(folder_id=folder_id)
         )
-        return self._core.request(operation, Decoders.experiment, options)
+        return self._object(operation, ObjectDecoders.experiment, options)
 
     def delete(self, experiment_id: str, *, confirm: bool = False, **options: Unpack[WriteOptions]) -> None:
         """Delete an experiment with everything in it: its points, summaries, annotations and ingestion keys.
@@ -842,7 +857,10 @@ class Annotations(_Resource):
             operation = list_annotations._get_kwargs(
                 experiment_id, page_size=unset(size), cursor=unset(after)
             )
-            return self._core.request(operation, Decoders.annotation_page, options)
+            return bind_page(
+                self._core.request(operation, ObjectDecoders.annotation_page, options),
+                self._core,
+            )
 
         return Paginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
 
@@ -879,17 +897,22 @@ class Annotations(_Resource):
         def send(token: str) -> Annotation:
             operation = create_annotation._get_kwargs(experiment_id, body=body)
             return core.request(
-                operation, Decoders.annotation, options, token=token, ingest=True, idempotency_key=key
+                operation,
+                ObjectDecoders.annotation,
+                options,
+                token=token,
+                ingest=True,
+                idempotency_key=key,
             )
 
-        return core.with_ingestion_token(experiment_id, send)
+        return bind(core.with_ingestion_token(experiment_id, send), core)
 
     def get(self, experiment_id: str, annotation_id: str, **options: Unpack[RequestOptions]) -> Annotation:
         """One annotation of an experiment (with the org key); NotFoundError when it is not in that experiment."""
         from tally_api.api.annotations import get_annotation
 
         operation = get_annotation._get_kwargs(experiment_id, annotation_id)
-        return self._core.request(operation, Decoders.annotation, options)
+        return self._object(operation, ObjectDecoders.annotation, options)
 
     def update(
         self,
@@ -916,7 +939,7 @@ class Annotations(_Resource):
             text=_given(text), metadata=_patched_metadata(metadata, UpdateAnnotationRequestMetadataType0)
         )
         operation = update_annotation._get_kwargs(experiment_id, annotation_id, body=body)
-        return self._core.request(operation, Decoders.annotation, options)
+        return self._object(operation, ObjectDecoders.annotation, options)
 
     def delete(self, experiment_id: str, annotation_id: str, **options: Unpack[WriteOptions]) -> None:
         """Delete an annotation (with the org key); NotFoundError when it does not exist. Its

@@ -12,18 +12,21 @@ from tally_api.api.experiments import create_experiment, get_experiment
 import tally
 from tally_server import RunningServer
 
-from ..conftest import AnyClient, call, unique
+from ..conftest import AnyClient, acting, call, unique
 
 
 async def test_by_operation_id_returns_the_public_type(client: AnyClient) -> None:
     created = await call(client.experiments.create(unique("req")))
     got = await call(client.request("getExperiment", experiment_id=created.id))
-    assert type(got) is tally.Experiment
+    assert type(got) is acting(client, "Experiment")
     assert got == created
+    assert (await call(got.summary())).metrics == ()  # bound to the client, like the curated methods' objects
     assert tally.request_id(got) is not None
     page = await call(client.request("listExperiments", status="running", page_size=1000))
     assert isinstance(page, tally.Page)
     assert created.id in {e.id for e in page.data}
+    assert all(type(e) is acting(client, "Experiment") for e in page.data)
+    assert (await call(page.data[0].summary())).experiment_id == page.data[0].id
 
 
 async def test_by_generated_module_with_a_body_and_options(client: AnyClient) -> None:
@@ -85,7 +88,7 @@ async def test_sdk_subclasses_and_ingestion_keys(client: AnyClient) -> None:
             },
         )
     )
-    assert type(note) is tally.Annotation
+    assert type(note) is acting(client, "Annotation")
     catalog = await call(client.request("listMetricCatalog", page_size=1000))
     assert all(type(entry) is tally.CatalogEntry for entry in catalog.data)
 

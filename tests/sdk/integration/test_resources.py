@@ -10,7 +10,7 @@ import tally
 from tally import AsyncTally, Tally
 from tally_server import RunningServer
 
-from ..conftest import AnyClient, call, collect, collect_pages, unique
+from ..conftest import AnyClient, acting, call, collect, collect_pages, unique
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ async def test_health_and_auth(client: AnyClient) -> None:
 
 async def test_folders(client: AnyClient) -> None:
     parent = await call(client.folders.create(unique("parent"), description="top", metadata={"team": "x"}))
-    assert isinstance(parent, tally.Folder)
+    assert isinstance(parent, acting(client, "Folder"))
     assert parent.parent_id is None
     assert parent.description == "top"
     assert parent.metadata == {"team": "x"}
@@ -65,7 +65,7 @@ async def test_experiments(client: AnyClient) -> None:
     before = datetime.now(UTC) - timedelta(minutes=5)
     first = await call(client.experiments.create(f"{prefix}-a", folder_id=folder.id, metadata={"lr": 0.1}))
     second = await call(client.experiments.create(f"{prefix}-b", description="second"))
-    assert isinstance(first, tally.Experiment)
+    assert isinstance(first, acting(client, "Experiment"))
     assert first.status == tally.ExperimentStatus.RUNNING
     assert first.ended_at is None
     assert (await call(client.experiments.get(first.id))) == first
@@ -308,7 +308,7 @@ async def test_annotations(client: AnyClient) -> None:
     note = await call(
         client.annotations.create(experiment.id, "lr drop", step=5, timestamp=stamp, metadata={"by": "me"})
     )
-    assert isinstance(note, tally.Annotation)
+    assert isinstance(note, acting(client, "Annotation"))
     assert (note.step, note.timestamp, note.metadata) == (5, stamp, {"by": "me"})
     same = await call(
         client.annotations.create(experiment.id, "lr drop", step=5, timestamp=stamp, metadata={"by": "me"})

@@ -13,7 +13,9 @@ import pytest
 
 import tally
 from tally import AsyncTally, Tally
+from tally._async import _objects as async_objects
 from tally._async import _resources as async_resources
+from tally._sync import _objects as sync_objects
 from tally._sync import _resources as sync_resources
 
 EXPORTED = [
@@ -22,6 +24,9 @@ EXPORTED = [
     "APIStatusError",
     "APITimeoutError",
     "Annotation",
+    "AsyncAnnotation",
+    "AsyncExperiment",
+    "AsyncFolder",
     "AsyncPaginator",
     "AsyncTally",
     "AuthStatus",
@@ -69,6 +74,7 @@ EXPORTED = [
     "SeriesSelector",
     "Tally",
     "TallyError",
+    "UnboundObjectError",
     "UnprocessableEntityError",
     "WriteOptions",
     "__version__",
@@ -94,6 +100,7 @@ def test_exported_names_are_exactly_these() -> None:
 
 def test_error_hierarchy() -> None:
     assert issubclass(tally.ConfigurationError, tally.TallyError)
+    assert issubclass(tally.UnboundObjectError, tally.TallyError)
     assert issubclass(tally.APITimeoutError, tally.APIConnectionError)
     assert issubclass(tally.APIConnectionError, tally.TallyError)
     assert issubclass(tally.ResponseValidationError, tally.TallyError)
@@ -188,6 +195,68 @@ def test_only_the_sync_client_has_an_async_surface_and_it_is_an_async_client() -
 def test_resource_classes_pair_up(name: str) -> None:
     sync_cls = getattr(sync_resources, name.removeprefix("Async"))
     assert_same_surface(sync_cls, getattr(async_resources, name), name)
+
+
+ACTING = [name for name in async_objects.__all__ if name != "AsyncObjectDecoders"]
+
+
+def own_methods(cls: type[Any]) -> dict[str, Any]:
+    """The public methods and properties a class of `_objects` defines itself (not its fields, not `to_dict`)."""
+    return {name: value for name, value in vars(cls).items() if not name.startswith("_")}
+
+
+@pytest.mark.parametrize("name", ACTING)
+def test_objects_that_act_pair_up(name: str) -> None:
+    async_cls = getattr(async_objects, name)
+    sync_cls = getattr(sync_objects, name.removeprefix("Async"))
+    assert getattr(tally, sync_cls.__name__, sync_cls) is sync_cls
+    async_own, sync_own = own_methods(async_cls), own_methods(sync_cls)
+    assert sorted(async_own) == sorted(sync_own), name
+    for method, async_member in async_own.items():
+        sync_member = sync_own[method]
+        if isinstance(async_member, property):
+            async_returns = inspect.signature(async_member.fget).return_annotation  # type: ignore[arg-type]
+            sync_returns = inspect.signature(sync_member.fget).return_annotation
+            assert re.sub(r"\bAsync(?=[A-Z])", "", async_returns) == sync_returns, f"{name}.{method}"
+            continue
+        assert normalise(inspect.signature(sync_member)) == normalise(inspect.signature(async_member))
+        assert not inspect.iscoroutinefunction(sync_member), f"{name}.{method}"
+        assert inspect.iscoroutinefunction(async_member) is (method != "list"), f"{name}.{method}"
+
+
+# Each object method and the resource method it calls: (object class, method, resource class, method, the
+# resource's parameters the object fills in itself). Same keyword arguments and options, so one implementation.
+DELEGATES = [
+    ("AsyncExperiment", "update", "AsyncExperiments", "update", {"experiment_id"}),
+    ("AsyncExperiment", "archive", "AsyncExperiments", "archive", {"experiment_id"}),
+    ("AsyncExperiment", "unarchive", "AsyncExperiments", "unarchive", {"experiment_id"}),
+    ("AsyncExperiment", "set_status", "AsyncExperiments", "update_status", {"experiment_id"}),
+    ("AsyncExperiment", "move", "AsyncExperiments", "move", {"experiment_id"}),
+    ("AsyncExperiment", "summary", "AsyncExperiments", "summary", {"experiment_id"}),
+    ("AsyncExperiment", "series", "AsyncMetrics", "series", {"experiment_id"}),
+    ("AsyncExperimentMetrics", "list", "AsyncMetrics", "list", {"experiment_id"}),
+    ("AsyncExperimentAnnotations", "list", "AsyncAnnotations", "list", {"experiment_id"}),
+    ("AsyncFolder", "archive", "AsyncFolders", "archive", {"folder_id"}),
+    ("AsyncFolder", "unarchive", "AsyncFolders", "unarchive", {"folder_id"}),
+    ("AsyncFolderExperiments", "list", "AsyncExperiments", "list", {"folder_id"}),
+    ("AsyncAnnotation", "delete", "AsyncAnnotations", "delete", {"experiment_id", "annotation_id"}),
+]
+
+
+def test_every_object_method_delegates_with_the_resource_signature() -> None:
+    covered = {(cls, method) for cls, method, *_ in DELEGATES}
+    assert covered == {
+        (cls, method)
+        for cls in ACTING
+        for method, value in own_methods(getattr(async_objects, cls)).items()
+        if not isinstance(value, property)
+    }
+    for cls, method, resource, resource_method, filled in DELEGATES:
+        theirs = inspect.signature(getattr(getattr(async_resources, resource), resource_method))
+        ours = inspect.signature(getattr(getattr(async_objects, cls), method))
+        expected = [p for name, p in theirs.parameters.items() if name not in filled]
+        assert list(ours.parameters.values()) == expected, f"{cls}.{method}"
+        assert ours.return_annotation == theirs.return_annotation, f"{cls}.{method}"
 
 
 def test_paginators_pair_up() -> None:

@@ -8,6 +8,7 @@ import ast
 import itertools
 import types
 import typing
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,7 @@ def python_types(annotation: Any) -> set[str]:
         tuple: "array",
         list: "array",
         dict: "object",
+        Mapping: "object",  # a response's free-form object, frozen (FrozenDict) on decoding
     }
     if base in table:
         return {table[base]}
