@@ -28,6 +28,7 @@ EXPORTED = [
     "AuthenticationError",
     "BadRequestError",
     "CacheStats",
+    "Capture",
     "CatalogEntry",
     "ClientConfig",
     "CompareResult",
