@@ -647,7 +647,7 @@ class Tally:
         on_full: CapPolicy = "block",
         flush_timeout: float | None = None,
         capture: bool | RunCapture = True,
-        system_metrics_interval: float = 10.0,
+        system_metrics_interval: float | None = None,
     ) -> Run:
         """Start logging from a training loop: a new experiment called `name`, or `experiment_id=` to resume one.
 
@@ -678,7 +678,8 @@ class Tally:
         command line with secrets masked, Python, platform, hostname, installed packages) in the experiment's
         metadata under the reserved key `capture`, on a thread of its own: `False` records nothing,
         `tally.Capture(packages=False)` all but one item (see `tally.run._capture`). A resumed run's capture
-        replaces the earlier one. `system_metrics_interval` seconds (default 10; 0 turns it off) between samples
+        replaces the earlier one. `system_metrics_interval` seconds (`TALLY_SYSTEM_METRICS_INTERVAL`, default 10;
+        0 turns it off) between samples
         of `system/...` metrics (CPU, memory, disk, network, NVIDIA GPUs) from a thread of their own, stepped by
         the clock, never by `run.step` (the `[system]` extra; see `tally.run._system`)."""
         from tally._run_ports import port_for  # here: its event-loop machinery serves async clients only

@@ -60,7 +60,7 @@ from ._spool import (
     read_progress,
     spool_root,
 )
-from ._system import DEFAULT_INTERVAL, SystemSampler, check_interval, is_system_record
+from ._system import SystemSampler, is_system_record, resolve_interval
 
 __all__ = [
     "FLUSH_TIMEOUT_ENV",
@@ -568,7 +568,7 @@ def start_run(
     on_full: CapPolicy = "block",
     flush_timeout: float | None = None,
     capture: bool | Capture = True,
-    system_metrics_interval: float = DEFAULT_INTERVAL,
+    system_metrics_interval: float | None = None,
 ) -> Run:
     """`client.run(...)`: see `Tally.run`. `client` is the port the client hands its run (`tally._run_ports`):
     the run sends through the caller's own client and closes only what the port made for it."""
@@ -577,7 +577,7 @@ def start_run(
         check_metadata(metadata)  # now, not when an offline run's spool is synced
         check_reserved(metadata)
         capture_items = resolve_capture(capture)
-        interval = check_interval(system_metrics_interval)
+        interval = resolve_interval(system_metrics_interval)
         flat_config = flatten_config(config) if config is not None else {}
         create_metadata = with_config(metadata, flat_config)  # checked now, as a whole
         tag_list = check_tags(tags) if tags is not None else None

@@ -33,26 +33,32 @@ Cost: a sample is a few system calls (about 0.1 ms of CPU); `samples` and `cpu_s
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Protocol
 
+from tally._errors import ConfigurationError
 from tally._extras import MissingExtraError
 from tally._logging import logger
 
 __all__ = [
     "DEFAULT_INTERVAL",
+    "INTERVAL_ENV",
     "SYSTEM_PREFIX",
     "PsutilReader",
     "SystemSampler",
     "check_interval",
     "is_system_record",
+    "resolve_interval",
 ]
 
 SYSTEM_PREFIX = "system/"
 DEFAULT_INTERVAL = 10.0
+INTERVAL_ENV = "TALLY_SYSTEM_METRICS_INTERVAL"
+"""The interval when `client.run(...)` is given none: e.g. 0 to turn the sampler off for every job of a machine."""
 STOP_TIMEOUT = 1.0
 """Seconds `SystemSampler.stop()` waits for a sample being read: the run's close never waits longer."""
 PSUTIL_MISSING = (
@@ -74,6 +80,23 @@ def check_interval(value: object) -> float:
             "or 0 to turn system metrics off"
         )
     return float(value)
+
+
+def resolve_interval(value: object) -> float:
+    """`system_metrics_interval` when given, else `TALLY_SYSTEM_METRICS_INTERVAL`, else 10 s; raises
+    ValueError (the argument) or ConfigurationError (the variable) naming the fix."""
+    if value is not None:
+        return check_interval(value)
+    configured = os.environ.get(INTERVAL_ENV, "").strip()
+    if not configured:
+        return DEFAULT_INTERVAL
+    try:
+        return check_interval(float(configured))
+    except ValueError:
+        raise ConfigurationError(
+            f"{INTERVAL_ENV}={configured!r} is not a number of seconds >= 0; set it to e.g. 10, or 0 to turn "
+            "system metrics off"
+        ) from None
 
 
 def is_system_record(values: object) -> bool:

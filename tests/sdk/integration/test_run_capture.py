@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import tally
-from tally import Tally
+from tally import AsyncTally, Tally
 
 from ..conftest import unique
 
@@ -182,3 +182,14 @@ def test_a_capture_too_large_for_the_metadata_is_fitted_never_fails_the_run(
     assert len(json.dumps(metadata, separators=(",", ":")).encode()) <= 8192
     assert metadata["capture"]["python"] == platform.python_version()
     assert metadata["capture"]["packages_omitted"] > 0
+
+
+async def test_an_async_clients_run_captures_too(
+    async_client: AsyncTally, sync_client: Tally, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["async.py", "--secret", "s3cr3t"])
+    with async_client.run(unique("async"), system_metrics_interval=0) as run:  # its port: a loop of its own
+        run.log({"loss": 1.0})
+    found = captured(sync_client, run.id)
+    assert found is not None
+    assert found["command"] == "async.py --secret '***'"

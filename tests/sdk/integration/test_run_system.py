@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import types
 from collections import defaultdict
@@ -18,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from tally import Tally
+from tally import ConfigurationError, Tally
+from tally.run import Run
 from tally_server import RunningServer
 
 from ..conftest import unique
@@ -53,8 +53,8 @@ def points(client: Tally, experiment_id: str | None) -> dict[str, list[tuple[int
     return found
 
 
-def sampler_threads() -> list[threading.Thread]:
-    return [thread for thread in threading.enumerate() if thread.name == "tally-system-metrics"]
+def sampler_alive(run: Run) -> bool:
+    return run._sampler is not None and run._sampler._thread.is_alive()
 
 
 def test_samples_are_logged_on_their_own_steps_and_stop_at_close(sync_client: Tally) -> None:
@@ -64,7 +64,8 @@ def test_samples_are_logged_on_their_own_steps_and_stop_at_close(sync_client: Ta
             run.log({"loss": 1.0})
         wait_for(lambda: run.status().logged >= 3 + 2 * len(PSUTIL_NAMES))
         assert run.step == 3  # the samples leave the caller's counter alone
-    assert not sampler_threads()
+        assert sampler_alive(run)
+    assert not sampler_alive(run)
     stored = points(sync_client, run.id)
     assert set(stored) >= PSUTIL_NAMES
     assert sorted(stored["loss"]) == [(0, 1.0), (1, 1.0), (2, 1.0)]
@@ -81,14 +82,24 @@ def test_samples_are_logged_on_their_own_steps_and_stop_at_close(sync_client: Ta
         assert resumed.step == 3
 
 
-def test_interval_zero_turns_the_sampler_off_and_bad_intervals_are_refused(sync_client: Tally) -> None:
+def test_interval_zero_turns_the_sampler_off_and_bad_intervals_are_refused(
+    sync_client: Tally, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TALLY_SYSTEM_METRICS_INTERVAL", "0.2")  # the argument wins over the variable
     with sync_client.run(unique("nosystem"), system_metrics_interval=0) as run:
-        assert not sampler_threads()
+        assert run._sampler is None
         run.log({"loss": 1.0})
     assert set(points(sync_client, run.id)) == {"loss"}
     for bad in (-1, float("nan"), "10", True):
         with pytest.raises(ValueError, match="system_metrics_interval is"):
             sync_client.run(unique("bad"), system_metrics_interval=bad)  # type: ignore[arg-type]
+    # Without the argument, the variable decides (tests/conftest.py sets it to 0 for the whole suite).
+    with sync_client.run(unique("fromenv")) as run:
+        wait_for(lambda: run.status().logged >= len(PSUTIL_NAMES))
+    assert set(points(sync_client, run.id)) >= PSUTIL_NAMES
+    monkeypatch.setenv("TALLY_SYSTEM_METRICS_INTERVAL", "often")
+    with pytest.raises(ConfigurationError, match="TALLY_SYSTEM_METRICS_INTERVAL='often' is not a number"):
+        sync_client.run(unique("badenv"))
 
 
 def test_without_psutil_one_warning_says_what_to_install_and_the_run_goes_on(
