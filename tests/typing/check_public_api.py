@@ -212,3 +212,15 @@ def response_cache_usage() -> None:
         cache.clear()
         cache.disable()
         del counted
+
+
+def training_loop_capture_and_system_metrics() -> None:
+    with Tally() as client:
+        with client.run(
+            "typed", capture=tally.Capture(git=False, packages=False), system_metrics_interval=30
+        ) as run:
+            run.log({"train/loss": 0.5})
+        with client.run("typed", capture=False, system_metrics_interval=0) as run:
+            run.log({"train/loss": 0.5})
+        all_off: tally.Capture = tally.Capture.none()
+        del all_off
