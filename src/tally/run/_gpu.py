@@ -12,6 +12,8 @@ GPU does not support (NVML raises for it, e.g. power on some boards) is left out
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -59,10 +61,22 @@ def _percent(memory: Any) -> float:
     return 100.0 * float(memory.used) / float(memory.total)
 
 
+def _driver_present() -> bool:
+    """Whether an NVIDIA driver may be here, asked cheaply: on Linux its kernel module's `/proc/driver/nvidia`;
+    elsewhere, Windows only (macOS has none). Importing `pynvml` costs about 0.1 s, mostly holding the GIL the
+    training loop needs, and `nvmlInit` then fails on every machine without a driver."""
+    if sys.platform.startswith("linux"):
+        return os.path.exists("/proc/driver/nvidia/version")
+    return sys.platform == "win32"
+
+
 def open_nvml() -> NvmlReader | None:
-    """A reader over the real `pynvml` with at least one GPU, or None (no `nvidia-ml-py`, no driver, no GPU)."""
+    """A reader over `pynvml` with at least one GPU, or None (no driver, no `nvidia-ml-py`, no GPU). A `pynvml`
+    already imported (by the caller, or a test's stand-in) is used whatever the driver check says."""
     from tally._lazy import load
 
+    if "pynvml" not in sys.modules and not _driver_present():
+        return None
     try:
         nvml = load("pynvml")
     except ImportError:
