@@ -21,8 +21,8 @@ filters on it: `metadata_key="capture.git.commit"`):
                            first, then the others by name; what does not fit is counted in
                            `capture.packages_omitted`
 
-Why in the background: git runs in a subprocess, and listing the installed distributions reads a file per
-package; together that is tens of milliseconds, hundreds on a cold cache, which the start of a run must not pay.
+Why in the background: git runs in two subprocesses (tens of milliseconds, seconds in a huge repository), which
+the start of a run must not pay.
 `collect` runs on a thread of its own; the run spools what it finds as one record (`KIND_CAPTURE`), so it
 survives an outage like the config. Nothing here raises: a missing git binary, a directory that is no
 repository, a git that takes longer than `GIT_TIMEOUT` seconds, each leaves its field out.

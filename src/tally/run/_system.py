@@ -26,7 +26,8 @@ also stamped with its time, like any `log()`.
 The machine's CPU percentage is computed here from `psutil.cpu_times()`, not with `psutil.cpu_percent()`, whose
 state is global to the process and would disturb the caller's own calls of it.
 
-Cost: a sample is a few system calls (about 0.1 ms of CPU); `samples` and `cpu_seconds` count them, and
+Cost: a sample is a few system calls and one spooled record (about 0.6 ms of CPU); `samples` and `cpu_seconds`
+count them, and
 `scripts/bench_system.py` reports the share of one core at the default interval (the target: at most 1%).
 """
 
