@@ -37,6 +37,7 @@ import bench_runs_table
 import bench_series
 import bench_server_memory  # scripts/bench_server_memory.py: the SQLite server's RSS under a long load
 import bench_server_scale
+import bench_system  # scripts/bench_system.py: a run's system metrics sampler and capture
 import bench_types  # scripts/bench_types.py: decoding pages into the generated public types
 import httpx
 from bench_logger import bench_logger  # scripts/bench_logger.py: the training-loop logger's figures
@@ -427,6 +428,7 @@ def main() -> int:
             lambda: bench_runs_table.run(report, server_process, quick=quick),
             lambda: bench_cache.run(report, server_process, quick=quick),
             lambda: bench_export.run(report, quick=quick),
+            lambda: bench_system.run(report, server_process, quick=quick),
         ]
         names = [
             "small_call",
@@ -446,6 +448,7 @@ def main() -> int:
             "runs_table",
             "cache",
             "export",
+            "system",
         ]
         for name, benchmark in zip(names, benchmarks, strict=True):
             if args.only is None or args.only in name:

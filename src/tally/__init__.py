@@ -93,6 +93,7 @@ if TYPE_CHECKING:
         Page,
         SeriesSelector,
     )
+    from tally.run._capture import Capture
 
 # Names are imported on first use (PEP 562), so `import tally` costs almost nothing and `from tally import Tally`
 # loads the sync client alone: not asyncio, not the async client, not the generated package. Type checkers read
@@ -126,6 +127,7 @@ _LAZY: dict[str, str] = {
     "AuthenticationError": "tally._errors",
     "BadRequestError": "tally._errors",
     "CacheStats": "tally._cache",
+    "Capture": "tally.run._capture",
     "CatalogEntry": "tally._types",
     "ClientConfig": "tally._config",
     "CompareResult": "tally._types",
@@ -202,6 +204,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "CacheStats",
+    "Capture",
     "CatalogEntry",
     "ClientConfig",
     "CompareResult",

@@ -21,6 +21,7 @@ EXTRAS: dict[str, str] = {
     "pandas": "pandas DataFrames",
     "polars": "polars DataFrames",
     "plot": "image plots (`tally metrics plot --output`)",
+    "system": "the run's system metrics sampler",
 }
 """What each extra brings, in the words the message uses."""
 

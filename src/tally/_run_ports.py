@@ -139,6 +139,9 @@ class LoopPort:
     def merge_config(self, experiment_id: str, config: dict[str, Any] | None, tags: list[str] | None) -> None:
         self._call(self._port.merge_config(experiment_id, config, tags))
 
+    def set_capture(self, experiment_id: str, captured: dict[str, Any]) -> None:
+        self._call(self._port.set_capture(experiment_id, captured))
+
     def set_status(self, experiment_id: str, status: str) -> None:
         self._call(self._port.set_status(experiment_id, status))
 

@@ -78,7 +78,7 @@ def test_no_extra_is_installed(bare_python: Path, bare_env: dict[str, str]) -> N
     assert listing.returncode == 0, listing.stderr
     installed = {name.lower().replace("_", "-") for name in json.loads(listing.stdout)}
     extras = bare_venv.extras_packages()
-    assert set(extras) == {"server", "cli", "aiohttp", "pandas", "polars", "plot", "all"}
+    assert set(extras) == {"server", "cli", "aiohttp", "pandas", "polars", "plot", "system", "all"}
     forbidden = set().union(*extras.values())
     assert {
         "starlette",
@@ -87,6 +87,8 @@ def test_no_extra_is_installed(bare_python: Path, bare_env: dict[str, str]) -> N
         "pandas",
         "polars",
         "matplotlib",
+        "psutil",
+        "nvidia-ml-py",
     } <= forbidden  # the list is real
     assert "tally-metrics" in installed
     assert "httpx" in installed

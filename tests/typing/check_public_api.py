@@ -267,3 +267,15 @@ async def async_accessor_usage() -> None:
         result: tally.IngestResult = await quick.metrics.ingest(experiment.id, [{"name": "n", "value": 1.0}])
         await view.close()
         del names, result
+
+
+def training_loop_capture_and_system_metrics() -> None:
+    with Tally() as client:
+        with client.run(
+            "typed", capture=tally.Capture(git=False, packages=False), system_metrics_interval=30
+        ) as run:
+            run.log({"train/loss": 0.5})
+        with client.run("typed", capture=False, system_metrics_interval=0) as run:
+            run.log({"train/loss": 0.5})
+        all_off: tally.Capture = tally.Capture.none()
+        del all_off

@@ -61,6 +61,7 @@ from ._transport import AsyncClientTransport, AsyncRetryTransport
 
 if TYPE_CHECKING:
     from tally.run import CapPolicy, Durability, ResumeMode, Run
+    from tally.run import Capture as RunCapture
 
 __all__ = ["AsyncCore", "AsyncTally", "open_pool", "pool_headers"]
 
@@ -667,6 +668,8 @@ class AsyncTally:
         spool_cap: int = DEFAULT_CAP_BYTES,
         on_full: CapPolicy = "block",
         flush_timeout: float | None = None,
+        capture: bool | RunCapture = True,
+        system_metrics_interval: float | None = None,
     ) -> Run:
         """Start logging from a training loop: a new experiment called `name`, or `experiment_id=` to resume one.
 
@@ -691,7 +694,16 @@ class AsyncTally:
         `config` (a dict, dataclass, argparse Namespace or OmegaConf DictConfig, nested as you like) is stored in
         the experiment's metadata under `config`, flattened to dotted keys (`listExperiments` finds it with
         `metadata_key="config.optim.lr"`); `run.config` reads it, `run.config.update(...)` adds to it through the
-        spool. `tags` are the experiment's (added to a resumed one's)."""
+        spool. `tags` are the experiment's (added to a resumed one's).
+
+        `capture` records where the run runs (git commit, branch, dirty flag and remote without credentials, the
+        command line with secrets masked, Python, platform, hostname, installed packages) in the experiment's
+        metadata under the reserved key `capture`, on a thread of its own: `False` records nothing,
+        `tally.Capture(packages=False)` all but one item (see `tally.run._capture`). A resumed run's capture
+        replaces the earlier one. `system_metrics_interval` seconds (`TALLY_SYSTEM_METRICS_INTERVAL`, default 10;
+        0 turns it off) between samples
+        of `system/...` metrics (CPU, memory, disk, network, NVIDIA GPUs) from a thread of their own, stepped by
+        the clock, never by `run.step` (the `[system]` extra; see `tally.run._system`)."""
         from tally._run_ports import port_for  # here: its event-loop machinery serves async clients only
 
         return start_run(
@@ -708,6 +720,8 @@ class AsyncTally:
             spool_cap=spool_cap,
             on_full=on_full,
             flush_timeout=flush_timeout,
+            capture=capture,
+            system_metrics_interval=system_metrics_interval,
         )
 
     async def request(self, operation: str | ModuleType, /, **arguments: Any) -> Any:

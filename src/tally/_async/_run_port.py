@@ -80,9 +80,15 @@ class AsyncRunPort:
         await self._client(patient).experiments.update_status(experiment_id, "running", reopen=True)
 
     async def last_step(self, experiment_id: str) -> int | None:
+        from tally.run._system import SYSTEM_PREFIX
+
         client = self.client.with_options(max_retries=0, timeout=QUICK_TIMEOUT)
         summary = await client.experiments.summary(experiment_id)
-        steps = [metric.last_step for metric in summary.metrics if metric.last_step is not None]
+        steps = [
+            metric.last_step
+            for metric in summary.metrics
+            if metric.last_step is not None and not metric.name.startswith(SYSTEM_PREFIX)
+        ]
         return max(steps, default=None)
 
     async def ingest(self, experiment_id: str, events: list[dict[str, Any]]) -> IngestResult:
@@ -124,6 +130,14 @@ class AsyncRunPort:
             changes["tags"] = [*experiment.tags, *new_tags]
         if changes:
             await self.client.experiments.update(experiment_id, **changes)
+
+    async def set_capture(self, experiment_id: str, captured: dict[str, Any]) -> None:
+        from tally.run._capture import merged_metadata
+
+        experiment = await self.client.experiments.get(experiment_id)
+        metadata = merged_metadata(dict(experiment.metadata), captured)
+        if metadata is not None:
+            await self.client.experiments.update(experiment_id, metadata=metadata)
 
     async def set_status(self, experiment_id: str, status: str) -> None:
         await self.client.experiments.update_status(experiment_id, status)

@@ -6,6 +6,7 @@ exactly once), and the run (`_run`: `log()` only appends). `_replay` is `tally s
 client: the client hands its run a `SenderPort` (`_port`), the few calls the sender makes, over itself.
 """
 
+from ._capture import Capture
 from ._port import SenderPort
 from ._replay import SpoolReport, spool_status, sync_spools
 from ._resume import ResumeError, ResumeMode
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_CAP_BYTES",
     "SPOOL_DIR_ENV",
     "CapPolicy",
+    "Capture",
     "ClientClosedError",
     "Durability",
     "FlushTimeoutError",

@@ -39,6 +39,9 @@ Segment payloads (what the training process logged), in log order; ``seq`` count
     [4, seq, {dotted_key: value, ...} | nil, [tag, ...] | nil]
         `run.config.update(...)`, or the config and tags of a resumed run: merged into the experiment's metadata
         under `config` (see `tally.run._config`), the tags added to its own
+    [5, seq, {item: value, ...}]
+        what the run captured of where it runs (`tally.run._capture`): set as the experiment's metadata key
+        `capture`, replacing an earlier one (older SDKs skip this kind)
 
 Progress payloads (what the sender knows is stored on the server)::
 
@@ -72,6 +75,7 @@ import msgspec
 __all__ = [
     "HEADER",
     "KIND_ANNOTATION",
+    "KIND_CAPTURE",
     "KIND_CONFIG",
     "KIND_END",
     "KIND_EXPERIMENT",
@@ -95,6 +99,7 @@ KIND_LOG = 1
 KIND_ANNOTATION = 2
 KIND_END = 3
 KIND_CONFIG = 4
+KIND_CAPTURE = 5
 KIND_EXPERIMENT = 10
 KIND_PROGRESS = 11
 KIND_FINISHED = 12

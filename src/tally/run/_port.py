@@ -61,7 +61,8 @@ class SenderPort(Protocol):
         ...
 
     def last_step(self, experiment_id: str) -> int | None:
-        """The highest step stored in the experiment, over all its metrics (None when no point has one): one
+        """The highest step stored in the experiment, over all its metrics but the system metrics (`system/...`,
+        stepped by the clock: `tally.run._system`) (None when no point has one): one
         quick read of its summary when a resumed run starts, so that `log()` without `step=` continues after it."""
         ...
 
@@ -85,6 +86,11 @@ class SenderPort(Protocol):
     def merge_config(self, experiment_id: str, config: dict[str, Any] | None, tags: list[str] | None) -> None:
         """Merge dotted `config` keys into the experiment's metadata under `config`, and add `tags` to its own (a
         read, then an update that sends only what changed)."""
+        ...
+
+    def set_capture(self, experiment_id: str, captured: dict[str, Any]) -> None:
+        """Set the experiment's metadata key `capture` to what the run captured (`tally.run._capture`), replacing
+        an earlier one and fitted into the metadata's limits (a read, then an update when it changed)."""
         ...
 
     def set_status(self, experiment_id: str, status: str) -> None:

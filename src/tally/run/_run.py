@@ -17,6 +17,7 @@ import functools
 import os
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,8 +31,18 @@ from tally._errors import APIConnectionError, ConfigurationError, TallyError
 from tally._limits import check_annotation, check_labels, check_metadata, check_step, check_tags, check_values
 from tally._logging import logger
 
+from ._capture import Capture, CaptureThread, check_reserved, resolve_capture
 from ._config import RunConfig, flatten_config, with_config
-from ._format import KIND_ANNOTATION, KIND_CONFIG, KIND_END, KIND_LOG, MAGIC, decode_records, frame
+from ._format import (
+    KIND_ANNOTATION,
+    KIND_CAPTURE,
+    KIND_CONFIG,
+    KIND_END,
+    KIND_LOG,
+    MAGIC,
+    decode_records,
+    frame,
+)
 from ._port import SenderPort
 from ._resume import ResumeMode, check_resume, resolve_experiment
 from ._sender import Drain, Sender
@@ -49,6 +60,7 @@ from ._spool import (
     read_progress,
     spool_root,
 )
+from ._system import SystemSampler, is_system_record, resolve_interval
 
 __all__ = [
     "FLUSH_TIMEOUT_ENV",
@@ -64,6 +76,8 @@ __all__ = [
 Durability = Literal["process", "power", "memory"]
 FLUSH_TIMEOUT_ENV = "TALLY_FLUSH_TIMEOUT"
 DEFAULT_FLUSH_TIMEOUT = 30.0
+CAPTURE_JOIN_TIMEOUT = 5.0
+"""Seconds `run.close()` waits for a capture still being collected (git is bounded by its own timeouts)."""
 _MIN_STEP = METRIC_EVENT_STEP_MINIMUM
 _MAX_STEP = METRIC_EVENT_STEP_MAXIMUM
 
@@ -182,6 +196,10 @@ class Run:
         self.config = RunConfig(dict(config or {}), self._append_config)
         """The run's config as dotted keys, read-only; `run.config.update(...)` adds to it (see `_config`)."""
         self._closed = False
+        self._append_lock = threading.Lock()
+        """Held around each append: the system metrics sampler and the capture append from threads of their own."""
+        self._capture: CaptureThread | None = None
+        self._sampler: SystemSampler | None = None
         _LIVE.add(self)
 
     @property
@@ -234,9 +252,12 @@ class Run:
             step = int(step)  # a float without fraction, as JSON has it: the counter stays an int
         if metadata:
             metadata = check_labels(metadata)
-        self._seq += 1
-        self._writer.append(frame((KIND_LOG, self._seq, step, time.time(), metadata, values)), len(values))
-        self._logged += len(values)
+        with self._append_lock:
+            self._seq += 1
+            self._writer.append(
+                frame((KIND_LOG, self._seq, step, time.time(), metadata, values)), len(values)
+            )
+            self._logged += len(values)
         self._last_step = step
         self._step = step + 1 if commit else step
 
@@ -254,19 +275,48 @@ class Run:
         if step is None:
             step = self._step if self._last_step is None else self._last_step
         check_annotation(text, step=step, metadata=metadata)
-        self._seq += 1
-        record = (KIND_ANNOTATION, self._seq, text, step, time.time(), dict(metadata) if metadata else None)
-        self._writer.append(frame(record), 1)
-        self._logged += 1
+        with self._append_lock:
+            self._seq += 1
+            record = (
+                KIND_ANNOTATION,
+                self._seq,
+                text,
+                step,
+                time.time(),
+                dict(metadata) if metadata else None,
+            )
+            self._writer.append(frame(record), 1)
+            self._logged += 1
 
     def _append_config(self, flat: dict[str, Any] | None, tags: list[str] | None = None) -> None:
         """Spool a config change (and tags to add), in order with the metrics: the sender merges it into the
         experiment's metadata."""
         if self._closed:
             raise RuntimeError("this run is closed: start another with client.run(...)")
-        self._seq += 1
-        self._writer.append(frame((KIND_CONFIG, self._seq, flat or None, tags or None)), 1)
-        self._logged += 1
+        with self._append_lock:
+            self._seq += 1
+            self._writer.append(frame((KIND_CONFIG, self._seq, flat or None, tags or None)), 1)
+            self._logged += 1
+
+    def _log_system(self, values: dict[str, float], step: int) -> bool:
+        """Spool one system metrics sample (the sampler's thread), at its own `step`: the caller's step counter
+        is left alone (see `tally.run._system`). False once the run is closed."""
+        values = check_values(values)
+        with self._append_lock:
+            if self._closed:
+                return False
+            self._seq += 1
+            self._writer.append(frame((KIND_LOG, self._seq, step, time.time(), None, values)), len(values))
+            self._logged += len(values)
+        return True
+
+    def _append_capture(self, captured: dict[str, Any]) -> None:
+        """Spool what the run captured (the capture's thread): no event, only the experiment's metadata."""
+        with self._append_lock:
+            if self._closed:
+                return
+            self._seq += 1
+            self._writer.append(frame((KIND_CAPTURE, self._seq, captured)), 0)
 
     def _caught_up(self, seq: int) -> bool:
         return self._drain.done_seq >= seq or self._drain.finished or self._drain.blocked is not None
@@ -350,9 +400,14 @@ class Run:
     def _close(self, status: Literal["completed", "failed", "cancelled"]) -> RunStatus:
         if self._closed:
             return self.status()
-        self._seq += 1
-        self._writer.append(frame((KIND_END, self._seq, status)), 0)
-        self._closed = True
+        if self._capture is not None:
+            self._capture.join(CAPTURE_JOIN_TIMEOUT)
+        if self._sampler is not None:
+            self._sampler.stop()
+        with self._append_lock:
+            self._seq += 1
+            self._writer.append(frame((KIND_END, self._seq, status)), 0)
+            self._closed = True
         _LIVE.discard(self)
         if self._sender is not None:
             seq = self._seq
@@ -459,6 +514,7 @@ def _spooled_last_step(path: Path, experiment_id: str) -> int | None:
         and len(payload) > 2
         and payload[0] == KIND_LOG
         and type(payload[2]) is int
+        and not (len(payload) > 5 and is_system_record(payload[5]))  # stepped by the clock: not the caller's
     ]
     return max(steps, default=None)
 
@@ -511,12 +567,17 @@ def start_run(
     spool_cap: int = DEFAULT_CAP_BYTES,
     on_full: CapPolicy = "block",
     flush_timeout: float | None = None,
+    capture: bool | Capture = True,
+    system_metrics_interval: float | None = None,
 ) -> Run:
     """`client.run(...)`: see `Tally.run`. `client` is the port the client hands its run (`tally._run_ports`):
     the run sends through the caller's own client and closes only what the port made for it."""
     try:
         check_resume(resume, name, experiment_id)
         check_metadata(metadata)  # now, not when an offline run's spool is synced
+        check_reserved(metadata)
+        capture_items = resolve_capture(capture)
+        interval = resolve_interval(system_metrics_interval)
         flat_config = flatten_config(config) if config is not None else {}
         create_metadata = with_config(metadata, flat_config)  # checked now, as a whole
         tag_list = check_tags(tags) if tags is not None else None
@@ -616,6 +677,12 @@ def start_run(
             # A resumed experiment keeps its metadata: the config and tags are merged into it, through the spool
             # (an experiment this run created has them already, from its creation: merging again is a no-op).
             run._append_config(flat_config, tag_list)
+        if capture_items.any():  # on threads of their own: the start of the run does not wait for them
+            run._capture = CaptureThread(capture_items, run._append_capture)
+            run._capture.start()
+        if interval > 0:
+            run._sampler = SystemSampler(interval, run._log_system)
+            run._sampler.start()
         return run
     except BaseException:
         client.close()  # what the port made for the run (never the caller's client)

@@ -41,6 +41,7 @@ from tally._retry_policy import backoff_delay
 from ._deadletter import DeadLetter, dead_letter_path, error_info
 from ._format import (
     KIND_ANNOTATION,
+    KIND_CAPTURE,
     KIND_CONFIG,
     KIND_END,
     KIND_EXPERIMENT,
@@ -540,6 +541,14 @@ class Drain:
                     raise ValueError(f"unreadable spool record: {error!r}") from None
                 self.client.merge_config(experiment_id, config, tags)
                 self.stored += 1
+            elif kind == KIND_CAPTURE:
+                try:
+                    self.client.set_capture(experiment_id, payload[2])
+                except Exception as error:
+                    if verdict(error) == RETRY:
+                        raise
+                    # Not an event of the caller's: a refusal is said, never counted against the run.
+                    logger.warning("tally: the run's capture was not stored: %s", error)
             elif kind == KIND_END and self.superseded:
                 pass  # an earlier process's end: the resumed run that replays it sets the final status
             elif kind == KIND_END:

@@ -33,6 +33,7 @@ EXPORTED = [
     "AuthenticationError",
     "BadRequestError",
     "CacheStats",
+    "Capture",
     "CatalogEntry",
     "ClientConfig",
     "CompareResult",

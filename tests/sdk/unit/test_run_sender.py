@@ -66,6 +66,9 @@ class FakeServer:
     def merge_config(self, experiment_id: str, config: Any, tags: Any) -> None:
         return None
 
+    def set_capture(self, experiment_id: str, captured: Any) -> None:
+        return None
+
     def ingest(self, experiment_id: str, events: list[dict[str, Any]]) -> IngestResult:
         with self.lock:
             self.in_flight += 1
