@@ -21,6 +21,9 @@ EXTRAS: dict[str, str] = {
     "pandas": "pandas DataFrames",
     "polars": "polars DataFrames",
     "plot": "image plots (`tally metrics plot --output`)",
+    "lightning": "the PyTorch Lightning logger (tally.integrations.lightning)",
+    "transformers": "the Hugging Face Trainer callback (tally.integrations.transformers)",
+    "keras": "the Keras callback (tally.integrations.keras)",
 }
 """What each extra brings, in the words the message uses."""
 

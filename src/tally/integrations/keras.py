@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tally._extras import require
+from tally._extras import missing_extra
 
 from ._common import RunHolder, flat_items, metric_values
 
@@ -26,14 +26,17 @@ if TYPE_CHECKING:
     from tally import Tally
     from tally.run import Run
 
-_keras = require("keras", "keras", "tally.integrations.keras")
+try:
+    from keras.callbacks import Callback
+except ModuleNotFoundError as error:
+    raise missing_extra(error, "keras", "tally.integrations.keras") from error
 
 __all__ = ["TallyCallback"]
 
 DEFAULT_NAME = "keras"
 
 
-class TallyCallback(_keras.callbacks.Callback):  # type: ignore[misc]  # Keras is not type-checked here
+class TallyCallback(Callback):  # type: ignore[misc]  # Keras is not type-checked here
     """Logs a Keras `fit()`'s batch and epoch metrics to one Tally experiment.
 
     `name`: the experiment's (default "keras"); `client`: a `Tally` (default: one made from the environment,
@@ -61,6 +64,11 @@ class TallyCallback(_keras.callbacks.Callback):  # type: ignore[misc]  # Keras i
         self.log_every_n_batches = log_every_n_batches
         self._epoch_start = 0  # the global step of the current epoch's first batch
         self._next_step = 0
+
+    @property
+    def experiment_id(self) -> str | None:
+        """The id of the experiment logged to, once the server has it (also after the run is closed)."""
+        return self._holder.experiment_id
 
     @property
     def run(self) -> Run | None:

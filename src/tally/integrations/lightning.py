@@ -25,7 +25,7 @@ from argparse import Namespace
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tally._extras import missing_extra
+from tally._extras import MissingExtraError
 
 from ._common import RunHolder, flat_items, metric_values
 
@@ -42,8 +42,8 @@ except ModuleNotFoundError as error:
     try:
         from pytorch_lightning.loggers.logger import Logger, rank_zero_experiment
         from pytorch_lightning.utilities import rank_zero_only
-    except ModuleNotFoundError as fallback:
-        raise missing_extra(fallback, "lightning", "tally.integrations.lightning") from error
+    except ModuleNotFoundError:
+        raise MissingExtraError("lightning", "lightning", "tally.integrations.lightning") from error
 
 __all__ = ["TallyLogger"]
 
@@ -87,7 +87,7 @@ class TallyLogger(Logger):  # type: ignore[misc]  # Lightning is not type-checke
         return self.experiment.id  # type: ignore[no-any-return]
 
     @property
-    @rank_zero_experiment
+    @rank_zero_experiment  # type: ignore[untyped-decorator]
     def experiment(self) -> Run:
         """The `tally.run.Run` (on rank zero; a no-op stand-in on other ranks), started on first use."""
         return self._holder.get()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tally._extras import require
+from tally._extras import missing_extra
 
 from ._common import RunHolder, flat_items, metric_values
 
@@ -33,8 +33,10 @@ if TYPE_CHECKING:
     from tally import Tally
     from tally.run import Run
 
-_transformers = require("transformers", "transformers", "tally.integrations.transformers")
-TrainerCallback = _transformers.TrainerCallback
+try:
+    from transformers import TrainerCallback
+except ModuleNotFoundError as error:
+    raise missing_extra(error, "transformers", "tally.integrations.transformers") from error
 
 __all__ = ["TallyCallback"]
 
@@ -83,6 +85,11 @@ class TallyCallback(TrainerCallback):  # type: ignore[misc]  # transformers is n
     ) -> None:
         self._holder = RunHolder(name, client=client, run=run, options=run_options)
         self._training = False
+
+    @property
+    def experiment_id(self) -> str | None:
+        """The id of the experiment logged to, once the server has it (also after the run is closed)."""
+        return self._holder.experiment_id
 
     @property
     def run(self) -> Run | None:

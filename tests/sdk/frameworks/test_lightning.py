@@ -45,7 +45,7 @@ def tiny_module() -> Any:
         def configure_optimizers(self) -> Any:
             return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
 
-    return tiny_module()
+    return TinyRegression()
 
 
 def loader() -> Any:

@@ -36,9 +36,7 @@ def tiny_bert() -> tuple[Any, Any]:
     )
     torch.manual_seed(0)
     model = transformers.BertForSequenceClassification(config)
-    examples = [
-        {"input_ids": torch.randint(0, 32, (6,)), "labels": torch.tensor(i % 2)} for i in range(8)
-    ]
+    examples = [{"input_ids": torch.randint(0, 32, (6,)), "labels": torch.tensor(i % 2)} for i in range(8)]
     return model, examples
 
 
@@ -65,7 +63,9 @@ def points(client: Tally, experiment_id: str) -> Counter[tuple[str, int | None]]
     return Counter((p.name, p.step) for p in client.metrics.list(experiment_id, page_size=1000))
 
 
-def test_train_logs_at_the_global_step_with_arguments_and_model_config(sync_client: Tally, tmp_path: Path) -> None:
+def test_train_logs_at_the_global_step_with_arguments_and_model_config(
+    sync_client: Tally, tmp_path: Path
+) -> None:
     model, examples = tiny_bert()
     from transformers import Trainer
 
