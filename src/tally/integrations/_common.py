@@ -109,7 +109,8 @@ def fit_config(items: Iterable[tuple[str, Any]], budget: int) -> tuple[dict[str,
     used = 2
     left_out = 0
     for key, value in items:
-        if value is None or value == "" or value == [] or value == {} or _SECRET_KEY.search(key):
+        empty = value is None or (isinstance(value, str | list | tuple | dict) and not value)
+        if empty or _SECRET_KEY.search(key):
             continue
         try:
             size = len(
