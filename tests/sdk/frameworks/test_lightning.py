@@ -113,6 +113,24 @@ def test_a_test_after_fit_reopens_the_same_experiment(sync_client: Tally, tmp_pa
     assert sync_client.experiments.get(experiment_id or "").status == "completed"
 
 
+def test_a_fit_that_raises_marks_the_experiment_failed(sync_client: Tally, tmp_path: Path) -> None:
+    model = tiny_module()
+    from tally.integrations.lightning import TallyLogger
+
+    def broken(batch: Any, batch_idx: int) -> Any:
+        if batch_idx == 2:
+            raise RuntimeError("diverged")
+        return original(batch, batch_idx)
+
+    original, model.training_step = model.training_step, broken
+    logger = TallyLogger("lightning-fails", client=sync_client)
+    with pytest.raises(RuntimeError, match="diverged"):
+        trainer(tmp_path, logger, max_epochs=1).fit(model, loader())
+    experiment_id = logger.version or ""
+    assert sync_client.experiments.get(experiment_id).status == "failed"
+    assert {step for name, step in points(sync_client, experiment_id) if name == "train/loss"} == {0, 1}
+
+
 def test_other_ranks_log_nothing(sync_client: Tally, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("lightning.pytorch")
     from lightning.pytorch.utilities import rank_zero_only
