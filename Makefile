@@ -84,7 +84,9 @@ typecheck: $(STAMPS)/venv ## mypy --strict over src and generated, and the typin
 
 # Two workers on this 2-core machine (pytest-xdist): each has its own live servers, PostgreSQL cluster and
 # databases (session fixtures are per worker), and gets whole files (--dist loadfile), so a module's fixtures are
-# made once. PYTEST_WORKERS=0 runs in one process.
+# made once. PYTEST_WORKERS=0 runs in one process. The framework integrations' tests (tests/sdk/frameworks, marker
+# `frameworks`: real Lightning, transformers and Keras on CPU, about a minute of CPU in all, most of it importing
+# the frameworks) run here too; PYTEST_ARGS="-m 'not frameworks'" leaves them out.
 PYTEST_WORKERS ?= 2
 
 .PHONY: pytest

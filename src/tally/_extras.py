@@ -22,6 +22,9 @@ EXTRAS: dict[str, str] = {
     "polars": "polars DataFrames",
     "plot": "image plots (`tally metrics plot --output`)",
     "system": "the run's system metrics sampler",
+    "lightning": "the PyTorch Lightning logger (tally.integrations.lightning)",
+    "transformers": "the Hugging Face Trainer callback (tally.integrations.transformers)",
+    "keras": "the Keras callback (tally.integrations.keras)",
 }
 """What each extra brings, in the words the message uses."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -12,7 +13,18 @@ from tally_server import RunningServer
 DOC = Path(__file__).resolve().parents[2] / "README.md"
 """The document whose ```python blocks are run."""
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # The framework examples: the frameworks' own deprecation notices and advice are theirs, not the example's.
+    *(
+        pytest.mark.filterwarnings(f"ignore::Warning:{module}.*")
+        for module in ("lightning", "torch", "transformers", "accelerate", "keras", "jax")
+    ),
+]
+
+OPTIONAL = ("torch", "lightning", "transformers", "keras", "numpy")
+"""Packages an example may need that the SDK's extras do not bring (the framework integrations' examples): an
+example that imports one that is not installed is skipped, not failed (`uv sync --no-group frameworks`)."""
 
 
 def examples() -> list[tuple[str, str]]:
@@ -36,9 +48,16 @@ def test_the_document_has_examples() -> None:
 
 @pytest.mark.parametrize("code", [code for _, code in EXAMPLES], ids=[name for name, _ in EXAMPLES])
 def test_example_runs(code: str, live_server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    skip_without_its_framework(code)
     monkeypatch.setenv("TALLY_BASE_URL", live_server.url)
     monkeypatch.setenv("TALLY_API_KEY", live_server.api_key)
     exec(compile(code, str(DOC), "exec"), {"__name__": "__docs__"})  # noqa: S102 - our own documentation
+
+
+def skip_without_its_framework(code: str) -> None:
+    for module in re.findall(r"^(?:import|from) (\w+)", code, flags=re.MULTILINE):
+        if module in OPTIONAL and importlib.util.find_spec(module) is None:
+            pytest.skip(f"the example needs {module}, which is not installed")
 
 
 CREDENTIALS = [code for name, code in EXAMPLES if name.startswith("Credentials-")]
