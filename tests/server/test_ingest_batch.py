@@ -332,7 +332,11 @@ def test_accepted_values_read_back_as_sent_over_http(org: FreshOrg) -> None:
 
 def test_the_server_refuses_to_start_on_a_contract_this_path_was_not_written_for() -> None:
     document = copy.deepcopy(SPEC.document)
-    document["components"]["schemas"]["MetricEvent"]["properties"]["step"]["type"] = ["integer", "string", "null"]
+    document["components"]["schemas"]["MetricEvent"]["properties"]["step"]["type"] = [
+        "integer",
+        "string",
+        "null",
+    ]
     with pytest.raises(RuntimeError, match="the contract's step changed"):
         ingest_batch.check_spec(build_spec(document))
     ingest_batch.check_spec(SPEC)  # the real one passes
