@@ -22,6 +22,8 @@ from argparse import Namespace
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from tally_api_types import limits as _contract
+
 from tally._limits import MAX_METADATA_BYTES
 from tally._logging import logger
 
@@ -41,7 +43,7 @@ _STATUSES: dict[str, Status] = {
     "cancelled": "cancelled",
 }
 _BAD_NAME = re.compile(r"[^A-Za-z0-9_./:@-]")
-_MAX_NAME = 256
+_MAX_NAME = _contract.METRIC_NAME_MAX_LENGTH
 _SECRET_KEY = re.compile(r"(token|secret|password|api_key)$", re.IGNORECASE)
 _CONFIG_MARGIN = 512
 """Bytes of the metadata's 8 KiB left free when a framework's config is cut to fit (for the user's own keys)."""

@@ -48,12 +48,14 @@ def test_it_shares_configuration_hooks_option_defaults_and_the_response_cache(
         experiment = client.experiments.create("accessor-shares")
         headers: list[str | None] = []
 
-        async def use() -> tally.Experiment:
+        async def use() -> tally.AsyncExperiment:
             raw = await quick.async_.with_raw_response(quick.async_.experiments.get)(experiment.id)
             headers.append(raw.http_response.request.headers.get("X-Copy"))
             return await view.experiments.get(experiment.id)
 
-        assert asyncio.run(use()) == experiment
+        fetched = asyncio.run(use())
+        assert isinstance(fetched, tally.AsyncExperiment)  # the async surface's own class, the same fields
+        assert fetched.to_dict() == experiment.to_dict()
         assert headers == ["yes"]
         assert seen.count(f"/v1/experiments/{experiment.id}") == 2  # the client's hooks ran for both
 
