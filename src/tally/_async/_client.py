@@ -42,6 +42,8 @@ from tally._telemetry import TELEMETRY_HEADER, Telemetry
 from tally._transports import OfflineTransport, default_async_transport
 from tally._types import NOT_GIVEN, Health, NotGiven
 from tally.run import start_run
+from tally.run._idle import IdleRun
+from tally.run._ranks import plan_rank
 from tally.run._spool import DEFAULT_CAP_BYTES
 
 from ._pagination import AsyncPaginator
@@ -646,6 +648,8 @@ class AsyncTally:
         spool_cap: int = DEFAULT_CAP_BYTES,
         on_full: CapPolicy = "block",
         flush_timeout: float | None = None,
+        rank: int | None = None,
+        group: str | None = None,
     ) -> Run:
         """Start logging from a training loop: a new experiment called `name`, or `experiment_id=` to resume one.
 
@@ -670,12 +674,22 @@ class AsyncTally:
         `config` (a dict, dataclass, argparse Namespace or OmegaConf DictConfig, nested as you like) is stored in
         the experiment's metadata under `config`, flattened to dotted keys (`listExperiments` finds it with
         `metadata_key="config.optim.lr"`); `run.config` reads it, `run.config.update(...)` adds to it through the
-        spool. `tags` are the experiment's (added to a resumed one's)."""
+        spool. `tags` are the experiment's (added to a resumed one's).
+
+        Distributed jobs (torchrun, accelerate, SLURM, MPI): only rank 0 logs; on other ranks the run's `log()`
+        does nothing (no spool, no request, no experiment) and `run.status().inactive` says why. The rank is
+        `rank=` when given (it wins: `rank=0` makes any process log), else read from `RANK`, `SLURM_PROCID`,
+        `OMPI_COMM_WORLD_RANK`, `PMI_RANK`, `LOCAL_RANK`, the first set. With `group="job-123"`, every rank logs,
+        to an experiment of its own called `<name>-rank<k>` in that group (`experiments.list(group=...)`,
+        `metrics.compare(group=..., name=...)`). See `tally.run._ranks`."""
         from tally._run_ports import port_for  # here: its event-loop machinery serves async clients only
 
+        plan = plan_rank(name, rank=rank, group=group, experiment_id=experiment_id)
+        if plan.inactive is not None:
+            return IdleRun(name, plan.inactive, config)
         return start_run(
             port_for(AsyncRunPort(self, owned=False)),
-            name,
+            plan.name,
             experiment_id=experiment_id,
             resume=resume,
             folder_id=folder_id,
@@ -687,6 +701,7 @@ class AsyncTally:
             spool_cap=spool_cap,
             on_full=on_full,
             flush_timeout=flush_timeout,
+            group=plan.group,
         )
 
     async def request(self, operation: str | ModuleType, /, **arguments: Any) -> Any:

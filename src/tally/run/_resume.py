@@ -85,6 +85,7 @@ def resolve_experiment(port: SenderPort, header: Mapping[str, Any], *, patient: 
             tags=header.get("tags"),
             idempotency_key=str(header.get("create_key") or f"tally-run-{header['run_key']}"),
             patient=patient,
+            group=header.get("group"),
         )
         return created, False
     if mode == "never":

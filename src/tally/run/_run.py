@@ -132,6 +132,9 @@ class RunStatus:
     spool: str | None
     offline: bool
     dead_letter: str | None = None
+    inactive: str | None = None
+    """Why this run logs nothing (a rank other than 0 of a distributed job: `tally.run._ranks`); None when it
+    logs."""
 
 
 def _flush_timeout(value: float | None) -> float:
@@ -151,6 +154,9 @@ def _flush_timeout(value: float | None) -> float:
 class Run:
     """One experiment's logging session: `log()`, `annotate()`, `flush()`, `status()`, `close()`; a context
     manager that marks the experiment completed (failed if the block raised). Made by `client.run(...)`."""
+
+    inactive: str | None = None
+    """Why this run logs nothing (`tally.run._idle`); None for a run that logs."""
 
     def __init__(
         self,
@@ -511,6 +517,7 @@ def start_run(
     spool_cap: int = DEFAULT_CAP_BYTES,
     on_full: CapPolicy = "block",
     flush_timeout: float | None = None,
+    group: str | None = None,
 ) -> Run:
     """`client.run(...)`: see `Tally.run`. `client` is the port the client hands its run (`tally._run_ports`):
     the run sends through the caller's own client and closes only what the port made for it."""
@@ -542,6 +549,8 @@ def start_run(
             "tags": tag_list,
             "created": time.time(),
         }
+        if group is not None:  # (a spool without it is one of an SDK before groups, or of a run in none)
+            header["group"] = group
         if resume is not None or experiment_id is not None:
             header["resume"] = resume or "must"
         settled: str | None = None  # the experiment, when the server answered now
@@ -559,6 +568,7 @@ def start_run(
                         tags=tag_list,
                         idempotency_key=create_key,
                         patient=False,
+                        group=group,
                     )
                 header["experiment_id"] = settled
             except APIConnectionError as error:
