@@ -555,10 +555,17 @@ def start_run(
             header["resume"] = resume or "must"
         settled: str | None = None  # the experiment, when the server answered now
         resumed = experiment_id is not None
+        learned: dict[str, int] = {}  # the first step of an experiment to resume, read before its reopen
+
+        def learn_first_step(existing: str) -> None:
+            learned[existing] = _first_step(sender_client, existing)
+
         if sender_client is not None:
             try:  # settle it now when the server answers; when it does not, the sender does it later
                 if "resume" in header:
-                    settled, resumed = resolve_experiment(sender_client, header, patient=False)
+                    settled, resumed = resolve_experiment(
+                        sender_client, header, patient=False, on_found=learn_first_step
+                    )
                 else:
                     settled = sender_client.create_experiment(
                         str(name),
@@ -576,7 +583,9 @@ def start_run(
                     "tally: the server is unreachable (%s); the experiment will be settled later", error
                 )
         first_step = 0
-        if settled is not None and resumed:
+        if len(learned) == 1:  # found, then resumed now or left to the sender (the server died at the reopen)
+            first_step = next(iter(learned.values()))
+        elif settled is not None and resumed:
             first_step = _first_step(sender_client, settled)
         elif settled is None and "resume" in header:
             first_step = _first_step(None, header["experiment_id"])
