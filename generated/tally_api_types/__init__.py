@@ -418,6 +418,9 @@ class Experiment(Model, frozen=True, kw_only=True):
     archived_at: datetime | None = None
     """When it was archived; null when it is not. Always sent by servers of 1.2.0 and later; absent from older ones,
     where it means null."""
+    group: str | None = None
+    """The group it was created in (see `ExperimentGroup`); null when none. Always sent by servers of 1.7.0 and later;
+    absent from older ones, where it means null."""
 
     def __post_init__(self) -> None:
         freeze_fields(self, ("metadata",))
@@ -500,6 +503,7 @@ class CreateExperimentRequest(Model, frozen=True, kw_only=True, omit_defaults=Tr
     folder_id: str | None = None
     """The folder to create it in; absent or null for none."""
     tags: tuple[str, ...] | None = None
+    group: str | None = None
 
 
 class UpdateExperimentRequest(Model, frozen=True, kw_only=True, omit_defaults=True):

@@ -47,6 +47,9 @@ __all__ = [
     "CURSOR_MIN_LENGTH",
     "DESCRIPTION_MAX_LENGTH",
     "EVENT_CONFLICT_INDEX_MINIMUM",
+    "EXPERIMENT_GROUP_MAX_LENGTH",
+    "EXPERIMENT_GROUP_MIN_LENGTH",
+    "EXPERIMENT_GROUP_PATTERN",
     "EXPERIMENT_ID_MAX_LENGTH",
     "EXPERIMENT_ID_MIN_LENGTH",
     "EXPERIMENT_ID_PATTERN",
@@ -157,6 +160,12 @@ TAG_MAX_LENGTH: Final[int] = 64
 """`#/components/schemas/Tag/maxLength`"""
 TAG_PATTERN: Final[str] = "^[A-Za-z0-9_.:/=-]+$"
 """`#/components/schemas/Tag/pattern`"""
+EXPERIMENT_GROUP_MIN_LENGTH: Final[int] = 1
+"""`#/components/schemas/ExperimentGroup/minLength`"""
+EXPERIMENT_GROUP_MAX_LENGTH: Final[int] = 128
+"""`#/components/schemas/ExperimentGroup/maxLength`"""
+EXPERIMENT_GROUP_PATTERN: Final[str] = "^[A-Za-z0-9_.:/=-]+$"
+"""`#/components/schemas/ExperimentGroup/pattern`"""
 TAGS_MAX_ITEMS: Final[int] = 32
 """`#/components/schemas/Tags/maxItems`"""
 TAGS_UNIQUE_ITEMS: Final[bool] = True

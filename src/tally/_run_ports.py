@@ -84,6 +84,7 @@ class LoopPort:
         tags: list[str] | None = None,
         idempotency_key: str,
         patient: bool = True,
+        group: str | None = None,
     ) -> str:
         return self._call(
             self._port.create_experiment(
@@ -94,6 +95,7 @@ class LoopPort:
                 tags=tags,
                 idempotency_key=idempotency_key,
                 patient=patient,
+                group=group,
             )
         )
 

@@ -230,3 +230,43 @@ def test_a_running_experiment_refreshes_on_its_own(tab: Tab, dashboard: Dashboar
     tab.page.clock.run_for(6_000)
     tab.page.wait_for_function("() => document.querySelector('h1 .status').textContent === 'completed'")
     assert tab.errors == []
+
+
+def test_a_group_has_a_column_a_filter_and_compares_as_a_whole(tab: Tab, dashboard: DashboardServer) -> None:
+    """The ranks of a distributed job (`client.run(..., group=...)`): the runs table shows their group, filters by
+    it, and compares the group's runs together, in rank order."""
+    client = dashboard.client
+    ranks = []
+    for rank in (10, 2, 0):  # created out of order: compared by rank all the same
+        experiment = client.experiments.create(f"ddp-rank{rank}", group="ddp-job-7")
+        client.metrics.ingest(
+            experiment.id, [{"name": "loss", "value": rank + 1.0, "step": s} for s in range(5)]
+        )
+        ranks.append(experiment)
+    other = client.experiments.create("ddp-other", group="ddp-job-8")
+    tab.open(dashboard.login_link())
+    tab.open("/?q=ddp-")
+    header = tab.page.locator("table.runs thead th").all_inner_texts()
+    assert "Group" in header
+    column = header.index("Group")
+    cells = tab.page.locator(f"table.runs tbody tr td:nth-child({column + 1})").all_inner_texts()
+    assert sorted(cells) == ["ddp-job-7", "ddp-job-7", "ddp-job-7", "ddp-job-8"]
+
+    tab.page.click("table.runs td.group a >> text=ddp-job-8")  # a group links to its own table
+    tab.ready()
+    assert "group=ddp-job-8" in tab.page.url
+    assert _names(tab) == ["ddp-other"]
+    assert other.group == "ddp-job-8"
+
+    tab.page.fill("input[name=group]", "ddp-job-7")
+    tab.page.click("form.filters button[type=submit]")
+    tab.ready()
+    assert sorted(_names(tab)) == ["ddp-rank0", "ddp-rank10", "ddp-rank2"]
+    tab.page.click("button.compare-group")
+    tab.ready()
+    assert tab.page.locator("h1").inner_text() == "Compare group ddp-job-7 (3 runs)"
+    assert tab.page.locator("ul.legend li a").all_inner_texts() == ["ddp-rank0", "ddp-rank2", "ddp-rank10"]
+    drawn = tab.chart("loss")
+    assert drawn["runs"] == 3
+    assert drawn["data"][1][0] == 1.0  # the first run's means: rank 0 first
+    assert tab.errors == []

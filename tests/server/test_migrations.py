@@ -85,8 +85,9 @@ _NEW_TABLES = frozenset(
     }
 )  # fmt: skip
 _NEW_INDEXES = frozenset(
-    {"experiments_by_name", "experiment_tags_by_experiment", "folders_by_parent_only"}
-)  # 0005 and 0008, on tables of the release
+    {"experiments_by_name", "experiment_tags_by_experiment", "folders_by_parent_only", "experiments_by_group"}
+)  # 0005, 0008 and 0009, on tables of the release
+_NEW_COLUMNS = frozenset({("experiments", "run_group")})  # 0009, the last column of a table of the release
 
 
 def _release_tables(schema: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +95,11 @@ def _release_tables(schema: dict[str, Any]) -> dict[str, Any]:
     start with their table's name; an index row's second field is its name)."""
     if "functions" not in schema:  # SQLite: one entry per table
         return {
-            name: {**table, "indexes": {k: v for k, v in table["indexes"].items() if k not in _NEW_INDEXES}}
+            name: {
+                **table,
+                "indexes": {k: v for k, v in table["indexes"].items() if k not in _NEW_INDEXES},
+                "columns": [c for c in table["columns"] if (name, c[0]) not in _NEW_COLUMNS],
+            }
             for name, table in schema.items()
             if name not in _NEW_TABLES
         }
@@ -103,7 +108,11 @@ def _release_tables(schema: dict[str, Any]) -> dict[str, Any]:
             row
             for row in found
             if part in ("sequences", "functions")
-            or (row[0] not in _NEW_TABLES and not (part == "indexes" and row[1] in _NEW_INDEXES))
+            or (
+                row[0] not in _NEW_TABLES
+                and not (part == "indexes" and row[1] in _NEW_INDEXES)
+                and not (part == "columns" and (row[0], row[2]) in _NEW_COLUMNS)
+            )
         ]
         for part, found in schema.items()
     }

@@ -537,3 +537,81 @@ def test_series_reads_use_an_index_on_postgresql(postgres: Any) -> None:
             conn.exec_driver_sql("RESET enable_seqscan")
     finally:
         repository.close()
+
+
+def _group_many(repo: SqlRepository) -> None:
+    """The 10,000 experiments of `_seed_many`, half of them in 500 groups of ten (`job-<n>`: a job's ranks)."""
+    from sqlalchemy import Text, cast, literal, update
+
+    from tally_server.storage.schema import experiments
+
+    _seed_many(repo)
+    with repo.db.write() as conn:
+        conn.execute(
+            update(experiments)
+            .where(experiments.c.pk % 2 == 0)
+            .values(run_group=literal("job-", Text) + cast(experiments.c.pk % 1000, Text))
+        )
+        conn.execute(text("ANALYZE"))
+
+
+_GROUP_READS: list[dict[str, Any]] = [
+    {"group": "job-42"},
+    {"group": "job-42", "include_archived": True},
+    {"group": "job-42", "status": "running", "name_prefix": "run-"},
+]
+
+
+def test_the_group_filter_reads_one_range_of_its_index_at_10000_experiments_on_sqlite(
+    repo: SqlRepository,
+) -> None:
+    """listExperiments?group= (a job's ranks): one range of experiments_by_group (org, run_group, pk) in page
+    order, from the cursor on; no full scan, no sort, whatever the number of other experiments."""
+    _group_many(repo)
+    for filters in _GROUP_READS:
+        for after in (None, (5000,)):
+            plans = _plans(repo, lambda: repo.list_experiments(1, filters, 10, after))  # noqa: B023
+            assert _problems(plans, strict_points=False) == []
+            listed = [plan for statement, plan in plans if "FROM experiments" in statement]
+            assert listed, plans
+            for plan in listed:
+                assert "experiments_by_group (org=? AND run_group=? AND pk>?)" in plan[0], (filters, plan)
+                assert not any("TEMP B-TREE" in step for step in plan), (filters, plan)
+    found = list(repo.list_experiments(1, {"group": "job-42", "include_archived": True}, 100, None).items)
+    assert len(found) == 10
+    assert {item["group"] for item in found} == {"job-42"}
+
+
+def test_the_group_filter_reads_its_index_at_10000_experiments_on_postgresql(postgres: Any) -> None:
+    """The same reads on PostgreSQL (EXPLAIN of the statements they run): an index scan of experiments_by_group,
+    no sequential scan of experiments, no sort."""
+    from sqlalchemy import event
+
+    from tally_server.storage.store import open_postgres
+
+    repository = open_postgres(postgres.create_database("group_plans"))
+    try:
+        _group_many(repository)
+        recorded: list[tuple[str, Any]] = []
+
+        def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+            if "FROM experiments" in statement and not many:
+                recorded.append((statement, parameters))
+
+        engine = repository.db.engine  # type: ignore[attr-defined]
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            for filters in _GROUP_READS:
+                for after in (None, (5000,)):
+                    repository.list_experiments(1, filters, 10, after)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        assert recorded
+        with repository.db.read() as conn:
+            for statement, parameters in recorded:
+                plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
+                assert "experiments_by_group" in plan, (statement, plan)
+                assert re.search(r"Seq Scan on experiments\b", plan) is None, (statement, plan)
+                assert "Sort" not in plan, (statement, plan)
+    finally:
+        repository.close()

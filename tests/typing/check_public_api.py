@@ -223,6 +223,20 @@ def default_client_usage() -> None:
     del experiments, folder, health, status, notes
 
 
+def distributed_ranks_and_groups() -> None:
+    with Tally() as client:
+        with client.run("typed", rank=0, group="job-1") as run:
+            run.log({"train/loss": 0.5})
+        why: str | None = run.status().inactive
+        ranks: list[tally.Experiment] = list(client.experiments.list(group="job-1"))
+        group: str | None = ranks[0].group
+        compared: tally.CompareResult = client.metrics.compare_group(
+            "job-1", "train/loss", metadata={"a": "b"}
+        )
+        made: tally.Experiment = client.experiments.create("typed-rank0", group="job-1")
+        print(why, group, compared.series, made.id)
+
+
 def training_loop_steps_resume_config() -> None:
     from tally.run import ResumeError, RunRejectedError
 

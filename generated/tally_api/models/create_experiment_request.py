@@ -28,6 +28,9 @@ class CreateExperimentRequest:
         folder_id (None | str | Unset): The folder to create it in; absent or null for none.
         tags (list[str] | Unset): An experiment's tags, in the order given, without repeats: at most 32, so that an
             experiment's row and its entries in the tag index stay small.
+        group (str | Unset): The group of experiments one job made, e.g. one experiment per rank of a distributed
+            training job (`job-123`): 1 to 128 letters, digits and `_ . : / = -`, so that it travels in a query string
+            unescaped.
     """
 
     name: str
@@ -35,6 +38,7 @@ class CreateExperimentRequest:
     metadata: Metadata | Unset = UNSET
     folder_id: None | str | Unset = UNSET
     tags: list[str] | Unset = UNSET
+    group: str | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         name = self.name
@@ -59,6 +63,8 @@ class CreateExperimentRequest:
         if not isinstance(self.tags, Unset):
             tags = self.tags
 
+        group = self.group
+
         field_dict: dict[str, Any] = {}
 
         field_dict.update(
@@ -74,6 +80,8 @@ class CreateExperimentRequest:
             field_dict["folder_id"] = folder_id
         if tags is not UNSET:
             field_dict["tags"] = tags
+        if group is not UNSET:
+            field_dict["group"] = group
 
         return field_dict
 
@@ -111,12 +119,15 @@ class CreateExperimentRequest:
 
         tags = cast(list[str], d.pop("tags", UNSET))
 
+        group = d.pop("group", UNSET)
+
         create_experiment_request = cls(
             name=name,
             description=description,
             metadata=metadata,
             folder_id=folder_id,
             tags=tags,
+            group=group,
         )
 
         return create_experiment_request

@@ -36,6 +36,8 @@ class Experiment:
             older ones, where it means none.
         archived_at (datetime.datetime | None | Unset): When it was archived; null when it is not. Always sent by
             servers of 1.2.0 and later; absent from older ones, where it means null.
+        group (None | str | Unset): The group it was created in (see `ExperimentGroup`); null when none. Always sent by
+            servers of 1.7.0 and later; absent from older ones, where it means null.
     """
 
     id: str
@@ -49,6 +51,7 @@ class Experiment:
     ended_at: datetime.datetime | None
     tags: list[str] | Unset = UNSET
     archived_at: datetime.datetime | None | Unset = UNSET
+    group: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,6 +91,12 @@ class Experiment:
         else:
             archived_at = self.archived_at
 
+        group: None | str | Unset
+        if isinstance(self.group, Unset):
+            group = UNSET
+        else:
+            group = self.group
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -107,6 +116,8 @@ class Experiment:
             field_dict["tags"] = tags
         if archived_at is not UNSET:
             field_dict["archived_at"] = archived_at
+        if group is not UNSET:
+            field_dict["group"] = group
 
         return field_dict
 
@@ -175,6 +186,15 @@ class Experiment:
 
         archived_at = _parse_archived_at(d.pop("archived_at", UNSET))
 
+        def _parse_group(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        group = _parse_group(d.pop("group", UNSET))
+
         experiment = cls(
             id=id,
             name=name,
@@ -187,6 +207,7 @@ class Experiment:
             ended_at=ended_at,
             tags=tags,
             archived_at=archived_at,
+            group=group,
         )
 
         experiment.additional_properties = d

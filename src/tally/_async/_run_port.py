@@ -47,6 +47,7 @@ class AsyncRunPort:
         tags: list[str] | None = None,
         idempotency_key: str,
         patient: bool = True,
+        group: str | None = None,
     ) -> str:
         experiment = await self._client(patient).experiments.create(
             name,
@@ -54,6 +55,7 @@ class AsyncRunPort:
             metadata=metadata,
             folder_id=folder_id,
             tags=tags,
+            group=group,
             idempotency_key=idempotency_key,
         )
         return experiment.id

@@ -44,6 +44,8 @@ from tally._telemetry import TELEMETRY_HEADER, Telemetry
 from tally._transports import OfflineTransport, default_transport
 from tally._types import NOT_GIVEN, Health, NotGiven
 from tally.run import start_run
+from tally.run._idle import IdleRun
+from tally.run._ranks import plan_rank
 from tally.run._spool import DEFAULT_CAP_BYTES
 
 from ._objects import ObjectDecoders
@@ -669,6 +671,8 @@ class Tally:
         flush_timeout: float | None = None,
         capture: bool | RunCapture = True,
         system_metrics_interval: float | None = None,
+        rank: int | None = None,
+        group: str | None = None,
     ) -> Run:
         """Start logging from a training loop: a new experiment called `name`, or `experiment_id=` to resume one.
 
@@ -702,12 +706,22 @@ class Tally:
         replaces the earlier one. `system_metrics_interval` seconds (`TALLY_SYSTEM_METRICS_INTERVAL`, default 10;
         0 turns it off) between samples
         of `system/...` metrics (CPU, memory, disk, network, NVIDIA GPUs) from a thread of their own, stepped by
-        the clock, never by `run.step` (the `[system]` extra; see `tally.run._system`)."""
+        the clock, never by `run.step` (the `[system]` extra; see `tally.run._system`).
+
+        Distributed jobs (torchrun, accelerate, SLURM, MPI): only rank 0 logs; on other ranks the run's `log()`
+        does nothing (no spool, no request, no experiment) and `run.status().inactive` says why. The rank is
+        `rank=` when given (it wins: `rank=0` makes any process log), else read from `RANK`, `SLURM_PROCID`,
+        `OMPI_COMM_WORLD_RANK`, `PMI_RANK`, `LOCAL_RANK`, the first set. With `group="job-123"`, every rank logs,
+        to an experiment of its own called `<name>-rank<k>` in that group (`experiments.list(group=...)`,
+        `metrics.compare_group(group, name)`). See `tally.run._ranks`."""
         from tally._run_ports import port_for  # here: its event-loop machinery serves async clients only
 
+        plan = plan_rank(name, rank=rank, group=group, experiment_id=experiment_id)
+        if plan.inactive is not None:
+            return IdleRun(name, plan.inactive, config)
         return start_run(
             port_for(RunPort(self, owned=False)),
-            name,
+            plan.name,
             experiment_id=experiment_id,
             resume=resume,
             folder_id=folder_id,
@@ -721,6 +735,7 @@ class Tally:
             flush_timeout=flush_timeout,
             capture=capture,
             system_metrics_interval=system_metrics_interval,
+            group=plan.group,
         )
 
     def request(self, operation: str | ModuleType, /, **arguments: Any) -> Any:

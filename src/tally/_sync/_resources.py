@@ -21,6 +21,7 @@ import msgspec
 from tally._base import Decoders, new_idempotency_key, unset
 from tally._binding import bind, bind_page
 from tally._events import EventInput, annotation_event_id, plan_batches, prepare_events
+from tally._groups import COMPARE_MAX_SERIES, group_series
 from tally._limits import check_annotation, check_metadata
 from tally._options import RequestOptions, WriteOptions, check_idempotency_key
 from tally._request_ids import remember, request_id
@@ -262,6 +263,7 @@ class Experiments(_Resource):
         metadata_key: str | None = None,
         metadata_value: Any = NOT_GIVEN,
         order_by: str | None = None,
+        group: str | None = None,
         limit: int | None = None,
         page_size: int | None = None,
         cursor: str | None = None,
@@ -272,7 +274,8 @@ class Experiments(_Resource):
         `"name"`, `"-name"`, or a metric's summary, `"metric:val/loss:min"` (`last`, `min` or `max`; `-` in front
         for descending), experiments without that metric coming last either way. `metadata_key` (nested keys
         with dots: `"optim.lr"`) keeps those whose metadata has the key; with `metadata_value`, at exactly that
-        value and type: `0.0003` the number (1 == 1.0), `"adam"` the string, `True`, `False`, `None`."""
+        value and type: `0.0003` the number (1 == 1.0), `"adam"` the string, `True`, `False`, `None`. `group`
+        keeps one group's experiments (the ranks of a job: `client.run(..., group=...)`)."""
         from tally_api.api.experiments import list_experiments
 
         status_param = unset(None if status is None else _request_status(status))
@@ -290,6 +293,7 @@ class Experiments(_Resource):
                 metadata_key=unset(metadata_key),
                 metadata_value=value_param,
                 order_by=unset(order_by),
+                group=unset(group),
                 page_size=unset(size),
                 cursor=unset(after),
             )
@@ -308,9 +312,11 @@ class Experiments(_Resource):
         metadata: Mapping[str, Any] | None = None,
         folder_id: str | None = None,
         tags: Sequence[str] | None = None,
+        group: str | None = None,
         **options: Unpack[WriteOptions],
     ) -> Experiment:
-        """Create an experiment, in status `running`, with up to 32 distinct `tags`."""
+        """Create an experiment, in status `running`, with up to 32 distinct `tags`, in `group` (e.g. the job
+        whose ranks each log to an experiment of their own; `list(group=...)` finds them)."""
         from tally_api.api.experiments import create_experiment
         from tally_api.models.create_experiment_request import CreateExperimentRequest
 
@@ -320,6 +326,7 @@ class Experiments(_Resource):
             metadata=_metadata(metadata),
             folder_id=unset(folder_id),
             tags=unset(_tags(tags)),
+            group=unset(group),
         )
         operation = create_experiment._get_kwargs(body=body)
         return self._object(operation, ObjectDecoders.experiment, options)
@@ -572,7 +579,8 @@ class Metrics(_Resource):
         limit: int | None = None,
         **options: Unpack[WriteOptions],
     ) -> CompareResult:
-        """Align up to 20 series (dicts or `tally.SeriesSelector`) by step into rows."""
+        """Align up to 20 series (dicts or `tally.SeriesSelector`) by step into rows. For the experiments of one
+        group (a job's ranks), `compare_group`."""
         from tally_api.api.metrics import compare_metrics
         from tally_api.models.compare_metrics_request import CompareMetricsRequest
         from tally_api.models.series_selector import SeriesSelector as RequestSeries
@@ -585,6 +593,25 @@ class Metrics(_Resource):
             series=selectors, min_step=unset(min_step), max_step=unset(max_step), limit=unset(limit)
         )
         return self._core.request(compare_metrics._get_kwargs(body=body), Decoders.compare_result, options)
+
+    def compare_group(
+        self,
+        group: str,
+        name: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+        limit: int | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> CompareResult:
+        """`compare()` of metric `name` (with its `metadata` labels) in every experiment of `group` (the ranks of
+        a job: `client.run(..., group=...)`), one column each, in the order of their names with numbers compared
+        as numbers (`-rank2` before `-rank10`). A ValueError for an empty group or one of more than 20. Two
+        requests (the group's list, then the compare), each with the `options`: both are reads."""
+        listed = Experiments(self._core).list(group=group, limit=COMPARE_MAX_SERIES + 1, **options)
+        series = group_series(group, [experiment for experiment in listed], name, metadata)
+        return self.compare(series, min_step=min_step, max_step=max_step, limit=limit, **options)
 
     @overload
     def export(

@@ -48,6 +48,7 @@ class RunPort:
         tags: list[str] | None = None,
         idempotency_key: str,
         patient: bool = True,
+        group: str | None = None,
     ) -> str:
         experiment = self._client(patient).experiments.create(
             name,
@@ -55,6 +56,7 @@ class RunPort:
             metadata=metadata,
             folder_id=folder_id,
             tags=tags,
+            group=group,
             idempotency_key=idempotency_key,
         )
         return experiment.id

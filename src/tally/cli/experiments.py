@@ -32,6 +32,7 @@ def experiments() -> None:
 @click.option("--status", type=click.Choice(_STATUSES), help="Only experiments with this status.")
 @click.option("--name-prefix", metavar="TEXT", help="Only names starting with this.")
 @click.option("--tag", metavar="TAG", help="Only experiments that carry this tag.")
+@click.option("--group", metavar="GROUP", help="Only the experiments of this group (a job's ranks).")
 @click.option("--include-archived", is_flag=True, help="List archived experiments too (left out by default).")
 @click.option("--created-after", type=click.DateTime(), help="Created after this time (UTC if no zone).")
 @click.option("--created-before", type=click.DateTime(), help="Created before this time (UTC if no zone).")
@@ -57,6 +58,7 @@ def list_(
     status: str | None,
     name_prefix: str | None,
     tag: str | None,
+    group: str | None,
     include_archived: bool,
     created_after: datetime | None,
     created_before: datetime | None,
@@ -75,6 +77,7 @@ def list_(
       tally experiments list --metadata optim.lr=0.0003
       tally experiments list --folder fld_... --name-prefix resnet --limit 20
       tally experiments list --tag baseline --include-archived
+      tally experiments list --group job-123
       tally experiments list --created-after 2026-11-01 --json | jq -r .id
     """
     out = Output(as_json)
@@ -84,6 +87,7 @@ def list_(
             status=status,
             name_prefix=name_prefix,
             tag=tag,
+            group=group,
             include_archived=include_archived,
             created_after=_utc(created_after),
             created_before=_utc(created_before),
@@ -152,6 +156,7 @@ def show(ctx: click.Context, experiment_id: str, as_json: bool) -> None:
             ("folder", f"{folder.name} ({folder.id})" if folder else None),
             ("description", experiment.description),
             ("metadata", experiment.metadata),
+            ("group", experiment.group),
             ("created", experiment.created_at),
             ("ended", experiment.ended_at),
             ("metrics", metrics),
@@ -201,6 +206,7 @@ def summary(ctx: click.Context, experiment_id: str, name: str | None, as_json: b
 @click.option("--folder", "folder_id", metavar="FOLDER_ID", help="Create it in this folder.")
 @click.option("--description", help="A description.")
 @metadata_option("Metadata to attach (repeat the option for several).")
+@click.option("--group", metavar="GROUP", help="Create it in this group (e.g. a job's id).")
 @json_option
 @click.pass_context
 def create(
@@ -209,6 +215,7 @@ def create(
     folder_id: str | None,
     description: str | None,
     metadata: tuple[str, ...],
+    group: str | None,
     as_json: bool,
 ) -> None:
     """Create an experiment (status `running`); prints its id.
@@ -220,7 +227,7 @@ def create(
     """
     with settings(ctx).client() as client:
         experiment = client.experiments.create(
-            name, folder_id=folder_id, description=description, metadata=pairs(metadata) or None
+            name, folder_id=folder_id, description=description, metadata=pairs(metadata) or None, group=group
         )
     if as_json:
         Output(True).document(experiment)

@@ -11,6 +11,7 @@ import click
 import msgspec
 from tally_api_types import limits as _contract
 
+from tally._groups import group_series
 from tally._pagination import MAX_PAGE_SIZE
 from tally._types import CompareResult, CompareRow
 from tally.cli._app import settings
@@ -185,8 +186,13 @@ def _labels(client: Tally, experiment_ids: tuple[str, ...]) -> list[str]:
 
 
 @metrics.command("compare")
-@click.argument("experiment_ids", nargs=-1, required=True, metavar="EXPERIMENT_ID...")
+@click.argument("experiment_ids", nargs=-1, metavar="EXPERIMENT_ID...")
 @click.option("--name", required=True, help="The metric to compare (for example train/loss).")
+@click.option(
+    "--group",
+    metavar="GROUP",
+    help="Compare every experiment of this group (a job's ranks), not EXPERIMENT_IDs.",
+)
 @metadata_option("Only points with this metadata (repeat for several).")
 @click.option("--min-step", type=int, help="From this step on.")
 @click.option("--max-step", type=int, help="Up to this step.")
@@ -196,6 +202,7 @@ def compare(
     ctx: click.Context,
     experiment_ids: tuple[str, ...],
     name: str,
+    group: str | None,
     metadata: tuple[str, ...],
     min_step: int | None,
     max_step: int | None,
@@ -207,10 +214,21 @@ def compare(
     Examples:
       tally metrics compare exp_a exp_b --name val/loss --metadata split=val
       tally metrics compare exp_a exp_b --name loss --json | jq '.rows[-1]'
+      tally metrics compare --group job-123 --name train/loss
     """
-    selectors = _selectors(experiment_ids, name, pairs(metadata))
+    if bool(experiment_ids) == (group is not None):
+        raise click.UsageError("give EXPERIMENT_IDs or --group GROUP (one of them)")
     out = Output(as_json)
     with settings(ctx).client() as client:
+        if group is not None:
+            members = list(client.experiments.list(group=group, limit=_MAX_SERIES + 1))
+            try:
+                selectors = group_series(group, members, name, pairs(metadata))
+            except ValueError as error:
+                raise click.UsageError(str(error)) from None
+            experiment_ids = tuple(selector["experiment_id"] for selector in selectors)
+        else:
+            selectors = _selectors(experiment_ids, name, pairs(metadata))
         result = compare_all(client, selectors, min_step, max_step)
         if as_json:
             out.document(result)

@@ -43,9 +43,11 @@ class SenderPort(Protocol):
         tags: list[str] | None = None,
         idempotency_key: str,
         patient: bool = True,
+        group: str | None = None,
     ) -> str:
-        """Create the run's experiment (or get it back, for a key already used) and return its id. `patient=False`:
-        one quick attempt (the run's start, which must not wait on a server that is down)."""
+        """Create the run's experiment, in `group` when the run has one (or get it back, for a key already used),
+        and return its id. `patient=False`: one quick attempt (the run's start, which must not wait on a server
+        that is down)."""
         ...
 
     def find_experiments(

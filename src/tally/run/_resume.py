@@ -17,7 +17,7 @@ given). Resuming one that is completed, failed or cancelled reopens it to `runni
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from tally._errors import TallyError
@@ -52,10 +52,20 @@ def check_resume(resume: object, name: str | None, experiment_id: str | None) ->
         raise ValueError(f"resume={resume!r} may create the experiment, so it needs a name")
 
 
-def resolve_experiment(port: SenderPort, header: Mapping[str, Any], *, patient: bool) -> tuple[str, bool]:
+def resolve_experiment(
+    port: SenderPort,
+    header: Mapping[str, Any],
+    *,
+    patient: bool,
+    on_found: Callable[[str], None] | None = None,
+) -> tuple[str, bool]:
     """The id of the experiment the run logs to, and whether it was resumed (reopened if it had ended), per
     `header["resume"]` (see the module's docstring). Raises ResumeError for what no retry changes, and the
-    client's errors (a server that does not answer: then the sender tries again later)."""
+    client's errors (a server that does not answer: then the sender tries again later).
+
+    `on_found(experiment_id)` is called with an experiment to resume once it is known, before it is reopened: the
+    run's start reads its last step there, so that a server that dies at the reopen (the start then leaves the
+    resume to the sender) does not leave the run's steps starting over at 0."""
     mode = header.get("resume") or "must"
     name = header.get("name")
     found = port.find_experiments(
@@ -85,6 +95,7 @@ def resolve_experiment(port: SenderPort, header: Mapping[str, Any], *, patient: 
             tags=header.get("tags"),
             idempotency_key=str(header.get("create_key") or f"tally-run-{header['run_key']}"),
             patient=patient,
+            group=header.get("group"),
         )
         return created, False
     if mode == "never":
@@ -92,5 +103,7 @@ def resolve_experiment(port: SenderPort, header: Mapping[str, Any], *, patient: 
             f"resume='never': experiment {existing} ({wanted}) exists already; use resume='allow' to log to it, "
             "or another name"
         )
+    if on_found is not None:
+        on_found(existing)
     port.reopen(existing, patient=patient)
     return existing, True

@@ -146,6 +146,9 @@ class RunStatus:
     spool: str | None
     offline: bool
     dead_letter: str | None = None
+    inactive: str | None = None
+    """Why this run logs nothing (a rank other than 0 of a distributed job: `tally.run._ranks`); None when it
+    logs."""
 
 
 def _flush_timeout(value: float | None) -> float:
@@ -165,6 +168,9 @@ def _flush_timeout(value: float | None) -> float:
 class Run:
     """One experiment's logging session: `log()`, `annotate()`, `flush()`, `status()`, `close()`; a context
     manager that marks the experiment completed (failed if the block raised). Made by `client.run(...)`."""
+
+    inactive: str | None = None
+    """Why this run logs nothing (`tally.run._idle`); None for a run that logs."""
 
     def __init__(
         self,
@@ -569,6 +575,7 @@ def start_run(
     flush_timeout: float | None = None,
     capture: bool | Capture = True,
     system_metrics_interval: float | None = None,
+    group: str | None = None,
 ) -> Run:
     """`client.run(...)`: see `Tally.run`. `client` is the port the client hands its run (`tally._run_ports`):
     the run sends through the caller's own client and closes only what the port made for it."""
@@ -603,14 +610,23 @@ def start_run(
             "tags": tag_list,
             "created": time.time(),
         }
+        if group is not None:  # (a spool without it is one of an SDK before groups, or of a run in none)
+            header["group"] = group
         if resume is not None or experiment_id is not None:
             header["resume"] = resume or "must"
         settled: str | None = None  # the experiment, when the server answered now
         resumed = experiment_id is not None
+        learned: dict[str, int] = {}  # the first step of an experiment to resume, read before its reopen
+
+        def learn_first_step(existing: str) -> None:
+            learned[existing] = _first_step(sender_client, existing)
+
         if sender_client is not None:
             try:  # settle it now when the server answers; when it does not, the sender does it later
                 if "resume" in header:
-                    settled, resumed = resolve_experiment(sender_client, header, patient=False)
+                    settled, resumed = resolve_experiment(
+                        sender_client, header, patient=False, on_found=learn_first_step
+                    )
                 else:
                     settled = sender_client.create_experiment(
                         str(name),
@@ -620,6 +636,7 @@ def start_run(
                         tags=tag_list,
                         idempotency_key=create_key,
                         patient=False,
+                        group=group,
                     )
                 header["experiment_id"] = settled
             except APIConnectionError as error:
@@ -627,7 +644,9 @@ def start_run(
                     "tally: the server is unreachable (%s); the experiment will be settled later", error
                 )
         first_step = 0
-        if settled is not None and resumed:
+        if len(learned) == 1:  # found, then resumed now or left to the sender (the server died at the reopen)
+            first_step = next(iter(learned.values()))
+        elif settled is not None and resumed:
             first_step = _first_step(sender_client, settled)
         elif settled is None and "resume" in header:
             first_step = _first_step(None, header["experiment_id"])

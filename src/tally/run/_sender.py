@@ -325,6 +325,7 @@ class Drain:
                 folder_id=header.get("folder_id"),
                 tags=header.get("tags"),
                 idempotency_key=str(header.get("create_key") or f"tally-run-{header['run_key']}"),
+                group=header.get("group"),
             )
         self.opened_as(experiment_id)
         return experiment_id

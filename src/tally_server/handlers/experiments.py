@@ -20,6 +20,7 @@ _FILTERS = (
     "created_after",
     "created_before",
     "tag",
+    "group",
     "include_archived",
 )
 
@@ -61,6 +62,7 @@ def create_experiment(call: Call) -> Reply:
         body.get("description"),
         body.get("metadata"),
         body.get("tags") or (),
+        body.get("group"),
     )
     return Reply(201, experiment)
 

@@ -218,6 +218,7 @@ class Repository(Protocol):
         description: str | None,
         metadata: Any,
         tags: Sequence[str] = (),
+        group: str | None = None,
     ) -> Json: ...
     def get_experiment(self, org_pk: int, experiment_id: str) -> Json: ...
     def update_experiment_status(

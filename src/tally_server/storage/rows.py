@@ -71,7 +71,7 @@ folder = _shaper(
 )
 experiment = _shaper(
     None, "id", "name", "folder_id", "description", "metadata", "status", "created_at", "updated_at", "ended_at",
-    "tags", "archived_at",
+    "tags", "archived_at", "group",
 )  # fmt: skip
 ingestion_key = _shaper(
     None, "id", "experiment_id", "name", "token_hint", "created_at", "revoked_at", "expires_at"

@@ -128,8 +128,12 @@ experiments = Table(
     Column("ended_at", Text),
     Column("tags", Text, nullable=False, server_default="[]"),
     Column("archived_at", Text),
+    # The contract's `group` (a keyword in SQL, hence the column's name): the experiments of one job's ranks.
+    Column("run_group", _NAME),
 )
 Index("experiments_by_org", experiments.c.org, experiments.c.pk)
+# listExperiments?group= walks one range of it, in experiment order.
+Index("experiments_by_group", experiments.c.org, experiments.c.run_group, experiments.c.pk)
 Index("experiments_by_folder", experiments.c.folder, experiments.c.pk)
 
 # One row per tag, keyed so that a page of experiments filtered by tag is one range in experiment order.

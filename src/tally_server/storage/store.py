@@ -140,8 +140,11 @@ _FOLDER = select(
 _e, _ef = experiments, folders
 _EXPERIMENT_COLUMNS = (
     _e.c.pk, _e.c.id, _e.c.name, _ef.c.id, _e.c.description, _e.c.metadata, _e.c.status, _e.c.created_at,
-    _e.c.updated_at, _e.c.ended_at, _e.c.tags, _e.c.archived_at,
+    _e.c.updated_at, _e.c.ended_at, _e.c.tags, _e.c.archived_at, _e.c.run_group,
 )  # fmt: skip
+_EXPERIMENT_WIDTH = len(
+    _EXPERIMENT_COLUMNS
+)  # a row of an order by a metric has the metric's value after them
 _EXPERIMENT = select(*_EXPERIMENT_COLUMNS).select_from(_e.outerjoin(_ef, _ef.c.pk == _e.c.folder))
 # With the `tag` filter, the walk is one range of experiment_tags' primary key (org, tag, experiment), in
 # experiment order: the cost of a page does not grow with the number of experiments (tagged or not).
@@ -902,10 +905,10 @@ class SqlRepository:
                 start = after[2] if after is not None and after[0] == 1 else 0
                 query = _experiments_without_metric(org_pk, order, filters.get("tag"), where, start, wanted)
                 without = list(conn.execute(query.limit(limit - len(with_it) + 1)).all())
-        walked = [(0, r[12], r) for r in with_it] + [(1, None, r) for r in without]
+        walked = [(0, r[_EXPERIMENT_WIDTH], r) for r in with_it] + [(1, None, r) for r in without]
         more = len(walked) > limit
         walked = walked[:limit]
-        items = [rows.experiment(r[:12]) for _, _, r in walked]
+        items = [rows.experiment(r[:_EXPERIMENT_WIDTH]) for _, _, r in walked]
         last = walked[-1] if walked else None
         return Page(items, (last[0], last[1], last[2][0]) if more and last else None)
 
@@ -923,6 +926,8 @@ class SqlRepository:
             where.append(_e.c.created_us > parse_timestamp(filters["created_after"]))
         if filters.get("created_before") is not None:
             where.append(_e.c.created_us < parse_timestamp(filters["created_before"]))
+        if filters.get("group") is not None:  # one range of experiments_by_group (org, run_group, pk)
+            where.append(_e.c.run_group == filters["group"])
         return where
 
     @staticmethod
@@ -944,6 +949,7 @@ class SqlRepository:
         description: str | None,
         metadata: Any,
         tags: Sequence[str] = (),
+        group: str | None = None,
     ) -> Json:
         us, stamp = now()
         experiment_id = new_id("exp_")
@@ -955,7 +961,7 @@ class SqlRepository:
                     "id": experiment_id, "org": org_pk, "folder": folder_pk, "name": name,
                     "description": description, "metadata": rows.free_json(metadata), "status": "running",
                     "created_us": us, "created_at": stamp, "updated_at": stamp, "ended_at": None,
-                    "tags": rows.tags_json(tags),
+                    "tags": rows.tags_json(tags), "run_group": group,
                 },
             ).scalar_one()  # fmt: skip
             self._add_tags(conn, org_pk, experiment_pk, tags)

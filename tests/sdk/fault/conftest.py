@@ -4,6 +4,7 @@ on the same port and database."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,15 @@ from tally_server.process import ServerProcess as RunningProcess
 from tally_server.process import free_port, start_server_process
 
 KEY = "tk_org_" + "RunFaultsBootstrapKey0123456789a"[:32]
+
+# Runs the server's CLI after a test's hook in the same process (a monkeypatch, never production code).
+_LAUNCHER = """
+import sys
+hook = sys.argv.pop(1)
+exec(compile(hook, "<test hook>", "exec"))
+from tally_server.cli import serve
+serve(prog_name="tally-server-under-test")
+"""
 
 
 class ServerProcess:
@@ -29,10 +39,24 @@ class ServerProcess:
         self.logs = tmp_path / "server-logs"
         self.running: RunningProcess | None = None
 
-    def start(self) -> None:
+    def start(self, *, hook: str | None = None) -> None:
+        """Start it and wait until it answers; `hook` is Python run inside the server process first (e.g. a
+        monkeypatch that SIGKILLs the server at a chosen moment)."""
+        command = [sys.executable, "-c", _LAUNCHER, hook] if hook is not None else None
         self.running = start_server_process(
-            ["--db", str(self.db), "--log-level", "warning"], logs=self.logs, port=self.port, env=self.env
+            ["--db", str(self.db), "--log-level", "warning"],
+            logs=self.logs,
+            port=self.port,
+            env=self.env,
+            **({"command": command} if command is not None else {}),
         )
+
+    def wait_dead(self, timeout: float = 30.0) -> int:
+        """Wait for the server process to end on its own (a hook that SIGKILLed it); its exit status."""
+        assert self.running is not None
+        status = self.running.process.wait(timeout)
+        self.running = None
+        return status
 
     def kill(self) -> None:
         assert self.running is not None

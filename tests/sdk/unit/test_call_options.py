@@ -64,6 +64,7 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "metrics.ingest": (("exp_1", [{"name": "m", "value": 1.0, "step": 0}]), {}),
     "metrics.list": (("exp_1",), {}),
     "metrics.compare": (([{"experiment_id": "exp_1", "name": "m"}],), {}),
+    "metrics.compare_group": (("job-1", "m"), {}),
     "metrics.series": (("exp_1", "m"), {}),
     "metrics.export": (("exp_1",), {}),
     "metrics.export_to": (

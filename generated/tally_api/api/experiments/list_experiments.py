@@ -21,6 +21,7 @@ def _get_kwargs(
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
     tag: str | Unset = UNSET,
+    group: str | Unset = UNSET,
     metadata_key: str | Unset = UNSET,
     metadata_value: str | Unset = UNSET,
     order_by: str | Unset = "created_at",
@@ -56,6 +57,8 @@ def _get_kwargs(
     params["created_before"] = json_created_before
 
     params["tag"] = tag
+
+    params["group"] = group
 
     params["metadata_key"] = metadata_key
 
@@ -149,6 +152,7 @@ def sync_detailed(
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
     tag: str | Unset = UNSET,
+    group: str | Unset = UNSET,
     metadata_key: str | Unset = UNSET,
     metadata_value: str | Unset = UNSET,
     order_by: str | Unset = "created_at",
@@ -171,6 +175,9 @@ def sync_detailed(
             (`listExperiments?tag=`): 1 to 64 letters, digits and `_ . : / = -`, so that it travels in
             a query string unescaped and cannot hold spaces or commas that would make two tags look
             like one.
+        group (str | Unset): The group of experiments one job made, e.g. one experiment per rank
+            of a distributed training job (`job-123`): 1 to 128 letters, digits and `_ . : / = -`, so
+            that it travels in a query string unescaped.
         metadata_key (str | Unset):
         metadata_value (str | Unset):
         order_by (str | Unset):  Default: 'created_at'.
@@ -194,6 +201,7 @@ def sync_detailed(
         created_after=created_after,
         created_before=created_before,
         tag=tag,
+        group=group,
         metadata_key=metadata_key,
         metadata_value=metadata_value,
         order_by=order_by,
@@ -219,6 +227,7 @@ def sync(
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
     tag: str | Unset = UNSET,
+    group: str | Unset = UNSET,
     metadata_key: str | Unset = UNSET,
     metadata_value: str | Unset = UNSET,
     order_by: str | Unset = "created_at",
@@ -241,6 +250,9 @@ def sync(
             (`listExperiments?tag=`): 1 to 64 letters, digits and `_ . : / = -`, so that it travels in
             a query string unescaped and cannot hold spaces or commas that would make two tags look
             like one.
+        group (str | Unset): The group of experiments one job made, e.g. one experiment per rank
+            of a distributed training job (`job-123`): 1 to 128 letters, digits and `_ . : / = -`, so
+            that it travels in a query string unescaped.
         metadata_key (str | Unset):
         metadata_value (str | Unset):
         order_by (str | Unset):  Default: 'created_at'.
@@ -265,6 +277,7 @@ def sync(
         created_after=created_after,
         created_before=created_before,
         tag=tag,
+        group=group,
         metadata_key=metadata_key,
         metadata_value=metadata_value,
         order_by=order_by,
@@ -284,6 +297,7 @@ async def asyncio_detailed(
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
     tag: str | Unset = UNSET,
+    group: str | Unset = UNSET,
     metadata_key: str | Unset = UNSET,
     metadata_value: str | Unset = UNSET,
     order_by: str | Unset = "created_at",
@@ -306,6 +320,9 @@ async def asyncio_detailed(
             (`listExperiments?tag=`): 1 to 64 letters, digits and `_ . : / = -`, so that it travels in
             a query string unescaped and cannot hold spaces or commas that would make two tags look
             like one.
+        group (str | Unset): The group of experiments one job made, e.g. one experiment per rank
+            of a distributed training job (`job-123`): 1 to 128 letters, digits and `_ . : / = -`, so
+            that it travels in a query string unescaped.
         metadata_key (str | Unset):
         metadata_value (str | Unset):
         order_by (str | Unset):  Default: 'created_at'.
@@ -329,6 +346,7 @@ async def asyncio_detailed(
         created_after=created_after,
         created_before=created_before,
         tag=tag,
+        group=group,
         metadata_key=metadata_key,
         metadata_value=metadata_value,
         order_by=order_by,
@@ -352,6 +370,7 @@ async def asyncio(
     created_after: datetime.datetime | Unset = UNSET,
     created_before: datetime.datetime | Unset = UNSET,
     tag: str | Unset = UNSET,
+    group: str | Unset = UNSET,
     metadata_key: str | Unset = UNSET,
     metadata_value: str | Unset = UNSET,
     order_by: str | Unset = "created_at",
@@ -374,6 +393,9 @@ async def asyncio(
             (`listExperiments?tag=`): 1 to 64 letters, digits and `_ . : / = -`, so that it travels in
             a query string unescaped and cannot hold spaces or commas that would make two tags look
             like one.
+        group (str | Unset): The group of experiments one job made, e.g. one experiment per rank
+            of a distributed training job (`job-123`): 1 to 128 letters, digits and `_ . : / = -`, so
+            that it travels in a query string unescaped.
         metadata_key (str | Unset):
         metadata_value (str | Unset):
         order_by (str | Unset):  Default: 'created_at'.
@@ -399,6 +421,7 @@ async def asyncio(
             created_after=created_after,
             created_before=created_before,
             tag=tag,
+            group=group,
             metadata_key=metadata_key,
             metadata_value=metadata_value,
             order_by=order_by,

@@ -162,21 +162,29 @@
       field("q", "Name starts with", { placeholder: "resnet-", type: "search" }),
       el("label", {}, "Status", statusSelect),
       field("tag", "Tag", { placeholder: "baseline" }),
+      field("group", "Group", { placeholder: "job-123" }),
       field("where", "Metadata", { placeholder: "optim.lr=0.0003" }),
       field("meta", "Metadata columns", { placeholder: "lr, optimizer" }),
       field("cols", "Summary columns", { placeholder: "val/loss:min, train/loss:last" }),
       el("button", { type: "submit" }, "Apply"),
     );
     const compare = el("button", { type: "button", class: "compare", disabled: true }, "Compare selected");
+    // A group (the ranks of one distributed job) compares as a whole, from its filtered table.
+    const group = state.get("group");
+    const compareGroup = group
+      ? el("button", { type: "button", class: "compare-group", onclick: () => navigate("/compare?group=" + enc(group)) },
+          `Compare group ${group}`)
+      : null;
     const tableHolder = el("div", { class: "table-holder" }, el("p", { class: "muted" }, "Loading runs…"));
     const pager = el("nav", { class: "pager" });
-    app.replaceChildren(el("h1", {}, "Runs"), form, el("div", { class: "actions" }, compare), tableHolder, pager);
+    app.replaceChildren(el("h1", {}, "Runs"), form, el("div", { class: "actions" }, compare, compareGroup), tableHolder, pager);
 
     const params = {
       page_size: state.get("size") || 50,
       name_prefix: state.get("q"),
       status: state.get("status"),
       tag: state.get("tag"),
+      group: state.get("group"),
       order_by: order,
       cursor: state.get("cursor"),
     };
@@ -198,6 +206,8 @@
       : [];
     const folders = await Promise.all(runs.map((run) => folderName(run.folder_id)));
 
+    // The Group column shows when a run of the page is in a group; each group links to its filtered table.
+    const showGroup = Boolean(group) || runs.some((run) => run.group);
     const selected = new Set();
     const sortHeader = (label, key) => {
       const ascending = order === key;
@@ -220,6 +230,7 @@
       el("th", {}, "Status"),
       el("th", {}, "Folder"),
       el("th", {}, "Tags"),
+      showGroup && el("th", {}, "Group"),
       sortHeader("Created", "created_at"),
       metaColumns.map((key) => el("th", {}, key)),
       summaryColumns.map((c) => sortHeader(`${c.name} ${c.agg}`, `metric:${c.name}:${c.agg}`)),
@@ -241,6 +252,7 @@
         el("td", {}, statusBadge(run.status)),
         el("td", {}, folders[i]),
         el("td", {}, (run.tags || []).map((t) => el("span", { class: "tag" }, t))),
+        showGroup && el("td", { class: "group" }, run.group ? el("a", { href: `/?group=${enc(run.group)}` }, run.group) : ""),
         el("td", { class: "time" }, formatTime(run.created_at)),
         metaColumns.map((key) => el("td", {}, formatValue(flat[key]))),
         summaryColumns.map((c) => {
@@ -564,14 +576,24 @@
 
   // ---- the compare page -------------------------------------------------------------------------------------
   async function comparePage() {
-    const ids = (new URLSearchParams(window.location.search).get("ids") || "").split(",").filter(Boolean);
-    if (ids.length < 1) {
-      app.replaceChildren(el("p", { class: "error" }, "ids: select runs in the table to compare them."));
-      return;
-    }
+    const query = new URLSearchParams(window.location.search);
+    const group = query.get("group");
+    let ids = (query.get("ids") || "").split(",").filter(Boolean);
     let runs, summaries;
     try {
-      runs = await Promise.all(ids.map((id) => api(`/experiments/${enc(id)}`)));
+      if (group) {
+        // Every run of the group, in the order of their names with numbers as numbers (rank2 before rank10).
+        const page = await api("/experiments", { group, page_size: 100 });
+        runs = page.data.sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true }));
+        ids = runs.map((run) => run.id);
+      }
+      if (ids.length < 1) {
+        app.replaceChildren(el("p", { class: "error" }, group
+          ? `group ${group} has no runs.`
+          : "ids: select runs in the table to compare them."));
+        return;
+      }
+      runs = runs || await Promise.all(ids.map((id) => api(`/experiments/${enc(id)}`)));
       summaries = await Promise.all(ids.map((id) => api(`/experiments/${enc(id)}/summary`)));
     } catch (error) {
       showError(app, error);
@@ -581,7 +603,8 @@
       el("li", {}, el("span", { class: `swatch swatch-${i % COLORS.length}` }), el("a", { href: `/runs/${enc(run.id)}` }, run.name), " ", statusBadge(run.status)),
     ));
     const chartsHolder = el("section", { class: "charts" });
-    app.replaceChildren(el("h1", {}, `Compare ${runs.length} runs`), legend, chartControls(), chartsHolder);
+    const title = group ? `Compare group ${group} (${runs.length} runs)` : `Compare ${runs.length} runs`;
+    app.replaceChildren(el("h1", {}, title), legend, chartControls(), chartsHolder);
     charts.length = 0;
     const names = [...new Set(summaries.flatMap((s) => s.metrics.map((m) => m.name)))].sort();
     for (const name of names) {
