@@ -150,6 +150,8 @@ class Decoders:
     ingestion_key_page = msgspec.json.Decoder(t.Page[t.IngestionKey])
     annotation = msgspec.json.Decoder(t.Annotation)
     annotation_page = msgspec.json.Decoder(t.Page[t.Annotation])
+    artifact = msgspec.json.Decoder(t.Artifact)
+    artifact_page = msgspec.json.Decoder(t.Page[t.Artifact])
 
 
 def client_repr(name: str, api_key: str, base_url: str, source: str) -> str:

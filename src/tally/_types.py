@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import tally_api_types as _generated
 from tally_api_types import (
     Annotation,
+    Artifact,
     ComparedSeries,
     CompareRow,
     EventConflict,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NOT_GIVEN",
     "Annotation",
+    "Artifact",
     "AuthStatus",
     "CatalogEntry",
     "CompareResult",

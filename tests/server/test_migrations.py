@@ -82,6 +82,7 @@ _NEW_TABLES = frozenset(
         "metric_summaries", "experiment_metrics", "experiment_metadata",  # 0005
         "metric_rollups",  # 0006
         "dashboard_sessions", "login_links",  # 0007
+        "artifacts",  # 0010
     }
 )  # fmt: skip
 _NEW_INDEXES = frozenset(
@@ -102,8 +103,13 @@ def _release_tables(schema: dict[str, Any]) -> dict[str, Any]:
         part: [
             row
             for row in found
-            if part in ("sequences", "functions")
-            or (row[0] not in _NEW_TABLES and not (part == "indexes" and row[1] in _NEW_INDEXES))
+            if part == "functions"
+            or (part == "sequences" and row[0] not in {f"{table}_pk_seq" for table in _NEW_TABLES})
+            or (
+                part != "sequences"
+                and row[0] not in _NEW_TABLES
+                and not (part == "indexes" and row[1] in _NEW_INDEXES)
+            )
         ]
         for part, found in schema.items()
     }

@@ -22,6 +22,7 @@ EXPORTED = [
     "APIStatusError",
     "APITimeoutError",
     "Annotation",
+    "Artifact",
     "AsyncPaginator",
     "AsyncTally",
     "AuthStatus",
@@ -29,6 +30,7 @@ EXPORTED = [
     "BadRequestError",
     "CacheStats",
     "CatalogEntry",
+    "ChecksumMismatchError",
     "ClientConfig",
     "CompareResult",
     "CompareRow",
@@ -141,6 +143,7 @@ def assert_same_surface(sync_obj: Any, async_obj: Any, label: str) -> None:
                 "with_raw_response",
                 "pages",
                 "run",
+                "open",
             ):
                 assert not inspect.iscoroutinefunction(async_member), f"{label}.{name}"
             else:
@@ -160,6 +163,7 @@ def test_clients_have_the_same_surface() -> None:
             "metric_catalog",
             "ingestion_keys",
             "annotations",
+            "artifacts",
             "auth",
         ):
             assert_same_surface(getattr(sync_client, name), getattr(async_client, name), name)
