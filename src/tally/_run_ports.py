@@ -20,6 +20,7 @@ import asyncio
 import threading
 from collections.abc import Coroutine
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tally._async._run_port import AsyncRunPort
@@ -138,6 +139,11 @@ class LoopPort:
 
     def merge_config(self, experiment_id: str, config: dict[str, Any] | None, tags: list[str] | None) -> None:
         self._call(self._port.merge_config(experiment_id, config, tags))
+
+    def upload_artifact(self, experiment_id: str, path: Path, *, name: str, idempotency_key: str) -> None:
+        self._call(
+            self._port.upload_artifact(experiment_id, path, name=name, idempotency_key=idempotency_key)
+        )
 
     def set_status(self, experiment_id: str, status: str) -> None:
         self._call(self._port.set_status(experiment_id, status))

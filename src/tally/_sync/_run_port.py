@@ -7,6 +7,7 @@ resources, so the sender's requests take the client's credentials, retries, tran
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tally._errors import NotFoundError
@@ -123,6 +124,9 @@ class RunPort:
             changes["tags"] = [*experiment.tags, *new_tags]
         if changes:
             self.client.experiments.update(experiment_id, **changes)
+
+    def upload_artifact(self, experiment_id: str, path: Path, *, name: str, idempotency_key: str) -> None:
+        self.client.artifacts.upload(experiment_id, path, name=name, idempotency_key=idempotency_key)
 
     def set_status(self, experiment_id: str, status: str) -> None:
         self.client.experiments.update_status(experiment_id, status)

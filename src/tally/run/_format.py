@@ -39,6 +39,10 @@ Segment payloads (what the training process logged), in log order; ``seq`` count
     [4, seq, {dotted_key: value, ...} | nil, [tag, ...] | nil]
         `run.config.update(...)`, or the config and tags of a resumed run: merged into the experiment's metadata
         under `config` (see `tally.run._config`), the tags added to its own
+    [5, seq, name, path, size, sha256, unix_time]
+        `run.log_artifact(...)`: the file copied at `path` (relative to the spool directory, or absolute for a run
+        without one), uploaded as artifact `name` under the Idempotency-Key ``<run_key>.<seq>.artifact`` (see
+        `tally.run._artifact`)
 
 Progress payloads (what the sender knows is stored on the server)::
 
@@ -72,6 +76,7 @@ import msgspec
 __all__ = [
     "HEADER",
     "KIND_ANNOTATION",
+    "KIND_ARTIFACT",
     "KIND_CONFIG",
     "KIND_END",
     "KIND_EXPERIMENT",
@@ -95,6 +100,7 @@ KIND_LOG = 1
 KIND_ANNOTATION = 2
 KIND_END = 3
 KIND_CONFIG = 4
+KIND_ARTIFACT = 5
 KIND_EXPERIMENT = 10
 KIND_PROGRESS = 11
 KIND_FINISHED = 12

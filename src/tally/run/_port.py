@@ -13,6 +13,7 @@ and the experiment is created under the run's stable `idempotency_key`.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from tally._types import IngestResult
@@ -85,6 +86,11 @@ class SenderPort(Protocol):
     def merge_config(self, experiment_id: str, config: dict[str, Any] | None, tags: list[str] | None) -> None:
         """Merge dotted `config` keys into the experiment's metadata under `config`, and add `tags` to its own (a
         read, then an update that sends only what changed)."""
+        ...
+
+    def upload_artifact(self, experiment_id: str, path: Path, *, name: str, idempotency_key: str) -> None:
+        """Upload the file at `path` as artifact `name` (streamed; the same key stores it once however often it
+        is sent)."""
         ...
 
     def set_status(self, experiment_id: str, status: str) -> None:

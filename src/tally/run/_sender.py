@@ -41,6 +41,7 @@ from tally._retry_policy import backoff_delay
 from ._deadletter import DeadLetter, dead_letter_path, error_info
 from ._format import (
     KIND_ANNOTATION,
+    KIND_ARTIFACT,
     KIND_CONFIG,
     KIND_END,
     KIND_EXPERIMENT,
@@ -540,6 +541,19 @@ class Drain:
                     raise ValueError(f"unreadable spool record: {error!r}") from None
                 self.client.merge_config(experiment_id, config, tags)
                 self.stored += 1
+            elif kind == KIND_ARTIFACT:
+                try:
+                    _, seq, name, where, size, sha256, stamp = payload
+                    record = {"name": name, "path": where, "size_bytes": size, "sha256": sha256}
+                except Exception as error:
+                    raise ValueError(f"unreadable spool record: {error!r}") from None
+                copy = Path(where) if self.directory is None else self.directory / where
+                if copy.exists():  # else stored before a crash: the copy goes only once the upload is stored
+                    self.client.upload_artifact(
+                        experiment_id, copy, name=name, idempotency_key=f"{run_key}.{seq:x}.artifact"
+                    )
+                    copy.unlink(missing_ok=True)
+                self.stored += 1
             elif kind == KIND_END and self.superseded:
                 pass  # an earlier process's end: the resumed run that replays it sets the final status
             elif kind == KIND_END:
@@ -560,6 +574,10 @@ class Drain:
                 self._refuse([("annotation", record, error_info(error))], 1, error)
             elif kind == KIND_CONFIG:
                 self._refuse([("config", record or {"payload": repr(payload)}, error_info(error))], 1, error)
+            elif kind == KIND_ARTIFACT:
+                self._refuse(
+                    [("artifact", record or {"payload": repr(payload)}, error_info(error))], 1, error
+                )
             else:
                 self.last_error = str(error)
                 logger.warning("tally: the server refused a record of the run: %s", error)

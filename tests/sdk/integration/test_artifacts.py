@@ -159,3 +159,27 @@ def test_a_damaged_download_leaves_nothing(live_server: RunningServer, tmp_path:
         with pytest.raises(tally.ChecksumMismatchError):
             client.artifacts.download(experiment.id, artifact.id, to=target)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_run_log_artifact_uploads_a_copy_in_log_order(sync_client: Tally, tmp_path: Path) -> None:
+    """The file is copied at log time (overwritten right after, the original is what is stored), uploaded after
+    the metrics logged before it, and the copy leaves the spool once stored."""
+    checkpoint = tmp_path / "last.pt"
+    checkpoint.write_bytes(b"epoch 1 weights")
+    with sync_client.run(unique("run-artifact")) as run:
+        run.log({"loss": 0.9})
+        run.log_artifact(checkpoint, name="checkpoints/epoch-1.pt")
+        checkpoint.write_bytes(b"epoch 2 weights, written in place")  # the usual torch.save to the same path
+        run.log({"loss": 0.8})
+        with pytest.raises(FileNotFoundError, match="no file"):
+            run.log_artifact(tmp_path / "missing.pt")
+        with pytest.raises(ValueError, match="control characters"):
+            run.log_artifact(checkpoint, name="bad\nname")
+        spool = Path(run.status().spool or "")
+    [artifact] = list(sync_client.artifacts.list(run.id))
+    assert artifact.name == "checkpoints/epoch-1.pt"
+    target = tmp_path / "restored.pt"
+    sync_client.artifacts.download(run.id, artifact.id, to=target)
+    assert target.read_bytes() == b"epoch 1 weights"
+    assert len(list(sync_client.metrics.list(run.id))) == 2
+    assert not spool.exists()  # the spool, and the copy in it, are gone once everything is stored
