@@ -67,12 +67,21 @@ class FileSource:
                 yield data
 
 
-def file_source(file_or_path: str | os.PathLike[str] | IO[bytes], name: str | None) -> FileSource:
-    """A `FileSource` for a path or a seekable binary file object (its size and sha256 read now)."""
+def file_source(
+    file_or_path: str | os.PathLike[str] | IO[bytes], name: str | None, sha256: str | None = None
+) -> FileSource:
+    """A `FileSource` for a path or a seekable binary file object: its size, and its sha256 read now unless the
+    caller knows it (`sha256`: one pass over the file saved; the server still checks it)."""
+    if sha256 is not None and not (
+        isinstance(sha256, str) and len(sha256) == 64 and all(c in "0123456789abcdef" for c in sha256)
+    ):
+        raise ValueError(f"sha256 must be 64 lowercase hexadecimal digits, not {sha256!r}")
     if isinstance(file_or_path, str | os.PathLike):
         path = Path(file_or_path)
         if not path.is_file():
             raise FileNotFoundError(f"no file to upload at {path}")
+        if sha256 is not None:
+            return FileSource(path, None, 0, path.stat().st_size, sha256, name or path.name)
         with path.open("rb") as file:
             digest = hashlib.file_digest(file, "sha256").hexdigest()
             size = file.tell()
@@ -84,6 +93,13 @@ def file_source(file_or_path: str | os.PathLike[str] | IO[bytes], name: str | No
             f"not {type(file_or_path).__name__}: write a stream to a file first"
         )
     start = fileobj.tell()
+    shown = name or os.path.basename(str(getattr(fileobj, "name", "") or ""))
+    if not shown:
+        raise ValueError("artifacts.upload of a file object needs name=: it has no file name to use")
+    if sha256 is not None:
+        size = fileobj.seek(0, os.SEEK_END) - start
+        fileobj.seek(start)
+        return FileSource(None, fileobj, start, size, sha256, shown)
     hasher = hashlib.sha256()
     size = 0
     while chunk := fileobj.read(CHUNK_BYTES):
@@ -92,9 +108,6 @@ def file_source(file_or_path: str | os.PathLike[str] | IO[bytes], name: str | No
         hasher.update(chunk)
         size += len(chunk)
     fileobj.seek(start)
-    shown = name or os.path.basename(str(getattr(fileobj, "name", "") or ""))
-    if not shown:
-        raise ValueError("artifacts.upload of a file object needs name=: it has no file name to use")
     return FileSource(None, fileobj, start, size, hasher.hexdigest(), shown)
 
 

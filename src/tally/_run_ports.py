@@ -140,9 +140,13 @@ class LoopPort:
     def merge_config(self, experiment_id: str, config: dict[str, Any] | None, tags: list[str] | None) -> None:
         self._call(self._port.merge_config(experiment_id, config, tags))
 
-    def upload_artifact(self, experiment_id: str, path: Path, *, name: str, idempotency_key: str) -> None:
+    def upload_artifact(
+        self, experiment_id: str, path: Path, *, name: str, sha256: str, idempotency_key: str
+    ) -> None:
         self._call(
-            self._port.upload_artifact(experiment_id, path, name=name, idempotency_key=idempotency_key)
+            self._port.upload_artifact(
+                experiment_id, path, name=name, sha256=sha256, idempotency_key=idempotency_key
+            )
         )
 
     def set_status(self, experiment_id: str, status: str) -> None:

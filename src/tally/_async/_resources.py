@@ -960,6 +960,7 @@ class AsyncArtifacts(_Resource):
         file: str | os.PathLike[str] | IO[bytes],
         *,
         name: str | None = None,
+        sha256: str | None = None,
         **options: Unpack[WriteOptions],
     ) -> Artifact:
         """Attach a file (a path, or a seekable binary file object) to an experiment, as `name` (default: the
@@ -968,7 +969,9 @@ class AsyncArtifacts(_Resource):
         `checksum_mismatch`: the file changed meanwhile). Every attempt re-reads the file from its start and
         carries one Idempotency-Key, so an upload retried after a lost answer stores one artifact. Larger than
         the server's cap (5 GiB unless configured): `APIStatusError` 413, refused before the file is sent. Each
-        network wait is bounded by the client's `timeout`, the upload as a whole is not."""
+        network wait is bounded by the client's `timeout`, the upload as a whole is not. `sha256`: the file's
+        digest when the caller has it already (`run.log_artifact` computes it while copying), which saves the
+        read that computes it (about 1 s a GiB); the server still checks it."""
         from tally_api.api.artifacts import upload_artifact
         from tally_api.types import File
 
@@ -976,7 +979,7 @@ class AsyncArtifacts(_Resource):
 
         from ._artifact_io import AsyncUploadBody
 
-        source = file_source(file, name)
+        source = file_source(file, name, sha256)
         operation = upload_artifact._get_kwargs(
             experiment_id, body=File(payload=io.BytesIO()), name=source.name, sha256=source.sha256
         )

@@ -127,9 +127,11 @@ class AsyncRunPort:
             await self.client.experiments.update(experiment_id, **changes)
 
     async def upload_artifact(
-        self, experiment_id: str, path: Path, *, name: str, idempotency_key: str
+        self, experiment_id: str, path: Path, *, name: str, sha256: str, idempotency_key: str
     ) -> None:
-        await self.client.artifacts.upload(experiment_id, path, name=name, idempotency_key=idempotency_key)
+        await self.client.artifacts.upload(
+            experiment_id, path, name=name, sha256=sha256, idempotency_key=idempotency_key
+        )
 
     async def set_status(self, experiment_id: str, status: str) -> None:
         await self.client.experiments.update_status(experiment_id, status)

@@ -125,8 +125,12 @@ class RunPort:
         if changes:
             self.client.experiments.update(experiment_id, **changes)
 
-    def upload_artifact(self, experiment_id: str, path: Path, *, name: str, idempotency_key: str) -> None:
-        self.client.artifacts.upload(experiment_id, path, name=name, idempotency_key=idempotency_key)
+    def upload_artifact(
+        self, experiment_id: str, path: Path, *, name: str, sha256: str, idempotency_key: str
+    ) -> None:
+        self.client.artifacts.upload(
+            experiment_id, path, name=name, sha256=sha256, idempotency_key=idempotency_key
+        )
 
     def set_status(self, experiment_id: str, status: str) -> None:
         self.client.experiments.update_status(experiment_id, status)

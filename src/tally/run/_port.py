@@ -88,9 +88,11 @@ class SenderPort(Protocol):
         read, then an update that sends only what changed)."""
         ...
 
-    def upload_artifact(self, experiment_id: str, path: Path, *, name: str, idempotency_key: str) -> None:
-        """Upload the file at `path` as artifact `name` (streamed; the same key stores it once however often it
-        is sent)."""
+    def upload_artifact(
+        self, experiment_id: str, path: Path, *, name: str, sha256: str, idempotency_key: str
+    ) -> None:
+        """Upload the file at `path` (whose digest is `sha256`, computed when it was copied) as artifact `name`
+        (streamed; the same key stores it once however often it is sent)."""
         ...
 
     def set_status(self, experiment_id: str, status: str) -> None:

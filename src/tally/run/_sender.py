@@ -550,7 +550,11 @@ class Drain:
                 copy = Path(where) if self.directory is None else self.directory / where
                 if copy.exists():  # else stored before a crash: the copy goes only once the upload is stored
                     self.client.upload_artifact(
-                        experiment_id, copy, name=name, idempotency_key=f"{run_key}.{seq:x}.artifact"
+                        experiment_id,
+                        copy,
+                        name=name,
+                        sha256=sha256,
+                        idempotency_key=f"{run_key}.{seq:x}.artifact",
                     )
                     copy.unlink(missing_ok=True)
                 self.stored += 1

@@ -152,6 +152,9 @@ def test_a_damaged_download_leaves_nothing(live_server: RunningServer, tmp_path:
                 return httpx.Response(response.status_code, headers=response.headers, content=bytes(body))
             return response
 
+        def close(self) -> None:
+            self.inner.close()
+
     with Tally(api_key=live_server.api_key, base_url=live_server.url, transport=Corrupting()) as client:
         experiment = client.experiments.create(unique("damaged"))
         artifact = client.artifacts.upload(experiment.id, io.BytesIO(b"precious bytes"), name="p.bin")

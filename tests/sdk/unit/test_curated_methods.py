@@ -40,10 +40,7 @@ PARAMETER_EXCEPTIONS: dict[tuple[str, str], str] = {
         "experiment, text, step, timestamp and metadata when the caller gives none"
     ),
     ("uploadArtifact", "name"): "defaults to the uploaded file's name; required of file objects without one",
-    (
-        "uploadArtifact",
-        "sha256",
-    ): "computed by the SDK from the file before it is sent (the caller gives none)",
+    ("uploadArtifact", "sha256"): "required by the contract; the SDK computes it unless the caller has it",
 }
 
 # Parameters a curated method adds on purpose that are no input of its operation, with the reason.
