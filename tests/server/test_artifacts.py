@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tally_server import RunningServer, start_server
+from tally_server import HttpLimits, RunningServer, start_server
 from tally_server.contents import ContentStore
 
 from .helpers import assert_error, make_client
@@ -233,3 +233,31 @@ def test_temporary_files_of_dead_processes_are_removed_at_start(tmp_path: Path) 
     ContentStore(tmp_path)
     assert not stale.exists()
     assert fresh.exists()  # maybe another process's upload in flight: left alone
+
+
+def test_a_long_upload_outlives_the_body_deadline_while_it_progresses(tmp_path: Path) -> None:
+    """`--body-timeout` is absolute for JSON bodies, but idle for an upload larger than the JSON cap: an upload
+    that keeps arriving may take longer than it; one that stops is still cut off."""
+    limits = HttpLimits(body_timeout=0.5)
+    with (
+        start_server(
+            db=tmp_path / "slow.sqlite3", artifacts_dir=tmp_path / "artifacts", http_limits=limits
+        ) as s,
+        make_client(s, s.api_key) as client,
+    ):
+        experiment = client.post("/v1/experiments", json={"name": "slow"}).json()["id"]
+        piece = b"z" * (1024 * 1024)
+
+        def slowly() -> Iterator[bytes]:  # 6 MiB over about 1.5 s: three body deadlines
+            for _ in range(6):
+                time.sleep(0.25)
+                yield piece
+
+        response = client.post(
+            f"/v1/experiments/{experiment}/artifacts",
+            params={"name": "slow.bin", "sha256": hashlib.sha256(piece * 6).hexdigest()},
+            content=slowly(),
+            headers={**OCTET, "Content-Length": str(6 * len(piece))},
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["size_bytes"] == 6 * len(piece)
