@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -261,3 +262,39 @@ def test_a_long_upload_outlives_the_body_deadline_while_it_progresses(tmp_path: 
         )
         assert response.status_code == 201, response.text
         assert response.json()["size_bytes"] == 6 * len(piece)
+
+
+def test_an_upload_racing_the_delete_of_the_same_content_keeps_its_file(
+    live_server: RunningServer, client: httpx.Client, experiment: str
+) -> None:
+    """A delete of the last artifact using a content and an upload of that content at once (two requests, two
+    database transactions): whichever order the content's lock gives them, every artifact left has its file."""
+    data = os.urandom(200_000)
+    sha256 = hashlib.sha256(data).hexdigest()
+    base = f"/v1/experiments/{experiment}/artifacts"
+    with make_client(live_server, live_server.api_key) as other:
+        for _ in range(8):
+            first = upload(client, experiment, data).json()
+            results: dict[str, int] = {}
+            threads = [
+                threading.Thread(
+                    target=lambda doomed=first["id"], into=results: into.update(
+                        delete=client.delete(f"{base}/{doomed}").status_code
+                    )
+                ),
+                threading.Thread(
+                    target=lambda into=results: into.update(
+                        upload=upload(other, experiment, data).status_code
+                    )
+                ),
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert results == {"delete": 204, "upload": 201}
+            [left] = client.get(base).json()["data"]
+            assert len(content_files(live_server, sha256)) == 1  # the survivor's content is there
+            assert client.get(f"{base}/{left['id']}/content").content == data
+            assert client.delete(f"{base}/{left['id']}").status_code == 204
+            assert content_files(live_server, sha256) == []
