@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import bench_artifacts  # scripts/bench_artifacts.py: artifact upload and download of 1 GiB, and their memory
 import bench_cache  # scripts/bench_cache.py: the on-disk response cache
 import bench_export  # scripts/bench_export.py: the streamed export against the page walk, and its memory
 import bench_pacing  # scripts/bench_pacing.py: rate pacing against --rate-limit
@@ -429,6 +430,7 @@ def main() -> int:
             lambda: bench_cache.run(report, server_process, quick=quick),
             lambda: bench_export.run(report, quick=quick),
             lambda: bench_system.run(report, server_process, quick=quick),
+            lambda: bench_artifacts.run(report, quick=quick),
         ]
         names = [
             "small_call",
@@ -449,6 +451,7 @@ def main() -> int:
             "cache",
             "export",
             "system",
+            "artifacts",
         ]
         for name, benchmark in zip(names, benchmarks, strict=True):
             if args.only is None or args.only in name:

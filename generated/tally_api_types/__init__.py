@@ -24,6 +24,7 @@ V = TypeVar("V")
 
 __all__ = [
     "Annotation",
+    "Artifact",
     "AuthStatus",
     "CompareMetricsRequest",
     "CompareMetricsResult",
@@ -288,6 +289,8 @@ class ErrorCode(enum.StrEnum):
     INTERNAL = "internal"
     UNAVAILABLE = "unavailable"
     INSUFFICIENT_STORAGE = "insufficient_storage"
+    CHECKSUM_MISMATCH = "checksum_mismatch"
+    RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
 
 
 # ---- one Struct per object schema ----------------------------------------------------------
@@ -705,6 +708,19 @@ class Annotation(Model, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         freeze_fields(self, ("metadata",))
+
+
+class Artifact(Model, frozen=True, kw_only=True):
+    """A file attached to an experiment (its metadata; the content is `downloadArtifact`)."""
+
+    id: str
+    experiment_id: str
+    name: str
+    size_bytes: int
+    """The content's size in bytes."""
+    sha256: str
+    created_at: datetime
+    """When it was uploaded."""
 
 
 class UpdateAnnotationRequest(Model, frozen=True, kw_only=True, omit_defaults=True):

@@ -17,6 +17,13 @@ __all__ = [
     "ANNOTATION_ID_MAX_LENGTH",
     "ANNOTATION_ID_MIN_LENGTH",
     "ANNOTATION_ID_PATTERN",
+    "ARTIFACT_ID_MAX_LENGTH",
+    "ARTIFACT_ID_MIN_LENGTH",
+    "ARTIFACT_ID_PATTERN",
+    "ARTIFACT_NAME_MAX_LENGTH",
+    "ARTIFACT_NAME_MIN_LENGTH",
+    "ARTIFACT_NAME_PATTERN",
+    "ARTIFACT_SIZE_BYTES_MINIMUM",
     "CLIENT_EVENT_ID_MAX_LENGTH",
     "CLIENT_EVENT_ID_MIN_LENGTH",
     "CLIENT_EVENT_ID_PATTERN",
@@ -106,6 +113,9 @@ __all__ = [
     "PATCH_FOLDER_REQUEST_MIN_PROPERTIES",
     "REQUEST_BODY_X_MAX_BYTES",
     "REQUEST_BODY_X_MAX_DEPTH",
+    "SHA256_MAX_LENGTH",
+    "SHA256_MIN_LENGTH",
+    "SHA256_PATTERN",
     "STEP_MAXIMUM",
     "STEP_MINIMUM",
     "TAGS_MAX_ITEMS",
@@ -154,6 +164,24 @@ ANNOTATION_ID_MAX_LENGTH: Final[int] = 64
 """`#/components/schemas/AnnotationId/maxLength`"""
 ANNOTATION_ID_PATTERN: Final[str] = "^[A-Za-z0-9_-]+$"
 """`#/components/schemas/AnnotationId/pattern`"""
+ARTIFACT_ID_MIN_LENGTH: Final[int] = 1
+"""`#/components/schemas/ArtifactId/minLength`"""
+ARTIFACT_ID_MAX_LENGTH: Final[int] = 64
+"""`#/components/schemas/ArtifactId/maxLength`"""
+ARTIFACT_ID_PATTERN: Final[str] = "^[A-Za-z0-9_-]+$"
+"""`#/components/schemas/ArtifactId/pattern`"""
+ARTIFACT_NAME_MIN_LENGTH: Final[int] = 1
+"""`#/components/schemas/ArtifactName/minLength`"""
+ARTIFACT_NAME_MAX_LENGTH: Final[int] = 255
+"""`#/components/schemas/ArtifactName/maxLength`"""
+ARTIFACT_NAME_PATTERN: Final[str] = "^[^\\x00-\\x1F\\x7F]+$"
+"""`#/components/schemas/ArtifactName/pattern`"""
+SHA256_MIN_LENGTH: Final[int] = 64
+"""`#/components/schemas/Sha256/minLength`"""
+SHA256_MAX_LENGTH: Final[int] = 64
+"""`#/components/schemas/Sha256/maxLength`"""
+SHA256_PATTERN: Final[str] = "^[0-9a-f]{64}$"
+"""`#/components/schemas/Sha256/pattern`"""
 TAG_MIN_LENGTH: Final[int] = 1
 """`#/components/schemas/Tag/minLength`"""
 TAG_MAX_LENGTH: Final[int] = 64
@@ -316,6 +344,8 @@ CREATE_INGESTION_KEY_REQUEST_EXPIRES_IN_SECONDS_MINIMUM: Final[int] = 60
 """`#/components/schemas/CreateIngestionKeyRequest/properties/expires_in_seconds/minimum`"""
 CREATE_INGESTION_KEY_REQUEST_EXPIRES_IN_SECONDS_MAXIMUM: Final[int] = 31622400
 """`#/components/schemas/CreateIngestionKeyRequest/properties/expires_in_seconds/maximum`"""
+ARTIFACT_SIZE_BYTES_MINIMUM: Final[int] = 0
+"""`#/components/schemas/Artifact/properties/size_bytes/minimum`"""
 UPDATE_ANNOTATION_REQUEST_MIN_PROPERTIES: Final[int] = 1
 """`#/components/schemas/UpdateAnnotationRequest/minProperties`"""
 UPDATE_ANNOTATION_REQUEST_TEXT_MIN_LENGTH: Final[int] = 1

@@ -145,6 +145,8 @@ class Decoders:
     ingestion_key = msgspec.json.Decoder(t.IngestionKey)
     created_ingestion_key = msgspec.json.Decoder(t.CreatedIngestionKey)
     ingestion_key_page = msgspec.json.Decoder(t.Page[t.IngestionKey])
+    artifact = msgspec.json.Decoder(t.Artifact)
+    artifact_page = msgspec.json.Decoder(t.Page[t.Artifact])
 
 
 def client_repr(name: str, api_key: str, base_url: str, source: str) -> str:

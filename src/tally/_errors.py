@@ -52,6 +52,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ChecksumMismatchError",
     "ConfigurationError",
     "ConflictError",
     "InsufficientStorageError",
@@ -77,6 +78,7 @@ _HINTS = {
     "payload_too_large": "send smaller batches",
     "rate_limited": "slow down, or raise max_retries to wait and retry",
     "insufficient_storage": "the server's disk is full: free space on the server, then send it again",
+    "checksum_mismatch": "the file changed while it was uploaded, or was damaged on the way: upload it again",
 }
 
 
@@ -248,6 +250,16 @@ class InternalServerError(APIStatusError):
 
 class InsufficientStorageError(InternalServerError):
     """507: the server's storage is full and nothing was stored; not retried (waiting does not free a disk)."""
+
+
+class ChecksumMismatchError(TallyError):
+    """A downloaded artifact's bytes do not have the sha256 the server gave for it; nothing was written to the
+    destination (its `.partial` file was removed). Download it again."""
+
+    def __init__(self, message: str, *, expected: str, received: str) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.received = received
 
 
 class ResponseValidationError(TallyError):

@@ -20,6 +20,7 @@ import asyncio
 import threading
 from collections.abc import Coroutine
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tally._async._run_port import AsyncRunPort
@@ -143,6 +144,15 @@ class LoopPort:
 
     def set_capture(self, experiment_id: str, captured: dict[str, Any]) -> None:
         self._call(self._port.set_capture(experiment_id, captured))
+
+    def upload_artifact(
+        self, experiment_id: str, path: Path, *, name: str, sha256: str, idempotency_key: str
+    ) -> None:
+        self._call(
+            self._port.upload_artifact(
+                experiment_id, path, name=name, sha256=sha256, idempotency_key=idempotency_key
+            )
+        )
 
     def set_status(self, experiment_id: str, status: str) -> None:
         self._call(self._port.set_status(experiment_id, status))

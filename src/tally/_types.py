@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import tally_api_types as _generated
 from tally_api_types import (
     Annotation,
+    Artifact,
     ComparedSeries,
     CompareRow,
     EventConflict,
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NOT_GIVEN",
     "Annotation",
+    "Artifact",
     "AuthStatus",
     "CatalogEntry",
     "CompareResult",

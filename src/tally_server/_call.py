@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tally_server._spec import Operation
 from tally_server.pagination import encode_cursor
 from tally_server.storage.repository import Page, Principal, Repository
+
+if TYPE_CHECKING:
+    from tally_server.contents import Staged
 
 __all__ = ["Call", "Handler", "Reply", "Stream", "page_reply"]
 
@@ -25,6 +28,10 @@ class Call:
     body: Any
     request_id: str
     media_type: str | None = None  # the negotiated answer type, for an operation that offers several
+    headers: Mapping[str, str] = field(
+        default_factory=dict
+    )  # the request's (a download reads Range from them)
+    upload: Staged | None = None  # uploadArtifact's body, streamed to disk and checked by the route
 
     @property
     def org_pk(self) -> int:

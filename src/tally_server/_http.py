@@ -11,7 +11,10 @@ so a client that stops midway holds its connection, and its request's task, fore
 of any size):
 - a head deadline: the request line and headers must arrive within `header_timeout` seconds of the connection
   (or of the first byte of a later request on it); absolute, so trickling a byte at a time does not extend it;
-- a body deadline: the body must arrive within `body_timeout` seconds of the request starting to run;
+- a body deadline: the body must arrive within `body_timeout` seconds of the request starting to run; for a body
+  that declares more than the JSON cap (`MAX_BODY_BYTES`: only an artifact upload may be that large, anything
+  else is refused with 413 before it is read) the deadline is an idle one instead, moved on by every chunk that
+  arrives, so a 5 GiB upload takes the time it needs while a stalled one is still cut off;
 - a size cap on the request line and headers (`max_header_bytes`), counted while they arrive, so a head that
   never ends is cut off at the cap instead of filling memory (414 for the URL, 431 for headers);
 - a cap on the requests in flight (`limit_concurrency`): the next one is answered 503 `unavailable` with
@@ -32,6 +35,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from tally_server._json import dumps
+from tally_server._limits import MAX_BODY_BYTES
 from tally_server.errors import envelope
 
 __all__ = [
@@ -114,6 +118,9 @@ class EnvelopedHttpToolsProtocol(HttpToolsProtocol):
         # fed while it was unfinished (httptools buffers a header until it ends, so only those bound memory).
         self._head_bytes = self._unparsed_head_bytes = 0
         self._head_refused: _HeadTooLarge | None = None
+        # The current body declared more than the JSON cap (an artifact upload): its deadline is an idle one.
+        self._long_body = False
+        self._body_cycle: RequestResponseCycle | None = None
 
     # -- connection ------------------------------------------------------------------------------------------
 
@@ -129,6 +136,15 @@ class EnvelopedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._head_timer is None and not self._in_body:
             self._arm_head_timer()  # the first byte of a later request on a kept-alive connection
+        cycle = self._body_cycle
+        if (  # progress moves a long upload's deadline on (unless answered early, a 413: not waited for)
+            self._long_body
+            and self._in_body
+            and cycle is not None
+            and self._body_timer is not None
+            and not cycle.response_complete
+        ):
+            self._arm_body_timer(cycle)
         was_in_head = self._in_head
         super().data_received(data)
         if was_in_head and self._in_head and not self.transport.is_closing():
@@ -154,6 +170,8 @@ class EnvelopedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._cancel_head_timer()
         self._in_head, self._in_body = False, True
+        declared = next((value for name, value in self.headers if name.lower() == b"content-length"), b"")
+        self._long_body = declared.isdigit() and int(declared) > MAX_BODY_BYTES
         limit = self.limits.limit_concurrency
         if limit is None or len(self.tasks) < limit:
             super().on_headers_complete()
@@ -172,8 +190,12 @@ class EnvelopedHttpToolsProtocol(HttpToolsProtocol):
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         super()._start_asgi_task(cycle, app)
         if cycle.more_body:  # the body is still to come: it has `body_timeout` from now
-            self._cancel_body_timer()
-            self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_timed_out, cycle)
+            self._arm_body_timer(cycle)
+
+    def _arm_body_timer(self, cycle: RequestResponseCycle) -> None:
+        self._cancel_body_timer()
+        self._body_cycle = cycle
+        self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_timed_out, cycle)
 
     # -- the head cap ------------------------------------------------------------------------------------------
 

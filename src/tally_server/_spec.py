@@ -187,6 +187,8 @@ class Operation:
     # The media types of the 200 answer, in the contract's order (the first is the default): an operation that
     # offers more than one negotiates by `Accept` (see `tally_server.negotiation`).
     produces: tuple[str, ...] = ()
+    # The request body is bytes (`application/octet-stream`), streamed to disk by the route, never JSON.
+    streams_body: bool = False
 
     @property
     def accepts_idempotency_key(self) -> bool:
@@ -296,6 +298,7 @@ def build_spec(document: dict[str, Any]) -> Spec:
                     body_schema=body_schema,
                     responses=responses,
                     produces=tuple((op.get("responses", {}).get("200") or {}).get("content") or ()),
+                    streams_body="application/octet-stream" in ((body or {}).get("content") or {}),
                 )
             )
     return Spec(document=document, operations=operations, version=str(document["info"]["version"]))

@@ -18,17 +18,22 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 
 from tally_server._spec import Spec, load_spec
+from tally_server.contents import DEFAULT_MAX_ARTIFACT_BYTES, ContentStore
 from tally_server.dashboard import dashboard_routes
 from tally_server.middleware import RequestIdMiddleware
 from tally_server.pipeline import Pipeline
 from tally_server.routes import not_found, routes
-from tally_server.storage.backends import open_repository
+from tally_server.storage.backends import is_postgres, open_repository
 from tally_server.storage.repository import Repository
 
-__all__ = ["build_app", "create_app", "validate_bootstrap_key"]
+__all__ = ["build_app", "create_app", "default_artifacts_dir", "validate_bootstrap_key"]
+
+# Artifact downloads are bytes already packed (or not worth gzipping at level 5 as they stream); a 206 is never
+# compressed (Starlette leaves it alone anyway).
+_NOT_GZIPPED = (*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/octet-stream")
 
 
 def validate_bootstrap_key(value: str, flag: str = "--bootstrap-key") -> str:
@@ -40,6 +45,14 @@ def validate_bootstrap_key(value: str, flag: str = "--bootstrap-key") -> str:
     return value
 
 
+def default_artifacts_dir(db: str | os.PathLike[str] | None) -> str | None:
+    """Where artifact contents go when no directory is given: `<file>.artifacts` next to a SQLite file; None (a
+    scratch directory, removed on shutdown) for a scratch or a PostgreSQL database."""
+    if db is None or str(db) == ":memory:" or is_postgres(db):
+        return None
+    return str(db) + ".artifacts"
+
+
 def build_app(
     repo: Repository,
     *,
@@ -49,12 +62,16 @@ def build_app(
 ) -> Starlette:
     """The application over an existing repository (which it closes on shutdown)."""
     spec = spec or load_spec()
+    if repo.contents is None:  # a repository opened by hand (tests): artifacts in a scratch directory
+        repo.contents = ContentStore.temporary()
     pipeline = Pipeline(spec, repo, rate_limit, validate_responses)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         repo.close()
+        if repo.contents is not None:
+            repo.contents.close()
 
     app = Starlette(
         routes=[*routes(spec, pipeline), *dashboard_routes(repo)],
@@ -62,7 +79,9 @@ def build_app(
         # Level 5: most of level 9's saving at a fraction of its CPU. Answers under 1 KiB go as they are.
         middleware=[
             Middleware(RequestIdMiddleware),
-            Middleware(GZipMiddleware, minimum_size=1024, compresslevel=5),
+            Middleware(
+                GZipMiddleware, minimum_size=1024, compresslevel=5, exclude_content_types=_NOT_GZIPPED
+            ),
         ],
         exception_handlers={404: not_found, HTTPException: not_found},
         lifespan=lifespan,
@@ -81,6 +100,8 @@ def create_app(
     rate_limit: float | None = None,
     validate_responses: bool = False,
     fsync: bool = True,
+    artifacts_dir: str | os.PathLike[str] | None = None,
+    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
 ) -> Starlette:
     """The reference server as an ASGI application.
 
@@ -94,6 +115,9 @@ def create_app(
     against the contract and turns a mismatch into a 500 (the test suite turns it on; so does the environment
     variable TALLY_SERVER_VALIDATE_RESPONSES=1). `fsync=False` commits without fsync (see
     `tally_server.storage.database`): acknowledged writes survive the server's crash, not the machine's.
+    `artifacts_dir` holds artifact contents (`default_artifacts_dir(db)` when None: next to a SQLite file, a
+    scratch directory for a scratch or PostgreSQL database; several PostgreSQL-backed processes must be given one
+    shared directory); `max_artifact_bytes` is the largest artifact taken (5 GiB by default).
     """
     if bootstrap_key is not None:
         validate_bootstrap_key(bootstrap_key)
@@ -103,12 +127,21 @@ def create_app(
         "1",
         "true",
     )
+    if max_artifact_bytes < 1:
+        raise ValueError("max_artifact_bytes must be at least 1")
     repo = open_repository(db, fsync=fsync)
     try:
+        where = artifacts_dir if artifacts_dir is not None else default_artifacts_dir(db)
+        if where is None:
+            repo.contents = ContentStore.temporary(max_bytes=max_artifact_bytes)
+        else:
+            repo.contents = ContentStore(where, max_bytes=max_artifact_bytes)
         result = repo.bootstrap(bootstrap_key, mint_if_existing=False)
         app = build_app(repo, rate_limit=rate_limit, validate_responses=validate_responses)
     except BaseException:
         repo.close()
+        if repo.contents is not None:
+            repo.contents.close()
         raise
     app.state.bootstrap = result
     app.state.api_key = bootstrap_key if bootstrap_key is not None else result.new_token

@@ -14,7 +14,8 @@ from click.core import ParameterSource
 from tally_credentials import credentials_path, read_credentials, write_credentials
 from tally_server._http import HttpLimits, bind_socket
 from tally_server.app import create_app, validate_bootstrap_key
-from tally_server.storage.backends import UnsupportedDatabaseError, redact_url
+from tally_server.contents import DEFAULT_MAX_ARTIFACT_BYTES
+from tally_server.storage.backends import UnsupportedDatabaseError, is_postgres, redact_url
 
 __all__ = ["default_db_path", "serve"]
 
@@ -137,6 +138,23 @@ def _read_bootstrap_key_file(ctx: click.Context, param: click.Parameter, value: 
     "unavailable with Retry-After: 1.",
 )
 @click.option(
+    "--artifacts-dir",
+    envvar="TALLY_SERVER_ARTIFACTS_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory for artifact contents (created if missing). Several server processes on one PostgreSQL "
+    "database must share one. [default: next to the SQLite file (<file>.artifacts); for PostgreSQL the user "
+    "data directory's tally/artifacts; env TALLY_SERVER_ARTIFACTS_DIR]",
+)
+@click.option(
+    "--max-artifact-bytes",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_ARTIFACT_BYTES,
+    show_default=True,
+    help="Largest artifact upload, in bytes; larger is 413 payload_too_large (refused before it is read when "
+    "it declares its length).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(_LOG_LEVELS),
     default="info",
@@ -155,6 +173,8 @@ def serve(
     body_timeout: float,
     max_header_bytes: int,
     limit_concurrency: int,
+    artifacts_dir: Path | None,
+    max_artifact_bytes: int,
     log_level: str,
 ) -> None:
     """Run the Tally reference server.
@@ -181,7 +201,16 @@ def serve(
     database = db if db is not None else str(default_db_path())
     shown_db = redact_url(database)
     try:
-        app = create_app(db=database, bootstrap_key=bootstrap_key, rate_limit=rate_limit, fsync=not no_fsync)
+        if artifacts_dir is None and is_postgres(database):
+            artifacts_dir = default_db_path().parent / "artifacts"
+        app = create_app(
+            db=database,
+            bootstrap_key=bootstrap_key,
+            rate_limit=rate_limit,
+            fsync=not no_fsync,
+            artifacts_dir=artifacts_dir,
+            max_artifact_bytes=max_artifact_bytes,
+        )
     except UnsupportedDatabaseError as exc:
         raise click.BadParameter(str(exc), param_hint="'--db'") from None
     except Exception as exc:

@@ -33,6 +33,7 @@ _SHAPES: dict[str, Any] = {
     "values": tuple[_Text],
     "ingestion_keys": tuple[_Row],
     "annotations": tuple[_Row],
+    "artifacts": tuple[_Row],
 }
 _DECODERS = {
     kind: msgspec.json.Decoder(

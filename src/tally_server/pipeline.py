@@ -17,6 +17,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from tally_server._call import Call, Handler, Reply, Stream
 from tally_server._json import dumps, error_body, loads_trusted
@@ -32,6 +33,9 @@ from tally_server.ratelimit import RateLimiter
 from tally_server.storage.faults import DatabaseBusyError, classify
 from tally_server.storage.repository import Principal, Repository, StorageError
 from tally_server.validation import BodyRules, check_parameters, response_problems
+
+if TYPE_CHECKING:
+    from tally_server.contents import Staged
 
 __all__ = ["Incoming", "Outgoing", "Pipeline", "handler_problems"]
 
@@ -59,6 +63,7 @@ class Incoming:
     headers: Mapping[str, str]
     body: bytes
     request_id: str
+    upload: Staged | None = None  # a streamed body (uploadArtifact), on disk already; `body` is then empty
 
 
 @dataclass(slots=True)
@@ -170,7 +175,10 @@ class Pipeline:
                     return out
                 claimed = (principal.org_pk, idempotency_key)
             body = self.body_rules.check(op, incoming.body)
-            call = Call(op, self.repo, principal, path, query, body, incoming.request_id, media_type)
+            call = Call(
+                op, self.repo, principal, path, query, body, incoming.request_id, media_type,
+                headers=incoming.headers, upload=incoming.upload,
+            )  # fmt: skip
             if claimed is None:
                 out = self._encode(self.handlers[op.operation_id](call))
             else:
@@ -207,6 +215,21 @@ class Pipeline:
             out = _conditional(out, incoming.headers.get("if-none-match"))
         out.headers.update(extra)
         return out
+
+    def admit(self, incoming: Incoming) -> dict[str, Any]:
+        """For an operation whose body is streamed to disk (`uploadArtifact`), what can be refused before the body
+        is read: the key (401 / 403), the parameters (400) and the experiment (404). Answers the checked query
+        parameters; raises `ApiError`. `run` checks all of it again once the body has arrived."""
+        op = incoming.operation
+        try:
+            principal = authenticate_request(self.repo, op, incoming.headers)
+            check_kind(principal, op.operation_id)
+            path, query, _ = check_parameters(op, incoming.path_params, incoming.query, incoming.headers)
+            if "experiment_id" in path:
+                self.repo.experiment_ref(principal.org_pk, path["experiment_id"])
+        except StorageError as exc:
+            raise from_storage_error(exc) from None
+        return query
 
     def _run_recorded(self, call: Call, claimed: tuple[int, str], request_id: str) -> Outgoing:
         """Run an operation that holds an Idempotency-Key and store its answer in the same transaction as its

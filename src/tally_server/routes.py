@@ -22,6 +22,7 @@ from tally_server._spec import Operation, Spec
 from tally_server.errors import ApiError, payload_too_large
 from tally_server.middleware import JSON, OPERATION_SCOPE_KEY, request_id
 from tally_server.pipeline import Incoming, Pipeline
+from tally_server.uploads import check_sha256, receive_upload
 
 __all__ = ["json_response", "not_found", "routes"]
 
@@ -87,6 +88,12 @@ def _check_json_content_type(value: str | None, *, declared_body: bool) -> None:
     )
 
 
+def _discard(incoming: Incoming) -> None:
+    """Remove a streamed body's temporary file (nothing once it was published, or when there is none)."""
+    if incoming.upload is not None:
+        incoming.upload.discard()
+
+
 def _endpoint(
     pipeline: Pipeline, operations: dict[str, Operation]
 ) -> Callable[[Request], Awaitable[Response]]:
@@ -100,17 +107,6 @@ def _endpoint(
             )
             allow = {"Allow": ", ".join(sorted(operations))}
             return json_response(405, error_body(error, rid), allow)
-        try:
-            body = b""
-            if operation.body_validator is not None:
-                _check_json_content_type(request.headers.get("content-type"), declared_body=True)
-                body = await _read_body(request, MAX_BODY_BYTES)
-                if body.strip():
-                    _check_json_content_type(request.headers.get("content-type"), declared_body=False)
-        except ApiError as exc:
-            return json_response(exc.status, error_body(exc, rid), exc.headers)
-        except ClientDisconnect:  # nobody to answer; the log line says 408 when the body timed out
-            return Response(status_code=408 if request.scope.get(TIMED_OUT_SCOPE_KEY) else 499)
         incoming = Incoming(
             operation=operation,
             method=request.method,
@@ -119,10 +115,32 @@ def _endpoint(
             query=request.query_params,
             path_params=request.path_params,
             headers=request.headers,
-            body=body,
+            body=b"",
             request_id=rid,
         )
-        out = await anyio.to_thread.run_sync(pipeline.run, incoming)
+        try:
+            body = b""
+            if operation.streams_body:  # uploadArtifact: checked first, then streamed to disk, never held
+                assert pipeline.repo.contents is not None, "create_app attaches a ContentStore"
+                query = await anyio.to_thread.run_sync(pipeline.admit, incoming)
+                incoming.upload = await receive_upload(request, pipeline.repo.contents)
+                check_sha256(incoming.upload, query["sha256"])
+            elif operation.body_validator is not None:
+                _check_json_content_type(request.headers.get("content-type"), declared_body=True)
+                body = await _read_body(request, MAX_BODY_BYTES)
+                if body.strip():
+                    _check_json_content_type(request.headers.get("content-type"), declared_body=False)
+        except ApiError as exc:
+            _discard(incoming)
+            return json_response(exc.status, error_body(exc, rid), exc.headers)
+        except ClientDisconnect:  # nobody to answer; the log line says 408 when the body timed out
+            _discard(incoming)
+            return Response(status_code=408 if request.scope.get(TIMED_OUT_SCOPE_KEY) else 499)
+        incoming.body = body
+        try:
+            out = await anyio.to_thread.run_sync(pipeline.run, incoming)
+        finally:
+            _discard(incoming)  # published by the handler, or not wanted any more
         if isinstance(
             out.body, Stream
         ):  # Starlette pulls each chunk in a worker thread as the last one is sent

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 
 from tally_server._http import HttpLimits, bind_socket, uvicorn_config
 from tally_server.app import create_app
+from tally_server.contents import DEFAULT_MAX_ARTIFACT_BYTES
 from tally_server.process import is_healthy
 
 __all__ = ["RunningServer", "start_server"]
@@ -74,15 +75,23 @@ def start_server(
     rate_limit: float | None = None,
     validate_responses: bool = False,
     http_limits: HttpLimits | None = None,
+    artifacts_dir: str | os.PathLike[str] | None = None,
+    max_artifact_bytes: int | None = None,
 ) -> RunningServer:
     """Start the reference server in a daemon thread and return once it answers `/v1/health`.
 
     `port=0` picks a free port (see `.url`). `db=None` is a scratch database deleted on stop. `.api_key` is an
     org API key: `bootstrap_key` when given, else one generated now. `http_limits` sets the request deadlines,
     the header size cap and the concurrency limit (`tally_server.HttpLimits`; its defaults when None).
+    `artifacts_dir` and `max_artifact_bytes` as for `create_app`.
     """
     app = create_app(
-        db=db, bootstrap_key=bootstrap_key, rate_limit=rate_limit, validate_responses=validate_responses
+        db=db,
+        bootstrap_key=bootstrap_key,
+        rate_limit=rate_limit,
+        validate_responses=validate_responses,
+        artifacts_dir=artifacts_dir,
+        max_artifact_bytes=DEFAULT_MAX_ARTIFACT_BYTES if max_artifact_bytes is None else max_artifact_bytes,
     )
     api_key: str | None = app.state.api_key
     if api_key is None:  # an existing database: mint a key for this caller

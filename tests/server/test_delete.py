@@ -3,6 +3,7 @@ transaction. Run on both backends (the live server of tests/server/conftest.py).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -61,6 +62,14 @@ def _filled(
         f"/v1/experiments/{experiment_id}/annotations", json={"text": "n", "client_event_id": "n"}
     )
     assert note.status_code == 201, note.text
+    content = f"artifact of {experiment_id}".encode()
+    stored = client.post(
+        f"/v1/experiments/{experiment_id}/artifacts",
+        params={"name": "a.bin", "sha256": hashlib.sha256(content).hexdigest()},
+        content=content,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert stored.status_code == 201, stored.text
     return {"experiment": created, "ingest": ingest, "annotation": note.json()}
 
 

@@ -82,6 +82,7 @@ _NEW_TABLES = frozenset(
         "metric_summaries", "experiment_metrics", "experiment_metadata",  # 0005
         "metric_rollups",  # 0006
         "dashboard_sessions", "login_links",  # 0007
+        "artifacts",  # 0010
     }
 )  # fmt: skip
 _NEW_INDEXES = frozenset(
@@ -107,9 +108,11 @@ def _release_tables(schema: dict[str, Any]) -> dict[str, Any]:
         part: [
             row
             for row in found
-            if part in ("sequences", "functions")
+            if part == "functions"
+            or (part == "sequences" and row[0] not in {f"{table}_pk_seq" for table in _NEW_TABLES})
             or (
-                row[0] not in _NEW_TABLES
+                part != "sequences"
+                and row[0] not in _NEW_TABLES
                 and not (part == "indexes" and row[1] in _NEW_INDEXES)
                 and not (part == "columns" and (row[0], row[2]) in _NEW_COLUMNS)
             )

@@ -615,3 +615,35 @@ def test_the_group_filter_reads_its_index_at_10000_experiments_on_postgresql(pos
                 assert "Sort" not in plan, (statement, plan)
     finally:
         repository.close()
+
+
+def test_artifact_statements_use_an_index(repo: SqlRepository, tmp_path: Any) -> None:
+    """uploadArtifact, listArtifacts, getArtifact, deleteArtifact (with its "is this content still used?"
+    check) and deleteExperiment's artifacts: every statement on an index, among other experiments' artifacts."""
+    from tally_server.contents import ContentStore
+
+    seeded = _seeded(repo)
+    experiment = seeded["experiment"]
+    repo.contents = ContentStore(tmp_path)
+
+    def staged(data: bytes) -> Any:
+        upload = repo.contents.stage()  # type: ignore[union-attr]
+        upload.write([data])
+        upload.finish()
+        return upload
+
+    other = repo.create_experiment(1, "other", None, None, {}, [])["id"]
+    for i in range(30):  # a scan would show
+        repo.create_artifact(1, other, f"o{i}", staged(f"other {i}".encode()))
+
+    def calls() -> object:
+        made = repo.create_artifact(1, experiment, "ckpt", staged(b"weights"))
+        repo.create_artifact(1, experiment, "copy", staged(b"weights"))
+        repo.list_artifacts(1, experiment, 10, None)
+        repo.get_artifact(1, experiment, made["id"])
+        repo.delete_artifact(1, experiment, made["id"])
+        return repo.delete_experiment(1, experiment)
+
+    plans = _plans(repo, calls)
+    assert any("FROM artifacts" in statement for statement, _ in plans)
+    assert _problems(plans, strict_points=False) == []

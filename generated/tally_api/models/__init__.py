@@ -4,6 +4,8 @@
 from .annotation import Annotation
 from .annotation_metadata import AnnotationMetadata
 from .annotation_page import AnnotationPage
+from .artifact import Artifact
+from .artifact_page import ArtifactPage
 from .auth_status import AuthStatus
 from .compare_metrics_request import CompareMetricsRequest
 from .compare_metrics_result import CompareMetricsResult
@@ -66,6 +68,8 @@ __all__ = (
     "Annotation",
     "AnnotationMetadata",
     "AnnotationPage",
+    "Artifact",
+    "ArtifactPage",
     "AuthStatus",
     "ComparedSeries",
     "ComparedSeriesMetadata",

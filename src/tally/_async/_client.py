@@ -51,6 +51,7 @@ from ._objects import AsyncObjectDecoders
 from ._pagination import AsyncPaginator
 from ._resources import (
     AsyncAnnotations,
+    AsyncArtifacts,
     AsyncAuth,
     AsyncExperiments,
     AsyncFolders,
@@ -64,6 +65,8 @@ from ._transport import AsyncClientTransport, AsyncRetryTransport
 if TYPE_CHECKING:
     from tally.run import CapPolicy, Durability, ResumeMode, Run
     from tally.run import Capture as RunCapture
+
+    from ._artifact_io import AsyncUploadBody
 
 __all__ = ["AsyncCore", "AsyncTally", "open_pool", "pool_headers"]
 
@@ -150,6 +153,7 @@ class AsyncCore:
         idempotency_key: str | None = None,
         content: bytes | None = None,
         ingest: bool = False,
+        upload: AsyncUploadBody | None = None,
     ) -> T: ...
 
     @overload
@@ -163,6 +167,7 @@ class AsyncCore:
         idempotency_key: str | None = None,
         content: bytes | None = None,
         ingest: bool = False,
+        upload: AsyncUploadBody | None = None,
     ) -> None: ...
 
     async def request(
@@ -175,15 +180,24 @@ class AsyncCore:
         idempotency_key: str | None = None,
         content: bytes | None = None,
         ingest: bool = False,
+        upload: AsyncUploadBody | None = None,
     ) -> T | None:
         """Send a generated operation's `_get_kwargs(...)` with the org key (or `token`) and the call's
         `options` (a method's `**options`); decode (None as `decoder` for an answer without a body, such as
-        204), and remember the response's request id on the result."""
+        204), and remember the response's request id on the result. `upload` is a streamed body (an artifact's
+        file) sent instead of the operation's."""
         extras = self.settings.call(options, ingest=ingest)
         bearer = self.state.config.api_key if isinstance(token, NotGiven) else token
-        method, url, params, headers, body = prepare(
+        method, url, params, headers, prepared = prepare(
             operation, extras, token=bearer, idempotency_key=idempotency_key, content=content
         )
+        body: bytes | AsyncUploadBody | None = prepared
+        if (
+            upload is not None
+        ):  # an artifact's bytes, streamed from its file (Content-Length: no chunked body)
+            body = upload  # (instead of any JSON: `extra_body` does not apply to a file)
+            headers["Content-Type"] = "application/octet-stream"
+            headers["Content-Length"] = str(upload.size)
         state = self.state
         telemetry = state.telemetry
         request = self._build(method, url, params, headers, body, extras.extensions)
@@ -560,6 +574,7 @@ class AsyncTally:
         self.metric_catalog = AsyncMetricCatalog(core)
         self.ingestion_keys = AsyncIngestionKeys(core)
         self.annotations = AsyncAnnotations(core)
+        self.artifacts = AsyncArtifacts(core)
         self.auth = AsyncAuth(core)
 
     @property

@@ -52,6 +52,7 @@ from ._objects import ObjectDecoders
 from ._pagination import Paginator
 from ._resources import (
     Annotations,
+    Artifacts,
     Auth,
     Experiments,
     Folders,
@@ -65,6 +66,8 @@ from ._transport import ClientTransport, RetryTransport
 if TYPE_CHECKING:
     from tally.run import CapPolicy, Durability, ResumeMode, Run
     from tally.run import Capture as RunCapture
+
+    from ._artifact_io import UploadBody
 
 __all__ = ["Core", "Tally", "open_pool", "pool_headers"]
 
@@ -151,6 +154,7 @@ class Core:
         idempotency_key: str | None = None,
         content: bytes | None = None,
         ingest: bool = False,
+        upload: UploadBody | None = None,
     ) -> T: ...
 
     @overload
@@ -164,6 +168,7 @@ class Core:
         idempotency_key: str | None = None,
         content: bytes | None = None,
         ingest: bool = False,
+        upload: UploadBody | None = None,
     ) -> None: ...
 
     def request(
@@ -176,15 +181,24 @@ class Core:
         idempotency_key: str | None = None,
         content: bytes | None = None,
         ingest: bool = False,
+        upload: UploadBody | None = None,
     ) -> T | None:
         """Send a generated operation's `_get_kwargs(...)` with the org key (or `token`) and the call's
         `options` (a method's `**options`); decode (None as `decoder` for an answer without a body, such as
-        204), and remember the response's request id on the result."""
+        204), and remember the response's request id on the result. `upload` is a streamed body (an artifact's
+        file) sent instead of the operation's."""
         extras = self.settings.call(options, ingest=ingest)
         bearer = self.state.config.api_key if isinstance(token, NotGiven) else token
-        method, url, params, headers, body = prepare(
+        method, url, params, headers, prepared = prepare(
             operation, extras, token=bearer, idempotency_key=idempotency_key, content=content
         )
+        body: bytes | UploadBody | None = prepared
+        if (
+            upload is not None
+        ):  # an artifact's bytes, streamed from its file (Content-Length: no chunked body)
+            body = upload  # (instead of any JSON: `extra_body` does not apply to a file)
+            headers["Content-Type"] = "application/octet-stream"
+            headers["Content-Length"] = str(upload.size)
         state = self.state
         telemetry = state.telemetry
         request = self._build(method, url, params, headers, body, extras.extensions)
@@ -561,6 +575,7 @@ class Tally:
         self.metric_catalog = MetricCatalog(core)
         self.ingestion_keys = IngestionKeys(core)
         self.annotations = Annotations(core)
+        self.artifacts = Artifacts(core)
         self.auth = Auth(core)
 
     @property

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import io
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
 import msgspec
 
@@ -27,6 +28,7 @@ from tally._options import RequestOptions, WriteOptions, check_idempotency_key
 from tally._request_ids import remember, request_id
 from tally._types import (
     NOT_GIVEN,
+    Artifact,
     AuthStatus,
     CatalogEntry,
     CompareResult,
@@ -51,10 +53,12 @@ from ._pagination import Paginator
 if TYPE_CHECKING:
     import httpx
 
+    from ._artifact_io import ArtifactReader
     from ._client import Core
 
 __all__ = [
     "Annotations",
+    "Artifacts",
     "Auth",
     "Experiments",
     "Folders",
@@ -974,6 +978,120 @@ class Annotations(_Resource):
         from tally_api.api.annotations import delete_annotation
 
         operation = delete_annotation._get_kwargs(experiment_id, annotation_id)
+        self._core.request(operation, None, options)
+
+
+class Artifacts(_Resource):
+    """Files attached to an experiment: checkpoints, configs, plots. Uploads and downloads stream (the client
+    holds a chunk, never the file) and are checked by sha256 on both sides."""
+
+    def upload(
+        self,
+        experiment_id: str,
+        file: str | os.PathLike[str] | IO[bytes],
+        *,
+        name: str | None = None,
+        sha256: str | None = None,
+        **options: Unpack[WriteOptions],
+    ) -> Artifact:
+        """Attach a file (a path, or a seekable binary file object) to an experiment, as `name` (default: the
+        file's name). Its sha256 is computed first (one read of the file), then the file is streamed; the server
+        stores it only if the bytes that arrived have that sha256 (else `UnprocessableEntityError`,
+        `checksum_mismatch`: the file changed meanwhile). Every attempt re-reads the file from its start and
+        carries one Idempotency-Key, so an upload retried after a lost answer stores one artifact. Larger than
+        the server's cap (5 GiB unless configured): `APIStatusError` 413, refused before the file is sent. Each
+        network wait is bounded by the client's `timeout`, the upload as a whole is not. `sha256`: the file's
+        digest when the caller has it already (`run.log_artifact` computes it while copying), which saves the
+        read that computes it (about 1 s a GiB); the server still checks it."""
+        from tally_api.api.artifacts import upload_artifact
+        from tally_api.types import File
+
+        from tally._artifacts import file_source, transfer_timeout
+
+        from ._artifact_io import UploadBody
+
+        source = file_source(file, name, sha256)
+        operation = upload_artifact._get_kwargs(
+            experiment_id, body=File(payload=io.BytesIO()), name=source.name, sha256=source.sha256
+        )
+        operation.pop("content", None)  # the body is the file, streamed (upload= below)
+        options = {**options}
+        options.setdefault("timeout", transfer_timeout(self._core.settings.timeout))
+        return self._core.request(operation, Decoders.artifact, options, upload=UploadBody(source))
+
+    def list(
+        self,
+        experiment_id: str,
+        *,
+        limit: int | None = None,
+        page_size: int | None = None,
+        cursor: str | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> Paginator[Artifact]:
+        """An experiment's artifacts (their metadata), oldest first."""
+        from tally_api.api.artifacts import list_artifacts
+
+        def fetch(size: int | None, after: str | None) -> Page[Artifact]:
+            operation = list_artifacts._get_kwargs(experiment_id, page_size=unset(size), cursor=unset(after))
+            return self._core.request(operation, Decoders.artifact_page, options)
+
+        return Paginator(fetch, limit=limit, page_size=page_size, cursor=cursor)
+
+    def get(self, experiment_id: str, artifact_id: str, **options: Unpack[RequestOptions]) -> Artifact:
+        """One artifact's metadata (name, size, sha256); NotFoundError when it is not in that experiment."""
+        from tally_api.api.artifacts import get_artifact
+
+        operation = get_artifact._get_kwargs(experiment_id, artifact_id)
+        return self._core.request(operation, Decoders.artifact, options)
+
+    def download(
+        self,
+        experiment_id: str,
+        artifact_id: str,
+        *,
+        to: str | os.PathLike[str],
+        **options: Unpack[RequestOptions],
+    ) -> Path:
+        """Write an artifact's content to the file `to` and return its path. The bytes go to `<to>.partial`,
+        hashed as they arrive, and are renamed to `to` only when their sha256 is the artifact's (else
+        `ChecksumMismatchError`, and nothing is left behind), so a cut download never leaves a file that looks
+        whole. Memory stays at one chunk whatever the size."""
+        from tally_api.api.artifacts import download_artifact
+
+        from tally._artifacts import OCTET_STREAM, Partial, parse_etag, transfer_timeout
+
+        options = {**options}
+        options.setdefault("timeout", transfer_timeout(self._core.settings.timeout))
+        operation = download_artifact._get_kwargs(experiment_id, artifact_id)
+        partial = Partial(to)
+        try:
+            with self._core.stream(operation, options, accept=OCTET_STREAM) as response:
+                expected = parse_etag(response.headers.get("etag"))
+                for chunk in response.iter_bytes():
+                    partial.write(chunk)
+        except BaseException:
+            partial.abandon()
+            raise
+        return partial.commit(expected)
+
+    def open(self, experiment_id: str, artifact_id: str, **options: Unpack[RequestOptions]) -> ArtifactReader:
+        """A read-only, seekable file over an artifact's content that fetches only the byte ranges read:
+        `with client.artifacts.open(experiment_id, artifact_id) as f: header = f.read(1024)`
+        (`f.seek(offset)`, `f.tell()`, `f.size`). Each `read` is one ranged request: read in large pieces."""
+        from tally_api.api.artifacts import download_artifact, get_artifact
+
+        from ._artifact_io import ArtifactReader
+
+        # The reader sends these two operations (named here, so the spec checks see which this method wraps).
+        _ = (get_artifact._get_kwargs, download_artifact._get_kwargs)
+        return ArtifactReader(self._core, experiment_id, artifact_id, options)
+
+    def delete(self, experiment_id: str, artifact_id: str, **options: Unpack[WriteOptions]) -> None:
+        """Delete an artifact (with the org key); NotFoundError when it does not exist. Its content goes from the
+        server once no other artifact shares it."""
+        from tally_api.api.artifacts import delete_artifact
+
+        operation = delete_artifact._get_kwargs(experiment_id, artifact_id)
         self._core.request(operation, None, options)
 
 

@@ -7,6 +7,7 @@ resources, so the sender's requests take the client's credentials, retries, tran
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tally._errors import NotFoundError
@@ -139,6 +140,13 @@ class RunPort:
         metadata = merged_metadata(dict(experiment.metadata), captured)
         if metadata is not None:
             self.client.experiments.update(experiment_id, metadata=metadata)
+
+    def upload_artifact(
+        self, experiment_id: str, path: Path, *, name: str, sha256: str, idempotency_key: str
+    ) -> None:
+        self.client.artifacts.upload(
+            experiment_id, path, name=name, sha256=sha256, idempotency_key=idempotency_key
+        )
 
     def set_status(self, experiment_id: str, status: str) -> None:
         self.client.experiments.update_status(experiment_id, status)

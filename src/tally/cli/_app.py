@@ -22,6 +22,7 @@ __all__ = ["COMMANDS", "Settings", "cli"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "annotations": ("tally.cli.annotations", "annotations_group"),
+    "artifacts": ("tally.cli.artifacts", "artifacts_group"),
     "auth": ("tally.cli.auth", "auth"),
     "completion": ("tally.cli.completion", "completion"),
     "experiments": ("tally.cli.experiments", "experiments"),

@@ -42,6 +42,10 @@ Segment payloads (what the training process logged), in log order; ``seq`` count
     [5, seq, {item: value, ...}]
         what the run captured of where it runs (`tally.run._capture`): set as the experiment's metadata key
         `capture`, replacing an earlier one (older SDKs skip this kind)
+    [6, seq, name, path, size, sha256, unix_time]
+        `run.log_artifact(...)`: the file copied at `path` (relative to the spool directory, or absolute for a run
+        without one), uploaded as artifact `name` under the Idempotency-Key ``<run_key>.<seq>.artifact`` (see
+        `tally.run._artifact`)
 
 Progress payloads (what the sender knows is stored on the server)::
 
@@ -75,6 +79,7 @@ import msgspec
 __all__ = [
     "HEADER",
     "KIND_ANNOTATION",
+    "KIND_ARTIFACT",
     "KIND_CAPTURE",
     "KIND_CONFIG",
     "KIND_END",
@@ -100,6 +105,7 @@ KIND_ANNOTATION = 2
 KIND_END = 3
 KIND_CONFIG = 4
 KIND_CAPTURE = 5
+KIND_ARTIFACT = 6
 KIND_EXPERIMENT = 10
 KIND_PROGRESS = 11
 KIND_FINISHED = 12

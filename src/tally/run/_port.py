@@ -13,6 +13,7 @@ and the experiment is created under the run's stable `idempotency_key`.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from tally._types import IngestResult
@@ -93,6 +94,12 @@ class SenderPort(Protocol):
     def set_capture(self, experiment_id: str, captured: dict[str, Any]) -> None:
         """Set the experiment's metadata key `capture` to what the run captured (`tally.run._capture`), replacing
         an earlier one and fitted into the metadata's limits (a read, then an update when it changed)."""
+
+    def upload_artifact(
+        self, experiment_id: str, path: Path, *, name: str, sha256: str, idempotency_key: str
+    ) -> None:
+        """Upload the file at `path` (whose digest is `sha256`, computed when it was copied) as artifact `name`
+        (streamed; the same key stores it once however often it is sent)."""
         ...
 
     def set_status(self, experiment_id: str, status: str) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ._deadletter import SUFFIX, count_lines, dead_letter_path, iter_dead_letters
-from ._format import KIND_ANNOTATION, KIND_CONFIG, KIND_LOG, MAGIC, decode_records
+from ._format import KIND_ANNOTATION, KIND_ARTIFACT, KIND_CONFIG, KIND_LOG, MAGIC, decode_records
 from ._port import SenderPort
 from ._sender import Drain, is_rejection
 from ._spool import FileStore, SpoolLock, iter_spools, read_header, read_progress, remove_spool, spool_root
@@ -66,7 +66,7 @@ def _pending_events(store: FileStore, progress: dict[str, Any], final: bool) -> 
             for _end, payload in decoded.records:
                 if payload[0] == KIND_LOG:
                     count += len(payload[5])
-                elif payload[0] in (KIND_ANNOTATION, KIND_CONFIG):
+                elif payload[0] in (KIND_ANNOTATION, KIND_CONFIG, KIND_ARTIFACT):
                     count += 1
             if decoded.end == offset or decoded.torn is not None:
                 break

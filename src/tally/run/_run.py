@@ -31,10 +31,12 @@ from tally._errors import APIConnectionError, ConfigurationError, TallyError
 from tally._limits import check_annotation, check_labels, check_metadata, check_step, check_tags, check_values
 from tally._logging import logger
 
+from ._artifact import ARTIFACTS_DIR, check_artifact_name, copy_for_upload
 from ._capture import Capture, CaptureThread, check_reserved, resolve_capture
 from ._config import RunConfig, flatten_config, with_config
 from ._format import (
     KIND_ANNOTATION,
+    KIND_ARTIFACT,
     KIND_CAPTURE,
     KIND_CONFIG,
     KIND_END,
@@ -188,6 +190,7 @@ class Run:
     ) -> None:
         self.name = name
         self._writer = writer
+        self._artifact_dir: Path | None = None  # durability="memory": where log_artifact keeps its copies
         self._drain = drain
         self._sender = sender
         self._lock = lock
@@ -292,6 +295,43 @@ class Run:
                 dict(metadata) if metadata else None,
             )
             self._writer.append(frame(record), 1)
+            self._logged += 1
+
+    def log_artifact(self, path: str | os.PathLike[str], *, name: str | None = None) -> None:
+        """Attach a file to the experiment (a checkpoint, a plot), as `name` (default: the file's name), in order
+        with the metrics: it is uploaded after everything logged before it, through outages and crashes like any
+        record (`tally sync` uploads it too), once. The file is copied into the run's spool now (a hard link would
+        see a later in-place overwrite of the file; see `tally.run._artifact`), so it may be deleted or
+        overwritten as soon as this returns; the copy costs one read and write of the file. The copy is removed
+        once stored. Raises FileNotFoundError for a path that is not a file, ValueError for a name the contract
+        refuses."""
+        if self._closed:
+            raise RuntimeError("this run is closed: start another with client.run(...)")
+        source = Path(path)
+        if not source.is_file():
+            raise FileNotFoundError(f"log_artifact: no file at {source}")
+        name = check_artifact_name(name if name is not None else source.name)
+        location = self._writer.store.location
+        if location is None:  # durability="memory": no spool directory, a temporary one of the run's own
+            if self._artifact_dir is None:
+                import tempfile
+
+                self._artifact_dir = Path(tempfile.mkdtemp(prefix="tally-artifacts-"))
+            folder = self._artifact_dir
+        else:
+            folder = Path(location) / ARTIFACTS_DIR
+            folder.mkdir(mode=0o700, exist_ok=True)
+        # The copy is made outside the append lock (it may take seconds), then named by its seq under it: the
+        # sampler and the capture append from their own threads.
+        staged = folder / f"incoming-{secrets.token_hex(8)}"
+        size, sha256 = copy_for_upload(source, staged)
+        with self._append_lock:
+            seq = self._seq + 1
+            copy = folder / f"{seq:x}"
+            os.replace(staged, copy)
+            where = str(copy) if location is None else f"{ARTIFACTS_DIR}/{copy.name}"
+            self._seq = seq
+            self._writer.append(frame((KIND_ARTIFACT, seq, name, where, size, sha256, time.time())), 1)
             self._logged += 1
 
     def _append_config(self, flat: dict[str, Any] | None, tags: list[str] | None = None) -> None:

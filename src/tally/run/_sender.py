@@ -41,6 +41,7 @@ from tally._retry_policy import backoff_delay
 from ._deadletter import DeadLetter, dead_letter_path, error_info
 from ._format import (
     KIND_ANNOTATION,
+    KIND_ARTIFACT,
     KIND_CAPTURE,
     KIND_CONFIG,
     KIND_END,
@@ -550,6 +551,23 @@ class Drain:
                         raise
                     # Not an event of the caller's: a refusal is said, never counted against the run.
                     logger.warning("tally: the run's capture was not stored: %s", error)
+            elif kind == KIND_ARTIFACT:
+                try:
+                    _, seq, name, where, size, sha256, stamp = payload
+                    record = {"name": name, "path": where, "size_bytes": size, "sha256": sha256}
+                except Exception as error:
+                    raise ValueError(f"unreadable spool record: {error!r}") from None
+                copy = Path(where) if self.directory is None else self.directory / where
+                if copy.exists():  # else stored before a crash: the copy goes only once the upload is stored
+                    self.client.upload_artifact(
+                        experiment_id,
+                        copy,
+                        name=name,
+                        sha256=sha256,
+                        idempotency_key=f"{run_key}.{seq:x}.artifact",
+                    )
+                    copy.unlink(missing_ok=True)
+                self.stored += 1
             elif kind == KIND_END and self.superseded:
                 pass  # an earlier process's end: the resumed run that replays it sets the final status
             elif kind == KIND_END:
@@ -570,6 +588,10 @@ class Drain:
                 self._refuse([("annotation", record, error_info(error))], 1, error)
             elif kind == KIND_CONFIG:
                 self._refuse([("config", record or {"payload": repr(payload)}, error_info(error))], 1, error)
+            elif kind == KIND_ARTIFACT:
+                self._refuse(
+                    [("artifact", record or {"payload": repr(payload)}, error_info(error))], 1, error
+                )
             else:
                 self.last_error = str(error)
                 logger.warning("tally: the server refused a record of the run: %s", error)

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from tally_server._call import Handler
-from tally_server.handlers import annotation, catalog, experiments, folders, ingestion_keys, metrics, system
+from tally_server.handlers import (
+    annotation,
+    artifacts,
+    catalog,
+    experiments,
+    folders,
+    ingestion_keys,
+    metrics,
+    system,
+)
 
 __all__ = ["HANDLERS"]
 
@@ -15,4 +24,5 @@ HANDLERS: dict[str, Handler] = {
     **catalog.HANDLERS,
     **ingestion_keys.HANDLERS,
     **annotation.HANDLERS,
+    **artifacts.HANDLERS,
 }

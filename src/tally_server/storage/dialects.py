@@ -17,6 +17,7 @@ answers the SQLAlchemy Core construct (or runs the statement) that backend needs
   idempotency claims of `tally_server.storage.store` hold on the request's pinned session; SQLite has none (one
   process writes at a time, and its claims left running are cleared at start);
 - `lock_bootstrap`: servers starting together on a new PostgreSQL database create one first organisation;
+- `lock_content`: an artifact content's lock, held by the transactions that publish or remove it;
 - `executemany`: a statement compiled once per dialect, run by the driver's `executemany` (the ingest path).
 """
 
@@ -43,6 +44,7 @@ __all__ = [
     "json_text",
     "least",
     "lock_bootstrap",
+    "lock_content",
     "points_by_client_event_id",
     "release_claim_lock",
     "reserve_seqs",
@@ -165,6 +167,15 @@ def release_claim_lock(conn: Connection, lock: int) -> None:
     conn.commit()
     if not released:
         raise RuntimeError("the idempotency claim's advisory lock was not held")
+
+
+def lock_content(conn: Connection, sha256: str) -> None:
+    """Inside a write transaction: hold an artifact content's lock until it ends (PostgreSQL's transaction-level
+    advisory lock on 64 bits of the sha256; SQLite's write transactions are serialised already). See
+    `tally_server.storage.artifacts`."""
+    if conn.dialect.name == _POSTGRESQL:
+        key = int.from_bytes(bytes.fromhex(sha256[:16]), "big", signed=True)
+        conn.execute(select(func.pg_advisory_xact_lock(cast(key, BigInteger))))
 
 
 def lock_bootstrap(conn: Connection) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
+    from tally_server.contents import ContentStore, Staged
     from tally_server.storage.sessions import DashboardSessions
 
 __all__ = [
@@ -300,6 +301,20 @@ class Repository(Protocol):
 
     def delete_annotation(self, org_pk: int, experiment_id: str, annotation_id: str) -> None:
         """Delete one annotation (NotFoundError when absent); its client_event_id is free again."""
+        ...
+
+    # artifacts (storage/artifacts.py; their contents in tally_server.contents)
+    contents: ContentStore | None
+    """Where artifact contents live; attached by `create_app` (None: artifact operations fail)."""
+
+    def create_artifact(self, org_pk: int, experiment_id: str, name: str, staged: Staged) -> Json:
+        """Record a whole, checked upload and publish its content, in one transaction."""
+        ...
+
+    def list_artifacts(self, org_pk: int, experiment_id: str, limit: int, after: Key | None) -> Page: ...
+    def get_artifact(self, org_pk: int, experiment_id: str, artifact_id: str) -> Json: ...
+    def delete_artifact(self, org_pk: int, experiment_id: str, artifact_id: str) -> None:
+        """Delete one artifact (NotFoundError when absent), and its content when no other artifact uses it."""
         ...
 
     # idempotency

@@ -43,6 +43,7 @@ __all__ = [
     "SQLITE_ONLY",
     "annotations",
     "api_keys",
+    "artifacts",
     "counters",
     "dashboard_sessions",
     "experiment_metadata",
@@ -337,6 +338,23 @@ annotations = Table(
     UniqueConstraint("experiment", "client_event_id"),
 )
 Index("annotations_by_experiment", annotations.c.experiment, annotations.c.pk)
+
+# Files attached to an experiment (revision 0010): a row per artifact; the content lives on the filesystem, once per
+# sha256 (`tally_server.artifacts`), so rows may share it. `artifacts_by_sha256` answers "does any row still use this
+# content?" when one is deleted.
+artifacts = Table(
+    "artifacts",
+    metadata,
+    _row_key(),
+    _id(),
+    Column("experiment", _BIGINT, ForeignKey("experiments.pk"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("size_bytes", _BIGINT, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
+Index("artifacts_by_experiment", artifacts.c.experiment, artifacts.c.pk)
+Index("artifacts_by_sha256", artifacts.c.sha256)
 
 # Idempotency-Key records, per organisation; kept for a bounded time (see tally_server.idempotency).
 idempotency_keys = Table(

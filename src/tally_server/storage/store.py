@@ -73,6 +73,7 @@ from tally_server._util import (
 )
 from tally_server.ordering import CREATED, ExperimentOrder
 from tally_server.storage import batch_stats, dialects, metadata_index, rollups, rows
+from tally_server.storage.artifacts import ArtifactRows
 from tally_server.storage.repository import (
     BootstrapResult,
     ConflictError,
@@ -591,8 +592,9 @@ def _experiments_without_metric(
     return query.order_by(_e.c.pk)
 
 
-class SqlRepository:
-    """`Repository` on the database `db` connects to (see the module's docstring)."""
+class SqlRepository(ArtifactRows):
+    """`Repository` on the database `db` connects to (see the module's docstring); artifacts in
+    `storage.artifacts`."""
 
     def __init__(self, db: Connections) -> None:
         self.db = db
@@ -1094,9 +1096,11 @@ class SqlRepository:
         with self.db.write() as conn:
             row = self._fetch_experiment(conn, org_pk, experiment_id, for_update=True)
             experiment_pk = int(row[0])
+            contents = self._experiment_contents(conn, experiment_pk)
             for table in _EXPERIMENT_PARTS:
                 conn.execute(delete(table).where(table.c.experiment == experiment_pk))
             conn.execute(delete(experiments).where(experiments.c.pk == experiment_pk))
+            self._release_contents(conn, contents)  # the files no other experiment's artifact uses
 
     # ---- metrics -------------------------------------------------------------------------------------------
     def ingest_metrics(self, experiment_pk: int, experiment_id: str, events: Sequence[MetricEventIn]) -> Json:

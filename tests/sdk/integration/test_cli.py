@@ -306,7 +306,9 @@ def test_rich_tables_for_people(runs: dict[str, Any], monkeypatch: pytest.Monkey
 
 def test_help_has_examples_and_completion_works() -> None:
     root = run("--help").output
-    for group in ("folders", "experiments", "metrics", "ingestion-keys", "annotations", "auth", "serve"):
+    for group in (
+        "folders", "experiments", "metrics", "ingestion-keys", "annotations", "artifacts", "auth", "serve"
+    ):  # fmt: skip
         assert group in root
     assert "Exit codes" in root
     for command in (
@@ -368,3 +370,25 @@ def test_help_lists_a_command_whose_extra_is_missing(monkeypatch: pytest.MonkeyP
     assert "serve" in listing
     assert "pip install 'tally-metrics[server]'" in listing
     assert "tally-metrics[server]" in run("serve", "--port", "1", code=3).output
+
+
+def test_artifacts_upload_list_download_delete(
+    env: RunningServer, sync_client: Tally, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    experiment = sync_client.experiments.create(unique("cli-artifacts")).id
+    source = tmp_path / "weights.bin"
+    source.write_bytes(os.urandom(50_000))
+    artifact_id = run("artifacts", "upload", experiment, str(source), "--name", "ckpt/w.bin").output.strip()
+    assert artifact_id.startswith("art_")
+    listed = json_lines(run("artifacts", "list", experiment, "--json").output)
+    assert [(a["id"], a["name"], a["size_bytes"]) for a in listed] == [(artifact_id, "ckpt/w.bin", 50_000)]
+    assert "ckpt/w.bin" in run("artifacts", "list", experiment).output
+    (tmp_path / "out").mkdir()
+    monkeypatch.chdir(tmp_path / "out")
+    written = run("artifacts", "download", experiment, artifact_id).output.strip()
+    assert Path(written).name == "w.bin"
+    assert (tmp_path / "out" / "w.bin").read_bytes() == source.read_bytes()
+    assert "Examples:" in run("artifacts", "upload", "--help").output
+    run("artifacts", "delete", experiment, artifact_id, "--yes")
+    assert json_lines(run("artifacts", "list", experiment, "--json").output) == []
+    run("artifacts", "download", experiment, artifact_id, code=4)

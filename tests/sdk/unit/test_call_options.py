@@ -4,6 +4,7 @@ caller's own httpx client and logger: against a mock transport (what a live serv
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import logging
 import os
@@ -82,9 +83,19 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "annotations.delete": (("exp_1", "ann_1"), {}),
     "annotations.get": (("exp_1", "ann_1"), {}),
     "annotations.update": (("exp_1", "ann_1"), {"text": "t"}),
+    "artifacts.upload": (("exp_1", io.BytesIO(b"weights")), {"name": "w.bin"}),
+    "artifacts.list": (("exp_1",), {}),
+    "artifacts.get": (("exp_1", "art_1"), {}),
+    "artifacts.download": (
+        ("exp_1", "art_1"),
+        {"to": Path(tempfile.gettempdir()) / f"tally-call-options-{os.getpid()}.bin"},
+    ),
+    "artifacts.delete": (("exp_1", "art_1"), {}),
 }
-RESOURCES = ("folders", "experiments", "metrics", "metric_catalog", "ingestion_keys", "annotations", "auth")
-NOT_HTTP = {"ingestion_keys.forget"}
+RESOURCES = (
+    "folders", "experiments", "metrics", "metric_catalog", "ingestion_keys", "annotations", "artifacts", "auth"
+)  # fmt: skip
+NOT_HTTP = {"ingestion_keys.forget", "artifacts.open"}  # open() answers a reader; its reads are requests
 
 
 def server(request: httpx.Request) -> httpx.Response:
@@ -181,9 +192,10 @@ async def test_every_method_sends_the_options(make: Callable[..., AnyClient], na
             "archive",
             "login_link",
             "delete",
+            "upload",
         )
     )
-    has_body = is_write and not name.endswith("delete")
+    has_body = is_write and not name.endswith(("delete", "upload"))  # an upload's body is the file
     hooked: list[str] = []
     options: dict[str, Any] = {
         "timeout": 1.25,

@@ -39,6 +39,8 @@ PARAMETER_EXCEPTIONS: dict[tuple[str, str], str] = {
         "required by the contract so that a retry is a duplicate; the SDK derives a deterministic one from the "
         "experiment, text, step, timestamp and metadata when the caller gives none"
     ),
+    ("uploadArtifact", "name"): "defaults to the uploaded file's name; required of file objects without one",
+    ("uploadArtifact", "sha256"): "required by the contract; the SDK computes it unless the caller has it",
 }
 
 # Parameters a curated method adds on purpose that are no input of its operation, with the reason.
@@ -48,6 +50,8 @@ SDK_ONLY_PARAMETERS: dict[tuple[str, str], str] = {
         "negotiates rather than declaring as a parameter"
     ),
     ("exportMetrics", "path"): "export_to's file to write the answer to; nothing is sent",
+    ("uploadArtifact", "file"): "the path or binary file object whose bytes are the body, streamed",
+    ("downloadArtifact", "to"): "download's file to write the content to; nothing is sent",
 }
 
 # SDK-only parameters, by rule (not by method):

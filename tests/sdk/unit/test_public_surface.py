@@ -24,6 +24,7 @@ EXPORTED = [
     "APIStatusError",
     "APITimeoutError",
     "Annotation",
+    "Artifact",
     "AsyncAnnotation",
     "AsyncExperiment",
     "AsyncFolder",
@@ -35,6 +36,7 @@ EXPORTED = [
     "CacheStats",
     "Capture",
     "CatalogEntry",
+    "ChecksumMismatchError",
     "ClientConfig",
     "CompareResult",
     "CompareRow",
@@ -155,6 +157,7 @@ def assert_same_surface(sync_obj: Any, async_obj: Any, label: str) -> None:
                 "with_raw_response",
                 "pages",
                 "run",
+                "open",
             ):
                 assert not inspect.iscoroutinefunction(async_member), f"{label}.{name}"
             else:
@@ -174,6 +177,7 @@ def test_clients_have_the_same_surface() -> None:
             "metric_catalog",
             "ingestion_keys",
             "annotations",
+            "artifacts",
             "auth",
         ):
             assert_same_surface(getattr(sync_client, name), getattr(async_client, name), name)

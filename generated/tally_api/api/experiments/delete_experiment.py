@@ -108,11 +108,12 @@ def sync_detailed(
     idempotency_key: str | Unset = UNSET,
 ) -> Response[Any | ErrorResponse]:
     """Delete an experiment and everything in it, in one transaction: its metric points, summaries, rollups
-    and catalog entries, its annotations, its ingestion keys (which stop working at once: 401
-    `unauthenticated`), its tags and its metadata index. Allowed in every status, archived or not.
-    Afterwards the experiment is 404 `not_found` everywhere and no list shows it. Cannot be undone.
-    Deleting an experiment that does not exist (or no longer does) is 404 `not_found`; send an
-    `Idempotency-Key` so that a retry after a lost answer replays the first 204.
+    and catalog entries, its annotations, its artifacts (their contents once no other artifact shares
+    them), its ingestion keys (which stop working at once: 401 `unauthenticated`), its tags and its
+    metadata index. Allowed in every status, archived or not. Afterwards the experiment is 404
+    `not_found` everywhere and no list shows it. Cannot be undone. Deleting an experiment that does not
+    exist (or no longer does) is 404 `not_found`; send an `Idempotency-Key` so that a retry after a lost
+    answer replays the first 204.
 
     Args:
         experiment_id (str): An experiment's id.
@@ -145,11 +146,12 @@ def sync(
     idempotency_key: str | Unset = UNSET,
 ) -> Any | ErrorResponse | None:
     """Delete an experiment and everything in it, in one transaction: its metric points, summaries, rollups
-    and catalog entries, its annotations, its ingestion keys (which stop working at once: 401
-    `unauthenticated`), its tags and its metadata index. Allowed in every status, archived or not.
-    Afterwards the experiment is 404 `not_found` everywhere and no list shows it. Cannot be undone.
-    Deleting an experiment that does not exist (or no longer does) is 404 `not_found`; send an
-    `Idempotency-Key` so that a retry after a lost answer replays the first 204.
+    and catalog entries, its annotations, its artifacts (their contents once no other artifact shares
+    them), its ingestion keys (which stop working at once: 401 `unauthenticated`), its tags and its
+    metadata index. Allowed in every status, archived or not. Afterwards the experiment is 404
+    `not_found` everywhere and no list shows it. Cannot be undone. Deleting an experiment that does not
+    exist (or no longer does) is 404 `not_found`; send an `Idempotency-Key` so that a retry after a lost
+    answer replays the first 204.
 
     Args:
         experiment_id (str): An experiment's id.
@@ -177,11 +179,12 @@ async def asyncio_detailed(
     idempotency_key: str | Unset = UNSET,
 ) -> Response[Any | ErrorResponse]:
     """Delete an experiment and everything in it, in one transaction: its metric points, summaries, rollups
-    and catalog entries, its annotations, its ingestion keys (which stop working at once: 401
-    `unauthenticated`), its tags and its metadata index. Allowed in every status, archived or not.
-    Afterwards the experiment is 404 `not_found` everywhere and no list shows it. Cannot be undone.
-    Deleting an experiment that does not exist (or no longer does) is 404 `not_found`; send an
-    `Idempotency-Key` so that a retry after a lost answer replays the first 204.
+    and catalog entries, its annotations, its artifacts (their contents once no other artifact shares
+    them), its ingestion keys (which stop working at once: 401 `unauthenticated`), its tags and its
+    metadata index. Allowed in every status, archived or not. Afterwards the experiment is 404
+    `not_found` everywhere and no list shows it. Cannot be undone. Deleting an experiment that does not
+    exist (or no longer does) is 404 `not_found`; send an `Idempotency-Key` so that a retry after a lost
+    answer replays the first 204.
 
     Args:
         experiment_id (str): An experiment's id.
@@ -212,11 +215,12 @@ async def asyncio(
     idempotency_key: str | Unset = UNSET,
 ) -> Any | ErrorResponse | None:
     """Delete an experiment and everything in it, in one transaction: its metric points, summaries, rollups
-    and catalog entries, its annotations, its ingestion keys (which stop working at once: 401
-    `unauthenticated`), its tags and its metadata index. Allowed in every status, archived or not.
-    Afterwards the experiment is 404 `not_found` everywhere and no list shows it. Cannot be undone.
-    Deleting an experiment that does not exist (or no longer does) is 404 `not_found`; send an
-    `Idempotency-Key` so that a retry after a lost answer replays the first 204.
+    and catalog entries, its annotations, its artifacts (their contents once no other artifact shares
+    them), its ingestion keys (which stop working at once: 401 `unauthenticated`), its tags and its
+    metadata index. Allowed in every status, archived or not. Afterwards the experiment is 404
+    `not_found` everywhere and no list shows it. Cannot be undone. Deleting an experiment that does not
+    exist (or no longer does) is 404 `not_found`; send an `Idempotency-Key` so that a retry after a lost
+    answer replays the first 204.
 
     Args:
         experiment_id (str): An experiment's id.
