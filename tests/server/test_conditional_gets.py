@@ -3,6 +3,7 @@ is answered 304 without a body, and any change to what the answer holds changes 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,14 @@ def test_every_get_has_an_etag_and_a_matching_if_none_match_is_a_304_without_bod
         f"/v1/experiments/{eid}/metrics?sync=true", json={"events": [event("a"), event("b", step=1)]}
     )
     assert sent.status_code in (200, 202), sent.text
+    data = b"etags"
+    artifact = client.post(
+        f"/v1/experiments/{eid}/artifacts",
+        params={"name": "etags.bin", "sha256": hashlib.sha256(data).hexdigest()},
+        content=data,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert artifact.status_code == 201, artifact.text
     urls = [
         "/v1/health",
         "/v1/auth/status",
@@ -51,6 +60,8 @@ def test_every_get_has_an_etag_and_a_matching_if_none_match_is_a_304_without_bod
         f"/v1/experiments/{eid}/annotations",
         f"/v1/ingestion-keys/{key['id']}",
         f"/v1/experiments/{eid}/annotations/{note.json()['id']}",
+        f"/v1/experiments/{eid}/artifacts",
+        f"/v1/experiments/{eid}/artifacts/{artifact.json()['id']}",
     ]
     # one URL per GET of the contract, but for streamed answers (no ETag: test_export.py)
     gets = {

@@ -8,6 +8,7 @@ key one item longer or shorter, extra fields, another list's cursor, and text th
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,6 +68,14 @@ def lists(live_server: RunningServer) -> Iterator[Lists]:
             for i in range(2):
                 note = {"text": f"n{i}", "client_event_id": f"a{i}"}
                 assert ingest.post(f"/v1/experiments/{experiment['id']}/annotations", json=note).is_success
+        for i in range(2):
+            data = f"artifact {i}".encode()
+            assert client.post(
+                f"/v1/experiments/{experiment['id']}/artifacts",
+                params={"name": f"file-{i}", "sha256": hashlib.sha256(data).hexdigest()},
+                content=data,
+                headers={"Content-Type": "application/octet-stream"},
+            ).is_success
         known = {
             "experiment_id": experiment["id"],
             "folder_id": folder,
