@@ -33,8 +33,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from tally._errors import APIStatusError, ConflictError, TallyError
-from tally._events import MAX_BATCH_EVENTS
+from tally._events import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 from tally._logging import logger
 from tally._retry_policy import backoff_delay
 
@@ -62,7 +64,10 @@ __all__ = ["REFUSE", "RETRY", "SPLIT", "Drain", "Sender", "is_rejection", "verdi
 
 BATCH_EVENTS = MAX_BATCH_EVENTS
 """Events per ingest call: the contract's limit per request (`tally_api_types.limits`, via `tally._events`)."""
-READ_BYTES = 1 << 20
+READ_BYTES = 128 << 10
+"""Spool bytes decoded at a time: about one batch of records (10,000 values of 10-metric steps take ~140 KiB), so
+the decoded records held at once stay a few MiB (1 MiB held ~10 MiB of decoded records, most of the training
+process's growth while it logged)."""
 MAX_REASONS = 10
 """Refusal reasons a drain keeps for `RunRejectedError` (the count is exact; the reasons are the first ones)."""
 RETRY, SPLIT, REFUSE = "retry", "split", "refuse"
@@ -131,6 +136,53 @@ class ProgressLog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class _Event(msgspec.Struct, gc=False, omit_defaults=True):
+    """One metric event as an ingest body has it (`MetricEvent`'s fields). `gc=False`: the collector neither
+    tracks nor counts it, so the sender's batches trigger no collections in the training process (a full one
+    walks its whole heap, tens of ms with the GIL held)."""
+
+    name: str
+    value: Any
+    timestamp: str
+    client_event_id: str
+    step: int | None = None
+    metadata: Any = None
+
+
+_encode_events = msgspec.json.Encoder().encode
+_decode_body = msgspec.json.Decoder().decode
+
+
+def _log_fragment(payload: Any, run_key: str) -> tuple[bytes, int]:
+    """The metric events of one `run.log()` record, encoded as the comma-separated members of an ingest body's
+    `events` array, and how many there are: what `_log_events` builds, without a dict per event. Raises on a
+    record that is not one."""
+    kind, seq, step, stamp, labels, values = payload
+    if kind != KIND_LOG or not isinstance(values, dict):
+        raise ValueError("not a log record")
+    if not values:
+        return b"", 0
+    when = rfc3339(stamp)
+    prefix = f"{run_key}.{seq:x}."
+    labels = labels or None
+    encoded = _encode_events(
+        [
+            _Event(name, value, when, prefix + str(index), step, labels)
+            for index, (name, value) in enumerate(values.items())
+        ]
+    )
+    return encoded[1:-1], len(values)
+
+
+def _events_of(sent: list[dict[str, Any]] | bytes) -> list[dict[str, Any]]:
+    """A batch's events as dicts: those given, or those of a body encoded by `_log_fragment` (to split it or
+    dead-letter what it holds)."""
+    if isinstance(sent, bytes):
+        events: list[dict[str, Any]] = _decode_body(sent)["events"]
+        return events
+    return sent
 
 
 class _Pending:
@@ -228,7 +280,14 @@ class Drain:
         self._read_segment = self.segment
         self._read_offset = self.offset
         self._worker = _Worker()
-        self._inflight: tuple[_Pending, list[dict[str, Any]], tuple[int, int, Any]] | None = None
+        self._inflight: tuple[_Pending, list[dict[str, Any]] | bytes, tuple[int, int, Any]] | None = None
+        # Records of the live run's own spool were checked by `run.log()` when it took them (`tally._limits`,
+        # the same checks `metrics.ingest` makes): they are encoded straight into a body (`_log_fragment`) and
+        # sent with the port's `ingest_encoded`, when it has one. A spool no one writes (a leftover, `tally
+        # sync`) may come from another SDK: its events go through `client.ingest` and every check.
+        self._send_encoded: Callable[[str, bytes], Any] | None = (
+            getattr(client, "ingest_encoded", None) if writer is not None else None
+        )
         self._segment_done = False
 
     @property
@@ -360,8 +419,12 @@ class Drain:
         buffer = self._buffer
         run_key = str(self.header["run_key"]) if self.header else ""
         events: list[dict[str, Any]] = []
+        encoded = self._send_encoded is not None
+        fragments: list[bytes] = []  # (encoded) the members of the body's `events` array
+        body_bytes = 0
+        count = 0  # events in the batch, either way
         last: tuple[int, int, Any] | None = None
-        while buffer or (events and len(events) < BATCH_EVENTS and self._refill()):
+        while buffer or (count and count < BATCH_EVENTS and self._refill()):
             segment, end, payload = buffer[0]
             kind = payload[0] if isinstance(payload, list) and payload else None
             if kind == KIND_RUN:
@@ -370,7 +433,11 @@ class Drain:
                 continue
             if kind == KIND_LOG or kind is None:
                 try:
-                    built = _log_events(payload, run_key)
+                    if encoded:
+                        fragment, size = _log_fragment(payload, run_key)
+                    else:
+                        built = _log_events(payload, run_key)
+                        size = len(built)
                 except Exception as error:  # a record no SDK of ours writes: keep it, with why, and go on
                     self._refuse(
                         [
@@ -386,13 +453,21 @@ class Drain:
                     buffer.popleft()
                     last = (segment, end, payload)
                     continue
-                if events and len(events) + len(built) > BATCH_EVENTS:
+                if count and count + size > BATCH_EVENTS:
                     break
-                events.extend(built)
+                if encoded:
+                    if count and body_bytes + len(fragment) + 16 > MAX_BATCH_BYTES:
+                        break
+                    if size:
+                        fragments.append(fragment)
+                        body_bytes += len(fragment) + 1
+                else:
+                    events.extend(built)
+                count += size
                 buffer.popleft()
                 last = (segment, end, payload)
                 continue
-            if events:
+            if count:
                 break  # send the metrics logged before this annotation or end first, to keep the order
             if self._inflight is not None:
                 self._settle()
@@ -406,13 +481,17 @@ class Drain:
             return True
         if self._inflight is not None:
             self._settle()
-        if events:
+        if count:
             assert last is not None
-            self._inflight = (
-                self._worker.submit(self.client.ingest, experiment_id, events),
-                events,
-                last,
-            )
+            if self._send_encoded is not None:
+                body = b'{"events":[' + b",".join(fragments) + b"]}"
+                self._inflight = (self._worker.submit(self._send_encoded, experiment_id, body), body, last)
+            else:
+                self._inflight = (
+                    self._worker.submit(self.client.ingest, experiment_id, events),
+                    events,
+                    last,
+                )
         elif last is not None:
             self.done_seq = _seq(last[2], self.done_seq)
             self._ack(last[0], last[1])
@@ -422,7 +501,7 @@ class Drain:
         """Wait for the batch in flight; count and acknowledge it (splitting it when it is refused for what it
         holds, dead-lettering what is refused), or rewind and raise when a retry may cure the failure."""
         assert self._inflight is not None
-        pending, events, last = self._inflight
+        pending, sent, last = self._inflight
         self._inflight = None
         try:
             result = pending.result()
@@ -431,13 +510,13 @@ class Drain:
                 self._rewind()
                 raise
             try:
-                stored, duplicates, refused = self._isolate(events, error)
+                stored, duplicates, refused = self._isolate(_events_of(sent), error)
             except Exception:
                 self._rewind()
                 raise
             cause: BaseException | str = error
         else:
-            stored, duplicates, refused = _counts(result, events)
+            stored, duplicates, refused = _counts(result, _events_of(sent) if result.conflicts else [])
             cause = f"{len(refused)} events conflicted: {result.conflicts[0]}" if refused else ""
         self.stored += stored
         self.duplicates += duplicates
