@@ -226,6 +226,8 @@ class _Worker:
             except BaseException as error:
                 pending._error = error
             pending._done.set()
+            # Not held while waiting for the next call: a batch's body is MiBs the training process would keep.
+            del call, args
 
     def stop(self) -> None:
         if self._thread is not None:

@@ -67,7 +67,7 @@ __all__ = [
 SPOOL_DIR_ENV = "TALLY_SPOOL_DIR"
 DEFAULT_CAP_BYTES = 1 << 30
 """The default size cap of one run's spool: 1 GiB."""
-DEFAULT_SEGMENT_BYTES = 2 << 20
+DEFAULT_SEGMENT_BYTES = 1 << 20
 """Segments are mapped into memory while written, and their disk space reserved when they are created: their size
 bounds the resident memory and the space reserved ahead of the writes."""
 MIN_RESERVE = 64 << 10
