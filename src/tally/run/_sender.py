@@ -58,7 +58,15 @@ from ._format import (
 )
 from ._port import SenderPort
 from ._resume import ResumeError, resolve_experiment
-from ._spool import SpoolLock, SpoolWriter, Store, read_header, read_progress, remove_spool
+from ._spool import (
+    SpoolLock,
+    SpoolWriter,
+    Store,
+    lower_thread_priority,
+    read_header,
+    read_progress,
+    remove_spool,
+)
 
 __all__ = ["REFUSE", "RETRY", "SPLIT", "Drain", "Sender", "is_rejection", "verdict"]
 
@@ -223,6 +231,7 @@ class _Worker:
         return pending
 
     def _run(self) -> None:
+        lower_thread_priority()
         while (call := self._calls.get()) is not None:
             pending, function, args = call
             try:
@@ -749,6 +758,7 @@ class Sender:
         self._wake.set()
 
     def _run(self) -> None:
+        lower_thread_priority()
         last_sync = 0.0
 
         while not self._stop.is_set():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from tally.run._format import (
     frame,
     last_progress,
 )
-from tally.run._spool import FileStore, MemoryStore, SpoolWriter
+from tally.run._spool import BACKGROUND_NICE, FileStore, MemoryStore, SpoolWriter
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[3] / "openapi" / "tally.yaml").read_text())
 SCHEMAS: dict[str, Any] = SPEC["components"]["schemas"]
@@ -355,3 +356,21 @@ def test_the_next_segment_is_made_ahead_and_stays_invisible_until_the_roll_over(
 def test_a_spare_segment_left_by_a_dead_process_is_not_a_segment(tmp_path: Path) -> None:
     (tmp_path / "00000003.next").write_bytes(MAGIC)
     assert FileStore(tmp_path).segments() == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_the_runs_own_threads_yield_the_cpu_to_the_training_thread(tmp_path: Path) -> None:
+    """The spool's helper (like the sender and its request thread) runs nicer than the training thread, once
+    (a thread it starts is not made nicer twice)."""
+    writer = SpoolWriter(FileStore(tmp_path), {"run_key": "k"})
+    helper = writer._helper
+    assert helper is not None
+    deadline = time.monotonic() + 30  # a deadline for a thread on a busy machine, not a speed check
+    main = os.getpriority(os.PRIO_PROCESS, os.getpid())
+    native = helper._thread.native_id
+    assert native is not None
+    while os.getpriority(os.PRIO_PROCESS, native) == main and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert os.getpriority(os.PRIO_PROCESS, native) == min(19, main + BACKGROUND_NICE)
+    assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == main  # the training thread keeps its own
+    writer.close()
