@@ -32,6 +32,7 @@ from typing import Any
 import bench_artifacts  # scripts/bench_artifacts.py: artifact upload and download of 1 GiB, and their memory
 import bench_cache  # scripts/bench_cache.py: the on-disk response cache
 import bench_export  # scripts/bench_export.py: the streamed export against the page walk, and its memory
+import bench_logger_targets  # scripts/bench_logger_targets.py: the logger's stalls, memory and import cost
 import bench_pacing  # scripts/bench_pacing.py: rate pacing against --rate-limit
 import bench_postgres
 import bench_runs_table
@@ -424,6 +425,7 @@ def main() -> int:
             lambda: bench_series.run(report, server_process, quick=quick),
             lambda: bench_server_memory.run(report, quick=quick),
             lambda: bench_logger(url, api_key, report, quick=quick, outage_values=args.logger_outage_values),
+            lambda: bench_logger_targets.run(report, server_process, quick=quick),
             lambda: bench_postgres.run(report, server_process, quick=quick),
             lambda: bench_pacing.run(report, server_process, quick=quick),
             lambda: bench_runs_table.run(report, server_process, quick=quick),
@@ -445,6 +447,7 @@ def main() -> int:
             "series",
             "server_memory",
             "logger",
+            "logger_targets",
             "postgres",
             "pacing",
             "runs_table",

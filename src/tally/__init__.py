@@ -21,6 +21,11 @@ import importlib
 _IMPORT_LOCK = _thread.RLock()
 """One lazy import at a time (`tally._lazy` explains why); here, so that `import tally` loads no other module."""
 
+# Before any module of Tally imports httpx: its command line (click, rich, pygments) is imported only if called.
+from tally._httpx_cli import defer_httpx_cli as _defer_httpx_cli  # noqa: E402
+
+_defer_httpx_cli()
+
 # Not `from typing import TYPE_CHECKING`: `import tally` itself then loads nothing (type checkers know the name).
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -118,6 +118,9 @@ class LoopPort:
     def ingest(self, experiment_id: str, events: list[dict[str, Any]]) -> IngestResult:
         return self._call(self._port.ingest(experiment_id, events))
 
+    def ingest_encoded(self, experiment_id: str, body: bytes) -> IngestResult:
+        return self._call(self._port.ingest_encoded(experiment_id, body))
+
     def annotate(
         self,
         experiment_id: str,

@@ -8,6 +8,19 @@ it does on the caller's thread. The background `Sender` does the network.
 Durability: "process" (default) writes each record to the kernel before `log()` returns, so it survives a killed
 process; "power" also fsyncs the spool every second; "memory" keeps no spool (what is not sent when the process
 dies is lost, and a warning says so at the start).
+
+Hot-path rules (`log()` is budgeted at about 1 us a value, and no call may take 1 ms: `make bench`, pieces
+`logger` and `logger_targets`, measure both). Keep them when adding to the run:
+- `log()` checks its input, frames one record and appends it to the spool (`SpoolWriter.append`): on the common
+  path no system call, no lock, no I/O, nothing that waits for the sender or the network, and nothing kept
+  beyond the call but the spooled bytes.
+- Work that takes milliseconds (creating or closing segment files, fsync, sampling the system, reading or hashing
+  files, requests) runs on another thread: the spool's helper (`_spool._Helper`), the sender, or a thread of its
+  own. That thread shares the GIL with the training loop, which waits up to the interpreter's switch interval
+  (5 ms) each time it wants the GIL back: keep its pure-Python stretches short (push loops into C: msgspec,
+  `bytes.join`), and do not make many GC-tracked objects that outlive a collection (a full collection walks the
+  whole heap with the GIL held: use `gc=False` msgspec Structs or bytes, as the sender's `_log_fragment` does).
+- New kinds of records go through the same `frame()` and `append()`, one record per call.
 """
 
 from __future__ import annotations

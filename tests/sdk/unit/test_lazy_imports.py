@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import subprocess
 import sys
+
+import pytest
 
 import tally
 
@@ -39,3 +42,50 @@ def test_the_cli_loads_only_the_command_it_runs() -> None:
     loaded = _loaded_after("from tally.cli._app import cli\ncli.get_command(None, 'auth')")
     assert "tally.cli.auth" in loaded
     assert not {"tally.cli.metrics", "tally._plotting", "plotille", "matplotlib", "tally_server"} & loaded
+
+
+# ---- httpx's command line (issue 21, "How fast": a training job must not pay for the CLI's libraries) -------------
+CLI_LIBRARIES = ("click", "rich", "pygments")
+
+
+def _imported(code: str) -> set[str]:
+    """The modules `code` imports from their files, by `python -X importtime` (a stand-in put in `sys.modules`
+    is not imported, so it is not listed)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True
+    )
+    return {
+        line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")
+    }
+
+
+def test_a_client_does_not_import_the_command_line_of_httpx() -> None:
+    """httpx's `__init__` imports `httpx._main` (click, rich, pygments: ~190 ms) whenever they are installed, as
+    they are with the `[cli]` extra; `from tally import Tally` must not."""
+    for library in CLI_LIBRARIES:
+        if importlib.util.find_spec(library) is None:  # pragma: no cover - the dev environment has them all
+            pytest.skip(f"{library} is not installed: httpx would not import its command line anyway")
+    imported = _imported("from tally import Tally\nTally(api_key='tk_org_' + 'x' * 32, base_url='http://h')")
+    assert "httpx" in imported
+    assert "httpx._main" not in imported
+    assert not {name for name in imported if name.split(".")[0] in CLI_LIBRARIES}
+
+
+def test_httpx_main_still_works_after_importing_tally() -> None:
+    """Whoever calls `httpx.main` (or imports from `httpx._main`) gets httpx's real command line, loaded then."""
+    code = (
+        "import sys\nfrom tally import Tally\nimport httpx\n"
+        "assert 'click' not in sys.modules\n"
+        "from httpx._main import print_response\n"
+        "assert 'click' in sys.modules and print_response.__module__ == 'httpx._main'\n"
+        "httpx.main(['--help'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Usage: httpx" in done.stdout
+
+
+def test_httpx_imported_before_tally_is_left_alone() -> None:
+    code = "import httpx\nimport tally\nimport sys\nprint(type(sys.modules['httpx._main']).__name__, httpx.main.name)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["module", "main"]  # the real module, and its click command

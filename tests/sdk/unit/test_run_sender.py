@@ -10,10 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tally import APIConnectionError, BadRequestError, IngestResult, NotFoundError
+import msgspec
+
+from tally import APIConnectionError, BadRequestError, EventConflict, IngestResult, NotFoundError
 from tally.run._format import frame
 from tally.run._port import SenderPort
-from tally.run._sender import Drain, Sender
+from tally.run._sender import Drain, Sender, _events_of, _log_events, _log_fragment
 from tally.run._spool import FileStore, MemoryStore, SpoolWriter, Store
 
 
@@ -259,3 +261,70 @@ def test_a_record_that_cannot_be_read_is_dead_lettered_and_the_rest_goes_on(tmp_
     [letter] = [json.loads(line) for line in (tmp_path / "r.dead-letter.jsonl").read_text().splitlines()]
     assert letter["kind"] == "record"
     assert "unreadable spool record" in letter["error"]["message"]
+
+
+# ---- the live run's own records, encoded straight into a body (issue 21, "How fast") ------------------------------
+class EncodedFakeServer(FakeServer):
+    """A port that also takes encoded bodies (`ingest_encoded`), as the client's port does; `conflicts`: ids the
+    server already holds with another payload."""
+
+    def __init__(self, *, conflicts: frozenset[str] = frozenset(), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.encoded_calls = 0
+        self.conflicts = conflicts
+
+    def ingest_encoded(self, experiment_id: str, body: bytes) -> IngestResult:
+        self.encoded_calls += 1
+        events = msgspec.json.decode(body)["events"]
+        clashes = [(i, e) for i, e in enumerate(events) if e["client_event_id"] in self.conflicts]
+        if not clashes:
+            return self.ingest(experiment_id, events)
+        kept = [e for e in events if e["client_event_id"] not in self.conflicts]
+        result = self.ingest(experiment_id, kept)
+        return IngestResult(
+            accepted=result.accepted,
+            duplicates=result.duplicates,
+            conflicts=tuple(
+                EventConflict(
+                    index=i, client_event_id=e["client_event_id"], message="used with another payload"
+                )
+                for i, e in clashes
+            ),
+        )
+
+
+def test_the_live_runs_own_records_go_as_encoded_bodies_carrying_the_same_events() -> None:
+    """What `run.log()` checked is encoded once, without a dict per event: the server gets exactly the events the
+    checked path (`client.ingest`) sends, in order, in batches of at most 10,000."""
+    plain, encoded = FakeServer(), EncodedFakeServer()
+    for server in (plain, encoded):
+        writer, last = spool(3000, annotate_at=1500)
+        drain = drain_all(server, writer, last)
+        assert (drain.stored, drain.rejected) == (30_001, 0)
+    assert encoded.encoded_calls == 4  # 1,510 + 1,490 steps around the annotation: 10k, 5.1k, 10k, 4.9k
+    assert encoded.order == plain.order
+    assert encoded.stored == plain.stored
+    assert encoded.max_in_flight == 1
+
+
+def test_labels_and_steps_are_encoded_as_the_checked_path_builds_them() -> None:
+    record = [1, 0x2A, 7, 1_700_000_000.1234, {"split": "train"}, {"loss": 0.5, "acc": 1}]
+    fragment, count = _log_fragment(record, "rk")
+    assert count == 2
+    assert _events_of(b'{"events":[' + fragment + b"]}") == _log_events(record, "rk")
+    bare = [1, 0x2B, None, 0.0, None, {"loss": 0.25}]
+    fragment, _ = _log_fragment(bare, "rk")
+    assert _events_of(b'{"events":[' + fragment + b"]}") == _log_events(bare, "rk")
+    assert _log_fragment([1, 0x2C, 0, 0.0, None, {}], "rk") == (b"", 0)
+
+
+def test_an_encoded_batch_refused_is_split_and_its_conflicts_are_dead_lettered(tmp_path: Path) -> None:
+    server = EncodedFakeServer(
+        bad=lambda event: event.get("step") == 17 and event["name"] == "m3", conflicts=frozenset({"rk.7d1.4"})
+    )
+    writer, last = spool(3000, store=FileStore(tmp_path / "run"))
+    drain = drain_all(server, writer, last, directory=tmp_path / "run")
+    assert (drain.stored, drain.rejected) == (29_998, 2)
+    letters = [json.loads(line) for line in (tmp_path / "run.dead-letter.jsonl").read_text().splitlines()]
+    assert sorted((e["record"]["step"], e["record"]["name"]) for e in letters) == [(17, "m3"), (2000, "m4")]
+    assert {e["error"].get("code") for e in letters} == {"invalid_request", "conflict"}

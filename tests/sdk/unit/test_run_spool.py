@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from tally.run._format import (
     frame,
     last_progress,
 )
-from tally.run._spool import FileStore, MemoryStore, SpoolWriter
+from tally.run._spool import BACKGROUND_NICE, FileStore, MemoryStore, SpoolWriter
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[3] / "openapi" / "tally.yaml").read_text())
 SCHEMAS: dict[str, Any] = SPEC["components"]["schemas"]
@@ -313,3 +315,62 @@ def test_run_needs_a_name_or_an_experiment_id() -> None:
             client.run()
         with pytest.raises(ValueError, match="not both"):
             client.run("x", experiment_id="exp_1")
+
+
+def test_the_next_segment_is_made_ahead_and_stays_invisible_until_the_roll_over(tmp_path: Path) -> None:
+    """A roll-over on the training thread takes the segment the writer's helper made ready (created, reserved,
+    mapped, header written: milliseconds) instead of making it; until then it is not a segment, since a reader
+    takes a later segment to mean that the current one is finished. The helper also closes the full one (cut to
+    its used length). Nothing is lost, and nothing of the spare is left after close."""
+    store = FileStore(tmp_path)
+    writer = SpoolWriter(store, {"run_key": "k"}, cap_bytes=1 << 20, segment_bytes=1 << 14)
+    spare = tmp_path / "00000002.next"
+    deadline = time.monotonic() + 30  # a deadline for a thread on a busy machine, not a speed check
+    while not spare.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert spare.exists()
+    assert store.segments() == [1]
+    made_ahead = os.stat(spare).st_ino
+    seq = 0
+    while writer.segment == 1:
+        seq += 1
+        writer.append(_record(seq), 10)
+    assert os.stat(store.path(2)).st_ino == made_ahead  # renamed, not created on this thread
+    assert not spare.exists()
+    for _ in range(300):
+        seq += 1
+        writer.append(_record(seq), 10)
+    writer.close()
+    assert not list(tmp_path.glob("*.next"))
+    seqs = []
+    for number in store.segments():
+        size = os.path.getsize(store.path(number))
+        data = store.read(number, 0, 1 << 20) or b""
+        assert size == len(data)  # closed full ones are cut to their used length
+        records = decode_records(data[len(MAGIC) :]).records
+        assert records[0][1] == [0, {"run_key": "k"}]
+        seqs += [payload[1] for _, payload in records[1:]]
+    assert seqs == list(range(1, seq + 1))
+
+
+def test_a_spare_segment_left_by_a_dead_process_is_not_a_segment(tmp_path: Path) -> None:
+    (tmp_path / "00000003.next").write_bytes(MAGIC)
+    assert FileStore(tmp_path).segments() == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_the_runs_own_threads_yield_the_cpu_to_the_training_thread(tmp_path: Path) -> None:
+    """The spool's helper (like the sender and its request thread) runs nicer than the training thread, once
+    (a thread it starts is not made nicer twice)."""
+    writer = SpoolWriter(FileStore(tmp_path), {"run_key": "k"})
+    helper = writer._helper
+    assert helper is not None
+    deadline = time.monotonic() + 30  # a deadline for a thread on a busy machine, not a speed check
+    main = os.getpriority(os.PRIO_PROCESS, os.getpid())
+    native = helper._thread.native_id
+    assert native is not None
+    while os.getpriority(os.PRIO_PROCESS, native) == main and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert os.getpriority(os.PRIO_PROCESS, native) == min(19, main + BACKGROUND_NICE)
+    assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == main  # the training thread keeps its own
+    writer.close()
