@@ -559,8 +559,12 @@ class SpoolWriter:
         """The disk refused a reservation: free space by the `on_full` policy (then the caller tries again), or
         raise `SpoolFullError` naming the directory and the fix when nothing can be freed."""
         where = self.store.location or "memory"
-        if isinstance(self.store, FileStore) and self.store.drop_spare():
-            return  # the segment made ahead held the space: given back, the caller tries again
+        if isinstance(self.store, FileStore):
+            # Finished segments the helper has not closed yet still hold their whole reservation, and a dropped one
+            # keeps its blocks while mapped: close them here first (the helper's work, done now on this slow path).
+            self.store.retire()
+            if self.store.drop_spare():
+                return  # the segment made ahead held the space: given back, the caller tries again
         if self.policy == "drop_oldest":
             if self._drop_oldest(f"no space left on the device of the spool {where}"):
                 return
