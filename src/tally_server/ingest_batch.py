@@ -18,6 +18,7 @@ the spec's own validator; `check_spec` stops the server at start-up if the contr
 
 from __future__ import annotations
 
+import itertools
 import operator
 import re
 from datetime import UTC, datetime
@@ -52,9 +53,11 @@ _Events = Meta(
 )
 
 
-class IngestEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class IngestEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
     """One event of a batch, as the repository stores it. An absent `timestamp` or `metadata` is UNSET (the
-    contract refuses null there; `step` may be null or absent, both None)."""
+    contract refuses null there; `step` may be null or absent, both None). Not tracked by the garbage collector
+    (`gc=False`: strings, numbers and a dict of strings can hold no cycle), which a batch's 10,000 of them would
+    otherwise set off, about 1.5 ms a batch."""
 
     name: _Name
     value: float
@@ -64,7 +67,7 @@ class IngestEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     metadata: _Labels | UnsetType = UNSET
 
 
-class IngestBatch(msgspec.Struct, forbid_unknown_fields=True):
+class IngestBatch(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A validated `ingestMetrics` body."""
 
     events: Annotated[list[IngestEvent], _Events]
@@ -94,8 +97,6 @@ _labels = operator.attrgetter("metadata")
 def decode(data: bytes) -> IngestBatch | None:
     """The batch, when `data` is a body the contract accepts and this path can prove it; None otherwise (the
     general route then decides). Never raises for bad input."""
-    if b"\\u0000" in data:  # NUL is refused with a named error by the general route
-        return None
     try:
         batch = _decoder.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
@@ -110,6 +111,10 @@ def decode(data: bytes) -> IngestBatch | None:
         return None
     labels = [label for label in map(_labels, events) if label is not UNSET]
     if labels and not all(map(_LABEL_KEY.match, set().union(*labels))):
+        return None
+    # NUL (U+0000) is refused with a named error by the general route. The patterns above already exclude it
+    # from names, event ids, label keys and timestamps; label values are the one free text left.
+    if labels and "\x00" in "".join(itertools.chain.from_iterable(map(dict.values, labels))):
         return None
     return batch
 

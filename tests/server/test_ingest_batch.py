@@ -104,7 +104,8 @@ _labels = _mostly(
     st.dictionaries(
         _keys,
         _mostly(
-            st.text(st.characters(exclude_characters="\x00"), max_size=5), st.just("v" * 257) | st.integers()
+            st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=5),
+            st.just("v" * 257) | st.integers() | st.just("a\x00b"),
         ),
         max_size=4,
     ),
@@ -270,6 +271,10 @@ def org(live_server: RunningServer) -> Iterator[FreshOrg]:
         ),
         ({"name": "loss", "value": 1.0, "timestamp": None, "client_event_id": "a"}, "events[0].timestamp"),
         ({"name": "loss", "value": 10**400, "client_event_id": "a"}, "events[0].value"),
+        (
+            {"name": "loss", "value": 1.0, "metadata": {"k": "a\x00b"}, "client_event_id": "a"},
+            "events[0].metadata",
+        ),
     ],
 )
 def test_a_refused_event_is_named_over_http(org: FreshOrg, event: dict[str, Any], field: str) -> None:
