@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -47,11 +50,24 @@ def test_ui_starts_the_local_server_when_nothing_answers(tmp_path: Path) -> None
     }
     env.pop("TALLY_API_KEY", None)
     command = [sys.executable, "-m", "tally.cli", "ui", "--no-browser"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Its own process group (the server it starts is in it), so that a hang is cleaned up; its output (and the
+    # server's) is read to the end on a thread, so that a full pipe can never be what holds either up.
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    assert process.stdout is not None
+    lines: queue.Queue[str | None] = queue.Queue()
+    seen: list[str] = []
+
+    def drain(stream: IO[str]) -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put(None)
+
+    reader = threading.Thread(target=drain, args=(process.stdout,), daemon=True)
+    reader.start()
     try:
-        assert process.stdout is not None
-        seen = []
-        for line in process.stdout:
+        while (line := lines.get(timeout=60)) is not None:
             seen.append(line)
             if (found := LINK.search(line)) is not None:
                 break
@@ -64,8 +80,17 @@ def test_ui_starts_the_local_server_when_nothing_answers(tmp_path: Path) -> None
         assert (tmp_path / "data" / "tally" / "server.sqlite3").exists()
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(30)
-        assert process.stdout is not None
-        process.stdout.close()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+            rest = []
+            while (line := lines.get(timeout=5)) is not None:
+                rest.append(line)
+            pytest.fail("tally ui did not stop within 30 s of Ctrl-C; its output:\n" + "".join(seen + rest))
+        finally:
+            reader.join(10)
+            process.stdout.close()
     with pytest.raises(httpx.ConnectError):  # Ctrl-C stopped the server it started
         httpx.get(f"http://127.0.0.1:{port}/v1/health")
