@@ -97,6 +97,16 @@ class Output:
         sys.stdout.flush()
         return count
 
+    def listing(
+        self, items: Iterable[Any], columns: Sequence[str], *, title: str | None = None, empty: str
+    ) -> None:
+        """A list command's answer: the objects as JSON lines, or a table of their `columns` attributes with
+        `empty` said (on stderr) when there are none. Items are read as they are listed, page by page."""
+        if self.as_json:
+            self.lines(items)
+        elif self.table(columns, ([getattr(item, c) for c in columns] for item in items), title=title) == 0:
+            self.note(empty)
+
     def fields(self, pairs: Sequence[tuple[str, Any]]) -> None:
         """One object as `field: value` lines."""
         width = max(len(name) for name, _ in pairs)

@@ -40,12 +40,7 @@ def list_(ctx: click.Context, experiment_id: str, limit: int | None, as_json: bo
         found = client.annotations.list(
             experiment_id, limit=limit, page_size=MAX_PAGE_SIZE if limit is None else None
         )
-        if as_json:
-            out.lines(found)
-            return
-        count = out.table(_COLUMNS, ([getattr(a, c) for c in _COLUMNS] for a in found), title="annotations")
-    if count == 0:
-        out.note("no annotations")
+        out.listing(found, _COLUMNS, title="annotations", empty="no annotations")
 
 
 @annotations_group.command("create")

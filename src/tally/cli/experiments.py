@@ -96,13 +96,8 @@ def list_(
             **_metadata_filter(metadata_filter),
             page_size=MAX_PAGE_SIZE if limit is None else None,
         )
-        if as_json:
-            out.lines(found)
-            return
         columns = (*_COLUMNS, "archived_at") if include_archived else _COLUMNS
-        count = out.table(columns, ([getattr(e, c) for c in columns] for e in found), title="experiments")
-    if count == 0:
-        out.note("no experiments match")
+        out.listing(found, columns, title="experiments", empty="no experiments match")
 
 
 def _metadata_filter(text: str | None) -> dict[str, Any]:

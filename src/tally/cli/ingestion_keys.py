@@ -33,12 +33,7 @@ def list_(ctx: click.Context, experiment_id: str, as_json: bool) -> None:
     out = Output(as_json)
     with settings(ctx).client() as client:
         keys = client.ingestion_keys.list(experiment_id, page_size=MAX_PAGE_SIZE)
-        if as_json:
-            out.lines(keys)
-            return
-        count = out.table(_COLUMNS, ([getattr(k, c) for c in _COLUMNS] for k in keys), title="ingestion keys")
-    if count == 0:
-        out.note("no ingestion keys")
+        out.listing(keys, _COLUMNS, title="ingestion keys", empty="no ingestion keys")
 
 
 @ingestion_keys.command("show")

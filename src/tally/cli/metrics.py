@@ -71,12 +71,7 @@ def list_(
             limit=limit,
             page_size=MAX_PAGE_SIZE if limit is None else None,
         )
-        if as_json:
-            out.lines(points)
-            return
-        count = out.table(_POINT_COLUMNS, ([getattr(p, c) for c in _POINT_COLUMNS] for p in points))
-    if count == 0:
-        out.note("no points match")
+        out.listing(points, _POINT_COLUMNS, empty="no points match")
 
 
 @metrics.command("export")
@@ -267,12 +262,7 @@ def catalog(
         entries = client.metric_catalog.list(
             experiment_id=experiment_id, folder_id=folder_id, name_prefix=name_prefix, page_size=MAX_PAGE_SIZE
         )
-        if as_json:
-            out.lines(entries)
-            return
-        count = out.table(columns, ([getattr(e, c) for c in columns] for e in entries), title="metrics")
-    if count == 0:
-        out.note("no metrics yet")
+        out.listing(entries, columns, title="metrics", empty="no metrics yet")
 
 
 @metrics.command("values")
