@@ -40,6 +40,24 @@ def test_ui_prints_a_one_time_link_to_a_running_server(live_server: RunningServe
         assert other.get(found.group(1)).status_code == 401  # spent
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child, before it runs: SIGINT handled by default and not blocked, as in a terminal's foreground
+    process, whatever the test process inherited (a `tally ui` that ignored Ctrl-C hung a fresh-clone run twice,
+    and only under the whole suite)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _signal_state(pid: int) -> str:
+    """The process's blocked, ignored, caught and pending signal masks and its state (/proc), for a failure."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError as error:
+        return str(error)
+    wanted = ("State", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+    return "; ".join(line.replace("\t", " ") for line in lines if line.split(":")[0] in wanted)
+
+
 def test_ui_starts_the_local_server_when_nothing_answers(tmp_path: Path) -> None:
     port = free_port()
     env = {
@@ -53,7 +71,13 @@ def test_ui_starts_the_local_server_when_nothing_answers(tmp_path: Path) -> None
     # Its own process group (the server it starts is in it), so that a hang is cleaned up; its output (and the
     # server's) is read to the end on a thread, so that a full pipe can never be what holds either up.
     process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
     )
     assert process.stdout is not None
     lines: queue.Queue[str | None] = queue.Queue()
@@ -83,12 +107,16 @@ def test_ui_starts_the_local_server_when_nothing_answers(tmp_path: Path) -> None
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:
+            signals = _signal_state(process.pid)
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
             rest = []
             while (line := lines.get(timeout=5)) is not None:
                 rest.append(line)
-            pytest.fail("tally ui did not stop within 30 s of Ctrl-C; its output:\n" + "".join(seen + rest))
+            pytest.fail(
+                f"tally ui did not stop within 30 s of Ctrl-C (its signals then: {signals}); its output:\n"
+                + "".join(seen + rest)
+            )
         finally:
             reader.join(10)
             process.stdout.close()
