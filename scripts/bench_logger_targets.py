@@ -136,7 +136,8 @@ def memory(url: str, api_key: str, report: Report, *, quick: bool, rounds: int) 
     values = 100_000 if quick else 1_000_000
     results = [_python(MEMORY, url, api_key, str(values)) for _ in range(rounds)]
     for result in results:
-        assert result["stored"] == values, result
+        # Every value stored; the system-metrics sampler (on, as by default) adds its own every 10 s.
+        assert result["stored"] >= values, result
     growth = statistics.median(r["growth"] for r in results) / 2**20
     every = ", ".join(f"{r['growth'] / 2**20:.1f}" for r in results)
     report(

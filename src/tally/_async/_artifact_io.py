@@ -1,16 +1,17 @@
 """Artifact transfers of `AsyncTally`: the upload body, which reads its file again from the start on every attempt
 (so the retry transport can resend it whole, and nothing is held beyond one chunk), and the file-like reader that
-`client.artifacts.open(...)` answers, which fetches byte ranges.
+`client.artifacts.open(...)` answers, which fetches byte ranges. The upload body also streams a run's encoded
+batches in their parts (`tally._chunked`).
 
 Written once in async form; `scripts/unasync.py` derives `tally/_sync/` from it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
-from tally._artifacts import OCTET_STREAM, FileSource, transfer_timeout
+from tally._artifacts import OCTET_STREAM, transfer_timeout
 
 if TYPE_CHECKING:
     from tally._types import Artifact
@@ -20,13 +21,24 @@ if TYPE_CHECKING:
 __all__ = ["AsyncArtifactReader", "AsyncUploadBody"]
 
 
-class AsyncUploadBody:
-    """An upload's body for httpx: not a generator, so it can be iterated once per attempt, each time from the
-    file's first byte."""
+class BodySource(Protocol):
+    """What a streamed body is read from: a file to upload (`tally._artifacts.FileSource`) or a batch's parts
+    (`tally._chunked.ChunkedBody`)."""
 
-    def __init__(self, source: FileSource) -> None:
+    @property
+    def size(self) -> int: ...
+
+    def chunks(self) -> Iterator[bytes]: ...
+
+
+class AsyncUploadBody:
+    """A streamed request body for httpx, sent with a Content-Length (not chunked on the wire): not a generator,
+    so it can be iterated once per attempt, each time from the source's first byte."""
+
+    def __init__(self, source: BodySource, content_type: str = OCTET_STREAM) -> None:
         self.source = source
         self.size = source.size
+        self.content_type = content_type
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for chunk in self.source.chunks():

@@ -38,6 +38,7 @@ from tally._options import STREAM_EXTENSION, ClientOptions, RequestOptions, Sett
 from tally._platform import platform_headers
 from tally._raw import CAPTURE, Capture, RawPage, RawResponse
 from tally._request_ids import remember
+from tally._response_cycle import release
 from tally._retry_policy import RetryPolicy
 from tally._telemetry import TELEMETRY_HEADER, Telemetry
 from tally._transports import OfflineTransport, default_async_transport
@@ -185,7 +186,7 @@ class AsyncCore:
         """Send a generated operation's `_get_kwargs(...)` with the org key (or `token`) and the call's
         `options` (a method's `**options`); decode (None as `decoder` for an answer without a body, such as
         204), and remember the response's request id on the result. `upload` is a streamed body (an artifact's
-        file) sent instead of the operation's."""
+        file, a run's encoded batch) sent instead of the operation's."""
         extras = self.settings.call(options, ingest=ingest)
         bearer = self.state.config.api_key if isinstance(token, NotGiven) else token
         method, url, params, headers, prepared = prepare(
@@ -194,9 +195,9 @@ class AsyncCore:
         body: bytes | AsyncUploadBody | None = prepared
         if (
             upload is not None
-        ):  # an artifact's bytes, streamed from its file (Content-Length: no chunked body)
-            body = upload  # (instead of any JSON: `extra_body` does not apply to a file)
-            headers["Content-Type"] = "application/octet-stream"
+        ):  # an artifact's file or a run's batch, streamed (Content-Length: no chunked body)
+            body = upload  # (instead of any JSON: `extra_body` does not apply to it)
+            headers["Content-Type"] = upload.content_type
             headers["Content-Length"] = str(upload.size)
         state = self.state
         telemetry = state.telemetry
@@ -238,7 +239,7 @@ class AsyncCore:
     async def _send(self, request: httpx.Request, cacheable: bool) -> httpx.Response:
         if cacheable and "if-none-match" not in request.headers:
             return await self._send_cached(request)
-        return await self.state.http.send(request)
+        return release(await self.state.http.send(request))
 
     # ---- the response cache (`client.cache`; the rule is in tally._cache_policy) ----------------------------
     async def _send_cached(self, request: httpx.Request) -> httpx.Response:
@@ -259,7 +260,7 @@ class AsyncCore:
         else:
             if entry is not None:
                 request.headers["If-None-Match"] = entry.etag
-            response = await self.state.http.send(request)
+            response = release(await self.state.http.send(request))
             if response.status_code == 304 and entry is not None:
                 cache.count(hit=True, revalidated=True)
                 cache.set_guard(url, entry, guard)

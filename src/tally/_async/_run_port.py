@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tally._chunked import ChunkedBody
 from tally._errors import NotFoundError
 from tally._types import IngestResult
 
@@ -97,10 +98,11 @@ class AsyncRunPort:
     async def ingest(self, experiment_id: str, events: list[dict[str, Any]]) -> IngestResult:
         return await self.client.metrics.ingest(experiment_id, events)
 
-    async def ingest_encoded(self, experiment_id: str, body: bytes) -> IngestResult:
+    async def ingest_encoded(self, experiment_id: str, body: ChunkedBody) -> IngestResult:
         """One request body the sender encoded itself (`{"events": [...]}`, within the contract's limits), from
         records `run.log()` checked when it took them: sent as `metrics.ingest` sends each of its batches, with
-        the ingestion key and an Idempotency-Key of its own, without checking and encoding the events again."""
+        the ingestion key and an Idempotency-Key of its own, without checking and encoding the events again,
+        and in its parts (`tally._chunked`)."""
         from tally._base import new_idempotency_key
 
         return await self.client.metrics._send_batch(

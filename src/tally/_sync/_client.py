@@ -39,6 +39,7 @@ from tally._options import STREAM_EXTENSION, ClientOptions, RequestOptions, Sett
 from tally._platform import platform_headers
 from tally._raw import CAPTURE, Capture, RawPage, RawResponse
 from tally._request_ids import remember
+from tally._response_cycle import release
 from tally._retry_policy import RetryPolicy
 from tally._telemetry import TELEMETRY_HEADER, Telemetry
 from tally._transports import OfflineTransport, default_transport
@@ -186,7 +187,7 @@ class Core:
         """Send a generated operation's `_get_kwargs(...)` with the org key (or `token`) and the call's
         `options` (a method's `**options`); decode (None as `decoder` for an answer without a body, such as
         204), and remember the response's request id on the result. `upload` is a streamed body (an artifact's
-        file) sent instead of the operation's."""
+        file, a run's encoded batch) sent instead of the operation's."""
         extras = self.settings.call(options, ingest=ingest)
         bearer = self.state.config.api_key if isinstance(token, NotGiven) else token
         method, url, params, headers, prepared = prepare(
@@ -195,9 +196,9 @@ class Core:
         body: bytes | UploadBody | None = prepared
         if (
             upload is not None
-        ):  # an artifact's bytes, streamed from its file (Content-Length: no chunked body)
-            body = upload  # (instead of any JSON: `extra_body` does not apply to a file)
-            headers["Content-Type"] = "application/octet-stream"
+        ):  # an artifact's file or a run's batch, streamed (Content-Length: no chunked body)
+            body = upload  # (instead of any JSON: `extra_body` does not apply to it)
+            headers["Content-Type"] = upload.content_type
             headers["Content-Length"] = str(upload.size)
         state = self.state
         telemetry = state.telemetry
@@ -239,7 +240,7 @@ class Core:
     def _send(self, request: httpx.Request, cacheable: bool) -> httpx.Response:
         if cacheable and "if-none-match" not in request.headers:
             return self._send_cached(request)
-        return self.state.http.send(request)
+        return release(self.state.http.send(request))
 
     # ---- the response cache (`client.cache`; the rule is in tally._cache_policy) ----------------------------
     def _send_cached(self, request: httpx.Request) -> httpx.Response:
@@ -260,7 +261,7 @@ class Core:
         else:
             if entry is not None:
                 request.headers["If-None-Match"] = entry.etag
-            response = self.state.http.send(request)
+            response = release(self.state.http.send(request))
             if response.status_code == 304 and entry is not None:
                 cache.count(hit=True, revalidated=True)
                 cache.set_guard(url, entry, guard)

@@ -21,6 +21,7 @@ import msgspec
 
 from tally._base import Decoders, new_idempotency_key, unset
 from tally._binding import bind, bind_page
+from tally._chunked import JSON, ChunkedBody
 from tally._events import EventInput, annotation_event_id, plan_batches, prepare_events
 from tally._groups import COMPARE_MAX_SERIES, group_series
 from tally._limits import check_annotation, check_metadata
@@ -488,27 +489,34 @@ class Metrics(_Resource):
     def _send_batch(
         self,
         experiment_id: str,
-        body: bytes,
+        body: bytes | ChunkedBody,
         *,
         sync: bool,
         idempotency_key: str,
         options: Mapping[str, Any],
     ) -> IngestResult:
-        """One encoded batch, with the experiment's ingestion key (replaced once if the server revoked it)."""
+        """One encoded batch, with the experiment's ingestion key (replaced once if the server revoked it). A
+        `ChunkedBody` (a run's sender's, which passes no options) is streamed in its parts."""
         from tally_api.api.metrics import ingest_metrics
 
+        from ._artifact_io import UploadBody
+
         core = self._core
+        content, parts = (None, UploadBody(body, JSON)) if isinstance(body, ChunkedBody) else (body, None)
 
         def send(token: str) -> IngestResult:
             operation = ingest_metrics._get_kwargs(experiment_id, body=_empty_batch(), sync=sync)
+            if parts is not None:
+                operation.pop("json", None)  # the body is `parts`, streamed (upload= below)
             return core.request(
                 operation,
                 Decoders.ingest_result,
                 options,
                 token=token,
-                content=body,
+                content=content,
                 ingest=True,
                 idempotency_key=idempotency_key,
+                upload=parts,
             )
 
         return core.with_ingestion_token(experiment_id, send)

@@ -35,6 +35,7 @@ from typing import Any
 
 import msgspec
 
+from tally._chunked import ChunkedBody, JsonArrayBuilder
 from tally._errors import APIStatusError, ConflictError, TallyError
 from tally._events import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
 from tally._logging import logger
@@ -190,11 +191,11 @@ def _log_fragment(payload: Any, run_key: str) -> tuple[bytes, int]:
     return encoded[1:-1], len(values)
 
 
-def _events_of(sent: list[dict[str, Any]] | bytes) -> list[dict[str, Any]]:
+def _events_of(sent: list[dict[str, Any]] | ChunkedBody) -> list[dict[str, Any]]:
     """A batch's events as dicts: those given, or those of a body encoded by `_log_fragment` (to split it or
     dead-letter what it holds)."""
-    if isinstance(sent, bytes):
-        events: list[dict[str, Any]] = _decode_body(sent)["events"]
+    if isinstance(sent, ChunkedBody):
+        events: list[dict[str, Any]] = _decode_body(sent.join())["events"]
         return events
     return sent
 
@@ -297,12 +298,14 @@ class Drain:
         self._read_segment = self.segment
         self._read_offset = self.offset
         self._worker = _Worker()
-        self._inflight: tuple[_Pending, list[dict[str, Any]] | bytes, tuple[int, int, Any]] | None = None
+        self._inflight: tuple[_Pending, list[dict[str, Any]] | ChunkedBody, tuple[int, int, Any]] | None = (
+            None
+        )
         # Records of the live run's own spool were checked by `run.log()` when it took them (`tally._limits`,
         # the same checks `metrics.ingest` makes): they are encoded straight into a body (`_log_fragment`) and
         # sent with the port's `ingest_encoded`, when it has one. A spool no one writes (a leftover, `tally
         # sync`) may come from another SDK: its events go through `client.ingest` and every check.
-        self._send_encoded: Callable[[str, bytes], Any] | None = (
+        self._send_encoded: Callable[[str, ChunkedBody], Any] | None = (
             getattr(client, "ingest_encoded", None) if writer is not None else None
         )
         self._segment_done = False
@@ -438,7 +441,7 @@ class Drain:
         run_key = str(self.header["run_key"]) if self.header else ""
         events: list[dict[str, Any]] = []
         encoded = self._send_encoded is not None
-        fragments: list[bytes] = []  # (encoded) the members of the body's `events` array
+        body = JsonArrayBuilder(b'{"events":[', b"]}")  # (encoded) the body, in parts, as members come
         body_bytes = 0
         count = 0  # events in the batch, either way
         last: tuple[int, int, Any] | None = None
@@ -477,7 +480,7 @@ class Drain:
                     if count and body_bytes + len(fragment) + 16 > MAX_BATCH_BYTES:
                         break
                     if size:
-                        fragments.append(fragment)
+                        body.add(fragment)
                         body_bytes += len(fragment) + 1
                 else:
                     events.extend(built)
@@ -502,8 +505,8 @@ class Drain:
         if count:
             assert last is not None
             if self._send_encoded is not None:
-                body = b'{"events":[' + b",".join(fragments) + b"]}"
-                self._inflight = (self._worker.submit(self._send_encoded, experiment_id, body), body, last)
+                sent = body.finish()
+                self._inflight = (self._worker.submit(self._send_encoded, experiment_id, sent), sent, last)
             else:
                 self._inflight = (
                     self._worker.submit(self.client.ingest, experiment_id, events),

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from tally import APIConnectionError, BadRequestError, EventConflict, IngestResult, NotFoundError
+from tally._chunked import ChunkedBody
 from tally.run._format import frame
 from tally.run._port import SenderPort
 from tally.run._sender import Drain, Sender, _events_of, _log_events, _log_fragment
@@ -273,9 +274,9 @@ class EncodedFakeServer(FakeServer):
         self.encoded_calls = 0
         self.conflicts = conflicts
 
-    def ingest_encoded(self, experiment_id: str, body: bytes) -> IngestResult:
+    def ingest_encoded(self, experiment_id: str, body: ChunkedBody) -> IngestResult:
         self.encoded_calls += 1
-        events = msgspec.json.decode(body)["events"]
+        events = msgspec.json.decode(body.join())["events"]
         clashes = [(i, e) for i, e in enumerate(events) if e["client_event_id"] in self.conflicts]
         if not clashes:
             return self.ingest(experiment_id, events)
@@ -311,10 +312,10 @@ def test_labels_and_steps_are_encoded_as_the_checked_path_builds_them() -> None:
     record = [1, 0x2A, 7, 1_700_000_000.1234, {"split": "train"}, {"loss": 0.5, "acc": 1}]
     fragment, count = _log_fragment(record, "rk")
     assert count == 2
-    assert _events_of(b'{"events":[' + fragment + b"]}") == _log_events(record, "rk")
+    assert _events_of(ChunkedBody([b'{"events":[' + fragment + b"]}"])) == _log_events(record, "rk")
     bare = [1, 0x2B, None, 0.0, None, {"loss": 0.25}]
     fragment, _ = _log_fragment(bare, "rk")
-    assert _events_of(b'{"events":[' + fragment + b"]}") == _log_events(bare, "rk")
+    assert _events_of(ChunkedBody([b'{"events":[', fragment, b"]}"])) == _log_events(bare, "rk")
     assert _log_fragment([1, 0x2C, 0, 0.0, None, {}], "rk") == (b"", 0)
 
 
