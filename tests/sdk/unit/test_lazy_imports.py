@@ -59,16 +59,25 @@ def _imported(code: str) -> set[str]:
     }
 
 
-def test_a_client_does_not_import_the_command_line_of_httpx() -> None:
+RUN_ONLY = ("tally.run", "argparse", "subprocess", "shlex")
+"""What only `client.run()` and `tally sync` need (the run's spool, sender, capture and replay): a program that
+imports the client to query pays for none of it."""
+
+
+def test_a_client_does_not_import_the_command_line_of_httpx_nor_the_run() -> None:
     """httpx's `__init__` imports `httpx._main` (click, rich, pygments: ~190 ms) whenever they are installed, as
-    they are with the `[cli]` extra; `from tally import Tally` must not."""
+    they are with the `[cli]` extra; `from tally import Tally` must not, nor the run's modules (issue 21's import
+    target: at most 1.3x `import httpx`)."""
     for library in CLI_LIBRARIES:
         if importlib.util.find_spec(library) is None:  # pragma: no cover - the dev environment has them all
             pytest.skip(f"{library} is not installed: httpx would not import its command line anyway")
-    imported = _imported("from tally import Tally\nTally(api_key='tk_org_' + 'x' * 32, base_url='http://h')")
+    imported = _imported("from tally import Tally")
     assert "httpx" in imported
-    assert "httpx._main" not in imported
-    assert not {name for name in imported if name.split(".")[0] in CLI_LIBRARIES}
+    unwanted = {name for name in imported if name.split(".")[0] in CLI_LIBRARIES or name in RUN_ONLY}
+    assert not unwanted | {name for name in imported if name.startswith("tally.run.")}
+    made = _imported("from tally import Tally\nTally(api_key='tk_org_' + 'x' * 32, base_url='http://h')")
+    assert "httpx._main" not in made
+    assert not {name for name in made if name.split(".")[0] in CLI_LIBRARIES}
 
 
 def test_httpx_main_still_works_after_importing_tally() -> None:
