@@ -30,7 +30,8 @@ __all__ = ["load", "load_generated", "load_run"]
 _generated_loaded = False
 _run_loaded = False
 RUN_MODULES = ("tally.run", "tally.run._idle", "tally.run._ranks", "tally._run_ports")
-"""What `client.run()` imports: the run package (its `__init__` imports its children) and its helpers."""
+"""What `client.run()` imports: the run package (its `__init__` imports its children) and its helpers
+(`tally._run_ports` imports both clients' run ports)."""
 
 
 def load(name: str) -> ModuleType:

@@ -56,7 +56,6 @@ from ._resources import (
     AsyncMetricCatalog,
     AsyncMetrics,
 )
-from ._run_port import AsyncRunPort
 from ._transport import AsyncClientTransport, AsyncRetryTransport
 
 if TYPE_CHECKING:
@@ -735,6 +734,8 @@ class AsyncTally:
         from tally.run import start_run
         from tally.run._idle import IdleRun
         from tally.run._ranks import plan_rank
+
+        from ._run_port import AsyncRunPort
 
         plan = plan_rank(name, rank=rank, group=group, experiment_id=experiment_id)
         if plan.inactive is not None:

@@ -57,7 +57,6 @@ from ._resources import (
     MetricCatalog,
     Metrics,
 )
-from ._run_port import RunPort
 from ._transport import ClientTransport, RetryTransport
 
 if TYPE_CHECKING:
@@ -734,6 +733,8 @@ class Tally:
         from tally.run import start_run
         from tally.run._idle import IdleRun
         from tally.run._ranks import plan_rank
+
+        from ._run_port import RunPort
 
         plan = plan_rank(name, rank=rank, group=group, experiment_id=experiment_id)
         if plan.inactive is not None:
