@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -78,6 +79,22 @@ def test_a_client_does_not_import_the_command_line_of_httpx_nor_the_run() -> Non
     made = _imported("from tally import Tally\nTally(api_key='tk_org_' + 'x' * 32, base_url='http://h')")
     assert "httpx._main" not in made
     assert not {name for name in made if name.split(".")[0] in CLI_LIBRARIES}
+
+
+def test_a_training_run_does_not_import_the_command_line_libraries(tmp_path: Path) -> None:
+    """What a training job loads in all (import, client, `client.run()` with capture and a config, `log()`,
+    close): none of the CLI's libraries, nor argparse for a config that is not a Namespace."""
+    code = (
+        f"import os\nos.environ['TALLY_SPOOL_DIR'] = {str(tmp_path)!r}\n"
+        "from tally import Tally\n"
+        "with Tally(offline=True, api_key='tk_org_' + 'x' * 32) as client:\n"
+        "    with client.run('no-cli', config={'optim': {'lr': 0.1}}) as run:\n"
+        "        run.log({'loss': 1.0})\n"
+    )
+    imported = _imported(code)
+    # (`tally.run._run`: the package itself is imported by importlib, whose imports -X importtime does not list)
+    assert "tally.run._run" in imported
+    assert not {name for name in imported if name.split(".")[0] in (*CLI_LIBRARIES, "argparse")}
 
 
 def test_httpx_main_still_works_after_importing_tally() -> None:
