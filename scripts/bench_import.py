@@ -3,8 +3,8 @@
 Two venvs are built in a scratch folder with uv (`scripts/bare_venv.py`): one with this checkout's wheel and
 its required dependencies only (the bare install), one with only httpx, at the version the wheel resolves.
 Each figure is the median over interleaved rounds of a fresh `python -c` timing its own import, so that
-interpreter start-up is not counted and both sides see the same machine noise. Bytecode is compiled by a
-first, untimed round.
+interpreter start-up is not counted and both sides see the same machine noise. Bytecode is written by a
+first, untimed round, whatever PYTHONDONTWRITEBYTECODE says (`scripts/import_timer.py` says why).
 
     uv run python scripts/bench_import.py [--rounds 21]
 """
@@ -22,16 +22,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bare_venv import build_wheel, make_venv
+from import_timer import timed, warm
 
 TARGET = 1.30
 
 Report = Callable[[str, str, float | None, str, bool], None]
-
-
-def _timed(python: Path, statement: str) -> float:
-    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
-    output = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout
-    return float(output)
 
 
 def _version(python: Path, module: str) -> str:
@@ -51,13 +46,12 @@ def measure(rounds: int, report: Report) -> None:
             "from tally import Tally": (bare, "from tally import Tally"),
             "import httpx": (httpx_only, "import httpx"),
         }
-        for python, statement in sides.values():  # compile bytecode, untimed
-            _timed(python, statement)
+        warm(list(sides.values()))  # bytecode written, untimed
         times: dict[str, list[float]] = {name: [] for name in sides}
         names = list(sides)
         for index in range(rounds):
             for name in names if index % 2 == 0 else reversed(names):
-                times[name].append(_timed(*sides[name]))
+                times[name].append(timed(*sides[name]))
     median = {name: statistics.median(values) for name, values in times.items()}
     base = median["import httpx"]
     ratio = median["import tally"] / base

@@ -13,7 +13,8 @@ logger_targets`), or alone:
    waits until the server has them all (target <= 8 MiB); the baseline is taken once the client is made.
 3. Import: `from tally import Tally` in this venv, which holds every extra (click, rich, pygments among them),
    against `import httpx` in a venv holding only httpx, built now with uv (target <= 1.3x); both in fresh
-   processes, interleaved rounds, medians.
+   processes, interleaved rounds, medians, with bytecode written by an untimed first round whatever
+   PYTHONDONTWRITEBYTECODE says, as a real install has it (`scripts/import_timer.py` says why).
 """
 
 from __future__ import annotations
@@ -149,15 +150,11 @@ def memory(url: str, api_key: str, report: Report, *, quick: bool, rounds: int) 
     )
 
 
-def _timed(python: str, statement: str) -> float:
-    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
-    return float(subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout)
-
-
 def import_cost(report: Report, *, rounds: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import httpx
     from bare_venv import make_venv
+    from import_timer import timed, warm
 
     with tempfile.TemporaryDirectory(prefix="tally-bench-import-") as scratch:
         httpx_only = str(make_venv(Path(scratch) / "httpx", [f"httpx=={httpx.__version__}"]))
@@ -166,13 +163,12 @@ def import_cost(report: Report, *, rounds: int) -> None:
             "httpx only": (httpx_only, "import httpx"),
             "httpx here": (sys.executable, "import httpx"),
         }
-        for python, statement in sides.values():  # compile bytecode, untimed
-            _timed(python, statement)
+        warm(list(sides.values()))  # bytecode written, untimed
         times: dict[str, list[float]] = {name: [] for name in sides}
         names = list(sides)
         for index in range(rounds):
             for name in names if index % 2 == 0 else reversed(names):
-                times[name].append(_timed(*sides[name]))
+                times[name].append(timed(*sides[name]))
     median = {name: statistics.median(values) * 1000 for name, values in times.items()}
     ratio = median["tally"] / median["httpx only"]
     report(

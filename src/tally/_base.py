@@ -12,6 +12,7 @@ import httpx
 import msgspec
 
 from tally import _types as t
+from tally._decoder import decoder
 from tally._errors import error_from_response, validation_error
 from tally._options import KEYED_METHODS, CallExtras
 from tally._platform import user_agent
@@ -129,24 +130,24 @@ def unset(value: T | None) -> Any:
 
 
 class Decoders:
-    """One msgspec decoder per response type, built once (the objects that act have theirs beside them:
-    `tally._async._objects.AsyncObjectDecoders` and its sync twin)."""
+    """One msgspec decoder per response type, built on first use (`tally._decoder`; the objects that act have
+    theirs beside them: `tally._async._objects.AsyncObjectDecoders` and its sync twin)."""
 
-    health = msgspec.json.Decoder(t.Health)
-    auth_status = msgspec.json.Decoder(t.AuthStatus)
-    login_link = msgspec.json.Decoder(t.LoginLink)
-    experiment_summary = msgspec.json.Decoder(t.ExperimentSummary)
-    ingest_result = msgspec.json.Decoder(t.IngestResult)
-    metric_point_page = msgspec.json.Decoder(t.Page[t.MetricPoint])
-    compare_result = msgspec.json.Decoder(t.CompareResult)
-    metric_series = msgspec.json.Decoder(t.MetricSeries)
-    catalog_page = msgspec.json.Decoder(t.Page[t.CatalogEntry])
-    metadata_value_page = msgspec.json.Decoder(t.Page[t.MetadataValueCount])
-    ingestion_key = msgspec.json.Decoder(t.IngestionKey)
-    created_ingestion_key = msgspec.json.Decoder(t.CreatedIngestionKey)
-    ingestion_key_page = msgspec.json.Decoder(t.Page[t.IngestionKey])
-    artifact = msgspec.json.Decoder(t.Artifact)
-    artifact_page = msgspec.json.Decoder(t.Page[t.Artifact])
+    health = decoder(t.Health)
+    auth_status = decoder(t.AuthStatus)
+    login_link = decoder(t.LoginLink)
+    experiment_summary = decoder(t.ExperimentSummary)
+    ingest_result = decoder(t.IngestResult)
+    metric_point_page = decoder(t.Page[t.MetricPoint])
+    compare_result = decoder(t.CompareResult)
+    metric_series = decoder(t.MetricSeries)
+    catalog_page = decoder(t.Page[t.CatalogEntry])
+    metadata_value_page = decoder(t.Page[t.MetadataValueCount])
+    ingestion_key = decoder(t.IngestionKey)
+    created_ingestion_key = decoder(t.CreatedIngestionKey)
+    ingestion_key_page = decoder(t.Page[t.IngestionKey])
+    artifact = decoder(t.Artifact)
+    artifact_page = decoder(t.Page[t.Artifact])
 
 
 def client_repr(name: str, api_key: str, base_url: str, source: str) -> str:

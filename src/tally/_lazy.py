@@ -8,6 +8,8 @@ _ModuleLock(...)` in one of them, or a later `KeyError: 'tally_api.models'` (iss
 
 - a client loads the generated package whole when it is constructed (`load_generated`), before any thread can
   call it, so a call never imports generated code for the first time;
+- `client.run()` loads the run's modules (the `tally.run` package whole, with the few beside it that a run needs)
+  the same way, on its first call (`load_run`), so `from tally import Tally` does not pay for them;
 - every other lazy import of ours (`tally.<Name>`, `client.request(...)`'s operation modules, optional extras)
   goes through `load`, which holds one process-wide lock, so two of them never interleave.
 
@@ -23,9 +25,13 @@ from types import ModuleType
 
 from tally import _IMPORT_LOCK as _LOCK  # the lock of `tally.<Name>` too
 
-__all__ = ["load", "load_generated"]
+__all__ = ["load", "load_generated", "load_run"]
 
 _generated_loaded = False
+_run_loaded = False
+RUN_MODULES = ("tally.run", "tally.run._idle", "tally.run._ranks", "tally._run_ports")
+"""What `client.run()` imports: the run package (its `__init__` imports its children) and its helpers
+(`tally._run_ports` imports both clients' run ports)."""
 
 
 def load(name: str) -> ModuleType:
@@ -51,3 +57,15 @@ def load_generated() -> None:
             importlib.import_module(operation.module)
         importlib.import_module("tally._operations")
         _generated_loaded = True
+
+
+def load_run() -> None:
+    """Import `RUN_MODULES` once per process, one thread at a time: `client.run()` calls this first, so that
+    a program which never starts a run does not pay for the run's spool, sender, capture and replay at import."""
+    global _run_loaded
+    if _run_loaded:
+        return
+    with _LOCK:
+        for name in RUN_MODULES:
+            importlib.import_module(name)
+        _run_loaded = True

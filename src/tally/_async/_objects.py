@@ -19,10 +19,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Unpack
 
-import msgspec
 import tally_api_types as _generated
 
 from tally._binding import Acting, bound_core
+from tally._decoder import decoder
 from tally._options import RequestOptions, WriteOptions
 from tally._types import (
     NOT_GIVEN,
@@ -314,14 +314,15 @@ class AsyncAnnotation(Acting, _generated.Annotation, frozen=True, kw_only=True, 
 
 
 class AsyncObjectDecoders:
-    """One msgspec decoder per object that acts, built once; the resources bind what they decode."""
+    """One msgspec decoder per object that acts, built on first use (`tally._decoder`); the resources bind what
+    they decode."""
 
-    experiment = msgspec.json.Decoder(AsyncExperiment)
-    experiment_page = msgspec.json.Decoder(Page[AsyncExperiment])
-    folder = msgspec.json.Decoder(AsyncFolder)
-    folder_page = msgspec.json.Decoder(Page[AsyncFolder])
-    annotation = msgspec.json.Decoder(AsyncAnnotation)
-    annotation_page = msgspec.json.Decoder(Page[AsyncAnnotation])
+    experiment = decoder(AsyncExperiment)
+    experiment_page = decoder(Page[AsyncExperiment])
+    folder = decoder(AsyncFolder)
+    folder_page = decoder(Page[AsyncFolder])
+    annotation = decoder(AsyncAnnotation)
+    annotation_page = decoder(Page[AsyncAnnotation])
     acting: Mapping[type[Any], type[Any]] = {
         _generated.Experiment: AsyncExperiment,
         _generated.Folder: AsyncFolder,

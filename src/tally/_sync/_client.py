@@ -31,7 +31,7 @@ from tally._credentials import ResolvedConfig
 from tally._errors import AuthenticationError, TallyError, error_from_response, translate_transport_errors
 from tally._headers import header
 from tally._hooks import Hooks, after_error, after_success, before_request
-from tally._lazy import load_generated
+from tally._lazy import load_generated, load_run
 from tally._lifecycle import unclosed_message
 from tally._logging import logger as default_logger
 from tally._logging import setup_from_env
@@ -41,13 +41,10 @@ from tally._raw import CAPTURE, Capture, RawPage, RawResponse
 from tally._request_ids import remember
 from tally._response_cycle import release
 from tally._retry_policy import RetryPolicy
+from tally._run_defaults import DEFAULT_CAP_BYTES
 from tally._telemetry import TELEMETRY_HEADER, Telemetry
 from tally._transports import OfflineTransport, default_transport
 from tally._types import NOT_GIVEN, Health, NotGiven
-from tally.run import start_run
-from tally.run._idle import IdleRun
-from tally.run._ranks import plan_rank
-from tally.run._spool import DEFAULT_CAP_BYTES
 
 from ._objects import ObjectDecoders
 from ._pagination import Paginator
@@ -61,7 +58,6 @@ from ._resources import (
     MetricCatalog,
     Metrics,
 )
-from ._run_port import RunPort
 from ._transport import ClientTransport, RetryTransport
 
 if TYPE_CHECKING:
@@ -730,7 +726,16 @@ class Tally:
         `OMPI_COMM_WORLD_RANK`, `PMI_RANK`, `LOCAL_RANK`, the first set. With `group="job-123"`, every rank logs,
         to an experiment of its own called `<name>-rank<k>` in that group (`experiments.list(group=...)`,
         `metrics.compare_group(group, name)`). See `tally.run._ranks`."""
-        from tally._run_ports import port_for  # here: its event-loop machinery serves async clients only
+        # Here, not at the top: a program that never starts a run does not pay for the run's modules (spool,
+        # sender, capture, replay), and `_run_ports`' event-loop machinery serves async clients only. They are
+        # loaded one thread at a time (`tally._lazy`); the imports below then only read them.
+        load_run()
+        from tally._run_ports import port_for
+        from tally.run import start_run
+        from tally.run._idle import IdleRun
+        from tally.run._ranks import plan_rank
+
+        from ._run_port import RunPort
 
         plan = plan_rank(name, rank=rank, group=group, experiment_id=experiment_id)
         if plan.inactive is not None:

@@ -20,10 +20,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Unpack
 
-import msgspec
 import tally_api_types as _generated
 
 from tally._binding import Acting, bound_core
+from tally._decoder import decoder
 from tally._options import RequestOptions, WriteOptions
 from tally._types import (
     NOT_GIVEN,
@@ -313,14 +313,15 @@ class Annotation(Acting, _generated.Annotation, frozen=True, kw_only=True, dict=
 
 
 class ObjectDecoders:
-    """One msgspec decoder per object that acts, built once; the resources bind what they decode."""
+    """One msgspec decoder per object that acts, built on first use (`tally._decoder`); the resources bind what
+    they decode."""
 
-    experiment = msgspec.json.Decoder(Experiment)
-    experiment_page = msgspec.json.Decoder(Page[Experiment])
-    folder = msgspec.json.Decoder(Folder)
-    folder_page = msgspec.json.Decoder(Page[Folder])
-    annotation = msgspec.json.Decoder(Annotation)
-    annotation_page = msgspec.json.Decoder(Page[Annotation])
+    experiment = decoder(Experiment)
+    experiment_page = decoder(Page[Experiment])
+    folder = decoder(Folder)
+    folder_page = decoder(Page[Folder])
+    annotation = decoder(Annotation)
+    annotation_page = decoder(Page[Annotation])
     acting: Mapping[type[Any], type[Any]] = {
         _generated.Experiment: Experiment,
         _generated.Folder: Folder,

@@ -11,14 +11,16 @@ What a config may be: a mapping (dicts, OmegaConf and Hydra `DictConfig`, which 
 instance, an `argparse.Namespace`, or an object with `model_dump()` (pydantic), `to_dict()` or `_asdict()`
 (namedtuples), nested in any mix. It is flattened to dotted keys (`run.config["optim.lr"]`); leaves are kept when
 they are JSON scalars or lists, finite floats included; anything else (a Path, an enum, a non-finite float) is
-kept as its `str()`. Nothing here imports OmegaConf: it is read through the mapping protocol.
+kept as its `str()`. Nothing here imports OmegaConf: it is read through the mapping protocol. Nor argparse: a
+Namespace can exist only once the program has imported argparse, so it is looked up in `sys.modules` (a job
+that does not use argparse does not pay for it at `client.run()`).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -36,8 +38,10 @@ def _as_mapping(value: Any) -> Mapping[Any, Any] | None:
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
-    if isinstance(value, argparse.Namespace):
-        return vars(value)
+    argparse = sys.modules.get("argparse")
+    if argparse is not None and isinstance(value, argparse.Namespace):
+        namespace: dict[str, Any] = vars(value)
+        return namespace
     for method in ("model_dump", "to_dict", "_asdict"):
         convert = getattr(value, method, None)
         if callable(convert) and not isinstance(value, type):

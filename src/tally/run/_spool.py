@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from tally._logging import logger
+from tally._run_defaults import DEFAULT_CAP_BYTES
 
 from ._format import MAGIC, decode_records, frame, last_progress, run_header
 
@@ -66,8 +67,6 @@ __all__ = [
 ]
 
 SPOOL_DIR_ENV = "TALLY_SPOOL_DIR"
-DEFAULT_CAP_BYTES = 1 << 30
-"""The default size cap of one run's spool: 1 GiB."""
 DEFAULT_SEGMENT_BYTES = 1 << 20
 """Segments are mapped into memory while written, and their disk space reserved when they are created: their size
 bounds the resident memory and the space reserved ahead of the writes."""

@@ -1,10 +1,11 @@
-"""A fresh process whose client is first used by 8 threads at once, run by `test_first_use.py`:
+"""A fresh process whose client is first used by 9 threads at once, run by `test_first_use.py`:
 
     python first_use_script.py BASE_URL API_KEY EXPERIMENT_ID RUN_EXPERIMENT_ID
 
 Each thread makes a different first call (so each loads different parts of the SDK and of the generated package
-for the first time), all released together by a `threading.Barrier`; one of them goes through `client.run()`, whose
-sender thread makes its own first calls, and one reaches `tally.AsyncTally` for the first time from its thread.
+for the first time), all released together by a `threading.Barrier`; two of them go through `client.run()` (which
+loads the run's modules on first use), whose sender threads make their own first calls, and one reaches
+`tally.AsyncTally` for the first time from its thread.
 Exits 0 when every call succeeded; otherwise prints each failure's traceback and exits 1.
 """
 
@@ -33,6 +34,10 @@ def main() -> None:
         with client.run(experiment_id=run_experiment_id) as training:
             training.log({"loss": 0.5}, step=1)
 
+    def new_run() -> None:
+        with client.run(f"first-use-{uuid.uuid4().hex[:10]}") as training:
+            training.log({"loss": 0.25})
+
     calls: list[Callable[[], Any]] = [
         lambda: asyncio.run(async_health()),
         lambda: client.experiments.get(experiment_id),
@@ -42,6 +47,7 @@ def main() -> None:
         lambda: client.annotations.create(experiment_id, "first use", step=1),
         lambda: client.metrics.compare([tally.SeriesSelector(experiment_id=experiment_id, name="loss")]),
         run,
+        new_run,
     ]
     barrier = threading.Barrier(len(calls))
     failures: list[str] = []

@@ -28,7 +28,7 @@ PROCESSES = 20
 AT_ONCE = 4
 
 
-def test_a_fresh_client_first_used_by_eight_threads_at_once_works(live_server: RunningServer) -> None:
+def test_a_fresh_client_first_used_by_nine_threads_at_once_works(live_server: RunningServer) -> None:
     with Tally(api_key=live_server.api_key, base_url=live_server.url) as client:
         shared = client.experiments.create(unique("first-use")).id
         own = [client.experiments.create(unique("first-use-run")).id for _ in range(PROCESSES)]

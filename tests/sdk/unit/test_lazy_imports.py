@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -59,16 +60,41 @@ def _imported(code: str) -> set[str]:
     }
 
 
-def test_a_client_does_not_import_the_command_line_of_httpx() -> None:
+RUN_ONLY = ("tally.run", "argparse", "subprocess", "shlex")
+"""What only `client.run()` and `tally sync` need (the run's spool, sender, capture and replay): a program that
+imports the client to query pays for none of it."""
+
+
+def test_a_client_does_not_import_the_command_line_of_httpx_nor_the_run() -> None:
     """httpx's `__init__` imports `httpx._main` (click, rich, pygments: ~190 ms) whenever they are installed, as
-    they are with the `[cli]` extra; `from tally import Tally` must not."""
+    they are with the `[cli]` extra; `from tally import Tally` must not, nor the run's modules (issue 21's import
+    target: at most 1.3x `import httpx`)."""
     for library in CLI_LIBRARIES:
         if importlib.util.find_spec(library) is None:  # pragma: no cover - the dev environment has them all
             pytest.skip(f"{library} is not installed: httpx would not import its command line anyway")
-    imported = _imported("from tally import Tally\nTally(api_key='tk_org_' + 'x' * 32, base_url='http://h')")
+    imported = _imported("from tally import Tally")
     assert "httpx" in imported
-    assert "httpx._main" not in imported
-    assert not {name for name in imported if name.split(".")[0] in CLI_LIBRARIES}
+    unwanted = {name for name in imported if name.split(".")[0] in CLI_LIBRARIES or name in RUN_ONLY}
+    assert not unwanted | {name for name in imported if name.startswith("tally.run.")}
+    made = _imported("from tally import Tally\nTally(api_key='tk_org_' + 'x' * 32, base_url='http://h')")
+    assert "httpx._main" not in made
+    assert not {name for name in made if name.split(".")[0] in CLI_LIBRARIES}
+
+
+def test_a_training_run_does_not_import_the_command_line_libraries(tmp_path: Path) -> None:
+    """What a training job loads in all (import, client, `client.run()` with capture and a config, `log()`,
+    close): none of the CLI's libraries, nor argparse for a config that is not a Namespace."""
+    code = (
+        f"import os\nos.environ['TALLY_SPOOL_DIR'] = {str(tmp_path)!r}\n"
+        "from tally import Tally\n"
+        "with Tally(offline=True, api_key='tk_org_' + 'x' * 32) as client:\n"
+        "    with client.run('no-cli', config={'optim': {'lr': 0.1}}) as run:\n"
+        "        run.log({'loss': 1.0})\n"
+    )
+    imported = _imported(code)
+    # (`tally.run._run`: the package itself is imported by importlib, whose imports -X importtime does not list)
+    assert "tally.run._run" in imported
+    assert not {name for name in imported if name.split(".")[0] in (*CLI_LIBRARIES, "argparse")}
 
 
 def test_httpx_main_still_works_after_importing_tally() -> None:
