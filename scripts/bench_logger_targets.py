@@ -20,13 +20,16 @@ logger_targets`), or alone:
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from import_timer import bytecode_env, timed, warm
 
 Report = Callable[[str, str, float | None, str, bool], None]
 
@@ -98,8 +101,11 @@ with Tally(api_key=key, base_url=url) as client:
 
 
 def _python(code: str, *args: str) -> dict[str, int]:
+    """Run a measuring child with bytecode writing on, whatever this shell says (`import_timer` says why): a
+    module compiled from source at its first import costs the compiler's peak memory too, and a run's modules are
+    imported once the baseline is taken (`client.run()` loads them)."""
     with tempfile.TemporaryDirectory(prefix="tally-bench-spool-") as spool:
-        env = {**os.environ, "TALLY_SPOOL_DIR": spool}
+        env = {**bytecode_env(), "TALLY_SPOOL_DIR": spool}
         done = subprocess.run(
             [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, env=env
         )
@@ -109,6 +115,7 @@ def _python(code: str, *args: str) -> dict[str, int]:
 
 def stalls(url: str, api_key: str, report: Report, *, quick: bool, rounds: int) -> None:
     calls = 100_000 if quick else 1_000_000
+    _python(STALLS, url, api_key, "10000")  # untimed: writes the bytecode of what a run imports
     results = [_python(STALLS, url, api_key, str(calls)) for _ in range(rounds)]
     median_us = statistics.median(r["median"] for r in results) / 10 / 1000
     p999_us = statistics.median(r["p999"] for r in results) / 1000
@@ -135,6 +142,7 @@ def stalls(url: str, api_key: str, report: Report, *, quick: bool, rounds: int) 
 
 def memory(url: str, api_key: str, report: Report, *, quick: bool, rounds: int) -> None:
     values = 100_000 if quick else 1_000_000
+    _python(MEMORY, url, api_key, "10000")  # untimed: writes the bytecode of what a run imports
     results = [_python(MEMORY, url, api_key, str(values)) for _ in range(rounds)]
     for result in results:
         # Every value stored; the system-metrics sampler (on, as by default) adds its own every 10 s.
@@ -154,7 +162,6 @@ def import_cost(report: Report, *, rounds: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import httpx
     from bare_venv import make_venv
-    from import_timer import timed, warm
 
     with tempfile.TemporaryDirectory(prefix="tally-bench-import-") as scratch:
         httpx_only = str(make_venv(Path(scratch) / "httpx", [f"httpx=={httpx.__version__}"]))

@@ -18,10 +18,11 @@ import os
 import subprocess
 from pathlib import Path
 
-__all__ = ["timed", "warm"]
+__all__ = ["bytecode_env", "timed", "warm"]
 
 
-def _env() -> dict[str, str]:
+def bytecode_env() -> dict[str, str]:
+    """This environment without PYTHONDONTWRITEBYTECODE (see the module's docstring)."""
     return {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
 
 
@@ -32,7 +33,9 @@ def timed(python: str | Path, statement: str) -> float:
         "assert not sys.dont_write_bytecode, 'bytecode writing is off: the figure would count compilation'\n"
         f"t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
     )
-    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True, env=_env())
+    done = subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, check=True, env=bytecode_env()
+    )
     return float(done.stdout)
 
 
