@@ -27,6 +27,7 @@ __all__ = [
     "FolderNotEmptyError",
     "IdempotencyClaim",
     "InvalidTransitionError",
+    "MetricBatchIn",
     "NotFoundError",
     "Page",
     "Principal",
@@ -41,8 +42,8 @@ Key = tuple[Any, ...]
 
 class MetricEventIn(Protocol):
     """One validated event of an ingest batch, as the repository reads it (`tally_server.ingest_batch.IngestEvent`
-    is the one the server passes). An absent `timestamp` or `metadata` is `msgspec.UNSET`; a step-less event's
-    `step` is None."""
+    is the one the server passes). An absent `timestamp` is `msgspec.UNSET`; a step-less event's `step` is None.
+    Its label set is read from the batch (`MetricBatchIn.labels`)."""
 
     @property
     def name(self) -> str: ...
@@ -54,8 +55,16 @@ class MetricEventIn(Protocol):
     def step(self) -> int | None: ...
     @property
     def timestamp(self) -> object: ...
+
+
+class MetricBatchIn(Protocol):
+    """A validated ingest batch (`tally_server.ingest_batch.IngestBatch`): its events, and each one's label set
+    as stored, in the same order (compact JSON text with sorted keys; `{}` when it has none)."""
+
     @property
-    def metadata(self) -> object: ...
+    def events(self) -> Sequence[MetricEventIn]: ...
+    @property
+    def labels(self) -> Sequence[str]: ...
 
 
 class StorageError(Exception):
@@ -244,9 +253,7 @@ class Repository(Protocol):
         ...
 
     # metrics
-    def ingest_metrics(
-        self, experiment_pk: int, experiment_id: str, events: Sequence[MetricEventIn]
-    ) -> Json: ...
+    def ingest_metrics(self, experiment_pk: int, experiment_id: str, batch: MetricBatchIn) -> Json: ...
     def list_metrics(
         self, org_pk: int, experiment_id: str, filters: Json, limit: int, after: Key | None
     ) -> Page: ...

@@ -84,7 +84,7 @@ from tally_server.storage.repository import (
     InvalidTransitionError,
     Json,
     Key,
-    MetricEventIn,
+    MetricBatchIn,
     NotFoundError,
     Page,
     Principal,
@@ -115,7 +115,6 @@ logger = logging.getLogger("tally_server.storage")
 
 _TERMINAL = frozenset({"completed", "failed", "cancelled"})
 _NO_STEP = -1  # how a point without a step is stored: it sorts before step 0
-_label_encoder = msgspec.json.Encoder(order="sorted")
 _EMPTY = "{}"
 
 
@@ -327,18 +326,20 @@ def _upsert_per_name(dialect: str) -> Any:
     )
 
 
-_NAME_OF, _VALUE_OF, _ID_OF, _STEP_OF, _STAMP_OF, _LABELS_OF = (
-    operator.attrgetter(key) for key in ("name", "value", "client_event_id", "step", "timestamp", "metadata")
+_NAME_OF, _VALUE_OF, _ID_OF, _STEP_OF, _STAMP_OF = (
+    operator.attrgetter(key) for key in ("name", "value", "client_event_id", "step", "timestamp")
 )
 _ID_OF_ROW = operator.itemgetter(8)  # a point row's client_event_id
 
 
 def _point_rows(
-    experiment_pk: int, seqs: Sequence[int], events: Sequence[MetricEventIn], received: str
+    experiment_pk: int, seqs: Sequence[int], batch: MetricBatchIn, received: str
 ) -> list[_PointRow]:
     """The rows of a validated batch, built column by column with C loops (`map`, `zip`): per event, Python
     runs only where a field is absent (a step-less point stores step -1, an event without a timestamp gets the
-    time it was received, flagged `ts_auto`). Metadata is stored as its sorted compact JSON text."""
+    time it was received, flagged `ts_auto`). Metadata is stored as the batch's label text (sorted compact
+    JSON)."""
+    events = batch.events
     steps: list[int | None] = list(map(_STEP_OF, events))
     if None in steps:
         steps = [_NO_STEP if step is None else step for step in steps]
@@ -347,10 +348,6 @@ def _point_rows(
     if msgspec.UNSET in stamps:
         autos = [stamp is msgspec.UNSET for stamp in stamps]
         stamps = [received if stamp is msgspec.UNSET else stamp for stamp in stamps]
-    labels: list[Any] = list(map(_LABELS_OF, events))
-    if msgspec.UNSET in labels:
-        labels = [{} if label is msgspec.UNSET else label for label in labels]
-    texts = map(bytes.decode, map(_label_encoder.encode, labels))  # {} -> "{}" (_EMPTY)
     return list(
         zip(
             itertools.repeat(experiment_pk),
@@ -360,7 +357,7 @@ def _point_rows(
             map(_VALUE_OF, events),
             stamps,
             autos,
-            texts,
+            batch.labels,
             map(_ID_OF, events),
         )
     )
@@ -1103,7 +1100,7 @@ class SqlRepository(ArtifactRows):
             self._release_contents(conn, contents)  # the files no other experiment's artifact uses
 
     # ---- metrics -------------------------------------------------------------------------------------------
-    def ingest_metrics(self, experiment_pk: int, experiment_id: str, events: Sequence[MetricEventIn]) -> Json:
+    def ingest_metrics(self, experiment_pk: int, experiment_id: str, batch: MetricBatchIn) -> Json:
         """Store a validated batch in one transaction, committed before this returns (so `sync=true` holds:
         every accepted point is readable through `list_metrics` as soon as the answer is sent).
 
@@ -1122,7 +1119,8 @@ class SqlRepository(ArtifactRows):
                 raise ExperimentClosedError(experiment_id, status[0])
             if status[1] is not None:
                 raise ExperimentArchivedError(experiment_id)
-            points = _point_rows(experiment_pk, dialects.reserve_seqs(conn, len(events)), events, received)
+            seqs = dialects.reserve_seqs(conn, len(batch.events))
+            points = _point_rows(experiment_pk, seqs, batch, received)
             in_order = dialects.insert_order(dialect, points, _ID_OF_ROW)
             inserted = dialects.executemany(conn, _insert_points, _POINT_COLUMNS, in_order)
             conflicts: list[Json] = []
