@@ -243,8 +243,9 @@ def _claim_insert(dialect: str) -> Any:
 
 
 # ---- the ingest path's statements: compiled once per dialect, run with the driver's executemany ----------------
-# A point as ingestion inserts it: (experiment, name, step, seq, value, ts, ts_auto, metadata, client_event_id).
-_PointRow = tuple[int, str, int, int, float, str, bool, str, str]
+# A point as ingestion inserts it: (experiment, name, step, seq, value, ts, ts_auto, metadata, client_event_id),
+# ts_auto in the form `dialects.flags` gives.
+_PointRow = tuple[int, str, int, int, float, str, Any, str, str]
 # The bulk statements' rows are tuples in their table's column order (schema.py).
 _POINT_COLUMNS = tuple(metric_points.c.keys())
 _SERIES_COLUMNS = tuple(metric_series.c.keys())
@@ -333,20 +334,21 @@ _ID_OF_ROW = operator.itemgetter(8)  # a point row's client_event_id
 
 
 def _point_rows(
-    experiment_pk: int, seqs: Sequence[int], batch: MetricBatchIn, received: str
+    dialect: str, experiment_pk: int, seqs: Sequence[int], batch: MetricBatchIn, received: str
 ) -> list[_PointRow]:
     """The rows of a validated batch, built column by column with C loops (`map`, `zip`): per event, Python
     runs only where a field is absent (a step-less point stores step -1, an event without a timestamp gets the
-    time it was received, flagged `ts_auto`). Metadata is stored as the batch's label text (sorted compact
-    JSON)."""
+    time it was received, flagged `ts_auto`, in the dialect's form: `dialects.flags`). Metadata is stored as the
+    batch's label text (sorted compact JSON)."""
     events = batch.events
     steps: list[int | None] = list(map(_STEP_OF, events))
     if None in steps:
         steps = [_NO_STEP if step is None else step for step in steps]
     stamps: list[Any] = list(map(_STAMP_OF, events))
-    autos: Iterable[bool] = itertools.repeat(False)
+    no, yes = dialects.flags(dialect)
+    autos: Iterable[Any] = itertools.repeat(no)
     if msgspec.UNSET in stamps:
-        autos = [stamp is msgspec.UNSET for stamp in stamps]
+        autos = [yes if stamp is msgspec.UNSET else no for stamp in stamps]
         stamps = [received if stamp is msgspec.UNSET else stamp for stamp in stamps]
     return list(
         zip(
@@ -1120,7 +1122,7 @@ class SqlRepository(ArtifactRows):
             if status[1] is not None:
                 raise ExperimentArchivedError(experiment_id)
             seqs = dialects.reserve_seqs(conn, len(batch.events))
-            points = _point_rows(experiment_pk, seqs, batch, received)
+            points = _point_rows(dialect, experiment_pk, seqs, batch, received)
             in_order = dialects.insert_order(dialect, points, _ID_OF_ROW)
             inserted = dialects.executemany(conn, _insert_points, _POINT_COLUMNS, in_order)
             conflicts: list[Json] = []
