@@ -40,29 +40,22 @@ Json = dict[str, Any]
 Key = tuple[Any, ...]
 
 
-class MetricEventIn(Protocol):
-    """One validated event of an ingest batch, as the repository reads it (`tally_server.ingest_batch.IngestEvent`
-    is the one the server passes). An absent `timestamp` is `msgspec.UNSET`; a step-less event's `step` is None.
-    Its label set is read from the batch (`MetricBatchIn.labels`)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def value(self) -> float: ...
-    @property
-    def client_event_id(self) -> str: ...
-    @property
-    def step(self) -> int | None: ...
-    @property
-    def timestamp(self) -> object: ...
-
-
 class MetricBatchIn(Protocol):
-    """A validated ingest batch (`tally_server.ingest_batch.IngestBatch`): its events, and each one's label set
-    as stored, in the same order (compact JSON text with sorted keys; `{}` when it has none)."""
+    """A validated ingest batch, column by column (`tally_server.ingest_batch.IngestBatch` is the one the server
+    passes): one entry per event, in the batch's order. A step-less event's step is None, an event without a
+    timestamp has `msgspec.UNSET`, and each label set is as stored (compact JSON text with sorted keys; `{}`
+    when it has none)."""
 
     @property
-    def events(self) -> Sequence[MetricEventIn]: ...
+    def names(self) -> Sequence[str]: ...
+    @property
+    def values(self) -> Sequence[float]: ...
+    @property
+    def client_event_ids(self) -> Sequence[str]: ...
+    @property
+    def steps(self) -> Sequence[int | None]: ...
+    @property
+    def timestamps(self) -> Sequence[object]: ...
     @property
     def labels(self) -> Sequence[str]: ...
 

@@ -327,24 +327,20 @@ def _upsert_per_name(dialect: str) -> Any:
     )
 
 
-_NAME_OF, _VALUE_OF, _ID_OF, _STEP_OF, _STAMP_OF = (
-    operator.attrgetter(key) for key in ("name", "value", "client_event_id", "step", "timestamp")
-)
 _ID_OF_ROW = operator.itemgetter(8)  # a point row's client_event_id
 
 
 def _point_rows(
     dialect: str, experiment_pk: int, seqs: Sequence[int], batch: MetricBatchIn, received: str
 ) -> list[_PointRow]:
-    """The rows of a validated batch, built column by column with C loops (`map`, `zip`): per event, Python
-    runs only where a field is absent (a step-less point stores step -1, an event without a timestamp gets the
+    """The rows of a validated batch, zipped from its columns (a C loop): per event, Python runs only where a
+    field is absent (a step-less point stores step -1, an event without a timestamp gets the
     time it was received, flagged `ts_auto`, in the dialect's form: `dialects.flags`). Metadata is stored as the
     batch's label text (sorted compact JSON)."""
-    events = batch.events
-    steps: list[int | None] = list(map(_STEP_OF, events))
+    steps: Sequence[int | None] = batch.steps
     if None in steps:
         steps = [_NO_STEP if step is None else step for step in steps]
-    stamps: list[Any] = list(map(_STAMP_OF, events))
+    stamps: Sequence[Any] = batch.timestamps
     no, yes = dialects.flags(dialect)
     autos: Iterable[Any] = itertools.repeat(no)
     if msgspec.UNSET in stamps:
@@ -353,14 +349,14 @@ def _point_rows(
     return list(
         zip(
             itertools.repeat(experiment_pk),
-            map(_NAME_OF, events),
+            batch.names,
             steps,
             seqs,
-            map(_VALUE_OF, events),
+            batch.values,
             stamps,
             autos,
             batch.labels,
-            map(_ID_OF, events),
+            batch.client_event_ids,
         )
     )
 
@@ -1121,7 +1117,7 @@ class SqlRepository(ArtifactRows):
                 raise ExperimentClosedError(experiment_id, status[0])
             if status[1] is not None:
                 raise ExperimentArchivedError(experiment_id)
-            seqs = dialects.reserve_seqs(conn, len(batch.events))
+            seqs = dialects.reserve_seqs(conn, len(batch.names))
             points = _point_rows(dialect, experiment_pk, seqs, batch, received)
             in_order = dialects.insert_order(dialect, points, _ID_OF_ROW)
             inserted = dialects.executemany(conn, _insert_points, _POINT_COLUMNS, in_order)
