@@ -25,7 +25,7 @@ answers the SQLAlchemy Core construct (or runs the statement) that backend needs
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -137,10 +137,10 @@ def points_by_client_event_id(dialect: str, experiment_pk: int, ids: Sequence[st
     return _STORED_SQLITE.bindparams(ids=msgspec.json.encode(list(ids)).decode(), experiment=experiment_pk)
 
 
-def insert_order(dialect: str, rows: list[tuple[Any, ...]], key: Callable[[tuple[Any, ...]], Any]) -> Any:
+def insert_order(dialect: str, rows: Iterable[tuple[Any, ...]], key: Callable[[tuple[Any, ...]], Any]) -> Any:
     """The rows in the order to insert them: PostgreSQL's concurrent writers take the unique index's entries
     in one order (so two batches sharing ids queue instead of deadlocking); SQLite's one writer keeps the
-    batch's order."""
+    batch's order (and an iterator of rows stays one)."""
     return sorted(rows, key=key) if dialect == _POSTGRESQL else rows
 
 
@@ -205,9 +205,10 @@ def flags(dialect: str) -> tuple[Any, Any]:
 
 
 def executemany(
-    conn: Connection, build: Callable[[str], Any], columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    conn: Connection, build: Callable[[str], Any], columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> int:
-    """Run the Core statement `build(dialect)` once per row of `rows` (tuples in the order of `columns`) with
+    """Run the Core statement `build(dialect)` once per row of `rows` (tuples in the order of `columns`, a
+    sequence or an iterator) with
     the driver's own executemany, inside `conn`'s transaction; how many rows it changed. The statement is
     compiled once per dialect; no dict is built per row, and SQLAlchemy's per-statement work is skipped: on the
     ingest path the cost is per row (`make bench` compares it with the bare driver)."""
@@ -219,7 +220,7 @@ def executemany(
         sql = _HOT[(conn.dialect.name, build)] = compiled.string
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.executemany(sql, rows)
+        cursor.executemany(sql, rows)  # type: ignore[arg-type]  # (both drivers take any iterable)
         return int(cursor.rowcount)
     finally:
         cursor.close()
