@@ -121,7 +121,10 @@ def _floor_rate(url: str, events: list[list[list[dict[str, Any]]]]) -> float:
         for statement in _MINIMAL_SCHEMA:
             conn.execute(statement)  # type: ignore[arg-type]  # constants above
     rows = [
-        [sorted(_rows(c + 1, batch, b * BATCH + 1), key=lambda row: row[8]) for b, batch in enumerate(client)]
+        [
+            sorted(_rows(c + 1, batch, b * BATCH + 1, no_flag=False), key=lambda row: row[8])
+            for b, batch in enumerate(client)
+        ]
         for c, client in enumerate(events)
     ]
     connections = [psycopg.connect(url) for _ in rows]

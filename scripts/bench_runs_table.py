@@ -44,7 +44,7 @@ def _seed(path: Path, experiments: int) -> None:
                 for step in range(5)
                 for name in ("val/loss", "train/loss")
             ]  # fmt: skip
-            repo.ingest_metrics(experiment_pk, experiment["id"], from_validated({"events": events}).events)
+            repo.ingest_metrics(experiment_pk, experiment["id"], from_validated({"events": events}))
     finally:
         repo.close()
 

@@ -56,8 +56,13 @@ def _events(batch: int, size: int, tag: str) -> list[dict[str, Any]]:
     ]
 
 
-def _rows(experiment_pk: int, events: list[dict[str, Any]], first_seq: int) -> list[tuple[Any, ...]]:
-    """The rows the server stores for these events (metadata as sorted compact JSON)."""
+def _rows(
+    experiment_pk: int, events: list[dict[str, Any]], first_seq: int, *, no_flag: Any = 0
+) -> list[tuple[Any, ...]]:
+    """The rows the server stores for these events (metadata as sorted compact JSON; the flag `ts_auto` as the
+    server binds it: the integer SQLite stores, since Python's sqlite3 binds a bool through its adapter
+    registry, about 4 ms a batch that the floor must not carry when the server does not; PostgreSQL's BOOLEAN
+    takes `no_flag=False`)."""
     return [
         (
             experiment_pk,
@@ -66,7 +71,7 @@ def _rows(experiment_pk: int, events: list[dict[str, Any]], first_seq: int) -> l
             first_seq + i,
             float(e["value"]),
             e["timestamp"],
-            False,
+            no_flag,
             json.dumps(e["metadata"], separators=(",", ":"), sort_keys=True),
             e["client_event_id"],
         )

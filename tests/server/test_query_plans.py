@@ -13,11 +13,10 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import msgspec
 import pytest
 from sqlalchemy import func, select, text
 
-from tally_server.ingest_batch import IngestEvent
+from tally_server.ingest_batch import IngestBatch, from_validated
 from tally_server.storage.repository import FolderNotEmptyError
 from tally_server.storage.store import SqlRepository, open_sqlite
 
@@ -31,7 +30,7 @@ def repo() -> Iterator[SqlRepository]:
     repository.close()
 
 
-def _event(i: int, **changes: Any) -> IngestEvent:
+def _event(i: int, **changes: Any) -> dict[str, Any]:
     event: dict[str, Any] = {
         "name": "train/loss",
         "value": float(i),
@@ -39,7 +38,11 @@ def _event(i: int, **changes: Any) -> IngestEvent:
         "metadata": {"split": "train"},
         "client_event_id": f"c{i}",
     }
-    return msgspec.convert({**event, **changes}, IngestEvent)
+    return {**event, **changes}
+
+
+def _batch(events: list[dict[str, Any]]) -> IngestBatch:
+    return from_validated({"events": events})
 
 
 def _seeded(repo: SqlRepository) -> dict[str, Any]:
@@ -54,7 +57,9 @@ def _seeded(repo: SqlRepository) -> dict[str, Any]:
             repo.set_experiment_archived(1, extra["id"], True)
     repo.set_folder_archived(1, repo.create_folder(1, "old", None, None, {})["id"], True)
     for start in range(0, 6000, 2000):
-        repo.ingest_metrics(experiment_pk, experiment["id"], [_event(i) for i in range(start, start + 2000)])
+        repo.ingest_metrics(
+            experiment_pk, experiment["id"], _batch([_event(i) for i in range(start, start + 2000)])
+        )
     return {
         "folder": folder["id"],
         "experiment": experiment["id"],
@@ -113,7 +118,7 @@ def test_every_statement_of_an_ingest_uses_an_index(repo: SqlRepository) -> None
     seeded = _seeded(repo)
     # New events, exact repeats (duplicates), a changed repeat (a conflict) and a repeat inside the batch: the
     # slow path that sorts out repeats runs too.
-    batch = [_event(i) for i in range(5990, 6010)] + [_event(7, value=-1.0), _event(6005)]
+    batch = _batch([_event(i) for i in range(5990, 6010)] + [_event(7, value=-1.0), _event(6005)])
 
     def ingest() -> object:
         return repo.ingest_metrics(seeded["experiment_pk"], seeded["experiment"], batch)
@@ -126,7 +131,7 @@ def test_every_statement_of_an_ingest_uses_an_index(repo: SqlRepository) -> None
 def test_the_duplicate_lookup_probes_the_client_event_id_index(repo: SqlRepository) -> None:
     seeded = _seeded(repo)
     plans = _plans(
-        repo, lambda: repo.ingest_metrics(seeded["experiment_pk"], seeded["experiment"], [_event(3)])
+        repo, lambda: repo.ingest_metrics(seeded["experiment_pk"], seeded["experiment"], _batch([_event(3)]))
     )
     lookups = [
         plan for statement, plan in plans if statement.startswith("SELECT") and "metric_points" in statement

@@ -104,5 +104,37 @@ def test_summaries_merge_many_batches_and_label_sets(
     assert found == expected_summary(stored_points(client, experiment_id))
 
 
+def test_a_label_set_written_in_any_key_order_or_spacing_is_one_series(
+    client: httpx.Client, new_experiment: NewExperiment, ingest_client: IngestClient
+) -> None:
+    """The fast path takes label sets as their raw JSON text and works out the stored form once per distinct
+    text: differently written texts of one set are one summary, and a repeat written another way is a
+    duplicate, not a conflict."""
+    experiment_id = new_experiment()["id"]
+    ingest = ingest_client(experiment_id)
+    path = f"/v1/experiments/{experiment_id}/metrics"
+    written = [
+        '{"b": "1", "a": "2"}',
+        '{"a":"2","b":"1"}',
+        '{ "a" : "\\u0032" ,\n "b":"1" }',
+        '{"b":"1","a":"2"}',
+    ]
+    events = [
+        f'{{"name": "loss", "value": {i}, "step": {i}, "client_event_id": "e{i}", "metadata": {text}}}'
+        for i, text in enumerate(written)
+    ]
+    headers = {"Content-Type": "application/json"}
+    body = '{"events": [' + ", ".join(events) + "]}"
+    assert ingest.post(path, content=body, headers=headers).json()["accepted"] == 4
+    found = summary(client, experiment_id)
+    assert [(m["name"], m["metadata"], m["count"], m["last"]) for m in found] == [
+        ("loss", {"a": "2", "b": "1"}, 4, 3.0)
+    ]
+    again = events[0].replace(written[0], written[2])
+    result = ingest.post(path, content='{"events": [' + again + "]}", headers=headers).json()
+    assert (result["accepted"], result["duplicates"], result["conflicts"]) == (0, 1, [])
+    assert summary(client, experiment_id) == found
+
+
 def test_summary_of_an_unknown_experiment_is_404(client: httpx.Client) -> None:
     assert_error(client.get("/v1/experiments/exp_nope/summary"), 404, "not_found")

@@ -17,8 +17,8 @@ def ingest_metrics(call: Call) -> Reply:
     if principal is None or principal.experiment_pk is None or principal.experiment_id is None:
         raise RuntimeError("an ingestion operation without an ingestion key")  # auth.check_kind prevents it
     check_experiment(call.repo, principal, call.path["experiment_id"])
-    events = call.body.events  # an IngestBatch: typed and validated (tally_server.ingest_batch)
-    result = call.repo.ingest_metrics(principal.experiment_pk, principal.experiment_id, events)
+    batch = call.body  # an IngestBatch: typed and validated (tally_server.ingest_batch)
+    result = call.repo.ingest_metrics(principal.experiment_pk, principal.experiment_id, batch)
     return Reply(200, result)
 
 

@@ -1,11 +1,13 @@
 """What one ingested batch adds to the catalog, the summaries and the rollups: the rows of their upserts, worked
-out from one grouping of the batch's accepted points.
+out from one grouping of the batch's accepted points, given column by column.
 
 Why a module of its own: this is the ingest's hot path after the point insert itself (`make bench` holds the
 server's ingest to at least half of bare SQLite inserting the same rows). The batch is grouped once by (name,
-label set); everything else is per group or per block, and the per-point work is done by C loops (`map` with
-`itemgetter`, `min` / `max` / `sum` over slices, `bisect`), not by Python statements. A training loop logs each
-series with rising steps, so a group's points are usually in (step, seq) order already: then a block's first
+label set), as lists of positions; everything else is per group or per block, and the per-point work is done by
+C loops (a group's columns picked by `itemgetter`, `min` / `max` / `sum` over slices, `bisect`), not by Python
+statements. Columns rather than rows: the repository then never builds the rows (its insert consumes them as
+they are zipped), and picking a group's values out of a column is cheaper than reading each row. A training loop
+logs each series with rising steps, so a group's points are usually in (step, seq) order already: then a block's first
 and last points are the ends of its slice of the group. A group out of step order takes the per-point fold.
 
 The answers are exactly those of folding the points one by one (tests/server/test_batch_stats.py checks them
@@ -17,23 +19,32 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import itemgetter, le
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
 from tally_server.storage import rollups, rows
 
-__all__ = ["BatchStats", "batch_stats"]
+__all__ = ["BatchStats", "Points", "batch_stats"]
 
 _EMPTY = "{}"  # the label text of a point without metadata
-_NAME, _STEP, _SEQ, _VALUE, _TS = (itemgetter(i) for i in (1, 2, 3, 4, 5))
-_STEP_SEQ = itemgetter(2, 3)
-_KEY = itemgetter(1, 7)  # (name, label text)
 _FINEST = rollups.LEVELS[0]
+
+
+class Points(NamedTuple):
+    """Stored points column by column (one entry per point, in increasing `seq`: the order ingestion gives them),
+    as ingestion inserts them: a step-less point's step is -1, `labels` the metadata text."""
+
+    names: Sequence[str]
+    steps: Sequence[int]
+    seqs: Sequence[int]
+    values: Sequence[float]
+    stamps: Sequence[str]
+    labels: Sequence[str]
 
 
 @dataclass(slots=True)
@@ -48,40 +59,38 @@ class BatchStats:
     rollups: list[tuple[Any, ...]] = field(default_factory=list)  # metric_rollups
 
 
-def batch_stats(org_pk: int, experiment_pk: int, points: Sequence[Sequence[Any]]) -> BatchStats:
-    """The rows for `points`: stored points as ingestion inserts them (experiment, name, step, seq, value, ts,
-    ts_auto, metadata, client_event_id), in increasing `seq` (the order ingestion gives them), a stepless
-    point's step being -1."""
+def batch_stats(org_pk: int, experiment_pk: int, points: Points) -> BatchStats:
+    """The rows for `points`."""
     out = BatchStats()
     series: dict[str, list[Any]] = {}  # name -> [count, (first_us, first_ts), (last_us, last_ts)]
     per_name: dict[str, list[Any]] = {}  # name -> [last_step, last_seq, last_value, min, max]
     labels: Counter[tuple[str, str, str]] = Counter()
-    for (name, metadata), group in _groups(points).items():
-        count = len(group)
-        steps = list(map(_STEP, group))
-        values = list(map(_VALUE, group))
-        first, last = rows.extremes(list(map(_TS, group)))
+    for (name, metadata), positions in _groups(points.names, points.labels).items():
+        count = len(positions)
+        pick = _picker(positions)
+        steps: Sequence[int] = pick(points.steps)
+        values: Sequence[float] = pick(points.values)
+        seqs: Sequence[int] = pick(points.seqs)
+        first, last = rows.extremes(pick(points.stamps))
         low, high = min(values), max(values)
         if count == 1 or all(map(le, steps, islice(steps, 1, None))):
             # (step, seq) order: steps rise and seqs rise with the batch order
             start = bisect_left(steps, 0)
             first_step = steps[start] if start < count else None
-            final = group[-1]
-            blocks = _ordered_blocks(steps, list(map(_SEQ, group)), values, start)
+            final = (steps[-1], seqs[-1], values[-1])
+            blocks = _ordered_blocks(steps, seqs, values, start)
         else:
             stepped = [step for step in steps if step >= 0]
             first_step = min(stepped) if stepped else None
-            final = max(group, key=_STEP_SEQ)
-            blocks = _folded_blocks(group)
-        out.summaries.append(
-            (experiment_pk, name, metadata, count, first_step, final[2], final[3], final[4], low, high, *last)
-        )
+            final = max(zip(steps, seqs, values, strict=True))  # seqs are unique: the value never decides
+            blocks = _folded_blocks(steps, seqs, values)
+        out.summaries.append((experiment_pk, name, metadata, count, first_step, *final, low, high, *last))
         merged = per_name.get(name)
         if merged is None:
-            per_name[name] = [final[2], final[3], final[4], low, high]
+            per_name[name] = [*final, low, high]
         else:
-            if (final[2], final[3]) > (merged[0], merged[1]):
-                merged[0:3] = final[2:5]
+            if final[:2] > (merged[0], merged[1]):
+                merged[0:3] = final
             merged[3] = min(merged[3], low)
             merged[4] = max(merged[4], high)
         entry = series.get(name)
@@ -108,21 +117,30 @@ def batch_stats(org_pk: int, experiment_pk: int, points: Sequence[Sequence[Any]]
     return out
 
 
-def _groups(points: Sequence[Sequence[Any]]) -> dict[tuple[str, str], list[Sequence[Any]]]:
-    """The points per (name, label text), in batch order: the one pass in Python over every point."""
-    groups: dict[tuple[str, str], list[Sequence[Any]]] = {}
+def _picker(positions: list[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """A function giving a column's items at `positions` (a C loop), as a tuple even for one position
+    (`itemgetter` gives the item itself then)."""
+    if len(positions) > 1:
+        return itemgetter(*positions)
+    position = positions[0]
+    return lambda column: (column[position],)
+
+
+def _groups(names: Sequence[str], labels: Sequence[str]) -> dict[tuple[str, str], list[int]]:
+    """The points' positions per (name, label text), in batch order: the one pass in Python over every point."""
+    groups: dict[tuple[str, str], list[int]] = {}
     get = groups.get
-    for key, row in zip(map(_KEY, points), points, strict=True):
+    for position, key in enumerate(zip(names, labels, strict=True)):
         group = get(key)
         if group is None:
-            groups[key] = [row]
+            groups[key] = [position]
         else:
-            group.append(row)
+            group.append(position)
     return groups
 
 
 def _ordered_blocks(
-    steps: list[int], seqs: list[int], values: list[float], start: int
+    steps: Sequence[int], seqs: Sequence[int], values: Sequence[float], start: int
 ) -> dict[int, rollups.Accumulator]:
     """The finest level's aggregates of a group in (step, seq) order, from index `start` (the first point with a
     step): a block is a slice, found by bisection; its first and last points are the slice's ends, and its sum
@@ -142,15 +160,15 @@ def _ordered_blocks(
     return found
 
 
-def _folded_blocks(group: list[Sequence[Any]]) -> dict[int, rollups.Accumulator]:
+def _folded_blocks(
+    steps: Sequence[int], seqs: Sequence[int], values: Sequence[float]
+) -> dict[int, rollups.Accumulator]:
     """The finest level's aggregates of a group in any order: each point folded in (stepless ones skipped)."""
     found: dict[int, rollups.Accumulator] = {}
     get = found.get
-    for point in group:
-        step = point[2]
+    for step, seq, value in zip(steps, seqs, values, strict=True):
         if step < 0:
             continue
-        value, seq = point[4], point[3]
         block = step >> _FINEST
         acc = get(block)
         if acc is None:

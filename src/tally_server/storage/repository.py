@@ -27,6 +27,7 @@ __all__ = [
     "FolderNotEmptyError",
     "IdempotencyClaim",
     "InvalidTransitionError",
+    "MetricBatchIn",
     "NotFoundError",
     "Page",
     "Principal",
@@ -39,23 +40,24 @@ Json = dict[str, Any]
 Key = tuple[Any, ...]
 
 
-class MetricEventIn(Protocol):
-    """One validated event of an ingest batch, as the repository reads it (`tally_server.ingest_batch.IngestEvent`
-    is the one the server passes). An absent `timestamp` or `metadata` is `msgspec.UNSET`; a step-less event's
-    `step` is None."""
+class MetricBatchIn(Protocol):
+    """A validated ingest batch, column by column (`tally_server.ingest_batch.IngestBatch` is the one the server
+    passes): one entry per event, in the batch's order. A step-less event's step is None, an event without a
+    timestamp has `msgspec.UNSET`, and each label set is as stored (compact JSON text with sorted keys; `{}`
+    when it has none)."""
 
     @property
-    def name(self) -> str: ...
+    def names(self) -> Sequence[str]: ...
     @property
-    def value(self) -> float: ...
+    def values(self) -> Sequence[float]: ...
     @property
-    def client_event_id(self) -> str: ...
+    def client_event_ids(self) -> Sequence[str]: ...
     @property
-    def step(self) -> int | None: ...
+    def steps(self) -> Sequence[int | None]: ...
     @property
-    def timestamp(self) -> object: ...
+    def timestamps(self) -> Sequence[object]: ...
     @property
-    def metadata(self) -> object: ...
+    def labels(self) -> Sequence[str]: ...
 
 
 class StorageError(Exception):
@@ -244,9 +246,7 @@ class Repository(Protocol):
         ...
 
     # metrics
-    def ingest_metrics(
-        self, experiment_pk: int, experiment_id: str, events: Sequence[MetricEventIn]
-    ) -> Json: ...
+    def ingest_metrics(self, experiment_pk: int, experiment_id: str, batch: MetricBatchIn) -> Json: ...
     def list_metrics(
         self, org_pk: int, experiment_id: str, filters: Json, limit: int, after: Key | None
     ) -> Page: ...

@@ -114,7 +114,7 @@ def summary(row: Sequence[Any]) -> Json:
     }
 
 
-def extremes(stamps: list[str]) -> tuple[tuple[int, str], tuple[int, str]]:
+def extremes(stamps: Sequence[str]) -> tuple[tuple[int, str], tuple[int, str]]:
     """The earliest and latest of some RFC 3339 timestamps, as (microseconds, text)."""
     lengths = set(map(len, stamps))
     width = len(stamps[0])

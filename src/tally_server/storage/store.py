@@ -40,7 +40,7 @@ import logging
 import operator
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
@@ -84,7 +84,7 @@ from tally_server.storage.repository import (
     InvalidTransitionError,
     Json,
     Key,
-    MetricEventIn,
+    MetricBatchIn,
     NotFoundError,
     Page,
     Principal,
@@ -115,7 +115,6 @@ logger = logging.getLogger("tally_server.storage")
 
 _TERMINAL = frozenset({"completed", "failed", "cancelled"})
 _NO_STEP = -1  # how a point without a step is stored: it sorts before step 0
-_label_encoder = msgspec.json.Encoder(order="sorted")
 _EMPTY = "{}"
 
 
@@ -244,8 +243,9 @@ def _claim_insert(dialect: str) -> Any:
 
 
 # ---- the ingest path's statements: compiled once per dialect, run with the driver's executemany ----------------
-# A point as ingestion inserts it: (experiment, name, step, seq, value, ts, ts_auto, metadata, client_event_id).
-_PointRow = tuple[int, str, int, int, float, str, bool, str, str]
+# A point as ingestion inserts it: (experiment, name, step, seq, value, ts, ts_auto, metadata, client_event_id),
+# ts_auto in the form `dialects.flags` gives.
+_PointRow = tuple[int, str, int, int, float, str, Any, str, str]
 # The bulk statements' rows are tuples in their table's column order (schema.py).
 _POINT_COLUMNS = tuple(metric_points.c.keys())
 _SERIES_COLUMNS = tuple(metric_series.c.keys())
@@ -327,43 +327,50 @@ def _upsert_per_name(dialect: str) -> Any:
     )
 
 
-_NAME_OF, _VALUE_OF, _ID_OF, _STEP_OF, _STAMP_OF, _LABELS_OF = (
-    operator.attrgetter(key) for key in ("name", "value", "client_event_id", "step", "timestamp", "metadata")
-)
 _ID_OF_ROW = operator.itemgetter(8)  # a point row's client_event_id
 
 
-def _point_rows(
-    experiment_pk: int, seqs: Sequence[int], events: Sequence[MetricEventIn], received: str
-) -> list[_PointRow]:
-    """The rows of a validated batch, built column by column with C loops (`map`, `zip`): per event, Python
-    runs only where a field is absent (a step-less point stores step -1, an event without a timestamp gets the
-    time it was received, flagged `ts_auto`). Metadata is stored as its sorted compact JSON text."""
-    steps: list[int | None] = list(map(_STEP_OF, events))
+def _points(
+    dialect: str, seqs: Sequence[int], batch: MetricBatchIn, received: str
+) -> tuple[batch_stats.Points, list[Any] | None]:
+    """A validated batch's points column by column as stored, and their `ts_auto` flags in the dialect's form
+    (`dialects.flags`; None: all false). Python runs per event only where a field is absent: a step-less point
+    stores step -1, an event without a timestamp gets the time it was received, flagged `ts_auto`."""
+    steps: Sequence[Any] = batch.steps  # int | None, then int
     if None in steps:
         steps = [_NO_STEP if step is None else step for step in steps]
-    stamps: list[Any] = list(map(_STAMP_OF, events))
-    autos: Iterable[bool] = itertools.repeat(False)
+    stamps: Sequence[Any] = batch.timestamps
+    autos = None
     if msgspec.UNSET in stamps:
-        autos = [stamp is msgspec.UNSET for stamp in stamps]
+        no, yes = dialects.flags(dialect)
+        autos = [yes if stamp is msgspec.UNSET else no for stamp in stamps]
         stamps = [received if stamp is msgspec.UNSET else stamp for stamp in stamps]
-    labels: list[Any] = list(map(_LABELS_OF, events))
-    if msgspec.UNSET in labels:
-        labels = [{} if label is msgspec.UNSET else label for label in labels]
-    texts = map(bytes.decode, map(_label_encoder.encode, labels))  # {} -> "{}" (_EMPTY)
-    return list(
-        zip(
-            itertools.repeat(experiment_pk),
-            map(_NAME_OF, events),
-            steps,
-            seqs,
-            map(_VALUE_OF, events),
-            stamps,
-            autos,
-            texts,
-            map(_ID_OF, events),
-        )
+    return batch_stats.Points(batch.names, steps, seqs, batch.values, stamps, batch.labels), autos
+
+
+def _point_rows(
+    dialect: str, experiment_pk: int, points: batch_stats.Points, autos: list[Any] | None, ids: Sequence[str]
+) -> Iterator[_PointRow]:
+    """The insert's rows, zipped from the columns as the driver consumes them: no list of 10,000 tuples is
+    built and freed (the driver's executemany takes an iterator)."""
+    no, _ = dialects.flags(dialect)
+    return zip(
+        itertools.repeat(experiment_pk),
+        points.names,
+        points.steps,
+        points.seqs,
+        points.values,
+        points.stamps,
+        itertools.repeat(no) if autos is None else autos,
+        points.labels,
+        ids,
     )
+
+
+def _stored_points(rows: Sequence[_PointRow]) -> batch_stats.Points:
+    """Rows (at least one) as columns."""
+    columns = list(zip(*rows, strict=True))
+    return batch_stats.Points(columns[1], columns[2], columns[3], columns[4], columns[5], columns[7])
 
 
 def _upsert_labels(dialect: str) -> Any:
@@ -1103,14 +1110,14 @@ class SqlRepository(ArtifactRows):
             self._release_contents(conn, contents)  # the files no other experiment's artifact uses
 
     # ---- metrics -------------------------------------------------------------------------------------------
-    def ingest_metrics(self, experiment_pk: int, experiment_id: str, events: Sequence[MetricEventIn]) -> Json:
+    def ingest_metrics(self, experiment_pk: int, experiment_id: str, batch: MetricBatchIn) -> Json:
         """Store a validated batch in one transaction, committed before this returns (so `sync=true` holds:
         every accepted point is readable through `list_metrics` as soon as the answer is sent).
 
-        This is the hot path (`make bench` compares it with the bare driver inserting the same rows): one pass
-        over the events builds the insert's parameters, run by the driver's executemany with the statement
-        compiled once (`dialects.executemany`); the unique index on (experiment, client_event_id) finds the repeats
-        while inserting, so a batch of new events costs one index probe each and nothing more.
+        This is the hot path (`make bench` compares it with the bare driver inserting the same rows): the
+        insert's rows are zipped from the batch's columns as the driver's executemany consumes them, the
+        statement compiled once (`dialects.executemany`); the unique index on (experiment, client_event_id) finds
+        the repeats while inserting, so a batch of new events costs one index probe each and nothing more.
         """
         _, received = now()
         with self.db.write() as conn:
@@ -1122,17 +1129,27 @@ class SqlRepository(ArtifactRows):
                 raise ExperimentClosedError(experiment_id, status[0])
             if status[1] is not None:
                 raise ExperimentArchivedError(experiment_id)
-            points = _point_rows(experiment_pk, dialects.reserve_seqs(conn, len(events)), events, received)
-            in_order = dialects.insert_order(dialect, points, _ID_OF_ROW)
+            count = len(batch.names)
+            points, autos = _points(dialect, dialects.reserve_seqs(conn, count), batch, received)
+            # The upkeep's rows are worked out before the insert, while the batch's columns are still in the CPU's
+            # caches (after it, the same work took about 1.3 ms more of a 10,000-event batch). They hold when every
+            # point is new; when some were repeats, they are worked out again from the points stored.
+            stats = batch_stats.batch_stats(int(status[2]), experiment_pk, points)
+            rows = _point_rows(dialect, experiment_pk, points, autos, batch.client_event_ids)
+            in_order = dialects.insert_order(dialect, rows, _ID_OF_ROW)
             inserted = dialects.executemany(conn, _insert_points, _POINT_COLUMNS, in_order)
             conflicts: list[Json] = []
-            if inserted == len(points):
-                accepted, duplicates = points, 0
+            if inserted == count:
+                accepted, duplicates = count, 0
             else:
-                accepted, duplicates, conflicts = self._sort_out_repeats(conn, experiment_pk, points)
+                every = list(_point_rows(dialect, experiment_pk, points, autos, batch.client_event_ids))
+                stored, duplicates, conflicts = self._sort_out_repeats(conn, experiment_pk, every)
+                accepted = len(stored)
+                if stored:
+                    stats = batch_stats.batch_stats(int(status[2]), experiment_pk, _stored_points(stored))
             if accepted:
-                self._update_stats(conn, int(status[2]), experiment_pk, accepted)
-        return {"accepted": len(accepted), "duplicates": duplicates, "conflicts": conflicts}
+                self._upsert_stats(conn, stats)
+        return {"accepted": accepted, "duplicates": duplicates, "conflicts": conflicts}
 
     @staticmethod
     def _sort_out_repeats(
@@ -1168,12 +1185,11 @@ class SqlRepository(ArtifactRows):
         return accepted, duplicates, conflicts
 
     @staticmethod
-    def _update_stats(conn: Connection, org_pk: int, experiment_pk: int, points: list[_PointRow]) -> None:
+    def _upsert_stats(conn: Connection, stats: batch_stats.BatchStats) -> None:
         """The catalog (per name: count, first and last seen; per label value: count), the summaries (per name
         and label set, and per name for ordering) and the rollups of the accepted points, each one executemany
         of rows worked out in one grouping of the batch (`batch_stats`); every writer upserts the rows in key
         order, so two batches never deadlock on them."""
-        stats = batch_stats.batch_stats(org_pk, experiment_pk, points)
         dialects.executemany(conn, _upsert_series, _SERIES_COLUMNS, stats.series)
         dialects.executemany(conn, _upsert_summaries, _SUMMARY_COLUMNS, stats.summaries)
         dialects.executemany(conn, _upsert_per_name, _PER_NAME_COLUMNS, stats.per_name)
