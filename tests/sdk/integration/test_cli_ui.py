@@ -40,12 +40,17 @@ def test_ui_prints_a_one_time_link_to_a_running_server(live_server: RunningServe
         assert other.get(found.group(1)).status_code == 401  # spent
 
 
-def _ctrl_c_as_in_a_terminal() -> None:
-    """In the child, before it runs: SIGINT handled by default and not blocked, as in a terminal's foreground
-    process, whatever the test process inherited (a `tally ui` that ignored Ctrl-C hung a fresh-clone run twice,
-    and only under the whole suite)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+# `python -m tally.cli`, with Ctrl-C as a terminal's foreground process has it (SIGINT handled by Python's default
+# handler and not blocked), whatever this worker passes on: a `tally ui` that ignored Ctrl-C hung a fresh-clone run
+# twice, only under the whole suite. Set by the child itself, not by a `preexec_fn`: that makes subprocess fork in
+# Python, in a worker that may hold JAX's threads (the frameworks tests), whose at-fork hook warns of a deadlock.
+_TALLY_AS_IN_A_TERMINAL = (
+    "import runpy, signal, sys; "
+    "signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+    "sys.argv[0] = 'tally'; "
+    "runpy.run_module('tally.cli', run_name='__main__', alter_sys=True)"
+)
 
 
 def _signal_state(pid: int) -> str:
@@ -67,7 +72,7 @@ def test_ui_starts_the_local_server_when_nothing_answers(tmp_path: Path) -> None
         "TALLY_BASE_URL": f"http://127.0.0.1:{port}",
     }
     env.pop("TALLY_API_KEY", None)
-    command = [sys.executable, "-m", "tally.cli", "ui", "--no-browser"]
+    command = [sys.executable, "-c", _TALLY_AS_IN_A_TERMINAL, "ui", "--no-browser"]
     # Its own process group (the server it starts is in it), so that a hang is cleaned up; its output (and the
     # server's) is read to the end on a thread, so that a full pipe can never be what holds either up.
     process = subprocess.Popen(
@@ -77,7 +82,6 @@ def test_ui_starts_the_local_server_when_nothing_answers(tmp_path: Path) -> None
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
-        preexec_fn=_ctrl_c_as_in_a_terminal,
     )
     assert process.stdout is not None
     lines: queue.Queue[str | None] = queue.Queue()
