@@ -12,7 +12,6 @@ first, untimed round, whatever PYTHONDONTWRITEBYTECODE says (`scripts/import_tim
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bare_venv import build_wheel, make_venv
-from import_timer import timed, warm
+from import_timer import median_seconds
 
 TARGET = 1.30
 
@@ -46,13 +45,7 @@ def measure(rounds: int, report: Report) -> None:
             "from tally import Tally": (bare, "from tally import Tally"),
             "import httpx": (httpx_only, "import httpx"),
         }
-        warm(list(sides.values()))  # bytecode written, untimed
-        times: dict[str, list[float]] = {name: [] for name in sides}
-        names = list(sides)
-        for index in range(rounds):
-            for name in names if index % 2 == 0 else reversed(names):
-                times[name].append(timed(*sides[name]))
-    median = {name: statistics.median(values) for name, values in times.items()}
+        median = median_seconds(sides, rounds)
     base = median["import httpx"]
     ratio = median["import tally"] / base
     report(

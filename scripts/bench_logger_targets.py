@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from import_timer import bytecode_env, timed, warm
+from import_timer import bytecode_env, median_seconds
 
 Report = Callable[[str, str, float | None, str, bool], None]
 
@@ -170,13 +170,7 @@ def import_cost(report: Report, *, rounds: int) -> None:
             "httpx only": (httpx_only, "import httpx"),
             "httpx here": (sys.executable, "import httpx"),
         }
-        warm(list(sides.values()))  # bytecode written, untimed
-        times: dict[str, list[float]] = {name: [] for name in sides}
-        names = list(sides)
-        for index in range(rounds):
-            for name in names if index % 2 == 0 else reversed(names):
-                times[name].append(timed(*sides[name]))
-    median = {name: statistics.median(values) * 1000 for name, values in times.items()}
+        median = {name: seconds * 1000 for name, seconds in median_seconds(sides, rounds).items()}
     ratio = median["tally"] / median["httpx only"]
     report(
         "from tally import Tally (venv with every extra) vs import httpx (httpx-only venv)",

@@ -15,10 +15,12 @@ compileall, and needs only that the venvs be writable, which ours (made by uv or
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["bytecode_env", "timed", "warm"]
+__all__ = ["bytecode_env", "median_seconds", "timed", "warm"]
 
 
 def bytecode_env() -> dict[str, str]:
@@ -43,3 +45,15 @@ def warm(sides: list[tuple[str | Path, str]]) -> None:
     """Run each (python, statement) once, untimed: writes the bytecode of every module it imports."""
     for python, statement in sides:
         timed(python, statement)
+
+
+def median_seconds(sides: Mapping[str, tuple[str | Path, str]], rounds: int) -> dict[str, float]:
+    """Each side's median of `rounds` timed imports, after one untimed round (`warm`); the sides take turns, in
+    alternating order from round to round, so that all see the same machine noise."""
+    warm(list(sides.values()))
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    names = list(sides)
+    for index in range(rounds):
+        for name in names if index % 2 == 0 else reversed(names):
+            times[name].append(timed(*sides[name]))
+    return {name: statistics.median(values) for name, values in times.items()}

@@ -190,10 +190,10 @@ class Core:
             operation, extras, token=bearer, idempotency_key=idempotency_key, content=content
         )
         body: bytes | UploadBody | None = prepared
-        if (
-            upload is not None
-        ):  # an artifact's file or a run's batch, streamed (Content-Length: no chunked body)
-            body = upload  # (instead of any JSON: `extra_body` does not apply to it)
+        if upload is not None:
+            # An artifact's file or a run's batch, streamed with a Content-Length (not chunked), instead of any
+            # JSON body (`extra_body` does not apply to it).
+            body = upload
             headers["Content-Type"] = upload.content_type
             headers["Content-Length"] = str(upload.size)
         state = self.state
@@ -716,9 +716,9 @@ class Tally:
         metadata under the reserved key `capture`, on a thread of its own: `False` records nothing,
         `tally.Capture(packages=False)` all but one item (see `tally.run._capture`). A resumed run's capture
         replaces the earlier one. `system_metrics_interval` seconds (`TALLY_SYSTEM_METRICS_INTERVAL`, default 10;
-        0 turns it off) between samples
-        of `system/...` metrics (CPU, memory, disk, network, NVIDIA GPUs) from a thread of their own, stepped by
-        the clock, never by `run.step` (the `[system]` extra; see `tally.run._system`).
+        0 turns it off) between samples of `system/...` metrics (CPU, memory, disk, network, NVIDIA GPUs) from a
+        thread of their own, stepped by the clock, never by `run.step` (the `[system]` extra; see
+        `tally.run._system`).
 
         Distributed jobs (torchrun, accelerate, SLURM, MPI): only rank 0 logs; on other ranks the run's `log()`
         does nothing (no spool, no request, no experiment) and `run.status().inactive` says why. The rank is
@@ -727,8 +727,8 @@ class Tally:
         to an experiment of its own called `<name>-rank<k>` in that group (`experiments.list(group=...)`,
         `metrics.compare_group(group, name)`). See `tally.run._ranks`."""
         # Here, not at the top: a program that never starts a run does not pay for the run's modules (spool,
-        # sender, capture, replay), and `_run_ports`' event-loop machinery serves async clients only. They are
-        # loaded one thread at a time (`tally._lazy`); the imports below then only read them.
+        # sender, capture, replay). They are loaded one thread at a time (`tally._lazy`); the imports below then
+        # only read them.
         load_run()
         from tally._run_ports import port_for
         from tally.run import start_run
