@@ -60,7 +60,7 @@ from ._resources import (
 from ._transport import AsyncClientTransport, AsyncRetryTransport
 
 if TYPE_CHECKING:
-    from tally.run import CapPolicy, Durability, ResumeMode, Run
+    from tally.run import CapPolicy, Durability, ResumeMode, Run, SenderKind
     from tally.run import Capture as RunCapture
 
     from ._artifact_io import AsyncUploadBody
@@ -686,6 +686,7 @@ class AsyncTally:
         system_metrics_interval: float | None = None,
         rank: int | None = None,
         group: str | None = None,
+        sender: SenderKind = "thread",
     ) -> Run:
         """Start logging from a training loop: a new experiment called `name`, or `experiment_id=` to resume one.
 
@@ -726,7 +727,13 @@ class AsyncTally:
         `rank=` when given (it wins: `rank=0` makes any process log), else read from `RANK`, `SLURM_PROCID`,
         `OMPI_COMM_WORLD_RANK`, `PMI_RANK`, `LOCAL_RANK`, the first set. With `group="job-123"`, every rank logs,
         to an experiment of its own called `<name>-rank<k>` in that group (`experiments.list(group=...)`,
-        `metrics.compare_group(group, name)`). See `tally.run._ranks`."""
+        `metrics.compare_group(group, name)`). See `tally.run._ranks`.
+
+        `sender="process"` sends from a process of its own instead of a thread of this one (as wandb does): no
+        thread of the run's then holds this process's GIL, so no `log()` call waits for it. The process has a
+        client of its own, made from this one's credentials and settings (a `transport`, `http_client`,
+        `event_hooks` or `hooks` cannot cross to it: `ConfigurationError`), and sends what was logged even if
+        this process is killed. See `tally.run._sender_process`."""
         # Here, not at the top: a program that never starts a run does not pay for the run's modules (spool,
         # sender, capture, replay). They are loaded one thread at a time (`tally._lazy`); the imports below then
         # only read them.
@@ -758,7 +765,16 @@ class AsyncTally:
             capture=capture,
             system_metrics_interval=system_metrics_interval,
             group=plan.group,
+            sender=sender,
+            process_spec=self._process_spec,
         )
+
+    def _process_spec(self) -> dict[str, Any]:
+        """This client as a run's sender process rebuilds it (`tally._sender_spec`)."""
+        from tally._sender_spec import process_spec
+
+        state = self._core.state
+        return process_spec(state.config, self._core.settings, state.connection)
 
     async def request(self, operation: str | ModuleType, /, **arguments: Any) -> Any:
         """Call any operation of the spec, including one no method wraps yet, through this client's

@@ -17,6 +17,7 @@ from ._run import (
     Run,
     RunRejectedError,
     RunStatus,
+    SenderKind,
     start_run,
 )
 from ._spool import DEFAULT_CAP_BYTES, SPOOL_DIR_ENV, CapPolicy, SpoolFullError, spool_root
@@ -34,6 +35,7 @@ __all__ = [
     "Run",
     "RunRejectedError",
     "RunStatus",
+    "SenderKind",
     "SenderPort",
     "SpoolFullError",
     "SpoolReport",

@@ -140,12 +140,17 @@ class Decoded:
     torn: TornTail | None
 
 
-def decode_records(data: bytes | memoryview, *, base: int = 0, final: bool = True) -> Decoded:
+def decode_records(
+    data: bytes | memoryview, *, base: int = 0, final: bool = True, racing: bool = False
+) -> Decoded:
     """The valid records of `data`, which starts at file offset `base` on a record boundary.
 
     `final=True` (a file no one writes to any more): the first incomplete or corrupt frame and all after it are
     the torn tail. `final=False` (a file still being appended to): an incomplete last frame is left for a later
-    read and is not torn; a checksum mismatch still is."""
+    read and is not torn; a checksum mismatch still is, unless `racing`: the writer is another process, whose
+    copy of a frame may be under way while it is read (its bytes, length and checksum included, arrive in no set
+    order), so a frame that does not check is left for a later read too. A frame that is really corrupt is then
+    reported once the file is final (the writer has moved to the next segment, or is gone)."""
     view = memoryview(data)
     size = len(view)
     position = 0
@@ -168,11 +173,15 @@ def decode_records(data: bytes | memoryview, *, base: int = 0, final: bool = Tru
             break
         body = view[start : start + length]
         if _crc(body) != checksum:
+            if racing and not final:
+                break  # perhaps still being copied by the writer
             torn = TornTail(base + position, size - position, "checksum mismatch")
             break
         try:
             payload = _decode(body)
         except msgspec.DecodeError:
+            if racing and not final:
+                break
             torn = TornTail(base + position, size - position, "undecodable record")
             break
         position = start + length

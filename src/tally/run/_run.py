@@ -61,6 +61,7 @@ from ._format import (
 from ._port import SenderPort
 from ._resume import ResumeMode, check_resume, resolve_experiment
 from ._sender import Drain, Sender
+from ._sender_process import SenderProcess
 from ._spool import (
     DEFAULT_CAP_BYTES,
     CapPolicy,
@@ -193,7 +194,7 @@ class Run:
         name: str | None,
         writer: SpoolWriter,
         drain: Drain,
-        sender: Sender | None,
+        sender: Sender | SenderProcess | None,
         lock: SpoolLock | None,
         flush_timeout: float,
         offline: bool,
@@ -228,6 +229,8 @@ class Run:
     def id(self) -> str | None:
         """The experiment's id, once it exists (at once when the server answered at start, else once the sender
         has created it; in offline mode, only when the spool is synced)."""
+        if self._drain.experiment_id is None and self._sender is not None:
+            self._sender.refresh()
         return self._drain.experiment_id
 
     @property
@@ -384,6 +387,8 @@ class Run:
         """Raise `RunRejectedError` for refusals that no earlier `flush()` or `close()` raised (and every time,
         while the run cannot send at all)."""
         drain = self._drain
+        if self._sender is not None:
+            self._sender.refresh()
         if drain.rejected <= self._reported and drain.blocked is None:
             return
         reported, self._reported = self._reported, drain.rejected
@@ -418,6 +423,8 @@ class Run:
             )
 
     def _check_client_open(self) -> None:
+        if self._sender is not None and not self._sender.needs_client:
+            return
         if self._port is not None and self._port.is_closed:
             status = self.status()
             raise ClientClosedError(
@@ -429,6 +436,8 @@ class Run:
     def status(self) -> RunStatus:
         """Counts of logged, stored, pending, rejected and dropped events, and the last error."""
         drain = self._drain
+        if self._sender is not None:
+            self._sender.refresh()
         dropped = self._writer.dropped_events
         pending = max(self._logged - drain.stored - drain.rejected - dropped, 0)
         # The current outage first (the sender clears it once the server answers), else the last refusal.
@@ -470,7 +479,8 @@ class Run:
         _LIVE.discard(self)
         if self._sender is not None:
             seq = self._seq
-            if self._port is None or not self._port.is_closed:  # a closed client sends nothing: do not wait
+            if self._port is None or not self._port.is_closed or not self._sender.needs_client:
+                # (a closed client sends nothing: do not wait, unless the sender has a client of its own)
                 self._sender.wait(lambda: self._caught_up(seq), self.flush_timeout)
             self._sender.stop()
         self._writer.close()
@@ -535,6 +545,21 @@ def _close_at_exit() -> None:
 
 
 # ---- starting a run ---------------------------------------------------------------------------------------------
+SenderKind = Literal["thread", "process"]
+"""Where a run's sender runs: a thread of the training process, or a process of its own (`_sender_process`)."""
+
+
+def check_sender(sender: Any, durability: str) -> None:
+    """`client.run(sender=...)`: "thread" or "process"; a process sender reads the spool, so it needs one."""
+    if sender not in ("thread", "process"):
+        raise ValueError(f"sender must be 'thread' or 'process', not {sender!r}")
+    if sender == "process" and durability == "memory":
+        raise ValueError(
+            "sender='process' sends the spool from another process, and durability='memory' keeps no spool: "
+            "use durability='process' (the default) or 'power', or sender='thread'"
+        )
+
+
 def _new_run_key() -> str:
     """8 random hex digits: unique among the runs of one experiment, and short, since it starts every
     `client_event_id` (`<run_key>.<seq>.<index>`) that the server stores and indexes. (The spool directory's
@@ -629,10 +654,19 @@ def start_run(
     capture: bool | Capture = True,
     system_metrics_interval: float | None = None,
     group: str | None = None,
+    sender: SenderKind = "thread",
+    process_spec: Callable[[], dict[str, Any]] | None = None,
 ) -> Run:
     """`client.run(...)`: see `Tally.run`. `client` is the port the client hands its run (`tally._run_ports`):
-    the run sends through the caller's own client and closes only what the port made for it."""
+    the run sends through the caller's own client and closes only what the port made for it. With
+    `sender="process"`, `process_spec()` gives the client as a sender process rebuilds it (`tally._sender_spec`)."""
     try:
+        check_sender(sender, durability)
+        spec = (
+            process_spec()
+            if sender == "process" and process_spec is not None and not client.offline
+            else None
+        )
         check_resume(resume, name, experiment_id)
         check_metadata(metadata)  # now, not when an offline run's spool is synced
         check_reserved(metadata)
@@ -721,23 +755,36 @@ def start_run(
         drain = Drain(store, sender_client, directory=directory, writer=writer, header=header)
         if settled is not None:
             drain.opened_as(settled)
-        sender: Sender | None = None
+        background: Sender | SenderProcess | None = None
         if sender_client is not None:
-            leftovers: list[Callable[[], Drain | None]] = []
+            leftover_paths: list[Path] = []
             if resumed and header["experiment_id"] is not None and directory is not None:
-                own = directory
-                leftovers.extend(
-                    functools.partial(_leftover, path, sender_client, header["experiment_id"])
-                    for path in iter_spools(directory.parent)
-                    if path != own
+                leftover_paths = [path for path in iter_spools(directory.parent) if path != directory]
+            fsync_interval = 1.0 if durability == "power" else None
+            if spec is not None and directory is not None and lock is not None and lock.fd is not None:
+                writer.release_elsewhere()
+                drain.progress.close()  # the child records the progress from now on
+                background = SenderProcess(
+                    drain,
+                    directory,
+                    spec=spec,
+                    lock_fd=lock.fd,
+                    leftovers=leftover_paths,
+                    fsync_interval=fsync_interval,
+                    grace=timeout,
                 )
-            sender = Sender(drain, leftovers=leftovers, fsync_interval=1.0 if durability == "power" else None)
-            sender.start()
+            else:
+                leftovers: list[Callable[[], Drain | None]] = [
+                    functools.partial(_leftover, path, sender_client, header["experiment_id"])
+                    for path in leftover_paths
+                ]
+                background = Sender(drain, leftovers=leftovers, fsync_interval=fsync_interval)
+                background.start()
         run = Run(
             name=name,
             writer=writer,
             drain=drain,
-            sender=sender,
+            sender=background,
             lock=lock,
             flush_timeout=timeout,
             offline=offline,

@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -63,7 +63,6 @@ from ._port import SenderPort
 from ._resume import ResumeError, resolve_experiment
 from ._spool import (
     SpoolLock,
-    SpoolWriter,
     Store,
     lower_thread_priority,
     read_header,
@@ -127,6 +126,16 @@ def _reason(error: BaseException | str) -> str:
 def is_rejection(error: BaseException) -> bool:
     """True for a failure that no retry can change."""
     return verdict(error) != RETRY
+
+
+class WriterView(Protocol):
+    """What a `Drain` asks of the run's writer: a `SpoolWriter` in this process, or a writer in another process as
+    a sender process sees it (`_sender_child.ParentWriter`)."""
+
+    closed: bool
+    racing: bool
+
+    def release(self, number: int) -> None: ...
 
 
 class ProgressLog:
@@ -265,7 +274,7 @@ class Drain:
         client: SenderPort | None,
         *,
         directory: Path | None,
-        writer: SpoolWriter | None = None,
+        writer: WriterView | None = None,
         header: dict[str, Any] | None = None,
         lock: SpoolLock | None = None,
         superseded: bool = False,
@@ -310,6 +319,8 @@ class Drain:
             getattr(client, "ingest_encoded", None) if writer is not None else None
         )
         self._segment_done = False
+        self._racing = writer is not None and writer.racing
+        """The writer is another process: a record may be read while it is copied (`decode_records`)."""
 
     @property
     def client(self) -> SenderPort:
@@ -336,7 +347,9 @@ class Drain:
             if data is None:
                 continue
             full = len(data) == size
-            decoded = decode_records(data, base=self._read_offset, final=final and not full)
+            decoded = decode_records(
+                data, base=self._read_offset, final=final and not full, racing=self._racing
+            )
             for end, payload in decoded.records:
                 self._buffer.append((self._read_segment, end, payload))
             self._read_offset = decoded.end
@@ -764,7 +777,12 @@ def _header(store: Store) -> dict[str, Any] | None:
 
 class Sender:
     """The background thread: drains the leftover spools first, then the run's own, retrying with backoff
-    (no time limit while the process lives). `flush(timeout)` waits until the run's own spool is stored."""
+    (no time limit while the process lives). `flush(timeout)` waits until the run's own spool is stored.
+    `on_stored` is called (on the thread) after each unit of work and each failure: a sender process publishes
+    its state then (`_sender_child`)."""
+
+    needs_client = True
+    """It sends through the caller's client: a run whose client is closed cannot send."""
 
     def __init__(
         self,
@@ -781,6 +799,8 @@ class Sender:
         self.fsync_interval = fsync_interval
         self.failures = 0
         self.last_error: str | None = None
+        self.idle = False
+        """True while the last look found nothing to send (and no error)."""
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._progress = threading.Condition()
@@ -793,6 +813,9 @@ class Sender:
     def wake(self) -> None:
         self._wake.set()
 
+    def refresh(self) -> None:
+        """(The drain's counts are this process's own: nothing to read. A `SenderProcess` reads its child's.)"""
+
     def _run(self) -> None:
         lower_thread_priority()
         last_sync = 0.0
@@ -804,7 +827,10 @@ class Sender:
                 self.last_error = None  # the server answered: the outage, if any, is over
             except Exception as error:
                 self.failures += 1
+                self.idle = False
                 self.last_error = f"{type(error).__name__}: {error}"
+                if self._on_stored is not None:
+                    self._on_stored()
                 delay = backoff_delay(min(self.failures, 10), rand=0.5 + random.random() / 2)
                 logger.info("tally: sending the run failed (%s); retrying in %.1f s", error, delay)
                 # A flush (or stop) cuts the wait short: one attempt at once for a caller who is waiting.
@@ -824,6 +850,9 @@ class Sender:
                 self.failures = 0
                 with self._progress:
                     self._progress.notify_all()
+                if self._on_stored is not None:
+                    self._on_stored()
+            self.idle = not worked
             if self.fsync_interval is not None and time.monotonic() - last_sync >= self.fsync_interval:
                 last_sync = time.monotonic()
                 self.own.store.sync()

@@ -37,7 +37,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -407,6 +407,8 @@ class _Helper:
         self._store = store
         self._data = data
         self._reserve = reserve
+        self.after: Callable[[], None] | None = None
+        """Called after each roll-over's work (`SpoolWriter.forget_deleted`, for a sender in another process)."""
         self._next = 0
         self._stopped = False
         self._wanted = threading.Event()
@@ -428,6 +430,8 @@ class _Helper:
             try:
                 self._store.retire()
                 self._store.prepare(self._next, self._data, self._reserve)
+                if self.after is not None:
+                    self.after()
             except Exception as error:  # pragma: no cover - the roll-over then does it on the caller's thread
                 logger.debug("tally: the spool's helper failed: %s", error)
 
@@ -449,6 +453,9 @@ class SpoolWriter:
     no system call and no lock on the common path; a roll-over takes a segment the helper thread made ready and
     leaves the full one for it to close (see `_Helper`); only a full disk or the cap may wait. Work that takes
     milliseconds belongs on the helper or the sender, never here."""
+
+    racing = False
+    """(Appends in this process, under the GIL: a reader here never sees half a record. See `decode_records`.)"""
 
     def __init__(
         self,
@@ -481,6 +488,9 @@ class SpoolWriter:
         self._segment_events = 0
         self._told_disk_full = False
         self.closed = False
+        self.released_elsewhere = False
+        """True when a sender in another process deletes the segments it has stored (`_sender_process`), instead
+        of calling `release`: the writer then notices their absence (`forget_deleted`)."""
         self._helper: _Helper | None = None
         self._roll()
         if isinstance(store, FileStore):
@@ -533,8 +543,26 @@ class SpoolWriter:
         self._size += size
         self._segment_events += events
 
+    def release_elsewhere(self) -> None:
+        """From now on, a sender in another process deletes the stored segments (see `released_elsewhere`)."""
+        self.released_elsewhere = True
+        if self._helper is not None:
+            self._helper.after = self.forget_deleted
+
+    def forget_deleted(self) -> None:
+        """Stop counting, against the cap, the segments a sender in another process has deleted once stored (on
+        the helper thread after each roll-over, and on the cap's slow paths): a listing of the spool."""
+        if not self.released_elsewhere or not isinstance(self.store, FileStore):
+            return
+        on_disk = set(self.store.segments())
+        with self._lock:
+            for number in [n for n in self._sizes if n not in on_disk]:
+                self.total_bytes -= self._sizes.pop(number)
+                self._events.pop(number, None)
+
     def _drop_oldest(self, why: str) -> bool:
         """Delete the oldest segment that is not being written; False when there is none."""
+        self.forget_deleted()  # (stored meanwhile: not dropped)
         with self._lock:
             if not self._sizes:
                 return False
@@ -554,6 +582,7 @@ class SpoolWriter:
             older = len(self._sizes)
         while older:
             time.sleep(0.01)  # the sender frees whole segments as the server stores them
+            self.forget_deleted()
             with self._lock:
                 if len(self._sizes) < older:
                     return True
@@ -595,6 +624,9 @@ class SpoolWriter:
         ) from error
 
     def _make_room(self, size: int) -> None:
+        self.forget_deleted()
+        if self.total_bytes + self._size + size <= self.cap_bytes:
+            return
         if self.policy == "drop_oldest":
             while self.total_bytes + self._size + size > self.cap_bytes and self._drop_oldest(
                 f"the spool reached its cap of {self.cap_bytes} bytes (raise spool_cap= or use on_full='block')"
@@ -610,6 +642,7 @@ class SpoolWriter:
             )
         while self.total_bytes + self._size + size > self.cap_bytes and self._sizes:
             time.sleep(0.01)  # the sender frees whole segments as the server stores them
+            self.forget_deleted()
         if self.total_bytes + self._size + size > self.cap_bytes:
             self._roll()
 
@@ -653,6 +686,11 @@ class SpoolLock:
                 return False
         self._fd = fd
         return True
+
+    @property
+    def fd(self) -> int | None:
+        """The locked descriptor (a sender process inherits it, and so holds the lock too: `_sender_process`)."""
+        return self._fd
 
     def release(self) -> None:
         if self._fd is not None:

@@ -82,6 +82,25 @@ def test_an_incomplete_tail_of_a_live_file_is_not_torn_but_a_bad_checksum_is() -
     assert bad.torn.reason == "checksum mismatch"
 
 
+@given(st.data())
+def test_a_record_read_while_another_process_copies_it_is_left_for_later_not_torn(data: st.DataObject) -> None:
+    """A sender process (`racing`) reads the segment a training process copies records into: the last record's
+    bytes may arrive in any order, the rest of the segment still zeros. It is read again later, never skipped.
+    A record that is really corrupt is torn once the segment is final."""
+    first, second = frame([1, 1, None, 0.0, None, {"a": 1.0}]), frame([1, 2, None, 0.0, None, {"a": 2.0}])
+    copied = data.draw(st.sets(st.integers(0, len(second) - 1), max_size=len(second) - 1))
+    partial = bytes(byte if index in copied else 0 for index, byte in enumerate(second))
+    live = decode_records(first + partial + bytes(64), final=False, racing=True)
+    assert [payload for _, payload in live.records] == [[1, 1, None, 0.0, None, {"a": 1.0}]]
+    assert live.torn is None
+    assert live.end == len(first)
+    corrupt = bytearray(second)
+    corrupt[-1] ^= 0xFF
+    final = decode_records(first + bytes(corrupt) + second, final=True, racing=True)
+    assert final.torn is not None
+    assert final.torn.reason == "checksum mismatch"
+
+
 def test_zeros_after_the_records_are_the_end_of_the_data_not_a_torn_tail() -> None:
     data = frame([1, 1, None, 0.0, None, {"a": 1.0}])
     decoded = decode_records(data + bytes(4096))

@@ -1,0 +1,160 @@
+"""The sender process of a run started with `sender="process"` (`_sender_process` says why and how): follows the
+spool the training process writes, sends it with the same `Sender` and `Drain` a thread sender uses, and
+publishes what it has stored for the parent to read.
+
+Run by the parent only, as `python -m tally._sender_main` (the client layer's entry point: this package never
+imports a client, so the client is made there): its first message on stdin says what to send and through which
+client (see `SenderProcess`)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pickle
+import select
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ._port import SenderPort
+from ._run import _leftover
+from ._sender import Drain, Sender
+from ._sender_process import LENGTH, STATE_FILE
+from ._spool import FileStore
+
+POLL_SECONDS = 0.05
+"""How often the child looks at its control line and publishes its state (and so the slowest a flush learns)."""
+
+
+class FollowerStore(FileStore):
+    """The spool's segments as the sender process sees them: read (and deleted once stored) while another process
+    writes them. `sync()` (durability="power") flushes the newest segment's pages, which the writer dirtied
+    through its memory map, to the disk: fsync works on the file, whichever process mapped it."""
+
+    def sync(self) -> None:
+        segments = self.segments()
+        if not segments:
+            return
+        try:
+            fd = os.open(self.path(segments[-1]), os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class ParentWriter:
+    """What a `Drain` asks of the run's writer, for a writer in the parent process: whether it has stopped
+    writing (`closed`: the run's end is in the spool, or the parent is gone), and `release(n)` once segment `n`
+    is stored (deleted here; the parent's `SpoolWriter` notices when it next counts its spool against the cap)."""
+
+    racing = True
+    """Its copies into the segment race with this process's reads (`decode_records`)."""
+
+    def __init__(self, store: FileStore) -> None:
+        self.store = store
+        self.closed = False
+
+    def release(self, number: int) -> None:
+        self.store.delete(number)
+
+
+def read_message() -> dict[str, Any]:
+    """The parent's instructions (`SenderProcess`): the first message on stdin."""
+
+    def exactly(size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = os.read(0, size - len(data))
+            if not chunk:
+                raise SystemExit("tally: the run's sender process got no instructions (its parent is gone)")
+            data += chunk
+        return data
+
+    (size,) = LENGTH.unpack(exactly(LENGTH.size))
+    # Pickled by our own parent and read from a pipe only it holds (the client's RetryPolicy, httpx.Timeout,
+    # httpx.Limits and httpx.Proxy have no JSON form).
+    message: dict[str, Any] = pickle.loads(exactly(size))  # noqa: S301
+    return message
+
+
+def _state(drain: Drain, sender: Sender) -> bytes:
+    """What the parent's `SenderProcess.refresh` reads."""
+    state = {
+        "experiment_id": drain.experiment_id,
+        "stored": drain.stored,
+        "rejected": drain.rejected,
+        "duplicates": drain.duplicates,
+        "reasons": drain.reasons,
+        "last_error": drain.last_error,
+        "blocked": drain.blocked,
+        "finished": drain.finished,
+        "done_seq": drain.done_seq,
+        "sender_error": sender.last_error,
+    }
+    return json.dumps(state).encode()
+
+
+def _publish(directory: Path, data: bytes) -> None:
+    """Replace the state file whole, so that the parent never reads half of one."""
+    temporary = directory / (STATE_FILE + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(temporary, directory / STATE_FILE)
+
+
+def serve(message: dict[str, Any], port: SenderPort) -> None:
+    """Send the spool `message` names through `port` until the run's end is stored, the parent says stop, or
+    the parent is gone and what it wrote is sent (or the grace is over)."""
+    directory = Path(message["directory"])
+    store = FollowerStore(directory)
+    writer = ParentWriter(store)
+    drain = Drain(store, port, directory=directory, writer=writer)
+    experiment_id = message["experiment_id"]
+    leftovers: list[Callable[[], Drain | None]] = [
+        functools.partial(_leftover, Path(path), port, experiment_id) for path in message["leftovers"]
+    ]
+    published = threading.Lock()
+    last: list[bytes] = [b""]
+
+    def publish() -> None:
+        with published:
+            data = _state(drain, sender)
+            if data != last[0]:
+                _publish(directory, data)
+                last[0] = data
+
+    sender = Sender(drain, leftovers=leftovers, fsync_interval=message["fsync_interval"], on_stored=publish)
+    publish()
+    sender.start()
+    gone_at: float | None = None
+    grace = float(message["grace"])
+    while True:
+        readable, _, _ = select.select([0], [], [], POLL_SECONDS)
+        if readable:
+            data = os.read(0, 64)
+            if b"q" in data:
+                break
+            if b"w" in data:
+                sender.wake()
+            if not data and gone_at is None:  # the parent is gone: send what it wrote, then leave
+                gone_at = time.monotonic()
+                writer.closed = True
+                sender.wake()
+        publish()
+        if drain.finished:
+            break
+        if gone_at is not None and (sender.idle or time.monotonic() - gone_at > grace):
+            break
+    sender.stop()
+    publish()
+    drain.close()
+    port.close()

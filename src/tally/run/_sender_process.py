@@ -1,0 +1,182 @@
+"""A run's sender in a process of its own (`client.run(..., sender="process")`): the training process keeps
+only `log()` and the spool's helper thread, and no thread of the run's holds its GIL while it sends.
+
+Why: a sender thread shares the GIL with the training loop, which then waits up to the interpreter's switch
+interval (5 ms) each time it wants the GIL back (`make bench`, piece `logger_targets`: single `log()` calls of
+6-18 ms). wandb sends from a process of its own for the same reason. The spool is already a directory of files
+that another process can read (`tally sync` does), so the child only follows it:
+
+- The parent starts `python -m tally._sender_main` and writes it one message on its stdin: the client's
+  credentials and settings (never on the command line, which every user's `ps` shows),
+  the spool directory, and the leftover spools to send first. The spool's lock descriptor is inherited, so the
+  child holds the spool's lock as long as it runs, even after the parent dies.
+- The child runs the same `Sender` and `Drain` as a thread sender, over a store that reads the segments the parent
+  writes (`_sender_child.FollowerStore`), and publishes what it has stored in `<spool>/sender.state`, which the
+  parent reads when asked (`status()`, `flush()`, `close()`): no thread of the run's wakes up in the parent.
+- Afterwards, the parent's stdin pipe is the control line: a byte `w` cuts a retry's wait short (a flush), `q`
+  stops the child; end of file means that the parent is gone, and the child sends what the parent wrote (for at
+  most the run's flush timeout), then exits, leaving the rest to `tally sync`.
+
+What cannot cross to another process is refused at `client.run()` with the fix (`process_spec`): a `transport` or
+`http_client`, `event_hooks` and `hooks` are objects of the caller's process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tally._logging import logger
+
+from ._sender import Drain
+
+__all__ = ["STATE_FILE", "SenderProcess", "read_state"]
+
+STATE_FILE = "sender.state"
+"""The child's last published state, in the spool directory (JSON, replaced whole: `os.replace`)."""
+STOP_TIMEOUT = 2.0
+"""Seconds `stop()` waits for the child to end after `q` (it may be inside a request), before killing it, so that
+the spool's lock is free for `tally sync`."""
+LENGTH = struct.Struct(">I")
+
+
+def read_state(directory: Path) -> dict[str, Any] | None:
+    """The child's last published state, or None before its first."""
+    try:
+        state: dict[str, Any] = json.loads((directory / STATE_FILE).read_bytes())
+    except (FileNotFoundError, ValueError):
+        return None
+    return state
+
+
+class SenderProcess:
+    """The parent's side: starts the child, reads its state into the run's `drain` (which this process never
+    steps: it only holds the counts `Run.status()` reads), and offers what a `Sender` offers the run (`wait`,
+    `stop`, `wake`, `last_error`)."""
+
+    needs_client = False
+    """The child sends through a client of its own: closing the caller's client does not stop it."""
+
+    def __init__(
+        self,
+        drain: Drain,
+        directory: Path,
+        *,
+        spec: dict[str, Any],
+        lock_fd: int,
+        leftovers: list[Path],
+        fsync_interval: float | None,
+        grace: float,
+    ) -> None:
+        self.drain = drain
+        self.directory = directory
+        self.last_error: str | None = None
+        self._exit_said = False
+        message = pickle.dumps(
+            {
+                "client": spec,
+                "directory": str(directory),
+                "experiment_id": drain.experiment_id,
+                "leftovers": [str(path) for path in leftovers],
+                "fsync_interval": fsync_interval,
+                "grace": grace,
+                "lock_fd": lock_fd,
+            }
+        )
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "tally._sender_main"],
+            stdin=subprocess.PIPE,
+            pass_fds=(lock_fd,),
+            close_fds=True,
+        )
+        assert self._process.stdin is not None
+        self._control = self._process.stdin.fileno()
+        os.write(self._control, LENGTH.pack(len(message)) + message)
+        os.set_blocking(self._control, False)
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def start(self) -> None:
+        """(Started by the constructor: a thread sender's `start`.)"""
+
+    def _send(self, byte: bytes) -> None:
+        with contextlib.suppress(
+            OSError
+        ):  # a full pipe already holds a wake-up; a dead child is seen by refresh
+            os.write(self._control, byte)
+
+    def wake(self) -> None:
+        self._send(b"w")
+
+    def refresh(self) -> None:
+        """Copy the child's last published state into the run's drain; say so if the child has died."""
+        state = read_state(self.directory)
+        drain = self.drain
+        if state is not None:
+            if state["experiment_id"] is not None:
+                drain.experiment_id = state["experiment_id"]
+            drain.stored = state["stored"]
+            drain.rejected = state["rejected"]
+            drain.duplicates = state["duplicates"]
+            drain.reasons = [(before, reason) for before, reason in state["reasons"]]
+            drain.last_error = state["last_error"]
+            drain.blocked = state["blocked"]
+            drain.finished = state["finished"]
+            drain.done_seq = state["done_seq"]
+            self.last_error = state["sender_error"]
+        code = self._process.poll()
+        if code is not None and not drain.finished:
+            self.last_error = (
+                f"the run's sender process ended (exit code {code}); what it did not send stays in the spool "
+                f"{self.directory}: `tally sync` uploads it"
+            )
+            if not self._exit_said:
+                self._exit_said = True
+                logger.warning("tally: %s", self.last_error)
+
+    def wait(self, caught_up: Callable[[], bool], timeout: float | None) -> bool:
+        """Wait until `caught_up()` (after a `refresh`) or `timeout` seconds; True when caught up. Polls the
+        state file: every 2 ms at first, backing off to 50 ms."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.wake()
+        pause = 0.002
+        while True:
+            self.refresh()
+            if caught_up():
+                return True
+            if self._process.poll() is not None:
+                self.refresh()  # its last state, published before it ended
+                return caught_up()
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            time.sleep(pause if remaining is None else min(pause, remaining))
+            pause = min(pause * 2, 0.05)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> bool:
+        """Tell the child to stop, wait `timeout` seconds for it, then kill it (so that its lock on the spool
+        is released); True if it ended by itself."""
+        self._send(b"q")
+        ended = True
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            ended = False
+            self._process.kill()
+            self._process.wait()
+        if self._process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._process.stdin.close()
+        self.refresh()
+        return ended

@@ -1,0 +1,122 @@
+"""`client.run(..., sender="process")` against the live reference server: the run's sender is a process of its
+own, and what a thread sender guarantees still holds (everything stored once, in order; refusals raised at
+`flush()`; counts in `status()`; the spool removed once stored), with no sending thread in the training process."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tally import AsyncTally, ConfigurationError, Tally
+from tally.run import RunRejectedError
+
+from ..conftest import unique
+
+pytestmark = pytest.mark.integration
+
+METRICS = 10
+
+
+def log_steps(run: object, steps: range) -> None:
+    for step in steps:
+        run.log({f"m/{i}": step + i / 10 for i in range(METRICS)}, step=step)  # type: ignore[attr-defined]
+
+
+def test_a_process_sender_stores_every_value_once_and_the_training_process_sends_nothing(
+    sync_client: Tally, tmp_path: Path
+) -> None:
+    with sync_client.run(unique("proc"), sender="process") as run:
+        child = run._sender.pid  # type: ignore[union-attr]
+        assert child != os.getpid()
+        log_steps(run, range(2000))
+        run.annotate("lr drop", step=1000)
+        run.config.update({"lr": 0.1})
+        run.flush(timeout=60)
+        status = run.status()
+        assert (status.logged, status.stored, status.pending, status.rejected) == (20_002, 20_002, 0, 0)
+        names = {thread.name for thread in threading.enumerate()}
+        assert not names & {"tally-run-sender", "tally-run-request"}, names
+    assert run._sender._process.returncode == 0  # type: ignore[union-attr]  # it ended with the run
+    experiment = sync_client.experiments.get(run.id or "")
+    assert experiment.status == "completed"
+    assert experiment.metadata["config"] == {"lr": 0.1}
+    counts = Counter((p.name, p.step) for p in sync_client.metrics.list(experiment.id, page_size=1000))
+    assert len(counts) == 20_000
+    assert set(counts.values()) == {1}
+    [annotation] = list(sync_client.annotations.list(experiment.id))
+    assert (annotation.text, annotation.step) == ("lr drop", 1000)
+    assert not any((tmp_path / "spool").iterdir())  # everything stored: the spool is gone
+
+
+def test_refusals_raise_at_flush_with_a_process_sender(sync_client: Tally) -> None:
+    run = sync_client.run(unique("proc-closed"), sender="process")
+    run.log({"loss": 1.0})
+    run.flush(timeout=30)
+    sync_client.experiments.update_status(run.id or "", "cancelled")  # someone ends it meanwhile
+    for _ in range(3):
+        run.log({"loss": 0.5})
+    with pytest.raises(RunRejectedError) as raised:
+        run.flush(timeout=30)
+    assert (raised.value.rejected, raised.value.experiment_id) == (3, run.id)
+    assert "experiment_closed" in raised.value.reasons[0]
+    status = run.status()
+    assert (status.stored, status.rejected, status.pending) == (1, 3, 0)
+    assert "experiment_closed" in (status.last_error or "")
+    assert status.dead_letter is not None
+    assert Path(status.dead_letter).exists()
+    run.close()  # reported once
+
+
+def test_the_cap_frees_what_the_sender_process_stored(sync_client: Tally) -> None:
+    """The sender process deletes stored segments; the training process's writer notices, so a spool far smaller
+    than what is logged neither blocks for ever nor drops anything."""
+    with sync_client.run(unique("proc-cap"), sender="process", spool_cap=1 << 17, on_full="block") as run:
+        logging = threading.Thread(target=log_steps, args=(run, range(3000)), daemon=True)
+        logging.start()  # about 0.8 MB through a 128 KiB spool
+        logging.join(60)
+        assert not logging.is_alive(), "log() still waits for room the sender process freed long ago"
+        run.flush(timeout=60)
+        status = run.status()
+        assert (status.stored, status.dropped) == (30_000, 0)
+
+
+def test_closing_the_callers_client_does_not_stop_a_process_sender(
+    live_server: object, tmp_path: Path
+) -> None:
+    client = Tally(api_key=live_server.api_key, base_url=live_server.url)  # type: ignore[attr-defined]
+    run = client.run(unique("proc-own-client"), sender="process")
+    log_steps(run, range(100))
+    client.close()
+    run.flush(timeout=30)  # its client is its own
+    run.close()
+    assert run.status().stored == 1000
+
+
+async def test_an_async_clients_run_sends_from_a_process_too(async_client: AsyncTally) -> None:
+    with async_client.run(unique("proc-async"), sender="process") as run:
+        log_steps(run, range(50))
+    assert run.status().stored == 500
+    assert (await async_client.experiments.get(run.id or "")).status == "completed"
+
+
+def test_what_cannot_cross_to_another_process_is_refused_with_the_fix(live_server: object) -> None:
+    transport = httpx.HTTPTransport()
+    url, key = live_server.url, live_server.api_key  # type: ignore[attr-defined]
+    with (
+        Tally(api_key=key, base_url=url, transport=transport) as client,
+        pytest.raises(ConfigurationError, match=r"transport/http_client.*sender='thread'"),
+    ):
+        client.run(unique("refused"), sender="process")
+    with Tally(api_key=key, base_url=url, event_hooks={"request": [lambda request: None]}) as client:
+        with pytest.raises(ConfigurationError, match="event_hooks"):
+            client.run(unique("refused"), sender="process")
+        with pytest.raises(ValueError, match="durability='memory' keeps no spool"):
+            client.run(unique("refused"), sender="process", durability="memory")
+        with pytest.raises(ValueError, match="sender must be 'thread' or 'process', not 'fork'"):
+            client.run(unique("refused"), sender="fork")  # type: ignore[arg-type]
+        assert list(client.experiments.list(name_prefix="refused")) == []
