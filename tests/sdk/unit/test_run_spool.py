@@ -83,7 +83,9 @@ def test_an_incomplete_tail_of_a_live_file_is_not_torn_but_a_bad_checksum_is() -
 
 
 @given(st.data())
-def test_a_record_read_while_another_process_copies_it_is_left_for_later_not_torn(data: st.DataObject) -> None:
+def test_a_record_read_while_another_process_copies_it_is_left_for_later_not_torn(
+    data: st.DataObject,
+) -> None:
     """A sender process (`racing`) reads the segment a training process copies records into: the last record's
     bytes may arrive in any order, the rest of the segment still zeros. It is read again later, never skipped.
     A record that is really corrupt is torn once the segment is final."""
