@@ -6,7 +6,8 @@
    (target <= 1.5 us; wandb offline `run.log` measured 15 us per value on this kind of machine).
 2. End to end into the reference server (its own process): 1,000,000 values logged through a run (from the first
    `log()` until `flush()` says all is stored) against `client.metrics.ingest` of the same number of values in
-   pre-built 10,000-event batches, rounds interleaved; target: the run at least as many values per second.
+   pre-built 10,000-event batches, rounds interleaved; target: the run at least as many values per second. The
+   run is measured with both senders (`sender="thread"`, the default, and `"process"`, its child included).
 3. With the server down (nothing listens), logging 10,000,000 values in a fresh process: RSS growth (target
    <= 50 MB) and spool bytes per value.
 """
@@ -70,6 +71,7 @@ def bench_logger(
     gc.collect()
     gc.freeze()
     run_seconds: list[float] = []
+    process_seconds: list[float] = []  # the same run with sender="process"
     ingest_seconds: list[float] = []
     like_seconds: list[float] = []
     per_step_ns: list[int] = []
@@ -77,22 +79,28 @@ def bench_logger(
         os.environ["TALLY_SPOOL_DIR"] = spool
         with Tally(api_key=api_key, base_url=url) as client:
 
-            def through_a_run(index: int) -> None:
+            def through_a_run(sender: str, seconds: list[float]) -> Callable[[int], None]:
+                return lambda index: _through_a_run(sender, seconds, index)
+
+            def _through_a_run(sender: str, seconds: list[float], index: int) -> None:
                 timings = [0] * len(step_values)
                 clock = time.perf_counter_ns
                 gc.collect()
                 started = time.perf_counter()
-                with client.run(f"bench-run-{index}-{time.time_ns()}", flush_timeout=600) as run:
+                with client.run(
+                    f"bench-run-{index}-{time.time_ns()}",
+                    flush_timeout=600,
+                    sender=sender,  # type: ignore[arg-type]
+                ) as run:
                     for step, metrics in enumerate(step_values):
                         t0 = clock()
                         run.log(metrics, step=step, metadata={"split": "train"})
                         timings[step] = clock() - t0
                     run.flush(timeout=600)
-                    run_seconds.append(
-                        time.perf_counter() - started
-                    )  # (closing marks it completed: not timed)
+                    seconds.append(time.perf_counter() - started)  # (closing marks it completed: not timed)
                 assert run.status().stored >= values, run.status()  # (+ the sampler's own, every 10 s)
-                per_step_ns.extend(timings)
+                if sender == "thread":
+                    per_step_ns.extend(timings)
 
             def ingest(chunks: list[list[dict[str, Any]]], seconds: list[float]) -> Callable[[int], None]:
                 def side(index: int) -> None:
@@ -105,7 +113,12 @@ def bench_logger(
 
                 return side
 
-            sides = [through_a_run, ingest(batches, ingest_seconds), ingest(like_batches, like_seconds)]
+            sides = [
+                through_a_run("thread", run_seconds),
+                ingest(batches, ingest_seconds),
+                ingest(like_batches, like_seconds),
+                through_a_run("process", process_seconds),
+            ]
             for index in range(rounds):
                 for side in sides if index % 2 == 0 else sides[::-1]:
                     side(index)
@@ -136,6 +149,14 @@ def bench_logger(
         run_rate / like_rate,
         ">= 1.0",
         run_rate >= like_rate,
+    )
+    process_rate = values / statistics.median(process_seconds)
+    report(
+        "  the same run with sender='process', against ingest of 10k batches",
+        f"{process_rate:,.0f} vs {ingest_rate:,.0f} values/s",
+        process_rate / ingest_rate,
+        ">= 1.0",
+        process_rate >= ingest_rate,
     )
     bench_logger_outage(report, values=outage_values or (1_000_000 if quick else 10_000_000))
 
