@@ -762,7 +762,7 @@ def start_run(
                 leftover_paths = [path for path in iter_spools(directory.parent) if path != directory]
             fsync_interval = 1.0 if durability == "power" else None
             if spec is not None and directory is not None and lock is not None and lock.fd is not None:
-                writer.release_elsewhere()
+                writer.hand_over()
                 drain.progress.close()  # the child records the progress from now on
                 background = SenderProcess(
                     drain,
@@ -772,6 +772,8 @@ def start_run(
                     leftovers=leftover_paths,
                     fsync_interval=fsync_interval,
                     grace=timeout,
+                    segment_start=writer.segment_start,
+                    segment_bytes=writer.segment_bytes,
                 )
             else:
                 leftovers: list[Callable[[], Drain | None]] = [

@@ -19,14 +19,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tally._logging import logger
+
 from ._port import SenderPort
 from ._run import _leftover
 from ._sender import Drain, Sender
 from ._sender_process import LENGTH, STATE_FILE
-from ._spool import FileStore
+from ._spool import FileStore, prepare_ahead
 
 POLL_SECONDS = 0.05
 """How often the child looks at its control line and publishes its state (and so the slowest a flush learns)."""
+PREPARE_SECONDS = 0.005
+"""How often the child makes the parent's next segments ready (`prepare_ahead`): a listing of the spool."""
+AHEAD = 4
+"""Segments made ready ahead of the parent's writer: enough for about 150,000 `log()` calls of 10 metrics
+between two looks at the bench's pace (about 400,000 calls a second), 2 MiB of disk reserved at the default
+segment size."""
 
 
 class FollowerStore(FileStore):
@@ -135,6 +143,14 @@ def serve(message: dict[str, Any], port: SenderPort) -> None:
     sender = Sender(drain, leftovers=leftovers, fsync_interval=message["fsync_interval"], on_stored=publish)
     publish()
     sender.start()
+    stop_preparing = threading.Event()
+    preparer = threading.Thread(
+        target=_prepare,
+        args=(store, message["segment_start"], message["segment_bytes"], stop_preparing),
+        name="tally-spool-preparer",
+        daemon=True,
+    )
+    preparer.start()
     gone_at: float | None = None
     grace = float(message["grace"])
     while True:
@@ -154,7 +170,18 @@ def serve(message: dict[str, Any], port: SenderPort) -> None:
             break
         if gone_at is not None and (sender.idle or time.monotonic() - gone_at > grace):
             break
+    stop_preparing.set()
     sender.stop()
     publish()
     drain.close()
     port.close()
+
+
+def _prepare(store: FileStore, start: bytes, reserve: int, stop: threading.Event) -> None:
+    """The child's thread that keeps the parent's next segments ready, so that no thread of the parent's does
+    (`SpoolWriter.hand_over`)."""
+    while not stop.wait(PREPARE_SECONDS):
+        try:
+            prepare_ahead(store, start, reserve, AHEAD)
+        except Exception as error:  # the parent then makes its segments itself
+            logger.debug("tally: making spool segments ready failed: %s", error)

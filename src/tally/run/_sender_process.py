@@ -12,7 +12,10 @@ that another process can read (`tally sync` does), so the child only follows it:
   child holds the spool's lock as long as it runs, even after the parent dies.
 - The child runs the same `Sender` and `Drain` as a thread sender, over a store that reads the segments the parent
   writes (`_sender_child.FollowerStore`), and publishes what it has stored in `<spool>/sender.state`, which the
-  parent reads when asked (`status()`, `flush()`, `close()`): no thread of the run's wakes up in the parent.
+  parent reads when asked (`status()`, `flush()`, `close()`). It also does the spool's upkeep: it deletes the
+  segments it has stored and makes the next ones ready (`_spool.prepare_ahead`), so the writer's helper thread
+  stops (`SpoolWriter.hand_over`) and a roll-over in the parent maps a file and renames it. No thread of the
+  run's is left in the parent but those of the capture and the system metrics sampler, if on.
 - Afterwards, the parent's stdin pipe is the control line: a byte `w` cuts a retry's wait short (a flush), `q`
   stops the child; end of file means that the parent is gone, and the child sends what the parent wrote (for at
   most the run's flush timeout), then exits, leaving the rest to `tally sync`.
@@ -76,6 +79,8 @@ class SenderProcess:
         leftovers: list[Path],
         fsync_interval: float | None,
         grace: float,
+        segment_start: bytes,
+        segment_bytes: int,
     ) -> None:
         self.drain = drain
         self.directory = directory
@@ -90,6 +95,8 @@ class SenderProcess:
                 "fsync_interval": fsync_interval,
                 "grace": grace,
                 "lock_fd": lock_fd,
+                "segment_start": segment_start,
+                "segment_bytes": segment_bytes,
             }
         )
         self._process = subprocess.Popen(

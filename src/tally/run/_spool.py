@@ -37,7 +37,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -175,6 +175,10 @@ class FileStore:
         self._spare: tuple[int, int, mmap.mmap, int] | None = None  # (number, fd, map, reserved), made ahead
         self._retired: list[tuple[int, mmap.mmap, int]] = []  # (fd, map, used): full segments left to close
         self.deferred = False  # True while a helper thread prepares and retires segments (`SpoolWriter`)
+        self.prepared_elsewhere = False
+        """True when a sender process makes the next segments ready as `<n>.next` files (`_sender_child`):
+        a roll-over then maps one (`_adopt`) instead of creating a file, and a full segment is unmapped but not
+        cut to its length (that process deletes it once stored; the rest of a segment reads as zeros)."""
 
     def path(self, number: int) -> Path:
         return self.directory / f"{number:08d}{SEGMENT_SUFFIX}"
@@ -254,7 +258,9 @@ class FileStore:
         with self._ready_lock:
             spare = self._spare if self._spare is not None and self._spare[0] == number else None
             self._spare = None if spare is not None else self._spare
-        if spare is not None:  # made ahead by the helper: a rename, not a creation
+        if spare is None and self.prepared_elsewhere:
+            spare = self._adopt(number, data)
+        if spare is not None:  # made ahead by the helper (or a sender process): a rename, not a creation
             _, fd, view, size = spare
             try:
                 os.rename(self._spare_path(number), path)
@@ -271,12 +277,36 @@ class FileStore:
         self.append(data)
         return size
 
+    def _adopt(self, number: int, data: bytes) -> tuple[int, int, mmap.mmap, int] | None:
+        """Segment `number` as a sender process made it ready (`<n>.next`, starting with `data`), mapped; None
+        when there is none (or it is not what this writer would write)."""
+        try:
+            fd = os.open(self._spare_path(number), os.O_RDWR)
+        except OSError:
+            return None
+        try:
+            size = os.fstat(fd).st_size
+            if size <= len(data):
+                raise ValueError("too small")
+            view = mmap.mmap(fd, size)
+            if view[: len(data)] != data:
+                view.close()
+                raise ValueError("another header")
+        except (OSError, ValueError) as error:
+            logger.debug("tally: spool segment %d made ready elsewhere is not used: %s", number, error)
+            os.close(fd)
+            return None
+        return number, fd, view, size
+
     def _swap(self, fd: int, view: mmap.mmap, used: int) -> None:
         """Make the new segment the current one; the full one is closed by the helper when there is one."""
         if self._map is not None and self._fd is not None:
             if self.deferred:
                 with self._ready_lock:
                     self._retired.append((self._fd, self._map, self._used))
+            elif self.prepared_elsewhere:
+                self._map.close()  # not cut to length: see `prepared_elsewhere`
+                os.close(self._fd)
             else:
                 _close_segment(self._fd, self._map, self._used)
         self._fd, self._map, self._used = fd, view, used
@@ -407,8 +437,6 @@ class _Helper:
         self._store = store
         self._data = data
         self._reserve = reserve
-        self.after: Callable[[], None] | None = None
-        """Called after each roll-over's work (`SpoolWriter.forget_deleted`, for a sender in another process)."""
         self._next = 0
         self._stopped = False
         self._wanted = threading.Event()
@@ -430,8 +458,6 @@ class _Helper:
             try:
                 self._store.retire()
                 self._store.prepare(self._next, self._data, self._reserve)
-                if self.after is not None:
-                    self.after()
             except Exception as error:  # pragma: no cover - the roll-over then does it on the caller's thread
                 logger.debug("tally: the spool's helper failed: %s", error)
 
@@ -477,6 +503,8 @@ class SpoolWriter:
         self.policy: CapPolicy = policy
         self.can_wait = can_wait
         self._header_frame = frame([0, dict(header)])
+        self.segment_start = MAGIC + self._header_frame
+        """What every segment of this run starts with (a sender process makes segments ready with it)."""
         self._lock = threading.Lock()
         self._sizes: dict[int, int] = {}  # segment -> bytes, for the cap
         self._events: dict[int, int] = {}  # segment -> events logged in it (to count what a drop loses)
@@ -489,8 +517,7 @@ class SpoolWriter:
         self._told_disk_full = False
         self.closed = False
         self.released_elsewhere = False
-        """True when a sender in another process deletes the segments it has stored (`_sender_process`), instead
-        of calling `release`: the writer then notices their absence (`forget_deleted`)."""
+        """True once a sender process has the segments' upkeep (`hand_over`)."""
         self._helper: _Helper | None = None
         self._roll()
         if isinstance(store, FileStore):
@@ -514,11 +541,11 @@ class SpoolWriter:
                     if self.segment:
                         self._sizes[self.segment] = self._size
                         self._events[self.segment] = self._segment_events
+                        self.total_bytes += self._size
                     self.segment += 1
                     self._size = len(data)
                     self._capacity = capacity
                     self._segment_events = 0
-                    self.total_bytes = sum(self._sizes.values())
                     if self._helper is not None:
                         self._helper.want(self.segment + 1)
                     return
@@ -543,15 +570,22 @@ class SpoolWriter:
         self._size += size
         self._segment_events += events
 
-    def release_elsewhere(self) -> None:
-        """From now on, a sender in another process deletes the stored segments (see `released_elsewhere`)."""
+    def hand_over(self) -> None:
+        """A sender process takes over the segments' upkeep (`_sender_process`): it makes the next ones ready and
+        deletes those it has stored, instead of this writer's helper thread and `release`. So no thread of the
+        run's is left in this process; the writer notices the deleted segments on the cap's slow paths
+        (`forget_deleted`)."""
         self.released_elsewhere = True
         if self._helper is not None:
-            self._helper.after = self.forget_deleted
+            self._helper.stop()
+            self._helper = None
+        if isinstance(self.store, FileStore):
+            self.store.retire()
+            self.store.prepared_elsewhere = True
 
     def forget_deleted(self) -> None:
         """Stop counting, against the cap, the segments a sender in another process has deleted once stored (on
-        the helper thread after each roll-over, and on the cap's slow paths): a listing of the spool."""
+        the cap's slow paths): a listing of the spool."""
         if not self.released_elsewhere or not isinstance(self.store, FileStore):
             return
         on_disk = set(self.store.segments())
@@ -660,6 +694,46 @@ class SpoolWriter:
         if self._helper is not None:
             self._helper.stop()
         self.store.close()
+
+
+def prepare_ahead(store: FileStore, start: bytes, reserve: int, ahead: int) -> None:
+    """Make the `ahead` segments after the newest ready for a writer in another process (`FileStore._adopt`):
+    `<n>.next`, starting with `start`, `reserve` bytes of disk reserved, made under a temporary name and renamed
+    once whole. Leftovers that a writer created itself meanwhile are removed. Nothing on a full disk (the
+    writer then makes its segment itself, with its `on_full` policy)."""
+    segments = store.segments()
+    if not segments:
+        return
+    newest = segments[-1]
+    try:
+        names = os.listdir(store.directory)
+    except FileNotFoundError:
+        return
+    for name in names:
+        digits = name[: -len(SPARE_SUFFIX)]
+        if name.endswith(SPARE_SUFFIX) and digits.isdigit() and int(digits) <= newest:
+            with contextlib.suppress(FileNotFoundError):
+                (store.directory / name).unlink()
+    for number in range(newest + 1, newest + 1 + ahead):
+        path = store._spare_path(number)
+        if path.exists():
+            continue
+        temporary = path.with_name(path.name + ".tmp")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError:
+            return
+        try:
+            os.write(fd, start)
+            _allocate(fd, _pages(max(reserve, len(start) + 1)))
+        except OSError as error:
+            os.close(fd)
+            temporary.unlink(missing_ok=True)
+            if error.errno not in NO_SPACE:
+                logger.debug("tally: preparing spool segment %d failed: %s", number, error)
+            return
+        os.close(fd)
+        os.replace(temporary, path)
 
 
 # ---- the lock: one owner per spool ------------------------------------------------------------------------------

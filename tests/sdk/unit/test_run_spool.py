@@ -28,7 +28,7 @@ from tally.run._format import (
     frame,
     last_progress,
 )
-from tally.run._spool import FileStore, MemoryStore, SpoolWriter
+from tally.run._spool import FileStore, MemoryStore, SpoolWriter, prepare_ahead
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[3] / "openapi" / "tally.yaml").read_text())
 SCHEMAS: dict[str, Any] = SPEC["components"]["schemas"]
@@ -400,3 +400,33 @@ def test_the_spools_helper_keeps_the_training_threads_priority(tmp_path: Path) -
     assert store._spare is not None
     assert os.getpriority(os.PRIO_PROCESS, native) == main
     writer.close()
+
+
+def test_a_writer_handed_over_rolls_into_segments_made_ready_by_another_process(tmp_path: Path) -> None:
+    """`sender="process"`: the child makes the next segments ready (`prepare_ahead`); the parent's writer, with no
+    helper thread, maps them at a roll-over instead of creating files, and every record reads back in order."""
+    writer = SpoolWriter(FileStore(tmp_path), {"run_key": "k"}, cap_bytes=1 << 24, segment_bytes=1 << 14)
+    writer.hand_over()
+    store = writer.store
+    assert isinstance(store, FileStore)
+    records = [frame([1, seq, seq, 0.0, None, {"m": float(seq)}]) for seq in range(2000)]
+    adopted = 0
+    for seq, record in enumerate(records):
+        if seq % 50 == 0:
+            prepare_ahead(store, writer.segment_start, writer.segment_bytes, 2)
+        ready = store._spare_path(writer.segment + 1)
+        inode = ready.stat().st_ino if ready.exists() else None
+        before = writer.segment
+        writer.append(record, 1)
+        if writer.segment != before:
+            adopted += inode is not None and store.path(writer.segment).stat().st_ino == inode
+    assert writer.segment > 3
+    assert adopted == writer.segment - 1  # every roll-over took the file made ready for it
+    writer.close()
+    payloads = [
+        payload
+        for number in store.segments()
+        for _, payload in decode_records(store.path(number).read_bytes()[len(MAGIC) :]).records
+        if payload[0] == 1
+    ]
+    assert [payload[1] for payload in payloads] == list(range(2000))
