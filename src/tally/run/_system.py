@@ -217,19 +217,24 @@ class SystemSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._work, name="tally-system-metrics", daemon=True)
         self._last_step = -1
+        self._readers: list[Any] = []
         self.samples = 0
         self.cpu_seconds = 0.0
         """CPU time this thread spent taking and spooling its samples (`time.thread_time`), opening excluded."""
 
     def start(self) -> None:
-        self._thread.start()
-
-    def _work(self) -> None:
+        """Open the readers here, on the caller's thread (`client.run()`), then start sampling. Importing psutil
+        takes 30-100 ms of CPU, most of it holding the GIL: on the sampler's thread it ran beside the training
+        loop's first steps, whose `log()` calls then waited for the GIL in turns of up to 5 ms."""
         try:
-            readers = self._open_readers()
+            self._readers = self._open_readers()
         except Exception as error:  # system metrics must never fail a run
             logger.debug("tally: system metrics are off: %s", error)
             return
+        self._thread.start()
+
+    def _work(self) -> None:
+        readers = self._readers
         try:
             while readers and not self._stop.wait(self.interval):
                 began = time.thread_time()

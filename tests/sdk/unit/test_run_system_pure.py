@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from tally.run import _capture, _gpu
+from tally.run._system import SystemSampler
 
 
 def test_without_a_driver_nvml_is_not_even_imported(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,3 +43,18 @@ def test_packages_come_from_dist_info_names_imported_first_and_bounded(
     assert len(json.dumps(versions, separators=(",", ":"))) <= _capture.PACKAGES_MAX_BYTES
     assert omitted == 302 - len(versions)
     assert omitted > 0
+
+
+def test_the_readers_are_opened_by_the_caller_not_beside_the_training_loop() -> None:
+    """Opening the readers imports psutil (30-100 ms, most of it holding the GIL): done on the sampler's thread,
+    it ran beside the loop's first steps, whose `log()` calls waited for the GIL. `client.run()` opens them."""
+    opened_on: list[threading.Thread] = []
+
+    def open_readers() -> list[object]:
+        opened_on.append(threading.current_thread())
+        return []
+
+    sampler = SystemSampler(10.0, lambda values, step: True, open_readers=open_readers)
+    sampler.start()
+    sampler.stop()
+    assert opened_on == [threading.current_thread()]
