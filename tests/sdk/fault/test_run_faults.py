@@ -54,19 +54,21 @@ def assert_stored_once(client: Tally, experiment_id: str, steps: int) -> None:
 
 
 # ---- the training process killed ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_training_process_sigkilled_at_a_random_moment_then_tally_sync(
-    server: ServerProcess, tmp_path: Path, seed: int
-) -> None:
-    server.start()
+def kill_training_at_random(
+    server: ServerProcess, tmp_path: Path, name: str, seed: int, *, sender: str
+) -> tuple[str, int]:
+    """Start `training_script.py` logging to `server` with the given `sender`, SIGKILL it at a random moment once
+    it logs, and return its experiment id and how many steps had returned from `log()`."""
     marker = tmp_path / "marker"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
     env.update(TALLY_API_KEY=KEY, TALLY_BASE_URL=server.url, TALLY_SPOOL_DIR=str(tmp_path / "spool"))
     env["TALLY_CONFIG_DIR"] = str(tmp_path / "config")
-    name = unique(f"killed-{seed}")
     with (tmp_path / "training.log").open("wb") as log:
         training = subprocess.Popen(
-            [sys.executable, str(SCRIPT), str(marker), "1000000", name], env=env, stdout=log, stderr=log
+            [sys.executable, str(SCRIPT), str(marker), "1000000", name, "close", sender],
+            env=env,
+            stdout=log,
+            stderr=log,
         )
     deadline = time.monotonic() + 60
     while not (marker.exists() and marker.read_bytes().count(b"\n") > 1):
@@ -79,6 +81,16 @@ def test_training_process_sigkilled_at_a_random_moment_then_tally_sync(
     lines = marker.read_text().splitlines()
     experiment_id, returned = lines[0], len(lines) - 1  # steps 0..returned-1 had returned from log()
     assert experiment_id.startswith("exp_")
+    return experiment_id, returned
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_training_process_sigkilled_at_a_random_moment_then_tally_sync(
+    server: ServerProcess, tmp_path: Path, seed: int
+) -> None:
+    server.start()
+    name = unique(f"killed-{seed}")
+    experiment_id, returned = kill_training_at_random(server, tmp_path, name, seed, sender="thread")
     with client_for(server.url) as client:
         reports = sync_spools(RunPort(client, owned=False), tmp_path / "spool")
         assert [r.state for r in reports] == ["synced"]

@@ -5,10 +5,7 @@ so, and `tally sync` stores the rest). Each ends with: every value logged is sto
 from __future__ import annotations
 
 import os
-import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,8 +18,8 @@ from tally.run._spool import SpoolLock
 from tally_server import RunningServer
 
 from ..conftest import unique
-from .conftest import KEY, ServerProcess
-from .test_run_faults import SCRIPT, assert_stored_once, client_for, log_steps
+from .conftest import ServerProcess
+from .test_run_faults import assert_stored_once, client_for, kill_training_at_random, log_steps
 
 pytestmark = pytest.mark.integration
 
@@ -44,28 +41,8 @@ def test_a_killed_training_process_s_sender_process_sends_what_it_logged(
     server: ServerProcess, tmp_path: Path, seed: int
 ) -> None:
     server.start()
-    marker = tmp_path / "marker"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
-    env.update(TALLY_API_KEY=KEY, TALLY_BASE_URL=server.url, TALLY_SPOOL_DIR=str(tmp_path / "spool"))
-    env["TALLY_CONFIG_DIR"] = str(tmp_path / "config")
     name = unique(f"killed-proc-{seed}")
-    with (tmp_path / "training.log").open("wb") as log:
-        training = subprocess.Popen(
-            [sys.executable, str(SCRIPT), str(marker), "1000000", name, "close", "process"],
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
-    deadline = time.monotonic() + 60
-    while not (marker.exists() and marker.read_bytes().count(b"\n") > 1):
-        assert training.poll() is None, (tmp_path / "training.log").read_text()
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    time.sleep(random.Random(seed).uniform(0.05, 0.8))
-    training.send_signal(signal.SIGKILL)
-    training.wait(30)
-    lines = marker.read_text().splitlines()
-    experiment_id, returned = lines[0], len(lines) - 1  # steps 0..returned-1 had returned from log()
+    experiment_id, returned = kill_training_at_random(server, tmp_path, name, seed, sender="process")
     wait_until_free(tmp_path / "spool")  # the sender process saw its parent die, sent the rest, and ended
     with client_for(server.url) as client:
         stored_steps = {p.step for p in client.metrics.list(experiment_id, name="m/0", page_size=1000)}

@@ -21,8 +21,11 @@ pytestmark = pytest.mark.integration
 BAD_STEP = 2**53  # one past the contract's Step maximum: the server refuses it with a 400
 
 
-def test_events_refused_because_the_experiment_was_closed_raise_at_flush(sync_client: Tally) -> None:
-    run = sync_client.run(unique("closed-under-it"))
+@pytest.mark.parametrize("sender", ["thread", "process"])
+def test_events_refused_because_the_experiment_was_closed_raise_at_flush(
+    sync_client: Tally, sender: str
+) -> None:
+    run = sync_client.run(unique("closed-under-it"), sender=sender)  # type: ignore[arg-type]
     run.log({"loss": 1.0})
     run.flush(timeout=30)
     sync_client.experiments.update_status(run.id or "", "cancelled")  # someone ends it meanwhile

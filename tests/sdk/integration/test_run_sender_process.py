@@ -1,6 +1,7 @@
 """`client.run(..., sender="process")` against the live reference server: the run's sender is a process of its
-own, and what a thread sender guarantees still holds (everything stored once, in order; refusals raised at
-`flush()`; counts in `status()`; the spool removed once stored), with no sending thread in the training process."""
+own, and what a thread sender guarantees still holds (everything stored once, in order; counts in `status()`;
+the spool removed once stored; refusals raised at `flush()`: test_run_no_silent_rejection.py), with no thread of
+the run's in the training process."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import httpx
 import pytest
 
 from tally import AsyncTally, ConfigurationError, Tally
-from tally.run import RunRejectedError
 
 from ..conftest import unique
 
@@ -52,25 +52,6 @@ def test_a_process_sender_stores_every_value_once_and_the_training_process_sends
     [annotation] = list(sync_client.annotations.list(experiment.id))
     assert (annotation.text, annotation.step) == ("lr drop", 1000)
     assert not any((tmp_path / "spool").iterdir())  # everything stored: the spool is gone
-
-
-def test_refusals_raise_at_flush_with_a_process_sender(sync_client: Tally) -> None:
-    run = sync_client.run(unique("proc-closed"), sender="process")
-    run.log({"loss": 1.0})
-    run.flush(timeout=30)
-    sync_client.experiments.update_status(run.id or "", "cancelled")  # someone ends it meanwhile
-    for _ in range(3):
-        run.log({"loss": 0.5})
-    with pytest.raises(RunRejectedError) as raised:
-        run.flush(timeout=30)
-    assert (raised.value.rejected, raised.value.experiment_id) == (3, run.id)
-    assert "experiment_closed" in raised.value.reasons[0]
-    status = run.status()
-    assert (status.stored, status.rejected, status.pending) == (1, 3, 0)
-    assert "experiment_closed" in (status.last_error or "")
-    assert status.dead_letter is not None
-    assert Path(status.dead_letter).exists()
-    run.close()  # reported once
 
 
 def test_the_cap_frees_what_the_sender_process_stored(sync_client: Tally) -> None:
