@@ -553,6 +553,8 @@ def check_sender(sender: Any, durability: str) -> None:
     """`client.run(sender=...)`: "thread" or "process"; a process sender reads the spool, so it needs one."""
     if sender not in ("thread", "process"):
         raise ValueError(f"sender must be 'thread' or 'process', not {sender!r}")
+    if sender == "process" and sys.platform == "win32":
+        raise ValueError("sender='process' needs a POSIX system (Linux, macOS): use sender='thread' on Windows")
     if sender == "process" and durability == "memory":
         raise ValueError(
             "sender='process' sends the spool from another process, and durability='memory' keeps no spool: "
