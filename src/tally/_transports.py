@@ -9,8 +9,6 @@ httpx's own `AsyncHTTPTransport`.
 
 from __future__ import annotations
 
-import importlib.util
-
 import httpx
 
 from tally._errors import ConfigurationError
@@ -35,6 +33,8 @@ class OfflineTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
 
 def aiohttp_available() -> bool:
+    import importlib.util  # here: the sync client never asks, and `from tally import Tally` stays lighter
+
     return importlib.util.find_spec("httpx_aiohttp") is not None
 
 
