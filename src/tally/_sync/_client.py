@@ -529,8 +529,9 @@ class Tally:
     ) -> None:
         """Build the HTTP pool for `config` and `settings` (the second half of `__init__`, and all of
         `_sibling`)."""
-        # Every method imports its generated operation on first use; loading them all now, one thread at a
-        # time, keeps several threads' first calls from racing in the import system (tally._lazy).
+        # Every method imports its generated operation (and that operation's models) on first use; the generated
+        # packages themselves are imported now, one thread at a time, so that several threads' first calls never
+        # meet a half-imported package (tally._lazy).
         load_generated()
         http = open_pool(
             config, settings, connection, offline=offline, transport=transport, http_client=http_client

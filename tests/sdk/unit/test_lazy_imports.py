@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import tally
+from tally._lazy import RUN_OPERATIONS
 
 
 def test_every_exported_name_is_lazily_reachable() -> None:
@@ -161,3 +162,18 @@ def test_the_deferred_parts_load_on_first_use() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
 
+
+def test_a_client_imports_the_generated_packages_and_the_run_s_operations_only() -> None:
+    """`Tally()` imports the generated packages (so that threads' first calls never meet one half imported:
+    `tally._lazy`) and the few operations a training run sends, not every model and operation: any other call
+    imports its own."""
+    code = (
+        "from tally import Tally\nTally(api_key='tk_org_' + 'x' * 32, base_url='http://127.0.0.1:9').close()"
+    )
+    loaded = _loaded_after(code)
+    assert {"tally_api", "tally_api.models", "tally_api.api", "tally_api_types"} <= loaded
+    assert set(RUN_OPERATIONS) <= loaded
+    generated = {name for name in loaded if name.startswith(("tally_api.models.", "tally_api.api."))}
+    assert len(generated) < 30, sorted(generated)  # of 100 or so
+    assert not {"tally_api.api.folders", "tally_api.api.annotations", "tally_api.models.folder"} & generated
+    assert "tally_api_types._models" not in loaded
