@@ -425,7 +425,10 @@ def open_pool(
         inner = AsyncClientTransport(http_client)
     else:
         pool_limits = connection.limits or httpx.Limits(max_connections=100, max_keepalive_connections=100)
-        inner = transport or default_async_transport(proxy=connection.proxy, limits=pool_limits)
+        plain_http = httpx.URL(config.base_url).scheme == "http"  # its TLS context loads no CA until used
+        inner = transport or default_async_transport(
+            proxy=connection.proxy, limits=pool_limits, plain_http=plain_http
+        )
     return httpx.AsyncClient(
         base_url=config.base_url,
         transport=AsyncRetryTransport(inner, policy=settings.retry, logger=connection.logger),

@@ -426,7 +426,10 @@ def open_pool(
         inner = ClientTransport(http_client)
     else:
         pool_limits = connection.limits or httpx.Limits(max_connections=100, max_keepalive_connections=100)
-        inner = transport or default_transport(proxy=connection.proxy, limits=pool_limits)
+        plain_http = httpx.URL(config.base_url).scheme == "http"  # its TLS context loads no CA until used
+        inner = transport or default_transport(
+            proxy=connection.proxy, limits=pool_limits, plain_http=plain_http
+        )
     return httpx.Client(
         base_url=config.base_url,
         transport=RetryTransport(inner, policy=settings.retry, logger=connection.logger),
