@@ -1,4 +1,5 @@
-"""Emit the SDK's public types (`tally_api_types/__init__.py`), the operation table
+"""Emit the SDK's public types (`tally_api_types/_models.py`, re-exported on first use by a light
+`tally_api_types/__init__.py`), the request-id table (`tally_api_types/request_ids.py`), the operation table
 (`tally_api_types/operations.py`), the contract's limits (`tally_api_types/limits.py`) and its servers
 (`tally_api_types/servers.py`) from `openapi/tally.yaml`. Run by `scripts/generate.py` (`make generate`,
 `make check-generated`).
@@ -253,20 +254,7 @@ class Generator:
         if clash:
             raise UnsupportedSchema(f"schemas {sorted(clash)} are both an object and an enumeration")
         ordered = self._parents_first(structs)
-        names = sorted(
-            [
-                "FrozenDict",
-                "FrozenList",
-                "Model",
-                "Page",
-                "freeze",
-                "freeze_fields",
-                "remember",
-                "request_id",
-                *enums,
-                *structs,
-            ]
-        )
+        names = self.public_names()
         out = [HEADER, _PUBLIC_TYPES_PRELUDE, "__all__ = [", *(f'    "{n}",' for n in names), "]\n", _RUNTIME]
         out.append(
             "# ---- enumerations: the values known to this SDK (fields are `str`, so newer ones parse) --\n"
@@ -285,6 +273,43 @@ class Generator:
         )
         out.extend(self.struct(name) + "\n" for name in ordered)
         return "\n".join(out)
+
+    def package(self) -> str:
+        """The package's `__init__`: the names of `_models`, imported on first use (PEP 562), so that
+        `tally_api_types.limits`, `.servers` and `.operations`' table import without msgspec and every Struct
+        (issue 21: `from tally import Tally` reads the limits and the servers, not the types)."""
+        names = self.public_names()
+        return "\n".join(
+            [
+                HEADER,
+                _PACKAGE_PRELUDE,
+                "if TYPE_CHECKING:",
+                "    from tally_api_types._models import (",
+                *(f"        {n}," for n in names),
+                "    )\n",
+                "__all__ = [",
+                *(f'    "{n}",' for n in names),
+                "]\n",
+                _PACKAGE_LAZY,
+            ]
+        )
+
+    def public_names(self) -> list[str]:
+        structs = [name for name in self.schemas if self.is_struct(name)]
+        return sorted(
+            [
+                "FrozenDict",
+                "FrozenList",
+                "Model",
+                "Page",
+                "freeze",
+                "freeze_fields",
+                "remember",
+                "request_id",
+                *self.enumerations(),
+                *structs,
+            ]
+        )
 
     def _parents_first(self, structs: list[str]) -> list[str]:
         done: list[str] = []
@@ -437,31 +462,51 @@ def _docstring(text: str, indent: str) -> str:
     return f'{indent}"""{body}"""'
 
 
-_PUBLIC_TYPES_PRELUDE = '''"""The Tally SDK's public types: one frozen msgspec Struct per object schema of the spec.
+_PACKAGE_PRELUDE = '''"""The Tally SDK's public types: one frozen msgspec Struct per object schema of the spec.
 
 `tally` re-exports them (`tally.Experiment`, ...), adding SDK-only behaviour in thin subclasses; this package
 imports nothing of the SDK, nor the raw client `tally_api`. Decoded straight from response bytes by msgspec;
-unknown fields are ignored; every enumeration is a plain `str` field (compare with the `StrEnum`s below), so a
+unknown fields are ignored; every enumeration is a plain `str` field (compare with the `StrEnum`s), so a
 newer server's values still parse.
+
+The types live in `tally_api_types._models` and are imported with the first name read from this package (PEP
+562), so that `tally_api_types.limits`, `.servers`, `.request_ids` and `.operations` import without msgspec.
+Their `__module__` is `tally_api_types._models`, where msgspec resolves their annotations.
 """
 
 from __future__ import annotations
 
-import enum
-import weakref
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any, Generic, NoReturn, TypeVar
+import importlib
 
-import msgspec
-
-T = TypeVar("T")
-K = TypeVar("K")
-V = TypeVar("V")
+TYPE_CHECKING = False
 '''
 
-_RUNTIME = '''
-# ---- request ids: a side table keyed by object identity, so that no type needs a field for it -----------------
+_PACKAGE_LAZY = """
+def __getattr__(name: str) -> object:
+    if name not in __all__:
+        raise AttributeError(f"module 'tally_api_types' has no attribute {name!r}")
+    models = importlib.import_module("tally_api_types._models")
+    globals().update({public: getattr(models, public) for public in __all__})
+    return getattr(models, name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+"""
+
+_REQUEST_IDS_MODULE = '''"""Request ids: a side table keyed by object identity, so that no type needs a field for it.
+
+`tally_api_types` re-exports `remember` and `request_id`; a module of its own, importing nothing, so that a client
+records ids without importing the types first."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+__all__ = ["remember", "request_id"]
+
+
 _REQUEST_IDS: dict[int, tuple[weakref.ref[Any], str]] = {}
 
 
@@ -494,6 +539,29 @@ def request_id(obj: object) -> str | None:
     return entry[1]
 
 
+'''
+
+_PUBLIC_TYPES_PRELUDE = '''"""The Tally SDK's public types (`tally_api_types` re-exports them on first use: see its
+docstring)."""
+
+from __future__ import annotations
+
+import enum
+import weakref
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Generic, NoReturn, TypeVar
+
+import msgspec
+
+from tally_api_types.request_ids import remember, request_id
+
+T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
+'''
+
+_RUNTIME = '''
 # ---- deep immutability: free-form objects of responses are read-only dicts, their arrays tuples ---------------
 class FrozenDict(dict[K, V]):
     """A read-only dict: every mutator raises TypeError, and its values are frozen too (`freeze`). A dict
@@ -646,8 +714,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from tally_api_types import *  # noqa: F403
-from tally_api_types import Page
+from tally_api_types._models import *  # noqa: F403
+from tally_api_types._models import Page
 
 
 class Operation(NamedTuple):
@@ -712,7 +780,9 @@ def write(spec_path: Path, out_dir: Path) -> list[Path]:
     spec = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
     generator = Generator(spec)
     files = {
-        out_dir / "__init__.py": generator.public_types(),
+        out_dir / "__init__.py": generator.package(),
+        out_dir / "_models.py": generator.public_types(),
+        out_dir / "request_ids.py": "\n".join([HEADER, _REQUEST_IDS_MODULE]),
         out_dir / "operations.py": generator.operation_table(snake_case),
         out_dir / "limits.py": generator.limits(),
         out_dir / "servers.py": generator.servers(),

@@ -4,23 +4,72 @@
 
 `tally` re-exports them (`tally.Experiment`, ...), adding SDK-only behaviour in thin subclasses; this package
 imports nothing of the SDK, nor the raw client `tally_api`. Decoded straight from response bytes by msgspec;
-unknown fields are ignored; every enumeration is a plain `str` field (compare with the `StrEnum`s below), so a
+unknown fields are ignored; every enumeration is a plain `str` field (compare with the `StrEnum`s), so a
 newer server's values still parse.
+
+The types live in `tally_api_types._models` and are imported with the first name read from this package (PEP
+562), so that `tally_api_types.limits`, `.servers`, `.request_ids` and `.operations` import without msgspec.
+Their `__module__` is `tally_api_types._models`, where msgspec resolves their annotations.
 """
 
 from __future__ import annotations
 
-import enum
-import weakref
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any, Generic, NoReturn, TypeVar
+import importlib
 
-import msgspec
+TYPE_CHECKING = False
 
-T = TypeVar("T")
-K = TypeVar("K")
-V = TypeVar("V")
+if TYPE_CHECKING:
+    from tally_api_types._models import (
+        Annotation,
+        Artifact,
+        AuthStatus,
+        ComparedSeries,
+        CompareMetricsRequest,
+        CompareMetricsResult,
+        CompareRow,
+        CreateAnnotationRequest,
+        CreatedIngestionKey,
+        CreateExperimentRequest,
+        CreateFolderRequest,
+        CreateIngestionKeyRequest,
+        ErrorBody,
+        ErrorCode,
+        ErrorResponse,
+        EventConflict,
+        Experiment,
+        ExperimentStatus,
+        ExperimentSummary,
+        Folder,
+        FrozenDict,
+        FrozenList,
+        Health,
+        IngestionKey,
+        IngestMetricsRequest,
+        IngestMetricsResult,
+        KeyKind,
+        LoginLink,
+        MetadataValueCount,
+        MetricCatalogEntry,
+        MetricEvent,
+        MetricPoint,
+        MetricSeries,
+        MetricSeriesBucket,
+        MetricSummary,
+        Model,
+        MoveExperimentRequest,
+        MoveFolderRequest,
+        Page,
+        PatchFolderRequest,
+        RenameFolderRequest,
+        SeriesSelector,
+        UpdateAnnotationRequest,
+        UpdateExperimentRequest,
+        UpdateExperimentStatusRequest,
+        freeze,
+        freeze_fields,
+        remember,
+        request_id,
+    )
 
 __all__ = [
     "Annotation",
@@ -75,675 +124,13 @@ __all__ = [
 ]
 
 
-# ---- request ids: a side table keyed by object identity, so that no type needs a field for it -----------------
-_REQUEST_IDS: dict[int, tuple[weakref.ref[Any], str]] = {}
-
-
-def _forget(key: int) -> Any:
-    def callback(ref: weakref.ref[Any]) -> None:
-        entry = _REQUEST_IDS.get(key)
-        if entry is not None and entry[0] is ref:
-            del _REQUEST_IDS[key]
-
-    return callback
-
-
-def remember(obj: Any, value: str | None) -> None:
-    """Record `value` as the request id of `obj` (a no-op for None or an object that takes no weak reference)."""
-    if value is None:
-        return
-    key = id(obj)
-    try:
-        ref = weakref.ref(obj, _forget(key))
-    except TypeError:
-        return
-    _REQUEST_IDS[key] = (ref, value)
-
-
-def request_id(obj: object) -> str | None:
-    """The `X-Request-Id` of the response `obj` was decoded from, or None."""
-    entry = _REQUEST_IDS.get(id(obj))
-    if entry is None or entry[0]() is not obj:
-        return None
-    return entry[1]
-
-
-# ---- deep immutability: free-form objects of responses are read-only dicts, their arrays tuples ---------------
-class FrozenDict(dict[K, V]):
-    """A read-only dict: every mutator raises TypeError, and its values are frozen too (`freeze`). A dict
-    subclass, so msgspec and `json` encode it, `isinstance(x, dict)` holds and it compares equal to a plain dict
-    with the same items; unlike a dict it is hashable. `dict(x)` (or the owning object's `to_dict()`) gives a
-    mutable copy."""
-
-    __slots__ = ()
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        dict.__init__(self, *args, **kwargs)
-        for key, value in dict.items(self):
-            if type(value) not in _SCALARS:
-                dict.__setitem__(self, key, freeze(value))
-
-    def _immutable(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise TypeError(f"{type(self).__name__} is immutable: build a new dict (`dict(value)` copies it)")
-
-    __setitem__ = __delitem__ = __ior__ = _immutable
-    clear = pop = popitem = setdefault = update = _immutable
-
-    def __hash__(self) -> int:  # type: ignore[override]
-        return hash(frozenset(dict.items(self)))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (dict(self),))
-
-    def __copy__(self) -> FrozenDict[K, V]:
-        return self
-
-    def __deepcopy__(self, memo: Any) -> FrozenDict[K, V]:
-        return self
-
-
-class FrozenList(list[T]):
-    """A read-only list: every mutator raises TypeError, and its items are frozen too (`freeze`). A list
-    subclass, so it encodes as a JSON array and compares equal to a plain list with the same items; unlike a list
-    it is hashable. `list(x)` (or the owning object's `to_dict()`) gives a mutable copy."""
-
-    __slots__ = ()
-
-    def __init__(self, *args: Any) -> None:
-        list.__init__(self, *args)
-        for index, value in enumerate(list.__iter__(self)):
-            if type(value) not in _SCALARS:
-                list.__setitem__(self, index, freeze(value))
-
-    def _immutable(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise TypeError(f"{type(self).__name__} is immutable: build a new list (`list(value)` copies it)")
-
-    __setitem__ = __delitem__ = __iadd__ = __imul__ = _immutable
-    append = extend = insert = pop = remove = reverse = sort = clear = _immutable
-
-    def __hash__(self) -> int:  # type: ignore[override]
-        return hash(tuple(self))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (list(self),))
-
-    def __copy__(self) -> FrozenList[T]:
-        return self
-
-    def __deepcopy__(self, memo: Any) -> FrozenList[T]:
-        return self
-
-
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-"""Types that are immutable and hold nothing: the fast path of `freeze` (JSON objects hold mostly these)."""
-
-
-def freeze(value: Any) -> Any:
-    """`value` with every dict a `FrozenDict` and every list a `FrozenList`, at any depth (a tuple stays a tuple
-    of frozen items); other values as they are. Written for speed, it runs for every response object decoded:
-    exact type checks first (about 0.3 us for a flat dict of scalars), `isinstance` only for subclasses."""
-    kind = type(value)
-    if kind in _SCALARS or kind is FrozenDict or kind is FrozenList:
-        return value
-    if kind is dict or isinstance(value, dict):
-        frozen: FrozenDict[Any, Any] = dict.__new__(FrozenDict)
-        for item in value.values():
-            if type(item) not in _SCALARS:
-                dict.update(frozen, {key: _frozen(item) for key, item in value.items()})
-                return frozen
-        dict.update(frozen, value)
-        return frozen
-    if kind is list or isinstance(value, list):
-        items: FrozenList[Any] = list.__new__(FrozenList)
-        list.extend(items, [_frozen(item) for item in value])
-        return items
-    if isinstance(value, tuple):
-        return tuple([_frozen(item) for item in value])
-    return value
-
-
-def _frozen(value: Any) -> Any:
-    return value if type(value) in _SCALARS else freeze(value)
-
-
-def freeze_fields(obj: Any, names: tuple[str, ...]) -> None:
-    """Freeze the free-form fields `names` of a frozen Struct in place (its `__post_init__`, on construction and
-    on decoding)."""
-    for name in names:
-        value = getattr(obj, name)
-        if value is not None and type(value) is not FrozenDict:
-            msgspec.structs.force_setattr(obj, name, freeze(value))
-
-
-def _thawed(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _thawed(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_thawed(item) for item in value]
-    return value
-
-
-class Model(msgspec.Struct, frozen=True, kw_only=True, weakref=True):
-    """Base of every public type: immutable, weak-referenceable (for the request-id table), `to_dict()`."""
-
-    @property
-    def _request_id(self) -> str | None:
-        """The `X-Request-Id` of the response this object came from."""
-        return request_id(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        """This object as plain, mutable dicts and lists, at any depth (datetimes stay `datetime`)."""
-        result: dict[str, Any] = _thawed(msgspec.to_builtins(self, builtin_types=(datetime,)))
-        return result
-
-
-class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True, weakref=True):
-    """One page of a list (every `{data, next_cursor}` schema): its items and the cursor of the next page."""
-
-    data: tuple[T, ...]
-    next_cursor: str | None
-
-    @property
-    def _request_id(self) -> str | None:
-        """The `X-Request-Id` of the response this page came from."""
-        return request_id(self)
-
-
-# ---- enumerations: the values known to this SDK (fields are `str`, so newer ones parse) --
-
-
-class ExperimentStatus(enum.StrEnum):
-    """The `ExperimentStatus` values known to this SDK; compare `str` fields with these."""
-
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class KeyKind(enum.StrEnum):
-    """The `KeyKind` values known to this SDK; compare `str` fields with these."""
-
-    ORG = "org"
-    INGESTION = "ingestion"
-
-
-class ErrorCode(enum.StrEnum):
-    """The `ErrorCode` values known to this SDK; compare `str` fields with these."""
-
-    INVALID_REQUEST = "invalid_request"
-    UNAUTHENTICATED = "unauthenticated"
-    FORBIDDEN = "forbidden"
-    NOT_FOUND = "not_found"
-    CONFLICT = "conflict"
-    INVALID_TRANSITION = "invalid_transition"
-    EXPERIMENT_CLOSED = "experiment_closed"
-    EXPERIMENT_ARCHIVED = "experiment_archived"
-    FOLDER_NOT_EMPTY = "folder_not_empty"
-    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
-    IDEMPOTENCY_IN_PROGRESS = "idempotency_in_progress"
-    PAYLOAD_TOO_LARGE = "payload_too_large"
-    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
-    RATE_LIMITED = "rate_limited"
-    METHOD_NOT_ALLOWED = "method_not_allowed"
-    INTERNAL = "internal"
-    UNAVAILABLE = "unavailable"
-    INSUFFICIENT_STORAGE = "insufficient_storage"
-    CHECKSUM_MISMATCH = "checksum_mismatch"
-    RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
-
-
-# ---- one Struct per object schema ----------------------------------------------------------
-
-
-class ErrorResponse(Model, frozen=True, kw_only=True):
-    """The body of every non-2xx response."""
-
-    error: ErrorBody
-
-
-class ErrorBody(Model, frozen=True, kw_only=True):
-    """What went wrong."""
-
-    code: str
-    message: str
-    """For humans."""
-    request_id: str
-    """Same as the `X-Request-Id` header."""
-    details: Mapping[str, Any] | None = None
-    """Structured detail; for `invalid_request`, `errors` lists field paths and problems."""
-
-    def __post_init__(self) -> None:
-        freeze_fields(self, ("details",))
-
-
-class Health(Model, frozen=True, kw_only=True):
-    """The service's liveness."""
-
-    status: str
-    """`ok` when the service is up."""
-    version: str
-    """The server's version."""
-    time: datetime
-    """The server's clock."""
-
-
-class AuthStatus(Model, frozen=True, kw_only=True):
-    """The credential that made the request."""
-
-    organization_id: str
-    organization_name: str
-    key_id: str
-    key_kind: str
-    scopes: tuple[str, ...]
-    """What the key may do."""
-    experiment_id: str | None = None
-    """The experiment an ingestion key is scoped to; null for org keys."""
-
-
-class LoginLink(Model, frozen=True, kw_only=True):
-    """A one-time dashboard login link (`createLoginLink`)."""
-
-    path: str
-    """The link's path and query, to join to the server's base URL (`/login?token=...`). It works once: opening it
-    starts a dashboard session and the token is spent."""
-    expires_at: datetime
-    """When the link stops working if unused (within a minute of its creation)."""
-
-
-class Folder(Model, frozen=True, kw_only=True):
-    """A folder."""
-
-    id: str
-    name: str
-    parent_id: str | None = None
-    """The parent folder; null at the top level."""
-    description: str | None = None
-    metadata: Mapping[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    archived_at: datetime | None = None
-    """When it was archived; null when it is not. Always sent by servers of 1.2.0 and later; absent from older ones,
-    where it means null."""
-
-    def __post_init__(self) -> None:
-        freeze_fields(self, ("metadata",))
-
-
-class CreateFolderRequest(Model, frozen=True, kw_only=True, omit_defaults=True):
-    """A folder to create."""
-
-    name: str
-    parent_id: str | None = None
-    """The parent folder; absent or null for the top level."""
-    description: str | None = None
-    metadata: dict[str, Any] | None = None
-
-
-class PatchFolderRequest(Model, frozen=True, kw_only=True, omit_defaults=True):
-    """The fields to change; absent fields stay as they are; null clears."""
-
-    description: str | None = None
-    metadata: dict[str, Any] | None = None
-    """Replaces the whole metadata object (at most 64 top-level entries); null clears it."""
-
-
-class RenameFolderRequest(Model, frozen=True, kw_only=True, omit_defaults=True):
-    """The new name."""
-
-    name: str
-
-
-class MoveFolderRequest(Model, frozen=True, kw_only=True, omit_defaults=True):
-    """The new parent."""
-
-    parent_id: str | None
-    """The new parent folder; null for the top level."""
-
-
-class Experiment(Model, frozen=True, kw_only=True):
-    """An experiment."""
-
-    id: str
-    name: str
-    folder_id: str | None = None
-    """The folder holding it; null when in none."""
-    description: str | None = None
-    metadata: Mapping[str, Any]
-    status: str
-    created_at: datetime
-    updated_at: datetime
-    ended_at: datetime | None = None
-    """When it reached a terminal status."""
-    tags: tuple[str, ...] = ()
-    """Its tags, in the order given. Always sent by servers of 1.2.0 and later; absent from older ones, where it means
-    none."""
-    archived_at: datetime | None = None
-    """When it was archived; null when it is not. Always sent by servers of 1.2.0 and later; absent from older ones,
-    where it means null."""
-    group: str | None = None
-    """The group it was created in (see `ExperimentGroup`); null when none. Always sent by servers of 1.7.0 and later;
-    absent from older ones, where it means null."""
-
-    def __post_init__(self) -> None:
-        freeze_fields(self, ("metadata",))
-
-
-class MetricSummary(Model, frozen=True, kw_only=True):
-    """One metric of an experiment (a name and one metadata set), summarised over all its points. Duplicates and
-    conflicting events do not change it."""
-
-    name: str
-    metadata: Mapping[str, str]
-    count: int
-    """Its points."""
-    first_step: int | None = None
-    """Its lowest step; null when no point has a step."""
-    last_step: int | None = None
-    """Its highest step; null when no point has a step."""
-    last: float
-    """The value at `last_step`; of several points there, or when no point has a step, the one ingested last."""
-    min: float
-    """Its smallest value."""
-    max: float
-    """Its largest value."""
-    last_logged_at: datetime
-    """The latest `timestamp` of its points."""
-
-    def __post_init__(self) -> None:
-        freeze_fields(self, ("metadata",))
-
-
-class ExperimentSummary(Model, frozen=True, kw_only=True):
-    """The metric summaries of one experiment."""
-
-    experiment_id: str
-    metrics: tuple[MetricSummary, ...]
-    """Ordered by name, then by metadata (compared bytewise as compact JSON with sorted keys, so `{}` comes after every
-    non-empty set)."""
-
-
-class MetricSeriesBucket(Model, frozen=True, kw_only=True):
-    """The points of one step range of a metric's curve. `first_step` and `last_step` are the lowest and highest steps
-    that hold a point, so the ranges of two buckets never overlap."""
-
-    first_step: int
-    last_step: int
-    count: int
-    """The points in the range."""
-    min: float
-    """The smallest value in the range."""
-    max: float
-    """The largest value in the range."""
-    mean: float
-    """The mean of the values in the range."""
-    first: float
-    """The value at `first_step`; of several points there, the one ingested first."""
-    last: float
-    """The value at `last_step`; of several points there, the one ingested last."""
-
-
-class MetricSeries(Model, frozen=True, kw_only=True):
-    """A metric's curve over a step range, downsampled exactly into buckets (see `getMetricSeries`)."""
-
-    experiment_id: str
-    name: str
-    total_points: int
-    """The points with a step in the step range; the buckets' counts add up to it."""
-    unstepped_points: int
-    """The points of the metric (and metadata filter) logged without a step, whatever the step range; they are in no
-    bucket and not in `total_points`."""
-    buckets: tuple[MetricSeriesBucket, ...]
-    """Consecutive, non-overlapping step ranges in step order."""
-
-
-class CreateExperimentRequest(Model, frozen=True, kw_only=True, omit_defaults=True):
-    """An experiment to create."""
-
-    name: str
-    description: str | None = None
-    metadata: dict[str, Any] | None = None
-    folder_id: str | None = None
-    """The folder to create it in; absent or null for none."""
-    tags: tuple[str, ...] | None = None
-    group: str | None = None
-
-
-class UpdateExperimentRequest(Model, frozen=True, kw_only=True, omit_defaults=True):
-    """The fields to change; absent fields stay as they are; null clears."""
-
-    name: str | None = None
-    description: str | None = None
-    metadata: dict[str, Any] | None = None
-    """Replaces the whole metadata object (at most 64 top-level entries); null clears it."""
-    tags: tuple[str, ...] | None = None
-    """Replaces the whole list of tags (at most 32, no repeats); null or an empty list clears it."""
-
-
-class UpdateExperimentStatusRequest(Model, frozen=True, kw_only=True, omit_defaults=True):
-    """The new status."""
-
-    status: str
-    reopen: bool = False
-    """True allows the one transition out of a terminal state: back to `running` (only with `status` `running`; with
-    another status it is a 409 `invalid_transition` naming `reopen`). The reopening is recorded as an annotation.
-    False or absent: terminal states are final."""
-
-
-class MoveExperimentRequest(Model, frozen=True, kw_only=True, omit_defaults=True):
-    """The folder to move into."""
-
-    folder_id: str | None
-    """The destination folder; null for none."""
-
-
-class MetricEvent(Model, frozen=True, kw_only=True, omit_defaults=True):
-    """One metric observation to ingest."""
-
-    name: str
-    value: float
-    """A finite number; NaN and Infinity are rejected."""
-    step: int | None = None
-    """The training step; absent or null when the observation has none."""
-    timestamp: datetime | None = None
-    """When it was observed; the server's clock when absent. RFC 3339 with an offset (`Z` or `+HH:MM`/`-HH:MM`), year
-    0001 to 9999, seconds 00 to 59: a leap second (`23:59:60`) is refused, send the next second. The instant in UTC
-    must fall in years 0001 to 9999 too, so on 0001-01-01 the offset may not be ahead of UTC, nor behind it on
-    9999-12-31. Fractional seconds may have any number of digits; readers round them to the microsecond, so a value
-    that would round past `9999-12-31T23:59:59.999999` is refused. Every timestamp the server accepts thus reads
-    back as an aware `datetime`, also in UTC (the `pattern` adds these limits to `format: date-time`)."""
-    metadata: dict[str, str] | None = None
-    client_event_id: str
-
-
-class IngestMetricsRequest(Model, frozen=True, kw_only=True, omit_defaults=True):
-    """A batch of 1 to 10,000 events."""
-
-    events: tuple[MetricEvent, ...]
-
-
-class EventConflict(Model, frozen=True, kw_only=True):
-    """An event not stored because its `client_event_id` was already used with another payload."""
-
-    index: int
-    """The event's position in the batch."""
-    client_event_id: str
-    message: str
-
-
-class IngestMetricsResult(Model, frozen=True, kw_only=True):
-    """The outcome of one ingest batch."""
-
-    accepted: int
-    """Events stored now."""
-    duplicates: int
-    """Events already stored with the same payload; not stored again."""
-    conflicts: tuple[EventConflict, ...]
-    """Events not stored because their `client_event_id` was used with another payload."""
-
-
-class MetricPoint(Model, frozen=True, kw_only=True):
-    """One stored metric point."""
-
-    name: str
-    value: float
-    step: int | None = None
-    timestamp: datetime
-    metadata: dict[str, str]
-    client_event_id: str
-
-
-class SeriesSelector(Model, frozen=True, kw_only=True, omit_defaults=True):
-    """One series to compare."""
-
-    experiment_id: str
-    name: str
-    metadata: dict[str, str] | None = None
-
-
-class CompareMetricsRequest(Model, frozen=True, kw_only=True, omit_defaults=True):
-    """The series to align and the step window."""
-
-    series: tuple[SeriesSelector, ...]
-    min_step: int | None = None
-    max_step: int | None = None
-    limit: int = 1000
-    """At most this many rows, the lowest steps first."""
-
-
-class ComparedSeries(Model, frozen=True, kw_only=True):
-    """A compared series and how many steps it has in the window."""
-
-    experiment_id: str
-    name: str
-    metadata: Mapping[str, str]
-    points: int
-
-    def __post_init__(self) -> None:
-        freeze_fields(self, ("metadata",))
-
-
-class CompareRow(Model, frozen=True, kw_only=True):
-    """One step, with each series' value at it, in the order of `series`."""
-
-    step: int
-    values: tuple[float | None, ...]
-
-
-class CompareMetricsResult(Model, frozen=True, kw_only=True):
-    """Series aligned by step."""
-
-    series: tuple[ComparedSeries, ...]
-    rows: tuple[CompareRow, ...]
-    truncated: bool
-    """True when more rows exist past `limit`."""
-
-
-class MetricCatalogEntry(Model, frozen=True, kw_only=True):
-    """One metric name and what is known of it."""
-
-    name: str
-    count: int
-    """Points stored."""
-    experiment_count: int
-    """Experiments with at least one point."""
-    first_seen: datetime
-    """The earliest event timestamp."""
-    last_seen: datetime
-    """The latest event timestamp."""
-    metadata_keys: tuple[str, ...]
-    """The metadata keys used, sorted."""
-
-
-class MetadataValueCount(Model, frozen=True, kw_only=True):
-    """One distinct metadata value and how many points carry it."""
-
-    value: str
-    count: int
-
-
-class IngestionKey(Model, frozen=True, kw_only=True):
-    """An ingestion key, without its token."""
-
-    id: str
-    experiment_id: str
-    name: str | None = None
-    token_hint: str
-    """The token's last four characters."""
-    created_at: datetime
-    revoked_at: datetime | None = None
-    expires_at: datetime | None = None
-    """When the key stops working (401 from then on); null for a key that does not expire."""
-
-
-class CreatedIngestionKey(IngestionKey, frozen=True, kw_only=True):
-    """A new ingestion key with its token, shown once."""
-
-    token: str
-    """The full token (`tk_ing_...`): store it now, it is not shown again."""
-
-
-class CreateIngestionKeyRequest(Model, frozen=True, kw_only=True, omit_defaults=True):
-    """The key to create."""
-
-    name: str | None = None
-    """A label for people; absent or null for none."""
-    expires_in_seconds: int | None = None
-    """The key stops working this many seconds after creation (60 seconds to 366 days); absent or null for a key that
-    does not expire. The SDK mints its keys with an expiry, so the keys of clients that exit without cleaning up do
-    not stay valid."""
-
-
-class Annotation(Model, frozen=True, kw_only=True):
-    """A note on an experiment."""
-
-    id: str
-    experiment_id: str
-    text: str
-    step: int | None = None
-    timestamp: datetime
-    metadata: Mapping[str, Any]
-    client_event_id: str
-    created_at: datetime
-
-    def __post_init__(self) -> None:
-        freeze_fields(self, ("metadata",))
-
-
-class Artifact(Model, frozen=True, kw_only=True):
-    """A file attached to an experiment (its metadata; the content is `downloadArtifact`)."""
-
-    id: str
-    experiment_id: str
-    name: str
-    size_bytes: int
-    """The content's size in bytes."""
-    sha256: str
-    created_at: datetime
-    """When it was uploaded."""
-
-
-class UpdateAnnotationRequest(Model, frozen=True, kw_only=True, omit_defaults=True):
-    """The fields to change; absent fields stay as they are; null clears `metadata`."""
-
-    text: str | None = None
-    metadata: dict[str, Any] | None = None
-    """Replaces the whole metadata object; null clears it. The caps of `Metadata` hold: at most 64 top-level entries,
-    keys of 1 to 64 characters, 8 levels deep, 8 KiB as compact JSON."""
-
-
-class CreateAnnotationRequest(Model, frozen=True, kw_only=True, omit_defaults=True):
-    """An annotation to create."""
-
-    text: str
-    step: int | None = None
-    """The step it refers to; absent or null for none."""
-    timestamp: datetime | None = None
-    """When it happened; the server's clock when absent. RFC 3339 with an offset (`Z` or `+HH:MM`/`-HH:MM`), year 0001
-    to 9999, seconds 00 to 59: a leap second (`23:59:60`) is refused, send the next second. The instant in UTC must
-    fall in years 0001 to 9999 too, so on 0001-01-01 the offset may not be ahead of UTC, nor behind it on
-    9999-12-31. Fractional seconds may have any number of digits; readers round them to the microsecond, so a value
-    that would round past `9999-12-31T23:59:59.999999` is refused. Every timestamp the server accepts thus reads
-    back as an aware `datetime`, also in UTC (the `pattern` adds these limits to `format: date-time`)."""
-    metadata: dict[str, Any] | None = None
-    client_event_id: str
+def __getattr__(name: str) -> object:
+    if name not in __all__:
+        raise AttributeError(f"module 'tally_api_types' has no attribute {name!r}")
+    models = importlib.import_module("tally_api_types._models")
+    globals().update({public: getattr(models, public) for public in __all__})
+    return getattr(models, name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from tally_api_types import *  # noqa: F403
-from tally_api_types import Page
+from tally_api_types._models import *  # noqa: F403
+from tally_api_types._models import Page
 
 
 class Operation(NamedTuple):

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from tally._async._client import AsyncTally
     from tally._async._objects import AsyncAnnotation, AsyncExperiment, AsyncFolder
     from tally._async._pagination import AsyncPaginator
-    from tally._cache import CacheStats, ResponseCache
+    from tally._cache import ResponseCache
+    from tally._cache_stats import CacheStats
     from tally._config import ClientConfig
     from tally._default import (
         annotations,
@@ -134,7 +135,7 @@ _LAZY: dict[str, str] = {
     "AuthStatus": "tally._types",
     "AuthenticationError": "tally._errors",
     "BadRequestError": "tally._errors",
-    "CacheStats": "tally._cache",
+    "CacheStats": "tally._cache_stats",
     "Capture": "tally.run._capture",
     "CatalogEntry": "tally._types",
     "ChecksumMismatchError": "tally._errors",

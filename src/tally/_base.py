@@ -6,25 +6,23 @@ The I/O-bearing code is written once, async, in `tally/_async/`; `scripts/unasyn
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-import httpx
-import msgspec
-
-from tally import _types as t
-from tally._decoder import decoder
 from tally._errors import error_from_response, validation_error
 from tally._options import KEYED_METHODS, CallExtras
 from tally._platform import user_agent
 from tally._redact import redact
 from tally._retry_policy import DEFAULT_MAX_RETRIES
 
+if TYPE_CHECKING:
+    import httpx
+    import msgspec
+
 __all__ = [
     "DEFAULT_INGEST_TIMEOUT",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
     "USER_AGENT",
-    "Decoders",
     "client_repr",
     "decode",
     "new_idempotency_key",
@@ -49,7 +47,18 @@ def new_idempotency_key() -> str:
     return f"tally-{uuid.uuid4()}"
 
 
-_encoder = msgspec.json.Encoder()
+_encoder: msgspec.json.Encoder | None = None
+
+
+def _json_encoder() -> msgspec.json.Encoder:
+    """msgspec's JSON encoder, made by the first request with a body: `from tally import Tally` does not import
+    msgspec (issue 21's import target)."""
+    global _encoder
+    if _encoder is None:
+        import msgspec
+
+        _encoder = msgspec.json.Encoder()
+    return _encoder
 
 
 def prepare(
@@ -75,11 +84,13 @@ def prepare(
             raise ValueError(
                 f"extra_body applies to POST and PATCH only; this is {method} {operation['url']}"
             )
+        import msgspec
+
         body = msgspec.json.decode(content) if content is not None else dict(operation.get("json") or {})
         body.update(extra_body)
-        content = _encoder.encode(body)
+        content = _json_encoder().encode(body)
     elif content is None and "json" in operation:
-        content = _encoder.encode(operation["json"])
+        content = _json_encoder().encode(operation["json"])
     if content is not None:
         headers["Content-Type"] = "application/json"
     if method in KEYED_METHODS:
@@ -114,6 +125,8 @@ def decode(decoder: msgspec.json.Decoder[T] | None, response: httpx.Response) ->
         raise error_from_response(response)
     if decoder is None:
         return None
+    import msgspec  # loaded already: `decoder` is msgspec's
+
     try:
         return decoder.decode(response.content)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -127,27 +140,6 @@ def unset(value: T | None) -> Any:
 
         return UNSET
     return value
-
-
-class Decoders:
-    """One msgspec decoder per response type, built on first use (`tally._decoder`; the objects that act have
-    theirs beside them: `tally._async._objects.AsyncObjectDecoders` and its sync twin)."""
-
-    health = decoder(t.Health)
-    auth_status = decoder(t.AuthStatus)
-    login_link = decoder(t.LoginLink)
-    experiment_summary = decoder(t.ExperimentSummary)
-    ingest_result = decoder(t.IngestResult)
-    metric_point_page = decoder(t.Page[t.MetricPoint])
-    compare_result = decoder(t.CompareResult)
-    metric_series = decoder(t.MetricSeries)
-    catalog_page = decoder(t.Page[t.CatalogEntry])
-    metadata_value_page = decoder(t.Page[t.MetadataValueCount])
-    ingestion_key = decoder(t.IngestionKey)
-    created_ingestion_key = decoder(t.CreatedIngestionKey)
-    ingestion_key_page = decoder(t.Page[t.IngestionKey])
-    artifact = decoder(t.Artifact)
-    artifact_page = decoder(t.Page[t.Artifact])
 
 
 def client_repr(name: str, api_key: str, base_url: str, source: str) -> str:

@@ -15,14 +15,14 @@ import logging
 import os
 import threading
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tally._cache_file import CacheFile, Entry
+    from tally._cache_stats import CacheStats
 
-__all__ = ["DEFAULT_MAX_BYTES", "CacheStats", "ResponseCache"]
+__all__ = ["DEFAULT_MAX_BYTES", "ResponseCache"]
 
 logger = logging.getLogger("tally")
 
@@ -30,22 +30,6 @@ _MAX_WALKS = 1024
 
 DEFAULT_MAX_BYTES = 1 << 30
 """1 GiB: the points of a 1,000,000-point experiment are about 100 MB of JSON."""
-
-
-@dataclass(frozen=True, slots=True)
-class CacheStats:
-    """What `client.cache.stats()` reports. `hits` are answers served from the cache (`revalidated` of them
-    after the server's 304, the rest without asking for the data); `misses` are cacheable GETs that fetched a
-    body. Both count since the client was made; `bytes` and `entries` describe the whole file now."""
-
-    enabled: bool
-    path: str | None
-    hits: int
-    misses: int
-    revalidated: int
-    bytes: int
-    entries: int
-    max_bytes: int
 
 
 def default_path() -> Path:
@@ -105,6 +89,8 @@ class ResponseCache:
 
     def stats(self) -> CacheStats:
         """Hits, misses, revalidations (since the client was made) and the file's bytes and entries now."""
+        from tally._cache_stats import CacheStats
+
         with self._lock:
             file = self._file
             size, count = file.totals() if file is not None else (0, 0)

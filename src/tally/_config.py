@@ -206,7 +206,7 @@ def client_config(config: ClientConfig | None, **keywords: Any) -> ClientConfig:
     left unset, None or NOT_GIVEN, take their defaults). Both at once is a `ConfigurationError` naming the
     keywords, because one of the two answers would be dropped without a word."""
     from tally._errors import ConfigurationError
-    from tally._types import NotGiven
+    from tally._not_given import NotGiven
 
     given = {
         name: value

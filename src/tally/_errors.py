@@ -37,14 +37,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import msgspec
 
 from tally._answer import NO_HEADERS, ResponseHeaders, answer_parts
 from tally._headers import RETRY_COUNT_HEADER
 from tally._redact import redact_headers, redact_text, redact_url
+
+if TYPE_CHECKING:
+    from tally._error_body import ErrorBody
 
 __all__ = [
     "APIConnectionError",
@@ -306,24 +308,6 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
 }
 
 
-class ErrorBody(msgspec.Struct, kw_only=True):
-    """The spec's `ErrorBody`; every field optional, so that a malformed envelope still gives an error."""
-
-    code: str | None = None
-    message: str | None = None
-    request_id: str | None = None
-    details: Any = None
-
-
-class ErrorResponse(msgspec.Struct, kw_only=True):
-    """The spec's `ErrorResponse`: `{"error": ErrorBody}`."""
-
-    error: ErrorBody | None = None
-
-
-_ERROR_DECODER = msgspec.json.Decoder(ErrorResponse)
-
-
 _UNSHAREABLE_HEADERS = frozenset({"content-encoding", "transfer-encoding"})
 """Dropped from a shareable response: its body is kept decoded, so these no longer describe it."""
 
@@ -369,11 +353,7 @@ def error_from_response(response: httpx.Response) -> APIStatusError:
     """The exception for a non-2xx response. Never raises: any body, any status, any content type."""
     request = response.request
     header_id = response.headers.get("x-request-id")
-    body: ErrorBody | None = None
-    try:
-        body = _ERROR_DECODER.decode(response.content).error
-    except (msgspec.DecodeError, msgspec.ValidationError, httpx.ResponseNotRead):
-        body = None
+    body = _parsed_body(response)
     if body is not None and body.message:
         message, code, details = body.message, body.code, body.details
         request_id = header_id or body.request_id
@@ -397,6 +377,18 @@ def error_from_response(response: httpx.Response) -> APIStatusError:
         response=response,
         attempts=_attempts(request),
     )
+
+
+def _parsed_body(response: httpx.Response) -> ErrorBody | None:
+    """The spec's `ErrorBody` of an error answer, or None for a body that is not one (or not read)."""
+    import msgspec
+
+    from tally._error_body import ERROR_DECODER
+
+    try:
+        return ERROR_DECODER.decode(response.content).error
+    except (msgspec.DecodeError, msgspec.ValidationError, httpx.ResponseNotRead):
+        return None
 
 
 def validation_error(response: httpx.Response, cause: Exception) -> ResponseValidationError:

@@ -17,7 +17,9 @@ __all__ = ["RedactingFilter", "logger", "setup_from_env"]
 
 logger = logging.getLogger("tally")
 
-_TOKEN = re.compile(r"\btk_(org|ing)_[A-Za-z0-9_-]+|\bt[ls]_[A-Za-z0-9_-]{16,}")
+_MASKED_SHAPES = (
+    r"\btk_(org|ing)_[A-Za-z0-9_-]+|\bt[ls]_[A-Za-z0-9_-]{16,}"  # compiled on first use (`re`'s cache)
+)
 
 
 class RedactingFilter(logging.Filter):
@@ -27,7 +29,7 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if "tk_" in message or "tl_" in message or "ts_" in message:
-            record.msg = _TOKEN.sub(_masked, message)
+            record.msg = re.sub(_MASKED_SHAPES, _masked, message)
             record.args = None
         return True
 

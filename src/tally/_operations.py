@@ -104,9 +104,8 @@ def _enum_class(annotation: Any) -> type[enum.Enum] | None:
 
 @functools.cache
 def _generated(module_name: str) -> tuple[Any, inspect.Signature]:
-    """The operation's `_get_kwargs` and its signature (annotations evaluated), once per operation. (The client
-    loaded every operation module when it was made, `tally._lazy.load_generated`; a module named by the caller
-    is loaded here, one thread at a time.)"""
+    """The operation's `_get_kwargs` and its signature (annotations evaluated), once per operation, its module
+    loaded here one thread at a time (`tally._lazy`)."""
     get_kwargs = load(module_name)._get_kwargs
     return get_kwargs, inspect.signature(get_kwargs, eval_str=True)
 

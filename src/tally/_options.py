@@ -102,16 +102,14 @@ class ClientOptions(TypedDict, total=False):
 
 _REQUEST_KEYS = frozenset(WriteOptions.__annotations__) | frozenset(RequestOptions.__annotations__)
 _CLIENT_KEYS = frozenset(ClientOptions.__annotations__)
-_KEY_CHARS = re.compile(
-    rf"[\x21-\x7e]{{{_contract.IDEMPOTENCY_KEY_MIN_LENGTH},{_contract.IDEMPOTENCY_KEY_MAX_LENGTH}}}"
-)
+_KEY_CHARS = rf"[\x21-\x7e]{{{_contract.IDEMPOTENCY_KEY_MIN_LENGTH},{_contract.IDEMPOTENCY_KEY_MAX_LENGTH}}}"
 """The contract's `IdempotencyKey` lengths; its characters without the space, which a header would lose at the
-ends."""
+ends. Compiled on first use (`re`'s cache), as only a caller's own `idempotency_key` is checked."""
 
 
 def check_idempotency_key(key: Any) -> str:
     """The caller's `idempotency_key`, or a `ValueError` that names the rule (spec: 1-255 printable ASCII)."""
-    if not isinstance(key, str) or not _KEY_CHARS.fullmatch(key):
+    if not isinstance(key, str) or not re.fullmatch(_KEY_CHARS, key):
         raise ValueError(
             f"idempotency_key must be {_contract.IDEMPOTENCY_KEY_MIN_LENGTH} to "
             f"{_contract.IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters without spaces, not {key!r}"

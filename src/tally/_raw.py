@@ -7,29 +7,17 @@ with the parsed result and the status, headers and request id of the (last) HTTP
 
 from __future__ import annotations
 
-import contextvars
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import httpx
 
+from tally._raw_capture import CAPTURE, Capture
 from tally._types import Page
 
 __all__ = ["CAPTURE", "Capture", "RawPage", "RawResponse"]
 
 T = TypeVar("T")
-
-
-class Capture:
-    """Holds the last response of the call being captured."""
-
-    __slots__ = ("response",)
-
-    def __init__(self) -> None:
-        self.response: httpx.Response | None = None
-
-
-CAPTURE: contextvars.ContextVar[Capture | None] = contextvars.ContextVar("tally_capture", default=None)
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,15 @@ import httpx
 
 __all__ = ["is_secret_name", "mask", "redact", "redact_body", "redact_headers", "redact_text", "redact_url"]
 
-_TOKEN = re.compile(r"tk_(?:org|ing)_[A-Za-z0-9_\-]+|\bt[ls]_[A-Za-z0-9_\-]{16,}")
+# The patterns are compiled on first use (by `re`'s own cache), not at import: `from tally import Tally` imports this
+# module and a program that never shows a secret-bearing text should not pay for them (issue 21's import target).
+_MASKED_SHAPES = r"tk_(?:org|ing)_[A-Za-z0-9_\-]+|\bt[ls]_[A-Za-z0-9_\-]{16,}"
 """Every secret-shaped string: Tally keys, login-link tokens (`tl_`) and session tokens (`ts_`) of the server."""
 _TOKEN_MARKS = ("tk_", "tl_", "ts_")
-_JSON_MEMBER = re.compile(r'"((?:[^"\\]|\\.){1,64})"(\s*:\s*)"((?:[^"\\]|\\.)*)"')
+_JSON_MEMBER = r'"((?:[^"\\]|\\.){1,64})"(\s*:\s*)"((?:[^"\\]|\\.)*)"'
 """A JSON member whose value is a string: `"name": "value"` (escapes kept)."""
-_WORDS = re.compile(r"[^a-z0-9]+")
-_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+_WORDS = r"[^a-z0-9]+"
+_CAMEL = r"([a-z0-9])([A-Z])"
 _SECRET_WORDS = frozenset(
     {
         "apikey",
@@ -59,7 +61,7 @@ _KEY_QUALIFIERS = frozenset({"api", "access", "auth", "private", "secret"})
 
 def is_secret_name(name: str) -> bool:
     """Whether a header or query parameter called `name` carries a secret."""
-    words = _WORDS.split(_CAMEL.sub(r"\1_\2", name).lower())
+    words = re.split(_WORDS, re.sub(_CAMEL, r"\1_\2", name).lower())
     if not _SECRET_WORDS.isdisjoint(words):
         return True
     if "key" not in words:
@@ -87,7 +89,7 @@ def redact(token: str | None) -> str:
 def redact_text(text: str) -> str:
     """`text` with every Tally key masked, and every login-link or session token."""
     if any(mark in text for mark in _TOKEN_MARKS):
-        return _TOKEN.sub(lambda found: mask(found.group()), text)
+        return re.sub(_MASKED_SHAPES, lambda found: mask(found.group()), text)
     return text
 
 
@@ -99,7 +101,7 @@ def _member(found: re.Match[str]) -> str:
 def redact_body(text: str) -> str:
     """A request or response body (JSON or not) as text that shows no secret: `redact_text`, and the string value of
     every JSON member whose name holds a secret (`is_secret_name`: `token`, `password`, `api_key`, ...)."""
-    return redact_text(_JSON_MEMBER.sub(_member, text) if '"' in text else text)
+    return redact_text(re.sub(_JSON_MEMBER, _member, text) if '"' in text else text)
 
 
 def _redact_value(value: str) -> str:
@@ -129,7 +131,7 @@ def redact_url(url: httpx.URL) -> str:
             name, equals, value = pair.partition("=")
             if equals:
                 decoded_name, decoded_value = httpx.QueryParams(pair).multi_items()[0]
-                if is_secret_name(decoded_name) or _TOKEN.search(decoded_value):
+                if is_secret_name(decoded_name) or re.search(_MASKED_SHAPES, decoded_value):
                     value = mask(decoded_value)
             pairs.append(f"{name}{equals}{value}")
         url = url.copy_with(query="&".join(pairs).encode())

@@ -8,6 +8,6 @@ its object.
 
 from __future__ import annotations
 
-from tally_api_types import remember, request_id
+from tally_api_types.request_ids import remember, request_id
 
 __all__ = ["remember", "request_id"]

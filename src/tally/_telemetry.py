@@ -22,7 +22,6 @@ import threading
 from collections.abc import Mapping
 
 import httpx
-import msgspec
 
 __all__ = ["TELEMETRY_ENV", "TELEMETRY_HEADER", "Telemetry", "telemetry_enabled"]
 
@@ -30,7 +29,9 @@ TELEMETRY_HEADER = "X-Tally-Client-Telemetry"
 TELEMETRY_ENV = "TALLY_TELEMETRY"
 _ON = frozenset({"1", "true", "yes", "on"})
 _OFF = frozenset({"", "0", "false", "no", "off"})
-_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_SANE_REQUEST_ID = (
+    r"[A-Za-z0-9._:-]{1,128}"  # compiled on first use (`re`'s cache): telemetry is off by default
+)
 """The request ids the reference server makes or accepts; anything else is not sent back."""
 
 
@@ -48,16 +49,14 @@ def telemetry_enabled(telemetry: bool | None, env: Mapping[str, str] | None = No
     return value in _ON
 
 
-class _Metrics(msgspec.Struct):
-    request_id: str
-    request_duration_ms: int
+def _encode(request_id: str, duration_ms: int) -> bytes:
+    """`{"last_request_metrics": {"request_id": ..., "request_duration_ms": ...}}` as msgspec writes it (imported
+    here: a client with telemetry off, the default, does not need it)."""
+    import msgspec
 
-
-class _Payload(msgspec.Struct):
-    last_request_metrics: _Metrics
-
-
-_encode = msgspec.json.Encoder().encode
+    return msgspec.json.encode(
+        {"last_request_metrics": {"request_id": request_id, "request_duration_ms": duration_ms}}
+    )
 
 
 class Telemetry:
@@ -72,13 +71,13 @@ class Telemetry:
     def record(self, response: httpx.Response) -> None:
         """Keep `response`'s request id and the client-measured time of the attempt that got it."""
         request_id = response.headers.get("x-request-id")
-        if not request_id or not _SANE_REQUEST_ID.fullmatch(request_id):
+        if not request_id or not re.fullmatch(_SANE_REQUEST_ID, request_id):
             return
         try:
             duration_ms = round(response.elapsed.total_seconds() * 1000)
         except RuntimeError:  # no `elapsed`: the response did not come through the retry transport
             return
-        value = _encode(_Payload(_Metrics(request_id, duration_ms))).decode()
+        value = _encode(request_id, duration_ms).decode()
         with self._lock:
             self._last = value
 

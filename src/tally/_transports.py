@@ -9,11 +9,14 @@ httpx's own `AsyncHTTPTransport`.
 
 from __future__ import annotations
 
-import importlib.util
+from typing import TYPE_CHECKING
 
 import httpx
 
 from tally._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["OfflineTransport", "aiohttp_available", "default_async_transport", "default_transport"]
 
@@ -35,22 +38,36 @@ class OfflineTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
 
 def aiohttp_available() -> bool:
+    import importlib.util  # here: the sync client never asks, and `from tally import Tally` stays lighter
+
     return importlib.util.find_spec("httpx_aiohttp") is not None
 
 
-def default_transport(*, proxy: str | httpx.Proxy | None, limits: httpx.Limits) -> httpx.BaseTransport:
+def _verify(plain_http: bool) -> ssl.SSLContext | bool:
+    """httpx's default TLS context (`True`), whose CA certificates a client of an `http://` server loads on its
+    first TLS connection, if it ever makes one, instead of now (`tally._tls`)."""
+    if not plain_http:
+        return True
+    from tally._tls import lazy_default_context
+
+    return lazy_default_context()
+
+
+def default_transport(
+    *, proxy: str | httpx.Proxy | None, limits: httpx.Limits, plain_http: bool = False
+) -> httpx.BaseTransport:
     from tally._deadline_backend import install_deadline_backend
 
-    transport = httpx.HTTPTransport(proxy=proxy, limits=limits)
+    transport = httpx.HTTPTransport(verify=_verify(plain_http), proxy=proxy, limits=limits)
     install_deadline_backend(transport)
     return transport
 
 
 def default_async_transport(
-    *, proxy: str | httpx.Proxy | None, limits: httpx.Limits
+    *, proxy: str | httpx.Proxy | None, limits: httpx.Limits, plain_http: bool = False
 ) -> httpx.AsyncBaseTransport:
     if aiohttp_available():
         from tally._aiohttp import aiohttp_transport
 
         return aiohttp_transport(proxy=proxy, limits=limits)
-    return httpx.AsyncHTTPTransport(proxy=proxy, limits=limits)
+    return httpx.AsyncHTTPTransport(verify=_verify(plain_http), proxy=proxy, limits=limits)

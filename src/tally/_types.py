@@ -44,6 +44,8 @@ from tally_api_types import (
     SeriesSelector,
 )
 
+from tally._not_given import NOT_GIVEN, NotGiven
+
 if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
@@ -80,26 +82,6 @@ __all__ = [
     "SeriesSelector",
     "public_type",
 ]
-
-
-class NotGiven:
-    """The type of `NOT_GIVEN`: an argument left out, unlike an explicit `None` (which clears a field)."""
-
-    _instance: NotGiven | None = None
-
-    def __new__(cls) -> NotGiven:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __repr__(self) -> str:
-        return "NOT_GIVEN"
-
-
-NOT_GIVEN = NotGiven()
 
 
 # ---- SDK-only behaviour on generated types (no schema field restated) --------------------------------------

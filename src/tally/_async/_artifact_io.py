@@ -65,7 +65,7 @@ class AsyncArtifactReader:
     async def __aenter__(self) -> AsyncArtifactReader:
         from tally_api.api.artifacts import get_artifact
 
-        from tally._base import Decoders
+        from tally._decoders import Decoders
 
         operation = get_artifact._get_kwargs(self._experiment_id, self._artifact_id)
         self.artifact = await self._core.request(operation, Decoders.artifact, self._options)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -11,61 +12,63 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, Unpack, overload
 
 import httpx
-import msgspec
 
 from tally._base import (
     USER_AGENT,
-    Decoders,
     client_repr,
     decode,
     new_idempotency_key,
     prepare,
 )
-from tally._binding import bind_result
 from tally._cache import ResponseCache
-from tally._cache_policy import cached_response, experiment_guard, frozen_experiment
 from tally._config import ClientConfig, client_config
 from tally._connection import Connection, EventHooks
 from tally._credentials import ResolvedConfig
 from tally._errors import AuthenticationError, TallyError, error_from_response, translate_transport_errors
 from tally._headers import header
 from tally._hooks import Hooks, async_after_error, async_after_success, async_before_request
-from tally._lazy import load_generated, load_run
+from tally._lazy import load, load_generated, load_run
 from tally._lifecycle import release_async_pool, unclosed_message
 from tally._logging import logger as default_logger
 from tally._logging import setup_from_env
+from tally._not_given import NOT_GIVEN, NotGiven
 from tally._options import STREAM_EXTENSION, ClientOptions, RequestOptions, Settings, TimeoutArg
 from tally._platform import platform_headers
-from tally._raw import CAPTURE, Capture, RawPage, RawResponse
+from tally._raw_capture import CAPTURE, Capture
 from tally._request_ids import remember
 from tally._response_cycle import release
 from tally._retry_policy import RetryPolicy
 from tally._run_defaults import DEFAULT_CAP_BYTES
 from tally._telemetry import TELEMETRY_HEADER, Telemetry
 from tally._transports import OfflineTransport, default_async_transport
-from tally._types import NOT_GIVEN, Health, NotGiven
 
-from ._objects import AsyncObjectDecoders
-from ._pagination import AsyncPaginator
-from ._resources import (
-    AsyncAnnotations,
-    AsyncArtifacts,
-    AsyncAuth,
-    AsyncExperiments,
-    AsyncFolders,
-    AsyncIngestionKeys,
-    AsyncMetricCatalog,
-    AsyncMetrics,
-)
 from ._transport import AsyncClientTransport, AsyncRetryTransport
 
 if TYPE_CHECKING:
+    import msgspec
+
+    from tally._raw import RawPage, RawResponse
+    from tally._types import Health
     from tally.run import CapPolicy, Durability, ResumeMode, Run, SenderKind
     from tally.run import Capture as RunCapture
 
     from ._artifact_io import AsyncUploadBody
+    from ._pagination import AsyncPaginator
+    from ._resources import (
+        AsyncAnnotations,
+        AsyncArtifacts,
+        AsyncAuth,
+        AsyncExperiments,
+        AsyncFolders,
+        AsyncIngestionKeys,
+        AsyncMetricCatalog,
+        AsyncMetrics,
+    )
 
 __all__ = ["AsyncCore", "AsyncTally", "open_pool", "pool_headers"]
+
+_RESOURCES = __name__.rpartition(".")[0] + "._resources"
+"""This client's resources module (`tally._async._resources`, or its sync twin), imported on first use."""
 
 SDK_KEY_LIFETIME_SECONDS = 24 * 3600  # how long an ingestion key the client mints works (see ingestion_token)
 
@@ -241,6 +244,8 @@ class AsyncCore:
     async def _send_cached(self, request: httpx.Request) -> httpx.Response:
         """Send a cacheable GET through the response cache: served from it when its experiment's guard holds,
         else revalidated with If-None-Match (a 304 is answered from the stored body), else fetched and stored."""
+        from tally._cache_policy import cached_response, frozen_experiment
+
         cache = self.state.cache
         url = str(request.url)
         path = request.url.path
@@ -280,6 +285,8 @@ class AsyncCore:
         response = await self._send_cached(check)
         if response.status_code != 200:
             return None
+        from tally._cache_policy import experiment_guard
+
         return experiment_guard(response.content, response.headers.get("etag"))
 
     def _build(
@@ -364,6 +371,8 @@ class AsyncCore:
             from tally_api.api.ingestion_keys import create_ingestion_key
             from tally_api.models.create_ingestion_key_request import CreateIngestionKeyRequest
 
+            from tally._decoders import Decoders
+
             created = await self.request(
                 create_ingestion_key._get_kwargs(
                     experiment_id,
@@ -416,7 +425,10 @@ def open_pool(
         inner = AsyncClientTransport(http_client)
     else:
         pool_limits = connection.limits or httpx.Limits(max_connections=100, max_keepalive_connections=100)
-        inner = transport or default_async_transport(proxy=connection.proxy, limits=pool_limits)
+        plain_http = httpx.URL(config.base_url).scheme == "http"  # its TLS context loads no CA until used
+        inner = transport or default_async_transport(
+            proxy=connection.proxy, limits=pool_limits, plain_http=plain_http
+        )
     return httpx.AsyncClient(
         base_url=config.base_url,
         transport=AsyncRetryTransport(inner, policy=settings.retry, logger=connection.logger),
@@ -519,8 +531,9 @@ class AsyncTally:
     ) -> None:
         """Build the HTTP pool for `config` and `settings` (the second half of `__init__`, and all of
         `_sibling`)."""
-        # Every method imports its generated operation on first use; loading them all now, one thread at a
-        # time, keeps several threads' first calls from racing in the import system (tally._lazy).
+        # Every method imports its generated operation (and that operation's models) on first use; the generated
+        # packages themselves are imported now, one thread at a time, so that several threads' first calls never
+        # meet a half-imported package (tally._lazy).
         load_generated()
         http = open_pool(
             config, settings, connection, offline=offline, transport=transport, http_client=http_client
@@ -563,16 +576,52 @@ class AsyncTally:
         return sibling
 
     def _init(self, state: _SharedState, settings: Settings) -> None:
-        core = AsyncCore(state, settings)
-        self._core = core
-        self.folders = AsyncFolders(core)
-        self.experiments = AsyncExperiments(core)
-        self.metrics = AsyncMetrics(core)
-        self.metric_catalog = AsyncMetricCatalog(core)
-        self.ingestion_keys = AsyncIngestionKeys(core)
-        self.annotations = AsyncAnnotations(core)
-        self.artifacts = AsyncArtifacts(core)
-        self.auth = AsyncAuth(core)
+        self._core = AsyncCore(state, settings)
+
+    # ---- the resources, made on first use: `from tally import Tally` imports none of them (nor the public types
+    # and msgspec they need), and a program pays only for those it reads (issue 21's import target) -----------
+    def _resource(self, name: str) -> Any:
+        return getattr(load(_RESOURCES), name)(self._core)
+
+    @functools.cached_property
+    def folders(self) -> AsyncFolders:
+        resource: AsyncFolders = self._resource("AsyncFolders")
+        return resource
+
+    @functools.cached_property
+    def experiments(self) -> AsyncExperiments:
+        resource: AsyncExperiments = self._resource("AsyncExperiments")
+        return resource
+
+    @functools.cached_property
+    def metrics(self) -> AsyncMetrics:
+        resource: AsyncMetrics = self._resource("AsyncMetrics")
+        return resource
+
+    @functools.cached_property
+    def metric_catalog(self) -> AsyncMetricCatalog:
+        resource: AsyncMetricCatalog = self._resource("AsyncMetricCatalog")
+        return resource
+
+    @functools.cached_property
+    def ingestion_keys(self) -> AsyncIngestionKeys:
+        resource: AsyncIngestionKeys = self._resource("AsyncIngestionKeys")
+        return resource
+
+    @functools.cached_property
+    def annotations(self) -> AsyncAnnotations:
+        resource: AsyncAnnotations = self._resource("AsyncAnnotations")
+        return resource
+
+    @functools.cached_property
+    def artifacts(self) -> AsyncArtifacts:
+        resource: AsyncArtifacts = self._resource("AsyncArtifacts")
+        return resource
+
+    @functools.cached_property
+    def auth(self) -> AsyncAuth:
+        resource: AsyncAuth = self._resource("AsyncAuth")
+        return resource
 
     @property
     def base_url(self) -> str:
@@ -650,6 +699,10 @@ class AsyncTally:
         """Wrap any method of this client so that it returns a `RawResponse` (parsed result, status, headers,
         request id): `await client.with_raw_response(client.experiments.get)(experiment_id)`. For a `list()`
         method, the call fetches the first page: `parsed` is that `Page`."""
+
+        from tally._raw import RawResponse
+
+        from ._pagination import AsyncPaginator
 
         async def call(*args: P.args, **kwargs: P.kwargs) -> RawResponse[Any]:
             capture = Capture()
@@ -791,7 +844,10 @@ class AsyncTally:
         next), or None for an answer without a body (204). Operations that take an ingestion key (`ingestMetrics`,
         `createAnnotation`) get the experiment's, minted and cached as the curated methods do. For the status and
         headers, wrap it: `await client.with_raw_response(client.request)("getExperiment", experiment_id=...)`."""
+        from tally._binding import bind_result
         from tally._operations import prepare_call
+
+        from ._objects import AsyncObjectDecoders
 
         call = prepare_call(operation, arguments, AsyncObjectDecoders.acting)
         core = self._core
@@ -811,6 +867,8 @@ class AsyncTally:
     async def health(self, **options: Unpack[RequestOptions]) -> Health:
         """Whether the service is up (no credentials needed)."""
         from tally_api.api.health import get_health
+
+        from tally._decoders import Decoders
 
         return await self._core.request(get_health._get_kwargs(), Decoders.health, options, token=None)
 

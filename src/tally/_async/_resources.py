@@ -1,6 +1,6 @@
 """The resources of `AsyncTally`: one class per tag of the spec. Requests are built by the generated client's
 operation functions (`tally_api.api.<tag>.<operation>._get_kwargs`), answers decoded by
-`tally._base.Decoders`.
+`tally._decoders.Decoders`.
 
 Generated modules are imported inside the methods, so that `import tally` stays light.
 """
@@ -18,9 +18,10 @@ from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
 import msgspec
 
-from tally._base import Decoders, new_idempotency_key, unset
+from tally._base import new_idempotency_key, unset
 from tally._binding import bind, bind_page
 from tally._chunked import JSON, ChunkedBody
+from tally._decoders import Decoders
 from tally._events import EventInput, annotation_event_id, plan_batches, prepare_events
 from tally._groups import COMPARE_MAX_SERIES, group_series
 from tally._limits import check_annotation, check_metadata

@@ -63,7 +63,7 @@ class ArtifactReader:
     def __enter__(self) -> ArtifactReader:
         from tally_api.api.artifacts import get_artifact
 
-        from tally._base import Decoders
+        from tally._decoders import Decoders
 
         operation = get_artifact._get_kwargs(self._experiment_id, self._artifact_id)
         self.artifact = self._core.request(operation, Decoders.artifact, self._options)

@@ -18,10 +18,8 @@ import time
 from datetime import timedelta
 
 import httpx
-import msgspec
 
 from tally._deadline import AttemptDeadline, attempt_end
-from tally._debug_log import describe_request, describe_response
 from tally._headers import RETRY_COUNT_HEADER, header
 from tally._logging import logger as default_logger
 from tally._options import POLICY_EXTENSION, STREAM_EXTENSION
@@ -34,20 +32,13 @@ __all__ = ["ClientTransport", "RetryTransport"]
 _RETRYABLE_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
-class _ErrorCode(msgspec.Struct):
-    code: str | None = None
-
-
-class _ErrorEnvelope(msgspec.Struct):
-    error: _ErrorCode | None = None
-
-
-_envelope = msgspec.json.Decoder(_ErrorEnvelope)
-
-
 def _error_code(content: bytes) -> str | None:
+    import msgspec
+
+    from tally._error_body import CODE_DECODER
+
     try:
-        envelope = _envelope.decode(content)
+        envelope = CODE_DECODER.decode(content)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
     return envelope.error.code if envelope.error else None
@@ -102,6 +93,9 @@ class RetryTransport(httpx.BaseTransport):
             if retries:
                 request_headers[RETRY_COUNT_HEADER] = str(retries)
             if debug_on:
+                # At DEBUG only: a client that logs less never loads it.
+                from tally._debug_log import describe_request
+
                 log.debug("%s", describe_request(request, retries + 1))
             attempt_started = time.perf_counter()
             end = attempt_end(time.monotonic(), timeout, deadline)
@@ -146,6 +140,8 @@ class RetryTransport(httpx.BaseTransport):
             # httpx sets `elapsed` when the body is closed, which was before it saw the response: set it here.
             response.elapsed = timedelta(seconds=time.perf_counter() - attempt_started)
             if debug_on:
+                from tally._debug_log import describe_response
+
                 log.debug("%s", describe_response(request, response, retries + 1))
             headers = response.headers
             if pace_key is not None:

@@ -17,7 +17,7 @@ import re
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +179,12 @@ def curated_methods(client: object, spec: dict[str, Any]) -> list[CuratedMethod]
     by_route = {(op.method, op.path): op.operation_id for op in spec_operations(spec).values()}
     client_name = type(client).__name__
     owners: list[tuple[str, object]] = [(client_name, client)]
-    for attribute, value in sorted(vars(client).items()):
+    # The resources are made on first use (`functools.cached_property` on the client's class).
+    resources = [
+        name for name, member in inspect.getmembers(type(client)) if isinstance(member, cached_property)
+    ]
+    for attribute in sorted(resources):
+        value = getattr(client, attribute)
         if not attribute.startswith("_") and type(value).__module__.endswith("._resources"):
             owners.append((f"{client_name}.{attribute}", value))
     found: list[CuratedMethod] = []

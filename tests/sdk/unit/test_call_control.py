@@ -302,7 +302,7 @@ def test_request_ids_belong_to_objects_not_to_values() -> None:
 
 
 def test_request_id_entries_die_with_their_objects() -> None:
-    from tally_api_types import _REQUEST_IDS as _TABLE
+    from tally_api_types.request_ids import _REQUEST_IDS as _TABLE
 
     gc.collect()  # objects of earlier tests that only a cycle kept alive go first, so `before` is what stays
     before = len(_TABLE)

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 import tally
+import tally._types
 from tally import AsyncTally, Tally
 from tally._async import _resources as async_resources
 from tally._options import RequestOptions, WriteOptions
@@ -156,7 +157,8 @@ def test_every_method_takes_the_options_through_one_typed_dict(cls: type[Any], n
         module = async_resources if cls is AsyncTally else sync_resources
         prefix = "Async" if cls is AsyncTally else ""
         method = getattr(getattr(module, prefix + "".join(p.title() for p in resource.split("_"))), attribute)
-    hints = typing.get_type_hints(method, include_extras=True)
+    # (`tally._types` as locals: the client imports the public types on first use, e.g. `health`'s `Health`)
+    hints = typing.get_type_hints(method, localns=vars(tally._types), include_extras=True)
     parameters = inspect.signature(method).parameters
     assert "options" in parameters
     assert parameters["options"].kind is inspect.Parameter.VAR_KEYWORD

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import tally
+from tally._lazy import RUN_OPERATIONS
 
 
 def test_every_exported_name_is_lazily_reachable() -> None:
@@ -115,3 +116,64 @@ def test_httpx_imported_before_tally_is_left_alone() -> None:
     code = "import httpx\nimport tally\nimport sys\nprint(type(sys.modules['httpx._main']).__name__, httpx.main.name)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["module", "main"]  # the real module, and its click command
+
+
+# ---- what `from tally import Tally` leaves for first use (issue 21's import target) ---------------------------------
+DEFERRED = (
+    "msgspec",
+    "tally_api_types._models",
+    "tally._types",
+    "tally._sync._resources",
+    "tally._sync._objects",
+    "tally._sync._pagination",
+    "tally._pagination",
+    "tally._cache_policy",
+    "tally._binding",
+    "tally._events",
+    "tally._groups",
+    "tally._limits",
+    "tally._raw",
+)
+"""What the sync client's import leaves alone: msgspec and the public types (first decoded answer), the resources
+and what only they need (first `client.<resource>`), pagination, the response cache's rules and raw responses."""
+
+
+def test_importing_the_client_defers_msgspec_the_types_and_the_resources() -> None:
+    loaded = _loaded_after("from tally import Tally")
+    assert "tally._sync._client" in loaded
+    assert not set(DEFERRED) & loaded
+
+
+def test_the_deferred_parts_load_on_first_use() -> None:
+    """A client made without them loads each on first use, and every public name still resolves."""
+    code = (
+        "import sys, tally\n"
+        "from tally import Tally\n"
+        "client = Tally(api_key='tk_org_' + 'x' * 32, base_url='http://127.0.0.1:9')\n"
+        "experiments = client.experiments\n"
+        "assert client.experiments is experiments and type(experiments).__name__ == 'Experiments'\n"
+        "assert 'tally._sync._resources' in sys.modules\n"
+        "assert client.with_options(max_retries=0).folders is not client.folders\n"
+        "from tally import Experiment, Paginator, RawResponse, MetricEvent\n"
+        "assert tally.Experiment is Experiment and Experiment.__module__ == 'tally._sync._objects'\n"
+        "assert {'experiments', 'metrics', 'folders'} <= set(dir(client))\n"
+        "client.close()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_client_imports_the_generated_packages_and_the_run_s_operations_only() -> None:
+    """`Tally()` imports the generated packages (so that threads' first calls never meet one half imported:
+    `tally._lazy`) and the few operations a training run sends, not every model and operation: any other call
+    imports its own."""
+    code = (
+        "from tally import Tally\nTally(api_key='tk_org_' + 'x' * 32, base_url='http://127.0.0.1:9').close()"
+    )
+    loaded = _loaded_after(code)
+    assert {"tally_api", "tally_api.models", "tally_api.api", "tally_api_types"} <= loaded
+    assert set(RUN_OPERATIONS) <= loaded
+    generated = {name for name in loaded if name.startswith(("tally_api.models.", "tally_api.api."))}
+    assert len(generated) < 30, sorted(generated)  # of 100 or so
+    assert not {"tally_api.api.folders", "tally_api.api.annotations", "tally_api.models.folder"} & generated
+    assert "tally_api_types._models" not in loaded

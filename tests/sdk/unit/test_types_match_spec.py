@@ -20,7 +20,7 @@ import yaml
 
 import tally
 import tally._types
-from tally import _errors
+from tally import _error_body as _errors  # the error envelope (`tally._errors` reads it)
 from tally._types import Page
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[3] / "openapi" / "tally.yaml").read_text())
