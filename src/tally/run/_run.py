@@ -554,7 +554,9 @@ def check_sender(sender: Any, durability: str) -> None:
     if sender not in ("thread", "process"):
         raise ValueError(f"sender must be 'thread' or 'process', not {sender!r}")
     if sender == "process" and sys.platform == "win32":
-        raise ValueError("sender='process' needs a POSIX system (Linux, macOS): use sender='thread' on Windows")
+        raise ValueError(
+            "sender='process' needs a POSIX system (Linux, macOS): use sender='thread' on Windows"
+        )
     if sender == "process" and durability == "memory":
         raise ValueError(
             "sender='process' sends the spool from another process, and durability='memory' keeps no spool: "
