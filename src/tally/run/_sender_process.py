@@ -85,7 +85,8 @@ class SenderProcess:
         self.drain = drain
         self.directory = directory
         self.last_error: str | None = None
-        self._exit_said = False
+        self._death: str | None = None  # why the child ended unasked, said once and kept
+        self._stopping = False  # (asked to stop: its end is not news)
         message = pickle.dumps(
             {
                 "client": spec,
@@ -143,14 +144,14 @@ class SenderProcess:
             drain.done_seq = state["done_seq"]
             self.last_error = state["sender_error"]
         code = self._process.poll()
-        if code is not None and not drain.finished:
-            self.last_error = (
+        if code is not None and not drain.finished and not self._stopping and self._death is None:
+            self._death = (
                 f"the run's sender process ended (exit code {code}); what it did not send stays in the spool "
                 f"{self.directory}: `tally sync` uploads it"
             )
-            if not self._exit_said:
-                self._exit_said = True
-                logger.warning("tally: %s", self.last_error)
+            logger.warning("tally: %s", self._death)
+        if self._death is not None:
+            self.last_error = self._death
 
     def wait(self, caught_up: Callable[[], bool], timeout: float | None) -> bool:
         """Wait until `caught_up()` (after a `refresh`) or `timeout` seconds; True when caught up. Polls the
@@ -174,6 +175,7 @@ class SenderProcess:
     def stop(self, timeout: float = STOP_TIMEOUT) -> bool:
         """Tell the child to stop, wait `timeout` seconds for it, then kill it (so that its lock on the spool
         is released); True if it ended by itself."""
+        self._stopping = True
         self._send(b"q")
         ended = True
         try:
