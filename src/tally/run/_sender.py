@@ -799,8 +799,10 @@ class Sender:
         self.fsync_interval = fsync_interval
         self.failures = 0
         self.last_error: str | None = None
-        self.idle = False
-        """True while the last look found nothing to send (and no error)."""
+        self.passes = 0
+        """Passes of the loop started so far."""
+        self.idle_pass = 0
+        """The last pass (by its number) that found nothing to send, and no error."""
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._progress = threading.Condition()
@@ -821,13 +823,14 @@ class Sender:
         last_sync = 0.0
 
         while not self._stop.is_set():
+            self.passes += 1
+            this_pass = self.passes
             drain = self._current()
             try:
                 worked = drain.step() if drain is not None else False
                 self.last_error = None  # the server answered: the outage, if any, is over
             except Exception as error:
                 self.failures += 1
-                self.idle = False
                 self.last_error = f"{type(error).__name__}: {error}"
                 if self._on_stored is not None:
                     self._on_stored()
@@ -852,7 +855,8 @@ class Sender:
                     self._progress.notify_all()
                 if self._on_stored is not None:
                     self._on_stored()
-            self.idle = not worked
+            if not worked:
+                self.idle_pass = this_pass
             if self.fsync_interval is not None and time.monotonic() - last_sync >= self.fsync_interval:
                 last_sync = time.monotonic()
                 self.own.store.sync()

@@ -152,23 +152,27 @@ def serve(message: dict[str, Any], port: SenderPort) -> None:
     )
     preparer.start()
     gone_at: float | None = None
+    gone_pass = 0
     grace = float(message["grace"])
     while True:
-        readable, _, _ = select.select([0], [], [], POLL_SECONDS)
-        if readable:
-            data = os.read(0, 64)
+        if gone_at is None:
+            readable, _, _ = select.select([0], [], [], POLL_SECONDS)
+            data = os.read(0, 64) if readable else b"-"
             if b"q" in data:
                 break
             if b"w" in data:
                 sender.wake()
-            if not data and gone_at is None:  # the parent is gone: send what it wrote, then leave
+            if not data:  # the parent is gone: send what it wrote, then leave
                 gone_at = time.monotonic()
+                gone_pass = sender.passes  # a pass that starts after this one sees everything it wrote
                 writer.closed = True
                 sender.wake()
+        else:
+            time.sleep(POLL_SECONDS)
         publish()
         if drain.finished:
             break
-        if gone_at is not None and (sender.idle or time.monotonic() - gone_at > grace):
+        if gone_at is not None and (sender.idle_pass > gone_pass or time.monotonic() - gone_at > grace):
             break
     stop_preparing.set()
     sender.stop()
