@@ -95,7 +95,6 @@ class SenderProcess:
                 "leftovers": [str(path) for path in leftovers],
                 "fsync_interval": fsync_interval,
                 "grace": grace,
-                "lock_fd": lock_fd,
                 "segment_start": segment_start,
                 "segment_bytes": segment_bytes,
             }
@@ -119,9 +118,9 @@ class SenderProcess:
         """(Started by the constructor: a thread sender's `start`.)"""
 
     def _send(self, byte: bytes) -> None:
-        with contextlib.suppress(
-            OSError
-        ):  # a full pipe already holds a wake-up; a dead child is seen by refresh
+        """A control byte, never waiting: a full pipe already holds a wake-up, and a dead child is seen by
+        `refresh`."""
+        with contextlib.suppress(OSError):
             os.write(self._control, byte)
 
     def wake(self) -> None:
