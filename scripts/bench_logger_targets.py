@@ -8,8 +8,9 @@ logger_targets`), or alone:
    1 ms). The loop does not wait for the server (the sender cannot keep up with 10,000,000 values; what is left
    stays in a scratch spool). Also shown: how long the loop's thread waited for a CPU in all (the kernel's
    run-queue delay, /proc/thread-self/schedstat), since on a shared machine that, not the logger, makes most
-   tails. Both senders (`sender="thread"`, the default, and `"process"`) and a floor (the same calls in an
-   offline run: the spool alone, nothing sending) run in interleaved processes.
+   tails. Both senders (`sender="thread"`, the default, and `"process"`) and two floors run in interleaved
+   processes: the same calls in an offline run (the spool alone, nothing sending), and in plain Python with no
+   tally (each call encodes the record and copies it into a buffer: the machine's and the interpreter's own tails).
 2. Memory: peak RSS growth of a fresh process while it logs 1,000,000 values (100,000 steps of 10 metrics) and
    waits until the server has them all (target <= 8 MiB); the baseline is taken once the client is made.
 3. Import: `from tally import Tally` in this venv, which holds every extra (click, rich, pygments among them),
@@ -48,9 +49,36 @@ def run_delay():
 url, key, calls, sender = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 names = [f"bench/metric_{i}" for i in range(10)]
 steps = [{name: 1.0 / (1 + step * 10 + i) for i, name in enumerate(names)} for step in range(1000)]
+class Python:
+    """The plain-Python floor: no tally, the same calls doing the work of a log() record (encode it, copy it into
+    a 512 KiB buffer), so its tails are the machine's and the interpreter's alone."""
+
+    def __init__(self):
+        import msgspec
+
+        self.encode = msgspec.msgpack.Encoder().encode
+        self.buffer = bytearray(1 << 19)
+        self.used = 0
+        self.seq = 0
+
+    def log(self, values, step):
+        self.seq += 1
+        data = self.encode((1, self.seq, step, time.time(), None, dict(values)))
+        if self.used + len(data) > len(self.buffer):
+            self.used = 0
+        self.buffer[self.used : self.used + len(data)] = data
+        self.used += len(data)
+
+    def close(self):
+        pass
+
+
 offline = sender == "offline"  # the floor: log() with nothing sending, anywhere
 with Tally(api_key=key, base_url=url, offline=offline) as client:
-    run = client.run(f"bench-stalls-{time.time_ns()}", flush_timeout=0, sender="thread" if offline else sender)
+    if sender == "python":
+        run = Python()
+    else:
+        run = client.run(f"bench-stalls-{time.time_ns()}", flush_timeout=0, sender="thread" if offline else sender)
     for step in range(2000):  # warm: the first segment, the sender's first batches
         run.log(steps[step % 1000], step=step)
     timings = [0] * calls
@@ -131,7 +159,7 @@ def stalls(url: str, api_key: str, report: Report, *, quick: bool, rounds: int) 
     calls = 100_000 if quick else 1_000_000
     _python(STALLS, url, api_key, "10000", "thread")  # untimed: writes the bytecode of what a run imports
     _python(STALLS, url, api_key, "10000", "process")
-    results: dict[str, list[dict[str, int]]] = {"thread": [], "process": [], "offline": []}
+    results: dict[str, list[dict[str, int]]] = {"thread": [], "process": [], "offline": [], "python": []}
     for _ in range(rounds):
         for sender, found in results.items():
             found.append(_python(STALLS, url, api_key, str(calls), sender))
@@ -147,9 +175,13 @@ def _report_stalls(report: Report, sender: str, results: list[dict[str, int]], c
     over = ", ".join(str(r["over_1ms"]) for r in results)
     waited = ", ".join(f"{r['waited'] / 1e6:,.0f}" for r in results)
     rounds = len(results)
-    if sender == "offline":  # the floor the two senders are read against: informational
+    floors = {
+        "offline": "an offline run (nothing sends: the spool alone)",
+        "python": "plain Python, no tally (each call encodes the record and copies it into a buffer)",
+    }
+    if sender in floors:  # the floors the two senders are read against: informational
         report(
-            f"  floor: the same {calls:,} calls in an offline run (nothing sends: the spool alone), p99.9; max",
+            f"  floor: the same {calls:,} calls in {floors[sender]}, p99.9; max",
             f"median {median_us:.2f} us; p99.9 {p999_us:,.0f} us; max {max_ms:.2f} ms (each process: {every_max} "
             f"ms; calls over 1 ms: {over}; the loop waited {waited} ms for a CPU)",
             None,
