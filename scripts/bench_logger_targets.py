@@ -50,8 +50,8 @@ url, key, calls, sender = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4
 names = [f"bench/metric_{i}" for i in range(10)]
 steps = [{name: 1.0 / (1 + step * 10 + i) for i, name in enumerate(names)} for step in range(1000)]
 class Python:
-    """The plain-Python floor: no tally, the same calls doing the work of a log() record (encode it, copy it into
-    a 512 KiB buffer), so its tails are the machine's and the interpreter's alone."""
+    # The plain-Python floor: no tally, the same calls doing the work of a log() record (encode it, copy it into
+    # a 512 KiB buffer), so its tails are the machine's and the interpreter's alone.
 
     def __init__(self):
         import msgspec
