@@ -9,8 +9,9 @@ logger_targets`), or alone:
    stays in a scratch spool). Also shown: how long the loop's thread waited for a CPU in all (the kernel's
    run-queue delay, /proc/thread-self/schedstat), since on a shared machine that, not the logger, makes most
    tails. Both senders (`sender="thread"`, the default, and `"process"`) and two floors run in interleaved
-   processes: the same calls in an offline run (the spool alone, nothing sending), and in plain Python with no
-   tally (each call encodes the record and copies it into a buffer: the machine's and the interpreter's own tails).
+   processes: the same calls in an offline run (the spool alone, nothing sending); in plain Python writing the
+   same records into segment files made ready ahead, through a memory map, a roll-over being a rename, as the
+   spool does (the file system's own tails); and in plain Python copying them into a buffer (the interpreter's).
 2. Memory: peak RSS growth of a fresh process while it logs 1,000,000 values (100,000 steps of 10 metrics) and
    waits until the server has them all (target <= 8 MiB); the baseline is taken once the client is made.
 3. Import: `from tally import Tally` in this venv, which holds every extra (click, rich, pygments among them),
@@ -73,10 +74,52 @@ class Python:
         pass
 
 
+class Files(Python):
+    # The file floor: the same records written as a durable spool must write them, into 512 KiB segment files
+    # made ready ahead (outside the timing) in the spool's directory, through a shared memory map, a roll-over
+    # being a rename; no tally. Its tails are the file system's (page cache, journal) on this machine.
+
+    def __init__(self):
+        import mmap
+        from pathlib import Path
+
+        super().__init__()
+        self.mmap = mmap.mmap
+        self.directory = Path(os.environ["TALLY_SPOOL_DIR"]) / "floor"
+        self.directory.mkdir(parents=True)
+        for number in range(1, 800):
+            fd = os.open(self.directory / f"{number}.next", os.O_RDWR | os.O_CREAT, 0o600)
+            os.posix_fallocate(fd, 0, 1 << 19)
+            os.close(fd)
+        self.segment = 0
+        self.fd = None
+        self.roll()
+
+    def roll(self):
+        self.segment += 1
+        ready, path = self.directory / f"{self.segment}.next", self.directory / f"{self.segment}.seg"
+        fd = os.open(ready, os.O_RDWR)
+        os.rename(ready, path)
+        if self.fd is not None:
+            self.buffer.close()
+            os.close(self.fd)
+        if self.segment > 3:
+            os.unlink(self.directory / f"{self.segment - 3}.seg")
+        self.fd, self.buffer, self.used = fd, self.mmap(fd, 1 << 19), 0
+
+    def log(self, values, step):
+        self.seq += 1
+        data = self.encode((1, self.seq, step, time.time(), None, dict(values)))
+        if self.used + len(data) > len(self.buffer):
+            self.roll()
+        self.buffer[self.used : self.used + len(data)] = data
+        self.used += len(data)
+
+
 offline = sender == "offline"  # the floor: log() with nothing sending, anywhere
 with Tally(api_key=key, base_url=url, offline=offline) as client:
-    if sender == "python":
-        run = Python()
+    if sender in ("python", "files"):
+        run = Python() if sender == "python" else Files()
     else:
         run = client.run(f"bench-stalls-{time.time_ns()}", flush_timeout=0, sender="thread" if offline else sender)
     for step in range(2000):  # warm: the first segment, the sender's first batches
@@ -159,7 +202,13 @@ def stalls(url: str, api_key: str, report: Report, *, quick: bool, rounds: int) 
     calls = 100_000 if quick else 1_000_000
     _python(STALLS, url, api_key, "10000", "thread")  # untimed: writes the bytecode of what a run imports
     _python(STALLS, url, api_key, "10000", "process")
-    results: dict[str, list[dict[str, int]]] = {"thread": [], "process": [], "offline": [], "python": []}
+    results: dict[str, list[dict[str, int]]] = {
+        "thread": [],
+        "process": [],
+        "offline": [],
+        "files": [],
+        "python": [],
+    }
     for _ in range(rounds):
         for sender, found in results.items():
             found.append(_python(STALLS, url, api_key, str(calls), sender))
@@ -177,6 +226,7 @@ def _report_stalls(report: Report, sender: str, results: list[dict[str, int]], c
     rounds = len(results)
     floors = {
         "offline": "an offline run (nothing sends: the spool alone)",
+        "files": "plain Python writing the same records into segment files as the spool does, no tally",
         "python": "plain Python, no tally (each call encodes the record and copies it into a buffer)",
     }
     if sender in floors:  # the floors the two senders are read against: informational
