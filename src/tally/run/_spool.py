@@ -208,8 +208,15 @@ class FileStore:
         and starting with `data`, under its spare name. Nothing on a full disk (the roll-over then makes it
         itself, with the `on_full` policy)."""
         with self._ready_lock:
-            if self._spare is not None:
+            stale = self._spare
+            if stale is not None and stale[0] == number:
                 return
+            self._spare = None
+        if stale is not None:
+            # Made for a segment the writer has since made itself. Kept, it would also stop every later spare from
+            # being made: until 2026-12-04, one late spare left every roll-over after it creating its segment on the
+            # training thread (0.65 ms median, 16 ms p99 on this machine's disk).
+            self._discard(stale)
         path = self._spare_path(number)
         path.unlink(missing_ok=True)  # a crashed process's spare (never a segment)
         try:
@@ -228,11 +235,14 @@ class FileStore:
             spare, self._spare = self._spare, None
         if spare is None:
             return False
+        self._discard(spare)
+        return True
+
+    def _discard(self, spare: tuple[int, int, mmap.mmap, int]) -> None:
         number, fd, view, _ = spare
         view.close()
         os.close(fd)
         self._spare_path(number).unlink(missing_ok=True)
-        return True
 
     def retire(self) -> None:
         """Close the segments the writer has finished: unmap them and cut them to their used length."""
@@ -256,8 +266,10 @@ class FileStore:
         does not fit: the segment being written then stays the current one."""
         path = self.path(number)
         with self._ready_lock:
-            spare = self._spare if self._spare is not None and self._spare[0] == number else None
-            self._spare = None if spare is not None else self._spare
+            spare, self._spare = self._spare, None
+        if spare is not None and spare[0] != number:
+            self._discard(spare)  # made too late, for a segment the writer has made itself meanwhile
+            spare = None
         if spare is None and self.prepared_elsewhere:
             spare = self._adopt(number, data)
         if spare is not None:  # made ahead by the helper (or a sender process): a rename, not a creation

@@ -430,3 +430,21 @@ def test_a_writer_handed_over_rolls_into_segments_made_ready_by_another_process(
         if payload[0] == 1
     ]
     assert [payload[1] for payload in payloads] == list(range(2000))
+
+
+def test_a_spare_made_too_late_does_not_stop_the_next_ones(tmp_path: Path) -> None:
+    """The helper made segment 2 ready after the writer had made it itself: that spare is thrown away, and the
+    next one is still made and used. (Until 2026-12-04 the late spare stayed, every later `prepare` returned at
+    once, and every roll-over after it created its file on the training thread.)"""
+    store = FileStore(tmp_path)
+    data = MAGIC + frame([0, {"run_key": "k"}])
+    store.create(1, data, 1 << 14)
+    store.create(2, data, 1 << 14)  # no spare ready: made here
+    store.prepare(2, data, 1 << 14)  # the helper, late
+    store.prepare(3, data, 1 << 14)
+    ready = store._spare_path(3)
+    inode = ready.stat().st_ino
+    store.create(3, data, 1 << 14)
+    assert store.path(3).stat().st_ino == inode  # the spare was used: a rename, not a creation
+    assert not store._spare_path(2).exists()
+    store.close()
