@@ -21,7 +21,14 @@ AnyClient = Tally | AsyncTally
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[list[float]]:
     """No credentials leak in from the machine; run spools go to a temporary directory; retries never wait
     (their waits are recorded)."""
-    for name in ("TALLY_API_KEY", "TALLY_BASE_URL", "TALLY_LOG", "TALLY_MODE", "TALLY_FLUSH_TIMEOUT"):
+    for name in (
+        "TALLY_API_KEY",
+        "TALLY_BASE_URL",
+        "TALLY_LOG",
+        "TALLY_MODE",
+        "TALLY_FLUSH_TIMEOUT",
+        "TALLY_SENDER",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TALLY_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("TALLY_SPOOL_DIR", str(tmp_path / "spool"))

@@ -549,6 +549,22 @@ SenderKind = Literal["thread", "process"]
 """Where a run's sender runs: a thread of the training process, or a process of its own (`_sender_process`)."""
 
 
+SENDER_ENV = "TALLY_SENDER"
+"""`client.run(sender=...)`'s default when the call does not say: "thread" (the default) or "process"."""
+
+
+def resolve_sender(sender: SenderKind | None) -> SenderKind:
+    """`sender=`, else `TALLY_SENDER`, else "thread"."""
+    if sender is not None:
+        return sender
+    configured = os.environ.get(SENDER_ENV, "").strip()
+    if not configured:
+        return "thread"
+    if configured not in ("thread", "process"):
+        raise ConfigurationError(f"{SENDER_ENV}={configured!r}: set it to 'thread' or 'process'")
+    return configured  # type: ignore[return-value]
+
+
 def check_sender(sender: Any, durability: str) -> None:
     """`client.run(sender=...)`: "thread" or "process"; a process sender reads the spool, so it needs one."""
     if sender not in ("thread", "process"):
@@ -658,13 +674,14 @@ def start_run(
     capture: bool | Capture = True,
     system_metrics_interval: float | None = None,
     group: str | None = None,
-    sender: SenderKind = "thread",
+    sender: SenderKind | None = None,
     process_spec: Callable[[], dict[str, Any]] | None = None,
 ) -> Run:
     """`client.run(...)`: see `Tally.run`. `client` is the port the client hands its run (`tally._run_ports`):
     the run sends through the caller's own client and closes only what the port made for it. With
     `sender="process"`, `process_spec()` gives the client as a sender process rebuilds it (`tally._sender_spec`)."""
     try:
+        sender = resolve_sender(sender)
         check_sender(sender, durability)
         spec = (
             process_spec()

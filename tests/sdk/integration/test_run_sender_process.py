@@ -102,3 +102,17 @@ def test_what_cannot_cross_to_another_process_is_refused_with_the_fix(live_serve
         with pytest.raises(ValueError, match="sender must be 'thread' or 'process', not 'fork'"):
             client.run(unique("refused"), sender="fork")  # type: ignore[arg-type]
         assert list(client.experiments.list(name_prefix="refused")) == []
+
+
+def test_tally_sender_sets_the_default_for_runs_that_do_not_say(
+    sync_client: Tally, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TALLY_SENDER", "process")
+    with sync_client.run(unique("env-process"), capture=False, system_metrics_interval=0) as run:
+        assert run._sender.needs_client is False  # type: ignore[union-attr]  # a process of its own
+        run.log({"loss": 1.0})
+    with sync_client.run(unique("env-thread"), sender="thread", capture=False) as run:
+        assert run._sender.needs_client is True  # type: ignore[union-attr]  # the call's own choice wins
+    monkeypatch.setenv("TALLY_SENDER", "fork")
+    with pytest.raises(ConfigurationError, match=r"TALLY_SENDER='fork': set it to 'thread' or 'process'"):
+        sync_client.run(unique("env-bad"))
