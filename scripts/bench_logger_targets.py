@@ -87,7 +87,7 @@ class Files(Python):
         self.mmap = mmap.mmap
         self.directory = Path(os.environ["TALLY_SPOOL_DIR"]) / "floor"
         self.directory.mkdir(parents=True)
-        for number in range(1, 800):
+        for number in range(1, int(sys.argv[3]) * 300 // (1 << 19) + 8):  # ~270 bytes a record
             fd = os.open(self.directory / f"{number}.next", os.O_RDWR | os.O_CREAT, 0o600)
             os.posix_fallocate(fd, 0, 1 << 19)
             os.close(fd)
@@ -202,9 +202,10 @@ FLOORS = {
     "python": "plain Python, no tally (each call encodes the record and copies it into a buffer)",
 }
 """What the senders' tails are read against."""
-LONGER = {"files": 3, "python": 3}
-"""The plain-Python floors make three times the calls, so that their loops last about as long as a tally run's:
-a tail is what happens once every so many seconds, so each loop must be exposed as long."""
+LONGER = {"python": 3}
+"""The plain-Python floor makes three times the calls, so that its loop lasts about as long as a tally run's: a
+tail is what happens once every so many seconds, so each loop must be exposed as long. (The file floor makes as
+many calls as a run: its segment files are all made ahead, and three times as many would reserve 800 MB.)"""
 
 
 def stalls(url: str, api_key: str, report: Report, *, quick: bool, rounds: int) -> None:

@@ -77,6 +77,12 @@ MIN_RESERVE = 64 << 10
 NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 """The errors of a full disk (or quota)."""
 _NOT_SUPPORTED = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS})
+LATE_BACKOFF = 1.0
+"""Seconds the helper makes no spare segment after one came too late (the writer had made its segment itself).
+A loop that fills a segment faster than the helper gets the GIL (at `make bench`'s pace, a 512 KiB segment every
+~5 ms, the interpreter's switch interval) is better off making its segments itself than having the helper fight
+it for the GIL at every roll-over (offline, 1,000,000 calls: 218-442 calls over 1 ms with a helper that always
+tried, 12-78 without one; 2026-12-04); a slower loop gets its spares made again a second later."""
 SEGMENT_SUFFIX = ".seg"
 SPARE_SUFFIX = ".next"
 """The segment made ready ahead of the roll-over: not a segment until renamed (see the module's docstring)."""
@@ -175,6 +181,7 @@ class FileStore:
         self._spare: tuple[int, int, mmap.mmap, int] | None = None  # (number, fd, map, reserved), made ahead
         self._retired: list[tuple[int, mmap.mmap, int]] = []  # (fd, map, used): full segments left to close
         self.deferred = False  # True while a helper thread prepares and retires segments (`SpoolWriter`)
+        self._prepare_after = 0.0  # (monotonic) no spare is made before then: see `LATE_BACKOFF`
         self.prepared_elsewhere = False
         """True when a sender process makes the next segments ready as `<n>.next` files (`_sender_child`):
         a roll-over then maps one (`_adopt`) instead of creating a file, and a full segment is unmapped but not
@@ -212,6 +219,10 @@ class FileStore:
             if stale is not None and stale[0] == number:
                 return
             self._spare = None
+        if time.monotonic() < self._prepare_after:
+            if stale is not None:
+                self._discard(stale)
+            return  # too late lately: see `LATE_BACKOFF`
         if stale is not None:
             # Made for a segment the writer has since made itself. Kept, it would also stop every later spare from
             # being made: until 2026-12-04, one late spare left every roll-over after it creating its segment on the
@@ -270,6 +281,7 @@ class FileStore:
         if spare is not None and spare[0] != number:
             self._discard(spare)  # made too late, for a segment the writer has made itself meanwhile
             spare = None
+            self._prepare_after = time.monotonic() + LATE_BACKOFF
         if spare is None and self.prepared_elsewhere:
             spare = self._adopt(number, data)
         if spare is not None:  # made ahead by the helper (or a sender process): a rename, not a creation

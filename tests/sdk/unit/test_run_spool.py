@@ -448,3 +448,25 @@ def test_a_spare_made_too_late_does_not_stop_the_next_ones(tmp_path: Path) -> No
     assert store.path(3).stat().st_ino == inode  # the spare was used: a rename, not a creation
     assert not store._spare_path(2).exists()
     store.close()
+
+
+def test_after_a_late_spare_the_writer_makes_its_segments_itself_for_a_while(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loop that fills segments faster than the helper gets the GIL is better off making them itself than
+    having the helper fight it at every roll-over; a second later (`LATE_BACKOFF`) the helper tries again."""
+    from tally.run import _spool
+
+    monkeypatch.setattr(_spool, "LATE_BACKOFF", 0.2)
+    store = FileStore(tmp_path)
+    data = MAGIC + frame([0, {"run_key": "k"}])
+    store.create(1, data, 1 << 14)
+    store.create(2, data, 1 << 14)
+    store.prepare(2, data, 1 << 14)  # late: the writer has made 2 itself
+    store.create(3, data, 1 << 14)  # finds the late spare: thrown away, and the helper backs off
+    store.prepare(4, data, 1 << 14)
+    assert not store._spare_path(4).exists()
+    time.sleep(0.25)
+    store.prepare(4, data, 1 << 14)
+    assert store._spare_path(4).exists()
+    store.close()
