@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from tally import ConfigurationError, Tally
@@ -92,6 +92,7 @@ def test_a_record_read_while_another_process_copies_it_is_left_for_later_not_tor
     first, second = frame([1, 1, None, 0.0, None, {"a": 1.0}]), frame([1, 2, None, 0.0, None, {"a": 2.0}])
     copied = data.draw(st.sets(st.integers(0, len(second) - 1), max_size=len(second) - 1))
     partial = bytes(byte if index in copied else 0 for index, byte in enumerate(second))
+    assume(partial != second)  # (the bytes left out may all be zeros in the record too: then it is whole)
     live = decode_records(first + partial + bytes(64), final=False, racing=True)
     assert [payload for _, payload in live.records] == [[1, 1, None, 0.0, None, {"a": 1.0}]]
     assert live.torn is None
