@@ -82,7 +82,7 @@ LATE_BACKOFF = 1.0
 A loop that fills a segment faster than the helper gets the GIL (at `make bench`'s pace, a 512 KiB segment every
 ~5 ms, the interpreter's switch interval) is better off making its segments itself than having the helper fight
 it for the GIL at every roll-over (offline, 1,000,000 calls: 218-442 calls over 1 ms with a helper that always
-tried, 12-78 without one; 2026-12-04); a slower loop gets its spares made again a second later."""
+tried, 8-18 with this pause; 2026-12-04); a slower loop gets its spares made again a second later."""
 SEGMENT_SUFFIX = ".seg"
 SPARE_SUFFIX = ".next"
 """The segment made ready ahead of the roll-over: not a segment until renamed (see the module's docstring)."""
@@ -241,13 +241,21 @@ class FileStore:
             self._spare = (number, fd, view, size)
 
     def drop_spare(self) -> bool:
-        """Give back the disk space of a segment made ahead (on a full disk, and at the end); False if none."""
+        """Give back the disk space of the segments made ahead (on a full disk, and at the end): this process's
+        spare, or those a sender process made ready; False if none."""
         with self._ready_lock:
             spare, self._spare = self._spare, None
-        if spare is None:
-            return False
-        self._discard(spare)
-        return True
+        dropped = spare is not None
+        if spare is not None:
+            self._discard(spare)
+        if self.prepared_elsewhere:
+            with contextlib.suppress(FileNotFoundError):
+                for name in os.listdir(self.directory):
+                    if name.endswith(SPARE_SUFFIX):
+                        with contextlib.suppress(FileNotFoundError):
+                            (self.directory / name).unlink()
+                            dropped = True
+        return dropped
 
     def _discard(self, spare: tuple[int, int, mmap.mmap, int]) -> None:
         number, fd, view, _ = spare

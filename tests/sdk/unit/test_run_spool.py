@@ -471,3 +471,16 @@ def test_after_a_late_spare_the_writer_makes_its_segments_itself_for_a_while(
     store.prepare(4, data, 1 << 14)
     assert store._spare_path(4).exists()
     store.close()
+
+
+def test_on_a_full_disk_the_segments_a_sender_process_made_ready_are_given_back(tmp_path: Path) -> None:
+    writer = SpoolWriter(FileStore(tmp_path), {"run_key": "k"}, cap_bytes=1 << 24, segment_bytes=1 << 14)
+    writer.hand_over()
+    store = writer.store
+    assert isinstance(store, FileStore)
+    prepare_ahead(store, writer.segment_start, writer.segment_bytes, 3)
+    assert len(list(tmp_path.glob("*.next"))) >= 3
+    assert store.drop_spare()  # what `_disk_full` does first
+    assert not list(tmp_path.glob("*.next"))
+    assert not store.drop_spare()
+    writer.close()
