@@ -1,7 +1,7 @@
 """Thread-safe lazy loading: `import tally` stays cheap, and first use from many threads at once stays safe.
 
 Tally imports what a call needs on first use. Python's import system locks each module, but a package whose
-`__init__` imports its own children (`tally.run`; the generated `tally_api.models` used to) can deadlock when two
+`__init__` imports its own children (`tally.run` and the generated `tally_api.models` used to) can deadlock when two
 threads enter it at once from different sides: one runs the package's `__init__` and waits for a child, while the
 other holds that child's lock and waits for the package. Python then raises `_DeadlockError: deadlock detected by
 _ModuleLock(...)` in one of them, or a later `KeyError: 'tally_api.models'` (issue 20, item 7). So:
@@ -11,7 +11,7 @@ _ModuleLock(...)` in one of them, or a later `KeyError: 'tally_api.models'` (iss
   before any thread can call it. No other generated package `__init__` imports its children (`tally_api.models`
   imports each model on first use, `tally_api_types` its types), so a call's first import of an operation module
   or a model (the modules it needs, no more: issue 21) never meets a package that is half imported;
-- `client.run()` loads the run's modules (the `tally.run` package whole, with the few beside it that a run needs)
+- `client.run()` loads the run's modules (the `tally.run` package's, with the few beside it that a run needs)
   the same way, on its first call (`load_run`), so `from tally import Tally` does not pay for them;
 - every other lazy import of ours (`tally.<Name>`, `client.request(...)`'s operation modules, the client's
   resources, optional extras) goes through `load`, which holds one process-wide lock, so two of them never
@@ -58,9 +58,18 @@ and update the experiment, its status, an ingestion key, the ingest): `load_gene
 packages, so that `client.run()` does not import them as it starts, and the run's memory (its spool, buffers and
 its own modules) is all that grows once the client is made (about 0.5 MiB of RSS; `make bench`'s logger memory
 target takes its baseline there). A stale entry only costs time: each call imports what it needs anyway."""
-RUN_MODULES = ("tally.run", "tally.run._idle", "tally.run._ranks", "tally._run_ports")
-"""What `client.run()` imports: the run package (its `__init__` imports its children) and its helpers
-(`tally._run_ports` imports both clients' run ports)."""
+RUN_MODULES = (
+    "tally.run._run",
+    "tally.run._capture",
+    "tally.run._port",
+    "tally.run._replay",
+    "tally.run._resume",
+    "tally.run._idle",
+    "tally.run._ranks",
+    "tally._run_ports",
+)
+"""What `client.run()` imports: the run package's modules (its `__init__` imports each name on first use) and its
+helpers (`tally._run_ports` imports both clients' run ports)."""
 
 
 def load(name: str) -> ModuleType:

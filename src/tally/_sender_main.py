@@ -11,12 +11,19 @@ import signal
 def main() -> None:
     # The training job's Ctrl-C reaches its whole process group: the parent decides when this process stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from tally._sender_spec import client_from_spec
-    from tally._sync._run_port import RunPort
-    from tally.run._sender_child import read_message, serve
+    from pathlib import Path
+
+    from tally.run._sender_wire import client_spec, read_message
+    from tally.run._spool import Preparer
 
     message = read_message()
-    serve(message, RunPort(client_from_spec(message["client"]), owned=True))
+    # Before the client's imports (`tally.run._sender_wire` says why).
+    preparer = Preparer(Path(message["directory"]), message["segment_start"], message["segment_bytes"])
+    from tally._sender_spec import client_from_spec
+    from tally._sync._run_port import RunPort
+    from tally.run._sender_child import serve
+
+    serve(message, RunPort(client_from_spec(client_spec(message)), owned=True), preparer)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import pickle
 import select
 import threading
 import time
@@ -19,22 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tally._logging import logger
-
 from ._port import SenderPort
 from ._run import _leftover
 from ._sender import Drain, Sender
-from ._sender_process import LENGTH, STATE_FILE
-from ._spool import FileStore, prepare_ahead
+from ._sender_wire import STATE_FILE
+from ._spool import FileStore, Preparer
 
 POLL_SECONDS = 0.05
 """How often the child looks at its control line and publishes its state (and so the slowest a flush learns)."""
-PREPARE_SECONDS = 0.005
-"""How often the child makes the parent's next segments ready (`prepare_ahead`): a listing of the spool."""
-AHEAD = 4
-"""Segments made ready ahead of the parent's writer: enough for about 150,000 `log()` calls of 10 metrics
-between two looks at the bench's pace (about 400,000 calls a second), 2 MiB of disk reserved at the default
-segment size."""
 
 
 class FollowerStore(FileStore):
@@ -72,25 +63,6 @@ class ParentWriter:
         self.store.delete(number)
 
 
-def read_message() -> dict[str, Any]:
-    """The parent's instructions (`SenderProcess`): the first message on stdin."""
-
-    def exactly(size: int) -> bytes:
-        data = b""
-        while len(data) < size:
-            chunk = os.read(0, size - len(data))
-            if not chunk:
-                raise SystemExit("tally: the run's sender process got no instructions (its parent is gone)")
-            data += chunk
-        return data
-
-    (size,) = LENGTH.unpack(exactly(LENGTH.size))
-    # Pickled by our own parent and read from a pipe only it holds (the client's RetryPolicy, httpx.Timeout,
-    # httpx.Limits and httpx.Proxy have no JSON form).
-    message: dict[str, Any] = pickle.loads(exactly(size))  # noqa: S301
-    return message
-
-
 def _state(drain: Drain, sender: Sender) -> bytes:
     """What the parent's `SenderProcess.refresh` reads."""
     state = {
@@ -119,7 +91,7 @@ def _publish(directory: Path, data: bytes) -> None:
     os.replace(temporary, directory / STATE_FILE)
 
 
-def serve(message: dict[str, Any], port: SenderPort) -> None:
+def serve(message: dict[str, Any], port: SenderPort, preparer: Preparer) -> None:
     """Send the spool `message` names through `port` until the run's end is stored, the parent says stop, or
     the parent is gone and what it wrote is sent (or the grace is over)."""
     directory = Path(message["directory"])
@@ -143,14 +115,6 @@ def serve(message: dict[str, Any], port: SenderPort) -> None:
     sender = Sender(drain, leftovers=leftovers, fsync_interval=message["fsync_interval"], on_stored=publish)
     publish()
     sender.start()
-    stop_preparing = threading.Event()
-    preparer = threading.Thread(
-        target=_prepare,
-        args=(store, message["segment_start"], message["segment_bytes"], stop_preparing),
-        name="tally-spool-preparer",
-        daemon=True,
-    )
-    preparer.start()
     gone_at: float | None = None
     gone_pass = 0
     grace = float(message["grace"])
@@ -174,18 +138,8 @@ def serve(message: dict[str, Any], port: SenderPort) -> None:
             break
         if gone_at is not None and (sender.idle_pass > gone_pass or time.monotonic() - gone_at > grace):
             break
-    stop_preparing.set()
+    preparer.stop()
     sender.stop()
     publish()
     drain.close()
     port.close()
-
-
-def _prepare(store: FileStore, start: bytes, reserve: int, stop: threading.Event) -> None:
-    """The child's thread that keeps the parent's next segments ready, so that no thread of the parent's does
-    (`SpoolWriter.hand_over`)."""
-    while not stop.wait(PREPARE_SECONDS):
-        try:
-            prepare_ahead(store, start, reserve, AHEAD)
-        except Exception as error:  # the parent then makes its segments itself
-            logger.debug("tally: making spool segments ready failed: %s", error)

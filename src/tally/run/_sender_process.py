@@ -29,8 +29,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pickle
-import struct
 import subprocess
 import sys
 import time
@@ -41,15 +39,13 @@ from typing import Any
 from tally._logging import logger
 
 from ._sender import Drain
+from ._sender_wire import STATE_FILE, encode_message
 
-__all__ = ["STATE_FILE", "SenderProcess", "read_state"]
+__all__ = ["SenderProcess", "read_state"]
 
-STATE_FILE = "sender.state"
-"""The child's last published state, in the spool directory (JSON, replaced whole: `os.replace`)."""
 STOP_TIMEOUT = 2.0
 """Seconds `stop()` waits for the child to end after `q` (it may be inside a request), before killing it, so that
 the spool's lock is free for `tally sync`."""
-LENGTH = struct.Struct(">I")
 
 
 def read_state(directory: Path) -> dict[str, Any] | None:
@@ -87,9 +83,8 @@ class SenderProcess:
         self.last_error: str | None = None
         self._death: str | None = None  # why the child ended unasked, said once and kept
         self._stopping = False  # (asked to stop: its end is not news)
-        message = pickle.dumps(
+        message = encode_message(
             {
-                "client": spec,
                 "directory": str(directory),
                 "experiment_id": drain.experiment_id,
                 "leftovers": [str(path) for path in leftovers],
@@ -97,7 +92,8 @@ class SenderProcess:
                 "grace": grace,
                 "segment_start": segment_start,
                 "segment_bytes": segment_bytes,
-            }
+            },
+            spec,
         )
         self._process = subprocess.Popen(
             [sys.executable, "-m", "tally._sender_main"],
@@ -107,7 +103,7 @@ class SenderProcess:
         )
         assert self._process.stdin is not None
         self._control = self._process.stdin.fileno()
-        os.write(self._control, LENGTH.pack(len(message)) + message)
+        os.write(self._control, message)
         os.set_blocking(self._control, False)
 
     @property

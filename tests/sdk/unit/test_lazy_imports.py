@@ -93,8 +93,9 @@ def test_a_training_run_does_not_import_the_command_line_libraries(tmp_path: Pat
         "        run.log({'loss': 1.0})\n"
     )
     imported = _imported(code)
-    # (`tally.run._run`: the package itself is imported by importlib, whose imports -X importtime does not list)
-    assert "tally.run._run" in imported
+    # (`tally.run._spool`: the run's modules are imported by importlib, whose imports -X importtime does not list,
+    # and they import the spool)
+    assert "tally.run._spool" in imported
     assert not {name for name in imported if name.split(".")[0] in (*CLI_LIBRARIES, "argparse")}
 
 
@@ -177,3 +178,25 @@ def test_a_client_imports_the_generated_packages_and_the_run_s_operations_only()
     assert len(generated) < 30, sorted(generated)  # of 100 or so
     assert not {"tally_api.api.folders", "tally_api.api.annotations", "tally_api.models.folder"} & generated
     assert "tally_api_types._models" not in loaded
+
+
+def test_the_run_package_names_are_each_lazily_reachable() -> None:
+    import tally.run
+
+    lazy: dict[str, str] = tally.run._LAZY  # type: ignore[attr-defined]
+    assert set(lazy) == set(tally.run.__all__)
+    for name in lazy:
+        assert getattr(tally.run, name) is getattr(importlib.import_module("tally.run" + lazy[name]), name)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        tally.run.nothing  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_a_sender_process_starts_making_segments_ready_before_it_imports_a_client() -> None:
+    """`sender="process"`: the child reads its instructions and starts its `Preparer` with these modules alone, so
+    that it is making the parent's next segments ready a tenth of a second or more before it has a client
+    (`tally.run._sender_wire` says why)."""
+    loaded = _loaded_after("import tally.run._sender_wire, tally.run._spool")
+    assert (
+        not {"httpx", "tally.run._run", "tally.run._sender", "tally.run._capture", "tally._sync._client"}
+        & loaded
+    )

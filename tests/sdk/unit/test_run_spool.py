@@ -473,6 +473,47 @@ def test_after_a_late_spare_the_writer_makes_its_segments_itself_for_a_while(
     store.close()
 
 
+def test_a_writer_handed_over_has_its_first_segments_ready_before_the_sender_process_is_up(
+    tmp_path: Path,
+) -> None:
+    """The sender process takes a tenth of a second or more to start making segments ready; meanwhile the writer
+    rolls into the ones `hand_over` made, never creating a file on the training thread."""
+    from tally.run._spool import READY_AHEAD
+
+    writer = SpoolWriter(FileStore(tmp_path), {"run_key": "k"}, cap_bytes=1 << 24, segment_bytes=1 << 14)
+    writer.hand_over()
+    store = writer.store
+    assert isinstance(store, FileStore)
+    ready = {number: store._spare_path(number).stat().st_ino for number in range(2, 2 + READY_AHEAD)}
+    record = frame([1, 0, 0, 0.0, None, {"loss": 0.5}])
+    while writer.segment < 1 + READY_AHEAD:
+        writer.append(record, 1)
+    assert {number: store.path(number).stat().st_ino for number in ready} == ready  # renamed, not created
+    writer.close()
+
+
+def test_a_preparer_keeps_a_writer_s_next_segments_ready_until_stopped(tmp_path: Path) -> None:
+    from tally.run._spool import READY_AHEAD, Preparer
+
+    writer = SpoolWriter(FileStore(tmp_path), {"run_key": "k"}, cap_bytes=1 << 24, segment_bytes=1 << 14)
+    writer.hand_over()
+    for name in tmp_path.glob("*.next"):
+        name.unlink()
+    preparer = Preparer(tmp_path, writer.segment_start, writer.segment_bytes)
+    deadline = time.monotonic() + 30  # a deadline for a thread on a busy machine, not a speed check
+    while len(list(tmp_path.glob("*.next"))) < READY_AHEAD and time.monotonic() < deadline:
+        time.sleep(0.01)
+    preparer.stop()
+    assert sorted(path.name for path in tmp_path.glob("*.next")) == [
+        f"{number:08d}.next" for number in range(2, 2 + READY_AHEAD)
+    ]
+    for path in tmp_path.glob("*.next"):
+        path.unlink()
+    time.sleep(0.05)
+    assert not list(tmp_path.glob("*.next"))  # stopped: nothing made after
+    writer.close()
+
+
 def test_on_a_full_disk_the_segments_a_sender_process_made_ready_are_given_back(tmp_path: Path) -> None:
     writer = SpoolWriter(FileStore(tmp_path), {"run_key": "k"}, cap_bytes=1 << 24, segment_bytes=1 << 14)
     writer.hand_over()
