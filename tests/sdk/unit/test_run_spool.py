@@ -433,6 +433,25 @@ def test_a_writer_handed_over_rolls_into_segments_made_ready_by_another_process(
     assert [payload[1] for payload in payloads] == list(range(2000))
 
 
+def test_a_lagging_helper_never_leaves_more_than_one_full_segment_mapped(tmp_path: Path) -> None:
+    """A helper short of the GIL or a CPU closes full segments late; meanwhile they stay resident while mapped, so
+    the writer unmaps all but the newest itself and leaves only the cutting to the helper. Every byte stays."""
+    store = FileStore(tmp_path)
+    store.deferred = True  # as under a helper thread, which here never runs
+    data = MAGIC + frame([0, {"run_key": "k"}])
+    record = frame([1, 0, 0, 0.0, None, {"loss": 0.5}])
+    for number in range(1, 6):
+        store.create(number, data, 1 << 14)
+        store.append(record)
+    mapped = [view for _, view, _ in store._retired if view is not None]
+    assert len(store._retired) == 4
+    assert len(mapped) == 1
+    store.retire()  # the helper, at last
+    store.close()
+    for number in range(1, 6):
+        assert store.path(number).read_bytes() == data + record  # cut to length, nothing lost
+
+
 def test_a_spare_made_too_late_does_not_stop_the_next_ones(tmp_path: Path) -> None:
     """The helper made segment 2 ready after the writer had made it itself: that spare is thrown away, and the
     next one is still made and used. (Until 2026-12-04 the late spare stayed, every later `prepare` returned at
