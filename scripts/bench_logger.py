@@ -7,9 +7,10 @@
 2. End to end into the reference server (its own process): 1,000,000 values logged through a run (from the first
    `log()` until `flush()` says all is stored) against `client.metrics.ingest` of the same number of values in
    pre-built 10,000-event batches, rounds interleaved; target: the run at least as many values per second. The
-   run is measured with both senders (`sender="thread"`, the default, and `"process"`, its child included).
-3. With the server down (nothing listens), logging 10,000,000 values in a fresh process: RSS growth (target
-   <= 50 MB) and spool bytes per value.
+   run is measured with both senders (`sender="thread"`, and `"process"`, the default on Linux, its child
+   included).
+3. With the server down (nothing listens), logging 10,000,000 values in a fresh process, with the default sender:
+   RSS growth (target <= 50 MB) and spool bytes per value.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def bench_logger(
     ingest_rate = values / statistics.median(ingest_seconds)
     like_rate = values / statistics.median(like_seconds)
     report(
-        f"end to end, {values:,} values: run vs ingest of 10k batches",
+        f"end to end, {values:,} values: run (sender='thread') vs ingest of 10k batches",
         f"{run_rate:,.0f} vs {ingest_rate:,.0f} values/s",
         run_rate / ingest_rate,
         ">= 1.0",
@@ -152,7 +153,7 @@ def bench_logger(
     )
     process_rate = values / statistics.median(process_seconds)
     report(
-        "  the same run with sender='process', against ingest of 10k batches",
+        "  the same run with sender='process' (the default on Linux), against ingest of 10k batches",
         f"{process_rate:,.0f} vs {ingest_rate:,.0f} values/s",
         process_rate / ingest_rate,
         ">= 1.0",

@@ -8,7 +8,7 @@ logger_targets`), or alone:
    1 ms). The loop does not wait for the server (the sender cannot keep up with 10,000,000 values; what is left
    stays in a scratch spool). Also shown: how long the loop's thread waited for a CPU in all (the kernel's
    run-queue delay, /proc/thread-self/schedstat), since on a shared machine that, not the logger, makes most
-   tails. Both senders (`sender="thread"`, the default, and `"process"`) and two floors run in interleaved
+   tails. Both senders (`sender="thread"`, and `"process"`, the default on Linux) and two floors run in interleaved
    processes: the same calls in an offline run (the spool alone, nothing sending); in plain Python writing the
    same records into segment files made ready ahead, through a memory map, a roll-over being a rename, as the
    spool does (the file system's own tails); and in plain Python copying them into a buffer (the interpreter's).
@@ -209,8 +209,8 @@ many calls as a run: its segment files are all made ahead, and three times as ma
 
 
 def stalls(url: str, api_key: str, report: Report, *, quick: bool, rounds: int) -> None:
-    """Both senders, in interleaved processes: a thread of the training process (the default) and a process of
-    its own (`sender="process"`); and the floors (`FLOORS`)."""
+    """Both senders, in interleaved processes: a thread of the training process and a process of its own
+    (`sender="process"`, the default on Linux); and the floors (`FLOORS`)."""
     calls = 100_000 if quick else 1_000_000
     _python(STALLS, url, api_key, "10000", "thread")  # untimed: writes the bytecode of what a run imports
     _python(STALLS, url, api_key, "10000", "process")

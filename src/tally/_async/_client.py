@@ -782,11 +782,13 @@ class AsyncTally:
         to an experiment of its own called `<name>-rank<k>` in that group (`experiments.list(group=...)`,
         `metrics.compare_group(group, name)`). See `tally.run._ranks`.
 
-        `sender="process"` (default: `TALLY_SENDER`, else "thread") sends from a process of its own instead of a
-        thread of this one (as wandb does): no thread of the run's then holds this process's GIL, so no `log()`
-        call waits for it. The process has a client of its own, made from this one's credentials and settings (a
-        `transport`, `http_client`, `event_hooks` or `hooks` cannot cross to it: `ConfigurationError`), and sends
-        what was logged even if this process is killed. See `tally.run._sender_process`."""
+        `sender="process"` sends from a process of its own instead of a thread of this one (as wandb does): no
+        thread of the run's then holds this process's GIL, so no `log()` call waits for it. The process has a
+        client of its own, made from this one's credentials and settings (a `transport`, `http_client`,
+        `event_hooks` or `hooks` cannot cross to it: `ConfigurationError`), and sends what was logged even if this
+        process is killed. `sender="thread"` sends from a thread of this process, through this client. The
+        default, `TALLY_SENDER` else "auto", is a process on Linux where this client can cross to one and the run
+        has a spool on disk, else a thread (`run.status().sender` says which). See `tally.run._sender_process`."""
         # Here, not at the top: a program that never starts a run does not pay for the run's modules (spool,
         # sender, capture, replay). They are loaded one thread at a time (`tally._lazy`); the imports below then
         # only read them.

@@ -8,6 +8,7 @@ client (see `SenderProcess`)."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -17,6 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from tally._logging import logger
 
 from ._port import SenderPort
 from ._run import _leftover
@@ -80,15 +83,22 @@ def _state(drain: Drain, sender: Sender) -> bytes:
     return json.dumps(state).encode()
 
 
-def _publish(directory: Path, data: bytes) -> None:
-    """Replace the state file whole, so that the parent never reads half of one."""
+def _publish(directory: Path, data: bytes) -> bool:
+    """Replace the state file whole, so that the parent never reads half of one; False when the disk refused (it
+    is full: the parent keeps the last state until the next try, since this process frees space as it stores)."""
     temporary = directory / (STATE_FILE + ".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(temporary, directory / STATE_FILE)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, "short write")
+        finally:
+            os.close(fd)
+        os.replace(temporary, directory / STATE_FILE)
+    except OSError as error:
+        logger.debug("tally: publishing the sender's state failed: %s", error)
+        return False
+    return True
 
 
 def serve(message: dict[str, Any], port: SenderPort, preparer: Preparer) -> None:
@@ -108,8 +118,7 @@ def serve(message: dict[str, Any], port: SenderPort, preparer: Preparer) -> None
     def publish() -> None:
         with published:
             data = _state(drain, sender)
-            if data != last[0]:
-                _publish(directory, data)
+            if data != last[0] and _publish(directory, data):
                 last[0] = data
 
     sender = Sender(drain, leftovers=leftovers, fsync_interval=message["fsync_interval"], on_stored=publish)

@@ -1,12 +1,14 @@
-"""A run's sender in a process of its own (`client.run(..., sender="process")`): the training process keeps
-only `log()` and the spool's helper thread, and no thread of the run's holds its GIL while it sends.
+"""A run's sender in a process of its own (`client.run(..., sender="process")`, and "auto", the default, where it
+can: `_run.auto_sender`): the training process keeps only `log()`, and no thread of the run's holds its GIL
+while it sends.
 
 Why: a sender thread shares the GIL with the training loop, which then waits up to the interpreter's switch
 interval (5 ms) each time it wants the GIL back (`make bench`, piece `logger_targets`: single `log()` calls of
 6-18 ms). wandb sends from a process of its own for the same reason. The spool is already a directory of files
 that another process can read (`tally sync` does), so the child only follows it:
 
-- The parent starts `python -m tally._sender_main` and writes it one message on its stdin: the client's
+- The parent starts `python -m tally._sender_main`, hands the spool's upkeep over (`SpoolWriter.hand_over`) only
+  once the child has started, and then writes it one message on its stdin (`_sender_wire`): the client's
   credentials and settings (never on the command line, which every user's `ps` shows),
   the spool directory, and the leftover spools to send first. The spool's lock descriptor is inherited, so the
   child holds the spool's lock as long as it runs, even after the parent dies.
@@ -20,8 +22,8 @@ that another process can read (`tally sync` does), so the child only follows it:
   stops the child; end of file means that the parent is gone, and the child sends what the parent wrote (for at
   most the run's flush timeout), then exits, leaving the rest to `tally sync`.
 
-What cannot cross to another process is refused at `client.run()` with the fix (`process_spec`): a `transport` or
-`http_client`, `event_hooks` and `hooks` are objects of the caller's process.
+What cannot cross to another process (`process_spec`: a `transport` or `http_client`, `event_hooks` and `hooks` are
+objects of the caller's process) makes "auto" send from a thread, and `sender="process"` raise with the fix.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,40 @@ def read_state(directory: Path) -> dict[str, Any] | None:
     except (FileNotFoundError, ValueError):
         return None
     return state
+
+
+PACKAGES = ("tally", "tally_api", "tally_api_types")
+"""What the child imports, from where this process imported them."""
+
+
+def _package_roots() -> list[str]:
+    roots = []
+    for name in PACKAGES:
+        module = sys.modules.get(name)
+        location = getattr(module, "__file__", None)
+        if location:
+            roots.append(str(Path(location).resolve().parent.parent))
+    return roots
+
+
+def _site_dirs() -> set[str]:
+    import site
+
+    dirs = [*site.getsitepackages(), site.getusersitepackages()]
+    return {str(Path(path).resolve()) for path in dirs}
+
+
+def child_environment(environ: Mapping[str, str], roots: list[str], site_dirs: set[str]) -> dict[str, str]:
+    """The child's environment: this process's, with `PYTHONPATH` led by the folders this process imported Tally
+    from when a fresh interpreter would not look there (a folder added to `sys.path` at run time, or a script's
+    own folder): the child imports the same Tally, or none. Site folders are left out: put first, they would come
+    before the standard library. (multiprocessing's spawn passes a child its parent's `sys.path` for the same
+    reason.)"""
+    env = dict(environ)
+    extra = [root for root in dict.fromkeys(roots) if root not in site_dirs]
+    if extra:
+        env["PYTHONPATH"] = os.pathsep.join([*extra, *filter(None, [environ.get("PYTHONPATH")])])
+    return env
 
 
 class SenderProcess:
@@ -83,7 +119,7 @@ class SenderProcess:
         self.last_error: str | None = None
         self._death: str | None = None  # why the child ended unasked, said once and kept
         self._stopping = False  # (asked to stop: its end is not news)
-        message = encode_message(
+        self._message = encode_message(
             {
                 "directory": str(directory),
                 "experiment_id": drain.experiment_id,
@@ -100,18 +136,23 @@ class SenderProcess:
             stdin=subprocess.PIPE,
             pass_fds=(lock_fd,),
             close_fds=True,
+            env=child_environment(os.environ, _package_roots(), _site_dirs()),
         )
         assert self._process.stdin is not None
         self._control = self._process.stdin.fileno()
-        os.write(self._control, message)
-        os.set_blocking(self._control, False)
 
     @property
     def pid(self) -> int:
         return self._process.pid
 
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
     def start(self) -> None:
-        """(Started by the constructor: a thread sender's `start`.)"""
+        """Give the child its instructions: until then it waits (started by the constructor, so that a run whose
+        child cannot start still has its writer's helper: `start_run`)."""
+        os.write(self._control, self._message)
+        os.set_blocking(self._control, False)
 
     def _send(self, byte: bytes) -> None:
         """A control byte, never waiting: a full pipe already holds a wake-up, and a dead child is seen by

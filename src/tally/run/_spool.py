@@ -37,7 +37,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -561,6 +561,9 @@ class SpoolWriter:
         self.closed = False
         self.released_elsewhere = False
         """True once a sender process has the segments' upkeep (`hand_over`)."""
+        self.sender_alive: Callable[[], bool] | None = None
+        """Whether the sender process is still running (`hand_over`): on a full disk, `log()` waits for it to free
+        segments only while it is."""
         self._helper: _Helper | None = None
         self._roll()
         if isinstance(store, FileStore):
@@ -613,12 +616,13 @@ class SpoolWriter:
         self._size += size
         self._segment_events += events
 
-    def hand_over(self) -> None:
+    def hand_over(self, sender_alive: Callable[[], bool] | None = None) -> None:
         """A sender process takes over the segments' upkeep (`_sender_process`): it makes the next ones ready and
         deletes those it has stored, instead of this writer's helper thread and `release`. So no thread of the
         run's is left in this process; the writer notices the deleted segments on the cap's slow paths
         (`forget_deleted`)."""
         self.released_elsewhere = True
+        self.sender_alive = sender_alive
         if self._helper is not None:
             self._helper.stop()
             self._helper = None
@@ -661,6 +665,8 @@ class SpoolWriter:
         with self._lock:
             older = len(self._sizes)
         while older:
+            if self.sender_alive is not None and not self.sender_alive():
+                return False
             time.sleep(0.01)  # the sender frees whole segments as the server stores them
             self.forget_deleted()
             with self._lock:
@@ -693,6 +699,8 @@ class SpoolWriter:
                 return
         if self.policy == "block" and not self.can_wait:
             why, fix = "nothing sends it (offline)", ", or upload what it holds with `tally sync`"
+        elif self.policy == "block" and self.sender_alive is not None and not self.sender_alive():
+            why, fix = "the run's sender process has ended", ", and upload what it holds with `tally sync`"
         else:
             why, fix = (
                 "it holds no older segment to " + ("drop" if self.policy == "drop_oldest" else "free"),
@@ -795,10 +803,20 @@ def prepare_ahead(store: FileStore, start: bytes, reserve: int, ahead: int) -> N
         if name.endswith(SPARE_SUFFIX) and digits.isdigit() and int(digits) <= newest:
             with contextlib.suppress(FileNotFoundError):
                 (store.directory / name).unlink()
+    size = _pages(max(reserve, len(start) + 1))
     for number in range(newest + 1, newest + 1 + ahead):
         path = store._spare_path(number)
         if path.exists():
             continue
+        try:
+            free = os.statvfs(store.directory)
+        except OSError:
+            return
+        if size > free.f_bavail * free.f_frsize // 2:
+            # As the writer's own segments do (`FileStore._open_segment`): at most half of the free space, so that
+            # on a small disk the writer, the progress and the state files keep room. (Until 2026-12-04 a sender
+            # process filled a full disk with ready segments, then died writing its state file.)
+            return
         temporary = path.with_name(path.name + ".tmp")
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -806,7 +824,7 @@ def prepare_ahead(store: FileStore, start: bytes, reserve: int, ahead: int) -> N
             return
         try:
             os.write(fd, start)
-            _allocate(fd, _pages(max(reserve, len(start) + 1)))
+            _allocate(fd, size)
         except OSError as error:
             os.close(fd)
             temporary.unlink(missing_ok=True)

@@ -1,5 +1,6 @@
-"""A training process SIGKILLed while its sender uploads an artifact, then `tally sync`: the artifact is stored
-exactly once, the server shows no half file at any point, and the metrics logged before it were stored first."""
+"""A training process SIGKILLed while its sender uploads an artifact. With a thread sender, the upload is cut and
+`tally sync` uploads it; with a sender process, that process finishes it. Either way the artifact is stored exactly
+once, the server shows no half file at any point, and the metrics logged before it were stored first."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tally.run import spool_status, sync_spools
 from ..conftest import unique
 from .conftest import KEY, ServerProcess
 from .test_run_faults import client_for
+from .test_run_sender_process_faults import wait_until_free
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +28,9 @@ SCRIPT = Path(__file__).with_name("artifact_script.py")
 SIZE = 96 * 1024 * 1024  # large enough that the upload is caught in flight, small enough for a few seconds
 
 
-def test_training_process_sigkilled_mid_upload_then_tally_sync(server: ServerProcess, tmp_path: Path) -> None:
+def start_and_kill_mid_upload(server: ServerProcess, tmp_path: Path, sender: str) -> tuple[str, str, Path]:
+    """Start the training process, SIGKILL it once its upload has begun arriving; the experiment's id, the
+    artifact's sha256 and the server's content directory."""
     server.start()
     contents = Path(str(server.db) + ".artifacts")
     checkpoint = tmp_path / "big.pt"
@@ -42,7 +46,7 @@ def test_training_process_sigkilled_mid_upload_then_tally_sync(server: ServerPro
     env["TALLY_CONFIG_DIR"] = str(tmp_path / "config")
     with (tmp_path / "training.log").open("wb") as log:
         training = subprocess.Popen(
-            [sys.executable, str(SCRIPT), str(marker), str(checkpoint), unique("killed-upload")],
+            [sys.executable, str(SCRIPT), str(marker), str(checkpoint), unique("killed-upload"), sender],
             env=env,
             stdout=log,
             stderr=log,
@@ -57,7 +61,11 @@ def test_training_process_sigkilled_mid_upload_then_tally_sync(server: ServerPro
     training.wait(30)
     experiment_id = marker.read_text().splitlines()[0]
     assert experiment_id.startswith("exp_")
+    return experiment_id, sha256, contents
 
+
+def test_training_process_sigkilled_mid_upload_then_tally_sync(server: ServerProcess, tmp_path: Path) -> None:
+    experiment_id, sha256, contents = start_and_kill_mid_upload(server, tmp_path, "thread")
     with client_for(server.url) as client:
         assert list(client.artifacts.list(experiment_id)) == []  # cut mid-upload: nothing stored
         # Logged before the artifact, so sent before it: all stored by the time its upload began.
@@ -80,3 +88,25 @@ def test_training_process_sigkilled_mid_upload_then_tally_sync(server: ServerPro
         assert sync_spools(RunPort(client, owned=False), tmp_path / "spool") == []
         assert len(list(client.artifacts.list(experiment_id))) == 1
     assert spool_status(tmp_path / "spool") == []
+
+
+def test_training_process_sigkilled_mid_upload_its_sender_process_finishes_it(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    experiment_id, sha256, contents = start_and_kill_mid_upload(server, tmp_path, "process")
+    with client_for(server.url) as client:
+        deadline = time.monotonic() + 60
+        while not list(client.artifacts.list(experiment_id)):
+            assert time.monotonic() < deadline, "the sender process did not finish the upload"
+            stored = list(contents.glob("sha256/*/*"))
+            assert all(path.stat().st_size == SIZE for path in stored)  # never a half file under its name
+            time.sleep(0.05)
+        [artifact] = list(client.artifacts.list(experiment_id))
+        assert (artifact.name, artifact.size_bytes, artifact.sha256) == ("checkpoints/big.pt", SIZE, sha256)
+        assert len(list(client.metrics.list(experiment_id, name="loss"))) == 20
+        wait_until_free(tmp_path / "spool")  # the sender process sent the rest and ended
+        # What is left for `tally sync` (the run's end, which its killed process never wrote) stores nothing twice.
+        sync_spools(RunPort(client, owned=False), tmp_path / "spool")
+        [stored] = list(contents.glob("sha256/*/*"))
+        assert stored.name == sha256
+        assert len(list(client.artifacts.list(experiment_id))) == 1

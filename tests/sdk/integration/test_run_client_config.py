@@ -155,10 +155,11 @@ async def test_an_async_clients_run_keeps_its_logger_and_event_hooks(
 def test_a_run_whose_client_is_closed_keeps_its_events_for_tally_sync(
     live_server: RunningServer, tmp_path: Path
 ) -> None:
-    """The run sends through the caller's client, so closing that client first stops the sending: `flush()` says
-    so at once, `close()` does not wait for what cannot be sent, and `tally sync` uploads the rest."""
+    """A thread sender sends through the caller's client, so closing that client first stops the sending: `flush()`
+    says so at once, `close()` does not wait for what cannot be sent, and `tally sync` uploads the rest. (A sender
+    process has a client of its own: the next test.)"""
     client = Tally(api_key=live_server.api_key, base_url=live_server.url)
-    run = client.run(unique("closed-first"))
+    run = client.run(unique("closed-first"), sender="thread")
     for step in range(50):
         run.log({"loss": float(step)}, step=step)
     client.close()
@@ -170,6 +171,19 @@ def test_a_run_whose_client_is_closed_keeps_its_events_for_tally_sync(
         sync_spools(RunPort(again, owned=False), tmp_path / "spool")
         assert sum(1 for _ in again.metrics.list(run.id, page_size=1000)) == 50
         assert again.experiments.get(run.id).status == "completed"
+
+
+def test_a_run_with_a_sender_process_sends_on_after_its_client_is_closed(live_server: RunningServer) -> None:
+    client = Tally(api_key=live_server.api_key, base_url=live_server.url)
+    run = client.run(unique("closed-first-process"), sender="process")
+    for step in range(50):
+        run.log({"loss": float(step)}, step=step)
+    client.close()
+    run.flush(timeout=60)  # no ClientClosedError: the sender process's client is its own
+    status = run.close()
+    assert (status.stored, status.pending) == (50, 0)
+    with Tally(api_key=live_server.api_key, base_url=live_server.url) as again:
+        assert sum(1 for _ in again.metrics.list(status.experiment_id or "", page_size=1000)) == 50
 
 
 async def test_an_async_clients_own_transport_stays_with_its_loop_and_the_log_says_so(

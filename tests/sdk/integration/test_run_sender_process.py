@@ -6,6 +6,7 @@ the run's in the training process."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections import Counter
 from pathlib import Path
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from tally import AsyncTally, ConfigurationError, Tally
+from tally.run import spool_root
 
 from ..conftest import unique
 
@@ -99,7 +101,7 @@ def test_what_cannot_cross_to_another_process_is_refused_with_the_fix(live_serve
             client.run(unique("refused"), sender="process")
         with pytest.raises(ValueError, match="durability='memory' keeps no spool"):
             client.run(unique("refused"), sender="process", durability="memory")
-        with pytest.raises(ValueError, match="sender must be 'thread' or 'process', not 'fork'"):
+        with pytest.raises(ValueError, match="sender must be 'auto', 'thread' or 'process', not 'fork'"):
             client.run(unique("refused"), sender="fork")  # type: ignore[arg-type]
         assert list(client.experiments.list(name_prefix="refused")) == []
 
@@ -114,5 +116,65 @@ def test_tally_sender_sets_the_default_for_runs_that_do_not_say(
     with sync_client.run(unique("env-thread"), sender="thread", capture=False) as run:
         assert run._sender.needs_client is True  # type: ignore[union-attr]  # the call's own choice wins
     monkeypatch.setenv("TALLY_SENDER", "fork")
-    with pytest.raises(ConfigurationError, match=r"TALLY_SENDER='fork': set it to 'thread' or 'process'"):
+    with pytest.raises(
+        ConfigurationError, match=r"TALLY_SENDER='fork': set it to 'auto', 'thread' or 'process'"
+    ):
         sync_client.run(unique("env-bad"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="'auto' picks a process on Linux only")
+def test_by_default_a_run_sends_from_a_process_where_one_can_send_as_its_client(
+    live_server: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sender="auto"` (the default): a process of its own for a plain client; a thread, not an error, for a client
+    whose transport or hooks cannot cross to another process, and for a run without a spool on disk."""
+    monkeypatch.delenv("TALLY_SENDER", raising=False)
+    url, key = live_server.url, live_server.api_key  # type: ignore[attr-defined]
+    quiet = {"capture": False, "system_metrics_interval": 0}
+    with Tally(api_key=key, base_url=url) as client:
+        with client.run(unique("auto-plain"), **quiet) as run:  # type: ignore[arg-type]
+            run.log({"loss": 1.0}, step=0)
+            assert run.status().sender == "process"
+        assert run.status().stored == 1
+        with client.run(unique("auto-memory"), durability="memory", **quiet) as run:  # type: ignore[arg-type]
+            assert run.status().sender == "thread"
+        with client.run(unique("auto-said"), sender="auto", **quiet) as run:  # type: ignore[arg-type]
+            assert run.status().sender == "process"
+    seen: list[str] = []
+    hooks = {"request": [lambda request: seen.append(request.url.path)]}
+    with Tally(api_key=key, base_url=url, event_hooks=hooks) as client:
+        with client.run(unique("auto-hooks"), **quiet) as run:  # type: ignore[arg-type]
+            run.log({"loss": 1.0}, step=0)
+            assert run.status().sender == "thread"
+        assert run.status().stored == 1
+        assert any(path.endswith("/metrics") for path in seen)  # sent through this client, its hooks called
+    with (
+        Tally(api_key=key, base_url=url, offline=True) as client,
+        client.run(unique("auto-offline"), **quiet) as run,
+    ):  # type: ignore[arg-type]
+        assert run.status().sender is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="'auto' picks a process on Linux only")
+def test_a_sender_process_that_cannot_start_leaves_auto_with_a_thread(
+    sync_client: Tally, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A system that refuses another process (a container's process limit, say): "auto" sends from a thread and
+    says so; an explicit `sender="process"` raises the system's error."""
+    import subprocess
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    quiet = {"capture": False, "system_metrics_interval": 0}
+    with caplog.at_level("WARNING", logger="tally"):
+        with sync_client.run(unique("auto-refused"), **quiet) as run:  # type: ignore[arg-type]
+            run.log({"loss": 1.0}, step=0)
+            assert run.status().sender == "thread"
+        assert run.status().stored == 1
+    assert "did not start (" in caplog.text
+    spools = set(spool_root().iterdir())
+    with pytest.raises(BlockingIOError):
+        sync_client.run(unique("process-refused"), sender="process", **quiet)  # type: ignore[arg-type]
+    assert set(spool_root().iterdir()) == spools  # its spool, empty, went with it

@@ -544,3 +544,47 @@ def test_on_a_full_disk_the_segments_a_sender_process_made_ready_are_given_back(
     assert not list(tmp_path.glob("*.next"))
     assert not store.drop_spare()
     writer.close()
+
+
+def test_segments_are_made_ready_only_while_they_take_at_most_half_the_free_space(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a small disk a sender process must not fill it with ready segments: the writer, the progress and the state
+    files keep room (until 2026-12-04 it filled a full disk, then died writing its state file)."""
+    from tally.run import _spool
+
+    writer = SpoolWriter(FileStore(tmp_path), {"run_key": "k"}, cap_bytes=1 << 24, segment_bytes=1 << 19)
+    store = writer.store
+    assert isinstance(store, FileStore)
+    real = os.statvfs
+
+    class Almost:  # 1 MiB free: one 512 KiB segment is at most half, and the next would not be
+        f_frsize = 4096
+
+        def __init__(self) -> None:
+            used = sum(path.stat().st_blocks * 512 for path in tmp_path.glob("*.next"))
+            self.f_bavail = ((1 << 20) - used) // 4096
+
+    monkeypatch.setattr(_spool.os, "statvfs", lambda path: Almost() if Path(path) == tmp_path else real(path))
+    prepare_ahead(store, writer.segment_start, writer.segment_bytes, 8)
+    assert [path.name for path in tmp_path.glob("*.next")] == ["00000002.next"]
+    writer.close()
+
+
+def test_on_a_full_disk_log_stops_waiting_for_a_sender_process_that_has_ended(tmp_path: Path) -> None:
+    import errno
+
+    from tally.run import SpoolFullError
+
+    writer = SpoolWriter(FileStore(tmp_path), {"run_key": "k"}, cap_bytes=1 << 24, segment_bytes=1 << 14)
+    writer.hand_over(lambda: False)
+    record = frame([1, 0, 0, 0.0, None, {"loss": 0.5}])
+    while writer.segment < 3:  # finished segments the sender would free
+        writer.append(record, 1)
+    full = OSError(errno.ENOSPC, "No space left on device")
+    assert (
+        writer.store.drop_spare()
+    )  # what a full disk gives back first (the segments `hand_over` made ready)
+    with pytest.raises(SpoolFullError, match=r"the run's sender process has ended.*tally sync"):
+        writer._disk_full(full)  # (what a roll-over or a write does on a full disk)
+    writer.close()
