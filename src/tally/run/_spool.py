@@ -25,6 +25,14 @@ on ext4) and closing the full one (`munmap`, `ftruncate`: about 0.5 ms) are done
 (`_Helper`), so a roll-over on the training thread is a `rename` and a swap. The next segment waits under a name
 that is not a segment's (`<number>.next`), because a reader takes the existence of a later segment to mean that
 the current one gets no more writes; a crash leaves at most that file, which holds only the header and is ignored.
+
+With a sender process (`_sender_process`), that process makes the next segments ready, and the training process
+writes into one under its ready name, with no rename at all (a rename is a journalled change of the directory:
+1-8 ms now and then while another process commits on the same file system). A `<number>.next` that holds a record
+is then a segment: every reader (`FileStore.segments`: the sender process, `tally sync`, the status) renames those
+it finds started, in order. They always follow the newest segment, since a writer that makes a segment itself
+first names those it wrote (`FileStore.create`), and a full disk gives back only ready files after the one being
+written (`drop_spare`).
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ from typing import Any, Literal, Protocol
 from tally._logging import logger
 from tally._run_defaults import DEFAULT_CAP_BYTES
 
-from ._format import MAGIC, decode_records, frame, last_progress, run_header
+from ._format import HEADER, MAGIC, decode_records, frame, last_progress, run_header
 
 try:  # pragma: no cover - platform dependent
     import fcntl
@@ -185,8 +193,11 @@ class FileStore:
         self._prepare_after = 0.0  # (monotonic) no spare is made before then: see `LATE_BACKOFF`
         self.prepared_elsewhere = False
         """True when a sender process makes the next segments ready as `<n>.next` files (`_sender_child`):
-        a roll-over then maps one (`_adopt`) instead of creating a file, and a full segment is unmapped but not
-        cut to its length (that process deletes it once stored; the rest of a segment reads as zeros)."""
+        a roll-over then maps one (`_adopt`) instead of creating a file, and writes into it under that name (see
+        `segments`); a full segment is unmapped but not cut to its length (that process deletes it once stored;
+        the rest of a segment reads as zeros)."""
+        # The segment being written: (number, still under its ready name); None in a store that only reads.
+        self._current: tuple[int, bool] | None = None
 
     def path(self, number: int) -> Path:
         return self.directory / f"{number:08d}{SEGMENT_SUFFIX}"
@@ -250,9 +261,12 @@ class FileStore:
         if spare is not None:
             self._discard(spare)
         if self.prepared_elsewhere:
+            written = self._current[0] if self._current is not None else 0
             with contextlib.suppress(FileNotFoundError):
                 for name in os.listdir(self.directory):
-                    if name.endswith(SPARE_SUFFIX):
+                    digits = name[: -len(SPARE_SUFFIX)]
+                    # Only those after the one being written: the ones before it hold records (`create`).
+                    if name.endswith(SPARE_SUFFIX) and digits.isdigit() and int(digits) > written:
                         with contextlib.suppress(FileNotFoundError):
                             (self.directory / name).unlink()
                             dropped = True
@@ -274,11 +288,32 @@ class FileStore:
             _close_segment(fd, view, used)
 
     def segments(self) -> list[int]:
+        """The segments, oldest first. A writer in another process writes into a segment made ready for it while it
+        still has its ready name (`create`): those it has started, which always follow the newest segment, are
+        renamed here, in order, by whoever lists first."""
         try:
             names = os.listdir(self.directory)
         except FileNotFoundError:
             return []
-        return sorted(int(n[: -len(SEGMENT_SUFFIX)]) for n in names if n.endswith(SEGMENT_SUFFIX))
+        numbers = sorted(int(n[: -len(SEGMENT_SUFFIX)]) for n in names if n.endswith(SEGMENT_SUFFIX))
+        if self._current is not None and not self.prepared_elsewhere:
+            return numbers  # this process's writer renames its segments before it writes them (`create`)
+        ready = sorted(
+            int(digits)
+            for n in names
+            if n.endswith(SPARE_SUFFIX) and (digits := n[: -len(SPARE_SUFFIX)]).isdigit()
+        )
+        # After the newest segment; or, when the sender has deleted them all, the oldest ready one.
+        following = numbers[-1] + 1 if numbers else (ready[0] if ready else 1)
+        while following in ready and _started(self._spare_path(following)):
+            try:
+                os.rename(self._spare_path(following), self.path(following))
+            except FileNotFoundError:
+                if not self.path(following).exists():  # (renamed by another lister: the same segment)
+                    break
+            numbers.append(following)
+            following += 1
+        return numbers
 
     def create(self, number: int, data: bytes, reserve: int) -> int:
         """Start segment `number` with `data`, reserving `reserve` bytes of disk for it (less when the disk is
@@ -292,8 +327,20 @@ class FileStore:
             spare = None
             self._prepare_after = time.monotonic() + LATE_BACKOFF
         if spare is None and self.prepared_elsewhere:
-            spare = self._adopt(number, data)
-        if spare is not None:  # made ahead by the helper (or a sender process): a rename, not a creation
+            adopted = self._adopt(number, data)
+            if adopted is not None:
+                # Written under its ready name: the sender process renames it once it sees it started
+                # (`segments`). A rename is a journalled change of the directory, which took 1-8 ms now and then
+                # on the training thread while another process committed on the same file system (2026-12-04).
+                _, fd, view, size = adopted
+                self._swap(fd, view, len(data))
+                self._current = (number, True)
+                return size
+            # Made here: every segment before it must have its segment name first, since those written under
+            # their ready name always follow the newest one (`segments`).
+            self.segments()
+            self._name_current()
+        if spare is not None:  # made ahead by the helper: a rename, not a creation
             _, fd, view, size = spare
             try:
                 os.rename(self._spare_path(number), path)
@@ -304,11 +351,21 @@ class FileStore:
                 spare = None
             else:
                 self._swap(fd, view, len(data))
+                self._current = (number, False)
                 return size
         fd, view, size = self._open_segment(path, data, reserve)
         self._swap(fd, view, 0)
+        self._current = (number, False)
         self.append(data)
         return size
+
+    def _name_current(self) -> None:
+        """Give the segment being written, if it still has its ready name, its segment name."""
+        if self._current is not None and self._current[1]:
+            number = self._current[0]
+            with contextlib.suppress(FileNotFoundError):  # (renamed by the sender process already)
+                os.rename(self._spare_path(number), self.path(number))
+            self._current = (number, False)
 
     def _adopt(self, number: int, data: bytes) -> tuple[int, int, mmap.mmap, int] | None:
         """Segment `number` as a sender process made it ready (`<n>.next`, starting with `data`), mapped; None
@@ -384,8 +441,11 @@ class FileStore:
             os.close(fd)
 
     def delete(self, number: int) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        try:
             self.path(number).unlink()
+        except FileNotFoundError:  # written, but not renamed yet (`segments`)
+            with contextlib.suppress(FileNotFoundError):
+                self._spare_path(number).unlink()
 
     def sync(self) -> None:
         view = self._map
@@ -400,6 +460,25 @@ class FileStore:
             _close_segment(self._fd, self._map, self._used)
         self._map = None
         self._fd = None
+
+
+def _started(path: Path) -> bool:
+    """Whether a writer has begun to write a record into the segment at `path` (made ready under that name): the
+    bytes after its start (the magic and the run's header) are not all zeros. Read while the writer may be copying
+    the record: a "no" is only "not yet", since bytes become non-zero only when written."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        head = os.pread(fd, len(MAGIC) + HEADER.size, 0)
+        if len(head) < len(MAGIC) + HEADER.size:
+            return False
+        (length, _) = HEADER.unpack_from(head, len(MAGIC))
+        first = os.pread(fd, HEADER.size, len(MAGIC) + HEADER.size + length)
+    finally:
+        os.close(fd)
+    return any(first)
 
 
 def _close_segment(fd: int, view: mmap.mmap | None, used: int) -> None:

@@ -419,15 +419,19 @@ def test_a_writer_handed_over_rolls_into_segments_made_ready_by_another_process(
         inode = ready.stat().st_ino if ready.exists() else None
         before = writer.segment
         writer.append(record, 1)
-        if writer.segment != before:
-            adopted += inode is not None and store.path(writer.segment).stat().st_ino == inode
+        if writer.segment != before:  # written under its ready name: no rename on the training thread
+            adopted += inode is not None and ready.stat().st_ino == inode
     assert writer.segment > 3
     assert adopted == writer.segment - 1  # every roll-over took the file made ready for it
     writer.close()
+    reader = FileStore(tmp_path)  # (as the sender process, or `tally sync`, lists them: renamed, in order)
+    numbers = reader.segments()
+    assert numbers == list(range(1, writer.segment + 1))
+    assert not [path for path in tmp_path.glob("*.next") if int(path.stem) <= writer.segment]
     payloads = [
         payload
-        for number in store.segments()
-        for _, payload in decode_records(store.path(number).read_bytes()[len(MAGIC) :]).records
+        for number in numbers
+        for _, payload in decode_records(reader.path(number).read_bytes()[len(MAGIC) :]).records
         if payload[0] == 1
     ]
     assert [payload[1] for payload in payloads] == list(range(2000))
@@ -507,7 +511,8 @@ def test_a_writer_handed_over_has_its_first_segments_ready_before_the_sender_pro
     record = frame([1, 0, 0, 0.0, None, {"loss": 0.5}])
     while writer.segment < 1 + READY_AHEAD:
         writer.append(record, 1)
-    assert {number: store.path(number).stat().st_ino for number in ready} == ready  # renamed, not created
+    FileStore(tmp_path).segments()  # (a reader renames those written)
+    assert {number: store.path(number).stat().st_ino for number in ready} == ready  # used, not created
     writer.close()
 
 
@@ -587,4 +592,56 @@ def test_on_a_full_disk_log_stops_waiting_for_a_sender_process_that_has_ended(tm
     )  # what a full disk gives back first (the segments `hand_over` made ready)
     with pytest.raises(SpoolFullError, match=r"the run's sender process has ended.*tally sync"):
         writer._disk_full(full)  # (what a roll-over or a write does on a full disk)
+    writer.close()
+
+
+def test_segments_written_under_their_ready_name_are_never_skipped_nor_given_back(tmp_path: Path) -> None:
+    """`sender="process"`: the writer writes into a segment made ready for it without renaming it (a rename on
+    the training thread had 1-8 ms tails). Every reader takes those it has started as segments, in order; the
+    writer's own fallback (no segment ready) names them first; a full disk gives back only the unwritten ones."""
+    writer = SpoolWriter(FileStore(tmp_path), {"run_key": "k"}, cap_bytes=1 << 24, segment_bytes=1 << 14)
+    writer.hand_over()  # segments 2..9 made ready
+    store = writer.store
+    assert isinstance(store, FileStore)
+    records = [frame([1, seq, seq, 0.0, None, {"m": float(seq)}]) for seq in range(4000)]
+    seq = 0
+    while writer.segment < 3:  # 2 and 3 written under their ready names
+        writer.append(records[seq], 1)
+        seq += 1
+    assert store._spare_path(2).exists() and store._spare_path(3).exists()  # noqa: PT018
+    assert store._spare_path(2).read_bytes()[len(writer.segment_start) :].strip(b"\0") != b""
+    # A full disk gives back the ready segments after the one written, never one written.
+    assert store.drop_spare()
+    assert sorted(path.name for path in tmp_path.glob("*.next")) == ["00000002.next", "00000003.next"]
+    # Nothing ready now: the writer makes segment 4 itself, once 2 and 3 have their names.
+    while writer.segment < 4:
+        writer.append(records[seq], 1)
+        seq += 1
+    assert not list(tmp_path.glob("*.next"))
+    assert store.segments() == [1, 2, 3, 4]
+    writer.close()
+    reader = FileStore(tmp_path)
+    logged = [
+        payload[1]
+        for number in reader.segments()
+        for _, payload in decode_records(reader.path(number).read_bytes()[len(MAGIC) :]).records
+        if payload[0] == 1
+    ]
+    assert logged == list(range(seq))
+
+
+def test_a_reader_takes_a_started_ready_segment_as_one_even_when_the_rest_are_deleted(tmp_path: Path) -> None:
+    writer = SpoolWriter(FileStore(tmp_path), {"run_key": "k"}, cap_bytes=1 << 24, segment_bytes=1 << 14)
+    writer.hand_over()
+    record = frame([1, 1, 1, 0.0, None, {"m": 1.0}])
+    while writer.segment < 2:
+        writer.append(record, 1)
+    writer.append(record, 1)
+    store = writer.store
+    assert isinstance(store, FileStore)
+    store.path(1).unlink()  # stored and deleted by the sender process
+    reader = FileStore(tmp_path)
+    assert reader.segments() == [2]  # the written one; 3.. are ready, not started
+    assert reader.path(2).exists()
+    assert reader._spare_path(3).exists()
     writer.close()
