@@ -12,6 +12,8 @@ logger_targets`), or alone:
    processes: the same calls in an offline run (the spool alone, nothing sending); in plain Python writing the
    same records into segment files made ready ahead, through a memory map, a roll-over being a rename, as the
    spool does (the file system's own tails); and in plain Python copying them into a buffer (the interpreter's).
+   On Linux, the process sender once more with the server at SCHED_IDLE (`server_yielding`): the server then
+   takes no CPU the loop wants, as on a training machine whose server is elsewhere.
 2. Memory: peak RSS growth of a fresh process while it logs 1,000,000 values (100,000 steps of 10 metrics) and
    waits until the server has them all (target <= 8 MiB); the baseline is taken once the client is made.
 3. Import: `from tally import Tally` in this venv, which holds every extra (click, rich, pygments among them),
@@ -22,12 +24,14 @@ logger_targets`), or alone:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -208,9 +212,40 @@ tail is what happens once every so many seconds, so each loop must be exposed as
 many calls as a run: its segment files are all made ahead, and three times as many would reserve 800 MB.)"""
 
 
+@contextlib.contextmanager
+def server_yielding() -> Iterator[None]:
+    """The reference server (a child of this process) at SCHED_IDLE while the block runs (Linux): it then runs
+    only on a CPU nothing else wants, as if it were on another machine, so that what a run's `log()` calls wait
+    for is the SDK's and the machine's, not the server's. (Threads the server starts meanwhile inherit it.)"""
+    import psutil
+
+    threads = [
+        int(thread)
+        for child in psutil.Process().children(recursive=True)
+        if "tally_server" in " ".join(child.cmdline())
+        for thread in os.listdir(f"/proc/{child.pid}/task")
+    ]
+    for thread in threads:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+    try:
+        yield
+    finally:
+        for child in psutil.Process().children(recursive=True):
+            if "tally_server" in " ".join(child.cmdline()):
+                for thread in os.listdir(f"/proc/{child.pid}/task"):
+                    with contextlib.suppress(OSError):
+                        os.sched_setscheduler(int(thread), os.SCHED_OTHER, os.sched_param(0))
+
+
+YIELDING = "process, server yielding"
+"""`sender="process"` with the server at SCHED_IDLE (`server_yielding`): reported beside the target's rows."""
+
+
 def stalls(url: str, api_key: str, report: Report, *, quick: bool, rounds: int) -> None:
     """Both senders, in interleaved processes: a thread of the training process and a process of its own
-    (`sender="process"`, the default on Linux); and the floors (`FLOORS`)."""
+    (`sender="process"`, the default on Linux); the same process sender with the server yielding its CPU to
+    everything else (`server_yielding`, on Linux); and the floors (`FLOORS`)."""
     calls = 100_000 if quick else 1_000_000
     _python(STALLS, url, api_key, "10000", "thread")  # untimed: writes the bytecode of what a run imports
     _python(STALLS, url, api_key, "10000", "process")
@@ -221,8 +256,14 @@ def stalls(url: str, api_key: str, report: Report, *, quick: bool, rounds: int) 
         "files": [],
         "python": [],
     }
+    if sys.platform.startswith("linux"):
+        results[YIELDING] = []
     for _ in range(rounds):
         for sender, found in results.items():
+            if sender == YIELDING:
+                with server_yielding():
+                    found.append(_python(STALLS, url, api_key, str(calls), "process"))
+                continue
             found.append(_python(STALLS, url, api_key, str(calls * LONGER.get(sender, 1)), sender))
     for sender, found in results.items():
         _report_stalls(report, sender, found, calls * LONGER.get(sender, 1))
@@ -237,6 +278,17 @@ def _report_stalls(report: Report, sender: str, results: list[dict[str, int]], c
     waited = ", ".join(f"{r['waited'] / 1e6:,.0f}" for r in results)
     rounds = len(results)
     loop = ", ".join(f"{r['total'] / 1e9:.1f}" for r in results)
+    if sender == YIELDING:  # what the SDK leaves when the server does not compete for the CPU: informational
+        report(
+            f"  sender='process' with the server at SCHED_IDLE (as if on another machine), {calls:,} calls: "
+            "p99.9; max",
+            f"p99.9 {p999_us:,.0f} us; max {max_ms:.2f} ms (each process: {every_max} ms; calls over 1 ms: {over}; "
+            f"the loop took {loop} s and waited {waited} ms for a CPU)",
+            None,
+            "reported",
+            True,
+        )
+        return
     if sender in FLOORS:  # the floors the two senders are read against: informational
         report(
             f"  floor: {calls:,} calls in {FLOORS[sender]}, p99.9; max",
