@@ -578,9 +578,9 @@ def resolve_sender(sender: SenderKind | None) -> SenderKind:
 def auto_sender(durability: str) -> Literal["thread", "process"]:
     """What "auto" picks before looking at the client (`start_run` then looks): a process on Linux, where it is
     tested, for a run with a spool on disk, when this interpreter can be started again (`sys.executable`); else a
-    thread. A process because a sender thread shares the training process's GIL: with one, 215-275 `log()` calls
-    in 1,000,000 took over 1 ms (up to 12-20 ms), against 58-158 with a process, and the training process grew by
-    7.5-9.7 MiB logging 1,000,000 values, against 3.0-3.2 (`make bench`, 2026-12-04)."""
+    thread. A process because a sender thread shares the training process's GIL: with one, 215-435 `log()` calls
+    in 1,000,000 took over 1 ms (up to 12-20 ms), against 34-178 with a process, and the training process grew by
+    7.4-9.7 MiB logging 1,000,000 values, against 3.0-3.2 (`make bench`, 2026-12-04)."""
     if sys.platform.startswith("linux") and durability != "memory" and sys.executable:
         return "process"
     return "thread"
