@@ -16,8 +16,9 @@ that another process can read (`tally sync` does), so the child only follows it:
   writes (`_sender_child.FollowerStore`), and publishes what it has stored in `<spool>/sender.state`, which the
   parent reads when asked (`status()`, `flush()`, `close()`). It also does the spool's upkeep: it deletes the
   segments it has stored and makes the next ones ready (`_spool.prepare_ahead`), so the writer's helper thread
-  stops (`SpoolWriter.hand_over`) and a roll-over in the parent maps a file and renames it. No thread of the
-  run's is left in the parent but those of the capture and the system metrics sampler, if on.
+  stops (`SpoolWriter.hand_over`) and a roll-over in the parent maps a file and renames nothing
+  (`FileStore.segments`). No thread of the run's is left in the parent but those of the capture and the system
+  metrics sampler, if on.
 - Afterwards, the parent's stdin pipe is the control line: a byte `w` cuts a retry's wait short (a flush), `q`
   stops the child; end of file means that the parent is gone, and the child sends what the parent wrote (for at
   most the run's flush timeout), then exits, leaving the rest to `tally sync`.
