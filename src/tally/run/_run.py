@@ -577,13 +577,20 @@ def resolve_sender(sender: SenderKind | None) -> SenderKind:
 
 def auto_sender(durability: str) -> Literal["thread", "process"]:
     """What "auto" picks before looking at the client (`start_run` then looks): a process on Linux, where it is
-    tested, for a run with a spool on disk, when this interpreter can be started again (`sys.executable`); else a
-    thread. A process because a sender thread shares the training process's GIL: with one, 215-435 `log()` calls
+    tested, for a run with a spool on disk, when this interpreter can be started again (`_restartable_interpreter`);
+    else a thread. A process because a sender thread shares the training process's GIL: with one, 215-435 `log()` calls
     in 1,000,000 took over 1 ms (up to 12-20 ms), against 34-178 with a process, and the training process grew by
     7.4-9.7 MiB logging 1,000,000 values, against 3.0-3.2 (`make bench`, 2026-12-04)."""
-    if sys.platform.startswith("linux") and durability != "memory" and sys.executable:
+    if sys.platform.startswith("linux") and durability != "memory" and _restartable_interpreter():
         return "process"
     return "thread"
+
+
+def _restartable_interpreter() -> bool:
+    """Whether `sys.executable` is a Python that `-m tally._sender_main` can start: not empty, and not the program
+    of an application that embeds Python (uWSGI, Blender and the like set it to their own binary)."""
+    name = os.path.basename(sys.executable or "").lower()
+    return name.startswith(("python", "pypy"))
 
 
 def check_sender(sender: Any, durability: str) -> None:

@@ -67,6 +67,11 @@ def test_the_cap_frees_what_the_sender_process_stored(sync_client: Tally) -> Non
         run.flush(timeout=60)
         status = run.status()
         assert (status.stored, status.dropped) == (30_000, 0)
+    # About 50 roll-overs into segments written under their ready names, renamed by the sender process as it
+    # read them: each value stored once, none skipped.
+    counts = Counter((p.name, p.step) for p in sync_client.metrics.list(run.id or "", page_size=1000))
+    assert len(counts) == 30_000
+    assert set(counts.values()) == {1}
 
 
 def test_closing_the_callers_client_does_not_stop_a_process_sender(
@@ -153,6 +158,19 @@ def test_by_default_a_run_sends_from_a_process_where_one_can_send_as_its_client(
         client.run(unique("auto-offline"), **quiet) as run,
     ):  # type: ignore[arg-type]
         assert run.status().sender is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="'auto' picks a process on Linux only")
+def test_auto_sends_from_a_thread_where_python_is_embedded_in_another_program(
+    sync_client: Tally, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uWSGI, Blender and the like set `sys.executable` to their own program, which `-m tally._sender_main` would
+    start: "auto" takes a thread there."""
+    monkeypatch.setattr(sys, "executable", "/usr/bin/uwsgi")
+    with sync_client.run(unique("embedded"), capture=False, system_metrics_interval=0) as run:
+        run.log({"loss": 1.0}, step=0)
+        assert run.status().sender == "thread"
+    assert run.status().stored == 1
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="'auto' picks a process on Linux only")
