@@ -32,7 +32,7 @@ writes into one under its ready name, with no rename at all (a rename is a journ
 is then a segment: every reader (`FileStore.segments`: the sender process, `tally sync`, the status) renames those
 it finds started, in order. They always follow the newest segment, since a writer that makes a segment itself
 first names those it wrote (`FileStore.create`), and a full disk gives back only ready files after the one being
-written (`drop_spare`).
+written (`drop_spare`). A name is given by a hard link, never a rename over a segment (`_name_segment` says why).
 """
 
 from __future__ import annotations
@@ -303,14 +303,13 @@ class FileStore:
             for n in names
             if n.endswith(SPARE_SUFFIX) and (digits := n[: -len(SPARE_SUFFIX)]).isdigit()
         )
-        # After the newest segment; or, when the sender has deleted them all, the oldest ready one.
-        following = numbers[-1] + 1 if numbers else (ready[0] if ready else 1)
+        # After the newest segment; or, when the sender has deleted them all, the oldest ready one written.
+        following = (
+            numbers[-1] + 1 if numbers else next((n for n in ready if _started(self._spare_path(n))), 0)
+        )
         while following in ready and _started(self._spare_path(following)):
-            try:
-                os.rename(self._spare_path(following), self.path(following))
-            except FileNotFoundError:
-                if not self.path(following).exists():  # (renamed by another lister: the same segment)
-                    break
+            if not _name_segment(self._spare_path(following), self.path(following)):
+                break
             numbers.append(following)
             following += 1
         return numbers
@@ -363,8 +362,7 @@ class FileStore:
         """Give the segment being written, if it still has its ready name, its segment name."""
         if self._current is not None and self._current[1]:
             number = self._current[0]
-            with contextlib.suppress(FileNotFoundError):  # (renamed by the sender process already)
-                os.rename(self._spare_path(number), self.path(number))
+            _name_segment(self._spare_path(number), self.path(number))
             self._current = (number, False)
 
     def _adopt(self, number: int, data: bytes) -> tuple[int, int, mmap.mmap, int] | None:
@@ -460,6 +458,38 @@ class FileStore:
             _close_segment(self._fd, self._map, self._used)
         self._map = None
         self._fd = None
+
+
+def _name_segment(ready: Path, segment: Path) -> bool:
+    """Give a segment written under its ready name (`ready`) its segment name, unless a segment has that name
+    already; True when `segment` exists afterwards. Never a rename over it: once a lister has renamed a segment, a
+    sender process may make a ready file again under that number (its listing was older), which a rename would
+    put in place of the segment's records (found by `test_run_spool`, 2026-12-04). So a hard link, which fails
+    when the name is taken, then the ready name removed; a plain rename, after a look, where the file system has
+    no hard links."""
+    try:
+        os.link(ready, segment)
+    except FileExistsError:
+        return True
+    except FileNotFoundError:
+        return segment.exists()
+    except OSError as error:
+        if error.errno not in _NO_LINKS:
+            raise
+        if segment.exists():
+            return True
+        try:
+            os.rename(ready, segment)
+        except FileNotFoundError:
+            return segment.exists()
+        return True
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(ready)
+    return True
+
+
+_NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV})
+"""The errors of a file system that keeps no second name for a file."""
 
 
 def _started(path: Path) -> bool:
@@ -912,6 +942,8 @@ def prepare_ahead(store: FileStore, start: bytes, reserve: int, ahead: int) -> N
             return
         os.close(fd)
         os.replace(temporary, path)
+        if store.path(number).exists():  # written and renamed since this listing: not one to make ready
+            path.unlink(missing_ok=True)
 
 
 # ---- the lock: one owner per spool ------------------------------------------------------------------------------
