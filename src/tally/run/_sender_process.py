@@ -77,7 +77,12 @@ def _package_roots() -> list[str]:
 def _site_dirs() -> set[str]:
     import site
 
-    dirs = [*site.getsitepackages(), site.getusersitepackages()]
+    dirs: list[str] = []
+    # (Both are missing from the `site` module of some virtualenvs of old.)
+    for lister in (getattr(site, "getsitepackages", None), getattr(site, "getusersitepackages", None)):
+        if lister is not None:
+            found = lister()
+            dirs.extend([found] if isinstance(found, str) else found)
     return {str(Path(path).resolve()) for path in dirs}
 
 
