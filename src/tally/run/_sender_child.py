@@ -8,6 +8,7 @@ client (see `SenderProcess`)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
@@ -114,12 +115,19 @@ def serve(message: dict[str, Any], port: SenderPort, preparer: Preparer) -> None
     ]
     published = threading.Lock()
     last: list[bytes] = [b""]
+    news: int | None = message.get("news_fd")
+    if news is not None:
+        os.set_blocking(news, False)
 
     def publish() -> None:
         with published:
             data = _state(drain, sender)
             if data != last[0] and _publish(directory, data):
                 last[0] = data
+                if news is not None:
+                    # A byte for the parent's `wait`; a full pipe already holds one, a gone parent reads none.
+                    with contextlib.suppress(OSError):
+                        os.write(news, b"s")
 
     sender = Sender(drain, leftovers=leftovers, fsync_interval=message["fsync_interval"], on_stored=publish)
     publish()

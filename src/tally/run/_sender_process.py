@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -125,6 +126,10 @@ class SenderProcess:
         self.last_error: str | None = None
         self._death: str | None = None  # why the child ended unasked, said once and kept
         self._stopping = False  # (asked to stop: its end is not news)
+        # The child writes a byte here each time it publishes its state, so that `wait` learns at once instead of
+        # at its next look (it looked every 2 ms at first, backing off to 50 ms: 15-32 ms of every `close()`).
+        self._news, news = os.pipe()
+        os.set_blocking(self._news, False)
         self._message = encode_message(
             {
                 "directory": str(directory),
@@ -134,16 +139,23 @@ class SenderProcess:
                 "grace": grace,
                 "segment_start": segment_start,
                 "segment_bytes": segment_bytes,
+                "news_fd": news,
             },
             spec,
         )
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "tally._sender_main"],
-            stdin=subprocess.PIPE,
-            pass_fds=(lock_fd,),
-            close_fds=True,
-            env=child_environment(os.environ, _package_roots(), _site_dirs()),
-        )
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "tally._sender_main"],
+                stdin=subprocess.PIPE,
+                pass_fds=(lock_fd, news),
+                close_fds=True,
+                env=child_environment(os.environ, _package_roots(), _site_dirs()),
+            )
+        except BaseException:
+            os.close(self._news)
+            raise
+        finally:
+            os.close(news)  # (the child's end)
         assert self._process.stdin is not None
         self._control = self._process.stdin.fileno()
 
@@ -211,8 +223,22 @@ class SenderProcess:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return False
-            time.sleep(pause if remaining is None else min(pause, remaining))
+            self._await_news(pause if remaining is None else min(pause, remaining))
             pause = min(pause * 2, 0.05)
+
+    def _await_news(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for the child to publish its state (a byte on the news pipe)."""
+        if self._news < 0:
+            time.sleep(timeout)
+            return
+        readable, _, _ = select.select([self._news], [], [], timeout)
+        if readable:
+            try:
+                if not os.read(self._news, 4096):  # the child has ended: no more news
+                    os.close(self._news)
+                    self._news = -1
+            except BlockingIOError:
+                pass
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> bool:
         """Tell the child to stop, wait `timeout` seconds for it, then kill it (so that its lock on the spool
@@ -229,5 +255,8 @@ class SenderProcess:
         if self._process.stdin is not None:
             with contextlib.suppress(OSError):
                 self._process.stdin.close()
+        if self._news >= 0:
+            os.close(self._news)
+            self._news = -1
         self.refresh()
         return ended

@@ -196,3 +196,18 @@ def test_a_sender_process_that_cannot_start_leaves_auto_with_a_thread(
     with pytest.raises(BlockingIOError):
         sync_client.run(unique("process-refused"), sender="process", **quiet)  # type: ignore[arg-type]
     assert set(spool_root().iterdir()) == spools  # its spool, empty, went with it
+
+
+def test_the_sender_process_tells_the_training_process_when_it_has_published(sync_client: Tally) -> None:
+    """`flush()` and `close()` learn of the child's progress from a byte on a pipe, not by looking at its state
+    file now and then."""
+    import select
+
+    with sync_client.run(unique("news"), sender="process", capture=False, system_metrics_interval=0) as run:
+        run.log({"loss": 1.0}, step=0)
+        news = run._sender._news  # type: ignore[union-attr]
+        readable, _, _ = select.select([news], [], [], 60)  # (a deadline, not a speed check)
+        assert readable, "the sender process published nothing in a minute"
+        assert os.read(news, 4096)
+        run.flush(timeout=60)
+    assert run.status().stored == 1
