@@ -208,8 +208,9 @@ class SenderProcess:
             self.last_error = self._death
 
     def wait(self, caught_up: Callable[[], bool], timeout: float | None) -> bool:
-        """Wait until `caught_up()` (after a `refresh`) or `timeout` seconds; True when caught up. Polls the
-        state file: every 2 ms at first, backing off to 50 ms."""
+        """Wait until `caught_up()` (after a `refresh`) or `timeout` seconds; True when caught up. Looks again
+        each time the child says it has published (`_await_news`), and at least every 2 ms at first, backing off
+        to 50 ms."""
         deadline = None if timeout is None else time.monotonic() + timeout
         self.wake()
         pause = 0.002
