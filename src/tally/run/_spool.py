@@ -263,12 +263,11 @@ class FileStore:
         if self.prepared_elsewhere:
             written = self._current[0] if self._current is not None else 0
             with contextlib.suppress(FileNotFoundError):
-                for name in os.listdir(self.directory):
-                    digits = name[: -len(SPARE_SUFFIX)]
-                    # Only those after the one being written: the ones before it hold records (`create`).
-                    if name.endswith(SPARE_SUFFIX) and digits.isdigit() and int(digits) > written:
+                # Only those after the one being written: the ones before it hold records (`create`).
+                for number in _numbered(os.listdir(self.directory), SPARE_SUFFIX):
+                    if number > written:
                         with contextlib.suppress(FileNotFoundError):
-                            (self.directory / name).unlink()
+                            self._spare_path(number).unlink()
                             dropped = True
         return dropped
 
@@ -295,14 +294,10 @@ class FileStore:
             names = os.listdir(self.directory)
         except FileNotFoundError:
             return []
-        numbers = sorted(int(n[: -len(SEGMENT_SUFFIX)]) for n in names if n.endswith(SEGMENT_SUFFIX))
+        numbers = _numbered(names, SEGMENT_SUFFIX)
         if self._current is not None and not self.prepared_elsewhere:
             return numbers  # this process's writer renames its segments before it writes them (`create`)
-        ready = sorted(
-            int(digits)
-            for n in names
-            if n.endswith(SPARE_SUFFIX) and (digits := n[: -len(SPARE_SUFFIX)]).isdigit()
-        )
+        ready = _numbered(names, SPARE_SUFFIX)
         # After the newest segment; or, when the sender has deleted them all, the oldest ready one written.
         following = (
             numbers[-1] + 1 if numbers else next((n for n in ready if _started(self._spare_path(n))), 0)
@@ -458,6 +453,13 @@ class FileStore:
             _close_segment(self._fd, self._map, self._used)
         self._map = None
         self._fd = None
+
+
+def _numbered(names: list[str], suffix: str) -> list[int]:
+    """The numbers of the files in `names` called `<number><suffix>` (segments, or ready ones), in order."""
+    return sorted(
+        int(digits) for name in names if name.endswith(suffix) and (digits := name[: -len(suffix)]).isdigit()
+    )
 
 
 def _name_segment(ready: Path, segment: Path) -> bool:
@@ -907,11 +909,10 @@ def prepare_ahead(store: FileStore, start: bytes, reserve: int, ahead: int) -> N
         names = os.listdir(store.directory)
     except FileNotFoundError:
         return
-    for name in names:
-        digits = name[: -len(SPARE_SUFFIX)]
-        if name.endswith(SPARE_SUFFIX) and digits.isdigit() and int(digits) <= newest:
+    for number in _numbered(names, SPARE_SUFFIX):
+        if number <= newest:
             with contextlib.suppress(FileNotFoundError):
-                (store.directory / name).unlink()
+                store._spare_path(number).unlink()
     size = _pages(max(reserve, len(start) + 1))
     for number in range(newest + 1, newest + 1 + ahead):
         path = store._spare_path(number)
