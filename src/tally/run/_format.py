@@ -50,8 +50,11 @@ Segment payloads (what the training process logged), in log order; ``seq`` count
 Progress payloads (what the sender knows is stored on the server)::
 
     [10, experiment_id]                      the experiment exists (created under a stable Idempotency-Key)
-    [11, segment, offset, stored, rejected]  every record of the segments before `segment`, and of `segment`
-                                             before byte `offset`, is stored; running totals of events
+    [11, segment, offset, stored, rejected, done_seq, duplicates]
+                                             every record of the segments before `segment`, and of `segment`
+                                             before byte `offset`, is stored; running totals of events; the
+                                             `seq` of the last record done, and the events the server already
+                                             had (the last two are absent from progress files of older SDKs)
     [12]                                     the end record was sent: nothing of this run is pending
 
 The last valid progress record wins; a torn progress tail costs at most a replay of one batch, which the server
@@ -191,13 +194,16 @@ def decode_records(
 
 def last_progress(data: bytes) -> dict[str, Any]:
     """The state a progress file records: `experiment_id`, `segment`, `offset`, `stored`, `rejected`,
-    `finished`; the last valid record of each kind wins, a torn tail is ignored (it costs one batch's replay)."""
+    `done_seq`, `duplicates`, `finished`; the last valid record of each kind wins, a torn tail is ignored (it
+    costs one batch's replay)."""
     state: dict[str, Any] = {
         "experiment_id": None,
         "segment": 1,
         "offset": len(MAGIC),
         "stored": 0,
         "rejected": 0,
+        "done_seq": 0,
+        "duplicates": 0,
         "finished": False,
     }
     if not data.startswith(MAGIC):
@@ -208,6 +214,7 @@ def last_progress(data: bytes) -> dict[str, Any]:
             state["experiment_id"] = payload[1]
         elif kind == KIND_PROGRESS:
             state["segment"], state["offset"], state["stored"], state["rejected"] = payload[1:5]
+            state["done_seq"], state["duplicates"] = [*payload[5:7], 0, 0][:2]  # (older SDKs: absent)
         elif kind == KIND_FINISHED:
             state["finished"] = True
     return state

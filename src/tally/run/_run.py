@@ -840,7 +840,7 @@ def start_run(
                 else:
                     # Only now, and before the child has its instructions (`start`): it then makes the segments
                     # ready, and the writer's helper must have stopped making them.
-                    writer.hand_over(background.alive)
+                    writer.hand_over(background.revive)
                     drain.progress.close()  # the child records the progress from now on
                     background.start()
             if background is None:

@@ -297,8 +297,10 @@ class Drain:
         self.stored: int = state["stored"]
         self.rejected: int = state["rejected"]
         self.finished: bool = state["finished"]
-        self.duplicates = 0
-        self.done_seq = 0
+        self.duplicates: int = state["duplicates"]
+        self.done_seq: int = state[
+            "done_seq"
+        ]  # (kept, so that a sender process started again knows: `flush`)
         self.torn: list[tuple[int, TornTail]] = []
         self.last_error: str | None = None
         self.reasons: list[tuple[int, str]] = []  # (rejected before it, the reason): the first MAX_REASONS
@@ -392,7 +394,9 @@ class Drain:
                 else:
                     self.store.delete(number)
         self.segment, self.offset = segment, offset
-        self.progress.append([KIND_PROGRESS, segment, offset, self.stored, self.rejected])
+        self.progress.append(
+            [KIND_PROGRESS, segment, offset, self.stored, self.rejected, self.done_seq, self.duplicates]
+        )
 
     def opened_as(self, experiment_id: str) -> None:
         """The experiment is settled (created or resumed, at the run's start or here): recorded once."""

@@ -22,6 +22,10 @@ that another process can read (`tally sync` does), so the child only follows it:
 - Afterwards, the parent's stdin pipe is the control line: a byte `w` cuts a retry's wait short (a flush), `q`
   stops the child; end of file means that the parent is gone, and the child sends what the parent wrote (for at
   most the run's flush timeout), then exits, leaving the rest to `tally sync`.
+- A child that ends unasked (killed by the out-of-memory killer, or by a person) is started again, up to
+  `RESTARTS` times a run (`revive`): the next one goes on from the spool's progress file, where the last one
+  recorded what is stored, and the server stores each event once even when a batch is sent twice. The run
+  notices at its next roll-over that finds no segment ready, or its next `status()`, `flush()` or `close()`.
 
 What cannot cross to another process (`process_spec`: a `transport` or `http_client`, `event_hooks` and `hooks` are
 objects of the caller's process) makes "auto" send from a thread, and `sender="process"` raise with the fix.
@@ -35,6 +39,7 @@ import os
 import select
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -42,10 +47,14 @@ from typing import Any
 
 from tally._logging import logger
 
-from ._sender import Drain
+from ._sender import MAX_REASONS, Drain
 from ._sender_wire import STATE_FILE, encode_message
 
 __all__ = ["SenderProcess", "read_state"]
+
+RESTARTS = 3
+"""How many times a run starts its sender process again after it ended unasked (`SenderProcess.revive`). A child
+that cannot run at all (it dies at its start each time) then leaves the rest to `tally sync`, said once."""
 
 STOP_TIMEOUT = 2.0
 """Seconds `stop()` waits for the child to end after `q` (it may be inside a request), before killing it, so that
@@ -124,35 +133,52 @@ class SenderProcess:
         self.drain = drain
         self.directory = directory
         self.last_error: str | None = None
+        self.restarts = 0
+        """How many times the child was started again (`revive`)."""
         self._death: str | None = None  # why the child ended unasked, said once and kept
         self._stopping = False  # (asked to stop: its end is not news)
+        # (The training thread and the sampler's both append, and so roll over: `revive`.)
+        self._reviving = threading.Lock()
+        # What children that died had said of their refusals (`_read_state`).
+        self._earlier_reasons: list[tuple[int, str]] = []
+        self._spec = spec
+        self._lock_fd = lock_fd
+        self._leftovers = leftovers
+        self._settings = {
+            "directory": str(directory),
+            "fsync_interval": fsync_interval,
+            "grace": grace,
+            "segment_start": segment_start,
+            "segment_bytes": segment_bytes,
+        }
+        self._spawn()
+
+    def _spawn(self) -> None:
+        """Start a child, which waits for its instructions (`start`)."""
         # The child writes a byte here each time it publishes its state, so that `wait` learns at once instead of
         # at its next look (it looked every 2 ms at first, backing off to 50 ms: 15-32 ms of every `close()`).
         self._news, news = os.pipe()
         os.set_blocking(self._news, False)
         self._message = encode_message(
             {
-                "directory": str(directory),
-                "experiment_id": drain.experiment_id,
-                "leftovers": [str(path) for path in leftovers],
-                "fsync_interval": fsync_interval,
-                "grace": grace,
-                "segment_start": segment_start,
-                "segment_bytes": segment_bytes,
+                **self._settings,
+                "experiment_id": self.drain.experiment_id,
+                "leftovers": [str(path) for path in self._leftovers if path.exists()],
                 "news_fd": news,
             },
-            spec,
+            self._spec,
         )
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "tally._sender_main"],
                 stdin=subprocess.PIPE,
-                pass_fds=(lock_fd, news),
+                pass_fds=(self._lock_fd, news),
                 close_fds=True,
                 env=child_environment(os.environ, _package_roots(), _site_dirs()),
             )
         except BaseException:
             os.close(self._news)
+            self._news = -1
             raise
         finally:
             os.close(news)  # (the child's end)
@@ -165,6 +191,42 @@ class SenderProcess:
 
     def alive(self) -> bool:
         return self._process.poll() is None
+
+    def revive(self) -> bool:
+        """True while a child runs. One that ended unasked before the run's end is started again first, at most
+        `RESTARTS` times a run: what it had not stored is still in the spool, and the next child goes on from the
+        spool's progress file. (Given to the writer, which asks at a roll-over that finds no segment ready, and on
+        a full disk: `SpoolWriter.hand_over`.)"""
+        if self._process.poll() is None:
+            return True
+        with self._reviving:
+            code = self._process.poll()
+            if code is None:
+                return True  # (started again by another thread meanwhile)
+            if self._stopping or self.drain.finished or self.restarts >= RESTARTS:
+                return False
+            self._read_state()  # the last it published: its refusals' reasons are kept
+            if self.drain.finished:
+                return False
+            self._earlier_reasons = list(self.drain.reasons)
+            # (Read again before the next child publishes, its reasons would count twice.)
+            (self.directory / STATE_FILE).unlink(missing_ok=True)
+            self._close_pipes()
+            try:
+                self._spawn()
+            except OSError as error:
+                logger.warning("tally: the run's sender process could not be started again: %s", error)
+                return False
+            self.restarts += 1
+            self.start()
+            logger.warning(
+                "tally: the run's sender process ended (exit code %s); started another (%d of at most %d a run), "
+                "which goes on from what the spool records as stored",
+                code,
+                self.restarts,
+                RESTARTS,
+            )
+            return True
 
     def start(self) -> None:
         """Give the child its instructions: until then it waits (started by the constructor, so that a run whose
@@ -181,29 +243,38 @@ class SenderProcess:
     def wake(self) -> None:
         self._send(b"w")
 
-    def refresh(self) -> None:
-        """Copy the child's last published state into the run's drain; say so if the child has died."""
+    def _read_state(self) -> None:
+        """Copy the child's last published state into the run's drain."""
         state = read_state(self.directory)
         drain = self.drain
-        if state is not None:
-            if state["experiment_id"] is not None:
-                drain.experiment_id = state["experiment_id"]
-            drain.stored = state["stored"]
-            drain.rejected = state["rejected"]
-            drain.duplicates = state["duplicates"]
-            drain.reasons = [(before, reason) for before, reason in state["reasons"]]
-            drain.last_error = state["last_error"]
-            drain.blocked = state["blocked"]
-            drain.finished = state["finished"]
-            drain.done_seq = state["done_seq"]
-            self.last_error = state["sender_error"]
-        code = self._process.poll()
-        if code is not None and not drain.finished and not self._stopping and self._death is None:
-            self._death = (
-                f"the run's sender process ended (exit code {code}); what it did not send stays in the spool "
-                f"{self.directory}: `tally sync` uploads it"
-            )
-            logger.warning("tally: %s", self._death)
+        if state is None:
+            return
+        if state["experiment_id"] is not None:
+            drain.experiment_id = state["experiment_id"]
+        drain.stored = state["stored"]
+        drain.rejected = state["rejected"]
+        drain.duplicates = state["duplicates"]
+        reasons = [(before, reason) for before, reason in state["reasons"]]
+        drain.reasons = (self._earlier_reasons + reasons)[:MAX_REASONS]
+        drain.last_error = state["last_error"]
+        drain.blocked = state["blocked"]
+        drain.finished = state["finished"]
+        drain.done_seq = state["done_seq"]
+        self.last_error = state["sender_error"]
+
+    def refresh(self) -> None:
+        """Copy the child's last published state into the run's drain; start it again if it has died (`revive`),
+        or say so when it may not be."""
+        self._read_state()
+        if self._process.poll() is not None and self._death is None and not self.revive():
+            code = self._process.returncode
+            if not self.drain.finished and not self._stopping:
+                self._death = (
+                    f"the run's sender process ended (exit code {code})"
+                    + (f", after {self.restarts} restarts" if self.restarts else "")
+                    + f"; what it did not send stays in the spool {self.directory}: `tally sync` uploads it"
+                )
+                logger.warning("tally: %s", self._death)
         if self._death is not None:
             self.last_error = self._death
 
@@ -219,8 +290,10 @@ class SenderProcess:
             if caught_up():
                 return True
             if self._process.poll() is not None:
-                self.refresh()  # its last state, published before it ended
-                return caught_up()
+                self.refresh()  # its last state, published before it ended; and another child, if it may
+                if self._process.poll() is not None:
+                    return caught_up()
+                continue
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return False
@@ -253,11 +326,14 @@ class SenderProcess:
             ended = False
             self._process.kill()
             self._process.wait()
+        self._close_pipes()
+        self.refresh()
+        return ended
+
+    def _close_pipes(self) -> None:
         if self._process.stdin is not None:
             with contextlib.suppress(OSError):
                 self._process.stdin.close()
         if self._news >= 0:
             os.close(self._news)
             self._news = -1
-        self.refresh()
-        return ended

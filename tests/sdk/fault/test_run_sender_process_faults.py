@@ -1,6 +1,7 @@
 """A run's sender process (`sender="process"`) with real processes killed: the training process SIGKILLed (its
-sender process sends what it had logged, without `tally sync`), and the sender process SIGKILLed (the run says
-so, and `tally sync` stores the rest). Each ends with: every value logged is stored exactly once."""
+sender process sends what it had logged, without `tally sync`), and the sender process SIGKILLed (the run starts
+another, or, killed too often, says so and `tally sync` stores the rest). Each ends with: every value logged is
+stored exactly once."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 
 from tally import Tally
 from tally._sync._run_port import RunPort
-from tally.run import FlushTimeoutError, spool_status, sync_spools
+from tally.run import FlushTimeoutError, _spool, spool_status, sync_spools
+from tally.run._sender_process import RESTARTS, SenderProcess
 from tally.run._spool import SpoolLock
 from tally_server import RunningServer
 
@@ -54,17 +56,81 @@ def test_a_killed_training_process_s_sender_process_sends_what_it_logged(
         assert_stored_once(client, experiment_id, len(stored_steps))
 
 
-def test_a_killed_sender_process_is_said_and_tally_sync_stores_the_rest(
+def test_a_killed_sender_process_is_started_again_and_the_run_stores_everything_once(
+    live_server: RunningServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Killed idle (all stored), and killed while sending: each time the next child goes on from the spool's
+    progress file, and the run ends with nothing for `tally sync`."""
+    with Tally(api_key=live_server.api_key, base_url=live_server.url) as client:
+        run = client.run(unique("killed-sender"), sender="process")
+        sender = run._sender
+        assert isinstance(sender, SenderProcess)
+        log_steps(run, range(500))
+        run.flush(timeout=30)
+        first = sender.pid
+        os.kill(first, signal.SIGKILL)  # idle: everything logged is stored
+        wait_for_exit(first)
+        run.flush(
+            timeout=30
+        )  # nothing more to send: caught up at once, by the progress the last child recorded
+        assert sender.restarts == 1 and sender.pid != first  # noqa: PT018
+        log_steps(run, range(500, 3000))
+        os.kill(sender.pid, signal.SIGKILL)  # (most likely) while sending
+        run.flush(timeout=30)
+        assert sender.restarts == 2
+        status = run.status()
+        assert (status.stored, status.pending, status.rejected, status.last_error) == (30_000, 0, 0, None)
+        assert run.close().pending == 0
+        assert "started another (1 of at most 3 a run)" in caplog.text
+        assert_stored_once(client, run.id or "", 3000)
+        assert client.experiments.get(run.id or "").status == "completed"
+    assert spool_status(tmp_path / "spool") == []
+
+
+def test_a_killed_sender_process_is_started_again_at_a_roll_over_without_being_asked(
+    live_server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No `status()`, `flush()` or `close()` after the kill: the training loop only logs, and what it logs is
+    stored."""
+    monkeypatch.setattr(_spool, "DEFAULT_SEGMENT_BYTES", 1 << 14)  # (8 segments ready: 128 KiB, not 4 MiB)
+    with Tally(api_key=live_server.api_key, base_url=live_server.url) as client:
+        run = client.run(unique("killed-sender-roll"), sender="process")
+        sender = run._sender
+        assert isinstance(sender, SenderProcess)
+        log_steps(run, range(100))
+        first = sender.pid
+        os.kill(first, signal.SIGKILL)
+        wait_for_exit(first)
+        log_steps(run, range(100, 3000))  # about 30 segments: the 8 made ready run out
+        assert sender.restarts == 1
+        deadline = time.monotonic() + 60
+        while len(list(client.metrics.list(run.id or "", name="m/0", page_size=1000))) < 3000:
+            assert time.monotonic() < deadline, "what the loop logged after the kill was not stored"
+            time.sleep(0.1)
+        run.close()
+        assert_stored_once(client, run.id or "", 3000)
+    assert spool_status(tmp_path / "spool") == []
+
+
+def test_a_sender_process_killed_more_often_than_it_is_restarted_is_said_and_tally_sync_stores_the_rest(
     live_server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with Tally(api_key=live_server.api_key, base_url=live_server.url) as client:
-        run = client.run(unique("killed-sender"), sender="process", flush_timeout=2)
+        run = client.run(unique("killed-sender-often"), sender="process", flush_timeout=2)
+        sender = run._sender
+        assert isinstance(sender, SenderProcess)
         log_steps(run, range(500))
         run.flush(timeout=30)
-        os.kill(run._sender.pid, signal.SIGKILL)  # type: ignore[union-attr]
+        for restarts in range(1, RESTARTS + 1):
+            pid = sender.pid
+            os.kill(pid, signal.SIGKILL)
+            wait_for_exit(pid)
+            assert run.status().last_error is None  # started again
+            assert sender.restarts == restarts
+        os.kill(sender.pid, signal.SIGKILL)
         log_steps(run, range(500, 1000))
         began = time.monotonic()
-        with pytest.raises(FlushTimeoutError, match="sender process ended"):
+        with pytest.raises(FlushTimeoutError, match=f"sender process ended .*after {RESTARTS} restarts"):
             run.flush(timeout=30)
         assert time.monotonic() - began < 10  # said at once, not after the timeout
         status = run.status()
@@ -77,3 +143,11 @@ def test_a_killed_sender_process_is_said_and_tally_sync_stores_the_rest(
         assert_stored_once(client, run.id or "", 1000)
         assert client.experiments.get(run.id or "").status == "completed"
     assert spool_status(tmp_path / "spool") == []
+
+
+def wait_for_exit(pid: int, timeout: float = 30.0) -> None:
+    """Until the killed child is gone from the process table's living (a zombie until its parent reaps it)."""
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline, f"process {pid} did not end"
+        time.sleep(0.01)

@@ -132,9 +132,29 @@ def test_the_last_progress_record_wins_and_a_torn_one_is_ignored() -> None:
         "offset": 50,
         "stored": 20,
         "rejected": 1,
+        "done_seq": 0,  # (a progress file of an older SDK: no seq, no duplicates)
+        "duplicates": 0,
         "finished": False,
     }
     assert last_progress(data + frame([KIND_FINISHED]))["finished"] is True
+    newer = last_progress(data + frame([KIND_PROGRESS, 3, 9, 30, 0, 812, 4]))
+    assert (newer["segment"], newer["done_seq"], newer["duplicates"]) == (3, 812, 4)
+
+
+def test_a_drain_started_again_on_a_spool_knows_how_far_the_last_one_got(tmp_path: Path) -> None:
+    """A sender process that died is started again (`SenderProcess.revive`): its drain must know the seq of the
+    last record done, or a `flush()` with nothing more to send would wait for ever."""
+    from tally.run._sender import Drain
+
+    writer = SpoolWriter(FileStore(tmp_path), {"run_key": "k"}, cap_bytes=1 << 24)
+    drain = Drain(FileStore(tmp_path), None, directory=tmp_path)
+    drain.stored, drain.duplicates, drain.done_seq = 7, 2, 41
+    drain._ack(1, 100)
+    drain.close()
+    again = Drain(FileStore(tmp_path), None, directory=tmp_path)
+    assert (again.segment, again.offset, again.stored, again.done_seq, again.duplicates) == (1, 100, 7, 41, 2)
+    again.close()
+    writer.close()
 
 
 # ---- the writer ---------------------------------------------------------------------------------------------------
@@ -592,6 +612,44 @@ def test_on_a_full_disk_log_stops_waiting_for_a_sender_process_that_has_ended(tm
     )  # what a full disk gives back first (the segments `hand_over` made ready)
     with pytest.raises(SpoolFullError, match=r"the run's sender process has ended.*tally sync"):
         writer._disk_full(full)  # (what a roll-over or a write does on a full disk)
+    writer.close()
+
+
+@pytest.mark.timeout(
+    30
+)  # (before 2026-12-05, `log()` waited at the cap for an ended sender process for ever)
+def test_at_the_cap_log_stops_waiting_for_a_sender_process_that_has_ended(tmp_path: Path) -> None:
+    from tally.run import SpoolFullError
+
+    writer = SpoolWriter(FileStore(tmp_path), {"run_key": "k"}, cap_bytes=1 << 16, segment_bytes=1 << 14)
+    alive = [True]
+    writer.hand_over(lambda: alive[0])
+    record = frame([1, 0, 0, 0.0, None, {"loss": 0.5}])
+    while writer.total_bytes + writer._size + 2 * len(record) <= writer.cap_bytes:
+        writer.append(record, 1)
+    writer.append(record, 1)  # the last that fits
+    alive[0] = False
+    with pytest.raises(
+        SpoolFullError, match=r"cap of 65536 bytes and the run's sender process has ended.*sync"
+    ):
+        writer.append(record, 1)
+    writer.close()
+
+
+def test_a_roll_over_that_finds_no_segment_ready_asks_whether_the_sender_process_runs(tmp_path: Path) -> None:
+    """How a run notices, between its `status()` calls, that its sender process died (and starts another:
+    `SenderProcess.revive`): a dead one makes no segment ready. A roll-over into a ready one asks nothing."""
+    writer = SpoolWriter(FileStore(tmp_path), {"run_key": "k"}, cap_bytes=1 << 24, segment_bytes=1 << 14)
+    asked: list[int] = []
+    writer.hand_over(lambda: asked.append(writer.segment) is None)
+    record = frame([1, 0, 0, 0.0, None, {"loss": 0.5}])
+    while writer.segment < 3:
+        writer.append(record, 1)
+    assert asked == []  # 2 and 3 were ready
+    assert writer.store.drop_spare()
+    while writer.segment < 5:
+        writer.append(record, 1)
+    assert asked == [4, 5]
     writer.close()
 
 
