@@ -141,6 +141,7 @@ class SenderProcess:
         self._reviving = threading.Lock()
         # What children that died had said of their refusals (`_read_state`).
         self._earlier_reasons: list[tuple[int, str]] = []
+        self._parent = os.getpid()
         self._spec = spec
         self._lock_fd = lock_fd
         self._leftovers = leftovers
@@ -205,6 +206,10 @@ class SenderProcess:
                 return True  # (started again by another thread meanwhile)
             if self._stopping or self.drain.finished or self.restarts >= RESTARTS:
                 return False
+            if os.getpid() != self._parent:
+                # A fork of the training process (a DataLoader's worker, say): the child is not its own, and
+                # `poll()` there says that it has ended. Only the process that started it starts another.
+                return False
             self._read_state()  # the last it published: its refusals' reasons are kept
             if self.drain.finished:
                 return False
@@ -268,7 +273,7 @@ class SenderProcess:
         self._read_state()
         if self._process.poll() is not None and self._death is None and not self.revive():
             code = self._process.returncode
-            if not self.drain.finished and not self._stopping:
+            if not self.drain.finished and not self._stopping and os.getpid() == self._parent:
                 self._death = (
                     f"the run's sender process ended (exit code {code})"
                     + (f", after {self.restarts} restarts" if self.restarts else "")

@@ -151,3 +151,28 @@ def wait_for_exit(pid: int, timeout: float = 30.0) -> None:
     while Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
         assert time.monotonic() < deadline, f"process {pid} did not end"
         time.sleep(0.01)
+
+
+def test_a_fork_of_the_training_process_never_starts_a_sender_process_of_its_own(
+    live_server: RunningServer, tmp_path: Path
+) -> None:
+    """A DataLoader's worker is a fork of the training process: there the sender process is not its child, and
+    looks ended. Asking its run's status there starts nothing and says nothing of a death."""
+    with Tally(api_key=live_server.api_key, base_url=live_server.url) as client:
+        run = client.run(unique("forked"), sender="process")
+        sender = run._sender
+        assert isinstance(sender, SenderProcess)
+        log_steps(run, range(100))
+        pid = os.fork()
+        if pid == 0:  # the fork: only what is safe after fork, then leave without the parent's teardown
+            code = 1
+            try:
+                status = run.status()
+                code = 0 if (sender.restarts, sender._death, status.last_error) == (0, None, None) else 2
+            finally:
+                os._exit(code)
+        _, code = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(code) == 0
+        assert run.close().pending == 0
+        assert sender.restarts == 0
+        assert_stored_once(client, run.id or "", 100)
