@@ -69,7 +69,7 @@ def test_a_killed_sender_process_is_started_again_and_the_run_stores_everything_
         run.flush(timeout=30)
         first = sender.pid
         os.kill(first, signal.SIGKILL)  # idle: everything logged is stored
-        wait_for_exit(first)
+        wait_for_exit(sender)
         run.flush(
             timeout=30
         )  # nothing more to send: caught up at once, by the progress the last child recorded
@@ -100,7 +100,7 @@ def test_a_killed_sender_process_is_started_again_at_a_roll_over_without_being_a
         log_steps(run, range(100))
         first = sender.pid
         os.kill(first, signal.SIGKILL)
-        wait_for_exit(first)
+        wait_for_exit(sender)
         log_steps(run, range(100, 3000))  # about 30 segments: the 8 made ready run out
         assert sender.restarts == 1
         deadline = time.monotonic() + 60
@@ -124,7 +124,7 @@ def test_a_sender_process_killed_more_often_than_it_is_restarted_is_said_and_tal
         for restarts in range(1, RESTARTS + 1):
             pid = sender.pid
             os.kill(pid, signal.SIGKILL)
-            wait_for_exit(pid)
+            wait_for_exit(sender)
             assert run.status().last_error is None  # started again
             assert sender.restarts == restarts
         os.kill(sender.pid, signal.SIGKILL)
@@ -145,11 +145,11 @@ def test_a_sender_process_killed_more_often_than_it_is_restarted_is_said_and_tal
     assert spool_status(tmp_path / "spool") == []
 
 
-def wait_for_exit(pid: int, timeout: float = 30.0) -> None:
-    """Until the killed child is gone from the process table's living (a zombie until its parent reaps it)."""
+def wait_for_exit(sender: SenderProcess, timeout: float = 30.0) -> None:
+    """Until the killed child has ended (all its threads: its main thread shows as a zombie before that)."""
     deadline = time.monotonic() + timeout
-    while Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
-        assert time.monotonic() < deadline, f"process {pid} did not end"
+    while sender.alive():
+        assert time.monotonic() < deadline, f"process {sender.pid} did not end"
         time.sleep(0.01)
 
 
