@@ -298,9 +298,8 @@ class Drain:
         self.rejected: int = state["rejected"]
         self.finished: bool = state["finished"]
         self.duplicates: int = state["duplicates"]
-        self.done_seq: int = state[
-            "done_seq"
-        ]  # (kept, so that a sender process started again knows: `flush`)
+        # (Kept in the progress file, so that a sender process started again knows how far the last one got.)
+        self.done_seq: int = state["done_seq"]
         self.torn: list[tuple[int, TornTail]] = []
         self.last_error: str | None = None
         self.reasons: list[tuple[int, str]] = []  # (rejected before it, the reason): the first MAX_REASONS
