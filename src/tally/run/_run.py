@@ -843,6 +843,9 @@ def start_run(
                     writer.hand_over(background.revive)
                     drain.progress.close()  # the child records the progress from now on
                     background.start()
+                    # This process sends nothing more: what the port made for the run goes now (an async
+                    # client's loop thread, `tally._loop_port`), not at the run's end.
+                    client.close()
             if background is None:
                 leftovers: list[Callable[[], Drain | None]] = [
                     functools.partial(_leftover, path, sender_client, header["experiment_id"])
