@@ -88,7 +88,9 @@ def test_closing_the_callers_client_does_not_stop_a_process_sender(
 
 async def test_an_async_clients_run_sends_from_a_process_too(async_client: AsyncTally) -> None:
     before = set(threading.enumerate())
-    with async_client.run(unique("proc-async"), sender="process", capture=False, system_metrics_interval=0) as run:
+    with async_client.run(
+        unique("proc-async"), sender="process", capture=False, system_metrics_interval=0
+    ) as run:
         # The loop the run's start ran its requests on is closed once the sender process has the run.
         started = {thread.name for thread in set(threading.enumerate()) - before if thread.is_alive()}
         assert not started, f"the run left threads in the training process: {started}"
