@@ -26,6 +26,7 @@ Hot-path rules (`log()` is budgeted at about 1 us a value, and no call may take 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import os
 import secrets
@@ -833,6 +834,11 @@ def start_run(
                         writer.close()  # nothing logged yet: the spool goes with the run
                         lock.release()
                         remove_spool(directory)
+                        if settled is not None and not resumed:
+                            # The experiment this start created would stay `running` with nothing to come. (One
+                            # it reopened is left so: what it was before is not known here.)
+                            with contextlib.suppress(Exception):
+                                sender_client.set_status(settled, "failed")
                         raise
                     logger.warning(
                         "tally: the run's sender process did not start (%s): sending from a thread", error

@@ -199,9 +199,13 @@ def test_a_sender_process_that_cannot_start_leaves_auto_with_a_thread(
         assert run.status().stored == 1
     assert "did not start (" in caplog.text
     spools = set(spool_root().iterdir())
+    name = unique("process-refused")
     with pytest.raises(BlockingIOError):
-        sync_client.run(unique("process-refused"), sender="process", **quiet)  # type: ignore[arg-type]
+        sync_client.run(name, sender="process", **quiet)  # type: ignore[arg-type]
     assert set(spool_root().iterdir()) == spools  # its spool, empty, went with it
+    # The experiment its start created is not left running for ever, with nothing to come.
+    [experiment] = [e for e in sync_client.experiments.list() if e.name == name]
+    assert experiment.status == "failed"
 
 
 def test_the_sender_process_tells_the_training_process_when_it_has_published(sync_client: Tally) -> None:
