@@ -17,15 +17,18 @@ that another process can read (`tally sync` does), so the child only follows it:
   parent reads when asked (`status()`, `flush()`, `close()`). It also does the spool's upkeep: it deletes the
   segments it has stored and makes the next ones ready (`_spool.prepare_ahead`), so the writer's helper thread
   stops (`SpoolWriter.hand_over`) and a roll-over in the parent maps a file and renames nothing
-  (`FileStore.segments`). No thread of the run's is left in the parent but those of the capture and the system
-  metrics sampler, if on.
+  (`FileStore.segments`). No thread of the run's that runs is left in the parent but those of the capture and
+  the system metrics sampler, if on (the watcher, below, waits).
 - Afterwards, the parent's stdin pipe is the control line: a byte `w` cuts a retry's wait short (a flush), `q`
   stops the child; end of file means that the parent is gone, and the child sends what the parent wrote (for at
   most the run's flush timeout), then exits, leaving the rest to `tally sync`.
-- A child that ends unasked (killed by the out-of-memory killer, or by a person) is started again, up to
+- A child that ends unasked (killed by the out-of-memory killer, or by a person) is started again at once, up to
   `RESTARTS` times a run (`revive`): the next one goes on from the spool's progress file, where the last one
-  recorded what is stored, and the server stores each event once even when a batch is sent twice. The run
-  notices at its next roll-over that finds no segment ready, or its next `status()`, `flush()` or `close()`.
+  recorded what is stored, and the server stores each event once even when a batch is sent twice. What notices
+  is the run's one thread in this process, `tally-sender-watch`, blocked in `waitpid` for the child's end: it
+  holds no GIL and never wakes while the child runs. (A training loop that logs once a second would otherwise
+  fill its segments made ready ahead only after hours, and the run would look stalled until its next
+  `status()`.)
 
 What cannot cross to another process (`process_spec`: a `transport` or `http_client`, `event_hooks` and `hooks` are
 objects of the caller's process) makes "auto" send from a thread, and `sender="process"` raise with the fix.
@@ -137,10 +140,14 @@ class SenderProcess:
         """How many times the child was started again (`revive`)."""
         self._death: str | None = None  # why the child ended unasked, said once and kept
         self._stopping = False  # (asked to stop: its end is not news)
-        # (The training thread and the sampler's both append, and so roll over: `revive`.)
+        # (`revive` is called from the watcher's thread, and from any thread that asks for the run's status, or
+        # waits for the sender to free the spool.)
         self._reviving = threading.Lock()
         # What children that died had said of their refusals (`_read_state`).
         self._earlier_reasons: list[tuple[int, str]] = []
+        self._ended: list[
+            tuple[subprocess.Popen[bytes], int]
+        ] = []  # children that died, and their news pipes
         self._parent = os.getpid()
         self._spec = spec
         self._lock_fd = lock_fd
@@ -155,7 +162,7 @@ class SenderProcess:
         self._spawn()
 
     def _spawn(self) -> None:
-        """Start a child, which waits for its instructions (`start`)."""
+        """Start a child, which waits for its instructions (`start`), and its watcher (`_watch`)."""
         # The child writes a byte here each time it publishes its state, so that `wait` learns at once instead of
         # at its next look (it looked every 2 ms at first, backing off to 50 ms: 15-32 ms of every `close()`).
         self._news, news = os.pipe()
@@ -185,6 +192,17 @@ class SenderProcess:
             os.close(news)  # (the child's end)
         assert self._process.stdin is not None
         self._control = self._process.stdin.fileno()
+        self._watcher = threading.Thread(
+            target=self._watch, args=(self._process,), name="tally-sender-watch", daemon=True
+        )
+        self._watcher.start()
+
+    def _watch(self, process: subprocess.Popen[bytes]) -> None:
+        """Wait for the child to end (a blocking `waitpid`, which lets go of the GIL); then, unless asked, start
+        another or say why not (`refresh`)."""
+        process.wait()
+        if not self._stopping:
+            self.refresh()
 
     @property
     def pid(self) -> int:
@@ -196,8 +214,8 @@ class SenderProcess:
     def revive(self) -> bool:
         """True while a child runs. One that ended unasked before the run's end is started again first, at most
         `RESTARTS` times a run: what it had not stored is still in the spool, and the next child goes on from the
-        spool's progress file. (Given to the writer, which asks at a roll-over that finds no segment ready, and on
-        a full disk: `SpoolWriter.hand_over`.)"""
+        spool's progress file. (Called by the watcher when the child ends, by `refresh`, and by the writer,
+        which waits for the sender on a full disk or at the cap only while this is True: `SpoolWriter.hand_over`.)"""
         if self._process.poll() is None:
             return True
         with self._reviving:
@@ -216,7 +234,9 @@ class SenderProcess:
             self._earlier_reasons = list(self.drain.reasons)
             # (Read again before the next child publishes, its reasons would count twice.)
             (self.directory / STATE_FILE).unlink(missing_ok=True)
-            self._close_pipes()
+            # Its pipes stay open until `stop`: another thread may be about to use their numbers (`_send`,
+            # `_await_news`), which, closed now, anything of this process's could be given meanwhile.
+            self._ended.append((self._process, self._news))
             try:
                 self._spawn()
             except OSError as error:
@@ -306,29 +326,31 @@ class SenderProcess:
             pause = min(pause * 2, 0.05)
 
     def _await_news(self, timeout: float) -> None:
-        """Wait up to `timeout` seconds for the child to publish its state (a byte on the news pipe)."""
-        if self._news < 0:
-            time.sleep(timeout)
-            return
-        readable, _, _ = select.select([self._news], [], [], timeout)
-        if readable:
+        """Wait up to `timeout` seconds for the child to publish its state (a byte on the news pipe). The pipe
+        is closed and replaced only with its child (`revive`, `stop`), so here it may be gone or at its end:
+        then only the time passes."""
+        news = self._news
+        if news >= 0:
             try:
-                if not os.read(self._news, 4096):  # the child has ended: no more news
-                    os.close(self._news)
-                    self._news = -1
+                readable, _, _ = select.select([news], [], [], timeout)
+                if not readable or os.read(news, 4096):
+                    return  # news, or the time is up
             except BlockingIOError:
-                pass
+                return  # (the byte was taken by another waiter)
+            except (OSError, ValueError):
+                pass  # closed meanwhile
+        time.sleep(timeout)  # the child has ended (its end of the pipe is closed), or is being replaced
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> bool:
         """Tell the child to stop, wait `timeout` seconds for it, then kill it (so that its lock on the spool
         is released); True if it ended by itself."""
-        self._stopping = True
+        with self._reviving:  # (a child being started again now gets the `q` too)
+            self._stopping = True
         self._send(b"q")
-        ended = True
-        try:
-            self._process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            ended = False
+        # Its watcher reaps it: joined, it says so at once (`Popen.wait` with a timeout would look every 50 ms).
+        self._watcher.join(timeout)
+        ended = not self._watcher.is_alive()
+        if not ended:
             self._process.kill()
             self._process.wait()
         self._close_pipes()
@@ -336,9 +358,11 @@ class SenderProcess:
         return ended
 
     def _close_pipes(self) -> None:
-        if self._process.stdin is not None:
-            with contextlib.suppress(OSError):
-                self._process.stdin.close()
-        if self._news >= 0:
-            os.close(self._news)
-            self._news = -1
+        for process, news in [*self._ended, (self._process, self._news)]:
+            if process.stdin is not None:
+                with contextlib.suppress(OSError):
+                    process.stdin.close()
+            if news >= 0:
+                os.close(news)
+        self._ended.clear()
+        self._news = -1

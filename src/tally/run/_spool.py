@@ -198,9 +198,6 @@ class FileStore:
         the rest of a segment reads as zeros)."""
         # The segment being written: (number, still under its ready name); None in a store that only reads.
         self._current: tuple[int, bool] | None = None
-        self.made_here = False
-        """The last `create` found no segment ready (`prepared_elsewhere`): the writer asks whether the sender
-        process still runs (`SpoolWriter.sender_alive`)."""
 
     def path(self, number: int) -> Path:
         return self.directory / f"{number:08d}{SEGMENT_SUFFIX}"
@@ -332,9 +329,7 @@ class FileStore:
                 _, fd, view, size = adopted
                 self._swap(fd, view, len(data))
                 self._current = (number, True)
-                self.made_here = False
                 return size
-            self.made_here = True
             # Made here: every segment before it must have its segment name first, since those written under
             # their ready name always follow the newest one (`segments`).
             self.segments()
@@ -678,9 +673,8 @@ class SpoolWriter:
         self.released_elsewhere = False
         """True once a sender process has the segments' upkeep (`hand_over`)."""
         self.sender_alive: Callable[[], bool] | None = None
-        """Whether the sender process is still running, started again if it ended unasked (`hand_over`): asked
-        at a roll-over that finds no segment ready, and on a full disk, where `log()` waits for it to free
-        segments only while it is."""
+        """Whether the sender process is still running, started again if it ended unasked (`hand_over`): on a
+        full disk and at the cap, `log()` waits for it to free segments only while it is."""
         self._helper: _Helper | None = None
         self._roll()
         if isinstance(store, FileStore):
@@ -711,12 +705,8 @@ class SpoolWriter:
                     self._segment_events = 0
                     if self._helper is not None:
                         self._helper.want(self.segment + 1)
-                    break
+                    return
             self._disk_full(full)  # (outside the lock: it may wait for the sender to release a segment)
-        if self.sender_alive is not None and getattr(self.store, "made_here", False):
-            # None was ready: the sender process may have died (a `waitpid`, and only here). It is started
-            # again (`SenderProcess.revive`) outside the lock, since it then reads the spool.
-            self.sender_alive()
 
     def append(self, data: bytes, events: int) -> None:
         """Write one framed record (`events` metric values or annotations in it) before returning; raise

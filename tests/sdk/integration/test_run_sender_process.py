@@ -29,6 +29,19 @@ def log_steps(run: object, steps: range) -> None:
         run.log({f"m/{i}": step + i / 10 for i in range(METRICS)}, step=step)  # type: ignore[attr-defined]
 
 
+def assert_only_the_watcher_started(before: set[threading.Thread]) -> None:
+    """The run's only thread in the training process (capture and sampler off) is the one that waits for its
+    sender process to end (`SenderProcess._watch`)."""
+    started = sorted(thread.name for thread in set(threading.enumerate()) - before if thread.is_alive())
+    assert started == ["tally-sender-watch"], f"the run's threads in the training process: {started}"
+
+
+def thread_cpu_ticks(thread: threading.Thread) -> int:
+    """The user and system CPU time a thread of this process has had, in clock ticks (proc(5))."""
+    fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def test_a_process_sender_stores_every_value_once_and_the_training_process_sends_nothing(
     sync_client: Tally, tmp_path: Path
 ) -> None:
@@ -36,14 +49,19 @@ def test_a_process_sender_stores_every_value_once_and_the_training_process_sends
     with sync_client.run(unique("proc"), sender="process", capture=False, system_metrics_interval=0) as run:
         child = run._sender.pid  # type: ignore[union-attr]
         assert child != os.getpid()
+        [watcher] = [thread for thread in threading.enumerate() if thread.name == "tally-sender-watch"]
+        cpu_before = thread_cpu_ticks(watcher)
         log_steps(run, range(2000))
         run.annotate("lr drop", step=1000)
         run.config.update({"lr": 0.1})
         run.flush(timeout=60)
         status = run.status()
         assert (status.logged, status.stored, status.pending, status.rejected) == (20_002, 20_002, 0, 0)
-        started = {thread.name for thread in set(threading.enumerate()) - before}
-        assert not started, f"the run started threads in the training process: {started}"
+        assert_only_the_watcher_started(before)
+        assert (
+            thread_cpu_ticks(watcher) == cpu_before
+        )  # it waits for the child's end, and never runs meanwhile
+    assert not watcher.is_alive()  # it ended with the child
     assert run._sender._process.returncode == 0  # type: ignore[union-attr]  # it ended with the run
     experiment = sync_client.experiments.get(run.id or "")
     assert experiment.status == "completed"
@@ -92,8 +110,7 @@ async def test_an_async_clients_run_sends_from_a_process_too(async_client: Async
         unique("proc-async"), sender="process", capture=False, system_metrics_interval=0
     ) as run:
         # The loop the run's start ran its requests on is closed once the sender process has the run.
-        started = {thread.name for thread in set(threading.enumerate()) - before if thread.is_alive()}
-        assert not started, f"the run left threads in the training process: {started}"
+        assert_only_the_watcher_started(before)
         log_steps(run, range(50))
     assert run.status().stored == 500
     assert (await async_client.experiments.get(run.id or "")).status == "completed"

@@ -636,23 +636,6 @@ def test_at_the_cap_log_stops_waiting_for_a_sender_process_that_has_ended(tmp_pa
     writer.close()
 
 
-def test_a_roll_over_that_finds_no_segment_ready_asks_whether_the_sender_process_runs(tmp_path: Path) -> None:
-    """How a run notices, between its `status()` calls, that its sender process died (and starts another:
-    `SenderProcess.revive`): a dead one makes no segment ready. A roll-over into a ready one asks nothing."""
-    writer = SpoolWriter(FileStore(tmp_path), {"run_key": "k"}, cap_bytes=1 << 24, segment_bytes=1 << 14)
-    asked: list[int] = []
-    writer.hand_over(lambda: asked.append(writer.segment) is None)
-    record = frame([1, 0, 0, 0.0, None, {"loss": 0.5}])
-    while writer.segment < 3:
-        writer.append(record, 1)
-    assert asked == []  # 2 and 3 were ready
-    assert writer.store.drop_spare()
-    while writer.segment < 5:
-        writer.append(record, 1)
-    assert asked == [4, 5]
-    writer.close()
-
-
 def test_segments_written_under_their_ready_name_are_never_skipped_nor_given_back(tmp_path: Path) -> None:
     """`sender="process"`: the writer writes into a segment made ready for it without renaming it (a rename on
     the training thread had 1-8 ms tails). Every reader takes those it has started as segments, in order; the
