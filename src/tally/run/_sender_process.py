@@ -145,9 +145,8 @@ class SenderProcess:
         self._reviving = threading.Lock()
         # What children that died had said of their refusals (`_read_state`).
         self._earlier_reasons: list[tuple[int, str]] = []
-        self._ended: list[
-            tuple[subprocess.Popen[bytes], int]
-        ] = []  # children that died, and their news pipes
+        # Children that ended, and their news pipes: closed at `stop` (`revive` says why).
+        self._ended: list[tuple[subprocess.Popen[bytes], int]] = []
         self._parent = os.getpid()
         self._spec = spec
         self._lock_fd = lock_fd
@@ -292,14 +291,16 @@ class SenderProcess:
         or say so when it may not be."""
         self._read_state()
         if self._process.poll() is not None and self._death is None and not self.revive():
-            code = self._process.returncode
-            if not self.drain.finished and not self._stopping and os.getpid() == self._parent:
-                self._death = (
-                    f"the run's sender process ended (exit code {code})"
-                    + (f", after {self.restarts} restarts" if self.restarts else "")
-                    + f"; what it did not send stays in the spool {self.directory}: `tally sync` uploads it"
-                )
-                logger.warning("tally: %s", self._death)
+            with self._reviving:  # (the watcher's thread and the caller's may both get here: said once)
+                code = self._process.returncode
+                said = self._death is not None or self.drain.finished or self._stopping
+                if not said and os.getpid() == self._parent:  # (a fork's child is not its own: `revive`)
+                    self._death = (
+                        f"the run's sender process ended (exit code {code})"
+                        + (f", after {self.restarts} restarts" if self.restarts else "")
+                        + f"; what it did not send stays in the spool {self.directory}: `tally sync` uploads it"
+                    )
+                    logger.warning("tally: %s", self._death)
         if self._death is not None:
             self.last_error = self._death
 
