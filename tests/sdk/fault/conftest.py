@@ -25,6 +25,15 @@ serve(prog_name="tally-server-under-test")
 """
 
 
+def training_env(tmp_path: Path, url: str, api_key: str = KEY) -> dict[str, str]:
+    """The environment of a training process a test starts: this one's without its Tally settings, pointed at
+    `url`, with its spool and config under `tmp_path`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
+    env.update(TALLY_API_KEY=api_key, TALLY_BASE_URL=url, TALLY_SPOOL_DIR=str(tmp_path / "spool"))
+    env["TALLY_CONFIG_DIR"] = str(tmp_path / "config")
+    return env
+
+
 class ServerProcess:
     """`tally serve` in a process of its own, on a fixed port and database, that the test can SIGKILL. The port
     is chosen at construction: a test may point a client at the server before it first starts."""

@@ -5,7 +5,6 @@ once, the server shows no half file at any point, and the metrics logged before 
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from tally._sync._run_port import RunPort
 from tally.run import spool_status, sync_spools
 
 from ..conftest import unique
-from .conftest import KEY, ServerProcess
+from .conftest import ServerProcess, training_env
 from .test_run_faults import client_for
 from .test_run_sender_process_faults import wait_until_free
 
@@ -41,9 +40,7 @@ def start_and_kill_mid_upload(server: ServerProcess, tmp_path: Path, sender: str
     with checkpoint.open("rb") as f:
         sha256 = hashlib.file_digest(f, "sha256").hexdigest()
     marker = tmp_path / "marker"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
-    env.update(TALLY_API_KEY=KEY, TALLY_BASE_URL=server.url, TALLY_SPOOL_DIR=str(tmp_path / "spool"))
-    env["TALLY_CONFIG_DIR"] = str(tmp_path / "config")
+    env = training_env(tmp_path, server.url)
     with (tmp_path / "training.log").open("wb") as log:
         training = subprocess.Popen(
             [sys.executable, str(SCRIPT), str(marker), str(checkpoint), unique("killed-upload"), sender],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import signal
 import subprocess
@@ -23,7 +22,7 @@ from tally._sync._run_port import RunPort
 from tally.run import spool_status, sync_spools
 
 from ..conftest import unique
-from .conftest import KEY, ServerProcess
+from .conftest import KEY, ServerProcess, training_env
 
 pytestmark = pytest.mark.integration
 
@@ -60,9 +59,7 @@ def kill_training_at_random(
     """Start `training_script.py` logging to `server` with the given `sender`, SIGKILL it at a random moment once
     it logs, and return its experiment id and how many steps had returned from `log()`."""
     marker = tmp_path / "marker"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
-    env.update(TALLY_API_KEY=KEY, TALLY_BASE_URL=server.url, TALLY_SPOOL_DIR=str(tmp_path / "spool"))
-    env["TALLY_CONFIG_DIR"] = str(tmp_path / "config")
+    env = training_env(tmp_path, server.url)
     with (tmp_path / "training.log").open("wb") as log:
         training = subprocess.Popen(
             [sys.executable, str(SCRIPT), str(marker), "1000000", name, "close", sender],
@@ -107,9 +104,7 @@ def test_a_process_that_exits_without_closing_its_run_flushes_then_says_what_is_
     tmp_path: Path, server: ServerProcess
 ) -> None:
     marker = tmp_path / "marker"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
-    env.update(TALLY_API_KEY=KEY, TALLY_BASE_URL=server.url, TALLY_SPOOL_DIR=str(tmp_path / "spool"))
-    env.update(TALLY_FLUSH_TIMEOUT="1", TALLY_CONFIG_DIR=str(tmp_path / "config"))
+    env = training_env(tmp_path, server.url) | {"TALLY_FLUSH_TIMEOUT": "1"}
     name = unique("exit")
     # The server is down for the whole run: nothing can be stored before the exit.
     done = subprocess.run(

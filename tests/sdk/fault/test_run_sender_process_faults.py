@@ -22,7 +22,7 @@ from tally.run._spool import SpoolLock
 from tally_server import RunningServer
 
 from ..conftest import unique
-from .conftest import ServerProcess
+from .conftest import ServerProcess, training_env
 from .test_run_faults import assert_stored_once, client_for, kill_training_at_random, log_steps
 
 pytestmark = pytest.mark.integration
@@ -189,12 +189,9 @@ def test_a_fork_of_the_training_process_never_starts_a_sender_process_of_its_own
     the watcher's hold on the child's `waitpid` lock, and see it running; `revive`'s check of the process covers
     a fork made in the moment between two children. In a process of its own: this one may hold libraries that
     refuse a fork, such as JAX after the Keras tests.)"""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
-    env.update(TALLY_API_KEY=live_server.api_key, TALLY_BASE_URL=live_server.url)
-    env["TALLY_SPOOL_DIR"] = str(tmp_path / "spool")
     done = subprocess.run(
         [sys.executable, "-c", FORKING_SCRIPT, unique("forked")],
-        env=env,
+        env=training_env(tmp_path, live_server.url, live_server.api_key),
         capture_output=True,
         text=True,
         timeout=120,
