@@ -207,9 +207,6 @@ class SenderProcess:
     def pid(self) -> int:
         return self._process.pid
 
-    def alive(self) -> bool:
-        return self._process.poll() is None
-
     def revive(self) -> bool:
         """True while a child runs. One that ended unasked before the run's end is started again first, at most
         `RESTARTS` times a run: what it had not stored is still in the spool, and the next child goes on from the
